@@ -1,0 +1,167 @@
+// Package tarindex indexes a tar archive once and serves its members as sections of the
+// underlying file, so archives are read with random access and never extracted. Member names
+// are normalized and checked: absolute names, ".." components, sparse files, duplicate names
+// and links that leave the archive are errors.
+package tarindex
+
+import (
+	"archive/tar"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/pkg/errors"
+)
+
+// ErrUnsafePath is returned (wrapped, naming the member) for absolute or escaping names and links.
+var ErrUnsafePath = errors.New("unsafe path in archive")
+
+// ErrDuplicateEntry is returned (wrapped) when two members have the same name.
+var ErrDuplicateEntry = errors.New("duplicate entry in archive")
+
+const maxLinkHops = 16
+
+// Entry is one member of the archive.
+type Entry struct {
+	Name     string // normalized: relative, slash-separated, no "./" prefix
+	Typeflag byte
+	Linkname string // normalized target for symlinks and hard links
+	Offset   int64  // where the content starts in the archive
+	Size     int64
+}
+
+// Index maps member names to their location in the archive.
+type Index struct {
+	ra      io.ReaderAt
+	entries map[string]*Entry
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Clean normalizes a member name or returns ErrUnsafePath.
+func Clean(name string) (string, error) {
+	n := strings.TrimPrefix(name, "./")
+	if n == "" || strings.HasPrefix(n, "/") {
+		return "", errors.Wrapf(ErrUnsafePath, "%q", name)
+	}
+	for _, part := range strings.Split(n, "/") {
+		if part == ".." {
+			return "", errors.Wrapf(ErrUnsafePath, "%q", name)
+		}
+	}
+	c := path.Clean(n)
+	if c == "." {
+		return "", errors.Wrapf(ErrUnsafePath, "%q", name)
+	}
+	return c, nil
+}
+
+// Build reads every header of the tar in ra (size bytes) and returns the index.
+func Build(ra io.ReaderAt, size int64) (*Index, error) {
+	cr := &countingReader{r: io.NewSectionReader(ra, 0, size)}
+	tr := tar.NewReader(cr)
+	ix := &Index{ra: ra, entries: map[string]*Entry{}}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, errors.Wrap(err, "reading tar header")
+		}
+		if err := ix.add(hdr, cr.n, size); err != nil {
+			return nil, err
+		}
+	}
+	return ix, nil
+}
+
+func (ix *Index) add(hdr *tar.Header, offset, total int64) error {
+	if hdr.Typeflag == tar.TypeDir {
+		return nil
+	}
+	name, err := Clean(hdr.Name)
+	if err != nil {
+		return err
+	}
+	e := &Entry{Name: name, Typeflag: hdr.Typeflag, Offset: offset, Size: hdr.Size}
+	switch hdr.Typeflag {
+	case tar.TypeReg, '\x00': // '\x00' is the pre-POSIX regular file
+	case tar.TypeSymlink:
+		target := hdr.Linkname
+		if !strings.HasPrefix(target, "/") {
+			target = path.Join(path.Dir(name), target)
+		}
+		if e.Linkname, err = Clean(target); err != nil {
+			return errors.Wrapf(ErrUnsafePath, "symlink %q points outside the archive (%q)", name, hdr.Linkname)
+		}
+		e.Size = 0
+	case tar.TypeLink:
+		if e.Linkname, err = Clean(hdr.Linkname); err != nil {
+			return errors.Wrapf(ErrUnsafePath, "hard link %q points outside the archive (%q)", name, hdr.Linkname)
+		}
+		e.Size = 0
+	case tar.TypeGNUSparse:
+		return errors.Errorf("sparse member %q in archive is not supported", name)
+	default:
+		return nil // devices, fifos and the like are never image content
+	}
+	if offset+e.Size > total {
+		return errors.Wrapf(io.ErrUnexpectedEOF, "archive truncated in member %q", name)
+	}
+	if _, dup := ix.entries[name]; dup {
+		return errors.Wrapf(ErrDuplicateEntry, "%q", name)
+	}
+	ix.entries[name] = e
+	return nil
+}
+
+// Lookup returns the regular-file entry for name, following symlinks and hard links inside
+// the archive. A missing member is fs.ErrNotExist (wrapped).
+func (ix *Index) Lookup(name string) (*Entry, error) {
+	n, err := Clean(name)
+	if err != nil {
+		return nil, err
+	}
+	for hops := 0; hops <= maxLinkHops; hops++ {
+		e, ok := ix.entries[n]
+		if !ok {
+			return nil, errors.Wrapf(fs.ErrNotExist, "%q not found in archive", name)
+		}
+		if e.Typeflag != tar.TypeSymlink && e.Typeflag != tar.TypeLink {
+			return e, nil
+		}
+		n = e.Linkname
+	}
+	return nil, errors.Errorf("too many levels of links resolving %q in archive", name)
+}
+
+// Open returns the content of the member name as a section of the archive.
+func (ix *Index) Open(name string) (*io.SectionReader, error) {
+	e, err := ix.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return io.NewSectionReader(ix.ra, e.Offset, e.Size), nil
+}
+
+// Names returns all member names (not directories), sorted.
+func (ix *Index) Names() []string {
+	names := make([]string, 0, len(ix.entries))
+	for n := range ix.entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,16 @@
+// Package types holds the interfaces and value types that every imgcopy package meets at:
+// image references and transports, image sources and destinations, blob descriptors, the
+// blob-info cache, the system context (credentials, TLS, platform choices) and the typed
+// errors. It imports nothing from this module.
+//
+// A copy always follows the same call order on a destination, written once here:
+//
+//  1. Properties, any number of times.
+//  2. For every blob (config and layers, in any order and, when Properties().ConcurrentBlobs
+//     is true, concurrently): TryReusingBlob, then PutBlob if the blob was not reused.
+//  3. PutManifest for every per-instance manifest of a multi-platform image
+//     (instance != nil), then PutManifest for the top-level manifest (instance == nil).
+//  4. Commit.
+//  5. Close, always, also after a failed or missing Commit. Nothing written by steps 2–3 may
+//     become visible under a name (tag, index entry, archive path) before Commit succeeds.
+package types

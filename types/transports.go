@@ -1,0 +1,67 @@
+package types
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/pkg/errors"
+)
+
+// ErrUnknownTransport is returned (wrapped, listing the known transports) when an image name
+// has no known "transport:" prefix.
+var ErrUnknownTransport = errors.New("unknown transport")
+
+// TransportList is an explicit list of transports; there is no global registry.
+type TransportList []ImageTransport
+
+// NewTransportList returns a TransportList, or an error when two transports share a name.
+func NewTransportList(transports ...ImageTransport) (TransportList, error) {
+	seen := map[string]bool{}
+	for _, t := range transports {
+		if seen[t.Name()] {
+			return nil, errors.Errorf("two transports are named %q", t.Name())
+		}
+		seen[t.Name()] = true
+	}
+	return TransportList(transports), nil
+}
+
+// Get returns the transport called name, or nil.
+func (l TransportList) Get(name string) ImageTransport {
+	for _, t := range l {
+		if t.Name() == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// Names returns the sorted transport names.
+func (l TransportList) Names() []string {
+	names := make([]string, 0, len(l))
+	for _, t := range l {
+		names = append(names, t.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ParseImageName parses "transport:reference", e.g. "docker://busybox:latest" or
+// "oci:/tmp/layout:v1".
+func (l TransportList) ParseImageName(imgName string) (ImageReference, error) {
+	name, rest, ok := strings.Cut(imgName, ":")
+	if !ok {
+		return nil, errors.Wrapf(ErrUnknownTransport, "invalid image name %q: expected TRANSPORT:REFERENCE, known transports: %s",
+			imgName, strings.Join(l.Names(), ", "))
+	}
+	t := l.Get(name)
+	if t == nil {
+		return nil, errors.Wrapf(ErrUnknownTransport, "transport %q in %q (known transports: %s)",
+			name, imgName, strings.Join(l.Names(), ", "))
+	}
+	ref, err := t.ParseReference(rest)
+	if err != nil {
+		return nil, errors.Wrapf(err, "parsing %s reference %q", name, rest)
+	}
+	return ref, nil
+}

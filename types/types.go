@@ -1,0 +1,189 @@
+package types
+
+import (
+	"context"
+	"io"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// ImageTransport is a way to reach images: a registry, an archive format or a directory layout.
+type ImageTransport interface {
+	// Name returns the transport prefix, e.g. "docker" or "oci-archive".
+	Name() string
+	// ParseReference parses the part of an image name after "NAME:".
+	ParseReference(ref string) (ImageReference, error)
+}
+
+// ImageReference names one image (or one multi-platform index) within a transport.
+// References are values: parsing one never touches disk or network.
+type ImageReference interface {
+	Transport() ImageTransport
+	// StringWithinTransport returns the reference as the user would type it after "NAME:";
+	// ParseReference of it yields an equivalent reference.
+	StringWithinTransport() string
+	// DockerReference returns the registry-style name the image carries (a tag or digest
+	// in the reference, a RepoTag in an archive), or nil when it has none.
+	DockerReference() reference.Named
+	// NewImageSource opens the image for reading. The caller must Close it.
+	NewImageSource(ctx context.Context, sys *SystemContext) (ImageSource, error)
+	// NewImageDestination opens the image for writing. The caller must Close it.
+	NewImageDestination(ctx context.Context, sys *SystemContext) (ImageDestination, error)
+}
+
+// ImageDeleter is implemented by references whose images can be deleted (a registry
+// manifest, a name in an OCI layout with garbage collection of unreferenced blobs).
+type ImageDeleter interface {
+	DeleteImage(ctx context.Context, sys *SystemContext) error
+}
+
+// TagLister is implemented by references whose storage can list the tags (names) it holds.
+type TagLister interface {
+	ListTags(ctx context.Context, sys *SystemContext) ([]string, error)
+}
+
+// ImageName renders a reference as "transport:reference", the form users type and the form
+// used in error messages.
+func ImageName(ref ImageReference) string {
+	if ref == nil {
+		return "<nil reference>"
+	}
+	return ref.Transport().Name() + ":" + ref.StringWithinTransport()
+}
+
+// BlobInfo describes a blob. Size -1 means unknown; 0 is a real, empty blob.
+// It never carries instructions about what to do with the blob.
+type BlobInfo struct {
+	Digest      digest.Digest
+	Size        int64
+	MediaType   string
+	URLs        []string
+	Annotations map[string]string
+}
+
+// SourceProperties are facts about an ImageSource that stay fixed while it is open.
+type SourceProperties struct {
+	// ConcurrentBlobs is true when GetBlob may be called from several goroutines at once.
+	ConcurrentBlobs bool
+}
+
+// GetBlobOptions are the optional arguments of ImageSource.GetBlob.
+type GetBlobOptions struct {
+	Cache BlobInfoCache // may be nil
+}
+
+// ImageSource reads one image (and, for an index, its instances).
+//
+// GetBlob returns a stream and its size (-1 when unknown); the caller closes the stream.
+// A source does not need to verify what it serves: the copy engine checks every blob's
+// digest and size as it streams. A missing blob is reported as ErrBlobNotFound (wrapped),
+// a missing image or instance as ErrManifestNotFound (wrapped).
+type ImageSource interface {
+	Reference() ImageReference
+	Properties() SourceProperties
+	// GetManifest returns the manifest bytes and MIME type ("" when unknown). With instance
+	// nil it returns the top-level manifest (possibly an index); otherwise the manifest with
+	// that digest, which must be one the top-level index refers to (directly or nested).
+	GetManifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error)
+	GetBlob(ctx context.Context, info BlobInfo, opts GetBlobOptions) (io.ReadCloser, int64, error)
+	Close() error
+}
+
+// LayerCompression says what a destination wants done with layer compression.
+type LayerCompression int
+
+const (
+	// PreserveOriginal stores layers as they come.
+	PreserveOriginal LayerCompression = iota
+	// Decompress stores uncompressed layers (e.g. a classic docker-archive).
+	Decompress
+	// Compress stores compressed layers.
+	Compress
+)
+
+// DestinationProperties are facts about an ImageDestination that stay fixed while it is open.
+type DestinationProperties struct {
+	// SupportedManifestMIMETypes lists the manifest types the destination can store, best
+	// first; nil means any type, so copies never need to convert.
+	SupportedManifestMIMETypes []string
+	// AcceptsIndex is true when the destination can store a multi-platform index together
+	// with its instances.
+	AcceptsIndex bool
+	// PrefersSinglePlatform is true when, unless told otherwise, a multi-platform source
+	// should be reduced to the running platform's image (as `docker save` does).
+	PrefersSinglePlatform bool
+	// DesiredLayerCompression says whether layers must be decompressed or compressed.
+	DesiredLayerCompression LayerCompression
+	// AcceptsForeignLayerURLs is true when foreign layers (with URLs) may be stored by reference.
+	AcceptsForeignLayerURLs bool
+	// ConcurrentBlobs is true when TryReusingBlob and PutBlob may be called concurrently.
+	ConcurrentBlobs bool
+}
+
+// ReuseOptions are the optional arguments of ImageDestination.TryReusingBlob.
+type ReuseOptions struct {
+	Cache BlobInfoCache // may be nil
+	// CanSubstitute allows reusing a blob with different bytes for the same content
+	// (another compression), which changes the layer digest in the written manifest.
+	CanSubstitute bool
+	// SourceReference is the image being copied, so that the destination can look for the
+	// blob in a sibling repository (cross-repository mount). May be nil.
+	SourceReference ImageReference
+}
+
+// ReusedBlob is the result of a successful TryReusingBlob.
+type ReusedBlob struct {
+	// Info describes the blob as the destination holds it (it differs from the request only
+	// when CanSubstitute allowed a substitution).
+	Info BlobInfo
+	// MountedFrom names where the blob was mounted or copied from inside the destination's
+	// storage (e.g. another repository); empty when it was already present.
+	MountedFrom string
+}
+
+// PutBlobOptions are the optional arguments of ImageDestination.PutBlob.
+type PutBlobOptions struct {
+	Cache BlobInfoCache // may be nil
+	// IsConfig is true for the image config blob.
+	IsConfig bool
+	// LayerIndex is the position of the layer in the manifest, or -1 for configs.
+	LayerIndex int
+}
+
+// CommitOptions are the optional arguments of ImageDestination.Commit.
+type CommitOptions struct {
+	// SourceReference is the image that was copied; a destination without a name of its own
+	// may take the name from it (e.g. the RepoTags of a docker-archive). May be nil.
+	SourceReference ImageReference
+}
+
+// ImageDestination writes one image (and, for an index, its instances). The call order is
+// described in the package documentation.
+//
+// PutBlob reads r to EOF. info.Size may be -1 (unknown) and info.Digest may be empty; the
+// destination hashes what it writes and, when a digest was given, checks it (and the size,
+// when known) before the blob becomes visible, returning ErrDigestMismatch (wrapped) on a
+// mismatch. A PutBlob that fails for any reason, including a failing stream or a cancelled
+// context, leaves nothing under the blob's final name. It returns the blob as stored.
+//
+// TryReusingBlob reports whether the destination already has the blob (or can get it without
+// a transfer, e.g. by a cross-repository mount); an error means the reuse check itself failed
+// in a way the copy should not ignore.
+//
+// PutManifest stores a manifest: with instance nil the top-level one, otherwise the instance
+// with that digest. It returns ManifestTypeRejectedError when this destination refuses the
+// MIME type but might accept a different one.
+type ImageDestination interface {
+	Reference() ImageReference
+	Properties() DestinationProperties
+	TryReusingBlob(ctx context.Context, info BlobInfo, opts ReuseOptions) (ReusedBlob, bool, error)
+	PutBlob(ctx context.Context, r io.Reader, info BlobInfo, opts PutBlobOptions) (BlobInfo, error)
+	PutManifest(ctx context.Context, body []byte, mimeType string, instance *digest.Digest) error
+	Commit(ctx context.Context, opts CommitOptions) error
+	Close() error
+}
+
+// Platform is an OCI platform (os, architecture, variant, os.version, os.features).
+type Platform = imgspecv1.Platform
