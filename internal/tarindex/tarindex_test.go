@@ -1,0 +1,161 @@
+package tarindex
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/pkg/errors"
+)
+
+type member struct {
+	name, link, content string
+	typ                 byte
+}
+
+func buildTar(t testing.TB, members []member) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, m := range members {
+		typ := m.typ
+		if typ == 0 {
+			typ = tar.TypeReg
+		}
+		hdr := &tar.Header{Name: m.name, Linkname: m.link, Typeflag: typ, Mode: 0o644, Format: tar.FormatPAX}
+		if typ == tar.TypeReg {
+			hdr.Size = int64(len(m.content))
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(tw, m.content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestBuildAndOpen(t *testing.T) {
+	long := strings.Repeat("d/", 80) + "deep.tar" // needs a PAX long name
+	data := buildTar(t, []member{
+		{name: "./manifest.json", content: `[{"Config":"c.json"}]`},
+		{name: "blobs/", typ: tar.TypeDir},
+		{name: "blobs/sha256/aaaa", content: "layer-bytes"},
+		{name: "abc/layer.tar", typ: tar.TypeSymlink, link: "../blobs/sha256/aaaa"},
+		{name: "hard", typ: tar.TypeLink, link: "blobs/sha256/aaaa"},
+		{name: long, content: "deep"},
+		{name: "empty", content: ""},
+	})
+	ix, err := Build(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ name, want string }{
+		{"manifest.json", `[{"Config":"c.json"}]`},
+		{"./blobs/sha256/aaaa", "layer-bytes"},
+		{"abc/layer.tar", "layer-bytes"},
+		{"hard", "layer-bytes"},
+		{long, "deep"},
+		{"empty", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sr, err := ix.Open(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(sr)
+			if string(got) != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if _, err := ix.Open("missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing member: got %v, want fs.ErrNotExist", err)
+	}
+	if n := len(ix.Names()); n != 6 {
+		t.Errorf("Names() has %d entries, want 6: %v", n, ix.Names())
+	}
+}
+
+func TestBuildRejectsHostileArchives(t *testing.T) {
+	cases := []struct {
+		name    string
+		members []member
+		wantErr error
+		wantMsg string
+	}{
+		{name: "dotdot", members: []member{{name: "../evil", content: "x"}}, wantErr: ErrUnsafePath},
+		{name: "dotdot inside", members: []member{{name: "a/../../evil", content: "x"}}, wantErr: ErrUnsafePath},
+		{name: "absolute", members: []member{{name: "/etc/passwd", content: "x"}}, wantErr: ErrUnsafePath},
+		{name: "symlink escapes", members: []member{{name: "l", typ: tar.TypeSymlink, link: "../../etc/passwd"}}, wantErr: ErrUnsafePath, wantMsg: "points outside"},
+		{name: "absolute symlink", members: []member{{name: "l", typ: tar.TypeSymlink, link: "/etc/passwd"}}, wantErr: ErrUnsafePath},
+		{name: "hardlink escapes", members: []member{{name: "l", typ: tar.TypeLink, link: "../x"}}, wantErr: ErrUnsafePath},
+		{name: "duplicate", members: []member{{name: "a", content: "1"}, {name: "./a", content: "2"}}, wantErr: ErrDuplicateEntry},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			data := buildTar(t, tc.members)
+			_, err := Build(bytes.NewReader(data), int64(len(data)))
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("got %v, want %v", err, tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("error %q does not contain %q", err, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestBuildTruncated(t *testing.T) {
+	data := buildTar(t, []member{{name: "big", content: strings.Repeat("x", 4096)}})
+	cut := data[:512+100] // header plus part of the content
+	_, err := Build(bytes.NewReader(cut), int64(len(cut)))
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+func TestLookupLinkLoop(t *testing.T) {
+	data := buildTar(t, []member{
+		{name: "a", typ: tar.TypeSymlink, link: "b"},
+		{name: "b", typ: tar.TypeSymlink, link: "a"},
+	})
+	ix, err := Build(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.Open("a"); err == nil || !strings.Contains(err.Error(), "too many levels of links") {
+		t.Fatalf("got %v, want link loop error", err)
+	}
+}
+
+func FuzzBuild(f *testing.F) {
+	f.Add(buildTar(f, []member{{name: "manifest.json", content: "[]"}, {name: "l", typ: tar.TypeSymlink, link: "manifest.json"}}))
+	f.Add(buildTar(f, []member{{name: "../x", content: "1"}}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ix, err := Build(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		for _, n := range ix.Names() {
+			sr, err := ix.Open(n)
+			if err != nil {
+				continue
+			}
+			if sr.Size() > int64(len(data)) {
+				t.Fatalf("member %q larger than the archive", n)
+			}
+			_, _ = io.Copy(io.Discard, sr)
+		}
+	})
+}
