@@ -1,0 +1,30 @@
+// Package manifest parses, validates, digests, converts and serializes image manifests:
+// Docker schema1 (signed and unsigned), Docker schema2, Docker manifest lists, OCI image
+// manifests (including artifactType, subject and annotations) and OCI indexes (including
+// nested indexes). It also matches platforms for choosing an image from an index.
+//
+// Single-image manifests implement Manifest and indexes implement Index; FromBlob and
+// IndexFromBlob pick the concrete type (Schema1, Schema2, OCI1, Schema2List, OCI1Index) from
+// the MIME type or, when it is unknown, from the content (GuessMIMEType). A parsed value
+// remembers its bytes: Serialize returns them unchanged as long as the value is unchanged,
+// so digests survive a parse/serialize round trip. Values built by hand (as docker-archive
+// does) serialize to compact JSON.
+//
+// Parsing is strict where ambiguity could be abused: a document must not carry the fields of
+// another format (config/layers vs manifests vs fsLayers/history), descriptors need a media
+// type, a valid digest and a non-negative size, and a signed schema1 manifest's signed
+// payload must say the same as the document, because the digest (Digest) covers only the
+// payload. Inputs over 4 MiB (iolimits.MaxManifestBodySize) are refused; callers read them
+// with iolimits.ReadAtMost, so nothing larger is ever held in memory.
+//
+// Update and UpdateIndex never modify their input. They convert between formats
+// (schema2 <-> OCI, schema1 -> schema2/OCI, list <-> index) and apply the copy engine's edits
+// (new layer digests, another compression). When the target format cannot express something
+// the source says (zstd layers, artifacts, subject), they fail with ErrConversionLoss rather
+// than drop it; annotations, which schema2 and lists cannot hold and which no consumer of
+// those formats relies on, are dropped with a debug log. Every result is re-parsed, so it is
+// valid by the same rules as input.
+//
+// Errors wrap the sentinels ErrInvalidManifest, ErrUnsupportedMIMEType and ErrConversionLoss
+// (and iolimits.ErrTooLarge) with detail; test them with errors.Is.
+package manifest
