@@ -6,6 +6,7 @@ package tarindex
 
 import (
 	"archive/tar"
+	"bytes"
 	"io"
 	"io/fs"
 	"path"
@@ -67,7 +68,10 @@ func Clean(name string) (string, error) {
 	return c, nil
 }
 
-// Build reads every header of the tar in ra (size bytes) and returns the index.
+// Build reads every header of the tar in ra (size bytes) and returns the index. A regular
+// member that repeats an earlier one with the same size and content is accepted (crane writes
+// a config shared by several images once per image) and the first copy is kept; differing
+// duplicates are ErrDuplicateEntry.
 func Build(ra io.ReaderAt, size int64) (*Index, error) {
 	cr := &countingReader{r: io.NewSectionReader(ra, 0, size)}
 	tr := tar.NewReader(cr)
@@ -120,7 +124,10 @@ func (ix *Index) add(hdr *tar.Header, offset, total int64) error {
 	if offset+e.Size > total {
 		return errors.Wrapf(io.ErrUnexpectedEOF, "archive truncated in member %q", name)
 	}
-	if _, dup := ix.entries[name]; dup {
+	if prev, dup := ix.entries[name]; dup {
+		if ix.identical(prev, e) {
+			return nil
+		}
 		return errors.Wrapf(ErrDuplicateEntry, "%q", name)
 	}
 	ix.entries[name] = e
@@ -164,4 +171,24 @@ func (ix *Index) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// identical reports whether two regular members have the same size and content.
+func (ix *Index) identical(a, b *Entry) bool {
+	regular := func(e *Entry) bool { return e.Typeflag == tar.TypeReg || e.Typeflag == '\x00' }
+	if !regular(a) || !regular(b) || a.Size != b.Size {
+		return false
+	}
+	ra, rb := io.NewSectionReader(ix.ra, a.Offset, a.Size), io.NewSectionReader(ix.ra, b.Offset, b.Size)
+	bufA, bufB := make([]byte, 32<<10), make([]byte, 32<<10)
+	for {
+		na, errA := io.ReadFull(ra, bufA)
+		nb, errB := io.ReadFull(rb, bufB)
+		if na != nb || !bytes.Equal(bufA[:na], bufB[:nb]) {
+			return false
+		}
+		if errA != nil || errB != nil {
+			return (errA == io.EOF || errA == io.ErrUnexpectedEOF) && (errB == io.EOF || errB == io.ErrUnexpectedEOF)
+		}
+	}
 }

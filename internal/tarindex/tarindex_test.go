@@ -115,6 +115,17 @@ func TestBuildRejectsHostileArchives(t *testing.T) {
 	}
 }
 
+func TestBuildAcceptsIdenticalDuplicates(t *testing.T) {
+	data := buildTar(t, []member{{name: "c.json", content: "{}"}, {name: "./c.json", content: "{}"}, {name: "x", content: "1"}})
+	ix, err := Build(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.Names(); len(got) != 2 {
+		t.Errorf("Names() = %v, want c.json and x once each", got)
+	}
+}
+
 func TestBuildTruncated(t *testing.T) {
 	data := buildTar(t, []member{{name: "big", content: strings.Repeat("x", 4096)}})
 	cut := data[:512+100] // header plus part of the content
