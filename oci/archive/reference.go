@@ -1,0 +1,91 @@
+package archive
+
+import (
+	"context"
+	"slices"
+
+	dockerref "github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/oci/layout"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+var _ types.ImageReference = reference{}
+
+// reference is an oci-archive: reference: a tar path and an image name or manifest digest.
+type reference struct {
+	path   string
+	name   string
+	digest digest.Digest
+}
+
+func errNoColon(path string) error {
+	return errors.Errorf("oci-archive path %q must not contain \":\"", path)
+}
+
+// Transport implements types.ImageReference.
+func (r reference) Transport() types.ImageTransport { return Transport }
+
+// StringWithinTransport implements types.ImageReference.
+func (r reference) StringWithinTransport() string {
+	switch {
+	case r.digest != "":
+		return r.path + "@" + r.digest.String()
+	case r.name != "":
+		return r.path + ":" + r.name
+	}
+	return r.path
+}
+
+// DockerReference implements types.ImageReference: the name when it is a full reference with
+// a tag, nil for a bare tag.
+func (r reference) DockerReference() dockerref.Named {
+	if r.name == "" {
+		return nil
+	}
+	named, err := dockerref.ParseNormalizedNamed(r.name)
+	if err != nil {
+		return nil
+	}
+	if _, ok := named.(dockerref.NamedTagged); !ok {
+		return nil
+	}
+	return named
+}
+
+// NewImageSource implements types.ImageReference.
+func (r reference) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
+	return newImageSource(r)
+}
+
+// NewImageDestination implements types.ImageReference.
+func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
+	if r.digest != "" {
+		return nil, errors.Errorf("writing to %s: a digest reference can only be read; use PATH:NAME", types.ImageName(r))
+	}
+	return newImageDestination(r)
+}
+
+var _ types.TagLister = reference{}
+
+// ListTags implements types.TagLister: the image names in the archive's index.json.
+func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
+	a, err := openArchive(r)
+	if err != nil {
+		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
+	}
+	defer a.Close()
+	idx, err := a.index(r.path)
+	if err != nil {
+		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
+	}
+	names := []string{}
+	for _, desc := range idx.Manifests {
+		if n := layout.RefName(desc); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}

@@ -1,0 +1,22 @@
+package archive
+
+import (
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/oci/layout"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// newImageSource indexes the archive and reads the layout inside it in place.
+func newImageSource(r reference) (types.ImageSource, error) {
+	a, err := openArchive(r)
+	if err != nil {
+		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
+	}
+	src, err := layout.NewImageSourceFS(r, tarFS{a.ix}, r.path, r.name, r.digest, a)
+	if err != nil {
+		a.Close()
+		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
+	}
+	return src, nil
+}

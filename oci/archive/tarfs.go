@@ -1,0 +1,97 @@
+package archive
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"time"
+
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/internal/tarindex"
+	"github.com/imgcopy/imgcopy/oci/layout"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// openedArchive is an archive file indexed once.
+type openedArchive struct {
+	f  *os.File
+	fi os.FileInfo
+	ix *tarindex.Index
+}
+
+// openArchive opens and indexes the tar at path. A missing file is types.ErrManifestNotFound.
+func openArchive(r reference) (*openedArchive, error) {
+	f, err := os.Open(r.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errors.Wrapf(types.ErrManifestNotFound, "archive %s does not exist", r.path)
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.Errorf("%s is not a regular file", r.path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	ix, err := tarindex.Build(f, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, errors.Wrapf(err, "indexing archive %s", r.path)
+	}
+	return &openedArchive{f: f, fi: fi, ix: ix}, nil
+}
+
+// Close closes the archive file.
+func (a *openedArchive) Close() error { return a.f.Close() }
+
+// index returns the archive's validated index.json.
+func (a *openedArchive) index(where string) (*imgspecv1.Index, error) {
+	return layout.ReadIndex(tarFS{a.ix}, where)
+}
+
+// tarFS serves the members of an indexed tar as an fs.FS, as sections of the archive.
+type tarFS struct {
+	ix *tarindex.Index
+}
+
+// Open implements fs.FS.
+func (t tarFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	sr, err := t.ix.Open(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return &tarFile{SectionReader: sr, name: path.Base(name)}, nil
+}
+
+// tarFile is one member opened through tarFS.
+type tarFile struct {
+	*io.SectionReader
+	name string
+}
+
+// Stat implements fs.File.
+func (f *tarFile) Stat() (fs.FileInfo, error) { return memberInfo{name: f.name, size: f.Size()}, nil }
+
+// Close implements fs.File; the archive itself is closed by its owner.
+func (f *tarFile) Close() error { return nil }
+
+type memberInfo struct {
+	name string
+	size int64
+}
+
+func (m memberInfo) Name() string       { return m.name }
+func (m memberInfo) Size() int64        { return m.size }
+func (m memberInfo) Mode() fs.FileMode  { return 0o444 }
+func (m memberInfo) ModTime() time.Time { return time.Time{} }
+func (m memberInfo) IsDir() bool        { return false }
+func (m memberInfo) Sys() any           { return nil }

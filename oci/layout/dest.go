@@ -1,0 +1,336 @@
+package layout
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/internal/atomicfile"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// stagingPrefix starts the name of a writer's private staging directory inside the layout.
+const stagingPrefix = ".imgcopy-staging-"
+
+var _ types.ImageDestination = (*destination)(nil)
+
+// destination adds or replaces one image in a layout. Blobs and manifests are verified into
+// a staging directory inside the layout (same file system, so publishing is a rename); Commit
+// takes the layout lock, moves them under blobs/, checks that everything the image references
+// is present and replaces index.json. Close removes the staging directory, so an aborted
+// write leaves no file behind.
+type destination struct {
+	ref        reference
+	root       *os.Root
+	staging    string // absolute path
+	createdDir bool
+
+	mu           sync.Mutex
+	staged       map[digest.Digest]int64
+	top          *imgspecv1.Descriptor
+	committed    bool
+	warnedDocker bool
+}
+
+func newImageDestination(r reference) (*destination, error) {
+	createdDir := false
+	if _, err := os.Stat(r.path); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(r.path, 0o755); err != nil {
+			return nil, errors.Wrapf(err, "creating layout directory for %s", types.ImageName(r))
+		}
+		createdDir = true
+	}
+	root, err := os.OpenRoot(r.path)
+	if err != nil {
+		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
+	}
+	if err := checkWritableLayout(root, r.path); err != nil {
+		root.Close()
+		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
+	}
+	staging, err := os.MkdirTemp(r.path, stagingPrefix)
+	if err != nil {
+		root.Close()
+		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
+	}
+	return &destination{ref: r, root: root, staging: staging, createdDir: createdDir, staged: map[digest.Digest]int64{}}, nil
+}
+
+// checkWritableLayout accepts an existing layout with a readable index.json, or a directory
+// holding nothing but what concurrent writers of a new layout create: staging directories,
+// the lock file and atomicfile's temporary files (".tmp-*").
+func checkWritableLayout(root *os.Root, where string) error {
+	fsys := root.FS()
+	if _, err := fs.Stat(fsys, LayoutFile); err == nil {
+		if err := checkLayoutVersion(fsys, where); err != nil {
+			return err
+		}
+		if _, err := fs.Stat(fsys, IndexFile); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		_, err := readIndexFile(fsys, where)
+		return err
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return errors.Wrapf(err, "reading %s", where)
+	}
+	for _, e := range entries {
+		if e.Name() != LockFile && !strings.HasPrefix(e.Name(), stagingPrefix) && !strings.HasPrefix(e.Name(), ".tmp-") {
+			return errors.Wrapf(ErrInvalidLayout, "%s is not empty and has no %s file; refusing to write an OCI layout into it", where, LayoutFile)
+		}
+	}
+	return nil
+}
+
+// Reference implements types.ImageDestination.
+func (d *destination) Reference() types.ImageReference { return d.ref }
+
+// Properties implements types.ImageDestination. A layout stores any manifest type as it is.
+func (d *destination) Properties() types.DestinationProperties {
+	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true}
+}
+
+func stagedName(dg digest.Digest) string {
+	return dg.Algorithm().String() + "-" + dg.Encoded()
+}
+
+// TryReusingBlob implements types.ImageDestination; it answers from the blobs in the layout
+// and those staged by this destination.
+func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
+	if info.Digest == "" {
+		return types.ReusedBlob{}, false, errors.New("checking for a blob with an unknown digest")
+	}
+	p, err := BlobPath(info.Digest)
+	if err != nil {
+		return types.ReusedBlob{}, false, err
+	}
+	d.mu.Lock()
+	size, ok := d.staged[info.Digest]
+	d.mu.Unlock()
+	if !ok {
+		fi, err := d.root.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return types.ReusedBlob{}, false, nil
+		}
+		if err != nil {
+			return types.ReusedBlob{}, false, errors.Wrapf(err, "checking for blob %s in %s", info.Digest, types.ImageName(d.ref))
+		}
+		if !fi.Mode().IsRegular() {
+			return types.ReusedBlob{}, false, nil
+		}
+		size = fi.Size()
+	}
+	if info.Size >= 0 && size != info.Size {
+		return types.ReusedBlob{}, false, nil // a damaged copy; PutBlob replaces it
+	}
+	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": size}).Debug("blob reused")
+	return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}}, true, nil
+}
+
+// PutBlob implements types.ImageDestination. The blob is verified into the staging directory
+// and published by Commit.
+func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
+	dg, size, err := atomicfile.WriteBlob(d.staging, ctxReader{ctx: ctx, r: r}, info.Digest, info.Size, func(dg digest.Digest) string {
+		return filepath.Join(d.staging, stagedName(dg))
+	})
+	if err != nil {
+		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
+	}
+	d.mu.Lock()
+	d.staged[dg] = size
+	d.mu.Unlock()
+	logrus.WithFields(logrus.Fields{"digest": dg, "size": size}).Debug("blob staged")
+	return types.BlobInfo{Digest: dg, Size: size, MediaType: info.MediaType}, nil
+}
+
+// PutManifest implements types.ImageDestination. Manifests are stored as blobs, byte for
+// byte; the top-level one becomes the image's index.json entry at Commit.
+func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType string, instance *digest.Digest) error {
+	dg := digest.FromBytes(body)
+	if instance != nil {
+		if err := instance.Validate(); err != nil {
+			return errors.Wrapf(err, "writing manifest to %s: invalid instance digest %q", types.ImageName(d.ref), *instance)
+		}
+		if dg = instance.Algorithm().FromBytes(body); dg != *instance {
+			return errors.Errorf("writing manifest %s to %s: the manifest's digest is %s", *instance, types.ImageName(d.ref), dg)
+		}
+	}
+	if err := atomicfile.WriteFile(filepath.Join(d.staging, stagedName(dg)), body, 0o644); err != nil {
+		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
+	}
+	if mimeType == "" {
+		mimeType = manifest.GuessMIMEType(body)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.staged[dg] = int64(len(body))
+	if instance == nil {
+		d.top = &imgspecv1.Descriptor{MediaType: mimeType, Digest: dg, Size: int64(len(body))}
+		if isDockerType(mimeType) && !d.warnedDocker {
+			d.warnedDocker = true
+			logrus.WithField("mediaType", mimeType).Warnf("storing a Docker-typed manifest in the OCI layout %s unchanged; some OCI-only tools (umoci, older skopeo) cannot use it, convert with --format oci if they must", d.ref.path)
+		}
+	}
+	return nil
+}
+
+func isDockerType(mimeType string) bool {
+	return strings.HasPrefix(mimeType, "application/vnd.docker.")
+}
+
+// Commit implements types.ImageDestination.
+func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.top == nil {
+		return errors.Errorf("committing %s: no manifest was written", types.ImageName(d.ref))
+	}
+	unlock, err := lockLayout(ctx, d.root, d.ref.path)
+	if err != nil {
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
+	defer unlock()
+	if err := d.publishBlobs(); err != nil {
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
+	if err := d.checkComplete(); err != nil {
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
+	if err := d.updateIndex(); err != nil {
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
+	d.committed = true
+	return nil
+}
+
+// publishBlobs writes oci-layout when missing and moves the staged blobs under blobs/; the
+// caller holds the layout lock.
+func (d *destination) publishBlobs() error {
+	if _, err := d.root.Stat(LayoutFile); errors.Is(err, fs.ErrNotExist) {
+		b, _ := json.Marshal(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
+		if err := atomicfile.WriteFile(filepath.Join(d.ref.path, LayoutFile), b, 0o644); err != nil {
+			return err
+		}
+	}
+	stagingName := filepath.Base(d.staging)
+	for dg, size := range d.staged {
+		p, _ := BlobPath(dg) // staged digests are valid
+		if fi, err := d.root.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == size {
+			continue // already present (another writer, or an earlier copy)
+		}
+		if err := d.root.MkdirAll(path.Dir(p), 0o755); err != nil {
+			return errors.Wrapf(err, "creating %s", path.Dir(p))
+		}
+		if err := d.root.Rename(path.Join(stagingName, stagedName(dg)), p); err != nil {
+			return errors.Wrapf(err, "publishing blob %s", dg)
+		}
+	}
+	return nil
+}
+
+// checkComplete verifies that every blob the new image references is in the layout, which
+// also catches a blob removed by a concurrent DeleteImage after TryReusingBlob found it.
+func (d *destination) checkComplete() error {
+	return walk(d.root.FS(), *d.top, d.ref.path, nil, func(desc imgspecv1.Descriptor) error {
+		p, err := BlobPath(desc.Digest)
+		if err != nil {
+			return err
+		}
+		if _, err := d.root.Stat(p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && len(desc.URLs) == 0 {
+				return errors.Wrapf(types.ErrBlobNotFound, "blob %s referenced by the image is missing from the layout", desc.Digest)
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return errors.Wrapf(err, "checking %s", p)
+			}
+		}
+		return nil
+	})
+}
+
+// updateIndex adds the image to index.json; the caller holds the layout lock.
+func (d *destination) updateIndex() error {
+	idx := EmptyIndex()
+	if _, err := d.root.Stat(IndexFile); err == nil {
+		if idx, err = readIndexFile(d.root.FS(), d.ref.path); err != nil {
+			return err
+		}
+	}
+	b, err := json.Marshal(UpdateIndex(idx, *d.top, d.ref.name))
+	if err != nil {
+		return errors.Wrap(err, "encoding index.json")
+	}
+	return atomicfile.WriteFile(filepath.Join(d.ref.path, IndexFile), b, 0o644)
+}
+
+// UpdateIndex returns a copy of idx with desc added as the image called name: it takes the
+// place of the first entry with that exact ref.name (other entries with it are dropped), or
+// is appended. With name "", desc likewise replaces the unnamed entries: oci:PATH names the
+// layout's default image. Other entries are kept unchanged.
+func UpdateIndex(idx *imgspecv1.Index, desc imgspecv1.Descriptor, name string) *imgspecv1.Index {
+	res := *idx
+	res.Manifests = make([]imgspecv1.Descriptor, 0, len(idx.Manifests)+1)
+	desc.Annotations = nil
+	if name != "" {
+		desc.Annotations = map[string]string{imgspecv1.AnnotationRefName: name}
+	}
+	placed := false
+	for _, e := range idx.Manifests {
+		if RefName(e) == name {
+			if !placed {
+				res.Manifests = append(res.Manifests, desc)
+				placed = true
+			}
+			continue
+		}
+		res.Manifests = append(res.Manifests, e)
+	}
+	if !placed {
+		res.Manifests = append(res.Manifests, desc)
+	}
+	return &res
+}
+
+// Close implements types.ImageDestination. It removes the staging directory, and the layout
+// directory when this destination created it and nothing was committed.
+func (d *destination) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := os.RemoveAll(d.staging)
+	if err != nil {
+		err = errors.Wrapf(err, "removing staging directory %s", d.staging)
+	}
+	if cerr := d.root.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if !d.committed && d.createdDir {
+		os.Remove(d.ref.path) // only succeeds when empty; another writer may be using it
+	}
+	return err
+}
+
+// ctxReader stops a blob stream once ctx is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

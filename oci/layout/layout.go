@@ -1,0 +1,249 @@
+package layout
+
+import (
+	"encoding/json"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecs "github.com/opencontainers/image-spec/specs-go"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// Names of the layout's fixed files.
+const (
+	// LayoutFile is the oci-layout marker file.
+	LayoutFile = imgspecv1.ImageLayoutFile
+	// IndexFile is the layout's top-level index.
+	IndexFile = "index.json"
+	// LockFile serializes writers of index.json (and blob garbage collection) in a directory layout.
+	LockFile = "index.json.lock"
+	blobsDir = imgspecv1.ImageBlobsDir
+	// containerdNameAnnotation is the full reference containerd and Docker write next to ref.name.
+	containerdNameAnnotation = "io.containerd.image.name"
+	// maxIndexDepth bounds the nesting of indexes inside indexes.
+	maxIndexDepth = 8
+)
+
+// ErrInvalidLayout is returned (wrapped, naming the file and the problem) when the content of
+// a layout is malformed or inconsistent: an unknown oci-layout version, a bad descriptor, a
+// blob that escapes the layout, an index nesting into itself.
+var ErrInvalidLayout = errors.New("invalid OCI layout")
+
+// BlobPath returns the slash-separated path of a blob inside a layout, after validating d so
+// that a hostile digest can never name a path outside blobs/.
+func BlobPath(d digest.Digest) (string, error) {
+	if err := d.Validate(); err != nil {
+		return "", errors.Wrapf(err, "invalid digest %q", d)
+	}
+	return path.Join(blobsDir, d.Algorithm().String(), d.Encoded()), nil
+}
+
+// checkLayoutVersion reads the oci-layout file and refuses versions other than 1.x.
+func checkLayoutVersion(fsys fs.FS, where string) error {
+	b, err := readSmall(fsys, LayoutFile, 64<<10)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errors.Wrapf(ErrInvalidLayout, "%s: missing %s file", where, LayoutFile)
+		}
+		return errors.Wrapf(err, "reading %s in %s", LayoutFile, where)
+	}
+	var l imgspecv1.ImageLayout
+	if err := json.Unmarshal(b, &l); err != nil {
+		return errors.Wrapf(ErrInvalidLayout, "%s in %s: %v", LayoutFile, where, err)
+	}
+	if !strings.HasPrefix(l.Version, "1.") {
+		return errors.Wrapf(ErrInvalidLayout, "%s in %s: unsupported imageLayoutVersion %q (want 1.x)", LayoutFile, where, l.Version)
+	}
+	return nil
+}
+
+func readSmall(fsys fs.FS, name string, limit int) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return iolimits.ReadAtMost(f, limit)
+}
+
+// ReadIndex checks the oci-layout file in fsys and returns the validated index.json; where
+// names the layout in errors.
+func ReadIndex(fsys fs.FS, where string) (*imgspecv1.Index, error) {
+	if err := checkLayoutVersion(fsys, where); err != nil {
+		return nil, err
+	}
+	return readIndexFile(fsys, where)
+}
+
+// readIndexFile reads and validates index.json.
+func readIndexFile(fsys fs.FS, where string) (*imgspecv1.Index, error) {
+	b, err := readSmall(fsys, IndexFile, iolimits.MaxIndexFileSize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errors.Wrapf(ErrInvalidLayout, "%s: missing %s file", where, IndexFile)
+		}
+		return nil, errors.Wrapf(err, "reading %s in %s", IndexFile, where)
+	}
+	return ParseIndex(b, IndexFile+" in "+where)
+}
+
+// ParseIndex parses and validates index.json content; where names it in errors. Every
+// descriptor must have a valid digest of a known algorithm and a non-negative size.
+func ParseIndex(b []byte, where string) (*imgspecv1.Index, error) {
+	var idx imgspecv1.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, errors.Wrapf(ErrInvalidLayout, "%s: %v", where, err)
+	}
+	if idx.SchemaVersion != 2 {
+		return nil, errors.Wrapf(ErrInvalidLayout, "%s: schemaVersion %d, want 2", where, idx.SchemaVersion)
+	}
+	for i, desc := range idx.Manifests {
+		if err := checkDescriptor(desc); err != nil {
+			return nil, errors.Wrapf(ErrInvalidLayout, "%s: manifests[%d]: %v", where, i, err)
+		}
+	}
+	return &idx, nil
+}
+
+// checkDescriptor validates the fields a layout needs from a descriptor.
+func checkDescriptor(desc imgspecv1.Descriptor) error {
+	if err := desc.Digest.Validate(); err != nil {
+		return errors.Wrapf(err, "invalid digest %q", desc.Digest)
+	}
+	if desc.Size < 0 {
+		return errors.Errorf("descriptor %s has negative size %d", desc.Digest, desc.Size)
+	}
+	return nil
+}
+
+// EmptyIndex returns the index.json of a new layout.
+func EmptyIndex() *imgspecv1.Index {
+	return &imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex, Manifests: []imgspecv1.Descriptor{}}
+}
+
+// readManifestBlob reads a manifest or index blob and checks it against its descriptor.
+func readManifestBlob(fsys fs.FS, desc imgspecv1.Descriptor, where string) ([]byte, error) {
+	p, err := BlobPath(desc.Digest)
+	if err != nil {
+		return nil, errors.Wrapf(ErrInvalidLayout, "%s: %v", where, err)
+	}
+	b, err := readSmall(fsys, p, iolimits.MaxManifestBodySize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errors.Wrapf(types.ErrManifestNotFound, "%s: manifest %s: %s is missing", where, desc.Digest, p)
+		}
+		return nil, errors.Wrapf(err, "%s: reading %s", where, p)
+	}
+	actual := desc.Digest.Algorithm().FromBytes(b)
+	if actual != desc.Digest || int64(len(b)) != desc.Size {
+		return nil, errors.Wrapf(types.DigestMismatchError{Expected: desc.Digest.String(), Actual: actual.String(), ExpectedSize: desc.Size, ActualSize: int64(len(b))},
+			"%s: %s does not match its descriptor", where, p)
+	}
+	return b, nil
+}
+
+// parsedManifest is the union of the fields that reference other blobs in every manifest
+// format a layout may hold; it is deliberately lenient, as it only finds references.
+type parsedManifest struct {
+	MediaType string                 `json:"mediaType"`
+	Config    *imgspecv1.Descriptor  `json:"config"`
+	Layers    []imgspecv1.Descriptor `json:"layers"`
+	Manifests []imgspecv1.Descriptor `json:"manifests"`
+	Subject   *imgspecv1.Descriptor  `json:"subject"`
+	FSLayers  []struct {
+		BlobSum digest.Digest `json:"blobSum"`
+	} `json:"fsLayers"`
+}
+
+// mimeTypeOf returns the descriptor's media type, or the guessed type of the content.
+func mimeTypeOf(desc imgspecv1.Descriptor, b []byte) string {
+	if desc.MediaType != "" {
+		return desc.MediaType
+	}
+	return manifest.GuessMIMEType(b)
+}
+
+// isManifestType reports whether blobs of mediaType reference other blobs.
+func isManifestType(mediaType string) bool {
+	switch mediaType {
+	case imgspecv1.MediaTypeImageManifest, imgspecv1.MediaTypeImageIndex,
+		manifest.DockerV2Schema2MediaType, manifest.DockerV2ListMediaType,
+		manifest.DockerV2Schema1MediaType, manifest.DockerV2Schema1SignedMediaType:
+		return true
+	}
+	return false
+}
+
+// children returns what a manifest or index references: the manifests of an index (to be
+// walked) and the config and layers of an image (plain blobs).
+func children(b []byte, where string) (manifests, blobs []imgspecv1.Descriptor, err error) {
+	var m parsedManifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, nil, errors.Wrapf(ErrInvalidLayout, "%s: %v", where, err)
+	}
+	if m.Config != nil {
+		blobs = append(blobs, *m.Config)
+	}
+	blobs = append(blobs, m.Layers...)
+	for i, c := range append(append([]imgspecv1.Descriptor{}, m.Manifests...), blobs...) {
+		if err := checkDescriptor(c); err != nil {
+			return nil, nil, errors.Wrapf(ErrInvalidLayout, "%s: reference %d: %v", where, i, err)
+		}
+	}
+	for _, l := range m.FSLayers { // schema1: digests only
+		if err := l.BlobSum.Validate(); err != nil {
+			return nil, nil, errors.Wrapf(ErrInvalidLayout, "%s: fsLayers: invalid digest %q: %v", where, l.BlobSum, err)
+		}
+		blobs = append(blobs, imgspecv1.Descriptor{Digest: l.BlobSum, Size: -1})
+	}
+	return m.Manifests, blobs, nil
+}
+
+// walk calls visit for desc and, through manifests and nested indexes, for every descriptor
+// it references (config and layers are visited, not read). ancestors holds the digests of
+// the indexes above desc, so an index that nests into itself is an error, not a loop.
+func walk(fsys fs.FS, desc imgspecv1.Descriptor, where string, ancestors []digest.Digest, visit func(imgspecv1.Descriptor) error) error {
+	if err := visit(desc); err != nil {
+		return err
+	}
+	if desc.MediaType != "" && !isManifestType(desc.MediaType) {
+		return nil // an artifact or other opaque blob at the top level
+	}
+	if slices.Contains(ancestors, desc.Digest) {
+		return errors.Wrapf(ErrInvalidLayout, "%s: index %s nests into itself", where, desc.Digest)
+	}
+	if len(ancestors) > maxIndexDepth {
+		return errors.Wrapf(ErrInvalidLayout, "%s: indexes nested more than %d levels deep at %s", where, maxIndexDepth, desc.Digest)
+	}
+	b, err := readManifestBlob(fsys, desc, where)
+	if err != nil {
+		return err
+	}
+	if desc.MediaType == "" && !isManifestType(manifest.GuessMIMEType(b)) {
+		return nil
+	}
+	manifests, blobs, err := children(b, where+": manifest "+desc.Digest.String())
+	if err != nil {
+		return err
+	}
+	for _, c := range blobs {
+		if err := visit(c); err != nil {
+			return err
+		}
+	}
+	ancestors = append(ancestors, desc.Digest)
+	for _, c := range manifests {
+		if err := walk(fsys, c, where, ancestors, visit); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+// Package layout implements the "oci:" transport: images in an OCI image layout directory
+// (oci-layout, index.json, blobs/<alg>/<hex>), several per layout, each named by the
+// org.opencontainers.image.ref.name annotation of its index.json entry.
+//
+// Manifests are stored byte for byte in whatever type they come (Docker schema2 and manifest
+// lists included), so digests survive a round trip. Writers stage blobs in a private
+// directory inside the layout and publish them, together with the new index.json, under an
+// exclusive lock on index.json.lock, so concurrent writers of different images all succeed.
+//
+// The package also exports the pieces of the format that the oci-archive transport reuses
+// to read a layout inside a tar (NewImageSourceFS) and to write one (UpdateIndex).
+package layout
+
+import (
+	"regexp"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// Transport is the "oci" transport.
+var Transport types.ImageTransport = ociTransport{}
+
+type ociTransport struct{}
+
+// Name implements types.ImageTransport.
+func (ociTransport) Name() string { return "oci" }
+
+// ParseReference implements types.ImageTransport: PATH, PATH:REF or PATH@DIGEST.
+func (ociTransport) ParseReference(ref string) (types.ImageReference, error) {
+	path, name, d, err := SplitReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	return newReference(path, name, d), nil
+}
+
+// NewReference returns a reference to the image called name (a bare tag or a full reference,
+// "" for the layout's only image) in the layout at path. It does not touch the disk.
+func NewReference(path, name string) (types.ImageReference, error) {
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	if name != "" {
+		if err := ValidateRefName(name); err != nil {
+			return nil, err
+		}
+	}
+	return newReference(path, name, ""), nil
+}
+
+// NewDigestReference returns a reference to the image whose manifest digest is d in the
+// layout at path (oci:PATH@DIGEST). Such a reference can be read, not written.
+func NewDigestReference(path string, d digest.Digest) (types.ImageReference, error) {
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	if err := d.Validate(); err != nil {
+		return nil, errors.Wrapf(err, "invalid digest %q", d)
+	}
+	return newReference(path, "", d), nil
+}
+
+// refNameRE is the grammar of org.opencontainers.image.ref.name (annotations.md):
+// component ("/" component)*, component = alphanum+ (separator alphanum+)*, separators
+// "-._:@+" or "--".
+var refNameRE = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$`)
+
+// ValidateRefName checks that name is a valid org.opencontainers.image.ref.name value.
+func ValidateRefName(name string) error {
+	if len(name) > 4096 || !refNameRE.MatchString(name) {
+		return errors.Errorf("invalid image name %q in an OCI layout reference: want a tag or a reference such as example.com/repo:tag", name)
+	}
+	return nil
+}
+
+func checkPath(path string) error {
+	if path == "" {
+		return errors.New("OCI layout reference needs a directory path")
+	}
+	if strings.ContainsRune(path, 0) {
+		return errors.Errorf("OCI layout path %q contains a NUL byte", path)
+	}
+	return nil
+}
+
+// digestAlgorithmRE is the algorithm part of a digest (descriptor.md).
+var digestAlgorithmRE = regexp.MustCompile(`^[a-z0-9]+(?:[+._-][a-z0-9]+)*$`)
+
+// SplitReference parses "PATH", "PATH:NAME" or "PATH@DIGEST" (the part after "oci:" or
+// "oci-archive:"). PATH ends at the first ":", as in skopeo, so a path cannot contain one;
+// "@alg:hex" at the end selects by digest.
+func SplitReference(ref string) (path, name string, d digest.Digest, err error) {
+	if at := strings.LastIndexByte(ref, '@'); at >= 0 {
+		if alg, _, ok := strings.Cut(ref[at+1:], ":"); ok && digestAlgorithmRE.MatchString(alg) && !strings.Contains(ref[:at], ":") {
+			d = digest.Digest(ref[at+1:])
+			if err := d.Validate(); err != nil {
+				return "", "", "", errors.Wrapf(err, "invalid digest %q in OCI layout reference", d)
+			}
+			path = ref[:at]
+			return path, "", d, checkPath(path)
+		}
+	}
+	path, name, _ = strings.Cut(ref, ":")
+	if err := checkPath(path); err != nil {
+		return "", "", "", err
+	}
+	if name != "" {
+		if err := ValidateRefName(name); err != nil {
+			return "", "", "", err
+		}
+	}
+	return path, name, "", nil
+}
