@@ -1,0 +1,52 @@
+// Package archive implements the docker-archive: transport, which reads and writes the
+// `docker save` format (see package docker/tarfile for the format itself).
+//
+// Reading (docker-archive:PATH[:NAME:TAG] or docker-archive:PATH:@N) indexes the tar once and
+// serves layers as sections of the file; a gzip-compressed archive (`docker save | gzip`), or
+// one read from a pipe, is spooled once to a temporary file that is removed on Close.
+// Writing produces an archive that `docker load` accepts and that also holds an OCI layout,
+// so that digests survive a round trip; SystemContext.DockerArchiveClassic writes the
+// classic uncompressed form instead.
+package archive
+
+import (
+	"strconv"
+	"strings"
+
+	dref "github.com/distribution/reference"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// Transport is the docker-archive: transport.
+var Transport types.ImageTransport = archiveTransport{}
+
+type archiveTransport struct{}
+
+// Name implements types.ImageTransport.
+func (archiveTransport) Name() string { return "docker-archive" }
+
+// ParseReference implements types.ImageTransport: PATH, PATH:NAME[:TAG] (TAG defaults to
+// latest) or PATH:@N (the N-th image, 0-based, for reading). PATH ends at the first colon.
+func (archiveTransport) ParseReference(s string) (types.ImageReference, error) {
+	path, rest, _ := strings.Cut(s, ":")
+	if rest == "" {
+		return NewReference(path, nil)
+	}
+	if n, ok := strings.CutPrefix(rest, "@"); ok {
+		i, err := strconv.Atoi(n)
+		if err != nil || i < 0 || strconv.Itoa(i) != n {
+			return nil, errors.Errorf("invalid image index %q in docker-archive reference %q", rest, s)
+		}
+		return NewIndexReference(path, i)
+	}
+	named, err := dref.ParseNormalizedNamed(rest)
+	if err != nil {
+		return nil, errors.Wrapf(err, "parsing image name %q in docker-archive reference", rest)
+	}
+	if _, ok := named.(dref.Digested); ok {
+		return nil, errors.Errorf("docker-archive reference %q names a digest; use NAME:TAG or @N", s)
+	}
+	return NewReference(path, dref.TagNameOnly(named).(dref.NamedTagged))
+}

@@ -1,0 +1,180 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	dref "github.com/distribution/reference"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/tests/conformance"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// copyImage writes img to ref the way the copy engine does.
+func copyImage(t *testing.T, ref types.ImageReference, sys *types.SystemContext, img conformance.Image) {
+	t.Helper()
+	ctx := context.Background()
+	dest, err := ref.NewImageDestination(ctx, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	for i, b := range img.Blobs() {
+		info := types.BlobInfo{Digest: b.Digest, Size: int64(len(b.Data)), MediaType: b.MediaType}
+		if _, ok, err := dest.TryReusingBlob(ctx, info, types.ReuseOptions{}); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			continue
+		}
+		if _, err := dest.PutBlob(ctx, bytes.NewReader(b.Data), info, types.PutBlobOptions{IsConfig: i == 0, LayerIndex: i - 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dest.PutManifest(ctx, img.Manifest, img.MIMEType, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := dest.Commit(ctx, types.CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func parse(t *testing.T, s string) types.ImageReference {
+	t.Helper()
+	ref, err := Transport.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func readManifest(t *testing.T, ref types.ImageReference) []byte {
+	t.Helper()
+	src, err := ref.NewImageSource(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	b, _, err := src.GetManifest(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func tagged(t *testing.T, s string) dref.NamedTagged {
+	t.Helper()
+	n, err := dref.ParseNormalizedNamed(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.(dref.NamedTagged)
+}
+
+func TestMultiImageWriter(t *testing.T) {
+	a, err := conformance.BuildImage(conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType, Layers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := conformance.BuildImage(conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType, Architecture: "arm64", Layers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "multi.tar")
+	w, err := NewWriter(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []struct {
+		name string
+		img  conformance.Image
+	}{{"a:1", a}, {"quay.io/b/b:2", b}} {
+		ref, err := w.NewReference(tagged(t, img.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyImage(t, ref, nil, img.img)
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("archive visible before Writer.Close: %v", err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string][]byte{path + ":a:1": a.Manifest, path + ":@0": a.Manifest, path + ":quay.io/b/b:2": b.Manifest, path + ":@1": b.Manifest} {
+		if got := readManifest(t, parse(t, ref)); !bytes.Equal(got, want) {
+			t.Errorf("%s: manifest not preserved", ref)
+		}
+	}
+	// The layers both images share are stored once.
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seen := map[string]int{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[hdr.Name]++
+	}
+	shared := "blobs/sha256/" + a.Layers[0].Digest.Encoded()
+	if a.Layers[0].Digest != b.Layers[0].Digest || seen[shared] != 1 {
+		t.Errorf("shared layer %s stored %d times", shared, seen[shared])
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 1 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestMultiImageWriterWithoutImages(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewWriter(filepath.Join(dir, "x.tar"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "no image") {
+		t.Errorf("want an error for an empty archive, got %v", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("files left: %v", left)
+	}
+}
+
+func TestReferenceRoundTrip(t *testing.T) {
+	img, err := conformance.BuildImage(conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "a.tar")
+	sys := &types.SystemContext{DockerArchiveAdditionalTags: []dref.NamedTagged{tagged(t, "extra:tag")}}
+	copyImage(t, parse(t, path+":busybox:1"), sys, img)
+	for _, ref := range []string{path, path + ":busybox:1", path + ":extra:tag", path + ":@0"} {
+		if got := readManifest(t, parse(t, ref)); !bytes.Equal(got, img.Manifest) {
+			t.Errorf("%s: manifest not preserved", ref)
+		}
+	}
+	if _, err := parse(t, path+":@0").NewImageDestination(context.Background(), nil); err == nil {
+		t.Error("an @N reference accepted writing")
+	}
+	if _, err := parse(t, path+":other:1").NewImageSource(context.Background(), nil); !errors.Is(err, types.ErrManifestNotFound) {
+		t.Errorf("unknown name: want ErrManifestNotFound, got %v", err)
+	}
+	if _, err := parse(t, filepath.Join(t.TempDir(), "missing.tar")).NewImageSource(context.Background(), nil); !errors.Is(err, types.ErrManifestNotFound) {
+		t.Errorf("missing archive: want ErrManifestNotFound, got %v", err)
+	}
+}

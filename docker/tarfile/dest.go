@@ -1,0 +1,193 @@
+package tarfile
+
+import (
+	"context"
+	"io"
+	"slices"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// destination writes one image into a Writer.
+type destination struct {
+	ref        types.ImageReference
+	w          *Writer
+	ownsWriter bool
+	names      []reference.NamedTagged
+	sys        *types.SystemContext
+
+	instances map[digest.Digest][]byte
+	top       []byte
+	topType   string
+	committed bool
+}
+
+var _ types.ImageDestination = (*destination)(nil)
+
+// NewDestination returns a destination adding one image, tagged with names, to w. When
+// ownsWriter is set, Commit also finishes the archive (Writer.Close) and Close without
+// Commit abandons it.
+func NewDestination(w *Writer, ownsWriter bool, ref types.ImageReference, names []reference.NamedTagged, sys *types.SystemContext) types.ImageDestination {
+	return &destination{ref: ref, w: w, ownsWriter: ownsWriter, names: names, sys: sys, instances: map[digest.Digest][]byte{}}
+}
+
+// Reference implements types.ImageDestination.
+func (d *destination) Reference() types.ImageReference { return d.ref }
+
+// Properties implements types.ImageDestination. Blobs may be written concurrently: one
+// streams straight into the tar while the others are spooled next to it.
+func (d *destination) Properties() types.DestinationProperties {
+	if d.w.classic {
+		return types.DestinationProperties{
+			SupportedManifestMIMETypes: []string{manifest.DockerV2Schema2MediaType},
+			PrefersSinglePlatform:      true,
+			DesiredLayerCompression:    types.Decompress,
+			ConcurrentBlobs:            true,
+		}
+	}
+	return types.DestinationProperties{
+		SupportedManifestMIMETypes: []string{manifest.DockerV2Schema2MediaType, imgspecv1.MediaTypeImageManifest, manifest.DockerV2ListMediaType, imgspecv1.MediaTypeImageIndex},
+		AcceptsIndex:               true,
+		PrefersSinglePlatform:      true,
+		DesiredLayerCompression:    types.PreserveOriginal,
+		ConcurrentBlobs:            true,
+	}
+}
+
+// TryReusingBlob implements types.ImageDestination. Blobs already in the archive (from this
+// image or an earlier one) are reused; in the classic layout, a compressed layer whose
+// uncompressed form is already stored is substituted when allowed.
+func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
+	if info.Digest == "" {
+		return types.ReusedBlob{}, false, nil
+	}
+	if size, ok := d.w.HasBlob(info.Digest); ok {
+		info.Size = size
+		return types.ReusedBlob{Info: info}, true, nil
+	}
+	if size, ok := d.w.ReuseFromPrevious(info.Digest); ok {
+		info.Size = size
+		return types.ReusedBlob{Info: info}, true, nil
+	}
+	if !d.w.classic || !opts.CanSubstitute || opts.Cache == nil {
+		return types.ReusedBlob{}, false, nil
+	}
+	u := opts.Cache.UncompressedDigest(info.Digest)
+	if u == "" {
+		return types.ReusedBlob{}, false, nil
+	}
+	if size, ok := d.w.HasBlob(u); ok {
+		mt := manifest.DockerV2SchemaLayerMediaTypeUncompressed
+		if info.MediaType == imgspecv1.MediaTypeImageLayerGzip || info.MediaType == imgspecv1.MediaTypeImageLayerZstd || info.MediaType == imgspecv1.MediaTypeImageLayer {
+			mt = imgspecv1.MediaTypeImageLayer
+		}
+		return types.ReusedBlob{Info: types.BlobInfo{Digest: u, Size: size, MediaType: mt}}, true, nil
+	}
+	return types.ReusedBlob{}, false, nil
+}
+
+// PutBlob implements types.ImageDestination.
+func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
+	got, err := d.w.PutBlob(ctx, r, info, opts.IsConfig)
+	if err != nil {
+		return types.BlobInfo{}, errors.Wrapf(err, "writing to %s", types.ImageName(d.ref))
+	}
+	return got, nil
+}
+
+// PutManifest implements types.ImageDestination. Instance manifests are stored as blobs at
+// once (the archive only becomes visible on Commit); the top-level one is kept for Commit.
+func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType string, instance *digest.Digest) error {
+	if mimeType == "" {
+		mimeType = manifest.GuessMIMEType(body)
+	}
+	if !slices.Contains(d.Properties().SupportedManifestMIMETypes, mimeType) {
+		return types.ManifestTypeRejectedError{MIMEType: mimeType,
+			Err: errors.Errorf("%s stores only %v", types.ImageName(d.ref), d.Properties().SupportedManifestMIMETypes)}
+	}
+	if instance == nil {
+		d.top, d.topType = body, mimeType
+		return nil
+	}
+	if manifest.IsIndexType(mimeType) {
+		return errors.Errorf("writing %s: nested index %s is not supported", types.ImageName(d.ref), *instance)
+	}
+	if got := instance.Algorithm().FromBytes(body); got != *instance {
+		return errors.Wrapf(types.DigestMismatchError{Expected: instance.String(), Actual: got.String(), ExpectedSize: -1, ActualSize: int64(len(body))},
+			"writing manifest to %s", types.ImageName(d.ref))
+	}
+	if err := d.w.PutManifestBlob(body); err != nil {
+		return errors.Wrapf(err, "writing manifest %s to %s", *instance, types.ImageName(d.ref))
+	}
+	d.instances[*instance] = body
+	return nil
+}
+
+// Commit implements types.ImageDestination. For an index, manifest.json lists the running
+// platform's image (so that `docker load` works) while index.json names the whole index.
+func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) error {
+	if d.top == nil {
+		return errors.Errorf("committing %s: no manifest was written", types.ImageName(d.ref))
+	}
+	img := Image{Manifest: d.top, Top: d.top, TopType: d.topType, Names: d.names}
+	if len(img.Names) == 0 && opts.SourceReference != nil {
+		if nt, ok := opts.SourceReference.DockerReference().(reference.NamedTagged); ok {
+			img.Names = []reference.NamedTagged{nt}
+		}
+	}
+	if manifest.IsIndexType(d.topType) {
+		m, err := d.chooseInstance()
+		if err != nil {
+			return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+		}
+		img.Manifest = m
+	}
+	if err := d.w.AddImage(img); err != nil {
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
+	if d.ownsWriter {
+		if err := d.w.Close(); err != nil {
+			return err
+		}
+	}
+	d.committed = true
+	return nil
+}
+
+// chooseInstance picks, among the written instances of the index, the one for the running
+// platform, else the first written one.
+func (d *destination) chooseInstance() ([]byte, error) {
+	idx, err := manifest.IndexFromBlob(d.top, d.topType)
+	if err != nil {
+		return nil, err
+	}
+	want := manifest.SystemPlatform(d.sys)
+	if inst, err := manifest.ChooseInstance(idx, want); err == nil {
+		if b, ok := d.instances[inst.Digest]; ok {
+			return b, nil
+		}
+	}
+	for _, inst := range idx.Instances() {
+		if b, ok := d.instances[inst.Digest]; ok {
+			logrus.WithFields(logrus.Fields{"platform": manifest.FormatPlatform(want), "digest": inst.Digest}).
+				Warn("no image for the running platform was written; manifest.json lists another instance")
+			return b, nil
+		}
+	}
+	return nil, errors.New("no instance of the index was written")
+}
+
+// Close implements types.ImageDestination.
+func (d *destination) Close() error {
+	if d.ownsWriter && !d.committed {
+		d.w.Abort()
+	}
+	return nil
+}

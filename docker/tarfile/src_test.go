@@ -1,0 +1,269 @@
+package tarfile
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+func readBlob(t *testing.T, src types.ImageSource, info types.BlobInfo) []byte {
+	t.Helper()
+	rc, size, err := src.GetBlob(context.Background(), info, types.GetBlobOptions{})
+	if err != nil {
+		t.Fatalf("GetBlob %s: %v", info.Digest, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("reading blob %s: %v", info.Digest, err)
+	}
+	if size != int64(len(b)) {
+		t.Errorf("GetBlob %s: size %d, read %d bytes", info.Digest, size, len(b))
+	}
+	if digest.FromBytes(b) != info.Digest {
+		t.Errorf("GetBlob %s served bytes with digest %s", info.Digest, digest.FromBytes(b))
+	}
+	return b
+}
+
+func TestReadFlavours(t *testing.T) {
+	img := newTestImage(t, 2, "amd64")
+	d25, d25Manifest := docker25Members(t, img, "busybox:latest")
+	gzMembers, gzBlobs := craneMembers(t, img, "busybox:latest", gzipData)
+	zstMembers, zstBlobs := craneMembers(t, img, "busybox:latest", zstdData)
+	cases := []struct {
+		name         string
+		archive      []byte
+		wantManifest []byte // exact bytes, when preserved
+		wantType     string
+		wantLayers   []digest.Digest
+		wantLayerMT  string
+	}{
+		{name: "classic with legacy symlinks", archive: buildTar(t, classicMembers(t, img, "busybox:latest")),
+			wantType: manifest.DockerV2Schema2MediaType, wantLayers: img.diffIDs, wantLayerMT: manifest.DockerV2SchemaLayerMediaTypeUncompressed},
+		{name: "docker 25 OCI layout", archive: buildTar(t, d25), wantManifest: d25Manifest,
+			wantType: imgspecv1.MediaTypeImageManifest, wantLayers: img.diffIDs, wantLayerMT: imgspecv1.MediaTypeImageLayer},
+		{name: "crane gzip layers", archive: buildTar(t, gzMembers),
+			wantType: manifest.DockerV2Schema2MediaType, wantLayers: digests(gzBlobs), wantLayerMT: manifest.DockerV2Schema2LayerMediaType},
+		{name: "zstd layers", archive: buildTar(t, zstMembers),
+			wantType: imgspecv1.MediaTypeImageManifest, wantLayers: digests(zstBlobs), wantLayerMT: imgspecv1.MediaTypeImageLayerZstd},
+		{name: "gzip-compressed archive", archive: gzipData(t, buildTar(t, classicMembers(t, img, "busybox:latest"))),
+			wantType: manifest.DockerV2Schema2MediaType, wantLayers: img.diffIDs, wantLayerMT: manifest.DockerV2SchemaLayerMediaTypeUncompressed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tmp := t.TempDir()
+			sys := &types.SystemContext{BigFilesTemporaryDir: tmp}
+			src, err := openSource(t, writeArchive(t, tc.archive), sys, "busybox:latest", -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, mt, err := src.GetManifest(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantManifest != nil && !bytes.Equal(b, tc.wantManifest) {
+				t.Errorf("manifest not preserved:\n got %s\nwant %s", b, tc.wantManifest)
+			}
+			if mt != tc.wantType {
+				t.Errorf("manifest type %q, want %q", mt, tc.wantType)
+			}
+			m, err := manifest.FromBlob(b, mt)
+			if err != nil {
+				t.Fatalf("synthesized manifest does not parse: %v\n%s", err, b)
+			}
+			if m.ConfigInfo().Digest != img.configDigest() {
+				t.Errorf("config %s, want %s", m.ConfigInfo().Digest, img.configDigest())
+			}
+			readBlob(t, src, m.ConfigInfo())
+			for i, l := range m.LayerInfos() {
+				if l.Digest != tc.wantLayers[i] || l.MediaType != tc.wantLayerMT {
+					t.Errorf("layer %d: %s %s, want %s %s", i, l.Digest, l.MediaType, tc.wantLayers[i], tc.wantLayerMT)
+				}
+				readBlob(t, src, l.BlobInfo)
+			}
+			inst := digest.FromBytes(b)
+			if again, _, err := src.GetManifest(context.Background(), &inst); err != nil || !bytes.Equal(again, b) {
+				t.Errorf("GetManifest(own digest): %v", err)
+			}
+			if err := src.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("temporary files left after Close: %v", left)
+			}
+		})
+	}
+}
+
+func digests(blobs [][]byte) []digest.Digest {
+	var res []digest.Digest
+	for _, b := range blobs {
+		res = append(res, digest.FromBytes(b))
+	}
+	return res
+}
+
+func TestReadMultiImage(t *testing.T) {
+	a, b := newTestImage(t, 1, "amd64"), newTestImage(t, 2, "arm64")
+	ma, mb := classicMembers(t, a, "a:1"), classicMembers(t, b, "quay.io/x/b:2", "b:latest")
+	var items []ManifestItem
+	var ms []member
+	seen := map[string]bool{}
+	for _, m := range append(ma, mb...) {
+		switch m.name {
+		case "manifest.json":
+			var it []ManifestItem
+			mustUnmarshal(t, m.data, &it)
+			items = append(items, it...)
+		case "repositories":
+		default:
+			if !seen[m.name] { // shared layers are stored once
+				ms = append(ms, m)
+			}
+			seen[m.name] = true
+		}
+	}
+	path := writeArchive(t, buildTar(t, append(ms, member{name: "manifest.json", data: mustJSON(t, items)})))
+	cases := []struct {
+		name       string
+		ref        string
+		index      int
+		wantConfig digest.Digest
+		wantErr    error
+	}{
+		{name: "by short name", ref: "a:1", index: -1, wantConfig: a.configDigest()},
+		{name: "by full name", ref: "docker.io/library/b:latest", index: -1, wantConfig: b.configDigest()},
+		{name: "other registry", ref: "quay.io/x/b:2", index: -1, wantConfig: b.configDigest()},
+		{name: "by index", index: 1, wantConfig: b.configDigest()},
+		{name: "index out of range", index: 2, wantErr: types.ErrManifestNotFound},
+		{name: "unknown name", ref: "c:1", index: -1, wantErr: types.ErrManifestNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := openSource(t, path, nil, tc.ref, tc.index)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("want %v, got %v", tc.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, mt, err := src.GetManifest(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := manifest.FromBlob(b, mt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.ConfigInfo().Digest != tc.wantConfig {
+				t.Errorf("config %s, want %s", m.ConfigInfo().Digest, tc.wantConfig)
+			}
+		})
+	}
+	if _, err := openSource(t, path, nil, "", -1); err == nil || !strings.Contains(err.Error(), "holds 2 images") {
+		t.Errorf("opening a multi-image archive without a name: %v", err)
+	}
+}
+
+func TestUncompressedLayerMismatchNamesLayer(t *testing.T) {
+	img := newTestImage(t, 2, "amd64")
+	ms := classicMembers(t, img, "x:1")
+	for i := range ms { // corrupt the second layer's content, keeping its size
+		if ms[i].name == img.diffIDs[1].Encoded()+".tar" {
+			c := bytes.Clone(ms[i].data)
+			c[0] ^= 0xff
+			ms[i].data = c
+		}
+	}
+	src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: img.diffIDs[1], Size: -1}, types.GetBlobOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(rc)
+	if !errors.Is(err, types.ErrDigestMismatch) || !strings.Contains(err.Error(), "/layer.tar") || !strings.Contains(err.Error(), "diff ID") {
+		t.Errorf("want a digest mismatch naming the layer, got %v", err)
+	}
+}
+
+func TestMissingBlobAndInstance(t *testing.T) {
+	img := newTestImage(t, 1, "amd64")
+	src, err := openSource(t, writeArchive(t, buildTar(t, classicMembers(t, img))), nil, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: digest.FromString("nope")}, types.GetBlobOptions{}); !errors.Is(err, types.ErrBlobNotFound) {
+		t.Errorf("missing blob: want ErrBlobNotFound, got %v", err)
+	}
+	d := digest.FromString("nope")
+	if _, _, err := src.GetManifest(context.Background(), &d); !errors.Is(err, types.ErrManifestNotFound) {
+		t.Errorf("missing instance: want ErrManifestNotFound, got %v", err)
+	}
+}
+
+// TestReadDocker25PartialIndex reads a Docker 25 save of one platform of a multi-platform
+// image: index.json names the whole index, but only one instance is in the archive.
+func TestReadDocker25PartialIndex(t *testing.T) {
+	img := newTestImage(t, 1, "amd64")
+	ms, m := docker25Members(t, img, "multi:1")
+	idx := imgspecv1.Index{MediaType: imgspecv1.MediaTypeImageIndex, Manifests: []imgspecv1.Descriptor{
+		{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromString("absent arm64"), Size: 10, Platform: &imgspecv1.Platform{OS: "linux", Architecture: "arm64"}},
+		{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m)), Platform: &imgspecv1.Platform{OS: "linux", Architecture: "amd64"}},
+	}}
+	idx.SchemaVersion = 2
+	ib := mustJSON(t, idx)
+	outer := imgspecv1.Index{MediaType: imgspecv1.MediaTypeImageIndex, Manifests: []imgspecv1.Descriptor{
+		{MediaType: imgspecv1.MediaTypeImageIndex, Digest: digest.FromBytes(ib), Size: int64(len(ib))}}}
+	outer.SchemaVersion = 2
+	ms = replaceMember(ms, member{name: "index.json", data: mustJSON(t, outer)})
+	ms = append(ms, member{name: "blobs/sha256/" + digest.FromBytes(ib).Encoded(), data: ib})
+	src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, mt, err := src.GetManifest(context.Background(), nil)
+	if err != nil || !bytes.Equal(got, m) || mt != imgspecv1.MediaTypeImageManifest {
+		t.Errorf("want the present instance's manifest, got %s %s (%v)", mt, got, err)
+	}
+}
+
+// TestReadCraneSharedConfig reads a crane tarball of two tags of one image: crane writes the
+// shared config twice.
+func TestReadCraneSharedConfig(t *testing.T) {
+	img := newTestImage(t, 1, "amd64")
+	ms, _ := craneMembers(t, img, "a:1", gzipData)
+	var items []ManifestItem
+	mustUnmarshal(t, ms[len(ms)-1].data, &items)
+	second := items[0]
+	second.RepoTags = []string{"b:2"}
+	items = append(items, second)
+	ms = append(ms[:len(ms)-1], ms[0], member{name: "manifest.json", data: mustJSON(t, items)})
+	path := writeArchive(t, buildTar(t, ms))
+	for _, name := range []string{"a:1", "b:2"} {
+		src, err := openSource(t, path, nil, name, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := src.GetManifest(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,340 @@
+package tarfile
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path"
+	"time"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	imgspecs "github.com/opencontainers/image-spec/specs-go"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/manifest"
+)
+
+// Image is one image to list in an archive.
+type Image struct {
+	// Manifest is the single-platform manifest that manifest.json describes (schema2 or OCI);
+	// its config and layers must already be stored.
+	Manifest []byte
+	// Top and TopType are what index.json names: Manifest itself, or the index it belongs to
+	// (whose instances must already be stored with PutManifestBlob). Ignored in classic mode.
+	Top     []byte
+	TopType string
+	// Names become RepoTags, repositories entries and index.json name annotations.
+	Names []reference.NamedTagged
+}
+
+// PutManifestBlob stores a manifest or index as blobs/<alg>/<hex> (not in classic mode).
+func (w *Writer) PutManifestBlob(b []byte) error {
+	if w.classic {
+		return nil
+	}
+	return w.appendBlob(digest.FromBytes(b), int64(len(b)), bytes.NewReader(b), false)
+}
+
+// AddImage lists img in the archive. Its blobs must have been stored already.
+func (w *Writer) AddImage(img Image) error {
+	m, err := manifest.FromBlob(img.Manifest, "")
+	if err != nil {
+		return errors.Wrap(err, "parsing manifest")
+	}
+	if err := w.PutManifestBlob(img.Manifest); err != nil {
+		return err
+	}
+	if img.Top == nil {
+		img.Top, img.TopType = img.Manifest, m.MIMEType()
+	}
+	if err := w.PutManifestBlob(img.Top); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	item, err := w.itemLocked(m)
+	if err != nil {
+		return err
+	}
+	if w.classic {
+		if err := w.legacyMetadataLocked(m, img.Names); err != nil {
+			return err
+		}
+	} else {
+		w.addOCIEntriesLocked(img.Top, img.TopType, img.Names)
+		for _, n := range img.Names {
+			w.addRepositoryLocked(n, m.ConfigInfo().Digest.Encoded())
+		}
+	}
+	w.addRepoTagsLocked(item, img.Names)
+	return nil
+}
+
+// itemLocked returns the manifest.json entry for m, adding it when new.
+func (w *Writer) itemLocked(m manifest.Manifest) (int, error) {
+	configDigest := m.ConfigInfo().Digest
+	cfg, ok := w.blobs[configDigest]
+	if !ok {
+		return -1, errors.Errorf("config %s was not stored in the archive", configDigest)
+	}
+	it := ManifestItem{Config: cfg.member, RepoTags: []string{}}
+	for _, l := range m.LayerInfos() {
+		b, ok := w.blobs[l.Digest]
+		if !ok {
+			return -1, errors.Errorf("layer %s was not stored in the archive", l.Digest)
+		}
+		it.Layers = append(it.Layers, b.member)
+	}
+	if i, ok := w.itemByConfig[configDigest]; ok {
+		return i, nil
+	}
+	w.items = append(w.items, it)
+	w.itemByConfig[configDigest] = len(w.items) - 1
+	return len(w.items) - 1, nil
+}
+
+func (w *Writer) addRepoTagsLocked(item int, names []reference.NamedTagged) {
+	it := &w.items[item]
+	for _, n := range names {
+		s := NameTag(n)
+		known := false
+		for _, t := range it.RepoTags {
+			known = known || t == s
+		}
+		if !known {
+			it.RepoTags = append(it.RepoTags, s)
+		}
+	}
+}
+
+func (w *Writer) addRepositoryLocked(n reference.NamedTagged, id string) {
+	if w.repositories[n.Name()] == nil {
+		w.repositories[n.Name()] = map[string]string{}
+	}
+	w.repositories[n.Name()][n.Tag()] = id
+}
+
+// addOCIEntriesLocked names top in index.json once per name (once without a name).
+func (w *Writer) addOCIEntriesLocked(top []byte, topType string, names []reference.NamedTagged) {
+	d := digest.FromBytes(top)
+	add := func(ann map[string]string) {
+		for _, e := range w.ociEntries {
+			if e.Digest == d && e.Annotations[annotationRefName] == ann[annotationRefName] {
+				return
+			}
+		}
+		w.ociEntries = append(w.ociEntries, imgspecv1.Descriptor{MediaType: topType, Digest: d, Size: int64(len(top)), Annotations: ann})
+	}
+	if len(names) == 0 {
+		add(nil)
+	}
+	for _, n := range names {
+		add(map[string]string{annotationRefName: NameTag(n), annotationContainerName: NameTag(n)})
+	}
+}
+
+// readBlobLocked reads a small stored blob back from the archive being written.
+func (w *Writer) readBlobLocked(d digest.Digest, limit int) ([]byte, error) {
+	b, ok := w.blobs[d]
+	if !ok {
+		return nil, errors.Errorf("blob %s was not stored in the archive", d)
+	}
+	if b.size > int64(limit) {
+		return nil, errors.Wrapf(iolimits.ErrTooLarge, "blob %s is %d bytes", d, b.size)
+	}
+	if err := w.buf.Flush(); err != nil {
+		return nil, errors.Wrap(err, "writing docker archive")
+	}
+	buf := make([]byte, b.size)
+	if _, err := w.file.ReadAt(buf, b.offset); err != nil {
+		return nil, errors.Wrapf(err, "reading back blob %s", d)
+	}
+	return buf, nil
+}
+
+// legacyMetadataLocked writes the per-layer directories of the classic format (<id>/VERSION,
+// <id>/json, <id>/layer.tar -> ../<hex>.tar) and records the top layer ID in repositories.
+// Layer IDs are derived from the chain of layer digests and the config, as in
+// docker/docker/layer.CreateChainID, so they are stable and unique.
+func (w *Writer) legacyMetadataLocked(m manifest.Manifest, names []reference.NamedTagged) error {
+	layers := m.LayerInfos()
+	config, err := w.readBlobLocked(m.ConfigInfo().Digest, iolimits.MaxConfigBodySize)
+	if err != nil {
+		return err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(config, &fields); err != nil {
+		return errors.Wrap(err, "parsing image config")
+	}
+	var chain digest.Digest
+	parent := ""
+	for i, l := range layers {
+		if chain == "" {
+			chain = l.Digest
+		} else {
+			chain = digest.FromString(chain.String() + " " + l.Digest.String())
+		}
+		v1 := map[string]any{}
+		if parent != "" {
+			v1["parent"] = parent
+		}
+		if i == len(layers)-1 {
+			for _, k := range []string{"architecture", "config", "container", "container_config", "created", "docker_version", "os"} {
+				if v, ok := fields[k]; ok {
+					v1[k] = v
+				}
+			}
+		}
+		v1["layer_id"] = chain
+		idSeed, err := json.Marshal(v1)
+		if err != nil {
+			return errors.Wrap(err, "encoding legacy layer config")
+		}
+		delete(v1, "layer_id")
+		id := digest.FromBytes(idSeed).Encoded()
+		v1["id"] = id
+		if err := w.legacyLayerLocked(id, w.blobs[l.Digest].member, v1); err != nil {
+			return err
+		}
+		parent = id
+	}
+	if parent == "" {
+		return nil
+	}
+	for _, n := range names {
+		w.addRepositoryLocked(n, parent)
+	}
+	return nil
+}
+
+func (w *Writer) legacyLayerLocked(id, layerMember string, v1 map[string]any) error {
+	if w.legacyLayers[id] {
+		return nil
+	}
+	b, err := json.Marshal(v1)
+	if err != nil {
+		return errors.Wrap(err, "encoding legacy layer config")
+	}
+	if err := w.symlinkLocked(path.Join(id, legacyLayerFileName), path.Join("..", layerMember)); err != nil {
+		return err
+	}
+	if err := w.bytesLocked(path.Join(id, legacyVersionFile), []byte("1.0")); err != nil {
+		return err
+	}
+	if err := w.bytesLocked(path.Join(id, legacyConfigFileName), b); err != nil {
+		return err
+	}
+	w.legacyLayers[id] = true
+	return nil
+}
+
+func (w *Writer) symlinkLocked(name, target string) error {
+	hdr := &tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		w.broken = errors.Wrapf(err, "writing %s", name)
+		return w.broken
+	}
+	return nil
+}
+
+func (w *Writer) bytesLocked(name string, b []byte) error {
+	if _, err := w.appendLocked(name, int64(len(b)), bytes.NewReader(b)); err != nil {
+		return errors.Wrapf(err, "writing %s", name)
+	}
+	return nil
+}
+
+// Close writes manifest.json, repositories and (unless classic) the OCI layout files, and
+// renames the archive into place. Without any image it fails and leaves nothing behind.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		w.abortLocked()
+		return err
+	}
+	if len(w.items) == 0 {
+		w.abortLocked()
+		return errors.Errorf("writing docker archive %s: no image was added", w.path)
+	}
+	w.closePrevious()
+	if err := w.finishLocked(); err != nil {
+		w.abortLocked()
+		return errors.Wrapf(err, "writing docker archive %s", w.path)
+	}
+	logrus.WithFields(logrus.Fields{"path": w.path, "images": len(w.items)}).Debug("docker archive written")
+	return nil
+}
+
+type jsonFile struct {
+	name string
+	v    any
+}
+
+func (w *Writer) finishLocked() error {
+	files := []jsonFile{{manifestFileName, w.items}, {repositoriesFileName, w.repositories}}
+	if !w.classic {
+		index := imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex, Manifests: w.ociEntries}
+		files = append(files, jsonFile{ociLayoutFileName, imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion}}, jsonFile{ociIndexFileName, index})
+	}
+	for _, f := range files {
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return errors.Wrapf(err, "encoding %s", f.name)
+		}
+		if err := w.bytesLocked(f.name, b); err != nil {
+			return err
+		}
+	}
+	if err := w.tw.Close(); err != nil {
+		return err
+	}
+	if err := w.buf.Flush(); err != nil {
+		return err
+	}
+	if err := w.file.Sync(); err != nil {
+		return err
+	}
+	if err := w.file.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(w.file.Name(), w.path); err != nil {
+		return err
+	}
+	w.finished = true
+	return nil
+}
+
+// Abort abandons the archive: the temporary file is removed and nothing appears at the path.
+// It is a no-op after a successful Close.
+func (w *Writer) Abort() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.abortLocked()
+}
+
+func (w *Writer) abortLocked() {
+	w.closePrevious()
+	if w.finished {
+		return
+	}
+	w.finished = true
+	w.file.Close()
+	os.Remove(w.file.Name())
+}
+
+func (w *Writer) closePrevious() {
+	w.prevOnce.Do(func() {}) // no reuse from now on
+	if w.prev != nil {
+		w.prev.Close()
+		w.prev = nil
+	}
+}
