@@ -1,0 +1,306 @@
+package copy
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// MultiArch selects what to copy when the source is a multi-platform index.
+type MultiArch int
+
+const (
+	// MultiArchDefault copies every instance plus the index into destinations that can store
+	// an index and do not prefer a single platform; otherwise it behaves like MultiArchSystem.
+	MultiArchDefault MultiArch = iota
+	// MultiArchAll copies every instance plus the index; the destination must accept an index.
+	MultiArchAll
+	// MultiArchSystem copies only the image for the running platform (with the os/arch/variant
+	// overrides of the SystemContexts), written as a single-image manifest.
+	MultiArchSystem
+	// MultiArchIndexOnly copies only the index manifest, none of its instances; meant for
+	// registries that already hold the instances.
+	MultiArchIndexOnly
+)
+
+// DefaultParallelCopies is the number of layers copied concurrently when ImageParallelCopies is 0.
+const DefaultParallelCopies = 6
+
+// Options are the arguments of Image. A nil *Options means all defaults. Fields map one to
+// one to CLI flags.
+type Options struct {
+	// SourceCtx and DestinationCtx are passed to the transports; they may be nil.
+	SourceCtx, DestinationCtx *types.SystemContext
+	// ForceManifestMIMEType converts to this manifest type ("" keeps the source's type when
+	// possible): manifest.DockerV2Schema2MediaType or imgspecv1.MediaTypeImageManifest.
+	ForceManifestMIMEType string
+	// MultiArch says what to copy from a multi-platform index.
+	MultiArch MultiArch
+	// Platforms, when non-empty, copies only the instances for these platforms; the written
+	// index then lists only them (and its digest changes).
+	Platforms []types.Platform
+	// PreserveDigests turns every change that would alter a digest into an error.
+	PreserveDigests bool
+	// DestinationCompression compresses uncompressed layers and recompresses layers in
+	// another format: "", "gzip" or "zstd".
+	DestinationCompression string
+	// DestinationCompressionLevel is the compression level; nil means the default.
+	DestinationCompressionLevel *int
+	// DestinationDecompress stores layers uncompressed.
+	DestinationDecompress bool
+	// ImageParallelCopies bounds concurrent layer copies; 0 means DefaultParallelCopies.
+	ImageParallelCopies int
+	// BlobInfoCache remembers digests and locations across copies; nil means a fresh in-memory cache.
+	BlobInfoCache types.BlobInfoCache
+	// Progress receives events; it may be nil. It is called from several goroutines and
+	// must return quickly.
+	Progress func(ProgressEvent)
+	// ReportWriter, when set, receives plain progress lines like skopeo's ("Copying blob …").
+	ReportWriter io.Writer
+}
+
+// ProgressEventKind says what a ProgressEvent reports.
+type ProgressEventKind int
+
+const (
+	// EventBlobStarted: a blob transfer started (Size is the source size, -1 when unknown).
+	EventBlobStarted ProgressEventKind = iota
+	// EventBlobProgress: Offset bytes of the blob have been read from the source.
+	EventBlobProgress
+	// EventBlobReused: the destination already had the blob; nothing was transferred.
+	EventBlobReused
+	// EventBlobMounted: the destination got the blob from MountedFrom without a transfer.
+	EventBlobMounted
+	// EventBlobDone: the blob was stored (Digest and Size as stored).
+	EventBlobDone
+	// EventBlobFailed: the blob transfer failed with Err.
+	EventBlobFailed
+	// EventManifestWritten: a manifest (an instance or the top level) was written.
+	EventManifestWritten
+)
+
+// String returns a short name for the kind, e.g. "blob-started", as used in JSON output.
+func (k ProgressEventKind) String() string {
+	switch k {
+	case EventBlobStarted:
+		return "blob-started"
+	case EventBlobProgress:
+		return "blob-progress"
+	case EventBlobReused:
+		return "blob-reused"
+	case EventBlobMounted:
+		return "blob-mounted"
+	case EventBlobDone:
+		return "blob-done"
+	case EventBlobFailed:
+		return "blob-failed"
+	case EventManifestWritten:
+		return "manifest-written"
+	}
+	return "unknown"
+}
+
+// ProgressEvent is one step of a copy, delivered to Options.Progress.
+type ProgressEvent struct {
+	Kind        ProgressEventKind
+	Digest      digest.Digest
+	MediaType   string
+	Size        int64 // -1 when unknown
+	Offset      int64 // bytes read so far, for EventBlobProgress and EventBlobDone
+	MountedFrom string
+	Err         error
+}
+
+// InstanceResult describes one image written by a copy: the chosen image of a single-image
+// copy, or each instance of a copied index.
+type InstanceResult struct {
+	SourceDigest digest.Digest   // the manifest digest at the source
+	Digest       digest.Digest   // the manifest digest as written (differs after a conversion)
+	MIMEType     string          // the manifest type as written
+	Platform     *types.Platform // from the source index; nil for a single-image source
+}
+
+// Result describes a finished copy.
+type Result struct {
+	// ManifestDigest, MIMEType and Manifest are the top-level manifest as written.
+	ManifestDigest digest.Digest
+	MIMEType       string
+	Manifest       []byte
+	// Instances lists every image written (one for a single-image copy).
+	Instances []InstanceResult
+	// DigestChanged is true when the written top-level manifest differs from the source
+	// manifest it was made from (the index, or the chosen instance when one platform was copied).
+	DigestChanged bool
+	// BytesCopied counts bytes read from the source for transferred blobs; BytesReused the
+	// source sizes of blobs the destination already had.
+	BytesCopied, BytesReused int64
+	// BlobsCopied and BlobsReused count blobs; identical blobs within a copy count once.
+	BlobsCopied, BlobsReused int
+}
+
+// copier holds the state of one Image call.
+type copier struct {
+	src       types.ImageSource
+	dest      types.ImageDestination
+	srcRef    types.ImageReference
+	destRef   types.ImageReference
+	opts      Options
+	cache     types.BlobInfoCache
+	srcProps  types.SourceProperties
+	destProps types.DestinationProperties
+	report    *reporter
+	blobs     *blobGroup
+
+	bytesCopied, bytesReused atomic.Int64
+	blobsCopied, blobsReused atomic.Int64
+	dockerInOCIWarning       sync.Once
+}
+
+// Image copies the image srcRef names to destRef and returns what was written. The
+// destination is committed only when every blob and manifest was written; on any failure
+// nothing is committed and both ends are closed.
+func Image(ctx context.Context, destRef, srcRef types.ImageReference, opts *Options) (res *Result, retErr error) {
+	o := withDefaults(opts)
+	if err := validateOptions(&o); err != nil {
+		return nil, err
+	}
+	src, err := srcRef.NewImageSource(ctx, o.SourceCtx)
+	if err != nil {
+		return nil, errors.Wrapf(err, "opening source %s", types.ImageName(srcRef))
+	}
+	defer func() { retErr = addCloseError(retErr, src.Close(), "closing source "+types.ImageName(srcRef)) }()
+	dest, err := destRef.NewImageDestination(ctx, o.DestinationCtx)
+	if err != nil {
+		return nil, errors.Wrapf(err, "opening destination %s", types.ImageName(destRef))
+	}
+	defer func() { retErr = addCloseError(retErr, dest.Close(), "closing destination "+types.ImageName(destRef)) }()
+
+	c := newCopier(src, dest, srcRef, destRef, o)
+	res, err = c.run(ctx)
+	if err != nil {
+		return nil, errors.Wrapf(err, "copying image %s to %s", types.ImageName(srcRef), types.ImageName(destRef))
+	}
+	return res, nil
+}
+
+func withDefaults(opts *Options) Options {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.ImageParallelCopies <= 0 {
+		o.ImageParallelCopies = DefaultParallelCopies
+	}
+	if o.BlobInfoCache == nil {
+		o.BlobInfoCache = newDefaultCache()
+	}
+	return o
+}
+
+func validateOptions(o *Options) error {
+	switch o.DestinationCompression {
+	case "", compressionGzip, compressionZstd:
+	default:
+		return errors.Errorf("unknown destination compression %q (want gzip or zstd)", o.DestinationCompression)
+	}
+	if o.DestinationCompression != "" && o.DestinationDecompress {
+		return errors.New("destination compression and decompression are both requested")
+	}
+	if l := o.DestinationCompressionLevel; l != nil && o.DestinationCompression == compressionGzip && (*l < -2 || *l > 9) {
+		return errors.Errorf("gzip compression level %d out of range (-2 to 9)", *l)
+	}
+	return nil
+}
+
+func newCopier(src types.ImageSource, dest types.ImageDestination, srcRef, destRef types.ImageReference, o Options) *copier {
+	return &copier{
+		src: src, dest: dest, srcRef: srcRef, destRef: destRef, opts: o,
+		cache:     o.BlobInfoCache,
+		srcProps:  src.Properties(),
+		destProps: dest.Properties(),
+		report:    &reporter{fn: o.Progress, w: o.ReportWriter},
+		blobs:     newBlobGroup(),
+	}
+}
+
+// run is the whole copy after opening: read the top-level manifest, copy an index or a
+// single image, commit.
+func (c *copier) run(ctx context.Context) (*Result, error) {
+	manBlob, mimeType, err := c.getManifest(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	var res *Result
+	if isIndexType(mimeType) {
+		res, err = c.copyTopIndex(ctx, manBlob, mimeType)
+	} else {
+		res, err = c.copyTopSingle(ctx, manBlob, mimeType)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := c.dest.Commit(ctx, types.CommitOptions{SourceReference: c.srcRef}); err != nil {
+		return nil, errors.Wrapf(err, "committing %s", types.ImageName(c.destRef))
+	}
+	res.BytesCopied, res.BytesReused = c.bytesCopied.Load(), c.bytesReused.Load()
+	res.BlobsCopied, res.BlobsReused = int(c.blobsCopied.Load()), int(c.blobsReused.Load())
+	return res, nil
+}
+
+// copyTopSingle copies a single-image source to the top level of the destination.
+func (c *copier) copyTopSingle(ctx context.Context, manBlob []byte, mimeType string) (*Result, error) {
+	if c.opts.MultiArch == MultiArchIndexOnly {
+		return nil, errors.Errorf("copying only the index: source manifest is %s, not an index", mimeType)
+	}
+	if len(c.opts.Platforms) > 0 {
+		logrus.WithFields(logrus.Fields{"type": mimeType}).Debug("source is a single image: platform selection ignored")
+	}
+	w, err := c.copySingle(ctx, manBlob, mimeType, nil)
+	if err != nil {
+		return nil, err
+	}
+	return w.result(nil), nil
+}
+
+// closeError keeps the first failure of a copy and adds a later Close failure to it.
+type closeError struct {
+	err      error
+	closeErr error
+}
+
+func (e *closeError) Error() string {
+	return e.err.Error() + " (also " + e.closeErr.Error() + ")"
+}
+
+// Unwrap returns both errors, so errors.Is matches either.
+func (e *closeError) Unwrap() []error { return []error{e.err, e.closeErr} }
+
+// addCloseError adds a Close error to the copy's result without replacing a first failure.
+func addCloseError(err, closeErr error, what string) error {
+	if closeErr == nil {
+		return err
+	}
+	closeErr = errors.Wrap(closeErr, what)
+	if err == nil {
+		return closeErr
+	}
+	return &closeError{err: err, closeErr: closeErr}
+}
+
+// shortDigest renders a digest for report lines: the algorithm and 12 hex digits.
+func shortDigest(d digest.Digest) string {
+	s := string(d)
+	alg, hex, ok := strings.Cut(s, ":")
+	if !ok || len(hex) <= 12 {
+		return s
+	}
+	return alg + ":" + hex[:12]
+}

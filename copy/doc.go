@@ -1,0 +1,22 @@
+// Package copy moves one image, or a whole multi-platform index, from any types.ImageSource
+// to any types.ImageDestination. Importers alias it (`copier`), because the package name
+// shadows the builtin.
+//
+// Image reads as a list of steps: open both ends, choose the instances to copy, plan the
+// manifest, copy the config and the layers, write the manifest (trying the next candidate
+// type when the destination rejects one), and commit. Every decision (which manifest types
+// to try, which instances to copy, what to do with a layer's compression, which index type to
+// write) is a pure function from an inputs struct to a plan struct, in plan.go, so it can be
+// table-tested without I/O.
+//
+// By default a copy is byte-exact: when the destination accepts the source's manifest type
+// and no option asks for a change, the manifest bytes and every blob are copied unchanged and
+// the digest is preserved. Every blob is verified while it streams (digest and size against
+// its descriptor; when a layer is decompressed anyway, its uncompressed digest against the
+// config's diff_ids), and the destination is committed only when everything succeeded.
+//
+// A blob streams through a chain of readers: source GetBlob, an annotation that blames read
+// failures on the source, the digest/size verifier, optional decompression (hashing the
+// diff ID), optional compression, progress counting, and finally the destination's PutBlob.
+// Transforms run in goroutines joined by io.Pipe; every byte is read once.
+package copy

@@ -1,0 +1,359 @@
+package copy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// This file holds an in-memory ImageSource/ImageDestination pair for the engine tests:
+// configurable Properties, rejection of given manifest types, failure injection and
+// request counting.
+
+type fakeTransport struct{ name string }
+
+func (t fakeTransport) Name() string { return t.name }
+func (t fakeTransport) ParseReference(string) (types.ImageReference, error) {
+	return nil, errors.New("not supported")
+}
+
+// memStore is committed image storage: blobs plus the top-level manifest and instances.
+type memStore struct {
+	mu        sync.Mutex
+	blobs     map[digest.Digest][]byte
+	manifests map[digest.Digest]storedManifest // instances by digest
+	top       *storedManifest
+}
+
+type storedManifest struct {
+	blob     []byte
+	mimeType string
+}
+
+func newMemStore() *memStore {
+	return &memStore{blobs: map[digest.Digest][]byte{}, manifests: map[digest.Digest]storedManifest{}}
+}
+
+func (s *memStore) putBlob(b []byte) digest.Digest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := digest.FromBytes(b)
+	s.blobs[d] = b
+	return d
+}
+
+func (s *memStore) blob(d digest.Digest) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.blobs[d]
+	return b, ok
+}
+
+func (s *memStore) setTop(b []byte, mimeType string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.top = &storedManifest{b, mimeType}
+}
+
+func (s *memStore) addInstance(b []byte, mimeType string) digest.Digest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := digest.FromBytes(b)
+	s.manifests[d] = storedManifest{b, mimeType}
+	return d
+}
+
+func (s *memStore) topManifest() (storedManifest, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.top == nil {
+		return storedManifest{}, false
+	}
+	return *s.top, true
+}
+
+// fakeRef names a memStore; sources read it and destinations commit into it.
+type fakeRef struct {
+	transport string
+	name      string
+	store     *memStore
+	src       *fakeSourceConfig
+	dest      *fakeDestConfig
+
+	mu      sync.Mutex
+	sources []*fakeSource
+	dests   []*fakeDest
+}
+
+func newFakeRef(name string, store *memStore) *fakeRef {
+	return &fakeRef{transport: "fake", name: name, store: store, src: &fakeSourceConfig{concurrent: true},
+		dest: &fakeDestConfig{props: types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true}}}
+}
+
+func (r *fakeRef) Transport() types.ImageTransport  { return fakeTransport{r.transport} }
+func (r *fakeRef) StringWithinTransport() string    { return r.name }
+func (r *fakeRef) DockerReference() reference.Named { return nil }
+
+func (r *fakeRef) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
+	s := &fakeSource{ref: r, cfg: r.src}
+	r.mu.Lock()
+	r.sources = append(r.sources, s)
+	r.mu.Unlock()
+	return s, nil
+}
+
+func (r *fakeRef) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
+	d := &fakeDest{ref: r, cfg: r.dest, staged: map[digest.Digest][]byte{}, instances: map[digest.Digest]storedManifest{}, putBlobs: map[digest.Digest]int{}}
+	r.mu.Lock()
+	r.dests = append(r.dests, d)
+	r.mu.Unlock()
+	return d, nil
+}
+
+func (r *fakeRef) lastDest() *fakeDest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dests[len(r.dests)-1]
+}
+
+func (r *fakeRef) lastSource() *fakeSource {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sources[len(r.sources)-1]
+}
+
+// fakeSourceConfig injects source behaviour.
+type fakeSourceConfig struct {
+	concurrent bool
+	corrupt    map[digest.Digest]bool // serve altered bytes
+	// block serves half of this blob, then waits for the context, closing started first.
+	block    digest.Digest
+	started  chan struct{}
+	readErr  map[digest.Digest]error // fail reading after half of the blob
+	closeErr error
+}
+
+type fakeSource struct {
+	ref *fakeRef
+	cfg *fakeSourceConfig
+
+	mu       sync.Mutex
+	getBlobs []digest.Digest
+	closed   bool
+}
+
+var _ types.ImageSource = (*fakeSource)(nil)
+
+func (s *fakeSource) Reference() types.ImageReference { return s.ref }
+func (s *fakeSource) Properties() types.SourceProperties {
+	return types.SourceProperties{ConcurrentBlobs: s.cfg.concurrent}
+}
+
+func (s *fakeSource) GetManifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
+	st := s.ref.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if instance == nil {
+		if st.top == nil {
+			return nil, "", types.ErrManifestNotFound
+		}
+		return st.top.blob, st.top.mimeType, nil
+	}
+	m, ok := st.manifests[*instance]
+	if !ok {
+		return nil, "", errors.Wrapf(types.ErrManifestNotFound, "instance %s", *instance)
+	}
+	return m.blob, m.mimeType, nil
+}
+
+func (s *fakeSource) GetBlob(ctx context.Context, info types.BlobInfo, opts types.GetBlobOptions) (io.ReadCloser, int64, error) {
+	s.mu.Lock()
+	s.getBlobs = append(s.getBlobs, info.Digest)
+	s.mu.Unlock()
+	b, ok := s.ref.store.blob(info.Digest)
+	if !ok {
+		return nil, -1, errors.Wrapf(types.ErrBlobNotFound, "blob %s", info.Digest)
+	}
+	if s.cfg.corrupt[info.Digest] {
+		b = slices.Clone(b)
+		b[len(b)/2] ^= 0xff
+	}
+	switch {
+	case info.Digest == s.cfg.block:
+		return io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), &blockingReader{ctx: ctx, started: s.cfg.started})), int64(len(b)), nil
+	case s.cfg.readErr[info.Digest] != nil:
+		return io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), errReader{s.cfg.readErr[info.Digest]})), int64(len(b)), nil
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+}
+
+func (s *fakeSource) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return s.cfg.closeErr
+}
+
+type blockingReader struct {
+	ctx     context.Context
+	started chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingReader) Read([]byte) (int, error) {
+	b.once.Do(func() {
+		if b.started != nil {
+			close(b.started)
+		}
+	})
+	<-b.ctx.Done()
+	return 0, b.ctx.Err()
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// fakeDestConfig injects destination behaviour.
+type fakeDestConfig struct {
+	props  types.DestinationProperties
+	reject map[string]bool // manifest types refused with ManifestTypeRejectedError
+	// mounts makes TryReusingBlob report these digests as mounted from the given place.
+	mounts map[digest.Digest]string
+	// substitutes are offered by TryReusingBlob when substitution is allowed.
+	substitutes map[digest.Digest]types.BlobInfo
+	putBlobErr  error
+}
+
+// fakeDest stages blobs and manifests and copies them into the store on Commit.
+type fakeDest struct {
+	ref *fakeRef
+	cfg *fakeDestConfig
+
+	mu        sync.Mutex
+	staged    map[digest.Digest][]byte
+	instances map[digest.Digest]storedManifest
+	top       *storedManifest
+	putBlobs  map[digest.Digest]int // PutBlob calls by stored digest
+	putBytes  int64
+	reuseOpts []types.ReuseOptions
+	manifests []string // MIME types of PutManifest calls, in order
+	committed bool
+	closed    bool
+	inFlight  int
+	maxFlight int
+}
+
+var _ types.ImageDestination = (*fakeDest)(nil)
+
+func (d *fakeDest) Reference() types.ImageReference         { return d.ref }
+func (d *fakeDest) Properties() types.DestinationProperties { return d.cfg.props }
+
+func (d *fakeDest) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
+	d.mu.Lock()
+	d.reuseOpts = append(d.reuseOpts, opts)
+	d.mu.Unlock()
+	if from, ok := d.cfg.mounts[info.Digest]; ok {
+		return types.ReusedBlob{Info: info, MountedFrom: from}, true, nil
+	}
+	if sub, ok := d.cfg.substitutes[info.Digest]; ok && opts.CanSubstitute {
+		return types.ReusedBlob{Info: sub}, true, nil
+	}
+	if b, ok := d.ref.store.blob(info.Digest); ok {
+		return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: int64(len(b))}}, true, nil
+	}
+	return types.ReusedBlob{}, false, nil
+}
+
+func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
+	d.mu.Lock()
+	d.inFlight++
+	d.maxFlight = max(d.maxFlight, d.inFlight)
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.inFlight--
+		d.mu.Unlock()
+	}()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, contextReader{ctx: ctx, r: r}); err != nil {
+		return types.BlobInfo{}, err
+	}
+	if d.cfg.putBlobErr != nil {
+		return types.BlobInfo{}, d.cfg.putBlobErr
+	}
+	got := digest.FromBytes(buf.Bytes())
+	if info.Digest != "" && info.Digest != got {
+		return types.BlobInfo{}, types.DigestMismatchError{Expected: info.Digest.String(), Actual: got.String(), ExpectedSize: info.Size, ActualSize: int64(buf.Len())}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.staged[got] = buf.Bytes()
+	d.putBlobs[got]++
+	d.putBytes += int64(buf.Len())
+	return types.BlobInfo{Digest: got, Size: int64(buf.Len()), MediaType: info.MediaType}, nil
+}
+
+func (d *fakeDest) PutManifest(ctx context.Context, b []byte, mimeType string, instance *digest.Digest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.manifests = append(d.manifests, mimeType)
+	if d.cfg.reject[mimeType] {
+		return types.ManifestTypeRejectedError{MIMEType: mimeType, Err: errors.New("unsupported by fake")}
+	}
+	if instance != nil {
+		if digest.FromBytes(b) != *instance {
+			return errors.Errorf("instance digest %s does not match manifest", *instance)
+		}
+		d.instances[*instance] = storedManifest{b, mimeType}
+		return nil
+	}
+	d.top = &storedManifest{b, mimeType}
+	return nil
+}
+
+func (d *fakeDest) Commit(ctx context.Context, opts types.CommitOptions) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.top == nil {
+		return errors.New("commit without a manifest")
+	}
+	st := d.ref.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for k, v := range d.staged {
+		st.blobs[k] = v
+	}
+	for k, v := range d.instances {
+		st.manifests[k] = v
+	}
+	top := *d.top
+	st.top = &top
+	d.committed = true
+	return nil
+}
+
+func (d *fakeDest) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	return nil
+}
+
+func (d *fakeDest) totalPutBlobs() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, c := range d.putBlobs {
+		n += c
+	}
+	return n
+}

@@ -1,0 +1,276 @@
+package copy
+
+import (
+	"context"
+	"io"
+	"slices"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/verify"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// copyTopIndex copies a multi-platform source: all or some instances plus the index, one
+// instance as a single image, or only the index, as planInstances decides.
+func (c *copier) copyTopIndex(ctx context.Context, blob []byte, mimeType string) (*Result, error) {
+	idx, err := manifest.IndexFromBlob(blob, mimeType)
+	if err != nil {
+		return nil, errors.Wrap(err, "parsing source index")
+	}
+	mode, err := planInstances(instancePlanInput{
+		Mode: c.opts.MultiArch, Platforms: len(c.opts.Platforms),
+		DestAcceptsIndex: c.destProps.AcceptsIndex, DestPrefersSingle: c.destProps.PrefersSinglePlatform,
+	})
+	if err != nil {
+		return nil, err
+	}
+	logrus.WithFields(logrus.Fields{"type": mimeType, "instances": len(idx.Instances())}).Debugf("multi-platform source: copying %s", mode)
+	switch mode {
+	case instancesOne:
+		return c.copyOnePlatform(ctx, idx)
+	case instancesIndexOnly:
+		w, err := c.copyIndexOnly(ctx, blob, mimeType)
+		if err != nil {
+			return nil, err
+		}
+		return &Result{ManifestDigest: w.digest, MIMEType: w.mimeType, Manifest: w.blob}, nil
+	}
+	var selected []manifest.IndexInstance
+	if mode == instancesSubset {
+		if selected, err = selectPlatforms(idx, c.opts.Platforms); err != nil {
+			return nil, err
+		}
+	}
+	w, instances, err := c.copyIndex(ctx, idx, blob, selected, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{ManifestDigest: w.digest, MIMEType: w.mimeType, Manifest: w.blob, DigestChanged: w.changed, Instances: instances}, nil
+}
+
+// copyOnePlatform copies the instance for the wanted platform (Options.Platforms[0] or the
+// running one) as a single image, descending into nested indexes.
+func (c *copier) copyOnePlatform(ctx context.Context, idx manifest.Index) (*Result, error) {
+	want := c.systemPlatform()
+	if len(c.opts.Platforms) > 0 {
+		want = c.opts.Platforms[0]
+	}
+	for {
+		inst, err := manifest.ChooseInstance(idx, want)
+		if err != nil {
+			return nil, errors.Wrapf(err, "choosing the image for %s", platformString(want))
+		}
+		logrus.WithFields(logrus.Fields{"digest": inst.Digest, "platform": platformString(want)}).Debug("chose instance")
+		b, mt, err := c.getManifest(ctx, &inst.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if isIndexType(mt) {
+			if idx, err = manifest.IndexFromBlob(b, mt); err != nil {
+				return nil, errors.Wrapf(err, "parsing nested index %s", inst.Digest)
+			}
+			continue
+		}
+		w, err := c.copySingle(ctx, b, mt, nil)
+		if err != nil {
+			return nil, err
+		}
+		return w.result(inst.Platform), nil
+	}
+}
+
+// copyIndexOnly writes the index manifest alone; the destination must already hold its instances.
+func (c *copier) copyIndexOnly(ctx context.Context, blob []byte, mimeType string) (*writtenManifest, error) {
+	if dest := c.destProps.SupportedManifestMIMETypes; dest != nil && !slices.Contains(dest, mimeType) {
+		return nil, errors.Errorf("copying only the index: destination does not accept %s", mimeType)
+	}
+	c.report.line("Writing manifest list to image destination")
+	return c.putManifest(ctx, blob, mimeType, nil)
+}
+
+// copyIndex copies the selected instances (all when selected is nil) and then writes the
+// index, rewritten when instances were dropped or changed. instance is nil for the top level.
+func (c *copier) copyIndex(ctx context.Context, idx manifest.Index, blob []byte, selected []manifest.IndexInstance, instance *digest.Digest) (*writtenManifest, []InstanceResult, error) {
+	all := idx.Instances()
+	changed := selected != nil && len(selected) != len(all)
+	if selected == nil {
+		selected = all
+	}
+	c.report.line("Copying %d of %d images in list", len(selected), len(all))
+	var written []manifest.IndexInstance
+	var results []InstanceResult
+	for i, inst := range selected {
+		c.report.line("Copying image %s (%d/%d)", shortDigest(inst.Digest), i+1, len(selected))
+		w, sub, err := c.copyInstance(ctx, inst)
+		if err != nil {
+			return nil, nil, errors.Wrapf(err, "copying instance %s", inst.Digest)
+		}
+		changed = changed || w.changed
+		ni := inst
+		ni.Digest, ni.Size, ni.MediaType = w.digest, int64(len(w.blob)), w.mimeType
+		written = append(written, ni)
+		results = append(results, InstanceResult{SourceDigest: inst.Digest, Digest: w.digest, MIMEType: w.mimeType, Platform: inst.Platform})
+		results = append(results, sub...)
+	}
+	w, err := c.writeIndex(ctx, idx, blob, written, changed, instance)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, results, nil
+}
+
+// copyInstance copies one instance of an index: an image, or a nested index with all its instances.
+func (c *copier) copyInstance(ctx context.Context, inst manifest.IndexInstance) (*writtenManifest, []InstanceResult, error) {
+	b, mt, err := c.getManifest(ctx, &inst.Digest)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !isIndexType(mt) {
+		w, err := c.copySingle(ctx, b, mt, &inst.Digest)
+		return w, nil, err
+	}
+	nested, err := manifest.IndexFromBlob(b, mt)
+	if err != nil {
+		return nil, nil, errors.Wrap(err, "parsing nested index")
+	}
+	return c.copyIndex(ctx, nested, b, nil, &inst.Digest)
+}
+
+// writeIndex writes the index after its instances: the source bytes when nothing changed,
+// else rewritten with the written instances (and converted when planIndex says so).
+func (c *copier) writeIndex(ctx context.Context, idx manifest.Index, blob []byte, written []manifest.IndexInstance, changed bool, instance *digest.Digest) (*writtenManifest, error) {
+	in := indexPlanInput{
+		SrcMIMEType: idx.MIMEType(), DestSupported: c.destProps.SupportedManifestMIMETypes,
+		Force: c.opts.ForceManifestMIMEType, Changed: changed, PreserveDigests: c.opts.PreserveDigests,
+	}
+	for _, w := range written {
+		in.InstancesOCI = in.InstancesOCI || w.MediaType == imgspecv1.MediaTypeImageManifest
+	}
+	p, err := planIndex(in)
+	if err != nil {
+		return nil, err
+	}
+	b := blob
+	if !p.KeepOriginal {
+		opts := manifest.IndexUpdateOptions{Instances: written}
+		if p.MIMEType != idx.MIMEType() {
+			opts.MIMEType = p.MIMEType
+		}
+		nidx, err := manifest.UpdateIndex(idx, opts)
+		if err != nil {
+			return nil, errors.Wrap(err, "updating index")
+		}
+		if b, err = nidx.Serialize(); err != nil {
+			return nil, errors.Wrap(err, "serializing index")
+		}
+	}
+	if instance == nil {
+		c.report.line("Writing manifest list to image destination")
+	}
+	w, err := c.putManifest(ctx, b, p.MIMEType, instance)
+	if err != nil {
+		return nil, err
+	}
+	srcDigest, err := manifest.Digest(blob)
+	if err != nil {
+		return nil, err
+	}
+	w.srcDigest, w.changed = srcDigest, w.digest != srcDigest
+	return w, nil
+}
+
+// selectPlatforms returns the instances matching the wanted platforms, in index order.
+func selectPlatforms(idx manifest.Index, want []types.Platform) ([]manifest.IndexInstance, error) {
+	chosen := map[digest.Digest]bool{}
+	for _, p := range want {
+		inst, err := manifest.ChooseInstance(idx, p)
+		if err != nil {
+			return nil, errors.Wrapf(err, "selecting platform %s", platformString(p))
+		}
+		chosen[inst.Digest] = true
+	}
+	var out []manifest.IndexInstance
+	for _, inst := range idx.Instances() {
+		if chosen[inst.Digest] {
+			out = append(out, inst)
+			delete(chosen, inst.Digest)
+		}
+	}
+	return out, nil
+}
+
+// systemPlatform is the running platform with the os/arch/variant overrides of the source
+// context, completed from the destination context.
+func (c *copier) systemPlatform() types.Platform {
+	var sys types.SystemContext
+	for _, s := range []*types.SystemContext{c.opts.SourceCtx, c.opts.DestinationCtx} {
+		if s == nil {
+			continue
+		}
+		if sys.OSChoice == "" {
+			sys.OSChoice = s.OSChoice
+		}
+		if sys.ArchitectureChoice == "" {
+			sys.ArchitectureChoice = s.ArchitectureChoice
+		}
+		if sys.VariantChoice == "" {
+			sys.VariantChoice = s.VariantChoice
+		}
+	}
+	return manifest.SystemPlatform(&sys)
+}
+
+func platformString(p types.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// getManifest reads a manifest from the source: the top level (instance nil) or an instance,
+// whose bytes must match its digest.
+func (c *copier) getManifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
+	what := "manifest"
+	if instance != nil {
+		what = "manifest " + instance.String()
+	}
+	b, mt, err := c.src.GetManifest(ctx, instance)
+	if err != nil {
+		return nil, "", errors.Wrapf(err, "reading %s from %s", what, types.ImageName(c.srcRef))
+	}
+	mt, _, _ = strings.Cut(mt, ";")
+	if mt = strings.TrimSpace(mt); mt == "" {
+		if mt = manifest.GuessMIMEType(b); mt == "" {
+			return nil, "", errors.Wrapf(manifest.ErrUnsupportedMIMEType, "reading %s from %s: unknown manifest type", what, types.ImageName(c.srcRef))
+		}
+	}
+	if instance != nil {
+		ok, err := manifest.MatchesDigest(b, *instance)
+		if err != nil {
+			return nil, "", errors.Wrapf(err, "checking digest of %s", what)
+		}
+		if !ok {
+			actual, _ := manifest.Digest(b)
+			return nil, "", errors.Wrapf(types.DigestMismatchError{Expected: instance.String(), Actual: actual.String(), ExpectedSize: -1, ActualSize: int64(len(b))},
+				"reading %s from %s", what, types.ImageName(c.srcRef))
+		}
+	}
+	return b, mt, nil
+}
+
+// readVerified reads a small blob whole (capped) and checks its digest and size.
+func readVerified(r io.Reader, info types.BlobInfo) ([]byte, error) {
+	vr, err := verify.NewReader(r, info.Digest, info.Size)
+	if err != nil {
+		return nil, err
+	}
+	return iolimits.ReadAtMost(vr, iolimits.MaxConfigBodySize)
+}

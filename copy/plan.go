@@ -1,0 +1,353 @@
+package copy
+
+import (
+	"slices"
+	"strings"
+
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// This file holds every decision of a copy as a pure function: inputs struct in, plan struct
+// out, no I/O. The engine gathers the inputs, calls these, and carries the plans out.
+
+// Compression names used in plans; "" means uncompressed.
+const (
+	compressionNone = ""
+	compressionGzip = "gzip"
+	compressionZstd = "zstd"
+)
+
+// manifestPlanInput is everything the manifest-type decision depends on.
+type manifestPlanInput struct {
+	SrcMIMEType     string
+	DestSupported   []string // nil: the destination takes any type
+	Force           string   // Options.ForceManifestMIMEType
+	LayersChange    bool     // some layer's digest or media type will change
+	NeedsOCI        bool     // some written layer is zstd, which only OCI manifests describe
+	PreserveDigests bool
+}
+
+// manifestPlan says which manifest types to try, in order.
+type manifestPlan struct {
+	Candidates []string
+	// KeepOriginal: Candidates[0] is the source type and the source bytes are written unchanged.
+	KeepOriginal bool
+	Reason       string // for debug logs
+}
+
+// planManifest decides which manifest types to try writing. The source type comes first when
+// the destination accepts it (byte-exact unless layers change); otherwise the destination's
+// preferred types that we can convert to. Further candidates are fallbacks for a
+// ManifestTypeRejectedError.
+func planManifest(in manifestPlanInput) (manifestPlan, error) {
+	accepts := func(t string) bool { return in.DestSupported == nil || slices.Contains(in.DestSupported, t) }
+	var p manifestPlan
+	switch {
+	case in.Force != "":
+		if !isConversionTarget(in.Force) {
+			return p, errors.Errorf("forcing manifest type %s: only %s and %s can be written by conversion",
+				in.Force, manifest.DockerV2Schema2MediaType, imgspecv1.MediaTypeImageManifest)
+		}
+		if !accepts(in.Force) {
+			return p, errors.Errorf("forcing manifest type %s: destination accepts only %s", in.Force, strings.Join(in.DestSupported, ", "))
+		}
+		p = manifestPlan{Candidates: []string{in.Force}, Reason: "manifest type forced"}
+	case accepts(in.SrcMIMEType) && keepable(in):
+		p = manifestPlan{Candidates: []string{in.SrcMIMEType}, Reason: "destination accepts the source manifest type"}
+	default:
+		p.Reason = "destination does not accept the source manifest type"
+		if isSchema1(in.SrcMIMEType) && in.LayersChange {
+			p.Reason = "layers change, schema1 manifests are converted rather than edited"
+		} else if in.NeedsOCI && accepts(in.SrcMIMEType) {
+			p.Reason = "zstd layers need an OCI manifest"
+		}
+	}
+	p.Candidates = appendConversionCandidates(p.Candidates, in, accepts)
+	if len(p.Candidates) == 0 {
+		return p, errors.Errorf("no manifest type to write: source is %s, destination accepts only %s, conversions possible to %s and %s",
+			in.SrcMIMEType, strings.Join(in.DestSupported, ", "), manifest.DockerV2Schema2MediaType, imgspecv1.MediaTypeImageManifest)
+	}
+	p.KeepOriginal = p.Candidates[0] == in.SrcMIMEType && !in.LayersChange
+	if in.PreserveDigests {
+		if !p.KeepOriginal {
+			return p, errors.Errorf("preserving digests: %s", digestChangeReason(in, p))
+		}
+		p.Candidates = p.Candidates[:1] // fallbacks would change the digest
+	}
+	return p, nil
+}
+
+// keepable reports whether the source type can be written again (possibly with edited layers).
+func keepable(in manifestPlanInput) bool {
+	if isSchema1(in.SrcMIMEType) {
+		return !in.LayersChange && !in.NeedsOCI
+	}
+	return !(in.NeedsOCI && in.SrcMIMEType != imgspecv1.MediaTypeImageManifest)
+}
+
+// appendConversionCandidates adds the types we can convert to that the destination accepts:
+// in the destination's order when it lists types, else OCI and schema2; zstd layers put OCI
+// first, a Docker-family source puts schema2 first.
+func appendConversionCandidates(c []string, in manifestPlanInput, accepts func(string) bool) []string {
+	order := in.DestSupported
+	if order == nil {
+		order = []string{imgspecv1.MediaTypeImageManifest, manifest.DockerV2Schema2MediaType}
+		if isSchema1(in.SrcMIMEType) {
+			order = []string{manifest.DockerV2Schema2MediaType, imgspecv1.MediaTypeImageManifest}
+		}
+	}
+	var conv []string
+	for _, t := range order {
+		if isConversionTarget(t) && accepts(t) && !slices.Contains(c, t) && !slices.Contains(conv, t) {
+			conv = append(conv, t)
+		}
+	}
+	if in.NeedsOCI {
+		slices.SortStableFunc(conv, func(a, b string) int {
+			return boolRank(a == imgspecv1.MediaTypeImageManifest, b == imgspecv1.MediaTypeImageManifest)
+		})
+	}
+	if in.Force != "" && len(c) > 0 {
+		return c // a forced type has no fallbacks
+	}
+	return append(c, conv...)
+}
+
+// boolRank orders true before false.
+func boolRank(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
+}
+
+// digestChangeReason explains, for PreserveDigests, why the digest would change.
+func digestChangeReason(in manifestPlanInput, p manifestPlan) string {
+	switch {
+	case len(p.Candidates) > 0 && p.Candidates[0] != in.SrcMIMEType && in.Force != "":
+		return "the manifest would be converted from " + in.SrcMIMEType + " to the forced type " + p.Candidates[0]
+	case len(p.Candidates) > 0 && p.Candidates[0] != in.SrcMIMEType:
+		return "the manifest would be converted from " + in.SrcMIMEType + " to " + p.Candidates[0] + " because " + p.Reason
+	default:
+		return "layer compression would change, so layer digests and the manifest would change"
+	}
+}
+
+func isConversionTarget(t string) bool {
+	return t == manifest.DockerV2Schema2MediaType || t == imgspecv1.MediaTypeImageManifest
+}
+
+func isSchema1(t string) bool {
+	return t == manifest.DockerV2Schema1MediaType || t == manifest.DockerV2Schema1SignedMediaType
+}
+
+// layerAction is what happens to a layer's bytes.
+type layerAction int
+
+const (
+	layerKeep       layerAction = iota // copy unchanged
+	layerDecompress                    // store uncompressed
+	layerCompress                      // compress an uncompressed layer
+	layerRecompress                    // decompress, then compress in another format
+	layerSkip                          // a foreign layer the destination stores by reference
+)
+
+func (a layerAction) String() string {
+	return [...]string{"keep", "decompress", "compress", "recompress", "skip"}[a]
+}
+
+// layerPlanInput is everything the decision about one layer depends on.
+type layerPlanInput struct {
+	MediaType          string
+	Compression        string // compression of the source layer: "", "gzip", "zstd" or "unknown"
+	Foreign            bool   // the layer has URLs (a foreign / non-distributable layer)
+	DestAcceptsForeign bool
+	DestDesired        types.LayerCompression
+	Compress           string // Options.DestinationCompression
+	Decompress         bool   // Options.DestinationDecompress
+}
+
+// layerPlan is what to do with one layer.
+type layerPlan struct {
+	Action    layerAction
+	From, To  string // compression before and after
+	MediaType string // media type to write in the manifest
+}
+
+// changes reports whether the layer's digest or media type changes.
+func (p layerPlan) changes() bool { return p.Action != layerKeep && p.Action != layerSkip }
+
+// planLayer decides what to do with one layer's compression. A destination that must have
+// uncompressed layers wins over a requested compression; unknown compressions are kept.
+func planLayer(in layerPlanInput) layerPlan {
+	keep := layerPlan{Action: layerKeep, From: in.Compression, To: in.Compression, MediaType: in.MediaType}
+	if in.Foreign {
+		if in.DestAcceptsForeign {
+			keep.Action = layerSkip
+		}
+		return keep
+	}
+	if in.Compression != compressionNone && in.Compression != compressionGzip && in.Compression != compressionZstd {
+		return keep
+	}
+	want := in.Compression
+	switch {
+	case in.DestDesired == types.Decompress || in.Decompress:
+		want = compressionNone
+	case in.Compress != "":
+		want = in.Compress
+	case in.DestDesired == types.Compress && in.Compression == compressionNone:
+		want = compressionGzip
+	}
+	if want == in.Compression {
+		return keep
+	}
+	p := layerPlan{From: in.Compression, To: want, MediaType: layerMediaType(in.MediaType, want)}
+	switch {
+	case want == compressionNone:
+		p.Action = layerDecompress
+	case in.Compression == compressionNone:
+		p.Action = layerCompress
+	default:
+		p.Action = layerRecompress
+	}
+	return p
+}
+
+// layerMediaType returns the media type of a layer like mediaType but with compression c.
+// Docker types have no zstd variant; the OCI one is used and the manifest must be OCI.
+func layerMediaType(mediaType, c string) string {
+	oci := strings.HasPrefix(mediaType, "application/vnd.oci.") || c == compressionZstd
+	switch {
+	case oci && c == compressionGzip:
+		return imgspecv1.MediaTypeImageLayerGzip
+	case oci && c == compressionZstd:
+		return imgspecv1.MediaTypeImageLayerZstd
+	case oci:
+		return imgspecv1.MediaTypeImageLayer
+	case c == compressionGzip:
+		return manifest.DockerV2Schema2LayerMediaType
+	default:
+		return manifest.DockerV2SchemaLayerMediaTypeUncompressed
+	}
+}
+
+// sourceLayerCompression is the compression of a source layer as its media type says;
+// schema1 layers carry no media type and are gzip tarballs.
+func sourceLayerCompression(mediaType string) string {
+	if mediaType == "" {
+		return compressionGzip
+	}
+	return manifest.LayerCompression(mediaType)
+}
+
+// instanceMode is how a multi-platform index is copied.
+type instanceMode int
+
+const (
+	instancesAll       instanceMode = iota // every instance plus the index
+	instancesSubset                        // the instances for Options.Platforms plus a rewritten index
+	instancesOne                           // one instance, written as the top-level manifest
+	instancesIndexOnly                     // only the index manifest
+)
+
+func (m instanceMode) String() string {
+	return [...]string{"all instances", "platform subset", "one platform", "index only"}[m]
+}
+
+// instancePlanInput is everything the multi-platform decision depends on.
+type instancePlanInput struct {
+	Mode              MultiArch
+	Platforms         int // len(Options.Platforms)
+	DestAcceptsIndex  bool
+	DestPrefersSingle bool
+}
+
+// planInstances decides how to copy a multi-platform index.
+func planInstances(in instancePlanInput) (instanceMode, error) {
+	switch {
+	case in.Mode == MultiArchIndexOnly:
+		if !in.DestAcceptsIndex {
+			return 0, errors.New("copying only the index: destination cannot store a multi-platform index")
+		}
+		if in.Platforms > 0 {
+			return 0, errors.New("copying only the index: platforms cannot be selected")
+		}
+		return instancesIndexOnly, nil
+	case in.Platforms > 0 && (in.Mode == MultiArchSystem || !in.DestAcceptsIndex):
+		if in.Platforms > 1 {
+			return 0, errors.Errorf("copying %d platforms: destination takes a single image (select one platform)", in.Platforms)
+		}
+		return instancesOne, nil
+	case in.Platforms > 0:
+		return instancesSubset, nil
+	case in.Mode == MultiArchAll:
+		if !in.DestAcceptsIndex {
+			return 0, errors.New("copying all platforms: destination cannot store a multi-platform index")
+		}
+		return instancesAll, nil
+	case in.Mode == MultiArchSystem:
+		return instancesOne, nil
+	case in.DestAcceptsIndex && !in.DestPrefersSingle:
+		return instancesAll, nil
+	default:
+		return instancesOne, nil
+	}
+}
+
+// indexPlanInput is everything the index-type decision depends on.
+type indexPlanInput struct {
+	SrcMIMEType     string
+	DestSupported   []string // nil: any
+	Force           string   // Options.ForceManifestMIMEType (a single-image type)
+	Changed         bool     // the instance list or an instance digest changes
+	InstancesOCI    bool     // some written instance is an OCI manifest
+	PreserveDigests bool
+}
+
+// indexPlan says which index type to write.
+type indexPlan struct {
+	MIMEType     string
+	KeepOriginal bool // write the source bytes unchanged
+}
+
+// planIndex decides the index type: the family of a forced manifest type, else an OCI index
+// for a Docker list whose instances became OCI, else the source's type; then, when the
+// destination does not accept that, the first index type the destination lists.
+func planIndex(in indexPlanInput) (indexPlan, error) {
+	want := in.SrcMIMEType
+	switch {
+	case in.Force == imgspecv1.MediaTypeImageManifest:
+		want = imgspecv1.MediaTypeImageIndex
+	case in.Force == manifest.DockerV2Schema2MediaType:
+		want = manifest.DockerV2ListMediaType
+	case in.InstancesOCI && want == manifest.DockerV2ListMediaType &&
+		(in.DestSupported == nil || slices.Contains(in.DestSupported, imgspecv1.MediaTypeImageIndex)):
+		want = imgspecv1.MediaTypeImageIndex
+	}
+	if in.DestSupported != nil && !slices.Contains(in.DestSupported, want) {
+		for _, t := range in.DestSupported {
+			if manifest.IsIndexType(t) {
+				want = t
+				break
+			}
+		}
+	}
+	p := indexPlan{MIMEType: want, KeepOriginal: want == in.SrcMIMEType && !in.Changed}
+	if in.PreserveDigests && !p.KeepOriginal {
+		if want != in.SrcMIMEType {
+			return p, errors.Errorf("preserving digests: the index would be converted from %s to %s", in.SrcMIMEType, want)
+		}
+		return p, errors.New("preserving digests: the index would be rewritten (instances selected or converted)")
+	}
+	return p, nil
+}
+
+func isIndexType(t string) bool { return manifest.IsIndexType(t) }
