@@ -1,0 +1,243 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/internal/credentials"
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// defaultTokenLifetime applies when a token response has no expires_in (token spec: 60 s).
+const defaultTokenLifetime = 60 * time.Second
+
+// oauthClientID identifies us in OAuth2 token requests.
+const oauthClientID = "imgcopy"
+
+// scope is one resource scope of a token request, e.g. repository:library/busybox:pull.
+type scope struct {
+	repo    string
+	actions string // "pull", "pull,push", "*"
+}
+
+func (s scope) String() string { return "repository:" + s.repo + ":" + s.actions }
+
+// scopeKey is the cache key of a set of scopes.
+func scopeKey(scopes []scope) string {
+	ss := make([]string, len(scopes))
+	for i, s := range scopes {
+		ss[i] = s.String()
+	}
+	sort.Strings(ss)
+	return strings.Join(ss, " ")
+}
+
+type cachedToken struct {
+	token   string
+	expires time.Time
+}
+
+// authenticator answers a registry's challenges. It is shared by all requests of one
+// source or destination and safe for concurrent use.
+type authenticator struct {
+	sys      *types.SystemContext
+	registry string // the registry as named in the reference, for credential lookup
+	repo     string
+
+	credsOnce sync.Once
+	creds     types.DockerAuthConfig
+	credsErr  error
+
+	mu           sync.Mutex
+	challenge    *challenge
+	tokens       map[string]cachedToken // scopeKey -> token
+	refreshToken string                 // registry-issued or identity token
+}
+
+func newAuthenticator(sys *types.SystemContext, registry, repo string) *authenticator {
+	return &authenticator{sys: sys, registry: registry, repo: repo, tokens: map[string]cachedToken{}}
+}
+
+func (a *authenticator) credentials() (types.DockerAuthConfig, error) {
+	a.credsOnce.Do(func() {
+		a.creds, a.credsErr = credentials.Lookup(a.sys, a.registry, a.repo)
+		if a.credsErr != nil {
+			a.credsErr = errors.Wrapf(a.credsErr, "looking up credentials for %s", a.registry)
+		}
+	})
+	return a.creds, a.credsErr
+}
+
+// setChallenges records the challenge of a 401 response. It returns false when there is
+// nothing we can answer or the answer would not change (so retrying is pointless).
+func (a *authenticator) setChallenges(resp *http.Response, scopes []scope) bool {
+	c, ok := pickChallenge(parseAuthHeader(resp.Header.Values("WWW-Authenticate")))
+	if !ok {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hadToken := false
+	if a.challenge != nil && a.challenge.Scheme == "bearer" {
+		_, hadToken = a.tokens[scopeKey(scopes)]
+		delete(a.tokens, scopeKey(scopes)) // refused or expired early: fetch a new one
+	}
+	changed := a.challenge == nil || a.challenge.Scheme != c.Scheme || a.challenge.Params["realm"] != c.Params["realm"]
+	a.challenge = &c
+	logrus.WithFields(logrus.Fields{"registry": a.registry, "scheme": c.Scheme}).Debug("registry asks for authentication")
+	return changed || hadToken
+}
+
+// header returns the Authorization header value for a request needing scopes, or "".
+func (a *authenticator) header(ctx context.Context, c *client, scopes []scope) (string, error) {
+	if a.sys != nil && a.sys.DockerBearerRegistryToken != "" {
+		return "Bearer " + a.sys.DockerBearerRegistryToken, nil
+	}
+	a.mu.Lock()
+	ch := a.challenge
+	a.mu.Unlock()
+	if ch == nil {
+		return "", nil
+	}
+	creds, err := a.credentials()
+	if err != nil {
+		return "", err
+	}
+	switch ch.Scheme {
+	case "basic":
+		if creds.Username == "" && creds.Password == "" {
+			return "", nil
+		}
+		req := http.Request{Header: http.Header{}}
+		req.SetBasicAuth(creds.Username, creds.Password)
+		return req.Header.Get("Authorization"), nil
+	case "bearer":
+		tok, err := a.bearerToken(ctx, c, *ch, creds, scopes)
+		if err != nil {
+			return "", err
+		}
+		return "Bearer " + tok, nil
+	}
+	return "", nil
+}
+
+// bearerToken returns a cached token for scopes or fetches one. Fetches are serialized so
+// that concurrent blob uploads share one token request.
+func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge, creds types.DockerAuthConfig, scopes []scope) (string, error) {
+	key := scopeKey(scopes)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t, ok := a.tokens[key]; ok && time.Now().Before(t.expires) {
+		return t.token, nil
+	}
+	refresh := a.refreshToken
+	if refresh == "" {
+		refresh = creds.IdentityToken
+	}
+	tr, err := fetchToken(ctx, c, ch, creds, refresh, scopes)
+	if err != nil {
+		return "", err
+	}
+	if tr.RefreshToken != "" {
+		a.refreshToken = tr.RefreshToken
+	}
+	lifetime := defaultTokenLifetime
+	if tr.ExpiresIn > 0 {
+		lifetime = time.Duration(tr.ExpiresIn) * time.Second
+	}
+	tok := tr.Token
+	if tok == "" {
+		tok = tr.AccessToken
+	}
+	// Expire a little early so that a token is not refused on arrival.
+	a.tokens[key] = cachedToken{token: tok, expires: time.Now().Add(lifetime * 9 / 10)}
+	return tok, nil
+}
+
+type tokenResponse struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// fetchToken asks the challenge's realm for a token: an OAuth2 POST when we hold a refresh
+// token, else a GET with optional Basic credentials (https://distribution.github.io/distribution/spec/auth/token/).
+func fetchToken(ctx context.Context, c *client, ch challenge, creds types.DockerAuthConfig, refresh string, scopes []scope) (*tokenResponse, error) {
+	req, err := tokenRequest(ctx, c, ch, creds, refresh, scopes)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.sendRetrying(ctx, req)
+	if err != nil {
+		return nil, errors.Wrapf(err, "requesting a token for %s", c.name())
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, newRegistryError(resp, c.name(), kindOther)
+	}
+	defer resp.Body.Close()
+	body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxAuthTokenBodySize)
+	if err != nil {
+		return nil, errors.Wrapf(err, "reading token response for %s", c.name())
+	}
+	var tr tokenResponse
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return nil, errors.Wrapf(err, "decoding token response for %s", c.name())
+	}
+	if tr.Token == "" && tr.AccessToken == "" {
+		return nil, errors.Errorf("token response for %s has no token", c.name())
+	}
+	return &tr, nil
+}
+
+func tokenRequest(ctx context.Context, c *client, ch challenge, creds types.DockerAuthConfig, refresh string, scopes []scope) (*http.Request, error) {
+	realm, err := url.Parse(ch.Params["realm"])
+	if err != nil || (realm.Scheme != "https" && realm.Scheme != "http") || realm.Host == "" {
+		return nil, errors.Errorf("registry %s sent an invalid token realm %q", c.registry, sanitizeURL(realm))
+	}
+	ss := make([]string, len(scopes))
+	for i, s := range scopes {
+		ss[i] = s.String()
+	}
+	if refresh != "" {
+		form := url.Values{
+			"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "service": {ch.Params["service"]},
+			"client_id": {oauthClientID}, "scope": {strings.Join(ss, " ")},
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, realm.String(), strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req, nil
+	}
+	q := realm.Query()
+	if svc := ch.Params["service"]; svc != "" {
+		q.Set("service", svc)
+	}
+	for _, s := range ss {
+		q.Add("scope", s)
+	}
+	if creds.Username != "" {
+		q.Set("account", creds.Username)
+	}
+	realm.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, realm.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if creds.Username != "" || creds.Password != "" {
+		req.SetBasicAuth(creds.Username, creds.Password)
+	}
+	return req, nil
+}

@@ -1,0 +1,236 @@
+package docker
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/internal/verify"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// destination writes one image to a registry. Blobs and per-instance manifests are pushed
+// as they come; the top-level manifest is pushed by digest in PutManifest and tagged only in
+// Commit, so that nothing appears under the tag before Commit.
+type destination struct {
+	ref    reference
+	c      *client
+	scopes []scope
+
+	mu      sync.Mutex
+	topBody []byte // the top-level manifest, pushed by digest, tagged in Commit
+	topMIME string
+}
+
+var _ types.ImageDestination = (*destination)(nil)
+
+func newImageDestination(_ context.Context, sys *types.SystemContext, ref reference) (types.ImageDestination, error) {
+	c, err := ref.newClient(sys)
+	if err != nil {
+		return nil, err
+	}
+	return &destination{ref: ref, c: c, scopes: []scope{{repo: ref.repo(), actions: "pull,push"}}}, nil
+}
+
+// Reference implements types.ImageDestination.
+func (d *destination) Reference() types.ImageReference { return d.ref }
+
+// Properties implements types.ImageDestination. Registries store every manifest type; the
+// list is best first so that conversions (when one is forced) pick modern types.
+func (d *destination) Properties() types.DestinationProperties {
+	return types.DestinationProperties{
+		SupportedManifestMIMETypes: []string{
+			imgspecv1.MediaTypeImageManifest,
+			manifest.DockerV2Schema2MediaType,
+			imgspecv1.MediaTypeImageIndex,
+			manifest.DockerV2ListMediaType,
+			manifest.DockerV2Schema1SignedMediaType,
+			manifest.DockerV2Schema1MediaType,
+		},
+		AcceptsIndex:            true,
+		DesiredLayerCompression: types.PreserveOriginal,
+		AcceptsForeignLayerURLs: true,
+		ConcurrentBlobs:         true,
+	}
+}
+
+func (d *destination) cacheScope() types.BICTransportScope {
+	return types.BICTransportScope{Opaque: d.ref.registry()}
+}
+
+// PutBlob implements types.ImageDestination: POST an upload session, stream the blob in
+// one PATCH, then PUT ?digest=. The registry checks the digest too, but we hash the stream
+// ourselves and cancel the session on a mismatch before the blob becomes visible. An upload
+// that fails before reading anything from r (or with r seekable) is retried in a new session.
+func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
+	if info.Digest != "" {
+		if err := info.Digest.Validate(); err != nil {
+			return types.BlobInfo{}, errors.Wrapf(err, "invalid digest of blob to upload")
+		}
+	}
+	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": info.Size}).Debug("blob upload started")
+	for attempt := 0; ; attempt++ {
+		stored, restartable, err := d.uploadOnce(ctx, r, info)
+		if err == nil {
+			if opts.Cache != nil {
+				opts.Cache.RecordKnownLocation(transportName, d.cacheScope(), stored.Digest, types.BICLocationReference{Opaque: d.ref.repo()})
+			}
+			logrus.WithFields(logrus.Fields{"digest": stored.Digest, "size": stored.Size}).Debug("blob upload done")
+			return stored, nil
+		}
+		if !restartable || attempt >= d.c.retry.times || ctx.Err() != nil {
+			return types.BlobInfo{}, errors.Wrapf(err, "uploading blob %s to %s", info.Digest, types.ImageName(d.ref))
+		}
+		if err := d.c.backoff(ctx, attempt, nil, err); err != nil {
+			return types.BlobInfo{}, err
+		}
+	}
+}
+
+// uploadOnce makes one upload attempt in a new session. restartable tells whether r can
+// be sent again (nothing was read from it, or it could be rewound).
+func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.BlobInfo) (types.BlobInfo, bool, error) {
+	loc, err := d.startUpload(ctx, nil)
+	if err != nil {
+		return types.BlobInfo{}, false, err // the POST itself was already retried
+	}
+	vr, err := verify.NewReader(r, info.Digest, info.Size)
+	if err != nil {
+		return types.BlobInfo{}, false, err
+	}
+	sr := &sourceReader{r: vr}
+	hdr := http.Header{"Content-Type": {"application/octet-stream"}}
+	resp, err := d.c.do(ctx, request{method: http.MethodPatch, url: loc, header: hdr, stream: sr, size: info.Size, scopes: d.scopes})
+	if sr.err != nil { // the source stream failed or did not match: blame it, not the registry
+		d.cancelUpload(loc)
+		if resp != nil {
+			drain(resp)
+		}
+		return types.BlobInfo{}, false, sr.err
+	}
+	if err != nil {
+		d.cancelUpload(loc)
+		return types.BlobInfo{}, retryableError(ctx, err) && d.rewind(r, sr), err
+	}
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusCreated {
+		err := newRegistryError(resp, d.c.name(), kindOther)
+		d.cancelUpload(loc)
+		// 404 means the session vanished (BLOB_UPLOAD_UNKNOWN): a new one may work.
+		restart := retryableStatus(resp.StatusCode) || resp.StatusCode == http.StatusNotFound
+		return types.BlobInfo{}, restart && d.rewind(r, sr), err
+	}
+	drain(resp)
+	if !vr.Verified() { // the registry answered before we sent everything
+		d.cancelUpload(loc)
+		return types.BlobInfo{}, false, errors.Errorf("registry ended the upload after %d bytes", vr.Size())
+	}
+	next, err := locationOf(resp, loc)
+	if err != nil {
+		d.cancelUpload(loc)
+		return types.BlobInfo{}, false, err
+	}
+	stored := types.BlobInfo{Digest: vr.Digest(), Size: vr.Size(), MediaType: info.MediaType, URLs: info.URLs, Annotations: info.Annotations}
+	if err := d.finishUpload(ctx, next, stored.Digest); err != nil {
+		d.cancelUpload(next)
+		return types.BlobInfo{}, false, err
+	}
+	return stored, false, nil
+}
+
+// sourceReader remembers the first error of the blob stream itself (including a digest
+// mismatch at EOF), so that it is not mistaken for a registry failure.
+type sourceReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// rewind prepares r for another attempt: possible when nothing was read, or when r seeks.
+func (d *destination) rewind(r io.Reader, sr *sourceReader) bool {
+	if sr.n == 0 {
+		return true
+	}
+	if s, ok := r.(io.Seeker); ok {
+		_, err := s.Seek(0, io.SeekStart)
+		return err == nil
+	}
+	return false
+}
+
+// startUpload POSTs a new upload session (or a mount, with query) and returns its Location.
+func (d *destination) startUpload(ctx context.Context, query url.Values) (*url.URL, error) {
+	resp, err := d.c.do(ctx, request{method: http.MethodPost, path: "/v2/" + d.ref.repo() + "/blobs/uploads/", query: query, scopes: d.scopes})
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return nil, newRegistryError(resp, d.c.name(), kindOther)
+	}
+	drain(resp)
+	return locationOf(resp, nil)
+}
+
+// locationOf returns resp's Location resolved against the request URL (it may be relative);
+// fallback is used when there is none.
+func locationOf(resp *http.Response, fallback *url.URL) (*url.URL, error) {
+	v := resp.Header.Get("Location")
+	if v == "" {
+		if fallback != nil {
+			return fallback, nil
+		}
+		return nil, errors.Errorf("registry sent no Location for %s %s", resp.Request.Method, sanitizeURL(resp.Request.URL))
+	}
+	u, err := resp.Request.URL.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.Errorf("registry sent an invalid Location header for %s %s", resp.Request.Method, sanitizeURL(resp.Request.URL))
+	}
+	return u, nil
+}
+
+// finishUpload PUTs ?digest= to close the session.
+func (d *destination) finishUpload(ctx context.Context, loc *url.URL, dg digest.Digest) error {
+	resp, err := d.c.do(ctx, request{method: http.MethodPut, url: loc, query: url.Values{"digest": {dg.String()}}, scopes: d.scopes})
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusAccepted {
+		return newRegistryError(resp, d.c.name(), kindBlob)
+	}
+	drain(resp)
+	return nil
+}
+
+// cancelUpload deletes an upload session, best effort: it expires on its own anyway.
+func (d *destination) cancelUpload(loc *url.URL) {
+	ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
+	defer cancel()
+	resp, err := d.c.send(ctx, request{method: http.MethodDelete, url: loc, scopes: d.scopes})
+	if err != nil {
+		logrus.WithFields(logrus.Fields{"url": sanitizeURL(loc), "error": err}).Debug("cancelling upload session")
+		return
+	}
+	drain(resp)
+}
+
+// Close implements types.ImageDestination.
+func (d *destination) Close() error {
+	d.c.close()
+	return nil
+}

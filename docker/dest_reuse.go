@@ -1,0 +1,237 @@
+package docker
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// cancelTimeout bounds best-effort cleanup requests.
+const cancelTimeout = 30 * time.Second
+
+// TryReusingBlob implements types.ImageDestination: a HEAD in this repository, then a
+// cross-repository mount from each other repository of this registry where the cache (or
+// the source reference) says the blob is. A mount the registry answers with an upload
+// session (202) is cancelled and the next candidate tried.
+func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
+	if info.Digest == "" {
+		return types.ReusedBlob{}, false, nil
+	}
+	if err := info.Digest.Validate(); err != nil {
+		return types.ReusedBlob{}, false, errors.Wrapf(err, "invalid digest %q", info.Digest)
+	}
+	size, found, err := d.blobExists(ctx, info.Digest)
+	if err != nil {
+		return types.ReusedBlob{}, false, errors.Wrapf(err, "checking blob %s in %s", info.Digest, types.ImageName(d.ref))
+	}
+	if found {
+		d.recordLocation(opts.Cache, info.Digest)
+		logrus.WithFields(logrus.Fields{"digest": info.Digest}).Debug("blob already present")
+		return types.ReusedBlob{Info: withDigest(info, info.Digest, size)}, true, nil
+	}
+	for _, cand := range d.mountCandidates(info.Digest, opts) {
+		reused, ok := d.tryCandidate(ctx, info, cand, opts.Cache)
+		if ok {
+			return reused, true, nil
+		}
+	}
+	return types.ReusedBlob{}, false, nil
+}
+
+// candidate is a place in this registry where a blob (or a substitute) may be.
+type candidate struct {
+	digest digest.Digest
+	repo   string
+}
+
+func (d *destination) mountCandidates(dg digest.Digest, opts types.ReuseOptions) []candidate {
+	var out []candidate
+	seen := map[candidate]bool{{digest: dg, repo: d.ref.repo()}: true} // already checked
+	add := func(c candidate) {
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	if src, ok := opts.SourceReference.(reference); ok && src.registry() == d.ref.registry() {
+		add(candidate{digest: dg, repo: src.repo()})
+	}
+	if opts.Cache != nil {
+		for _, c := range opts.Cache.CandidateLocations(transportName, d.cacheScope(), dg, opts.CanSubstitute) {
+			if c.Digest != dg && !opts.CanSubstitute {
+				continue
+			}
+			add(candidate{digest: c.Digest, repo: c.Location.Opaque})
+		}
+	}
+	return out
+}
+
+// tryCandidate checks a substitute in this repository, or mounts from another repository.
+// Failures only mean "not reused".
+func (d *destination) tryCandidate(ctx context.Context, info types.BlobInfo, cand candidate, cache types.BlobInfoCache) (types.ReusedBlob, bool) {
+	log := logrus.WithFields(logrus.Fields{"digest": cand.digest, "from": cand.repo})
+	if cand.repo == d.ref.repo() {
+		size, found, err := d.blobExists(ctx, cand.digest)
+		if err != nil || !found {
+			return types.ReusedBlob{}, false
+		}
+		log.Debug("substitute blob already present")
+		return types.ReusedBlob{Info: withDigest(info, cand.digest, size)}, true
+	}
+	mounted, err := d.mount(ctx, cand)
+	if err != nil || !mounted {
+		log.WithField("error", err).Debug("cross-repository mount not done")
+		return types.ReusedBlob{}, false
+	}
+	size := info.Size
+	if cand.digest != info.Digest || size < 0 {
+		if s, found, err := d.blobExists(ctx, cand.digest); err == nil && found {
+			size = s
+		}
+	}
+	d.recordLocation(cache, cand.digest)
+	log.Debug("blob mounted from another repository")
+	return types.ReusedBlob{Info: withDigest(info, cand.digest, size), MountedFrom: cand.repo}, true
+}
+
+// mount asks the registry to mount cand into this repository: 201 means done, 202 means the
+// registry opened an upload session instead, which we cancel.
+func (d *destination) mount(ctx context.Context, cand candidate) (bool, error) {
+	scopes := append([]scope{{repo: cand.repo, actions: "pull"}}, d.scopes...)
+	q := url.Values{"mount": {cand.digest.String()}, "from": {cand.repo}}
+	resp, err := d.c.do(ctx, request{method: http.MethodPost, path: "/v2/" + d.ref.repo() + "/blobs/uploads/", query: q, scopes: scopes})
+	if err != nil {
+		return false, err
+	}
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		drain(resp)
+		return true, nil
+	case http.StatusAccepted:
+		drain(resp)
+		logrus.WithFields(logrus.Fields{"digest": cand.digest, "from": cand.repo}).Warn("registry refused the cross-repository mount; uploading instead")
+		if loc, err := locationOf(resp, nil); err == nil {
+			d.cancelUpload(loc)
+		}
+		return false, nil
+	}
+	return false, newRegistryError(resp, d.c.name(), kindBlob)
+}
+
+// blobExists HEADs a blob in this repository and returns its size (-1 if not sent).
+func (d *destination) blobExists(ctx context.Context, dg digest.Digest) (int64, bool, error) {
+	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: blobPath(d.ref.repo(), dg), scopes: d.scopes})
+	if err != nil {
+		return -1, false, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		drain(resp)
+		return resp.ContentLength, true, nil
+	case http.StatusNotFound:
+		drain(resp)
+		return -1, false, nil
+	}
+	return -1, false, newRegistryError(resp, d.c.name(), kindBlob)
+}
+
+func (d *destination) recordLocation(cache types.BlobInfoCache, dg digest.Digest) {
+	if cache != nil {
+		cache.RecordKnownLocation(transportName, d.cacheScope(), dg, types.BICLocationReference{Opaque: d.ref.repo()})
+	}
+}
+
+// withDigest returns info describing the blob dg of size (unknown: -1 keeps info's size).
+func withDigest(info types.BlobInfo, dg digest.Digest, size int64) types.BlobInfo {
+	out := info
+	if dg != info.Digest {
+		out.Digest, out.Size = dg, -1
+	}
+	if size >= 0 {
+		out.Size = size
+	}
+	return out
+}
+
+// PutManifest implements types.ImageDestination. Manifests are pushed by digest; the
+// top-level one is tagged in Commit. A registry refusing the type (MANIFEST_INVALID,
+// UNSUPPORTED, 415) yields types.ManifestTypeRejectedError so the copy can try another type.
+func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType string, instance *digest.Digest) error {
+	if mimeType == "" {
+		mimeType = manifest.GuessMIMEType(body)
+	}
+	dg, err := manifest.Digest(body)
+	if err != nil {
+		return errors.Wrapf(err, "computing manifest digest for %s", types.ImageName(d.ref))
+	}
+	want := d.ref.digest()
+	if instance != nil {
+		want = *instance
+	}
+	if want != "" {
+		ok, err := manifest.MatchesDigest(body, want)
+		if err != nil {
+			return errors.Wrapf(err, "computing manifest digest for %s", types.ImageName(d.ref))
+		}
+		if !ok {
+			return errors.Wrapf(types.DigestMismatchError{Expected: want.String(), Actual: dg.String(), ExpectedSize: -1, ActualSize: int64(len(body))},
+				"writing manifest to %s", types.ImageName(d.ref))
+		}
+		dg = want
+	}
+	if err := d.c.putManifest(ctx, dg.String(), body, mimeType, d.scopes); err != nil {
+		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
+	}
+	if instance == nil {
+		d.mu.Lock()
+		d.topBody, d.topMIME = body, mimeType
+		d.mu.Unlock()
+	}
+	return nil
+}
+
+func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeType string, scopes []scope) error {
+	hdr := http.Header{"Content-Type": {mimeType}}
+	resp, err := c.do(ctx, request{method: http.MethodPut, path: manifestPath(c.repo, ref), header: hdr, body: body, scopes: scopes})
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAccepted {
+		drain(resp)
+		return nil
+	}
+	status := resp.StatusCode
+	err = newRegistryError(resp, c.name(), kindManifest)
+	if re, ok := asRegistryError(err); status == http.StatusUnsupportedMediaType ||
+		(ok && status == http.StatusBadRequest && re.hasCode(codeManifestInvalid, codeUnsupported, codeManifestUnverified)) {
+		return types.ManifestTypeRejectedError{MIMEType: mimeType, Err: err}
+	}
+	return err
+}
+
+// Commit implements types.ImageDestination: it tags the top-level manifest.
+func (d *destination) Commit(ctx context.Context, _ types.CommitOptions) error {
+	d.mu.Lock()
+	body, mimeType := d.topBody, d.topMIME
+	d.mu.Unlock()
+	if body == nil {
+		return errors.Errorf("committing %s: no manifest was written", types.ImageName(d.ref))
+	}
+	tag := d.ref.tag()
+	if tag == "" {
+		return nil // a digest reference: PutManifest pushed it by digest already
+	}
+	if err := d.c.putManifest(ctx, tag, body, mimeType, d.scopes); err != nil {
+		return errors.Wrapf(err, "tagging %s", types.ImageName(d.ref))
+	}
+	return nil
+}

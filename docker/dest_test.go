@@ -1,0 +1,297 @@
+package docker
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// uploadHandler implements the upload endpoints of repo a/b: POST gives Location
+// (relative unless absolute is set), PATCH reads the body, PUT ?digest= completes.
+type uploadHandler struct {
+	absolute   bool
+	location   string // overrides the Location of POST responses
+	failPatch  atomic.Int32
+	failStatus int // status of failed PATCHes (0: 503)
+	sessions   atomic.Int32
+	got        atomic.Value // []byte of the last completed upload
+	mountReply int          // status for POST ?mount= (0: 202)
+}
+
+func (u *uploadHandler) serve(w http.ResponseWriter, r *http.Request, base string) {
+	switch {
+	case r.URL.Path == "/v2/":
+	case r.Method == http.MethodPost && r.URL.Path == "/v2/a/b/blobs/uploads/":
+		if r.URL.Query().Get("mount") != "" && u.mountReply == http.StatusCreated {
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		n := u.sessions.Add(1)
+		loc := "/v2/a/b/blobs/uploads/session" + string(rune('0'+n))
+		if u.absolute {
+			loc = base + loc
+		}
+		if u.location != "" {
+			loc = u.location
+		}
+		w.Header().Set("Location", loc)
+		w.WriteHeader(http.StatusAccepted)
+	case r.Method == http.MethodPatch:
+		if u.failPatch.Add(-1) >= 0 {
+			if u.failStatus == http.StatusNotFound {
+				writeRegistryError(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")
+				return
+			}
+			writeRegistryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "busy")
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		u.got.Store(b)
+		w.Header().Set("Location", r.URL.Path+"?_state=x")
+		w.WriteHeader(http.StatusAccepted)
+	case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/uploads/"):
+		b, _ := u.got.Load().([]byte)
+		if r.URL.Query().Get("digest") != digest.FromBytes(b).String() || r.URL.Query().Get("_state") != "x" {
+			writeRegistryError(w, http.StatusBadRequest, "DIGEST_INVALID", "digest mismatch")
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	case r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodHead:
+		w.WriteHeader(http.StatusNotFound)
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+func newUploadServer(t *testing.T, u *uploadHandler) *fakeServer {
+	var srv *fakeServer
+	srv = newFakeServer(t, func(w http.ResponseWriter, r *http.Request) { u.serve(w, r, srv.URL) })
+	return srv
+}
+
+func openDest(t *testing.T, host string) types.ImageDestination {
+	t.Helper()
+	dest, err := mustParse(t, "//"+host+"/a/b:t").NewImageDestination(testContext(t), anonSys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dest.Close() })
+	return dest
+}
+
+// onlyReader hides io.Seeker so uploads cannot rewind.
+type onlyReader struct{ io.Reader }
+
+func TestPutBlobUploads(t *testing.T) {
+	t.Parallel()
+	blob := bytes.Repeat([]byte("imgcopy"), 1000)
+	info := types.BlobInfo{Digest: digest.FromBytes(blob), Size: int64(len(blob))}
+	cases := []struct {
+		name         string
+		handler      *uploadHandler
+		size         int64
+		reader       func() io.Reader
+		wantErr      string
+		wantSessions int32
+	}{
+		{name: "known size, relative Location", handler: &uploadHandler{}, size: info.Size, wantSessions: 1},
+		{name: "unknown size streams chunked", handler: &uploadHandler{}, size: -1, wantSessions: 1},
+		{name: "absolute Location", handler: &uploadHandler{absolute: true}, size: info.Size, wantSessions: 1},
+		{name: "bad Location", handler: &uploadHandler{location: "http://[::1"}, size: info.Size, wantErr: "invalid Location"},
+		{name: "PATCH 503 retried in a new session", handler: failingPatch(1), size: info.Size, wantSessions: 2},
+		{name: "upload session lost (404) restarts", handler: func() *uploadHandler { u := failingPatch(1); u.failStatus = 404; return u }(), size: info.Size, wantSessions: 2},
+		{name: "PATCH 503 with a stream that cannot rewind", handler: failingPatch(1), size: info.Size,
+			reader: func() io.Reader { return onlyReader{bytes.NewReader(blob)} }, wantErr: "503", wantSessions: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newUploadServer(t, tc.handler)
+			dest := openDest(t, srv.host)
+			r := io.Reader(bytes.NewReader(blob))
+			if tc.reader != nil {
+				r = tc.reader()
+			}
+			got, err := dest.PutBlob(testContext(t), r, types.BlobInfo{Digest: info.Digest, Size: tc.size}, types.PutBlobOptions{})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+			} else if err != nil || got.Digest != info.Digest || got.Size != info.Size {
+				t.Fatalf("PutBlob = %+v, %v", got, err)
+			}
+			if tc.wantSessions != 0 && tc.handler.sessions.Load() != tc.wantSessions {
+				t.Errorf("%d upload sessions, want %d", tc.handler.sessions.Load(), tc.wantSessions)
+			}
+			for _, req := range srv.requests() {
+				if req.Method == http.MethodPatch && req.Header.Get("Content-Type") != "application/octet-stream" {
+					t.Errorf("PATCH Content-Type %q", req.Header.Get("Content-Type"))
+				}
+				if req.Method == http.MethodPatch && tc.size < 0 && req.ContentLength != -1 {
+					t.Errorf("PATCH with unknown size has Content-Length %d, want chunked", req.ContentLength)
+				}
+			}
+		})
+	}
+}
+
+func failingPatch(n int32) *uploadHandler {
+	u := &uploadHandler{}
+	u.failPatch.Store(n)
+	return u
+}
+
+func TestPutBlobDigestMismatchCancelsSession(t *testing.T) {
+	t.Parallel()
+	h := &uploadHandler{}
+	srv := newUploadServer(t, h)
+	dest := openDest(t, srv.host)
+	_, err := dest.PutBlob(testContext(t), strings.NewReader("actual"), types.BlobInfo{Digest: digest.FromString("expected"), Size: -1}, types.PutBlobOptions{})
+	if !errors.Is(err, types.ErrDigestMismatch) {
+		t.Fatalf("error %v, want ErrDigestMismatch", err)
+	}
+	if srv.count(http.MethodPut, "/uploads/") != 0 || srv.count(http.MethodDelete, "/uploads/") != 1 {
+		t.Errorf("requests %+v: want no PUT ?digest= and one DELETE of the session", srv.requests())
+	}
+}
+
+func TestMountFallsBackOn202(t *testing.T) {
+	t.Parallel()
+	h := &uploadHandler{}
+	srv := newUploadServer(t, h)
+	dest := openDest(t, srv.host)
+	d := digest.FromString("layer")
+	cache := newMemCache()
+	cache.RecordKnownLocation(transportName, types.BICTransportScope{Opaque: srv.host}, d, types.BICLocationReference{Opaque: "x/y"})
+	_, ok, err := dest.TryReusingBlob(testContext(t), types.BlobInfo{Digest: d, Size: 5}, types.ReuseOptions{Cache: cache})
+	if err != nil || ok {
+		t.Fatalf("TryReusingBlob = %v, %v; want not reused", ok, err)
+	}
+	reqs := srv.requests()
+	var seq []string
+	for _, r := range reqs[1:] { // after the ping
+		seq = append(seq, r.Method+" "+r.Path+"?"+r.RawQuery)
+	}
+	want := []string{
+		"HEAD /v2/a/b/blobs/" + d.String() + "?",
+		"POST /v2/a/b/blobs/uploads/?from=x%2Fy&mount=" + strings.ReplaceAll(d.String(), ":", "%3A"),
+		"DELETE /v2/a/b/blobs/uploads/session1?",
+	}
+	if strings.Join(seq, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(seq, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestPutManifestRejection(t *testing.T) {
+	t.Parallel()
+	img := newTestImage(t, 20, "amd64")
+	cases := []struct {
+		name       string
+		status     int
+		code       string
+		wantReject bool
+	}{
+		{name: "MANIFEST_INVALID", status: 400, code: codeManifestInvalid, wantReject: true},
+		{name: "UNSUPPORTED", status: 400, code: codeUnsupported, wantReject: true},
+		{name: "415", status: 415, code: "", wantReject: true},
+		{name: "MANIFEST_BLOB_UNKNOWN is not a type problem", status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
+		{name: "DENIED", status: 403, code: "DENIED"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/v2/" {
+					writeRegistryError(w, tc.status, tc.code, "nope")
+				}
+			})
+			dest := openDest(t, srv.host)
+			err := dest.PutManifest(testContext(t), img.manifest, imgspecv1.MediaTypeImageManifest, nil)
+			var rej types.ManifestTypeRejectedError
+			if got := errors.As(err, &rej); got != tc.wantReject || err == nil {
+				t.Fatalf("error %v: rejected=%v, want %v", err, got, tc.wantReject)
+			}
+			if tc.wantReject && rej.MIMEType != imgspecv1.MediaTypeImageManifest {
+				t.Errorf("rejected MIME type %q", rej.MIMEType)
+			}
+			if tc.status == 403 && !errors.Is(err, types.ErrDenied) {
+				t.Errorf("error %v is not ErrDenied", err)
+			}
+		})
+	}
+}
+
+func TestTagOnlyOnCommit(t *testing.T) {
+	t.Parallel()
+	img := newTestImage(t, 21, "amd64")
+	srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			if r.Header.Get("Content-Type") != imgspecv1.MediaTypeImageManifest {
+				writeRegistryError(w, 400, codeManifestInvalid, "wrong content type")
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+		}
+	})
+	dest := openDest(t, srv.host)
+	ctx := testContext(t)
+	if err := dest.PutManifest(ctx, img.manifest, imgspecv1.MediaTypeImageManifest, nil); err != nil {
+		t.Fatal(err)
+	}
+	if srv.count(http.MethodPut, "/manifests/t") != 0 || srv.count(http.MethodPut, "/manifests/"+img.digest.String()) != 1 {
+		t.Fatalf("before Commit: %+v", srv.requests())
+	}
+	if err := dest.Commit(ctx, types.CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if srv.count(http.MethodPut, "/manifests/t") != 1 {
+		t.Fatalf("Commit did not tag: %+v", srv.requests())
+	}
+}
+
+func TestUploadToAnotherHostGetsNoCredentials(t *testing.T) {
+	t.Parallel()
+	blob := []byte("blob on another host")
+	other := &uploadHandler{}
+	otherSrv := newUploadServer(t, other)
+	srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "pw" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="fake"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost {
+			w.Header().Set("Location", otherSrv.URL+"/v2/a/b/blobs/uploads/elsewhere")
+			w.WriteHeader(http.StatusAccepted)
+		}
+	})
+	sys := &types.SystemContext{DockerAuthConfig: &types.DockerAuthConfig{Username: "alice", Password: "pw"}}
+	dest, err := mustParse(t, "//"+srv.host+"/a/b:t").NewImageDestination(testContext(t), sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	if _, err := dest.PutBlob(testContext(t), bytes.NewReader(blob), types.BlobInfo{Digest: digest.FromBytes(blob), Size: int64(len(blob))}, types.PutBlobOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	reqs := otherSrv.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("other host got %d requests, want PATCH and PUT", len(reqs))
+	}
+	for _, r := range reqs {
+		if r.Auth != "" {
+			t.Errorf("%s to another host carried Authorization", r.Method)
+		}
+	}
+}

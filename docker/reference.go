@@ -1,0 +1,237 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	distref "github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// dockerHubDomain is how references name Docker Hub; its API lives on dockerHubAPIHost.
+const (
+	dockerHubDomain  = "docker.io"
+	dockerHubAPIHost = "registry-1.docker.io"
+)
+
+// maxTagPages bounds the tag-list pages followed through Link headers.
+const maxTagPages = 10000
+
+// reference is a docker:// image reference: a normalized name with a tag, a digest or both
+// (a bare name means :latest).
+type reference struct {
+	named distref.Named
+}
+
+var (
+	_ types.ImageReference = reference{}
+	_ types.ImageDeleter   = reference{}
+	_ types.TagLister      = reference{}
+)
+
+// NewReference returns a docker reference for a normalized name (as returned by
+// distref.ParseNormalizedNamed). A name without tag or digest gets the tag "latest".
+func NewReference(named distref.Named) (types.ImageReference, error) {
+	if distref.IsNameOnly(named) {
+		named = distref.TagNameOnly(named)
+	}
+	if _, ok := named.(distref.NamedTagged); !ok {
+		if _, ok := named.(distref.Canonical); !ok {
+			return nil, errors.Errorf("docker reference %q has neither tag nor digest", named.String())
+		}
+	}
+	return reference{named: named}, nil
+}
+
+// Transport implements types.ImageReference.
+func (r reference) Transport() types.ImageTransport { return Transport }
+
+// StringWithinTransport implements types.ImageReference.
+func (r reference) StringWithinTransport() string {
+	return "//" + distref.FamiliarString(r.named)
+}
+
+// DockerReference implements types.ImageReference.
+func (r reference) DockerReference() distref.Named { return r.named }
+
+// NewImageSource implements types.ImageReference.
+func (r reference) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
+	return newImageSource(ctx, sys, r)
+}
+
+// NewImageDestination implements types.ImageReference.
+func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
+	return newImageDestination(ctx, sys, r)
+}
+
+// registry returns the registry as the reference names it ("docker.io", "host:port").
+func (r reference) registry() string { return distref.Domain(r.named) }
+
+// apiHost returns the host to contact.
+func (r reference) apiHost() string {
+	if d := r.registry(); d != dockerHubDomain {
+		return d
+	}
+	return dockerHubAPIHost
+}
+
+// repo returns the repository path ("library/busybox").
+func (r reference) repo() string { return distref.Path(r.named) }
+
+func (r reference) tag() string {
+	if t, ok := r.named.(distref.NamedTagged); ok {
+		return t.Tag()
+	}
+	return ""
+}
+
+func (r reference) digest() digest.Digest {
+	if c, ok := r.named.(distref.Canonical); ok {
+		return c.Digest()
+	}
+	return ""
+}
+
+// manifestRef returns what to GET for the top-level manifest: the digest when there is
+// one, else the tag.
+func (r reference) manifestRef() string {
+	if d := r.digest(); d != "" {
+		return d.String()
+	}
+	return r.tag()
+}
+
+func (r reference) newClient(sys *types.SystemContext) (*client, error) {
+	return newClient(sys, r.registry(), r.apiHost(), r.repo())
+}
+
+// DeleteImage implements types.ImageDeleter: it resolves a tag to its manifest digest and
+// deletes the manifest by digest (registries delete by digest only), which also removes every
+// tag pointing to it.
+func (r reference) DeleteImage(ctx context.Context, sys *types.SystemContext) error {
+	c, err := r.newClient(sys)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	scopes := []scope{{repo: r.repo(), actions: "*"}}
+	d := r.digest()
+	if d == "" {
+		if d, err = c.resolveDigest(ctx, r.tag(), scopes); err != nil {
+			return errors.Wrapf(err, "resolving %s", types.ImageName(r))
+		}
+	}
+	resp, err := c.do(ctx, request{method: http.MethodDelete, path: manifestPath(r.repo(), d.String()), scopes: scopes})
+	if err != nil {
+		return errors.Wrapf(err, "deleting %s", types.ImageName(r))
+	}
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+		return errors.Wrapf(newRegistryError(resp, c.name(), kindManifest), "deleting %s", types.ImageName(r))
+	}
+	drain(resp)
+	return nil
+}
+
+// resolveDigest returns the digest of the manifest tag points to: Docker-Content-Digest of a
+// HEAD, else the digest of the GET body.
+func (c *client) resolveDigest(ctx context.Context, tag string, scopes []scope) (digest.Digest, error) {
+	hdr := http.Header{"Accept": manifest.SupportedMIMETypes()}
+	resp, err := c.do(ctx, request{method: http.MethodHead, path: manifestPath(c.repo, tag), header: hdr, scopes: scopes})
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", newRegistryError(resp, c.name(), kindManifest)
+	}
+	drain(resp)
+	if d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
+		return d, nil
+	}
+	body, _, err := c.getManifest(ctx, tag, scopes)
+	if err != nil {
+		return "", err
+	}
+	return manifest.Digest(body)
+}
+
+// ListTags implements types.TagLister, following Link headers across pages.
+func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
+	c, err := r.newClient(sys)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	tags, err := c.listTags(ctx)
+	if err != nil {
+		return nil, errors.Wrapf(err, "listing tags of %s", c.name())
+	}
+	return tags, nil
+}
+
+func (c *client) listTags(ctx context.Context) ([]string, error) {
+	scopes := []scope{{repo: c.repo, actions: "pull"}}
+	req := request{method: http.MethodGet, path: "/v2/" + c.repo + "/tags/list", scopes: scopes}
+	var tags []string
+	for page := 0; page < maxTagPages; page++ {
+		resp, err := c.do(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, newRegistryError(resp, c.name(), kindOther)
+		}
+		body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
+		resp.Body.Close()
+		if err != nil {
+			return nil, errors.Wrap(err, "reading tag list")
+		}
+		var list struct {
+			Tags []string `json:"tags"`
+		}
+		if err := json.Unmarshal(body, &list); err != nil {
+			return nil, errors.Wrap(err, "decoding tag list")
+		}
+		tags = append(tags, list.Tags...)
+		next, err := nextLink(resp)
+		if err != nil || next == nil {
+			return tags, err
+		}
+		req = request{method: http.MethodGet, url: next, scopes: scopes}
+	}
+	return nil, errors.Errorf("more than %d pages of tags", maxTagPages)
+}
+
+// nextLink returns the rel="next" target of resp's Link header, resolved against the
+// request URL, or nil.
+func nextLink(resp *http.Response) (*url.URL, error) {
+	for _, v := range resp.Header.Values("Link") {
+		for _, link := range strings.Split(v, ",") {
+			target, params, ok := strings.Cut(strings.TrimSpace(link), ";")
+			if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+				continue
+			}
+			target = strings.TrimSpace(target)
+			if !strings.HasPrefix(target, "<") || !strings.HasSuffix(target, ">") {
+				return nil, errors.Errorf("invalid Link header target %q", target)
+			}
+			u, err := resp.Request.URL.Parse(target[1 : len(target)-1])
+			if err != nil {
+				return nil, errors.Wrap(err, "invalid Link header")
+			}
+			return u, nil
+		}
+	}
+	return nil, nil
+}
+
+func manifestPath(repo, ref string) string { return "/v2/" + repo + "/manifests/" + ref }
+
+func blobPath(repo string, d digest.Digest) string { return "/v2/" + repo + "/blobs/" + d.String() }

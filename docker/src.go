@@ -1,0 +1,287 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// source reads one image from a registry.
+type source struct {
+	ref    reference
+	c      *client
+	scopes []scope
+
+	mu       sync.Mutex
+	topBody  []byte // the top-level manifest, fetched once
+	topMIME  string
+	resolved bool
+}
+
+var _ types.ImageSource = (*source)(nil)
+
+func newImageSource(ctx context.Context, sys *types.SystemContext, ref reference) (types.ImageSource, error) {
+	c, err := ref.newClient(sys)
+	if err != nil {
+		return nil, err
+	}
+	s := &source{ref: ref, c: c, scopes: []scope{{repo: ref.repo(), actions: "pull"}}}
+	// Fetch the manifest now so that a missing image or refused access fails the open, as
+	// users expect from "imgcopy docker://nonexistent …".
+	if _, _, err := s.GetManifest(ctx, nil); err != nil {
+		c.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reference implements types.ImageSource.
+func (s *source) Reference() types.ImageReference { return s.ref }
+
+// Properties implements types.ImageSource.
+func (s *source) Properties() types.SourceProperties {
+	return types.SourceProperties{ConcurrentBlobs: true}
+}
+
+// GetManifest implements types.ImageSource. Manifests fetched by digest are checked against
+// it, and every manifest against the registry's Docker-Content-Digest when present.
+func (s *source) GetManifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
+	if instance != nil {
+		b, mt, err := s.c.getManifest(ctx, instance.String(), s.scopes)
+		if err != nil {
+			return nil, "", errors.Wrapf(err, "reading manifest %s of %s", instance, types.ImageName(s.ref))
+		}
+		return b, mt, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.resolved {
+		b, mt, err := s.c.getManifest(ctx, s.ref.manifestRef(), s.scopes)
+		if err != nil {
+			return nil, "", errors.Wrapf(err, "reading manifest of %s", types.ImageName(s.ref))
+		}
+		s.topBody, s.topMIME, s.resolved = b, mt, true
+	}
+	return s.topBody, s.topMIME, nil
+}
+
+// getManifest GETs a manifest by tag or digest and verifies it.
+func (c *client) getManifest(ctx context.Context, ref string, scopes []scope) ([]byte, string, error) {
+	hdr := http.Header{"Accept": manifest.SupportedMIMETypes()}
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: manifestPath(c.repo, ref), header: hdr, scopes: scopes})
+	if err != nil {
+		return nil, "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", newRegistryError(resp, c.name(), kindManifest)
+	}
+	defer resp.Body.Close()
+	body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
+	if err != nil {
+		return nil, "", errors.Wrap(err, "reading manifest body")
+	}
+	if d, err := digest.Parse(ref); err == nil {
+		if err := checkManifestDigest(body, d); err != nil {
+			return nil, "", err
+		}
+	}
+	if h := resp.Header.Get("Docker-Content-Digest"); h != "" {
+		if d, err := digest.Parse(h); err == nil {
+			if err := checkManifestDigest(body, d); err != nil {
+				return nil, "", errors.Wrap(err, "checking Docker-Content-Digest")
+			}
+		}
+	}
+	return body, manifestMIMEType(resp.Header.Get("Content-Type"), body), nil
+}
+
+func checkManifestDigest(body []byte, d digest.Digest) error {
+	ok, err := manifest.MatchesDigest(body, d)
+	if err != nil {
+		return errors.Wrapf(err, "computing digest of manifest %s", d)
+	}
+	if !ok {
+		actual, _ := manifest.Digest(body)
+		return errors.Wrapf(types.DigestMismatchError{Expected: d.String(), Actual: actual.String(), ExpectedSize: -1, ActualSize: int64(len(body))},
+			"manifest %s", d)
+	}
+	return nil
+}
+
+// manifestMIMEType returns the Content-Type without parameters, or the guessed type when the
+// registry sent a generic one.
+func manifestMIMEType(contentType string, body []byte) string {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		mt = ""
+	}
+	switch mt {
+	case "", "application/json", "text/plain", "application/octet-stream":
+		return manifest.GuessMIMEType(body)
+	}
+	return mt
+}
+
+// GetBlob implements types.ImageSource. The stream follows redirects to storage backends and
+// resumes with a Range request if the connection breaks.
+func (s *source) GetBlob(ctx context.Context, info types.BlobInfo, opts types.GetBlobOptions) (io.ReadCloser, int64, error) {
+	if err := info.Digest.Validate(); err != nil {
+		return nil, -1, errors.Wrapf(err, "fetching blob %q from %s", info.Digest, types.ImageName(s.ref))
+	}
+	if len(info.URLs) > 0 { // a foreign layer: its URLs first, the registry as fallback
+		if rc, size, ok := s.c.getExternalBlob(ctx, info); ok {
+			return rc, size, nil
+		}
+	}
+	rc, size, err := s.c.getBlob(ctx, info.Digest, s.scopes)
+	if err != nil {
+		return nil, -1, errors.Wrapf(err, "fetching blob %s from %s", info.Digest, types.ImageName(s.ref))
+	}
+	if opts.Cache != nil {
+		opts.Cache.RecordKnownLocation(transportName, types.BICTransportScope{Opaque: s.ref.registry()}, info.Digest,
+			types.BICLocationReference{Opaque: s.ref.repo()})
+	}
+	return rc, size, nil
+}
+
+// getExternalBlob tries a foreign layer's URLs (without registry credentials).
+func (c *client) getExternalBlob(ctx context.Context, info types.BlobInfo) (io.ReadCloser, int64, bool) {
+	for _, raw := range info.URLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			continue
+		}
+		resp, err := c.sendRetrying(ctx, req)
+		if err != nil {
+			logrus.WithFields(logrus.Fields{"digest": info.Digest, "error": err}).Debug("foreign layer URL failed")
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			logrus.WithFields(logrus.Fields{"digest": info.Digest, "url": sanitizeURL(u), "status": resp.StatusCode}).Debug("foreign layer URL failed")
+			drain(resp)
+			continue
+		}
+		return resp.Body, resp.ContentLength, true
+	}
+	return nil, -1, false
+}
+
+func (c *client) getBlob(ctx context.Context, d digest.Digest, scopes []scope) (io.ReadCloser, int64, error) {
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: blobPath(c.repo, d), scopes: scopes})
+	if err != nil {
+		return nil, -1, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, -1, newRegistryError(resp, c.name(), kindBlob)
+	}
+	size := resp.ContentLength // -1 when unknown
+	logrus.WithFields(logrus.Fields{"digest": d, "size": size}).Debug("blob download started")
+	return &resumingReader{ctx: ctx, c: c, d: d, scopes: scopes, body: resp.Body, size: size, left: c.retry.times}, size, nil
+}
+
+// resumingReader reads a blob and, when the connection breaks, asks for the rest with a
+// Range request (a bounded number of times), checking that the registry answers 206 with the
+// expected Content-Range.
+type resumingReader struct {
+	ctx    context.Context
+	c      *client
+	d      digest.Digest
+	scopes []scope
+	body   io.ReadCloser
+	size   int64
+	offset int64
+	left   int // resumes left
+	err    error
+}
+
+func (r *resumingReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.body.Read(p)
+	r.offset += int64(n)
+	if err == nil || err == io.EOF {
+		if err == io.EOF && r.size >= 0 && r.offset < r.size && r.left > 0 {
+			err = io.ErrUnexpectedEOF // the connection ended early: resume below
+		} else {
+			return n, err
+		}
+	}
+	if r.left <= 0 || !retryableError(r.ctx, err) {
+		r.err = errors.Wrapf(err, "reading blob %s", r.d)
+		return n, r.err
+	}
+	if rerr := r.resume(err); rerr != nil {
+		r.err = rerr
+		return n, r.err
+	}
+	if n == 0 {
+		return r.Read(p)
+	}
+	return n, nil
+}
+
+// resume reopens the blob at the current offset.
+func (r *resumingReader) resume(cause error) error {
+	r.left--
+	r.body.Close()
+	logrus.WithFields(logrus.Fields{"digest": r.d, "offset": r.offset, "error": cause}).Debug("resuming blob download")
+	hdr := http.Header{"Range": {"bytes=" + strconv.FormatInt(r.offset, 10) + "-"}}
+	resp, err := r.c.do(r.ctx, request{method: http.MethodGet, path: blobPath(r.c.repo, r.d), header: hdr, scopes: r.scopes})
+	if err != nil {
+		return errors.Wrapf(err, "resuming blob %s at offset %d after %v", r.d, r.offset, cause)
+	}
+	if resp.StatusCode != http.StatusPartialContent {
+		drain(resp)
+		return errors.Wrapf(cause, "reading blob %s: resuming at offset %d returned status %d, not 206", r.d, r.offset, resp.StatusCode)
+	}
+	if err := checkContentRange(resp.Header.Get("Content-Range"), r.offset, r.size); err != nil {
+		drain(resp)
+		return errors.Wrapf(err, "resuming blob %s", r.d)
+	}
+	r.body = resp.Body
+	return nil
+}
+
+// checkContentRange checks "bytes START-END/TOTAL" against the offset asked for.
+func checkContentRange(v string, offset, size int64) error {
+	var start, end int64
+	var total string
+	if _, err := fmt.Sscanf(strings.TrimSpace(v), "bytes %d-%d/%s", &start, &end, &total); err != nil {
+		return errors.Errorf("invalid Content-Range %q", v)
+	}
+	if start != offset {
+		return errors.Errorf("Content-Range %q does not start at offset %d", v, offset)
+	}
+	if size >= 0 && total != "*" && total != strconv.FormatInt(size, 10) {
+		return errors.Errorf("Content-Range %q does not match blob size %d", v, size)
+	}
+	return nil
+}
+
+// Close implements io.Closer.
+func (r *resumingReader) Close() error { return r.body.Close() }
+
+// Close implements types.ImageSource.
+func (s *source) Close() error {
+	s.c.close()
+	return nil
+}
