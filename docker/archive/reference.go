@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	dref "github.com/distribution/reference"
@@ -114,4 +115,25 @@ func writerOptions(sys *types.SystemContext) tarfile.WriterOptions {
 		return tarfile.WriterOptions{}
 	}
 	return tarfile.WriterOptions{Classic: sys.DockerArchiveClassic, TempDir: sys.BigFilesTemporaryDir}
+}
+
+var _ types.TagLister = (*reference)(nil)
+
+// ListTags implements types.TagLister: every RepoTag in the archive's manifest.json, in
+// archive order, each once.
+func (r *reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
+	rd, err := tarfile.NewReader(r.path, sys)
+	if err != nil {
+		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
+	}
+	defer rd.Close()
+	tags := []string{}
+	for _, it := range rd.Items() {
+		for _, t := range it.RepoTags {
+			if !slices.Contains(tags, t) {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags, nil
 }

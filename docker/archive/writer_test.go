@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -113,6 +114,13 @@ func TestMultiImageWriter(t *testing.T) {
 		if got := readManifest(t, parse(t, ref)); !bytes.Equal(got, want) {
 			t.Errorf("%s: manifest not preserved", ref)
 		}
+	}
+	tags, err := parse(t, path).(types.TagLister).ListTags(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"docker.io/library/a:1", "quay.io/b/b:2"}; !slices.Equal(tags, want) {
+		t.Errorf("ListTags = %v, want %v", tags, want)
 	}
 	// The layers both images share are stored once.
 	f, err := os.Open(path)
