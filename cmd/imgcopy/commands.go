@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/pkg/errors"
+	"github.com/urfave/cli/v2"
+
+	"github.com/imgcopy/imgcopy/internal/credentials"
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+func listTagsCmd(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "list-tags",
+		Usage:     "list the tags of a repository or OCI layout",
+		ArgsUsage: "REF",
+		Description: `Prints {"Repository": ..., "Tags": [...]} for REF's repository (docker://HOST/REPO, any tag
+or digest in REF is ignored) or OCI layout (the ref.name of each index.json entry); works
+with every transport whose references can list tags.
+
+Examples:
+   imgcopy list-tags docker://docker.io/library/alpine
+   imgcopy list-tags oci:examples/hello`,
+		Flags:  imageFlags("", "image's"),
+		Action: func(c *cli.Context) error { return listTagsCommand(c, e) },
+	}
+}
+
+// tagList is the output of list-tags, with skopeo's field names.
+type tagList struct {
+	Repository string
+	Tags       []string
+}
+
+func listTagsCommand(c *cli.Context, e *env) error {
+	if err := checkArgs(c, 1, "REF"); err != nil {
+		return err
+	}
+	ref, err := parseRef(e, c.Args().First())
+	if err != nil {
+		return err
+	}
+	lister, ok := ref.(types.TagLister)
+	if !ok {
+		return usageErrorf("%s: the %s transport cannot list tags", types.ImageName(ref), ref.Transport().Name())
+	}
+	sys, err := systemContext(c, e, "")
+	if err != nil {
+		return err
+	}
+	tags, err := lister.ListTags(c.Context, sys)
+	if err != nil {
+		return errors.Wrapf(err, "listing tags of %s", types.ImageName(ref))
+	}
+	repo := types.ImageName(ref)
+	if named := ref.DockerReference(); named != nil && ref.Transport().Name() == "docker" {
+		repo = named.Name()
+	}
+	if tags == nil {
+		tags = []string{}
+	}
+	return printJSON(e, tagList{Repository: repo, Tags: tags})
+}
+
+func deleteCmd(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "delete",
+		Usage:     "delete an image from a registry or an OCI layout",
+		ArgsUsage: "REF",
+		Description: `Deletes REF: a registry manifest (by tag or digest; the registry must allow deletes) or a
+name in an OCI layout, whose blobs no other entry uses are then removed.
+
+Examples:
+   imgcopy delete docker://127.0.0.1:5000/app@sha256:0123...
+   imgcopy delete oci:/tmp/layout:old`,
+		Flags:  imageFlags("", "image's"),
+		Action: func(c *cli.Context) error { return deleteCommand(c, e) },
+	}
+}
+
+func deleteCommand(c *cli.Context, e *env) error {
+	if err := checkArgs(c, 1, "REF"); err != nil {
+		return err
+	}
+	ref, err := parseRef(e, c.Args().First())
+	if err != nil {
+		return err
+	}
+	deleter, ok := ref.(types.ImageDeleter)
+	if !ok {
+		return usageErrorf("%s: the %s transport cannot delete images", types.ImageName(ref), ref.Transport().Name())
+	}
+	sys, err := systemContext(c, e, "")
+	if err != nil {
+		return err
+	}
+	if err := deleter.DeleteImage(c.Context, sys); err != nil {
+		return errors.Wrapf(err, "deleting %s", types.ImageName(ref))
+	}
+	return nil
+}
+
+func manifestDigestCmd(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "manifest-digest",
+		Usage:     "print the digest of a manifest file",
+		ArgsUsage: "FILE",
+		Description: `Prints the digest of the manifest in FILE, as a registry computes it (for a signed schema1
+manifest: over the payload without its signatures).
+
+Examples:
+   imgcopy manifest-digest /tmp/hello/manifest.json`,
+		Action: func(c *cli.Context) error { return manifestDigestCommand(c, e) },
+	}
+}
+
+func manifestDigestCommand(c *cli.Context, e *env) error {
+	if err := checkArgs(c, 1, "FILE"); err != nil {
+		return err
+	}
+	f, err := os.Open(c.Args().First())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := iolimits.ReadAtMost(f, iolimits.MaxManifestBodySize)
+	if err != nil {
+		return errors.Wrapf(err, "reading %s", c.Args().First())
+	}
+	d, err := manifest.Digest(b)
+	if err != nil {
+		return errors.Wrapf(err, "computing the digest of %s", c.Args().First())
+	}
+	printf(e.stdout, "%s\n", d)
+	return nil
+}
+
+func loginCmd(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "login",
+		Usage:     "store credentials for a registry",
+		ArgsUsage: "REGISTRY",
+		Description: `Stores credentials for REGISTRY (HOST[:PORT]) in the containers auth.json format: in
+--authfile, else $REGISTRY_AUTH_FILE, else ${XDG_RUNTIME_DIR}/containers/auth.json, else
+~/.config/containers/auth.json. Missing user name or password are asked on the terminal.
+The credentials are not checked against the registry here; the next copy uses them.
+
+Examples:
+   imgcopy login --username alice registry.example.com
+   echo "$TOKEN" | imgcopy login --username alice --password-stdin 127.0.0.1:5000`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "user `NAME`"},
+			&cli.StringFlag{Name: "password", Aliases: []string{"p"}, Usage: "`PASSWORD` (visible in the process list; prefer --password-stdin)"},
+			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from stdin"},
+			&cli.StringFlag{Name: "authfile", Usage: "write to auth file `PATH`"},
+		},
+		Action: func(c *cli.Context) error { return loginCommand(c, e) },
+	}
+}
+
+func loginCommand(c *cli.Context, e *env) error {
+	if err := checkArgs(c, 1, "REGISTRY"); err != nil {
+		return err
+	}
+	auth := types.DockerAuthConfig{Username: c.String("username"), Password: c.String("password")}
+	if c.Bool("password-stdin") {
+		if c.IsSet("password") {
+			return usageErrorf("--password and --password-stdin cannot be used together")
+		}
+		if auth.Username == "" {
+			return usageErrorf("--password-stdin needs --username")
+		}
+		p, err := readLine(bufio.NewReader(e.stdin))
+		if err != nil {
+			return errors.Wrap(err, "reading the password from stdin")
+		}
+		auth.Password = p
+	}
+	if auth.Username == "" {
+		if !e.isTerminal(e.stdin) {
+			return usageErrorf("--username is required when stdin is not a terminal")
+		}
+		printf(e.stderr, "Username: ")
+		u, err := readLine(bufio.NewReader(e.stdin))
+		if err != nil {
+			return errors.Wrap(err, "reading the user name")
+		}
+		auth.Username = u
+	}
+	if auth.Password == "" {
+		p, err := readPassword(e, "Password: ")
+		if err != nil {
+			return usageError{errors.Wrap(err, "no password given (use --password-stdin)")}
+		}
+		auth.Password = p
+	}
+	path, err := credentials.Login(&types.SystemContext{AuthFilePath: c.String("authfile")}, c.Args().First(), auth)
+	if err != nil {
+		return err
+	}
+	printf(e.stdout, "Login Succeeded! (credentials stored in %s)\n", path)
+	return nil
+}
+
+func logoutCmd(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "logout",
+		Usage:     "remove stored credentials for a registry",
+		ArgsUsage: "REGISTRY",
+		Description: `Removes the credentials for REGISTRY from the auth file login writes.
+
+Examples:
+   imgcopy logout registry.example.com
+   imgcopy logout --authfile /tmp/auth.json 127.0.0.1:5000`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "authfile", Usage: "edit auth file `PATH`"},
+		},
+		Action: func(c *cli.Context) error { return logoutCommand(c, e) },
+	}
+}
+
+func logoutCommand(c *cli.Context, e *env) error {
+	if err := checkArgs(c, 1, "REGISTRY"); err != nil {
+		return err
+	}
+	path, err := credentials.Logout(&types.SystemContext{AuthFilePath: c.String("authfile")}, c.Args().First())
+	if err != nil {
+		return err
+	}
+	printf(e.stdout, "Removed login credentials for %s from %s\n", c.Args().First(), path)
+	return nil
+}
+
+func versionCmd(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version",
+		Description: `Prints the imgcopy version and the Go version it was built with.
+
+Examples:
+   imgcopy version`,
+		Action: func(c *cli.Context) error {
+			if err := checkArgs(c, 0, "no arguments"); err != nil {
+				return err
+			}
+			printf(e.stdout, "imgcopy version %s (%s %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}
+
+// buildVersion can be set with -ldflags "-X main.buildVersion=v1.2.3".
+var buildVersion = ""
+
+// version returns buildVersion, else the module version from the build info ("(devel)" for
+// a build from a checkout).
+func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
+}

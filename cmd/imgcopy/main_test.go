@@ -1,0 +1,432 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+
+	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+type fakeTransport struct{ name string }
+
+func (f fakeTransport) Name() string { return f.name }
+func (f fakeTransport) ParseReference(s string) (types.ImageReference, error) {
+	if s == "" || strings.Contains(s, "!") {
+		return nil, errors.Errorf("invalid reference %q", s)
+	}
+	return fakeRef{t: f, s: s}, nil
+}
+
+type fakeRef struct {
+	t fakeTransport
+	s string
+}
+
+func (r fakeRef) Transport() types.ImageTransport  { return r.t }
+func (r fakeRef) StringWithinTransport() string    { return r.s }
+func (r fakeRef) DockerReference() reference.Named { return nil }
+func (r fakeRef) NewImageSource(context.Context, *types.SystemContext) (types.ImageSource, error) {
+	return nil, errors.New("not implemented")
+}
+func (r fakeRef) NewImageDestination(context.Context, *types.SystemContext) (types.ImageDestination, error) {
+	return nil, errors.New("not implemented")
+}
+
+const testDigest = digest.Digest("sha256:82d139ada46f01edb1ffc3b07ffc5d5dfb962ed9980df00a9fcbb366008725db")
+
+// harness runs the CLI with fake transports and a fake copy that records its options.
+type harness struct {
+	env            *env
+	stdout, stderr bytes.Buffer
+	opts           *copier.Options
+	src, dest      types.ImageReference
+	copyErr        error
+	events         []copier.ProgressEvent
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{}
+	l, err := types.NewTransportList(fakeTransport{"dir"}, fakeTransport{"oci"}, fakeTransport{"docker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.env = &env{
+		transports: l,
+		copyImage: func(ctx context.Context, dest, src types.ImageReference, opts *copier.Options) (*copier.Result, error) {
+			h.opts, h.src, h.dest = opts, src, dest
+			for _, ev := range h.events {
+				opts.Progress(ev)
+			}
+			if h.copyErr != nil {
+				return nil, h.copyErr
+			}
+			return &copier.Result{ManifestDigest: testDigest, MIMEType: imgspecv1.MediaTypeImageManifest, BlobsCopied: 2, BytesCopied: 1234}, nil
+		},
+		openCache:  func() types.BlobInfoCache { return nil },
+		stdin:      strings.NewReader(""),
+		stdout:     &h.stdout,
+		stderr:     &h.stderr,
+		isTerminal: func(any) bool { return false },
+	}
+	return h
+}
+
+func (h *harness) run(args ...string) int {
+	return run(context.Background(), h.env, append([]string{"imgcopy"}, args...))
+}
+
+func intPtr(n int) *int { return &n }
+
+func TestCopyFlagsMapToOptions(t *testing.T) {
+	cases := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, o *copier.Options)
+	}{
+		{name: "defaults", args: []string{"dir:/a", "oci:/b:v1"}, check: func(t *testing.T, o *copier.Options) {
+			if o.ForceManifestMIMEType != "" || o.MultiArch != copier.MultiArchDefault || o.PreserveDigests || o.SourceCtx.InsecureSkipTLSVerify != types.OptionalBoolUndefined {
+				t.Errorf("unexpected non-default options %+v", o)
+			}
+		}},
+		{name: "copy command", args: []string{"copy", "--format", "oci", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if o.ForceManifestMIMEType != imgspecv1.MediaTypeImageManifest {
+				t.Errorf("format: %q", o.ForceManifestMIMEType)
+			}
+		}},
+		{name: "v2s2 all preserve", args: []string{"--format", "v2s2", "--all", "--preserve-digests", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if o.ForceManifestMIMEType != manifest.DockerV2Schema2MediaType || o.MultiArch != copier.MultiArchAll || !o.PreserveDigests {
+				t.Errorf("got %+v", o)
+			}
+		}},
+		{name: "multi-arch platforms", args: []string{"copy", "--multi-arch", "index-only", "--platform", "linux/arm64/v8", "--platform", "linux/amd64", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if o.MultiArch != copier.MultiArchIndexOnly || len(o.Platforms) != 2 || o.Platforms[0].Architecture != "arm64" || o.Platforms[0].Variant != "v8" || o.Platforms[1].Architecture != "amd64" {
+				t.Errorf("got %v %+v", o.MultiArch, o.Platforms)
+			}
+		}},
+		{name: "compression", args: []string{"--dest-compress-format", "zstd", "--dest-compress-level", "3", "--image-parallel-copies", "2", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if o.DestinationCompression != "zstd" || o.DestinationCompressionLevel == nil || *o.DestinationCompressionLevel != 3 || o.ImageParallelCopies != 2 {
+				t.Errorf("got %+v", o)
+			}
+		}},
+		{name: "decompress", args: []string{"--dest-decompress", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if !o.DestinationDecompress || o.DestinationCompressionLevel != nil {
+				t.Errorf("got %+v", o)
+			}
+		}},
+		{name: "credentials and tls", args: []string{
+			"--src-creds", "alice:s3cret:x", "--dest-registry-token", "tok", "--src-tls-verify=false", "--dest-tls-verify=true",
+			"--src-cert-dir", "/certs", "--authfile", "/auth.json", "--dest-authfile", "/dest.json", "--dest-no-creds",
+			"dir:/a", "oci:/b",
+		}, check: func(t *testing.T, o *copier.Options) {
+			s, d := o.SourceCtx, o.DestinationCtx
+			if s.DockerAuthConfig == nil || s.DockerAuthConfig.Username != "alice" || s.DockerAuthConfig.Password != "s3cret:x" {
+				t.Errorf("src creds %+v", s.DockerAuthConfig)
+			}
+			if d.DockerBearerRegistryToken != "tok" || !d.NoCreds || d.DockerAuthConfig != nil {
+				t.Errorf("dest %+v", d)
+			}
+			if s.InsecureSkipTLSVerify != types.OptionalBoolTrue || d.InsecureSkipTLSVerify != types.OptionalBoolFalse {
+				t.Errorf("tls verify src %v dest %v", s.InsecureSkipTLSVerify, d.InsecureSkipTLSVerify)
+			}
+			if s.CertDir != "/certs" || d.CertDir != "" || s.AuthFilePath != "/auth.json" || d.AuthFilePath != "/dest.json" {
+				t.Errorf("paths src %+v dest %+v", s, d)
+			}
+		}},
+		{name: "globals on both sides", args: []string{
+			"--override-os", "linux", "--override-arch", "arm", "--override-variant", "v7", "--tmpdir", "/big",
+			"--retry-times", "4", "--retry-delay", "2s", "dir:/a", "oci:/b",
+		}, check: func(t *testing.T, o *copier.Options) {
+			for _, sys := range []*types.SystemContext{o.SourceCtx, o.DestinationCtx} {
+				if sys.OSChoice != "linux" || sys.ArchitectureChoice != "arm" || sys.VariantChoice != "v7" || sys.BigFilesTemporaryDir != "/big" ||
+					sys.RetryTimes == nil || *sys.RetryTimes != 4 || sys.RetryDelay.String() != "2s" {
+					t.Errorf("got %+v", sys)
+				}
+			}
+		}},
+		{name: "additional tags", args: []string{"--additional-tag", "hello:v1", "--additional-tag", "quay.io/x/y:z", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			tags := o.DestinationCtx.DockerArchiveAdditionalTags
+			if len(tags) != 2 || tags[0].String() != "docker.io/library/hello:v1" || tags[1].String() != "quay.io/x/y:z" {
+				t.Errorf("got %v", tags)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			if code := h.run(tc.args...); code != exitOK {
+				t.Fatalf("exit %d, stderr %s", code, h.stderr.String())
+			}
+			if types.ImageName(h.src) != "dir:/a" {
+				t.Errorf("src %s", types.ImageName(h.src))
+			}
+			tc.check(t, h.opts)
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"one argument", []string{"dir:/a"}, "expected SRC and DST, got 1 argument(s)"},
+		{"three arguments", []string{"copy", "dir:/a", "dir:/b", "dir:/c"}, "expected SRC and DST, got 3"},
+		{"unknown flag", []string{"--nope", "dir:/a", "dir:/b"}, "flag provided but not defined: -nope"},
+		{"flag after args", []string{"copy", "dir:/a", "dir:/b", "--all"}, "flag --all after the arguments"},
+		{"unknown transport", []string{"foo:/a", "dir:/b"}, "known transports: dir, docker, oci"},
+		{"no transport", []string{"busybox", "dir:/b"}, "expected TRANSPORT:REFERENCE"},
+		{"bad reference", []string{"dir:/a", "oci:!"}, `parsing oci reference "!"`},
+		{"bad format", []string{"--format", "v2s1", "dir:/a", "dir:/b"}, `--format "v2s1": want oci or v2s2`},
+		{"all vs multi-arch", []string{"--all", "--multi-arch", "system", "dir:/a", "dir:/b"}, "contradict"},
+		{"bad multi-arch", []string{"--multi-arch", "some", "dir:/a", "dir:/b"}, "want all, system or index-only"},
+		{"bad platform", []string{"--platform", "linux", "dir:/a", "dir:/b"}, "--platform"},
+		{"bad compression", []string{"--dest-compress-format", "xz", "dir:/a", "dir:/b"}, "want gzip or zstd"},
+		{"decompress and compress", []string{"--dest-decompress", "--dest-compress-format", "gzip", "dir:/a", "dir:/b"}, "cannot be combined"},
+		{"bad progress", []string{"--progress", "fancy", "dir:/a", "dir:/b"}, "want auto, bars, plain or json"},
+		{"creds without password on a pipe", []string{"--src-creds", "alice", "dir:/a", "dir:/b"}, "--src-creds has no password"},
+		{"creds and no-creds", []string{"--src-creds", "a:b", "--src-no-creds", "dir:/a", "dir:/b"}, "cannot be used together"},
+		{"bad additional tag", []string{"--additional-tag", "UPPER", "dir:/a", "dir:/b"}, "--additional-tag"},
+		{"bad log level", []string{"--log-level", "loud", "dir:/a", "dir:/b"}, "invalid --log-level"},
+		{"inspect without ref", []string{"inspect"}, "expected REF, got 0"},
+		{"inspect format and raw", []string{"inspect", "--raw", "--format", "{{.Digest}}", "dir:/a"}, "cannot be combined"},
+		{"inspect bad template", []string{"inspect", "--format", "{{.Digest", "dir:/a"}, "--format"},
+		{"list-tags unsupported", []string{"list-tags", "dir:/a"}, "the dir transport cannot list tags"},
+		{"delete unsupported", []string{"delete", "dir:/a"}, "the dir transport cannot delete images"},
+		{"manifest-digest args", []string{"manifest-digest"}, "expected FILE"},
+		{"login password-stdin without user", []string{"login", "--password-stdin", "host"}, "needs --username"},
+		{"login without user on a pipe", []string{"login", "host"}, "--username is required"},
+		{"version with args", []string{"version", "x"}, "expected no arguments"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			if code := h.run(tc.args...); code != exitUsage {
+				t.Errorf("exit code %d, want %d; stderr %s", code, exitUsage, h.stderr.String())
+			}
+			if !strings.Contains(h.stderr.String(), tc.want) {
+				t.Errorf("stderr %q does not contain %q", h.stderr.String(), tc.want)
+			}
+			if h.opts != nil {
+				t.Errorf("copy was called")
+			}
+		})
+	}
+}
+
+func TestCopyErrorsAreOneActionableLine(t *testing.T) {
+	cases := []struct {
+		name     string
+		err      error
+		args     []string
+		code     int
+		want     []string
+		wantNone string
+	}{
+		{name: "unauthorized", err: errors.Wrap(errors.Wrap(types.ErrUnauthorized, "reading manifest of docker://127.0.0.1:5000/app:1"), "copying"),
+			code: exitFailure, want: []string{"authentication required", "docker://127.0.0.1:5000/app:1", "--src-creds/--dest-creds", "imgcopy login"}, wantNone: ".go:"},
+		{name: "missing image", err: errors.Wrap(types.ErrManifestNotFound, "reading manifest of oci:/x:nope"),
+			code: exitFailure, want: []string{"manifest not found", "list-tags"}},
+		{name: "digest mismatch", err: errors.Wrap(types.DigestMismatchError{Expected: "sha256:aa", Actual: "sha256:bb", ExpectedSize: -1}, "copying blob sha256:aa from docker://h/r"),
+			code: exitFailure, want: []string{"copying blob sha256:aa from docker://h/r: digest mismatch: expected sha256:aa, got sha256:bb"}},
+		{name: "unknown CA", err: errors.Wrap(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, "pinging registry h:5000"),
+			code: exitFailure, want: []string{"pinging registry h:5000", "--src-cert-dir/--dest-cert-dir", "tls-verify=false"}},
+		{name: "connection refused", err: errors.Wrap(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, "pinging registry h:1"),
+			code: exitFailure, want: []string{"connection refused", "reachable"}},
+		{name: "missing file", err: errors.Wrap(&fs.PathError{Op: "open", Path: "/x.tar", Err: fs.ErrNotExist}, "opening docker archive"),
+			code: exitFailure, want: []string{"/x.tar", "check the path"}},
+		{name: "debug prints the stack", err: errors.Wrap(types.ErrDenied, "writing"), args: []string{"--debug"},
+			code: exitFailure, want: []string{"access denied", "main_test.go"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.copyErr = tc.err
+			if code := h.run(append(tc.args, "dir:/a", "dir:/b")...); code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
+			}
+			out := h.stderr.String()
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("stderr %q does not contain %q", out, w)
+				}
+			}
+			if tc.wantNone != "" {
+				if strings.Contains(out, tc.wantNone) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+					t.Errorf("stderr is not one line without stack: %q", out)
+				}
+			}
+		})
+	}
+}
+
+func TestInterruptExits130(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.env.copyImage = func(ctx context.Context, _, _ types.ImageReference, _ *copier.Options) (*copier.Result, error) {
+		cancel()
+		return nil, errors.Wrap(ctx.Err(), "copying blob sha256:aa")
+	}
+	if code := run(ctx, h.env, []string{"imgcopy", "dir:/a", "dir:/b"}); code != exitInterrupted {
+		t.Errorf("exit %d, want %d", code, exitInterrupted)
+	}
+	if !strings.Contains(h.stderr.String(), "interrupted") {
+		t.Errorf("stderr %q", h.stderr.String())
+	}
+}
+
+func TestProgressJSONAndDigestFile(t *testing.T) {
+	h := newHarness(t)
+	h.events = []copier.ProgressEvent{
+		{Kind: copier.EventBlobStarted, Digest: "sha256:aa", Size: 10},
+		{Kind: copier.EventBlobProgress, Digest: "sha256:aa", Size: 10, Offset: 10},
+		{Kind: copier.EventBlobDone, Digest: "sha256:aa", Size: 10, Offset: 10},
+		{Kind: copier.EventBlobMounted, Digest: "sha256:bb", Size: 5, MountedFrom: "other/repo"},
+		{Kind: copier.EventManifestWritten, Digest: testDigest},
+	}
+	digestFile := filepath.Join(t.TempDir(), "digest")
+	if code := h.run("--progress", "json", "--digestfile", digestFile, "dir:/a", "oci:/b"); code != exitOK {
+		t.Fatalf("exit %d: %s", code, h.stderr.String())
+	}
+	var kinds []string
+	sc := bufio.NewScanner(&h.stdout)
+	var last map[string]any
+	for sc.Scan() {
+		last = map[string]any{}
+		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		kinds = append(kinds, last["event"].(string))
+	}
+	want := "blob-started blob-progress blob-done blob-mounted manifest-written done"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	if last["digest"] != testDigest.String() || last["blobsCopied"] != float64(2) || last["bytesCopied"] != float64(1234) {
+		t.Errorf("summary %v", last)
+	}
+	b, err := os.ReadFile(digestFile)
+	if err != nil || string(b) != testDigest.String() {
+		t.Errorf("digest file %q, %v", b, err)
+	}
+}
+
+func TestPlainProgressAndQuiet(t *testing.T) {
+	events := []copier.ProgressEvent{
+		{Kind: copier.EventBlobStarted, Digest: "sha256:aa", Size: 2048},
+		{Kind: copier.EventBlobReused, Digest: "sha256:bb", Size: 5},
+		{Kind: copier.EventBlobMounted, Digest: "sha256:cc", Size: 5, MountedFrom: "lib/x"},
+		{Kind: copier.EventBlobDone, Digest: "sha256:aa", Size: 2048, Offset: 2048},
+	}
+	h := newHarness(t)
+	h.events = events
+	if code := h.run("dir:/a", "oci:/b"); code != exitOK {
+		t.Fatalf("exit %d: %s", code, h.stderr.String())
+	}
+	for _, w := range []string{"Copying blob sha256:aa (2.0 KiB)", "sha256:bb skipped: already exists", "sha256:cc skipped: mounted from lib/x",
+		"Wrote " + testDigest.String() + " to oci:/b: 2 blob(s) copied (1.2 KiB), 0 reused (0 B)"} {
+		if !strings.Contains(h.stdout.String(), w) {
+			t.Errorf("stdout %q does not contain %q", h.stdout.String(), w)
+		}
+	}
+	q := newHarness(t)
+	q.events = events
+	if code := q.run("--quiet", "dir:/a", "oci:/b"); code != exitOK || q.stdout.Len() != 0 {
+		t.Errorf("quiet: exit %d, stdout %q", code, q.stdout.String())
+	}
+}
+
+func TestBarsRenderer(t *testing.T) {
+	var buf bytes.Buffer
+	b := newBarsOutput(&buf)
+	b.event(copier.ProgressEvent{Kind: copier.EventBlobStarted, Digest: "sha256:aaaaaaaaaaaaaaaa", Size: 100})
+	b.event(copier.ProgressEvent{Kind: copier.EventBlobProgress, Digest: "sha256:aaaaaaaaaaaaaaaa", Size: 100, Offset: 100})
+	// Recompressed: the done event names the stored digest.
+	b.event(copier.ProgressEvent{Kind: copier.EventBlobDone, Digest: "sha256:cccccccccccccccc", Size: 90, Offset: 100})
+	b.event(copier.ProgressEvent{Kind: copier.EventBlobReused, Digest: "sha256:bbbbbbbbbbbbbbbb", Size: 5})
+	b.finish(fakeRef{t: fakeTransport{"oci"}, s: "/x"}, &copier.Result{ManifestDigest: testDigest}, nil, 0)
+	out := buf.String()
+	for _, w := range []string{"Copying blob sha256:aaaaaaaaaaaa", "done", "skipped: already exists", "Wrote " + testDigest.String()} {
+		if !strings.Contains(out, w) {
+			t.Errorf("bars output %q does not contain %q", out, w)
+		}
+	}
+}
+
+func TestManifestDigestCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "manifest.json")
+	body := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`)
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	if code := h.run("manifest-digest", path); code != exitOK {
+		t.Fatalf("exit %d: %s", code, h.stderr.String())
+	}
+	if got := strings.TrimSpace(h.stdout.String()); got != digest.FromBytes(body).String() {
+		t.Errorf("got %q", got)
+	}
+	h = newHarness(t)
+	if code := h.run("manifest-digest", path+".missing"); code != exitFailure || !strings.Contains(h.stderr.String(), "no such file") {
+		t.Errorf("missing file: exit %d, stderr %q", code, h.stderr.String())
+	}
+}
+
+func TestLoginLogout(t *testing.T) {
+	authfile := filepath.Join(t.TempDir(), "auth.json")
+	h := newHarness(t)
+	h.env.stdin = strings.NewReader("pa55word\n")
+	if code := h.run("login", "--username", "alice", "--password-stdin", "--authfile", authfile, "127.0.0.1:5000"); code != exitOK {
+		t.Fatalf("login exit %d: %s", code, h.stderr.String())
+	}
+	b, err := os.ReadFile(authfile)
+	if err != nil || !strings.Contains(string(b), "127.0.0.1:5000") || strings.Contains(h.stdout.String(), "pa55word") {
+		t.Fatalf("auth file %q, %v; stdout %q", b, err, h.stdout.String())
+	}
+	h = newHarness(t)
+	if code := h.run("logout", "--authfile", authfile, "127.0.0.1:5000"); code != exitOK {
+		t.Fatalf("logout exit %d: %s", code, h.stderr.String())
+	}
+	h = newHarness(t)
+	if code := h.run("logout", "--authfile", authfile, "127.0.0.1:5000"); code != exitFailure {
+		t.Errorf("second logout exit %d, want %d: %s", code, exitFailure, h.stderr.String())
+	}
+}
+
+func TestHelpHasExamplesForEveryCommand(t *testing.T) {
+	h := newHarness(t)
+	app := newApp(h.env)
+	for _, cmd := range app.Commands {
+		t.Run(cmd.Name, func(t *testing.T) {
+			h := newHarness(t)
+			if code := h.run(cmd.Name, "--help"); code != exitOK {
+				t.Fatalf("exit %d", code)
+			}
+			if !strings.Contains(h.stdout.String(), "Examples:") || !strings.Contains(h.stdout.String(), "imgcopy "+cmd.Name) {
+				t.Errorf("help of %s has no examples:\n%s", cmd.Name, h.stdout.String())
+			}
+		})
+	}
+	h = newHarness(t)
+	if code := h.run("--help"); code != exitOK || !strings.Contains(h.stdout.String(), "oci-archive:PATH") {
+		t.Errorf("app help: exit %d\n%s", code, h.stdout.String())
+	}
+}
