@@ -106,6 +106,11 @@ func TestCopyFlagsMapToOptions(t *testing.T) {
 				t.Errorf("unexpected non-default options %+v", o)
 			}
 		}},
+		{name: "flags after the arguments, skopeo style", args: []string{"--debug", "copy", "dir:/a", "--all", "oci:/b", "--format=oci", "--retry-times", "5", "--log-level", "info"}, check: func(t *testing.T, o *copier.Options) {
+			if o.MultiArch != copier.MultiArchAll || o.ForceManifestMIMEType != imgspecv1.MediaTypeImageManifest || o.SourceCtx.RetryTimes == nil || *o.SourceCtx.RetryTimes != 5 {
+				t.Errorf("got %+v", o)
+			}
+		}},
 		{name: "copy command", args: []string{"copy", "--format", "oci", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
 			if o.ForceManifestMIMEType != imgspecv1.MediaTypeImageManifest {
 				t.Errorf("format: %q", o.ForceManifestMIMEType)
@@ -191,7 +196,7 @@ func TestUsageErrors(t *testing.T) {
 		{"one argument", []string{"dir:/a"}, "expected SRC and DST, got 1 argument(s)"},
 		{"three arguments", []string{"copy", "dir:/a", "dir:/b", "dir:/c"}, "expected SRC and DST, got 3"},
 		{"unknown flag", []string{"--nope", "dir:/a", "dir:/b"}, "flag provided but not defined: -nope"},
-		{"flag after args", []string{"copy", "dir:/a", "dir:/b", "--all"}, "flag --all after the arguments"},
+		{"flag after args still checked", []string{"copy", "dir:/a", "dir:/b", "--format", "v2s1"}, `--format "v2s1": want oci or v2s2`},
 		{"unknown transport", []string{"foo:/a", "dir:/b"}, "known transports: dir, docker, oci"},
 		{"no transport", []string{"busybox", "dir:/b"}, "expected TRANSPORT:REFERENCE"},
 		{"bad reference", []string{"dir:/a", "oci:!"}, `parsing oci reference "!"`},
