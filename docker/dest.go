@@ -109,6 +109,7 @@ func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.Bl
 	sr := &sourceReader{r: vr}
 	hdr := http.Header{"Content-Type": {"application/octet-stream"}}
 	resp, err := d.c.do(ctx, request{method: http.MethodPatch, url: loc, header: hdr, stream: sr, size: info.Size, scopes: d.scopes})
+	sr.fence()
 	if sr.err != nil { // the source stream failed or did not match: blame it, not the registry
 		d.cancelUpload(loc)
 		if resp != nil {
@@ -145,15 +146,35 @@ func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.Bl
 	return stored, false, nil
 }
 
+// errUploadEnded is what the HTTP transport reads from a request body after the request
+// has returned (it may still hold the body when the registry answered early).
+var errUploadEnded = errors.New("upload request already ended")
+
 // sourceReader remembers the first error of the blob stream itself (including a digest
-// mismatch at EOF), so that it is not mistaken for a registry failure.
+// mismatch at EOF), so that it is not mistaken for a registry failure. net/http may keep
+// reading a request body in its own goroutine after the response arrived, so reads are
+// serialized with fence, after which the stream's state may be inspected safely.
 type sourceReader struct {
-	r   io.Reader
-	n   int64
-	err error
+	mu     sync.Mutex
+	r      io.Reader
+	n      int64
+	err    error
+	fenced bool
+}
+
+// fence waits for a read in progress and makes every later read fail.
+func (s *sourceReader) fence() {
+	s.mu.Lock()
+	s.fenced = true
+	s.mu.Unlock()
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fenced {
+		return 0, errUploadEnded
+	}
 	n, err := s.r.Read(p)
 	s.n += int64(n)
 	if err != nil && err != io.EOF && s.err == nil {
