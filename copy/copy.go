@@ -144,6 +144,11 @@ type Result struct {
 	BytesCopied, BytesReused int64
 	// BlobsCopied and BlobsReused count blobs; identical blobs within a copy count once.
 	BlobsCopied, BlobsReused int
+	// AlreadyPresent is true when the destination already stored the top-level manifest with
+	// everything it references (a warm re-copy): only that manifest was written again, to
+	// (re)name it. No blob was checked or copied, so the blob and byte counts are 0, and
+	// Instances lists only the direct instances of an index.
+	AlreadyPresent bool
 }
 
 // copier holds the state of one Image call.
@@ -162,6 +167,7 @@ type copier struct {
 	bytesCopied, bytesReused atomic.Int64
 	blobsCopied, blobsReused atomic.Int64
 	dockerInOCIWarning       sync.Once
+	alreadyPresent           bool // set by skipIfPresent, before any concurrent work
 }
 
 // Image copies the image srcRef names to destRef and returns what was written. The
@@ -252,6 +258,7 @@ func (c *copier) run(ctx context.Context) (*Result, error) {
 	}
 	res.BytesCopied, res.BytesReused = c.bytesCopied.Load(), c.bytesReused.Load()
 	res.BlobsCopied, res.BlobsReused = int(c.blobsCopied.Load()), int(c.blobsReused.Load())
+	res.AlreadyPresent = c.alreadyPresent
 	return res, nil
 }
 

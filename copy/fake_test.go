@@ -115,6 +115,9 @@ func (r *fakeRef) NewImageDestination(ctx context.Context, sys *types.SystemCont
 	r.mu.Lock()
 	r.dests = append(r.dests, d)
 	r.mu.Unlock()
+	if r.dest.hasManifest != nil {
+		return &checkingDest{d}, nil
+	}
 	return d, nil
 }
 
@@ -231,6 +234,8 @@ type fakeDestConfig struct {
 	// substitutes are offered by TryReusingBlob when substitution is allowed.
 	substitutes map[digest.Digest]types.BlobInfo
 	putBlobErr  error
+	// hasManifest, when set, makes the destination a types.ManifestChecker answering with it.
+	hasManifest func(digest.Digest) (bool, error)
 }
 
 // fakeDest stages blobs and manifests and copies them into the store on Commit.
@@ -245,7 +250,8 @@ type fakeDest struct {
 	putBlobs  map[digest.Digest]int // PutBlob calls by stored digest
 	putBytes  int64
 	reuseOpts []types.ReuseOptions
-	manifests []string // MIME types of PutManifest calls, in order
+	manifests []string        // MIME types of PutManifest calls, in order
+	checked   []digest.Digest // HasManifest calls
 	committed bool
 	closed    bool
 	inFlight  int
@@ -356,4 +362,16 @@ func (d *fakeDest) totalPutBlobs() int {
 		n += c
 	}
 	return n
+}
+
+// checkingDest is a fakeDest that also implements types.ManifestChecker.
+type checkingDest struct{ *fakeDest }
+
+var _ types.ManifestChecker = checkingDest{}
+
+func (d checkingDest) HasManifest(ctx context.Context, dg digest.Digest) (bool, error) {
+	d.mu.Lock()
+	d.checked = append(d.checked, dg)
+	d.mu.Unlock()
+	return d.cfg.hasManifest(dg)
 }

@@ -42,6 +42,11 @@ func (c *copier) copyTopIndex(ctx context.Context, blob []byte, mimeType string)
 		}
 		return &Result{ManifestDigest: w.digest, MIMEType: w.mimeType, Manifest: w.blob}, nil
 	}
+	if mode == instancesAll {
+		if res, ok, err := c.skipIndexIfPresent(ctx, idx, blob); ok || err != nil {
+			return res, err
+		}
+	}
 	var selected []manifest.IndexInstance
 	if mode == instancesSubset {
 		if selected, err = selectPlatforms(idx, c.opts.Platforms); err != nil {

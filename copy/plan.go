@@ -351,3 +351,35 @@ func planIndex(in indexPlanInput) (indexPlan, error) {
 }
 
 func isIndexType(t string) bool { return manifest.IsIndexType(t) }
+
+// indexExactInput is what decides, without reading any instance manifest, whether copying
+// every instance of an index certainly writes the index's source bytes unchanged.
+type indexExactInput struct {
+	Index         indexPlanInput // Changed and InstancesOCI are ignored
+	InstanceTypes []string       // the media types the index gives its instances
+	Compress      string         // Options.DestinationCompression
+	Decompress    bool           // Options.DestinationDecompress
+	DestDesired   types.LayerCompression
+}
+
+// indexWrittenExact reports whether an index would be written byte-exact. It is
+// conservative: any option that might change an instance (a forced type, a compression
+// change, an instance type the destination does not list, a nested index whose instances
+// are unknown) counts as a change.
+func indexWrittenExact(in indexExactInput) bool {
+	if in.Index.Force != "" || in.Compress != "" || in.Decompress || in.DestDesired != types.PreserveOriginal {
+		return false
+	}
+	for _, t := range in.InstanceTypes {
+		if isIndexType(t) && in.Index.DestSupported != nil {
+			return false // the nested instances' types are unknown until read
+		}
+		if in.Index.DestSupported != nil && !slices.Contains(in.Index.DestSupported, t) {
+			return false
+		}
+	}
+	pin := in.Index
+	pin.Changed, pin.InstancesOCI = false, slices.Contains(in.InstanceTypes, imgspecv1.MediaTypeImageManifest)
+	p, err := planIndex(pin)
+	return err == nil && p.KeepOriginal
+}

@@ -43,12 +43,18 @@ type singleCopy struct {
 	config    []byte // the source config when it was read (verified) for its diff IDs
 }
 
-// copySingle copies one image: plan the manifest, copy the layers and the config, write the
-// manifest (trying the candidate types in turn). instance is nil for the top level.
+// copySingle copies one image: plan the manifest, skip the rest if the destination already
+// has it (top level only), copy the layers and the config, write the manifest (trying the
+// candidate types in turn). instance is nil for the top level.
 func (c *copier) copySingle(ctx context.Context, manBlob []byte, mimeType string, instance *digest.Digest) (*writtenManifest, error) {
 	sc, err := c.planSingle(manBlob, mimeType)
 	if err != nil {
 		return nil, err
+	}
+	if instance == nil {
+		if w, ok, err := c.skipIfPresent(ctx, sc.srcBlob, sc.mplan.Candidates[0], sc.srcDigest, sc.mplan.KeepOriginal); ok || err != nil {
+			return w, err
+		}
 	}
 	diffIDs, err := c.expectedDiffIDs(ctx, sc)
 	if err != nil {

@@ -28,9 +28,13 @@ type destination struct {
 	mu      sync.Mutex
 	topBody []byte // the top-level manifest, pushed by digest, tagged in Commit
 	topMIME string
+	present digest.Digest // a manifest HasManifest found stored; not pushed again
 }
 
-var _ types.ImageDestination = (*destination)(nil)
+var (
+	_ types.ImageDestination = (*destination)(nil)
+	_ types.ManifestChecker  = (*destination)(nil)
+)
 
 func newImageDestination(_ context.Context, sys *types.SystemContext, ref reference) (types.ImageDestination, error) {
 	c, err := ref.newClient(sys)

@@ -188,7 +188,12 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 		}
 		dg = want
 	}
-	if err := d.c.putManifest(ctx, dg.String(), body, mimeType, d.scopes); err != nil {
+	d.mu.Lock()
+	present := d.present == dg
+	d.mu.Unlock()
+	if present {
+		logrus.WithFields(logrus.Fields{"digest": dg}).Debug("manifest already stored; not pushing it by digest again")
+	} else if err := d.c.putManifest(ctx, dg.String(), body, mimeType, d.scopes); err != nil {
 		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
 	}
 	if instance == nil {
@@ -197,6 +202,34 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 		d.mu.Unlock()
 	}
 	return nil
+}
+
+// HasManifest implements types.ManifestChecker with a HEAD of the manifest by digest in this
+// repository. A registry accepts a manifest only when the blobs and child manifests it
+// references exist in the repository, so a stored manifest is complete (the assumption crane
+// and regctl make too). A manifest found is not pushed by digest again in PutManifest; Commit
+// still tags it.
+func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, error) {
+	if err := dg.Validate(); err != nil {
+		return false, errors.Wrapf(err, "invalid manifest digest %q", dg)
+	}
+	hdr := http.Header{"Accept": manifest.SupportedMIMETypes()}
+	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: manifestPath(d.ref.repo(), dg.String()), header: hdr, scopes: d.scopes})
+	if err != nil {
+		return false, errors.Wrapf(err, "checking manifest %s in %s", dg, types.ImageName(d.ref))
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		drain(resp)
+		d.mu.Lock()
+		d.present = dg
+		d.mu.Unlock()
+		return true, nil
+	case http.StatusNotFound:
+		drain(resp)
+		return false, nil
+	}
+	return false, errors.Wrapf(newRegistryError(resp, d.c.name(), kindManifest), "checking manifest %s in %s", dg, types.ImageName(d.ref))
 }
 
 func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeType string, scopes []scope) error {

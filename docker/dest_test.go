@@ -295,3 +295,36 @@ func TestUploadToAnotherHostGetsNoCredentials(t *testing.T) {
 		}
 	}
 }
+
+func TestHasManifestStatuses(t *testing.T) {
+	t.Parallel()
+	dg := digest.FromString("manifest")
+	cases := []struct {
+		name    string
+		status  int
+		want    bool
+		wantErr error
+	}{
+		{name: "present", status: http.StatusOK, want: true},
+		{name: "absent", status: http.StatusNotFound},
+		{name: "denied", status: http.StatusForbidden, wantErr: types.ErrDenied},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/v2/" {
+					return
+				}
+				w.WriteHeader(tc.status)
+			})
+			got, err := openDest(t, srv.host).(types.ManifestChecker).HasManifest(testContext(t), dg)
+			if got != tc.want || (tc.wantErr == nil) != (err == nil) || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
+				t.Fatalf("HasManifest = %v, %v; want %v, %v", got, err, tc.want, tc.wantErr)
+			}
+			if n := srv.count(http.MethodHead, "/v2/a/b/manifests/"+dg.String()); n != 1 {
+				t.Errorf("%d HEAD requests for the manifest, want 1", n)
+			}
+		})
+	}
+}

@@ -1,10 +1,12 @@
 package docker
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"testing"
 
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/internal/testregistry"
@@ -143,5 +145,84 @@ func TestRegistryTLSWithoutCAFails(t *testing.T) {
 	sys := &types.SystemContext{NoCreds: true, InsecureSkipTLSVerify: types.OptionalBoolTrue}
 	if _, err := ref.NewImageSource(ctx, sys); !errors.Is(err, types.ErrManifestNotFound) {
 		t.Fatalf("error %v, want ErrManifestNotFound", err)
+	}
+}
+
+// rewriteTop does what the copy engine does for a warm re-copy: HasManifest, then only
+// PutManifest of the top level and Commit. It returns what HasManifest said.
+func rewriteTop(t *testing.T, ctx context.Context, ref types.ImageReference, sys *types.SystemContext, top []byte, mimeType string) bool {
+	t.Helper()
+	dest, err := ref.NewImageDestination(ctx, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	has, err := dest.(types.ManifestChecker).HasManifest(ctx, digestOf(top))
+	if err != nil {
+		t.Fatalf("HasManifest: %v", err)
+	}
+	if !has {
+		return false
+	}
+	if err := dest.PutManifest(ctx, top, mimeType, nil); err != nil {
+		t.Fatalf("PutManifest: %v", err)
+	}
+	if err := dest.Commit(ctx, types.CommitOptions{}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	return true
+}
+
+func TestRegistryWarmRecopySkipsBlobs(t *testing.T) {
+	t.Parallel()
+	for _, rc := range registryCases() {
+		t.Run(rc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := testregistry.Start(t, rc.opts)
+			sys := rc.sys(reg)
+			ctx := testContext(t)
+			imgs := []testImage{newTestImage(t, 1, "amd64"), newTestImage(t, 2, "arm64")}
+			idx := indexOf(t, imgs...)
+			cases := []struct {
+				name   string
+				images []testImage
+				index  []byte
+				top    []byte
+				mt     string
+			}{
+				{name: "single", images: imgs[:1], top: imgs[0].manifest, mt: imgspecv1.MediaTypeImageManifest},
+				{name: "index", images: imgs, index: idx, top: idx, mt: imgspecv1.MediaTypeImageIndex},
+			}
+			for _, tc := range cases {
+				ref := mustParse(t, "//"+reg.Host+"/warm/"+tc.name+":v1")
+				if rewriteTop(t, ctx, ref, sys, tc.top, tc.mt) {
+					t.Fatalf("%s: HasManifest true before the first push", tc.name)
+				}
+				pushImage(t, ctx, ref, sys, nil, nil, tc.images, tc.index)
+
+				reg.ResetRequests()
+				renamed := mustParse(t, "//"+reg.Host+"/warm/"+tc.name+":v2")
+				if !rewriteTop(t, ctx, renamed, sys, tc.top, tc.mt) {
+					t.Fatalf("%s: HasManifest false after the push", tc.name)
+				}
+				recs := reg.Requests()
+				manifests := "/v2/warm/" + tc.name + "/manifests/"
+				if n := countRequests(recs, http.MethodHead, manifests+digestOf(tc.top).String(), ""); n != 1 {
+					t.Errorf("%s: %d HEADs of the manifest digest, want 1", tc.name, n)
+				}
+				for _, m := range []string{http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodGet} {
+					if n := countRequests(recs, m, "/blobs/", ""); n != 0 {
+						t.Errorf("%s: %d blob %s requests, want 0", tc.name, n, m)
+					}
+				}
+				if n := countRequests(recs, http.MethodPut, manifests+"sha256:", ""); n != 0 {
+					t.Errorf("%s: manifest pushed by digest again", tc.name)
+				}
+				if n := countRequests(recs, http.MethodPut, manifests+"v2", ""); n != 1 {
+					t.Errorf("%s: %d PUTs of the new tag, want 1", tc.name, n)
+				}
+				pullImage(t, ctx, renamed, sys, tc.images, tc.index)
+			}
+		})
 	}
 }

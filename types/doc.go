@@ -5,7 +5,9 @@
 //
 // A copy always follows the same call order on a destination, written once here:
 //
-//  1. Properties, any number of times.
+//  1. Properties, any number of times; then, when the destination implements ManifestChecker
+//     and the top-level manifest would be written unchanged, HasManifest once. When it returns
+//     true, steps 2 and the per-instance part of 3 are skipped.
 //  2. For every blob (config and layers, in any order and, when Properties().ConcurrentBlobs
 //     is true, concurrently): TryReusingBlob, then PutBlob if the blob was not reused.
 //  3. PutManifest for every per-instance manifest of a multi-platform image

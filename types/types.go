@@ -185,5 +185,20 @@ type ImageDestination interface {
 	Close() error
 }
 
+// ManifestChecker is implemented by destinations that can tell cheaply whether they already
+// store an image, so that a warm re-copy skips every blob (as crane and regctl do).
+//
+// HasManifest returns true only when the destination already stores a manifest with exactly
+// digest d together with everything it references: its config and layers and, for an index,
+// all its instances (recursively) and their blobs. A copy that would write the source's bytes
+// unchanged may then skip every blob and instance manifest and only call PutManifest for the
+// top-level manifest (instance nil) and Commit, to (re)name it. It returns false when the
+// manifest is missing; an error means "unknown", and the copy goes on as if it were false.
+// The copy calls it at most once per destination, before any blob (see the package
+// documentation for the call order).
+type ManifestChecker interface {
+	HasManifest(ctx context.Context, d digest.Digest) (bool, error)
+}
+
 // Platform is an OCI platform (os, architecture, variant, os.version, os.features).
 type Platform = imgspecv1.Platform

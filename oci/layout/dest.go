@@ -24,7 +24,10 @@ import (
 // stagingPrefix starts the name of a writer's private staging directory inside the layout.
 const stagingPrefix = ".imgcopy-staging-"
 
-var _ types.ImageDestination = (*destination)(nil)
+var (
+	_ types.ImageDestination = (*destination)(nil)
+	_ types.ManifestChecker  = (*destination)(nil)
+)
 
 // destination adds or replaces one image in a layout. Blobs and manifests are verified into
 // a staging directory inside the layout (same file system, so publishing is a rename); Commit
@@ -206,7 +209,7 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	if err := d.publishBlobs(); err != nil {
 		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 	}
-	if err := d.checkComplete(); err != nil {
+	if err := d.checkComplete(*d.top); err != nil {
 		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 	}
 	if err := d.updateIndex(); err != nil {
@@ -241,10 +244,10 @@ func (d *destination) publishBlobs() error {
 	return nil
 }
 
-// checkComplete verifies that every blob the new image references is in the layout, which
+// checkComplete verifies that every blob the image top references is in the layout, which
 // also catches a blob removed by a concurrent DeleteImage after TryReusingBlob found it.
-func (d *destination) checkComplete() error {
-	return walk(d.root.FS(), *d.top, d.ref.path, nil, func(desc imgspecv1.Descriptor) error {
+func (d *destination) checkComplete(top imgspecv1.Descriptor) error {
+	return walk(d.root.FS(), top, d.ref.path, nil, func(desc imgspecv1.Descriptor) error {
 		p, err := BlobPath(desc.Digest)
 		if err != nil {
 			return err
@@ -259,6 +262,35 @@ func (d *destination) checkComplete() error {
 		}
 		return nil
 	})
+}
+
+// HasManifest implements types.ManifestChecker: true when index.json lists dg (under any
+// name) and every blob it references, through its instances, is in the layout. Blobs are only
+// looked up, not hashed, as TryReusingBlob does; Commit checks completeness again under the
+// layout lock.
+func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, error) {
+	if _, err := d.root.Stat(IndexFile); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	idx, err := readIndexFile(d.root.FS(), d.ref.path)
+	if err != nil {
+		return false, errors.Wrapf(err, "checking manifest %s in %s", dg, types.ImageName(d.ref))
+	}
+	for _, e := range idx.Manifests {
+		if e.Digest != dg {
+			continue
+		}
+		err := d.checkComplete(e)
+		if errors.Is(err, types.ErrBlobNotFound) || errors.Is(err, types.ErrManifestNotFound) {
+			logrus.WithFields(logrus.Fields{"digest": dg}).Debugf("manifest listed but incomplete: %v", err)
+			return false, nil
+		}
+		if err != nil {
+			return false, errors.Wrapf(err, "checking manifest %s in %s", dg, types.ImageName(d.ref))
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // updateIndex adds the image to index.json; the caller holds the layout lock.

@@ -1,8 +1,13 @@
 package layout
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgcopy/imgcopy/tests/conformance"
 	"github.com/imgcopy/imgcopy/types"
@@ -35,4 +40,88 @@ func BenchmarkLargeBlob(b *testing.B) {
 	conformance.RunLargeBlob(b, func(tb testing.TB) types.ImageReference {
 		return mustRef(tb, filepath.Join(tb.TempDir(), "layout"), "big")
 	}, nil, 512<<20)
+}
+
+// hasManifest asks a fresh destination for name in dir whether it has dg.
+func hasManifest(t *testing.T, dir, name string, dg digest.Digest) bool {
+	t.Helper()
+	dest, err := mustRef(t, dir, name).NewImageDestination(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	has, err := dest.(types.ManifestChecker).HasManifest(context.Background(), dg)
+	if err != nil {
+		t.Fatalf("HasManifest(%s): %v", dg, err)
+	}
+	return has
+}
+
+func TestHasManifest(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "layout")
+	a := testImage(t, imgspecv1.MediaTypeImageManifest, "amd64")
+	b := testImage(t, imgspecv1.MediaTypeImageManifest, "arm64")
+	if hasManifest(t, dir, "x", a.Digest) {
+		t.Error("a new layout has a manifest")
+	}
+	mustWrite(t, mustRef(t, dir, "a"), a)
+	mustWrite(t, mustRef(t, dir, "b"), b)
+	cases := []struct {
+		name   string
+		dg     digest.Digest
+		remove []digest.Digest // blob files removed first
+		want   bool
+	}{
+		{name: "listed under another name", dg: a.Digest, want: true},
+		{name: "not listed", dg: digest.FromString("other")},
+		{name: "a blob, not a listed manifest", dg: a.Config.Digest},
+		{name: "layer missing", dg: b.Digest, remove: []digest.Digest{b.Layers[0].Digest}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, d := range tc.remove {
+				if err := os.Remove(filepath.Join(dir, "blobs", d.Algorithm().String(), d.Encoded())); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := hasManifest(t, dir, "new", tc.dg); got != tc.want {
+				t.Errorf("HasManifest = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHasManifestIndex(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "layout")
+	idx, err := conformance.BuildIndex(imgspecv1.MediaTypeImageIndex, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := mustRef(t, dir, "multi")
+	for _, inst := range idx.Instances {
+		mustWrite(t, ref, inst) // each replaces the previous one under the name; its blobs stay
+	}
+	dest, err := ref.NewImageDestination(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dest.PutManifest(context.Background(), idx.Manifest, idx.MIMEType, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := dest.Commit(context.Background(), types.CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dest.Close()
+	if !hasManifest(t, dir, "other", idx.Digest) {
+		t.Fatal("complete index not found")
+	}
+	last := idx.Instances[len(idx.Instances)-1]
+	if err := os.Remove(filepath.Join(dir, "blobs", "sha256", last.Config.Digest.Encoded())); err != nil {
+		t.Fatal(err)
+	}
+	if hasManifest(t, dir, "other", idx.Digest) {
+		t.Error("index with a missing instance blob reported present")
+	}
 }
