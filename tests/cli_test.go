@@ -207,10 +207,17 @@ func TestCLIProgressJSON(t *testing.T) {
 	if last["event"] != "done" || last["digest"] != hello.ManifestDigest.String() || last["blobsCopied"] != float64(3) {
 		t.Errorf("last line %v", last)
 	}
-	// A second copy into the same layout reuses every blob.
+	// A second copy into the same layout finds the image there and checks no blob.
 	res = mustCLI(t, "--progress", "json", "oci:examples/hello:latest", "oci:"+dest+":second")
-	if !strings.Contains(res.stdout, `"event":"blob-reused"`) || strings.Contains(res.stdout, `"event":"blob-started"`) {
-		t.Errorf("second copy did not reuse blobs:\n%s", res.stdout)
+	if !strings.Contains(res.stdout, `"alreadyPresent":true`) || strings.Contains(res.stdout, `"event":"blob-started"`) {
+		t.Errorf("second copy did not report the image as already present:\n%s", res.stdout)
+	}
+	// A dir destination has no such shortcut: a re-copy reuses every blob one by one.
+	dirDest := "dir:" + filepath.Join(t.TempDir(), "d")
+	mustCLI(t, "oci:examples/hello:latest", dirDest)
+	res = mustCLI(t, "--progress", "json", "oci:examples/hello:latest", dirDest)
+	if strings.Count(res.stdout, `"event":"blob-reused"`) != 3 || strings.Contains(res.stdout, `"event":"blob-started"`) {
+		t.Errorf("dir re-copy did not reuse every blob:\n%s", res.stdout)
 	}
 }
 

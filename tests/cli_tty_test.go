@@ -58,7 +58,13 @@ func TestCLITerminalShowsBars(t *testing.T) {
 		t.Errorf("terminal output has no escape sequences (no bars redrawn):\n%q", out)
 	}
 	out = ttyRun(t, "oci:examples/hello:latest", dest+":again")
+	if !strings.Contains(out, "the destination already had the image") {
+		t.Errorf("second copy into the layout does not say the image was there:\n%q", out)
+	}
+	dirDest := "dir:" + filepath.Join(t.TempDir(), "d")
+	ttyRun(t, "oci:examples/hello:latest", dirDest)
+	out = ttyRun(t, "oci:examples/hello:latest", dirDest)
 	if !strings.Contains(out, "skipped: already exists") {
-		t.Errorf("second copy does not show skipped blobs:\n%q", out)
+		t.Errorf("dir re-copy does not show skipped blobs:\n%q", out)
 	}
 }

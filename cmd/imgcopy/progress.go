@@ -52,6 +52,10 @@ func (quietOutput) finish(types.ImageReference, *copier.Result, error, time.Dura
 
 // summary is the one-line end-of-copy report.
 func summary(dest types.ImageReference, res *copier.Result, elapsed time.Duration) string {
+	if res.AlreadyPresent {
+		return fmt.Sprintf("Wrote %s to %s: the destination already had the image, nothing copied, in %s",
+			res.ManifestDigest, types.ImageName(dest), elapsed.Round(time.Millisecond))
+	}
 	return fmt.Sprintf("Wrote %s to %s: %d blob(s) copied (%s), %d reused (%s) in %s",
 		res.ManifestDigest, types.ImageName(dest), res.BlobsCopied, humanBytes(res.BytesCopied),
 		res.BlobsReused, humanBytes(res.BytesReused), elapsed.Round(time.Millisecond))
@@ -131,13 +135,15 @@ type jsonEvent struct {
 	MountedFrom string        `json:"mountedFrom,omitempty"`
 	Error       string        `json:"error,omitempty"`
 	// Summary fields, on the final "done" event.
-	Destination string  `json:"destination,omitempty"`
-	MIMEType    string  `json:"mimeType,omitempty"`
-	BlobsCopied *int    `json:"blobsCopied,omitempty"`
-	BlobsReused *int    `json:"blobsReused,omitempty"`
-	BytesCopied *int64  `json:"bytesCopied,omitempty"`
-	BytesReused *int64  `json:"bytesReused,omitempty"`
-	Seconds     float64 `json:"seconds,omitempty"`
+	Destination string `json:"destination,omitempty"`
+	MIMEType    string `json:"mimeType,omitempty"`
+	BlobsCopied *int   `json:"blobsCopied,omitempty"`
+	BlobsReused *int   `json:"blobsReused,omitempty"`
+	BytesCopied *int64 `json:"bytesCopied,omitempty"`
+	BytesReused *int64 `json:"bytesReused,omitempty"`
+	// AlreadyPresent marks a warm re-copy: the destination had the image, no blob was checked.
+	AlreadyPresent bool    `json:"alreadyPresent,omitempty"`
+	Seconds        float64 `json:"seconds,omitempty"`
 }
 
 // jsonProgressInterval is the least time between two blob-progress lines of one blob.
@@ -199,7 +205,8 @@ func (j *jsonOutput) finish(dest types.ImageReference, res *copier.Result, err e
 	j.write(jsonEvent{
 		Event: "done", Destination: types.ImageName(dest), Digest: res.ManifestDigest, MIMEType: res.MIMEType,
 		BlobsCopied: &res.BlobsCopied, BlobsReused: &res.BlobsReused,
-		BytesCopied: &res.BytesCopied, BytesReused: &res.BytesReused, Seconds: elapsed.Seconds(),
+		BytesCopied: &res.BytesCopied, BytesReused: &res.BytesReused, AlreadyPresent: res.AlreadyPresent,
+		Seconds: elapsed.Seconds(),
 	})
 }
 
