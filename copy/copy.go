@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
@@ -166,7 +165,6 @@ type copier struct {
 
 	bytesCopied, bytesReused atomic.Int64
 	blobsCopied, blobsReused atomic.Int64
-	dockerInOCIWarning       sync.Once
 	alreadyPresent           bool // set by skipIfPresent, before any concurrent work
 }
 

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"io"
 	"runtime"
 	"slices"
 	"strings"
@@ -15,8 +14,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
-	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -704,32 +701,6 @@ func TestCopyReuseSubstitute(t *testing.T) {
 	res2 := mustCopy(t, dest2, src, nil)
 	if parse(t, res2.Manifest).Layers[0].Digest != layers[0].digest() || res2.DigestChanged {
 		t.Errorf("substituted in a byte-exact copy")
-	}
-}
-
-func TestCopyWarnsDockerTypesInOCILayout(t *testing.T) {
-	hook := logtest.NewGlobal()
-	out := logrus.StandardLogger().Out
-	logrus.SetOutput(io.Discard)
-	defer func() {
-		logrus.SetOutput(out)
-		logrus.StandardLogger().ReplaceHooks(logrus.LevelHooks{})
-	}()
-	src, _ := newSingleSource(t, manifest.DockerV2Schema2MediaType, makeLayer(t, 1, 10<<10, "gzip"))
-	for _, transport := range []string{"oci", "dir"} {
-		hook.Reset()
-		dest := newFakeRef("dest", newMemStore())
-		dest.transport = transport
-		mustCopy(t, dest, src, nil)
-		warned := 0
-		for _, e := range hook.AllEntries() {
-			if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "storing Docker media types in an OCI layout") {
-				warned++
-			}
-		}
-		if want := map[string]int{"oci": 1, "dir": 0}[transport]; warned != want {
-			t.Errorf("%s: %d warnings, want %d", transport, warned, want)
-		}
 	}
 }
 

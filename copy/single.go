@@ -364,19 +364,6 @@ func (c *copier) putManifest(ctx context.Context, b []byte, mimeType string, ins
 		return nil, errors.Wrapf(err, "writing %s manifest %s to %s", mimeType, d, types.ImageName(c.destRef))
 	}
 	logrus.WithFields(logrus.Fields{"digest": d, "type": mimeType, "instance": instance != nil}).Debug("manifest written")
-	c.warnDockerInOCI(mimeType)
 	c.report.event(ProgressEvent{Kind: EventManifestWritten, Digest: d, MediaType: mimeType, Size: int64(len(b))})
 	return &writtenManifest{digest: d, mimeType: mimeType, blob: b}, nil
-}
-
-// warnDockerInOCI warns once when Docker media types go into an OCI layout, which OCI-only
-// tools such as umoci refuse.
-func (c *copier) warnDockerInOCI(mimeType string) {
-	name := c.destRef.Transport().Name()
-	if (name != "oci" && name != "oci-archive") || !strings.HasPrefix(mimeType, "application/vnd.docker.") {
-		return
-	}
-	c.dockerInOCIWarning.Do(func() {
-		logrus.Warn("storing Docker media types in an OCI layout; some OCI-only tools (umoci) refuse them; use --format oci to convert")
-	})
 }

@@ -2,13 +2,18 @@ package layout
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/tests/conformance"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -123,5 +128,37 @@ func TestHasManifestIndex(t *testing.T) {
 	}
 	if hasManifest(t, dir, "other", idx.Digest) {
 		t.Error("index with a missing instance blob reported present")
+	}
+}
+
+// TestWarnsOnceAboutDockerTypes checks the one warning given when a Docker-typed image goes
+// into a layout unchanged (OCI-only tools such as umoci refuse it), and none for OCI types.
+func TestWarnsOnceAboutDockerTypes(t *testing.T) {
+	hook := logtest.NewGlobal()
+	out := logrus.StandardLogger().Out
+	logrus.SetOutput(io.Discard)
+	t.Cleanup(func() {
+		logrus.SetOutput(out)
+		logrus.StandardLogger().ReplaceHooks(logrus.LevelHooks{})
+	})
+	for _, tc := range []struct {
+		mimeType string
+		want     int
+	}{{manifest.DockerV2Schema2MediaType, 1}, {imgspecv1.MediaTypeImageManifest, 0}} {
+		hook.Reset()
+		img, err := conformance.BuildImage(conformance.ImageOptions{MIMEType: tc.mimeType, Layers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, mustRef(t, t.TempDir(), "x"), img)
+		warned := 0
+		for _, e := range hook.AllEntries() {
+			if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "--format oci") {
+				warned++
+			}
+		}
+		if warned != tc.want {
+			t.Errorf("%s: %d warnings, want %d", tc.mimeType, warned, tc.want)
+		}
 	}
 }
