@@ -203,7 +203,7 @@ func planLayer(in layerPlanInput) layerPlan {
 		want = compressionNone
 	case in.Compress != "":
 		want = in.Compress
-	case in.DestDesired == types.Compress && in.Compression == compressionNone:
+	case in.DestDesired == types.Compress && in.Compression == compressionNone && !isOCIType(in.MediaType):
 		want = compressionGzip
 	}
 	if want == in.Compression {
@@ -221,10 +221,17 @@ func planLayer(in layerPlanInput) layerPlan {
 	return p
 }
 
+// isOCIType reports whether mediaType is an OCI media type. An uncompressed OCI layer is valid
+// registry content and is kept, so its digest survives; the uncompressed Docker layer type is
+// not part of the registry's schema2 format, so a destination wanting compression gets gzip.
+func isOCIType(mediaType string) bool {
+	return strings.HasPrefix(mediaType, "application/vnd.oci.")
+}
+
 // layerMediaType returns the media type of a layer like mediaType but with compression c.
 // Docker types have no zstd variant; the OCI one is used and the manifest must be OCI.
 func layerMediaType(mediaType, c string) string {
-	oci := strings.HasPrefix(mediaType, "application/vnd.oci.") || c == compressionZstd
+	oci := isOCIType(mediaType) || c == compressionZstd
 	switch {
 	case oci && c == compressionGzip:
 		return imgspecv1.MediaTypeImageLayerGzip
@@ -367,7 +374,9 @@ type indexExactInput struct {
 // change, an instance type the destination does not list, a nested index whose instances
 // are unknown) counts as a change.
 func indexWrittenExact(in indexExactInput) bool {
-	if in.Index.Force != "" || in.Compress != "" || in.Decompress || in.DestDesired != types.PreserveOriginal {
+	// A destination wanting compression only gzips Docker-typed uncompressed layers (see
+	// planLayer), which a manifest it already stores cannot hold, so it does not block the skip.
+	if in.Index.Force != "" || in.Compress != "" || in.Decompress || in.DestDesired == types.Decompress {
 		return false
 	}
 	for _, t := range in.InstanceTypes {

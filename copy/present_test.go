@@ -156,7 +156,8 @@ func TestIndexWrittenExact(t *testing.T) {
 		{name: "forced", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: list, Force: s2}, InstanceTypes: []string{s2}}},
 		{name: "compress", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: oci}, InstanceTypes: []string{o1}, Compress: "gzip"}},
 		{name: "decompress", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: oci}, InstanceTypes: []string{o1}, Decompress: true}},
-		{name: "destination wants compression", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: oci}, InstanceTypes: []string{o1}, DestDesired: types.Compress}},
+		{name: "destination wants compression", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: oci}, InstanceTypes: []string{o1}, DestDesired: types.Compress}, want: true},
+		{name: "destination wants decompression", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: oci}, InstanceTypes: []string{o1}, DestDesired: types.Decompress}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -60,7 +60,7 @@ func (d *destination) Properties() types.DestinationProperties {
 			manifest.DockerV2Schema1MediaType,
 		},
 		AcceptsIndex:            true,
-		DesiredLayerCompression: types.PreserveOriginal,
+		DesiredLayerCompression: types.Compress, // as skopeo and crane: registries serve gzip schema2 layers
 		AcceptsForeignLayerURLs: true,
 		ConcurrentBlobs:         true,
 	}

@@ -99,7 +99,9 @@ const (
 	PreserveOriginal LayerCompression = iota
 	// Decompress stores uncompressed layers (e.g. a classic docker-archive).
 	Decompress
-	// Compress stores compressed layers.
+	// Compress stores compressed layers (a registry): uncompressed Docker-typed layers, which
+	// the Docker schema2 registry format does not define, are gzip-compressed. Uncompressed OCI
+	// layers are valid as they are and kept, so their digests survive.
 	Compress
 )
 
