@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# bench/run.sh times imgcopy, skopeo, crane and a bare-HTTP floor on the same image copies,
+# against two local registries (the Debian docker-registry, filesystem storage, 127.0.0.1), and
+# prints markdown tables (median wall time, peak RSS, ratios). See bench/README.md.
+#
+# Environment:
+#   BENCH_N=3                runs per tool and scenario (median reported); BENCH_QUICK=1 defaults it to 1
+#   BENCH_QUICK=1            small workloads (a smoke check in a few minutes)
+#   BENCH_WORKLOADS="big many tree multi"
+#   BENCH_SCENARIOS="reg-reg reg-oci oci-reg reg-archive archive-reg warm"
+#   BENCH_TOOLS="imgcopy skopeo crane floor"
+#   BENCH_JOBS=6             parallelism of the floor (imgcopy's default)
+#   BENCH_WORK=DIR           scratch directory (default: a new one under ${TMPDIR:-/tmp}); needs
+#                            about 6 × the workload size free (≈ 8 GiB for the full run)
+#   BENCH_KEEP=1             keep the scratch directory
+#   BENCH_OUT=FILE           also write the markdown report to FILE
+#   BENCH_SKIP_INSTALL=1     do not run bench/install-peers.sh
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+quick=${BENCH_QUICK:-0}
+if [ "$quick" = 1 ]; then runs=${BENCH_N:-1}; else runs=${BENCH_N:-3}; fi
+workloads=${BENCH_WORKLOADS:-big many tree multi}
+scenarios=${BENCH_SCENARIOS:-reg-reg reg-oci oci-reg reg-archive archive-reg warm}
+tools=${BENCH_TOOLS:-imgcopy skopeo crane floor}
+jobs=${BENCH_JOBS:-6}
+work=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/imgcopy-bench.XXXXXX")}
+mkdir -p "$work"/{bin,src,out,reg}
+work=$(cd "$work" && pwd)
+
+log() { echo "bench: $*" >&2; }
+
+if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
+	"$here/install-peers.sh"
+fi
+export PATH="$(go env GOPATH)/bin:$PATH"
+for tool in docker-registry skopeo crane /usr/bin/time; do
+	command -v "$tool" >/dev/null || { log "$tool is missing (run bench/install-peers.sh)"; exit 1; }
+done
+
+# --- build -------------------------------------------------------------------------------------
+(cd "$root" && go build -o "$work/bin/" ./bench/gen ./bench/floor ./bench/report)
+imgcopy_note=""
+if [[ " $tools " == *" imgcopy "* ]]; then
+	if ! (cd "$root" && go build -o "$work/bin/imgcopy" ./cmd/imgcopy) >"$work/imgcopy-build.log" 2>&1; then
+		imgcopy_note="imgcopy did not build (see below); its rows are missing."
+		log "$imgcopy_note"
+		cat "$work/imgcopy-build.log" >&2
+		tools=$(echo " $tools " | sed 's/ imgcopy / /')
+	fi
+fi
+bin=$work/bin
+
+# --- registries ----------------------------------------------------------------------------------
+declare -A reg_pid reg_port
+start_registry() { # NAME
+	local name=$1 dir=$work/reg/$1
+	mkdir -p "$dir"
+	[ -n "${reg_port[$name]:-}" ] || reg_port[$name]=$("$bin/floor" freeport)
+	cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:${reg_port[$name]}
+  secret: bench-secret
+EOF
+	docker-registry serve "$dir/config.yml" >>"$dir/log" 2>&1 &
+	reg_pid[$name]=$!
+	"$bin/floor" wait "127.0.0.1:${reg_port[$name]}" 20
+}
+stop_registry() { # NAME
+	local pid=${reg_pid[$1]:-}
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		reg_pid[$1]=""
+	fi
+}
+wipe_b() { stop_registry B; rm -rf "$work/reg/B/data"; start_registry B; }
+cleanup() {
+	stop_registry A
+	stop_registry B
+	if [ "${BENCH_KEEP:-0}" != 1 ] && [ -z "${BENCH_WORK:-}" ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+start_registry A
+start_registry B
+A=127.0.0.1:${reg_port[A]}
+B=127.0.0.1:${reg_port[B]}
+log "registries: A=$A B=$B, work dir $work"
+
+# --- workloads ------------------------------------------------------------------------------------
+log "generating workloads: $workloads"
+# shellcheck disable=SC2086
+"$bin/gen" $([ "$quick" = 1 ] && echo -quick) -out "$work/src" $workloads | tee "$work/workloads.tsv" >&2
+for w in $workloads; do
+	crane push --insecure "$work/src/$w" "$A/$w:bench" >/dev/null 2>>"$work/setup.log"
+	if [ "$w" != multi ]; then
+		skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$A/$w:bench" "docker-archive:$work/src/$w.tar:bench/$w:bench" 2>>"$work/setup.log"
+	fi
+done
+
+# --- commands ------------------------------------------------------------------------------------
+# cmd TOOL SCENARIO WORKLOAD: prints the command (one word per line) for a timed run.
+cmd() {
+	local tool=$1 s=$2 w=$3 all=() out=$work/out/$w-$1
+	if [ "$w" = multi ]; then
+		case $tool in imgcopy) all=(--multi-arch all) ;; skopeo) all=(--all) ;; esac
+	fi
+	case $tool:$s in
+	imgcopy:reg-reg | imgcopy:warm) echo "$bin/imgcopy" copy -q --src-tls-verify=false --dest-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "docker://$B/$w:bench" ;;
+	imgcopy:reg-oci) echo "$bin/imgcopy" copy -q --src-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "oci:$out:bench" ;;
+	imgcopy:oci-reg) echo "$bin/imgcopy" copy -q --dest-tls-verify=false "${all[@]}" "oci:$work/src/$w:bench" "docker://$B/$w:bench" ;;
+	imgcopy:reg-archive) echo "$bin/imgcopy" copy -q --src-tls-verify=false "docker://$A/$w:bench" "docker-archive:$out.tar:bench/$w:bench" ;;
+	imgcopy:archive-reg) echo "$bin/imgcopy" copy -q --dest-tls-verify=false "docker-archive:$work/src/$w.tar" "docker://$B/$w:bench" ;;
+	skopeo:reg-reg | skopeo:warm) echo skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "docker://$B/$w:bench" ;;
+	skopeo:reg-oci) echo skopeo --insecure-policy copy -q --src-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "oci:$out:bench" ;;
+	skopeo:oci-reg) echo skopeo --insecure-policy copy -q --dest-tls-verify=false "${all[@]}" "oci:$work/src/$w:bench" "docker://$B/$w:bench" ;;
+	skopeo:reg-archive) echo skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$A/$w:bench" "docker-archive:$out.tar:bench/$w:bench" ;;
+	skopeo:archive-reg) echo skopeo --insecure-policy copy -q --dest-tls-verify=false "docker-archive:$work/src/$w.tar" "docker://$B/$w:bench" ;;
+	crane:reg-reg | crane:warm) echo crane copy --insecure "$A/$w:bench" "$B/$w:bench" ;;
+	crane:reg-oci) echo crane pull --insecure --format oci "$A/$w:bench" "$out" ;;
+	crane:oci-reg) echo crane push --insecure "$work/src/$w" "$B/$w:bench" ;;
+	crane:reg-archive) echo crane pull --insecure "$A/$w:bench" "$out.tar" ;;
+	crane:archive-reg) echo crane push --insecure "$work/src/$w.tar" "$B/$w:bench" ;;
+	floor:reg-reg) echo "$bin/floor" copy -j "$jobs" "$A/$w:bench" "$B/$w:bench" ;;
+	floor:warm) echo "$bin/floor" warm "$A/$w:bench" "$B/$w:bench" ;;
+	floor:reg-oci | floor:reg-archive) echo "$bin/floor" pull -j "$jobs" -out "$out" "$A/$w:bench" ;;
+	floor:oci-reg | floor:archive-reg) echo "$bin/floor" push -j "$jobs" "$work/src/$w" "$B/$w:bench" ;;
+	*) return 1 ;;
+	esac
+}
+
+# prepare TOOL SCENARIO WORKLOAD: untimed set-up so that every timed run starts cold (or, for
+# warm, with the image already copied by the same tool).
+prepare() {
+	local tool=$1 s=$2 w=$3
+	rm -rf "$work/out/$w-$tool" "$work/out/$w-$tool.tar"
+	case $s in
+	reg-reg | oci-reg | archive-reg) wipe_b ;;
+	warm)
+		wipe_b
+		if [ "$tool" = floor ]; then
+			"$bin/floor" copy -j "$jobs" "$A/$w:bench" "$B/$w:bench"
+		else
+			# shellcheck disable=SC2046
+			$(cmd "$tool" reg-reg "$w") >>"$work/runs.log" 2>&1
+		fi
+		;;
+	esac
+}
+
+# check SCENARIO WORKLOAD: after a registry destination, the image must be there; copies that
+# keep the manifest must have kept its digest.
+check() {
+	local s=$1 w=$2
+	case $s in
+	reg-reg | oci-reg | warm) "$bin/floor" warm "$A/$w:bench" "$B/$w:bench" 2>>"$work/runs.log" ;;
+	archive-reg) "$bin/floor" pull "$B/$w:bench" 2>>"$work/runs.log" ;;
+	*) true ;;
+	esac
+}
+
+results=$work/results.tsv
+echo -e "# scenario\tworkload\ttool\trun\tseconds\tpeak_rss_kib\tstatus" >"$results"
+for w in $workloads; do
+	for s in $scenarios; do
+		if [ "$w" = multi ] && [[ $s == *archive* ]]; then continue; fi # a docker-archive holds one platform
+		for ((i = 1; i <= runs; i++)); do
+			for tool in $tools; do
+				command=$(cmd "$tool" "$s" "$w") || continue
+				if ! prepare "$tool" "$s" "$w"; then
+					log "$s $w run $i/$runs: $tool: set-up failed (see $work/runs.log)"
+					echo -e "$s\t$w\t$tool\t$i\t-\t-\tsetup" >>"$results"
+					continue
+				fi
+				echo "\$ $command" >>"$work/runs.log"
+				status=0
+				# shellcheck disable=SC2086
+				/usr/bin/time -f '%e %M' -o "$work/time.out" $command >>"$work/runs.log" 2>&1 || status=$?
+				read -r secs rss < <(tail -n 1 "$work/time.out")
+				if [ "$status" = 0 ] && ! check "$s" "$w"; then status=99; fi # wrong result
+				echo -e "$s\t$w\t$tool\t$i\t$secs\t$rss\t$status" >>"$results"
+				log "$s $w run $i/$runs: $tool ${secs}s $((rss / 1024))MiB status $status"
+			done
+		done
+	done
+done
+
+# --- report ----------------------------------------------------------------------------------------
+report=$work/results.md
+{
+	echo "## bench/run.sh $([ "$quick" = 1 ] && echo "quick (BENCH_QUICK=1)" || echo full) — $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "Machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr). Runs per cell: $runs (median)."
+	echo "Tools: imgcopy $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -n "$(cd "$root" && git status --porcelain 2>/dev/null | head -1)" ] && echo "+dirty"), skopeo $(skopeo --version | awk '{print $3}'), crane $(crane version), docker-registry $(docker-registry --version | awk '{print $3}'), floor -j $jobs."
+	[ -n "$imgcopy_note" ] && echo && echo "**$imgcopy_note**"
+	echo
+	echo "Workloads (name, top digest, blob bytes, generation time):"
+	echo
+	echo '```'
+	cat "$work/workloads.tsv"
+	echo '```'
+	echo
+	"$bin/report" "$results"
+	if grep -q "$(printf '\t99')$" "$results"; then
+		echo
+		echo "Status 99 = the tool exited 0 but the destination did not hold the expected image."
+	fi
+} >"$report"
+cat "$report"
+if [ -n "${BENCH_OUT:-}" ]; then cp "$report" "$BENCH_OUT"; cp "$results" "${BENCH_OUT%.md}.tsv"; fi
