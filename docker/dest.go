@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -29,6 +30,8 @@ type destination struct {
 	topBody []byte // the top-level manifest, pushed by digest, tagged in Commit
 	topMIME string
 	present digest.Digest // a manifest HasManifest found stored; not pushed again
+
+	mountRefusals atomic.Int32 // refused cross-repository mounts, to warn only once
 }
 
 var (

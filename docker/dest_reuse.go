@@ -118,7 +118,7 @@ func (d *destination) mount(ctx context.Context, cand candidate) (bool, error) {
 		return true, nil
 	case http.StatusAccepted:
 		drain(resp)
-		logrus.WithFields(logrus.Fields{"digest": cand.digest, "from": cand.repo}).Warn("registry refused the cross-repository mount; uploading instead")
+		d.warnMountRefused(cand)
 		if loc, err := locationOf(resp, nil); err == nil {
 			d.cancelUpload(loc)
 		}
@@ -267,4 +267,15 @@ func (d *destination) Commit(ctx context.Context, _ types.CommitOptions) error {
 		return errors.Wrapf(err, "tagging %s", types.ImageName(d.ref))
 	}
 	return nil
+}
+
+// warnMountRefused reports a refused cross-repository mount: a warning the first time for this
+// destination (a stale cache refers to many blobs of a repository that is gone), debug after.
+func (d *destination) warnMountRefused(cand candidate) {
+	log := logrus.WithFields(logrus.Fields{"digest": cand.digest, "from": cand.repo})
+	if d.mountRefusals.Add(1) == 1 {
+		log.Warn("registry refused the cross-repository mount; uploading instead (further refusals are logged at debug level)")
+		return
+	}
+	log.Debug("registry refused the cross-repository mount; uploading instead")
 }

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -190,6 +193,32 @@ func TestMountFallsBackOn202(t *testing.T) {
 	}
 	if strings.Join(seq, "\n") != strings.Join(want, "\n") {
 		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(seq, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestMountRefusalWarnsOnce checks that a stale cache naming many blobs of a repository the
+// registry no longer has gives one warning per destination, not one per blob.
+func TestMountRefusalWarnsOnce(t *testing.T) {
+	hook := logtest.NewGlobal()
+	t.Cleanup(func() { logrus.StandardLogger().ReplaceHooks(logrus.LevelHooks{}) })
+	srv := newUploadServer(t, &uploadHandler{})
+	dest := openDest(t, srv.host)
+	cache := newMemCache()
+	for i := range 3 {
+		d := digest.FromString(fmt.Sprintf("layer %d", i))
+		cache.RecordKnownLocation(transportName, types.BICTransportScope{Opaque: srv.host}, d, types.BICLocationReference{Opaque: "gone/repo"})
+		if _, ok, err := dest.TryReusingBlob(testContext(t), types.BlobInfo{Digest: d, Size: 5}, types.ReuseOptions{Cache: cache}); err != nil || ok {
+			t.Fatalf("TryReusingBlob = %v, %v; want not reused", ok, err)
+		}
+	}
+	warnings := 0
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "refused the cross-repository mount") {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d warnings about refused mounts, want 1", warnings)
 	}
 }
 
