@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -126,7 +127,7 @@ func (d *destination) keep(name string) {
 // PutBlob implements types.ImageDestination.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	var name string
-	dg, size, err := atomicfile.WriteBlob(d.ref.path, ctxReader{ctx: ctx, r: r}, info.Digest, info.Size, func(dg digest.Digest) string {
+	dg, size, err := atomicfile.WriteBlob(d.ref.path, ctxio.Reader(ctx, r), info.Digest, info.Size, func(dg digest.Digest) string {
 		name = dg.Encoded()
 		return d.ref.file(name)
 	})
@@ -220,17 +221,4 @@ func (d *destination) Close() error {
 		os.Remove(d.ref.path) // only succeeds when empty; a leftover directory is harmless
 	}
 	return firstErr
-}
-
-// ctxReader stops a blob stream once ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -164,7 +165,7 @@ func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, 
 		return w.putSpooled(ctx, r, info, isConfig)
 	}
 	defer w.mu.Unlock()
-	vr, err := verify.NewReader(&ctxReader{ctx: ctx, r: r}, info.Digest, info.Size)
+	vr, err := verify.NewReader(ctxio.Reader(ctx, r), info.Digest, info.Size)
 	if err == nil {
 		err = w.appendBlobLocked(info.Digest, info.Size, &exactReader{r: vr}, isConfig)
 	}
@@ -176,7 +177,7 @@ func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, 
 
 // putSpooled hashes r into a temporary file, then appends it.
 func (w *Writer) putSpooled(ctx context.Context, r io.Reader, info types.BlobInfo, isConfig bool) (types.BlobInfo, error) {
-	vr, err := verify.NewReader(&ctxReader{ctx: ctx, r: r}, info.Digest, info.Size)
+	vr, err := verify.NewReader(ctxio.Reader(ctx, r), info.Digest, info.Size)
 	if err != nil {
 		return types.BlobInfo{}, err
 	}
@@ -217,19 +218,6 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		return 0, err // the blob fails anyway; do not hand the tar writer excess bytes
 	}
 	return n, err
-}
-
-// ctxReader stops a stream when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // appendBlob writes one blob member and records it.

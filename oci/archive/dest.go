@@ -18,6 +18,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/oci/layout"
@@ -186,7 +187,7 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	vr, err := verify.NewReader(ctxReader{ctx: ctx, r: r}, info.Digest, info.Size)
+	vr, err := verify.NewReader(ctxio.Reader(ctx, r), info.Digest, info.Size)
 	if err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
 	}
@@ -331,17 +332,4 @@ func (d *destination) Close() error {
 		return err
 	}
 	return nil
-}
-
-// ctxReader stops a blob stream once ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -146,7 +147,7 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 // PutBlob implements types.ImageDestination. The blob is verified into the staging directory
 // and published by Commit.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
-	dg, size, err := atomicfile.WriteBlob(d.staging, ctxReader{ctx: ctx, r: r}, info.Digest, info.Size, func(dg digest.Digest) string {
+	dg, size, err := atomicfile.WriteBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, func(dg digest.Digest) string {
 		return filepath.Join(d.staging, stagedName(dg))
 	})
 	if err != nil {
@@ -352,17 +353,4 @@ func (d *destination) Close() error {
 		os.Remove(d.ref.path) // only succeeds when empty; another writer may be using it
 	}
 	return err
-}
-
-// ctxReader stops a blob stream once ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -1,0 +1,23 @@
+package ctxio
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/pkg/errors"
+)
+
+func TestReaderStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := Reader(ctx, strings.NewReader("abcdef"))
+	buf := make([]byte, 3)
+	if n, err := r.Read(buf); n != 3 || err != nil {
+		t.Fatalf("first read: %d, %v", n, err)
+	}
+	cancel()
+	if _, err := io.ReadAll(r); !errors.Is(err, context.Canceled) {
+		t.Fatalf("read after cancel: %v, want context.Canceled", err)
+	}
+}

@@ -1,0 +1,37 @@
+//go:build unix
+
+package filelock
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pkg/errors"
+)
+
+func TestLockWaitsAndHonoursContext(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lock")
+	open := func() *os.File {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	first, second := open(), open()
+	defer second.Close()
+	if err := Lock(context.Background(), first, "test"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Lock(ctx, second, "test"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("second lock while held: %v, want context.Canceled", err)
+	}
+	first.Close() // releases the lock
+	if err := Lock(context.Background(), second, "test"); err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+}
