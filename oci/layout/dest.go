@@ -93,6 +93,11 @@ func checkWritableLayout(root *os.Root, where string) error {
 	}
 	for _, e := range entries {
 		if e.Name() != LockFile && !strings.HasPrefix(e.Name(), stagingPrefix) && !strings.HasPrefix(e.Name(), ".tmp-") {
+			// A concurrent writer may have committed the first image between the Stat above
+			// and ReadDir: it writes oci-layout before anything else.
+			if _, err := fs.Stat(fsys, LayoutFile); err == nil {
+				return checkWritableLayout(root, where)
+			}
 			return errors.Wrapf(ErrInvalidLayout, "%s is not empty and has no %s file; refusing to write an OCI layout into it", where, LayoutFile)
 		}
 	}

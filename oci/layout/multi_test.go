@@ -391,16 +391,18 @@ func TestConcurrentProcesses(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	names := []string{"p1", "p2", "p3", "p4"}
 	cmds := make([]*exec.Cmd, len(names))
+	outs := make([]bytes.Buffer, len(names))
 	for i, n := range names {
 		cmds[i] = exec.Command(os.Args[0], "-test.run=^TestWriterProcess$")
 		cmds[i].Env = append(os.Environ(), "IMGCOPY_LAYOUT_WRITER="+dir+":"+n)
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
 		if err := cmds[i].Start(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, cmd := range cmds {
 		if err := cmd.Wait(); err != nil {
-			t.Errorf("writer process %s: %v", names[i], err)
+			t.Errorf("writer process %s: %v\n%s", names[i], err, outs[i].String())
 		}
 	}
 	tags, err := mustRef(t, dir, "").(types.TagLister).ListTags(context.Background(), nil)
