@@ -24,14 +24,27 @@ Examples:
 // newApp builds the command line interface on e.
 func newApp(e *env) *cli.App {
 	app := &cli.App{
-		Name:                 "imgcopy",
-		Usage:                "copy container images between registries, archives and layouts",
-		UsageText:            "imgcopy [global flags] [copy flags] SRC DST\nimgcopy [global flags] COMMAND [flags] ARGS...",
-		Description:          appDescription,
-		Version:              version(),
-		Flags:                append(globalFlags(), copyFlags()...),
-		Action:               func(c *cli.Context) error { return copyCommand(c, e) },
-		Before:               func(c *cli.Context) error { return setupLogging(c, e) },
+		Name:        "imgcopy",
+		Usage:       "copy container images between registries, archives and layouts",
+		UsageText:   "imgcopy [global flags] [copy flags] SRC DST\nimgcopy [global flags] COMMAND [flags] ARGS...",
+		Description: appDescription,
+		Version:     version(),
+		Flags:       append(globalFlags(), copyFlags()...),
+		Action:      func(c *cli.Context) error { return copyCommand(c, e) },
+		Before: func(c *cli.Context) error {
+			if err := setupLogging(c, e); err != nil {
+				return err
+			}
+			stop, err := startProfile(c)
+			e.stopProfile = stop
+			return err
+		},
+		After: func(*cli.Context) error {
+			if e.stopProfile == nil {
+				return nil
+			}
+			return e.stopProfile()
+		},
 		OnUsageError:         onUsageError,
 		ExitErrHandler:       func(*cli.Context, error) {},
 		Reader:               e.stdin,

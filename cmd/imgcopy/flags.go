@@ -25,6 +25,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "override-arch", Usage: "use `ARCH` instead of the running architecture when choosing from a multi-platform image"},
 		&cli.StringFlag{Name: "override-variant", Usage: "use `VARIANT` instead of the running architecture variant when choosing from a multi-platform image"},
 		&cli.StringFlag{Name: "tmpdir", Usage: "`DIR` for large temporary files (spooled archives and layers)"},
+		profileFlag,
 	}
 }
 

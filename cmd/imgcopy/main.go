@@ -43,6 +43,8 @@ type env struct {
 	isTerminal func(f any) bool
 	// debug is set from --debug once the flags are parsed.
 	debug bool
+	// stopProfile ends the --cpuprofile profile, if any.
+	stopProfile func() error
 }
 
 func defaultEnv() *env {

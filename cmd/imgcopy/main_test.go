@@ -435,3 +435,17 @@ func TestHelpHasExamplesForEveryCommand(t *testing.T) {
 		t.Errorf("app help: exit %d\n%s", code, h.stdout.String())
 	}
 }
+
+func TestCPUProfileFlag(t *testing.T) {
+	h := newHarness(t)
+	p := filepath.Join(t.TempDir(), "cpu.out")
+	if code := h.run("--cpuprofile", p, "dir:/a", "dir:/b"); code != exitOK {
+		t.Fatalf("exit code %d: %s", code, h.stderr.String())
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+		t.Fatalf("profile not written: %v", err)
+	}
+	if code := h.run("--cpuprofile", filepath.Join(t.TempDir(), "no", "such", "dir"), "dir:/a", "dir:/b"); code != exitUsage {
+		t.Errorf("unwritable profile path: exit code %d, want %d", code, exitUsage)
+	}
+}
