@@ -61,7 +61,7 @@ func (l TransportList) ParseImageName(imgName string) (ImageReference, error) {
 	}
 	ref, err := t.ParseReference(rest)
 	if err != nil {
-		return nil, errors.Wrapf(err, "parsing %s reference %q", name, rest)
+		return nil, errors.Wrapf(err, "invalid image name %q", imgName)
 	}
 	return ref, nil
 }

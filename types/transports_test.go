@@ -55,7 +55,7 @@ func TestParseImageName(t *testing.T) {
 		{name: "oci with colon in rest", in: "oci:/tmp/x:v1", want: "oci:/tmp/x:v1"},
 		{name: "unknown transport lists known ones", in: "foo:bar", wantErr: ErrUnknownTransport, wantMsg: "known transports: dir, docker, oci"},
 		{name: "no colon", in: "busybox", wantErr: ErrUnknownTransport, wantMsg: "expected TRANSPORT:REFERENCE"},
-		{name: "transport parse error is wrapped", in: "dir:", wantMsg: `parsing dir reference "": empty reference`},
+		{name: "transport parse error is wrapped", in: "dir:", wantMsg: `invalid image name "dir:": empty reference`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

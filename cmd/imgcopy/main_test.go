@@ -199,7 +199,7 @@ func TestUsageErrors(t *testing.T) {
 		{"flag after args still checked", []string{"copy", "dir:/a", "dir:/b", "--format", "v2s1"}, `--format "v2s1": want oci or v2s2`},
 		{"unknown transport", []string{"foo:/a", "dir:/b"}, "known transports: dir, docker, oci"},
 		{"no transport", []string{"busybox", "dir:/b"}, "expected TRANSPORT:REFERENCE"},
-		{"bad reference", []string{"dir:/a", "oci:!"}, `parsing oci reference "!"`},
+		{"bad reference", []string{"dir:/a", "oci:!"}, `invalid image name "oci:!"`},
 		{"bad format", []string{"--format", "v2s1", "dir:/a", "dir:/b"}, `--format "v2s1": want oci or v2s2`},
 		{"all vs multi-arch", []string{"--all", "--multi-arch", "system", "dir:/a", "dir:/b"}, "contradict"},
 		{"bad multi-arch", []string{"--multi-arch", "some", "dir:/a", "dir:/b"}, "want all, system or index-only"},
