@@ -178,12 +178,12 @@ func Image(ctx context.Context, destRef, srcRef types.ImageReference, opts *Opti
 	}
 	src, err := srcRef.NewImageSource(ctx, o.SourceCtx)
 	if err != nil {
-		return nil, errors.Wrapf(err, "opening source %s", types.ImageName(srcRef))
+		return nil, errors.Wrap(err, "opening source") // the transport names the image
 	}
 	defer func() { retErr = addCloseError(retErr, src.Close(), "closing source "+types.ImageName(srcRef)) }()
 	dest, err := destRef.NewImageDestination(ctx, o.DestinationCtx)
 	if err != nil {
-		return nil, errors.Wrapf(err, "opening destination %s", types.ImageName(destRef))
+		return nil, errors.Wrap(err, "opening destination")
 	}
 	defer func() { retErr = addCloseError(retErr, dest.Close(), "closing destination "+types.ImageName(destRef)) }()
 

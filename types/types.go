@@ -27,7 +27,8 @@ type ImageReference interface {
 	// DockerReference returns the registry-style name the image carries (a tag or digest
 	// in the reference, a RepoTag in an archive), or nil when it has none.
 	DockerReference() reference.Named
-	// NewImageSource opens the image for reading. The caller must Close it.
+	// NewImageSource opens the image for reading. The caller must Close it. Errors from it and
+	// from NewImageDestination name the image (types.ImageName), so callers need not repeat it.
 	NewImageSource(ctx context.Context, sys *SystemContext) (ImageSource, error)
 	// NewImageDestination opens the image for writing. The caller must Close it.
 	NewImageDestination(ctx context.Context, sys *SystemContext) (ImageDestination, error)
