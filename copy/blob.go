@@ -247,12 +247,17 @@ func (c *copier) buildChain(ctx context.Context, rc io.Reader, info types.BlobIn
 		ch.diff = u
 	}
 	if job.plan.Action == layerCompress || job.plan.Action == layerRecompress {
-		cr, stop, err := compressPipe(r, job.plan.To, c.opts.DestinationCompressionLevel)
+		// Layers copied in parallel already use every core; a per-core compressor for each of
+		// them would multiply memory, so only a layer compressed alone gets one (issue 8: the
+		// 60-layer docker-archive push peaked at 150 MiB with pgzip for every layer).
+		parallel := c.compressing.Add(1) == 1
+		cr, stop, err := compressPipe(r, job.plan.To, c.opts.DestinationCompressionLevel, parallel)
 		if err != nil {
+			c.compressing.Add(-1)
 			return nil, err
 		}
 		r = cr
-		ch.stops = append(ch.stops, stop)
+		ch.stops = append(ch.stops, func() { stop(); c.compressing.Add(-1) })
 	}
 	ch.reader = &recordingReader{r: r}
 	return ch, nil

@@ -49,12 +49,17 @@ func decompressStream(r io.Reader) (io.ReadCloser, string, error) {
 }
 
 // compressWriter returns a writer compressing into w with algorithm alg at level (nil: default).
-func compressWriter(w io.Writer, alg string, level *int) (io.WriteCloser, error) {
+// With parallel, gzip uses pgzip, which compresses blocks on every core but holds a 1 MiB block
+// and a compressor per core; otherwise one stream (klauspost gzip, about 1 MiB in all).
+func compressWriter(w io.Writer, alg string, level *int, parallel bool) (io.WriteCloser, error) {
 	switch alg {
 	case compressionGzip:
 		l := gzip.DefaultCompression
 		if level != nil {
 			l = *level
+		}
+		if !parallel {
+			return gzip.NewWriterLevel(w, l)
 		}
 		return pgzip.NewWriterLevel(w, l)
 	case compressionZstd:
@@ -69,9 +74,9 @@ func compressWriter(w io.Writer, alg string, level *int) (io.WriteCloser, error)
 
 // compressPipe compresses r in a goroutine. The returned stop function aborts the goroutine
 // if it is still running and waits for it, so r is no longer read after it returns.
-func compressPipe(r io.Reader, alg string, level *int) (io.Reader, func(), error) {
+func compressPipe(r io.Reader, alg string, level *int, parallel bool) (io.Reader, func(), error) {
 	pr, pw := io.Pipe()
-	cw, err := compressWriter(pw, alg, level)
+	cw, err := compressWriter(pw, alg, level, parallel)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -39,7 +39,7 @@ func BenchmarkCompress(b *testing.B) {
 		b.Run(alg, func(b *testing.B) {
 			b.SetBytes(int64(len(payload)))
 			for range b.N {
-				r, stop, err := compressPipe(&sliceReader{b: payload}, alg, nil)
+				r, stop, err := compressPipe(&sliceReader{b: payload}, alg, nil, true)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -56,7 +56,7 @@ func BenchmarkCompress(b *testing.B) {
 func BenchmarkDecompress(b *testing.B) {
 	payload := benchPayload()
 	for _, alg := range []string{compressionGzip, compressionZstd} {
-		r, stop, err := compressPipe(&sliceReader{b: payload}, alg, nil)
+		r, stop, err := compressPipe(&sliceReader{b: payload}, alg, nil, true)
 		if err != nil {
 			b.Fatal(err)
 		}

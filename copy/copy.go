@@ -165,7 +165,8 @@ type copier struct {
 
 	bytesCopied, bytesReused atomic.Int64
 	blobsCopied, blobsReused atomic.Int64
-	alreadyPresent           bool // set by skipIfPresent, before any concurrent work
+	compressing              atomic.Int32 // layers being compressed right now
+	alreadyPresent           bool         // set by skipIfPresent, before any concurrent work
 }
 
 // Image copies the image srcRef names to destRef and returns what was written. The
