@@ -248,9 +248,10 @@ func (c *copier) buildChain(ctx context.Context, rc io.Reader, info types.BlobIn
 	}
 	if job.plan.Action == layerCompress || job.plan.Action == layerRecompress {
 		// Layers copied in parallel already use every core; a per-core compressor for each of
-		// them would multiply memory, so only a layer compressed alone gets one (issue 8: the
-		// 60-layer docker-archive push peaked at 150 MiB with pgzip for every layer).
-		parallel := c.compressing.Add(1) == 1
+		// them would multiply memory, so only the first maxParallelCompressors layers being
+		// compressed at a time get one (issue 8: the 60-layer docker-archive push peaked at
+		// 150 MiB with pgzip for every layer).
+		parallel := c.compressing.Add(1) <= maxParallelCompressors
 		cr, stop, err := compressPipe(r, job.plan.To, c.opts.DestinationCompressionLevel, parallel)
 		if err != nil {
 			c.compressing.Add(-1)

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -48,20 +50,42 @@ func decompressStream(r io.Reader) (io.ReadCloser, string, error) {
 	}
 }
 
+// maxParallelCompressors is how many layers at a time may use a multi-core gzip compressor;
+// the others use one stream each (layers copied in parallel keep the cores busy anyway).
+const maxParallelCompressors = 2
+
+// gzipBlockSize and maxGzipBlocks bound one pgzip writer: each block in flight holds its
+// input, its output and a compressor (about 2 MiB at 512 KiB blocks).
+const (
+	gzipBlockSize = 512 << 10
+	maxGzipBlocks = 8
+)
+
+// Writers at the default level are reused across layers: a new one per layer allocates its
+// buffers and compressors again, and a 60-layer copy turned that into 150 MiB of garbage.
+var gzipWriters, pgzipWriters sync.Pool
+
+// pooledWriter returns w to its pool when closed.
+type pooledWriter struct {
+	io.WriteCloser
+	pool *sync.Pool
+}
+
+func (p pooledWriter) Close() error {
+	err := p.WriteCloser.Close()
+	if err == nil && p.pool != nil {
+		p.pool.Put(p.WriteCloser)
+	}
+	return err
+}
+
 // compressWriter returns a writer compressing into w with algorithm alg at level (nil: default).
-// With parallel, gzip uses pgzip, which compresses blocks on every core but holds a 1 MiB block
-// and a compressor per core; otherwise one stream (klauspost gzip, about 1 MiB in all).
+// With parallel, gzip uses pgzip, which compresses up to maxGzipBlocks blocks on several cores;
+// otherwise one stream (klauspost gzip, about 1 MiB in all).
 func compressWriter(w io.Writer, alg string, level *int, parallel bool) (io.WriteCloser, error) {
 	switch alg {
 	case compressionGzip:
-		l := gzip.DefaultCompression
-		if level != nil {
-			l = *level
-		}
-		if !parallel {
-			return gzip.NewWriterLevel(w, l)
-		}
-		return pgzip.NewWriterLevel(w, l)
+		return gzipWriter(w, level, parallel)
 	case compressionZstd:
 		opts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
 		if level != nil {
@@ -70,6 +94,40 @@ func compressWriter(w io.Writer, alg string, level *int, parallel bool) (io.Writ
 		return zstd.NewWriter(w, opts...)
 	}
 	return nil, errors.Errorf("unknown compression %q", alg)
+}
+
+func gzipWriter(w io.Writer, level *int, parallel bool) (io.WriteCloser, error) {
+	blocks := min(runtime.GOMAXPROCS(0), maxGzipBlocks)
+	if level == nil { // the pooled case
+		if parallel {
+			if zw, ok := pgzipWriters.Get().(*pgzip.Writer); ok {
+				zw.Reset(w) // Reset restores pgzip's default concurrency
+				return pooledWriter{zw, &pgzipWriters}, zw.SetConcurrency(gzipBlockSize, blocks)
+			}
+		} else if zw, ok := gzipWriters.Get().(*gzip.Writer); ok {
+			zw.Reset(w)
+			return pooledWriter{zw, &gzipWriters}, nil
+		}
+	}
+	l, pool := gzip.DefaultCompression, (*sync.Pool)(nil)
+	if level != nil {
+		l = *level
+	}
+	if !parallel {
+		if level == nil {
+			pool = &gzipWriters
+		}
+		zw, err := gzip.NewWriterLevel(w, l)
+		return pooledWriter{zw, pool}, err
+	}
+	if level == nil {
+		pool = &pgzipWriters
+	}
+	zw, err := pgzip.NewWriterLevel(w, l)
+	if err != nil {
+		return nil, err
+	}
+	return pooledWriter{zw, pool}, zw.SetConcurrency(gzipBlockSize, blocks)
 }
 
 // compressPipe compresses r in a goroutine. The returned stop function aborts the goroutine
