@@ -275,7 +275,10 @@ func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo
 	if job.isConfig {
 		layerIndex = -1
 	}
-	stored, err := c.dest.PutBlob(ctx, ch.reader, putInfo, types.PutBlobOptions{Cache: c.cache, IsConfig: job.isConfig, LayerIndex: layerIndex})
+	// The chain verifies the stream against info and fails at EOF on a mismatch, so a
+	// destination given that digest need not hash the bytes a second time.
+	opts := types.PutBlobOptions{Cache: c.cache, IsConfig: job.isConfig, LayerIndex: layerIndex, Verified: putInfo.Digest != ""}
+	stored, err := c.dest.PutBlob(ctx, ch.reader, putInfo, opts)
 	if err == nil && !ch.reader.sawEOF() {
 		// The destination did not read to EOF; finish reading so the blob is still verified.
 		_, err = io.Copy(io.Discard, ch.reader)

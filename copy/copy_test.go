@@ -326,6 +326,25 @@ func TestCopyCorruptedSourceBlob(t *testing.T) {
 	}
 }
 
+// TestCopyTellsDestinationWhatItVerified checks PutBlobOptions.Verified: set for blobs passed
+// through with their source digest (the engine checks them), unset for blobs the engine
+// rewrites (the destination computes their digest).
+func TestCopyTellsDestinationWhatItVerified(t *testing.T) {
+	t.Parallel()
+	kept, compressed := makeLayer(t, 1, 20<<10, "gzip"), makeLayer(t, 2, 20<<10, "")
+	src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, kept, compressed)
+	dest := newFakeRef("dest", newMemStore())
+	res := mustCopy(t, dest, src, &Options{DestinationCompression: "gzip"})
+	d := dest.lastDest()
+	m := parse(t, res.Manifest)
+	if !d.verified[kept.digest()] || !d.verified[m.Config.Digest] {
+		t.Errorf("kept layer and config not marked verified: %v", d.verified)
+	}
+	if newDigest := m.Layers[1].Digest; newDigest == compressed.digest() || d.verified[newDigest] {
+		t.Errorf("compressed layer %s marked verified: %v", newDigest, d.verified)
+	}
+}
+
 func TestCopySourceReadErrorBlamesSource(t *testing.T) {
 	t.Parallel()
 	layer := makeLayer(t, 1, 60<<10, "gzip")

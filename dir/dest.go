@@ -127,7 +127,7 @@ func (d *destination) keep(name string) {
 // PutBlob implements types.ImageDestination.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	var name string
-	dg, size, err := atomicfile.WriteBlob(d.ref.path, ctxio.Reader(ctx, r), info.Digest, info.Size, func(dg digest.Digest) string {
+	dg, size, err := atomicfile.WriteBlob(d.ref.path, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, func(dg digest.Digest) string {
 		name = dg.Encoded()
 		return d.ref.file(name)
 	})

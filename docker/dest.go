@@ -85,7 +85,7 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 	}
 	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": info.Size}).Debug("blob upload started")
 	for attempt := 0; ; attempt++ {
-		stored, restartable, err := d.uploadOnce(ctx, r, info)
+		stored, restartable, err := d.uploadOnce(ctx, r, info, opts.Verified)
 		if err == nil {
 			if opts.Cache != nil {
 				opts.Cache.RecordKnownLocation(transportName, d.cacheScope(), stored.Digest, types.BICLocationReference{Opaque: d.ref.repo()})
@@ -104,12 +104,12 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 
 // uploadOnce makes one upload attempt in a new session. restartable tells whether r can
 // be sent again (nothing was read from it, or it could be rewound).
-func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.BlobInfo) (types.BlobInfo, bool, error) {
+func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.BlobInfo, verified bool) (types.BlobInfo, bool, error) {
 	loc, err := d.startUpload(ctx, nil)
 	if err != nil {
 		return types.BlobInfo{}, false, err // the POST itself was already retried
 	}
-	vr, err := verify.NewReader(r, info.Digest, info.Size)
+	vr, err := verify.NewPutReader(r, info.Digest, info.Size, verified)
 	if err != nil {
 		return types.BlobInfo{}, false, err
 	}

@@ -153,6 +153,11 @@ type PutBlobOptions struct {
 	IsConfig bool
 	// LayerIndex is the position of the layer in the manifest, or -1 for configs.
 	LayerIndex int
+	// Verified is set by a caller (the copy engine) that checks the stream against info.Digest
+	// and info.Size as it reads and fails the read at EOF on a mismatch. With info.Digest set,
+	// the destination need not hash the stream again: a mismatch still aborts the PutBlob
+	// before anything becomes visible. Destinations must still count bytes.
+	Verified bool
 }
 
 // CommitOptions are the optional arguments of ImageDestination.Commit.

@@ -95,7 +95,7 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 
 // PutBlob implements types.ImageDestination.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
-	got, err := d.w.PutBlob(ctx, r, info, opts.IsConfig)
+	got, err := d.w.PutBlob(ctx, r, info, opts)
 	if err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "writing to %s", types.ImageName(d.ref))
 	}

@@ -148,7 +148,8 @@ func (w *Writer) blobMember(d digest.Digest, isConfig bool) string {
 // written, it streams straight into the tar; otherwise it is spooled to a temporary file
 // first (hashing it) and then appended, so concurrent PutBlob calls download in parallel.
 // A failure (stream error, digest mismatch, cancellation) leaves no trace in the archive.
-func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, isConfig bool) (types.BlobInfo, error) {
+func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
+	isConfig := opts.IsConfig
 	if info.Digest != "" {
 		if err := info.Digest.Validate(); err != nil {
 			return types.BlobInfo{}, errors.Wrapf(err, "storing blob %q", info.Digest)
@@ -162,10 +163,10 @@ func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, 
 		}
 	}
 	if info.Digest == "" || info.Size < 0 || !w.mu.TryLock() {
-		return w.putSpooled(ctx, r, info, isConfig)
+		return w.putSpooled(ctx, r, info, opts)
 	}
 	defer w.mu.Unlock()
-	vr, err := verify.NewReader(ctxio.Reader(ctx, r), info.Digest, info.Size)
+	vr, err := verify.NewPutReader(ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified)
 	if err == nil {
 		err = w.appendBlobLocked(info.Digest, info.Size, &exactReader{r: vr}, isConfig)
 	}
@@ -176,8 +177,9 @@ func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, 
 }
 
 // putSpooled hashes r into a temporary file, then appends it.
-func (w *Writer) putSpooled(ctx context.Context, r io.Reader, info types.BlobInfo, isConfig bool) (types.BlobInfo, error) {
-	vr, err := verify.NewReader(ctxio.Reader(ctx, r), info.Digest, info.Size)
+func (w *Writer) putSpooled(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
+	isConfig := opts.IsConfig
+	vr, err := verify.NewPutReader(ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified)
 	if err != nil {
 		return types.BlobInfo{}, err
 	}

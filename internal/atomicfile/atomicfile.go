@@ -15,9 +15,10 @@ import (
 
 // WriteBlob streams r into a temp file in dir, hashing as it goes, and renames it to the
 // path returned by name(d) once the content matches expected (when given) and size (when
-// >= 0). It returns the computed digest and size. On any failure nothing is left behind.
-func WriteBlob(dir string, r io.Reader, expected digest.Digest, size int64, name func(digest.Digest) string) (digest.Digest, int64, error) {
-	vr, err := verify.NewReader(r, expected, size)
+// >= 0). With trusted, r is verified by the caller (see verify.NewPutReader) and is not
+// hashed again. It returns the digest and size. On any failure nothing is left behind.
+func WriteBlob(dir string, r io.Reader, expected digest.Digest, size int64, trusted bool, name func(digest.Digest) string) (digest.Digest, int64, error) {
+	vr, err := verify.NewPutReader(r, expected, size, trusted)
 	if err != nil {
 		return "", -1, err
 	}

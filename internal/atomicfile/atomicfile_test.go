@@ -35,7 +35,7 @@ func TestWriteBlob(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			d, n, err := WriteBlob(dir, tc.r, tc.expected, tc.size, func(d digest.Digest) string {
+			d, n, err := WriteBlob(dir, tc.r, tc.expected, tc.size, false, func(d digest.Digest) string {
 				return filepath.Join(dir, d.Encoded())
 			})
 			entries, _ := os.ReadDir(dir)

@@ -89,3 +89,39 @@ func TestNewReaderRejectsBadDigest(t *testing.T) {
 		}
 	}
 }
+
+func TestPutReader(t *testing.T) {
+	data := []byte("blob content")
+	claimed := digest.FromString("what the caller verifies")
+	cases := []struct {
+		name       string
+		expected   digest.Digest
+		size       int64
+		trusted    bool
+		wantDigest digest.Digest
+		wantErr    error
+	}{
+		{name: "trusted: not hashed again, the caller's digest is reported", expected: claimed, size: int64(len(data)), trusted: true, wantDigest: claimed},
+		{name: "trusted: size still checked", expected: claimed, size: 3, trusted: true, wantErr: types.ErrDigestMismatch},
+		{name: "trusted without a digest: hashed", size: -1, trusted: true, wantDigest: digest.FromBytes(data)},
+		{name: "untrusted: checked", expected: claimed, size: -1, wantErr: types.ErrDigestMismatch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			vr, err := NewPutReader(bytes.NewReader(data), tc.expected, tc.size, tc.trusted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.ReadAll(vr)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("got %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || vr.Digest() != tc.wantDigest {
+				t.Fatalf("digest %s, %v; want %s", vr.Digest(), err, tc.wantDigest)
+			}
+		})
+	}
+}

@@ -187,7 +187,7 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	vr, err := verify.NewReader(ctxio.Reader(ctx, r), info.Digest, info.Size)
+	vr, err := verify.NewPutReader(ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified)
 	if err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
 	}

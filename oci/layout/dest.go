@@ -152,7 +152,7 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 // PutBlob implements types.ImageDestination. The blob is verified into the staging directory
 // and published by Commit.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
-	dg, size, err := atomicfile.WriteBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, func(dg digest.Digest) string {
+	dg, size, err := atomicfile.WriteBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, func(dg digest.Digest) string {
 		return filepath.Join(d.staging, stagedName(dg))
 	})
 	if err != nil {
