@@ -30,29 +30,13 @@ func (r reference) Transport() types.ImageTransport { return Transport }
 
 // StringWithinTransport implements types.ImageReference.
 func (r reference) StringWithinTransport() string {
-	switch {
-	case r.digest != "":
-		return r.path + "@" + r.digest.String()
-	case r.name != "":
-		return r.path + ":" + r.name
-	}
-	return r.path
+	return layout.FormatReference(r.path, r.name, r.digest)
 }
 
 // DockerReference implements types.ImageReference: the name when it is a full reference with
 // a tag, nil for a bare tag.
 func (r reference) DockerReference() dockerref.Named {
-	if r.name == "" {
-		return nil
-	}
-	named, err := dockerref.ParseNormalizedNamed(r.name)
-	if err != nil {
-		return nil
-	}
-	if _, ok := named.(dockerref.NamedTagged); !ok {
-		return nil
-	}
-	return named
+	return layout.DockerReference(r.name)
 }
 
 // NewImageSource implements types.ImageReference.

@@ -33,22 +33,30 @@ func (r reference) Transport() types.ImageTransport { return Transport }
 
 // StringWithinTransport implements types.ImageReference.
 func (r reference) StringWithinTransport() string {
+	return FormatReference(r.path, r.name, r.digest)
+}
+
+// FormatReference renders PATH, PATH:NAME or PATH@DIGEST, the reference syntax shared with
+// oci-archive.
+func FormatReference(path, name string, d digest.Digest) string {
 	switch {
-	case r.digest != "":
-		return r.path + "@" + r.digest.String()
-	case r.name != "":
-		return r.path + ":" + r.name
+	case d != "":
+		return path + "@" + d.String()
+	case name != "":
+		return path + ":" + name
 	}
-	return r.path
+	return path
 }
 
 // DockerReference implements types.ImageReference: the name when it is a full reference with
 // a tag (as crane and containerd write), nil for a bare tag.
 func (r reference) DockerReference() dockerref.Named {
-	return dockerReference(r.name)
+	return DockerReference(r.name)
 }
 
-func dockerReference(name string) dockerref.Named {
+// DockerReference returns an image name as a registry-style reference when it is a full
+// reference with a tag, and nil for a bare tag or no name.
+func DockerReference(name string) dockerref.Named {
 	if name == "" {
 		return nil
 	}
