@@ -16,6 +16,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/types"
@@ -84,7 +85,7 @@ func NewWriter(path string, opts WriterOptions) (*Writer, error) {
 	if w.tempDir == "" {
 		w.tempDir = dir
 	}
-	w.buf = bufio.NewWriterSize(&countingWriter{w: f, n: &w.offset}, 1<<20)
+	w.buf = bufio.NewWriterSize(&countingWriter{w: atomicfile.NewFlushBehind(f, 0), n: &w.offset}, 1<<20)
 	w.tw = tar.NewWriter(w.buf)
 	if !w.classic {
 		for _, d := range []string{"blobs/", "blobs/sha256/"} {
@@ -328,7 +329,7 @@ func (w *Writer) appendLocked(name string, size int64, r io.Reader) (int64, erro
 // rollback truncates the tar back to start, which is the end of the last complete member.
 func (w *Writer) rollback(start int64) {
 	// Everything before start was flushed; the buffer only holds part of the failed member.
-	w.buf.Reset(&countingWriter{w: w.file, n: &w.offset})
+	w.buf.Reset(&countingWriter{w: atomicfile.NewFlushBehind(w.file, start), n: &w.offset})
 	if err := w.file.Truncate(start); err != nil {
 		w.broken = errors.Wrap(err, "rolling back a failed blob")
 		return

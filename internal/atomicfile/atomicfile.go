@@ -1,5 +1,6 @@
 // Package atomicfile writes files so that they appear under their final name complete or not
-// at all: a temp file in the same directory, fsync, optional digest check, rename.
+// at all: a temp file in the same directory, fsync, optional digest check, rename. Blob
+// writes start writeback while they stream (FlushBehind), so that the fsync is short.
 package atomicfile
 
 import (
@@ -34,7 +35,7 @@ func WriteBlob(dir string, r io.Reader, expected digest.Digest, size int64, trus
 			os.Remove(tmp)
 		}
 	}()
-	n, err := io.Copy(f, vr)
+	n, err := io.Copy(NewFlushBehind(f, 0), vr)
 	if err != nil {
 		return "", -1, errors.Wrapf(err, "writing blob %s", expected)
 	}

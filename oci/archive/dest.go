@@ -18,6 +18,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/manifest"
@@ -59,7 +60,7 @@ func newImageDestination(r reference) (*destination, error) {
 		d.closeOld()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	d.tw = tar.NewWriter(d.tmp)
+	d.tw = tar.NewWriter(atomicfile.NewFlushBehind(d.tmp, 0))
 	b, _ := json.Marshal(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
 	if err := d.appendMember(layout.LayoutFile, bytes.NewReader(b), int64(len(b))); err != nil {
 		d.Close()

@@ -1,0 +1,80 @@
+package atomicfile
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+type span struct{ off, n int64 }
+
+// recordWriteback replaces startWriteback for one test and returns the ranges it is asked for.
+func recordWriteback(t *testing.T) *[]span {
+	var got []span
+	orig := startWriteback
+	startWriteback = func(f *os.File, off, n int64) error {
+		got = append(got, span{off, n})
+		return nil
+	}
+	t.Cleanup(func() { startWriteback = orig })
+	return &got
+}
+
+func TestFlushBehindStartsWritebackPerChunk(t *testing.T) {
+	got := recordWriteback(t)
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := NewFlushBehind(f, 0)
+	piece := bytes.Repeat([]byte{'x'}, 3<<20)
+	for i := 0; i < 6; i++ { // 18 MiB: two full chunks (at 9 and 18 MiB), nothing for the tail
+		if _, err := w.Write(piece); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []span{{0, 9 << 20}, {9 << 20, 9 << 20}}
+	if len(*got) != len(want) || (*got)[0] != want[0] || (*got)[1] != want[1] {
+		t.Fatalf("writeback ranges %v, want %v", *got, want)
+	}
+	if fi, _ := f.Stat(); fi.Size() != 18<<20 {
+		t.Fatalf("file has %d bytes", fi.Size())
+	}
+}
+
+func TestFlushBehindStartsAtGivenOffset(t *testing.T) {
+	got := recordWriteback(t)
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := NewFlushBehind(f, 100)
+	if _, err := w.Write(make([]byte, flushChunk)); err != nil {
+		t.Fatal(err)
+	}
+	if len(*got) != 1 || (*got)[0] != (span{100, flushChunk}) {
+		t.Fatalf("writeback ranges %v, want [{100 %d}]", *got, flushChunk)
+	}
+}
+
+func TestStartWritebackOnRealFile(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := startWriteback(f, 0, 1<<20); err != nil {
+		t.Fatalf("startWriteback on %s: %v", runtime.GOOS, err)
+	}
+	f.Close()
+	if err := startWriteback(f, 0, 1<<20); err == nil && runtime.GOOS == "linux" {
+		t.Fatal("startWriteback on a closed file succeeded")
+	}
+}
