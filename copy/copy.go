@@ -188,6 +188,7 @@ func Image(ctx context.Context, destRef, srcRef types.ImageReference, opts *Opti
 	}
 	defer func() { retErr = addCloseError(retErr, dest.Close(), "closing destination "+types.ImageName(destRef)) }()
 
+	defer flushCache(o.BlobInfoCache)
 	c := newCopier(src, dest, srcRef, destRef, o)
 	res, err = c.run(ctx)
 	if err != nil {

@@ -56,3 +56,11 @@ type BlobInfoCache interface {
 	// content (other compressions), each with its own digest.
 	CandidateLocations(transport string, scope BICTransportScope, d digest.Digest, canSubstitute bool) []BICReplacementCandidate
 }
+
+// BlobInfoCacheFlusher is implemented by a BlobInfoCache that writes its records behind, in
+// batches. Flush stores every record made so far; copy.Image calls it before it returns. An
+// error means the records stay in memory only; as with the rest of the cache, it never fails
+// a copy.
+type BlobInfoCacheFlusher interface {
+	Flush() error
+}

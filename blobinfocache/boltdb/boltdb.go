@@ -2,6 +2,12 @@
 // default. Like containers/image it opens the file for each operation and closes it right
 // after, so several processes can share one file; a file that cannot be used (corrupt, locked
 // for too long, unwritable) is reported once with a warning and the cache carries on in memory.
+//
+// Records are written behind: they are kept in the handle and stored together in one
+// transaction (one fsync instead of two per record) when Flush is called, when
+// DefaultMaxPending of them are waiting, or DefaultFlushDelay after the first of them.
+// Reads through the same handle see them at once; other handles and processes see them once
+// stored. copy.Image calls Flush before it returns.
 package boltdb
 
 import (
@@ -32,6 +38,10 @@ const (
 	// DefaultLockTimeout is how long an operation waits for another process's lock on the file
 	// before giving up on the file.
 	DefaultLockTimeout = time.Second
+	// DefaultMaxPending is how many records wait in a handle before they are stored.
+	DefaultMaxPending = 64
+	// DefaultFlushDelay is how long the first waiting record waits at most before it is stored.
+	DefaultFlushDelay = time.Second
 )
 
 // errNoFile means a read found no file: nothing is known yet, and nothing is wrong.
@@ -46,6 +56,9 @@ type cache struct {
 	maxLocations          int
 	maxDigests            int
 	lockTimeout           time.Duration
+	maxPending            int
+	flushDelay            time.Duration
+	afterFunc             func(time.Duration, func()) (stop func() bool) // time.AfterFunc; tests fire it themselves
 
 	// mu serializes this handle's operations, so concurrent callers in one process queue here
 	// instead of timing out on the file lock, and guards the fields below.
@@ -53,6 +66,14 @@ type cache struct {
 	clock     clock.Clock
 	validated bool                // the file passed validateFile once
 	fallback  types.BlobInfoCache // non-nil once the file was given up
+	pending   []pendingRecord     // records not stored yet, oldest first
+	stopTimer func() bool         // cancels the pending flush after flushDelay; nil when none is set
+}
+
+// pendingRecord is a record waiting to be stored.
+type pendingRecord struct {
+	apply  func(tx *bolt.Tx) error   // writes it into the file
+	replay func(types.BlobInfoCache) // makes it again in the in-memory fallback
 }
 
 var _ types.BlobInfoCache = (*cache)(nil)
@@ -66,6 +87,67 @@ func Open(path string) types.BlobInfoCache {
 		maxLocations:          DefaultMaxLocations,
 		maxDigests:            DefaultMaxDigests,
 		lockTimeout:           DefaultLockTimeout,
+		maxPending:            DefaultMaxPending,
+		flushDelay:            DefaultFlushDelay,
+		afterFunc:             func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop },
+	}
+}
+
+// Flush implements types.BlobInfoCacheFlusher: it stores every waiting record now. On an
+// error the records live on in the in-memory fallback.
+func (c *cache) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+// flushLocked stores c.pending in one transaction.
+func (c *cache) flushLocked() error {
+	c.cancelTimer()
+	if len(c.pending) == 0 || c.fallback != nil {
+		return nil
+	}
+	err := c.withDB(false, func(db *bolt.DB) error {
+		return db.Update(c.applyPending)
+	})
+	if err != nil {
+		c.check(err) // replays c.pending into the fallback
+		return err
+	}
+	c.pending = nil
+	return nil
+}
+
+func (c *cache) applyPending(tx *bolt.Tx) error {
+	for _, p := range c.pending {
+		if err := p.apply(tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queue adds a record to c.pending and stores the batch when it is full, or arranges for it
+// to be stored after c.flushDelay.
+func (c *cache) queue(p pendingRecord) {
+	c.pending = append(c.pending, p)
+	if len(c.pending) >= c.maxPending {
+		_ = c.flushLocked() // a failure was reported by check and the records moved to the fallback
+		return
+	}
+	if c.stopTimer == nil {
+		c.stopTimer = c.afterFunc(c.flushDelay, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			_ = c.flushLocked()
+		})
+	}
+}
+
+func (c *cache) cancelTimer() {
+	if c.stopTimer != nil {
+		c.stopTimer()
+		c.stopTimer = nil
 	}
 }
 
@@ -83,9 +165,24 @@ func DefaultPath() (string, error) {
 	return filepath.Join(base, "imgcopy", "blob-info-cache.db"), nil
 }
 
-// view runs fn in a read-only transaction. It reports false when the file had to be given up;
-// the caller then asks c.fallback. A missing file runs nothing and reports true.
+// view runs fn on the file with the waiting records applied. It reports false when the file
+// had to be given up; the caller then asks c.fallback. Without waiting records it is a
+// read-only transaction, and a missing file runs nothing and reports true; with them, it is a
+// read-write transaction that applies them, runs fn and is rolled back (no write, no fsync).
 func (c *cache) view(fn func(tx *bolt.Tx) error) bool {
+	if len(c.pending) > 0 {
+		return c.check(c.withDB(false, func(db *bolt.DB) error {
+			tx, err := db.Begin(true)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = tx.Rollback() }()
+			if err := c.applyPending(tx); err != nil {
+				return err
+			}
+			return fn(tx)
+		}))
+	}
 	err := c.withDB(true, func(db *bolt.DB) error { return db.View(fn) })
 	if errors.Is(err, errNoFile) {
 		return true
@@ -93,12 +190,8 @@ func (c *cache) view(fn func(tx *bolt.Tx) error) bool {
 	return c.check(err)
 }
 
-// update runs fn in a read-write transaction, like view.
-func (c *cache) update(fn func(tx *bolt.Tx) error) bool {
-	return c.check(c.withDB(false, func(db *bolt.DB) error { return db.Update(fn) }))
-}
-
-// check switches to the in-memory fallback on err, warning once.
+// check switches to the in-memory fallback on err, warning once, and moves the waiting
+// records there.
 func (c *cache) check(err error) bool {
 	if err == nil {
 		return true
@@ -106,6 +199,11 @@ func (c *cache) check(err error) bool {
 	logrus.WithFields(logrus.Fields{"path": c.path, "error": err.Error()}).
 		Warn("blob-info cache file unusable, continuing with an in-memory cache")
 	c.fallback = memory.New()
+	for _, p := range c.pending {
+		p.replay(c.fallback)
+	}
+	c.pending = nil
+	c.cancelTimer()
 	return false
 }
 

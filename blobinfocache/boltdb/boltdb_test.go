@@ -20,6 +20,14 @@ import (
 
 var scope = types.BICTransportScope{Opaque: "reg.example:5000"}
 
+// mustFlush stores the records c still holds.
+func mustFlush(t testing.TB, c types.BlobInfoCache) {
+	t.Helper()
+	if err := c.(types.BlobInfoCacheFlusher).Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
 func newTestCache(t *testing.T) *cache {
 	t.Helper()
 	return Open(filepath.Join(t.TempDir(), "sub", "cache.db")).(*cache)
@@ -31,7 +39,17 @@ type split struct {
 	w, r types.BlobInfoCache
 }
 
-func (s split) UncompressedDigest(d digest.Digest) digest.Digest { return s.r.UncompressedDigest(d) }
+// flushed stores what the writing handle still holds, so that the reading handle can see it.
+func (s split) flushed() types.BlobInfoCache {
+	if err := s.w.(types.BlobInfoCacheFlusher).Flush(); err != nil {
+		panic(err) // the suite has no *testing.T here; TestSuite also checks for fallbacks
+	}
+	return s.r
+}
+
+func (s split) UncompressedDigest(d digest.Digest) digest.Digest {
+	return s.flushed().UncompressedDigest(d)
+}
 func (s split) RecordDigestUncompressedPair(a, u digest.Digest) {
 	s.w.RecordDigestUncompressedPair(a, u)
 }
@@ -42,7 +60,7 @@ func (s split) RecordKnownLocation(tr string, sc types.BICTransportScope, d dige
 	s.w.RecordKnownLocation(tr, sc, d, l)
 }
 func (s split) CandidateLocations(tr string, sc types.BICTransportScope, d digest.Digest, sub bool) []types.BICReplacementCandidate {
-	return s.r.CandidateLocations(tr, sc, d, sub)
+	return s.flushed().CandidateLocations(tr, sc, d, sub)
 }
 
 func TestSuite(t *testing.T) {
@@ -96,6 +114,7 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 	first.RecordDigestUncompressedPair(d, u)
 	first.RecordDigestCompressorName(d, types.GzipCompressorName)
 	first.RecordKnownLocation("docker", scope, d, types.BICLocationReference{Opaque: "ns/app"})
+	mustFlush(t, first)
 
 	again := Open(path)
 	if got := again.UncompressedDigest(d); got != u {
@@ -115,7 +134,9 @@ func TestConcurrentHandles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.db")
 	a, b := Open(path).(*cache), Open(path).(*cache)
 	for _, c := range []*cache{a, b} {
-		c.lockTimeout = time.Minute // contention on a loaded machine must not look like a stuck lock
+		c.lockTimeout = time.Minute     // contention on a loaded machine must not look like a stuck lock
+		c.flushDelay = time.Millisecond // real timers flush while the goroutines record and read
+		c.maxPending = 7
 	}
 	const per = 15
 	var wg sync.WaitGroup
@@ -132,6 +153,8 @@ func TestConcurrentHandles(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	mustFlush(t, a)
+	mustFlush(t, b)
 	for name, c := range map[string]*cache{"a": a, "b": b} {
 		if c.fallback != nil {
 			t.Fatalf("handle %s fell back to memory", name)
@@ -197,7 +220,9 @@ func TestFallback(t *testing.T) {
 		{
 			name: "zeroed meta pages",
 			setup: func(t *testing.T, path string) {
-				Open(path).RecordDigestCompressorName(digest.FromString("x"), "gzip")
+				c := Open(path)
+				c.RecordDigestCompressorName(digest.FromString("x"), "gzip")
+				mustFlush(t, c)
 				b, err := os.ReadFile(path)
 				if err != nil {
 					t.Fatal(err)
@@ -349,6 +374,7 @@ func TestPruning(t *testing.T) {
 			c := newTestCache(t)
 			tc.tune(c)
 			tc.record(c)
+			mustFlush(t, c)
 			if c.fallback != nil {
 				t.Fatal("fell back to memory")
 			}

@@ -22,6 +22,7 @@ func FuzzCacheFile(f *testing.F) {
 	c.RecordDigestUncompressedPair(dg(1), dg(2))
 	c.RecordDigestCompressorName(dg(1), types.GzipCompressorName)
 	c.RecordKnownLocation("docker", scope, dg(1), loc(1))
+	mustFlush(f, c)
 	valid, err := os.ReadFile(seed)
 	if err != nil {
 		f.Fatal(err)

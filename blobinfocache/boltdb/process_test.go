@@ -35,6 +35,7 @@ func writeFromProcess(t *testing.T, path, w string) {
 		c.RecordKnownLocation("docker", scope, d, types.BICLocationReference{Opaque: w})
 		_ = c.CandidateLocations("docker", scope, d, true)
 	}
+	mustFlush(t, c)
 	if c.fallback != nil {
 		t.Fatalf("%s fell back to memory", w)
 	}

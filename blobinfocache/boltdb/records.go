@@ -108,12 +108,16 @@ func (c *cache) RecordDigestUncompressedPair(anyDigest, uncompressed digest.Dige
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fallback == nil && c.update(func(tx *bolt.Tx) error {
-		return recordPair(tx, anyDigest, uncompressed, c.clock.Now(), c.maxDigests)
-	}) {
+	replay := func(m types.BlobInfoCache) { m.RecordDigestUncompressedPair(anyDigest, uncompressed) }
+	if c.fallback != nil {
+		replay(c.fallback)
 		return
 	}
-	c.fallback.RecordDigestUncompressedPair(anyDigest, uncompressed)
+	now := c.clock.Now()
+	c.queue(pendingRecord{
+		apply:  func(tx *bolt.Tx) error { return recordPair(tx, anyDigest, uncompressed, now, c.maxDigests) },
+		replay: replay,
+	})
 }
 
 func recordPair(tx *bolt.Tx, anyDigest, uncompressed digest.Digest, now time.Time, maxDigests int) error {
@@ -170,24 +174,30 @@ func (c *cache) RecordDigestCompressorName(anyDigest digest.Digest, name string)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fallback == nil && c.update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(compressorBucket)
-		if err != nil {
-			return err
-		}
-		if b.Get([]byte(anyDigest)) == nil {
-			if err := addCount(tx, compressorsCounter, 1); err != nil {
-				return err
-			}
-		}
-		if err := b.Put([]byte(anyDigest), encodeStamped(c.clock.Now(), name)); err != nil {
-			return err
-		}
-		return pruneCompressors(tx, c.maxDigests)
-	}) {
+	replay := func(m types.BlobInfoCache) { m.RecordDigestCompressorName(anyDigest, name) }
+	if c.fallback != nil {
+		replay(c.fallback)
 		return
 	}
-	c.fallback.RecordDigestCompressorName(anyDigest, name)
+	now := c.clock.Now()
+	c.queue(pendingRecord{
+		apply: func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(compressorBucket)
+			if err != nil {
+				return err
+			}
+			if b.Get([]byte(anyDigest)) == nil {
+				if err := addCount(tx, compressorsCounter, 1); err != nil {
+					return err
+				}
+			}
+			if err := b.Put([]byte(anyDigest), encodeStamped(now, name)); err != nil {
+				return err
+			}
+			return pruneCompressors(tx, c.maxDigests)
+		},
+		replay: replay,
+	})
 }
 
 // RecordKnownLocation implements types.BlobInfoCache.
@@ -201,15 +211,21 @@ func (c *cache) RecordKnownLocation(transport string, scope types.BICTransportSc
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fallback == nil && c.update(func(tx *bolt.Tx) error {
-		return c.recordLocation(tx, transport, scope, blobDigest, location)
-	}) {
+	replay := func(m types.BlobInfoCache) { m.RecordKnownLocation(transport, scope, blobDigest, location) }
+	if c.fallback != nil {
+		replay(c.fallback)
 		return
 	}
-	c.fallback.RecordKnownLocation(transport, scope, blobDigest, location)
+	now := c.clock.Now()
+	c.queue(pendingRecord{
+		apply: func(tx *bolt.Tx) error {
+			return c.recordLocation(tx, transport, scope, blobDigest, location, now)
+		},
+		replay: replay,
+	})
 }
 
-func (c *cache) recordLocation(tx *bolt.Tx, transport string, scope types.BICTransportScope, d digest.Digest, location types.BICLocationReference) error {
+func (c *cache) recordLocation(tx *bolt.Tx, transport string, scope types.BICTransportScope, d digest.Digest, location types.BICLocationReference, now time.Time) error {
 	b, err := tx.CreateBucketIfNotExists(locationsBucket)
 	if err != nil {
 		return err
@@ -225,7 +241,7 @@ func (c *cache) recordLocation(tx *bolt.Tx, transport string, scope types.BICTra
 			return err
 		}
 	}
-	if err := b.Put(key, encodeStamped(c.clock.Now(), "")); err != nil {
+	if err := b.Put(key, encodeStamped(now, "")); err != nil {
 		return err
 	}
 	removed, _, err := pruneFlat(b, c.maxLocationsPerDigest, nil)

@@ -25,6 +25,7 @@ func validFile(t testing.TB) []byte {
 	}
 	long := types.BICLocationReference{Opaque: strings.Repeat("x", 4000)} // needs an overflow page
 	c.RecordKnownLocation("docker", scope, dg(1), long)
+	mustFlush(t, c)
 	if c.fallback != nil {
 		t.Fatal("fell back to memory")
 	}
