@@ -89,6 +89,12 @@ func (c *copier) copyBlob(ctx context.Context, job *blobJob) (blobResult, error)
 		return blobResult{}, err
 	}
 	res, shared, err := c.blobs.do(ctx, job.key(), func() (blobResult, error) {
+		select {
+		case c.slots <- struct{}{}:
+			defer func() { <-c.slots }()
+		case <-ctx.Done():
+			return blobResult{}, ctx.Err()
+		}
 		if res, ok, err := c.tryReuse(ctx, job); err != nil || ok {
 			return res, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
@@ -162,6 +163,13 @@ type copier struct {
 	destProps types.DestinationProperties
 	report    *reporter
 	blobs     *blobGroup
+	// slots bounds the blobs transferred at once across all instances of an index to
+	// parallelism(); only the caller that transfers a blob holds a slot, not those waiting
+	// for it in blobs, so waiting never starves a transfer.
+	slots chan struct{}
+	// manifestMu serializes the source's GetManifest and the destination's PutManifest, which
+	// instances copied side by side would otherwise call concurrently.
+	manifestMu sync.Mutex
 
 	bytesCopied, bytesReused atomic.Int64
 	blobsCopied, blobsReused atomic.Int64
@@ -227,7 +235,7 @@ func validateOptions(o *Options) error {
 }
 
 func newCopier(src types.ImageSource, dest types.ImageDestination, srcRef, destRef types.ImageReference, o Options) *copier {
-	return &copier{
+	c := &copier{
 		src: src, dest: dest, srcRef: srcRef, destRef: destRef, opts: o,
 		cache:     o.BlobInfoCache,
 		srcProps:  src.Properties(),
@@ -235,6 +243,8 @@ func newCopier(src types.ImageSource, dest types.ImageDestination, srcRef, destR
 		report:    &reporter{fn: o.Progress, w: o.ReportWriter},
 		blobs:     newBlobGroup(),
 	}
+	c.slots = make(chan struct{}, c.parallelism())
+	return c
 }
 
 // run is the whole copy after opening: read the top-level manifest, copy an index or a

@@ -142,6 +142,8 @@ type fakeSourceConfig struct {
 	started  chan struct{}
 	readErr  map[digest.Digest]error // fail reading after half of the blob
 	closeErr error
+	// gate, when set, runs at the start of every GetBlob; an error fails the GetBlob.
+	gate func(ctx context.Context, d digest.Digest) error
 }
 
 type fakeSource struct {
@@ -181,6 +183,11 @@ func (s *fakeSource) GetBlob(ctx context.Context, info types.BlobInfo, opts type
 	s.mu.Lock()
 	s.getBlobs = append(s.getBlobs, info.Digest)
 	s.mu.Unlock()
+	if s.cfg.gate != nil {
+		if err := s.cfg.gate(ctx, info.Digest); err != nil {
+			return nil, -1, err
+		}
+	}
 	b, ok := s.ref.store.blob(info.Digest)
 	if !ok {
 		return nil, -1, errors.Wrapf(types.ErrBlobNotFound, "blob %s", info.Digest)

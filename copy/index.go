@@ -10,6 +10,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
 	"github.com/imgcopy/imgcopy/internal/verify"
@@ -109,20 +110,39 @@ func (c *copier) copyIndex(ctx context.Context, idx manifest.Index, blob []byte,
 		selected = all
 	}
 	c.report.line("Copying %d of %d images in list", len(selected), len(all))
+	// Instances are copied side by side (their blobs share c.slots), so that small images do
+	// not wait for each other's round trips; the index keeps the source's order.
+	type instanceCopy struct {
+		w   *writtenManifest
+		sub []InstanceResult
+	}
+	copies := make([]instanceCopy, len(selected))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.parallelism())
+	for i, inst := range selected {
+		g.Go(func() error {
+			c.report.line("Copying image %s (%d/%d)", shortDigest(inst.Digest), i+1, len(selected))
+			w, sub, err := c.copyInstance(gctx, inst)
+			if err != nil {
+				return errors.Wrapf(err, "copying instance %s", inst.Digest)
+			}
+			copies[i] = instanceCopy{w: w, sub: sub}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
 	var written []manifest.IndexInstance
 	var results []InstanceResult
 	for i, inst := range selected {
-		c.report.line("Copying image %s (%d/%d)", shortDigest(inst.Digest), i+1, len(selected))
-		w, sub, err := c.copyInstance(ctx, inst)
-		if err != nil {
-			return nil, nil, errors.Wrapf(err, "copying instance %s", inst.Digest)
-		}
+		w := copies[i].w
 		changed = changed || w.changed
 		ni := inst
 		ni.Digest, ni.Size, ni.MediaType = w.digest, int64(len(w.blob)), w.mimeType
 		written = append(written, ni)
 		results = append(results, InstanceResult{SourceDigest: inst.Digest, Digest: w.digest, MIMEType: w.mimeType, Platform: inst.Platform})
-		results = append(results, sub...)
+		results = append(results, copies[i].sub...)
 	}
 	w, err := c.writeIndex(ctx, idx, blob, written, changed, instance)
 	if err != nil {
@@ -247,7 +267,9 @@ func (c *copier) getManifest(ctx context.Context, instance *digest.Digest) ([]by
 	if instance != nil {
 		what = "manifest " + instance.String()
 	}
+	c.manifestMu.Lock()
 	b, mt, err := c.src.GetManifest(ctx, instance)
+	c.manifestMu.Unlock()
 	if err != nil {
 		return nil, "", errors.Wrapf(err, "reading %s from %s", what, types.ImageName(c.srcRef))
 	}

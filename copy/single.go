@@ -360,7 +360,10 @@ func (c *copier) putManifest(ctx context.Context, b []byte, mimeType string, ins
 	if instance != nil {
 		inst = &d
 	}
-	if err := c.dest.PutManifest(ctx, b, mimeType, inst); err != nil {
+	c.manifestMu.Lock()
+	err = c.dest.PutManifest(ctx, b, mimeType, inst)
+	c.manifestMu.Unlock()
+	if err != nil {
 		return nil, errors.Wrapf(err, "writing %s manifest %s to %s", mimeType, d, types.ImageName(c.destRef))
 	}
 	logrus.WithFields(logrus.Fields{"digest": d, "type": mimeType, "instance": instance != nil}).Debug("manifest written")

@@ -11,7 +11,10 @@
 //  2. For every blob (config and layers, in any order and, when Properties().ConcurrentBlobs
 //     is true, concurrently): TryReusingBlob, then PutBlob if the blob was not reused.
 //  3. PutManifest for every per-instance manifest of a multi-platform image
-//     (instance != nil), then PutManifest for the top-level manifest (instance == nil).
+//     (instance != nil), each after that instance's blobs, then PutManifest for the top-level
+//     manifest (instance == nil). With ConcurrentBlobs on both ends, the instances of an index
+//     are copied side by side, so one instance's blobs may be written after another's
+//     manifest; GetManifest and PutManifest calls never overlap each other.
 //  4. Commit.
 //  5. Close, always, also after a failed or missing Commit. Nothing written by steps 2–3 may
 //     become visible under a name (tag, index entry, archive path) before Commit succeeds.
