@@ -22,6 +22,9 @@ Examples:
    imgcopy list-tags oci:/tmp/busybox`
 
 // newApp builds the command line interface on e.
+// --version prints what the version command prints, to the app's writer.
+func init() { cli.VersionPrinter = func(c *cli.Context) { printVersion(c.App.Writer) } }
+
 func newApp(e *env) *cli.App {
 	app := &cli.App{
 		Name:        "imgcopy",
@@ -51,7 +54,7 @@ func newApp(e *env) *cli.App {
 		Writer:               e.stdout,
 		ErrWriter:            e.stderr,
 		HideHelpCommand:      true,
-		HideVersion:          true,
+		HideVersion:          false, // --version and -v, as in skopeo
 		Suggest:              true,
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -249,10 +250,15 @@ Examples:
 			if err := checkArgs(c, 0, "no arguments"); err != nil {
 				return err
 			}
-			printf(e.stdout, "imgcopy version %s (%s %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			printVersion(e.stdout)
 			return nil
 		},
 	}
+}
+
+// printVersion prints what both `imgcopy version` and `imgcopy --version` print.
+func printVersion(w io.Writer) {
+	printf(w, "imgcopy version %s (%s %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // buildVersion can be set with -ldflags "-X main.buildVersion=v1.2.3".

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -447,5 +448,21 @@ func TestCPUProfileFlag(t *testing.T) {
 	}
 	if code := h.run("--cpuprofile", filepath.Join(t.TempDir(), "no", "such", "dir"), "dir:/a", "dir:/b"); code != exitUsage {
 		t.Errorf("unwritable profile path: exit code %d, want %d", code, exitUsage)
+	}
+}
+
+func TestVersionFlagAndCommand(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+		h := newHarness(t)
+		if code := h.run(args...); code != exitOK {
+			t.Fatalf("%v: exit %d, stderr %s", args, code, h.stderr.String())
+		}
+		if got := h.stdout.String(); !strings.HasPrefix(got, "imgcopy version ") || !strings.Contains(got, runtime.Version()) {
+			t.Errorf("%v printed %q", args, got)
+		}
+		if h.opts != nil {
+			t.Errorf("%v started a copy", args)
+		}
 	}
 }
