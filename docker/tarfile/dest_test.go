@@ -412,8 +412,8 @@ func TestFailedBlobIsRolledBack(t *testing.T) {
 		if n == "blobs/sha256/"+l.Digest.Encoded() {
 			count++
 		}
-		if strings.Contains(n, other.Encoded()) {
-			t.Errorf("failed blob left a member %s", n)
+		if strings.Contains(n, other.Encoded()) || strings.HasPrefix(n, ".imgcopy-discarded-") {
+			t.Errorf("failed blob left a member %s (the last member is cut off, not discarded)", n)
 		}
 	}
 	if count != 1 {

@@ -25,7 +25,9 @@ import (
 // Writer writes a `docker save` archive holding one or more images. The tar is written to a
 // temporary file next to the final path and renamed there by Close, so a failed or abandoned
 // write never leaves a partial archive at the path. Blobs are stored once even when several
-// images share them. A Writer is safe for concurrent use; members are appended one at a time.
+// images share them. A Writer is safe for concurrent use: a blob of known digest and size gets
+// its place in the tar reserved up front and is written there while others are written
+// elsewhere in the file (see region); other members are appended one at a time.
 type Writer struct {
 	path    string
 	tempDir string // for spooling blobs of unknown size or digest
@@ -40,6 +42,7 @@ type Writer struct {
 	offset   int64 // bytes written to the tar so far (flushed or buffered)
 	broken   error // set when the tar could not be rolled back after a failure
 	finished bool
+	inflight map[digest.Digest]bool // blobs being written into a reserved region
 
 	blobsMu      sync.RWMutex
 	blobs        map[digest.Digest]storedBlob // written with mu and blobsMu held
@@ -78,7 +81,7 @@ func NewWriter(path string, opts WriterOptions) (*Writer, error) {
 	}
 	w := &Writer{
 		path: path, tempDir: opts.TempDir, classic: opts.Classic, file: f,
-		blobs: map[digest.Digest]storedBlob{}, itemByConfig: map[digest.Digest]int{},
+		blobs: map[digest.Digest]storedBlob{}, inflight: map[digest.Digest]bool{}, itemByConfig: map[digest.Digest]int{},
 		repositories: map[string]map[string]string{}, legacyLayers: map[string]bool{},
 		ociEntries: []imgspecv1.Descriptor{},
 	}
@@ -145,10 +148,12 @@ func (w *Writer) blobMember(d digest.Digest, isConfig bool) string {
 	}
 }
 
-// PutBlob stores a blob read from r. With a known digest and size, and no other blob being
-// written, it streams straight into the tar; otherwise it is spooled to a temporary file
-// first (hashing it) and then appended, so concurrent PutBlob calls download in parallel.
-// A failure (stream error, digest mismatch, cancellation) leaves no trace in the archive.
+// PutBlob stores a blob read from r. With a known digest and size it streams straight into
+// a region of the tar reserved for it, concurrently with other PutBlob calls; otherwise (or
+// while the same blob is being written by another call) it is spooled to a temporary file
+// first (hashing it) and then appended. A failure (stream error, digest mismatch,
+// cancellation) leaves no blob behind: the tar is cut back, or, when members were written
+// after the failed one, its region becomes a discarded member (see region.discard).
 func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	isConfig := opts.IsConfig
 	if info.Digest != "" {
@@ -163,15 +168,27 @@ func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, 
 			return info, nil
 		}
 	}
-	if info.Digest == "" || info.Size < 0 || !w.mu.TryLock() {
+	if info.Digest == "" || info.Size < 0 {
 		return w.putSpooled(ctx, r, info, opts)
 	}
-	defer w.mu.Unlock()
 	vr, err := verify.NewPutReader(ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified)
-	if err == nil {
-		err = w.appendBlobLocked(info.Digest, info.Size, &exactReader{r: vr}, isConfig)
-	}
 	if err != nil {
+		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s", info.Digest)
+	}
+	reg, size, err := w.reserve(info.Digest, info.Size, w.blobMember(info.Digest, isConfig))
+	switch {
+	case err != nil:
+		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s", info.Digest)
+	case size >= 0: // stored meanwhile
+		if _, err := io.Copy(io.Discard, vr); err != nil {
+			return types.BlobInfo{}, errors.Wrapf(err, "reading blob %s", info.Digest)
+		}
+		info.Size = size
+		return info, nil
+	case reg == nil: // being written by another call, which may still fail
+		return w.putSpooled(ctx, vr, info, types.PutBlobOptions{IsConfig: isConfig, Verified: true})
+	}
+	if err := w.finish(reg, reg.fill(&exactReader{r: vr})); err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s", info.Digest)
 	}
 	return info, nil
@@ -328,16 +345,11 @@ func (w *Writer) appendLocked(name string, size int64, r io.Reader) (int64, erro
 
 // rollback truncates the tar back to start, which is the end of the last complete member.
 func (w *Writer) rollback(start int64) {
-	// Everything before start was flushed; the buffer only holds part of the failed member.
-	w.buf.Reset(&countingWriter{w: atomicfile.NewFlushBehind(w.file, start), n: &w.offset})
+	// Everything before start was flushed; the buffer only holds part of the failed member,
+	// which moveEndLocked drops.
 	if err := w.file.Truncate(start); err != nil {
 		w.broken = errors.Wrap(err, "rolling back a failed blob")
 		return
 	}
-	if _, err := w.file.Seek(start, io.SeekStart); err != nil {
-		w.broken = errors.Wrap(err, "rolling back a failed blob")
-		return
-	}
-	w.offset = start
-	w.tw = tar.NewWriter(w.buf)
+	_ = w.moveEndLocked(start) // sets w.broken itself
 }

@@ -15,6 +15,7 @@ const flushChunk = 8 << 20
 // it while the copy waits.
 type FlushBehind struct {
 	f       *os.File
+	at      bool  // write with WriteAt, leaving the file position alone
 	off     int64 // where the next Write lands
 	flushed int64 // writeback was started for everything before this
 }
@@ -24,9 +25,23 @@ func NewFlushBehind(f *os.File, off int64) *FlushBehind {
 	return &FlushBehind{f: f, off: off, flushed: off}
 }
 
-// Write writes p at the file's position and starts writeback of full chunks behind it.
+// NewFlushBehindAt returns a FlushBehind that writes f from off on with WriteAt, never
+// moving the file position, so that several of them can fill disjoint ranges of one file at
+// the same time.
+func NewFlushBehindAt(f *os.File, off int64) *FlushBehind {
+	return &FlushBehind{f: f, at: true, off: off, flushed: off}
+}
+
+// Write writes p at the file's position (at off for NewFlushBehindAt) and starts writeback
+// of full chunks behind it.
 func (w *FlushBehind) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	var n int
+	var err error
+	if w.at {
+		n, err = w.f.WriteAt(p, w.off)
+	} else {
+		n, err = w.f.Write(p)
+	}
 	w.off += int64(n)
 	if w.off-w.flushed >= flushChunk {
 		// Advisory: a failure here shows up again, and is reported, at the fsync.

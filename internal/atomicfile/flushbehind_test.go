@@ -2,6 +2,7 @@ package atomicfile
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -76,5 +77,31 @@ func TestStartWritebackOnRealFile(t *testing.T) {
 	f.Close()
 	if err := startWriteback(f, 0, 1<<20); err == nil && runtime.GOOS == "linux" {
 		t.Fatal("startWriteback on a closed file succeeded")
+	}
+}
+
+func TestFlushBehindAtLeavesFilePosition(t *testing.T) {
+	got := recordWriteback(t)
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("head")); err != nil {
+		t.Fatal(err)
+	}
+	w := NewFlushBehindAt(f, 100)
+	if _, err := w.Write(bytes.Repeat([]byte{'r'}, flushChunk)); err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := f.Seek(0, io.SeekCurrent); pos != 4 {
+		t.Fatalf("file position moved to %d", pos)
+	}
+	b := make([]byte, 2)
+	if _, err := f.ReadAt(b, 100); err != nil || string(b) != "rr" {
+		t.Fatalf("read %q at 100 (%v)", b, err)
+	}
+	if len(*got) != 1 || (*got)[0] != (span{100, flushChunk}) {
+		t.Fatalf("writeback ranges %v", *got)
 	}
 }
