@@ -26,10 +26,12 @@ type destination struct {
 	c      *client
 	scopes []scope
 
-	mu      sync.Mutex
-	topBody []byte // the top-level manifest, pushed by digest, tagged in Commit
-	topMIME string
-	present digest.Digest // a manifest HasManifest found stored; not pushed again
+	mu        sync.Mutex
+	topBody   []byte // the top-level manifest, pushed by digest, tagged in Commit
+	topMIME   string
+	topDigest digest.Digest
+	present   digest.Digest // a manifest HasManifest found stored; not pushed again
+	tagged    digest.Digest // the manifest HasManifest found the tag pointing at; not tagged again
 
 	mountRefusals atomic.Int32 // refused cross-repository mounts, to warn only once
 }

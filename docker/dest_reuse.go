@@ -198,22 +198,32 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	}
 	if instance == nil {
 		d.mu.Lock()
-		d.topBody, d.topMIME = body, mimeType
+		d.topBody, d.topMIME, d.topDigest = body, mimeType, dg
 		d.mu.Unlock()
 	}
 	return nil
 }
 
-// HasManifest implements types.ManifestChecker with a HEAD of the manifest by digest in this
-// repository. A registry accepts a manifest only when the blobs and child manifests it
-// references exist in the repository, so a stored manifest is complete (the assumption crane
-// and regctl make too). A manifest found is not pushed by digest again in PutManifest; Commit
-// still tags it.
+// HasManifest implements types.ManifestChecker with a HEAD of the manifest in this
+// repository: first of the tag, whose Docker-Content-Digest tells whether it points at dg
+// already (then nothing is pushed, not even the tag, as crane does), else by digest. A
+// registry accepts a manifest only when the blobs and child manifests it references exist in
+// the repository, so a stored manifest is complete (the assumption crane and regctl make
+// too). A manifest found is not pushed by digest again in PutManifest; Commit still tags it
+// unless the tag pointed at it already.
 func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, error) {
 	if err := dg.Validate(); err != nil {
 		return false, errors.Wrapf(err, "invalid manifest digest %q", dg)
 	}
 	hdr := http.Header{"Accept": manifest.SupportedMIMETypes()}
+	if tag := d.ref.tag(); tag != "" && d.ref.digest() == "" {
+		if d.tagPointsAt(ctx, tag, dg, hdr) {
+			d.mu.Lock()
+			d.present, d.tagged = dg, dg
+			d.mu.Unlock()
+			return true, nil
+		}
+	}
 	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: manifestPath(d.ref.repo(), dg.String()), header: hdr, scopes: d.scopes})
 	if err != nil {
 		return false, errors.Wrapf(err, "checking manifest %s in %s", dg, types.ImageName(d.ref))
@@ -230,6 +240,18 @@ func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, 
 		return false, nil
 	}
 	return false, errors.Wrapf(newRegistryError(resp, d.c.name(), kindManifest), "checking manifest %s in %s", dg, types.ImageName(d.ref))
+}
+
+// tagPointsAt reports whether tag is known to point at the manifest dg. Any doubt (an error,
+// no Docker-Content-Digest, another digest) is false: the caller then checks by digest.
+func (d *destination) tagPointsAt(ctx context.Context, tag string, dg digest.Digest, hdr http.Header) bool {
+	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: manifestPath(d.ref.repo(), tag), header: hdr, scopes: d.scopes})
+	if err != nil {
+		logrus.WithError(err).Debug("checking the destination tag")
+		return false
+	}
+	drain(resp)
+	return resp.StatusCode == http.StatusOK && resp.Header.Get("Docker-Content-Digest") == dg.String()
 }
 
 func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeType string, scopes []scope) error {
@@ -262,6 +284,13 @@ func (d *destination) Commit(ctx context.Context, _ types.CommitOptions) error {
 	tag := d.ref.tag()
 	if tag == "" {
 		return nil // a digest reference: PutManifest pushed it by digest already
+	}
+	d.mu.Lock()
+	tagged := d.tagged != "" && d.tagged == d.topDigest
+	d.mu.Unlock()
+	if tagged {
+		logrus.WithFields(logrus.Fields{"tag": tag, "digest": d.topDigest}).Debug("tag already points at the manifest; not tagging again")
+		return nil
 	}
 	if err := d.c.putManifest(ctx, tag, body, mimeType, d.scopes); err != nil {
 		return errors.Wrapf(err, "tagging %s", types.ImageName(d.ref))
