@@ -199,7 +199,7 @@ func (c *client) getBlob(ctx context.Context, d digest.Digest, scopes []scope) (
 
 // resumingReader reads a blob and, when the connection breaks, asks for the rest with a
 // Range request (a bounded number of times), checking that the registry answers 206 with the
-// expected Content-Range.
+// expected Content-Range, or 200 with the whole blob, whose start is then skipped.
 type resumingReader struct {
 	ctx    context.Context
 	c      *client
@@ -248,6 +248,21 @@ func (r *resumingReader) resume(cause error) error {
 	resp, err := r.c.do(r.ctx, request{method: http.MethodGet, path: blobPath(r.c.repo, r.d), header: hdr, scopes: r.scopes})
 	if err != nil {
 		return errors.Wrapf(err, "resuming blob %s at offset %d after %v", r.d, r.offset, cause)
+	}
+	if resp.StatusCode == http.StatusOK {
+		// The registry (or a CDN in front of it) ignored the Range header and sends the whole
+		// blob again: skip what was read already, as long as it is the same blob.
+		if resp.ContentLength >= 0 && r.size >= 0 && resp.ContentLength != r.size {
+			drain(resp)
+			return errors.Wrapf(cause, "reading blob %s: resuming at offset %d returned the whole blob with %d bytes, not %d", r.d, r.offset, resp.ContentLength, r.size)
+		}
+		logrus.WithFields(logrus.Fields{"digest": r.d, "offset": r.offset}).Debug("registry ignored Range; skipping the bytes read already")
+		if _, err := io.CopyN(io.Discard, resp.Body, r.offset); err != nil {
+			resp.Body.Close()
+			return errors.Wrapf(err, "resuming blob %s at offset %d after %v: skipping the bytes read already", r.d, r.offset, cause)
+		}
+		r.body = resp.Body
+		return nil
 	}
 	if resp.StatusCode != http.StatusPartialContent {
 		drain(resp)

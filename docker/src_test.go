@@ -222,7 +222,9 @@ func TestBlobResumeAfterCut(t *testing.T) {
 		wantErr      string
 	}{
 		{name: "resumed", rangeStatus: http.StatusPartialContent},
-		{name: "range ignored", rangeStatus: http.StatusOK, wantErr: "not 206"},
+		{name: "range ignored: the whole blob again", rangeStatus: http.StatusOK},
+		{name: "range ignored with another length", rangeStatus: http.StatusOK, contentRange: "short", wantErr: "returned the whole blob with"},
+		{name: "not found on resume", rangeStatus: http.StatusNotFound, wantErr: "not 206"},
 		{name: "wrong Content-Range", rangeStatus: http.StatusPartialContent, contentRange: "bytes 1-9/9", wantErr: "does not start at offset"},
 	}
 	for _, tc := range cases {
@@ -240,6 +242,19 @@ func TestBlobResumeAfterCut(t *testing.T) {
 					_, _ = w.Write(layer[:len(layer)/2])
 					w.(http.Flusher).Flush()
 					panic(http.ErrAbortHandler) // cut the connection mid-blob
+				}
+				if tc.rangeStatus == http.StatusOK { // a server that ignores Range
+					body := layer
+					if tc.contentRange == "short" {
+						body = layer[1:]
+					}
+					w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+					_, _ = w.Write(body)
+					return
+				}
+				if tc.rangeStatus != http.StatusPartialContent {
+					w.WriteHeader(tc.rangeStatus)
+					return
 				}
 				start, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(rng, "bytes="), "-"))
 				cr := tc.contentRange
