@@ -217,7 +217,11 @@ func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, 
 	}
 	hdr := http.Header{"Accept": manifest.SupportedMIMETypes()}
 	if tag := d.ref.tag(); tag != "" && d.ref.digest() == "" {
-		if d.tagPointsAt(ctx, tag, dg, hdr) {
+		at, err := d.tagPointsAt(ctx, tag, dg, hdr)
+		if err != nil {
+			return false, err
+		}
+		if at {
 			d.mu.Lock()
 			d.present, d.tagged = dg, dg
 			d.mu.Unlock()
@@ -242,16 +246,20 @@ func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, 
 	return false, errors.Wrapf(newRegistryError(resp, d.c.name(), kindManifest), "checking manifest %s in %s", dg, types.ImageName(d.ref))
 }
 
-// tagPointsAt reports whether tag is known to point at the manifest dg. Any doubt (an error,
-// no Docker-Content-Digest, another digest) is false: the caller then checks by digest.
-func (d *destination) tagPointsAt(ctx context.Context, tag string, dg digest.Digest, hdr http.Header) bool {
+// tagPointsAt reports whether tag is known to point at the manifest dg. No such tag, no
+// Docker-Content-Digest or another digest is false: the caller then checks by digest. A
+// failed request (refused credentials, say) is an error, so that it is not repeated by digest.
+func (d *destination) tagPointsAt(ctx context.Context, tag string, dg digest.Digest, hdr http.Header) (bool, error) {
 	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: manifestPath(d.ref.repo(), tag), header: hdr, scopes: d.scopes})
 	if err != nil {
-		logrus.WithError(err).Debug("checking the destination tag")
-		return false
+		return false, errors.Wrapf(err, "checking tag %s in %s", tag, types.ImageName(d.ref))
 	}
-	drain(resp)
-	return resp.StatusCode == http.StatusOK && resp.Header.Get("Docker-Content-Digest") == dg.String()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNotFound:
+		drain(resp)
+		return resp.StatusCode == http.StatusOK && resp.Header.Get("Docker-Content-Digest") == dg.String(), nil
+	}
+	return false, errors.Wrapf(newRegistryError(resp, d.c.name(), kindManifest), "checking tag %s in %s", tag, types.ImageName(d.ref))
 }
 
 func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeType string, scopes []scope) error {

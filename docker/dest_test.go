@@ -329,14 +329,18 @@ func TestHasManifestStatuses(t *testing.T) {
 	t.Parallel()
 	dg := digest.FromString("manifest")
 	cases := []struct {
-		name    string
-		status  int
-		want    bool
-		wantErr error
+		name       string
+		status     int
+		tagDigest  digest.Digest // Docker-Content-Digest of the tag's HEAD
+		want       bool
+		wantErr    error
+		digestHEAD int // HEADs by digest expected after the tag's
 	}{
-		{name: "present", status: http.StatusOK, want: true},
-		{name: "absent", status: http.StatusNotFound},
-		{name: "denied", status: http.StatusForbidden, wantErr: types.ErrDenied},
+		{name: "tag points at it", status: http.StatusOK, tagDigest: dg, want: true},
+		{name: "tag points elsewhere, digest present", status: http.StatusOK, tagDigest: digest.FromString("other"), want: true, digestHEAD: 1},
+		{name: "present without Docker-Content-Digest", status: http.StatusOK, want: true, digestHEAD: 1},
+		{name: "absent", status: http.StatusNotFound, digestHEAD: 1},
+		{name: "denied: not asked again by digest", status: http.StatusForbidden, wantErr: types.ErrDenied},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -345,14 +349,20 @@ func TestHasManifestStatuses(t *testing.T) {
 				if r.URL.Path == "/v2/" {
 					return
 				}
+				if tc.tagDigest != "" && r.URL.Path == "/v2/a/b/manifests/t" {
+					w.Header().Set("Docker-Content-Digest", tc.tagDigest.String())
+				}
 				w.WriteHeader(tc.status)
 			})
 			got, err := openDest(t, srv.host).(types.ManifestChecker).HasManifest(testContext(t), dg)
 			if got != tc.want || (tc.wantErr == nil) != (err == nil) || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
 				t.Fatalf("HasManifest = %v, %v; want %v, %v", got, err, tc.want, tc.wantErr)
 			}
-			if n := srv.count(http.MethodHead, "/v2/a/b/manifests/"+dg.String()); n != 1 {
-				t.Errorf("%d HEAD requests for the manifest, want 1", n)
+			if n := srv.count(http.MethodHead, "/v2/a/b/manifests/t"); n != 1 {
+				t.Errorf("%d HEAD requests for the tag, want 1", n)
+			}
+			if n := srv.count(http.MethodHead, "/v2/a/b/manifests/"+dg.String()); n != tc.digestHEAD {
+				t.Errorf("%d HEAD requests for the manifest digest, want %d", n, tc.digestHEAD)
 			}
 		})
 	}
