@@ -2,7 +2,6 @@ package tarfile
 
 import (
 	"archive/tar"
-	"bufio"
 	"context"
 	"io"
 	"os"
@@ -16,8 +15,8 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
-	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/tarappend"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -37,10 +36,7 @@ type Writer struct {
 	// also guarded by blobsMu so that HasBlob never waits for a blob being streamed.
 	mu       sync.Mutex
 	file     *os.File
-	buf      *bufio.Writer
-	tw       *tar.Writer
-	offset   int64 // bytes written to the tar so far (flushed or buffered)
-	broken   error // set when the tar could not be rolled back after a failure
+	tf       *tarappend.File
 	finished bool
 	inflight map[digest.Digest]bool // blobs being written into a reserved region
 
@@ -88,28 +84,16 @@ func NewWriter(path string, opts WriterOptions) (*Writer, error) {
 	if w.tempDir == "" {
 		w.tempDir = dir
 	}
-	w.buf = bufio.NewWriterSize(&countingWriter{w: atomicfile.NewFlushBehind(f, 0), n: &w.offset}, 1<<20)
-	w.tw = tar.NewWriter(w.buf)
+	w.tf = tarappend.New(f)
 	if !w.classic {
 		for _, d := range []string{"blobs/", "blobs/sha256/"} {
-			if err := w.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}); err != nil {
+			if err := w.tf.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}); err != nil {
 				w.Abort()
 				return nil, errors.Wrapf(err, "writing docker archive %s", path)
 			}
 		}
 	}
 	return w, nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n *int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	*c.n += int64(n)
-	return n, err
 }
 
 // Classic reports whether the writer writes the classic layout.
@@ -122,8 +106,8 @@ func (w *Writer) usable() error {
 	switch {
 	case w.finished:
 		return errors.Errorf("docker archive %s is already closed", w.path)
-	case w.broken != nil:
-		return errors.Wrapf(w.broken, "docker archive %s is unusable after an earlier failure", w.path)
+	case w.tf.Broken() != nil:
+		return errors.Wrapf(w.tf.Broken(), "docker archive %s is unusable after an earlier failure", w.path)
 	}
 	return nil
 }
@@ -188,7 +172,7 @@ func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, 
 	case reg == nil: // being written by another call, which may still fail
 		return w.putSpooled(ctx, vr, info, types.PutBlobOptions{IsConfig: isConfig, Verified: true})
 	}
-	if err := w.finish(reg, reg.fill(&exactReader{r: vr})); err != nil {
+	if err := w.finish(reg, reg.fill(vr)); err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s", info.Digest)
 	}
 	return info, nil
@@ -224,20 +208,6 @@ func (w *Writer) putSpooled(ctx context.Context, r io.Reader, info types.BlobInf
 	}
 	info.Digest, info.Size = d, n
 	return info, nil
-}
-
-// exactReader makes the verifying reader, not the tar writer, notice a stream longer than
-// announced: the tar writer would fail with a less useful "write too long".
-type exactReader struct {
-	r *verify.Reader
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		return 0, err // the blob fails anyway; do not hand the tar writer excess bytes
-	}
-	return n, err
 }
 
 // appendBlob writes one blob member and records it.
@@ -306,7 +276,7 @@ func (w *Writer) ReuseFromPrevious(d digest.Digest) (int64, bool) {
 		w.mu.Lock()
 		err = w.usable()
 		if _, ok := w.blobs[d]; !ok && err == nil {
-			err = w.appendBlobAsLocked(d, e.Size, &exactReader{r: vr}, member)
+			err = w.appendBlobAsLocked(d, e.Size, vr, member)
 		}
 		w.mu.Unlock()
 		if err != nil {
@@ -319,37 +289,7 @@ func (w *Writer) ReuseFromPrevious(d digest.Digest) (int64, bool) {
 }
 
 // appendLocked writes a regular member and returns the offset of its content. On failure
-// the tar is rolled back to where it was, so the archive stays consistent.
+// the tar is cut back to where it was, so the archive stays consistent.
 func (w *Writer) appendLocked(name string, size int64, r io.Reader) (int64, error) {
-	if err := w.buf.Flush(); err != nil {
-		w.broken = errors.Wrap(err, "writing docker archive")
-		return -1, w.broken
-	}
-	start := w.offset
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
-	err := w.tw.WriteHeader(hdr)
-	var contentOff int64
-	if err == nil {
-		contentOff = w.offset + int64(w.buf.Buffered())
-		_, err = io.Copy(w.tw, r)
-	}
-	if err == nil {
-		err = w.tw.Flush()
-	}
-	if err != nil {
-		w.rollback(start)
-		return -1, err
-	}
-	return contentOff, nil
-}
-
-// rollback truncates the tar back to start, which is the end of the last complete member.
-func (w *Writer) rollback(start int64) {
-	// Everything before start was flushed; the buffer only holds part of the failed member,
-	// which moveEndLocked drops.
-	if err := w.file.Truncate(start); err != nil {
-		w.broken = errors.Wrap(err, "rolling back a failed blob")
-		return
-	}
-	_ = w.moveEndLocked(start) // sets w.broken itself
+	return w.tf.Append(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}, r)
 }

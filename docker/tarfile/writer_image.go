@@ -150,11 +150,8 @@ func (w *Writer) readBlobLocked(d digest.Digest, limit int) ([]byte, error) {
 	if b.size > int64(limit) {
 		return nil, errors.Wrapf(iolimits.ErrTooLarge, "blob %s is %d bytes", d, b.size)
 	}
-	if err := w.buf.Flush(); err != nil {
-		return nil, errors.Wrap(err, "writing docker archive")
-	}
 	buf := make([]byte, b.size)
-	if _, err := w.file.ReadAt(buf, b.offset); err != nil {
+	if _, err := w.tf.ReadAt(buf, b.offset); err != nil {
 		return nil, errors.Wrapf(err, "reading back blob %s", d)
 	}
 	return buf, nil
@@ -238,11 +235,7 @@ func (w *Writer) legacyLayerLocked(id, layerMember string, v1 map[string]any) er
 
 func (w *Writer) symlinkLocked(name, target string) error {
 	hdr := &tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
-	if err := w.tw.WriteHeader(hdr); err != nil {
-		w.broken = errors.Wrapf(err, "writing %s", name)
-		return w.broken
-	}
-	return nil
+	return w.tf.WriteHeader(hdr)
 }
 
 func (w *Writer) bytesLocked(name string, b []byte) error {
@@ -294,10 +287,7 @@ func (w *Writer) finishLocked() error {
 			return err
 		}
 	}
-	if err := w.tw.Close(); err != nil {
-		return err
-	}
-	if err := w.buf.Flush(); err != nil {
+	if err := w.tf.Close(); err != nil {
 		return err
 	}
 	if err := w.file.Sync(); err != nil {

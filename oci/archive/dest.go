@@ -18,8 +18,8 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
-	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/tarappend"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/oci/layout"
@@ -40,12 +40,12 @@ type destination struct {
 
 	mu        sync.Mutex
 	tmp       *os.File
-	tw        *tar.Writer
+	tf        *tarappend.File
 	dirs      map[string]bool // directory members written
 	written   map[digest.Digest]int64
+	inflight  map[digest.Digest]bool // blobs being written into a reserved region
 	reused    map[digest.Digest]bool // found in old; must still be at PATH at Commit
 	top       *imgspecv1.Descriptor
-	broken    error // a failed append leaves the tar unusable
 	committed bool
 }
 
@@ -55,12 +55,12 @@ func newImageDestination(r reference) (*destination, error) {
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
 	d := &destination{ref: r, dir: filepath.Dir(r.path), base: filepath.Base(r.path), old: old,
-		dirs: map[string]bool{}, written: map[digest.Digest]int64{}, reused: map[digest.Digest]bool{}}
+		dirs: map[string]bool{}, written: map[digest.Digest]int64{}, inflight: map[digest.Digest]bool{}, reused: map[digest.Digest]bool{}}
 	if d.tmp, err = os.CreateTemp(d.dir, "."+d.base+".tmp-*"); err != nil {
 		d.closeOld()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	d.tw = tar.NewWriter(atomicfile.NewFlushBehind(d.tmp, 0))
+	d.tf = tarappend.New(d.tmp)
 	b, _ := json.Marshal(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
 	if err := d.appendMember(layout.LayoutFile, bytes.NewReader(b), int64(len(b))); err != nil {
 		d.Close()
@@ -97,23 +97,19 @@ func (d *destination) closeOld() {
 }
 
 // appendMember writes one regular member, with its parent directories; the caller holds d.mu
-// (or has the destination to itself).
+// (or has the destination to itself). On failure the member is cut off again.
 func (d *destination) appendMember(name string, r io.Reader, size int64) error {
-	if d.broken != nil {
-		return d.broken
+	if err := d.appendDirs(path.Dir(name)); err != nil {
+		return err
 	}
-	err := d.appendDirs(path.Dir(name))
-	if err == nil {
-		err = d.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: memberTime})
-	}
-	if err == nil {
-		_, err = io.CopyN(d.tw, r, size)
-	}
-	if err != nil {
-		d.broken = errors.Wrapf(err, "writing %s into %s", name, d.tmp.Name())
-		return d.broken
+	if _, err := d.tf.Append(memberHeader(name, size), io.LimitReader(r, size)); err != nil {
+		return errors.Wrapf(err, "writing %s into %s", name, d.tmp.Name())
 	}
 	return nil
+}
+
+func memberHeader(name string, size int64) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: memberTime}
 }
 
 func (d *destination) appendDirs(dir string) error {
@@ -123,8 +119,11 @@ func (d *destination) appendDirs(dir string) error {
 	if err := d.appendDirs(path.Dir(dir)); err != nil {
 		return err
 	}
+	if err := d.tf.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: memberTime}); err != nil {
+		return errors.Wrapf(err, "writing into %s", d.tmp.Name())
+	}
 	d.dirs[dir] = true
-	return d.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: memberTime})
+	return nil
 }
 
 // appendBlob adds a verified blob unless the archive has it already; the caller holds d.mu.
@@ -179,9 +178,73 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}}, true, nil
 }
 
-// PutBlob implements types.ImageDestination. The stream is verified into a temporary file
-// first, so only complete, matching blobs are appended to the archive.
+// PutBlob implements types.ImageDestination. A blob of known digest and size streams straight
+// into a region of the tar reserved for it, concurrently with other blobs (see tarappend); a
+// blob that fails is cut off or left as a discarded member, never under its name. Others (and
+// a blob another call is writing right now) are verified into a temporary file first and
+// then appended.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
+	if info.Digest != "" && info.Size >= 0 {
+		if res, done, err := d.putDirect(ctx, r, info, opts); done || err != nil {
+			return res, err
+		}
+	}
+	return d.putSpooled(ctx, r, info, opts)
+}
+
+// putDirect writes a blob of known digest and size into a reserved region. done is false
+// when the blob is being written by another call; the caller then spools it.
+func (d *destination) putDirect(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, bool, error) {
+	fail := func(err error) (types.BlobInfo, bool, error) {
+		return types.BlobInfo{}, true, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
+	}
+	p, err := layout.BlobPath(info.Digest)
+	if err != nil {
+		return fail(err)
+	}
+	vr, err := verify.NewPutReader(ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified)
+	if err != nil {
+		return fail(err)
+	}
+	d.mu.Lock()
+	if size, ok := d.written[info.Digest]; ok {
+		d.mu.Unlock()
+		if _, err := io.Copy(io.Discard, vr); err != nil {
+			return fail(err)
+		}
+		return types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}, true, nil
+	}
+	if d.inflight[info.Digest] {
+		d.mu.Unlock()
+		return types.BlobInfo{}, false, nil
+	}
+	err = d.appendDirs(path.Dir(p))
+	var reg *tarappend.Region
+	if err == nil {
+		reg, err = d.tf.Reserve(memberHeader(p, info.Size))
+	}
+	if err == nil {
+		d.inflight[info.Digest] = true
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	fillErr := reg.Fill(vr)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.inflight, info.Digest)
+	if err := d.tf.Done(reg, fillErr); err != nil {
+		return fail(err)
+	}
+	d.written[info.Digest] = info.Size
+	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": info.Size}).Debug("blob written to archive")
+	return types.BlobInfo{Digest: info.Digest, Size: info.Size, MediaType: info.MediaType}, true, nil
+}
+
+// putSpooled verifies the stream into a temporary file first, so only complete, matching
+// blobs are appended to the archive.
+func (d *destination) putSpooled(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	f, err := os.CreateTemp(d.dir, "."+d.base+".blob-*")
 	if err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
@@ -282,7 +345,7 @@ func (d *destination) finish() error {
 	if err := d.appendMember(layout.IndexFile, bytes.NewReader(b), int64(len(b))); err != nil {
 		return err
 	}
-	if err := d.tw.Close(); err != nil {
+	if err := d.tf.Close(); err != nil {
 		return err
 	}
 	if err := d.tmp.Sync(); err != nil {
