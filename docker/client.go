@@ -88,8 +88,13 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// name renders HOST/REPO for messages.
-func (c *client) name() string { return c.registry + "/" + c.repo }
+// name renders HOST/REPO (HOST without a repository) for messages.
+func (c *client) name() string {
+	if c.repo == "" {
+		return c.registry
+	}
+	return c.registry + "/" + c.repo
+}
 
 // close releases idle connections.
 func (c *client) close() {

@@ -16,6 +16,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/imgcopy/imgcopy/internal/testregistry"
 	"github.com/imgcopy/imgcopy/tests/internal/fixtures"
 )
 
@@ -378,30 +379,42 @@ func TestCLIHelpAndVersion(t *testing.T) {
 	}
 }
 
-// TestCLILoginLogout stores and removes credentials in a private auth file.
+// TestCLILoginLogout checks credentials against a registry (Basic, and Bearer through a token
+// server), stores and removes them in a private auth file, and stores nothing when the
+// registry refuses them.
 func TestCLILoginLogout(t *testing.T) {
 	t.Parallel()
-	authfile := filepath.Join(t.TempDir(), "auth.json")
-	res := cliWithInput(t, "s3cret\n", "login", "--username", "alice", "--password-stdin", "--authfile", authfile, "127.0.0.1:5000")
-	if res.code != 0 {
-		t.Fatalf("login: exit %d: %s", res.code, res.stderr)
-	}
-	b, err := os.ReadFile(authfile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		Auths map[string]struct{ Auth string }
-	}
-	if err := json.Unmarshal(b, &f); err != nil || f.Auths["127.0.0.1:5000"].Auth == "" {
-		t.Errorf("auth file %s (%v)", b, err)
-	}
-	if strings.Contains(res.stdout+res.stderr, "s3cret") {
-		t.Errorf("the password was printed")
-	}
-	mustCLI(t, "logout", "--authfile", authfile, "127.0.0.1:5000")
-	if res := cli(t, "logout", "--authfile", authfile, "127.0.0.1:5000"); res.code != 1 {
-		t.Errorf("second logout: exit %d", res.code)
+	for _, bearer := range []bool{false, true} {
+		reg := testregistry.Start(t, testregistry.Options{BasicAuth: map[string]string{"alice": "s3cret"}, BearerToken: bearer})
+		authfile := filepath.Join(t.TempDir(), "auth.json")
+		res := cliWithInput(t, "wrong\n", "login", "--username", "alice", "--password-stdin", "--authfile", authfile, reg.Host)
+		if res.code != 1 || !strings.Contains(res.stderr, "nothing stored") || !strings.Contains(res.stderr, reg.Host) {
+			t.Errorf("login with a wrong password (bearer %v): exit %d, stderr %q", bearer, res.code, res.stderr)
+		}
+		if _, err := os.Stat(authfile); !os.IsNotExist(err) {
+			t.Errorf("refused credentials were stored (stat: %v)", err)
+		}
+		res = cliWithInput(t, "s3cret\n", "login", "--username", "alice", "--password-stdin", "--authfile", authfile, reg.Host)
+		if res.code != 0 {
+			t.Fatalf("login (bearer %v): exit %d: %s", bearer, res.code, res.stderr)
+		}
+		b, err := os.ReadFile(authfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct {
+			Auths map[string]struct{ Auth string }
+		}
+		if err := json.Unmarshal(b, &f); err != nil || f.Auths[reg.Host].Auth == "" {
+			t.Errorf("auth file %s (%v)", b, err)
+		}
+		if strings.Contains(res.stdout+res.stderr, "s3cret") {
+			t.Errorf("the password was printed")
+		}
+		mustCLI(t, "logout", "--authfile", authfile, reg.Host)
+		if res := cli(t, "logout", "--authfile", authfile, reg.Host); res.code != 1 {
+			t.Errorf("second logout: exit %d", res.code)
+		}
 	}
 }
 

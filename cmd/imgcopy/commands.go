@@ -150,16 +150,20 @@ func loginCmd(e *env) *cli.Command {
 		Description: `Stores credentials for REGISTRY (HOST[:PORT]) in the containers auth.json format: in
 --authfile, else $REGISTRY_AUTH_FILE, else ${XDG_RUNTIME_DIR}/containers/auth.json, else
 ~/.config/containers/auth.json. Missing user name or password are asked on the terminal.
-The credentials are not checked against the registry here; the next copy uses them.
+As with skopeo, the credentials are first checked against the registry (GET /v2/ with them);
+refused credentials are not stored.
 
 Examples:
    imgcopy login --username alice registry.example.com
-   echo "$TOKEN" | imgcopy login --username alice --password-stdin 127.0.0.1:5000`,
+   echo "$TOKEN" | imgcopy login --username alice --password-stdin 127.0.0.1:5000
+   imgcopy login --tls-verify=false --username alice 10.0.0.5:5000`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "user `NAME`"},
 			&cli.StringFlag{Name: "password", Aliases: []string{"p"}, Usage: "`PASSWORD` (visible in the process list; prefer --password-stdin)"},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from stdin"},
 			&cli.StringFlag{Name: "authfile", Usage: "write to auth file `PATH`"},
+			&cli.StringFlag{Name: "cert-dir", Usage: "use certificates (*.crt, *.cert, *.key) in `DIR` for the registry"},
+			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "require HTTPS and verify certificates for the registry"},
 		},
 		Action: func(c *cli.Context) error { return loginCommand(c, e) },
 	}
@@ -201,7 +205,15 @@ func loginCommand(c *cli.Context, e *env) error {
 		}
 		auth.Password = p
 	}
-	path, err := credentials.Login(&types.SystemContext{AuthFilePath: c.String("authfile")}, c.Args().First(), auth)
+	registry := c.Args().First()
+	check := &types.SystemContext{DockerAuthConfig: &auth, CertDir: c.String("cert-dir")}
+	if c.IsSet("tls-verify") {
+		check.InsecureSkipTLSVerify = types.NewOptionalBool(!c.Bool("tls-verify"))
+	}
+	if err := e.checkAuth(c.Context, check, registry); err != nil {
+		return errors.Wrapf(err, "logging in to %s (nothing stored)", registry)
+	}
+	path, err := credentials.Login(&types.SystemContext{AuthFilePath: c.String("authfile")}, registry, auth)
 	if err != nil {
 		return err
 	}

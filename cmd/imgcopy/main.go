@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/docker"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -37,6 +38,7 @@ type env struct {
 	transports types.TransportList
 	copyImage  func(ctx context.Context, dest, src types.ImageReference, opts *copier.Options) (*copier.Result, error)
 	openCache  func() types.BlobInfoCache
+	checkAuth  func(ctx context.Context, sys *types.SystemContext, registry string) error
 	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
@@ -52,6 +54,7 @@ func defaultEnv() *env {
 		transports: transports(),
 		copyImage:  copier.Image,
 		openCache:  openCache,
+		checkAuth:  docker.CheckAuth,
 		stdin:      os.Stdin,
 		stdout:     os.Stdout,
 		stderr:     os.Stderr,

@@ -59,6 +59,8 @@ type harness struct {
 	stdout, stderr bytes.Buffer
 	opts           *copier.Options
 	src, dest      types.ImageReference
+	authChecked    *types.SystemContext // what login checked
+	authErr        error                // what the credential check returns
 	copyErr        error
 	events         []copier.ProgressEvent
 }
@@ -81,7 +83,11 @@ func newHarness(t *testing.T) *harness {
 			}
 			return &copier.Result{ManifestDigest: testDigest, MIMEType: imgspecv1.MediaTypeImageManifest, BlobsCopied: 2, BytesCopied: 1234}, nil
 		},
-		openCache:  func() types.BlobInfoCache { return nil },
+		openCache: func() types.BlobInfoCache { return nil },
+		checkAuth: func(ctx context.Context, sys *types.SystemContext, registry string) error {
+			h.authChecked = sys
+			return h.authErr
+		},
 		stdin:      strings.NewReader(""),
 		stdout:     &h.stdout,
 		stderr:     &h.stderr,
@@ -407,6 +413,9 @@ func TestLoginLogout(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), "127.0.0.1:5000") || strings.Contains(h.stdout.String(), "pa55word") {
 		t.Fatalf("auth file %q, %v; stdout %q", b, err, h.stdout.String())
 	}
+	if a := h.authChecked; a == nil || a.DockerAuthConfig == nil || a.DockerAuthConfig.Password != "pa55word" || a.InsecureSkipTLSVerify != types.OptionalBoolUndefined {
+		t.Fatalf("credentials checked with %+v", a)
+	}
 	h = newHarness(t)
 	if code := h.run("logout", "--authfile", authfile, "127.0.0.1:5000"); code != exitOK {
 		t.Fatalf("logout exit %d: %s", code, h.stderr.String())
@@ -464,5 +473,22 @@ func TestVersionFlagAndCommand(t *testing.T) {
 		if h.opts != nil {
 			t.Errorf("%v started a copy", args)
 		}
+	}
+}
+
+func TestLoginRefusedStoresNothing(t *testing.T) {
+	authfile := filepath.Join(t.TempDir(), "auth.json")
+	h := newHarness(t)
+	h.authErr = errors.Wrap(types.ErrUnauthorized, "registry said no")
+	h.env.stdin = strings.NewReader("wrong\n")
+	code := h.run("login", "--username", "alice", "--password-stdin", "--tls-verify=false", "--cert-dir", "/certs", "--authfile", authfile, "127.0.0.1:5000")
+	if code != exitFailure || !strings.Contains(h.stderr.String(), "nothing stored") {
+		t.Fatalf("exit %d, stderr %q", code, h.stderr.String())
+	}
+	if _, err := os.Stat(authfile); !os.IsNotExist(err) {
+		t.Fatalf("auth file written after refused credentials (stat: %v)", err)
+	}
+	if a := h.authChecked; a.InsecureSkipTLSVerify != types.OptionalBoolTrue || a.CertDir != "/certs" {
+		t.Fatalf("TLS flags not passed to the check: %+v", a)
 	}
 }
