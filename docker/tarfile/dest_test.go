@@ -381,14 +381,7 @@ func TestFailedWriteLeavesNothing(t *testing.T) {
 // TestFailedBlobIsRolledBack checks that a blob that fails midway leaves no member behind
 // and that the archive can still be completed.
 func TestFailedBlobIsRolledBack(t *testing.T) {
-	img := buildImage(t, conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType})
-	path := filepath.Join(t.TempDir(), "out.tar")
-	w, err := NewWriter(path, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dest := NewDestination(w, true, fakeRef{}, nil, nil)
-	defer dest.Close()
+	img, path, _, dest := newTestArchive(t)
 	l := img.Layers[1]
 	wrong := bytes.Clone(l.Data)
 	wrong[len(wrong)-1] ^= 1

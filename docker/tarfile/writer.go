@@ -172,7 +172,7 @@ func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, 
 	case reg == nil: // being written by another call, which may still fail
 		return w.putSpooled(ctx, vr, info, types.PutBlobOptions{IsConfig: isConfig, Verified: true})
 	}
-	if err := w.finish(reg, reg.fill(vr)); err != nil {
+	if err := w.finish(reg, reg.Fill(vr)); err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s", info.Digest)
 	}
 	return info, nil

@@ -2,7 +2,6 @@ package tarfile
 
 import (
 	"archive/tar"
-	"io"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -15,7 +14,6 @@ type region struct {
 	*tarappend.Region
 	d      digest.Digest
 	member string
-	size   int64
 }
 
 // reserve claims a region at the end of the tar for blob d of size bytes stored as member.
@@ -38,11 +36,8 @@ func (w *Writer) reserve(d digest.Digest, size int64, member string) (*region, i
 		return nil, -1, err
 	}
 	w.inflight[d] = true
-	return &region{Region: reg, d: d, member: member, size: size}, -1, nil
+	return &region{Region: reg, d: d, member: member}, -1, nil
 }
-
-// fill writes the blob from src into its region.
-func (r *region) fill(src io.Reader) error { return r.Fill(src) }
 
 // finish records the blob when fillErr is nil; otherwise the region is given up and fillErr
 // returned.
@@ -60,7 +55,7 @@ func (w *Writer) finish(r *region, fillErr error) error {
 		return err
 	}
 	w.blobsMu.Lock()
-	w.blobs[r.d] = storedBlob{member: r.member, offset: r.ContentOffset(), size: r.size}
+	w.blobs[r.d] = storedBlob{member: r.member, offset: r.ContentOffset(), size: r.Size()}
 	w.blobsMu.Unlock()
 	return nil
 }

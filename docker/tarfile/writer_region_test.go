@@ -52,6 +52,32 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// newTestArchive starts a docker-archive destination for a schema2 test image.
+func newTestArchive(t *testing.T) (conformance.Image, string, *Writer, types.ImageDestination) {
+	t.Helper()
+	img := buildImage(t, conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType})
+	path := filepath.Join(t.TempDir(), "out.tar")
+	w, err := NewWriter(path, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := NewDestination(w, true, fakeRef{}, nil, nil)
+	t.Cleanup(func() { dest.Close() })
+	return img, path, w, dest
+}
+
+// putInBackground starts PutBlob of gr and returns once gr is being read; the result comes
+// on the channel.
+func putInBackground(dest types.ImageDestination, gr *gatedReader, info types.BlobInfo) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := dest.PutBlob(context.Background(), gr, info, types.PutBlobOptions{})
+		done <- err
+	}()
+	<-gr.started
+	return done
+}
+
 // commitAndCheck writes the rest of img, commits, and checks that every blob reads back.
 func commitAndCheck(t *testing.T, dest types.ImageDestination, path string, img conformance.Image) []string {
 	t.Helper()
@@ -79,22 +105,10 @@ func commitAndCheck(t *testing.T, dest types.ImageDestination, path string, img 
 // TestBlobsAreWrittenSideBySide: while one blob is still streaming, another is written and
 // stored completely; neither waits for the other, and both end up in the archive.
 func TestBlobsAreWrittenSideBySide(t *testing.T) {
-	img := buildImage(t, conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType})
-	path := filepath.Join(t.TempDir(), "out.tar")
-	w, err := NewWriter(path, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dest := NewDestination(w, true, fakeRef{}, nil, nil)
-	defer dest.Close()
+	img, path, w, dest := newTestArchive(t)
 	first, second := img.Layers[0], img.Layers[1]
 	gr := newGatedReader(first.Data)
-	done := make(chan error, 1)
-	go func() {
-		_, err := dest.PutBlob(context.Background(), gr, types.BlobInfo{Digest: first.Digest, Size: int64(len(first.Data))}, types.PutBlobOptions{})
-		done <- err
-	}()
-	<-gr.started
+	done := putInBackground(dest, gr, types.BlobInfo{Digest: first.Digest, Size: int64(len(first.Data))})
 	if _, err := dest.PutBlob(context.Background(), bytes.NewReader(second.Data), types.BlobInfo{Digest: second.Digest, Size: int64(len(second.Data))}, types.PutBlobOptions{}); err != nil {
 		t.Fatalf("second blob: %v", err)
 	}
@@ -117,24 +131,12 @@ func TestBlobsAreWrittenSideBySide(t *testing.T) {
 // behind it cannot be cut off; its region becomes a discarded member, the tar stays valid,
 // and the blob can be written again.
 func TestFailedBlobBeforeOthersIsDiscarded(t *testing.T) {
-	img := buildImage(t, conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType})
-	path := filepath.Join(t.TempDir(), "out.tar")
-	w, err := NewWriter(path, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dest := NewDestination(w, true, fakeRef{}, nil, nil)
-	defer dest.Close()
+	img, path, w, dest := newTestArchive(t)
 	bad, other := img.Layers[0], img.Layers[1]
 	wrong := bytes.Clone(bad.Data)
 	wrong[len(wrong)-1] ^= 1
 	gr := newGatedReader(wrong)
-	done := make(chan error, 1)
-	go func() {
-		_, err := dest.PutBlob(context.Background(), gr, types.BlobInfo{Digest: bad.Digest, Size: int64(len(bad.Data))}, types.PutBlobOptions{})
-		done <- err
-	}()
-	<-gr.started
+	done := putInBackground(dest, gr, types.BlobInfo{Digest: bad.Digest, Size: int64(len(bad.Data))})
 	if _, err := dest.PutBlob(context.Background(), bytes.NewReader(other.Data), types.BlobInfo{Digest: other.Digest, Size: int64(len(other.Data))}, types.PutBlobOptions{}); err != nil {
 		t.Fatal(err)
 	}

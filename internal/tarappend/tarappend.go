@@ -189,6 +189,9 @@ func (t *File) Reserve(hdr *tar.Header) (*Region, error) {
 // ContentOffset is where the member's content starts in the file.
 func (r *Region) ContentOffset() int64 { return r.contentOff }
 
+// Size is the member's content size.
+func (r *Region) Size() int64 { return r.size }
+
 // padding is what follows size bytes of content up to the next block.
 func padding(size int64) int64 { return (blockSize - size%blockSize) % blockSize }
 
