@@ -12,7 +12,9 @@ import (
 )
 
 // The import rules of STYLE.md §1, as a test. Layers from the bottom: (0) types; (1) manifest,
-// blobinfocache; (2) the transports, copy and inspect side by side; (3) cmd and tests.
+// blobinfocache; (2) the transports, copy and inspect side by side; (3) sync (many copies, no
+// transport) and transports/alltransports (the standard list); (4) cmd and tests. Nothing
+// outside cmd/ (and bench/) imports cmd/.
 // internal/... helpers may be used by layers 1–3; internal/testregistry, tests/conformance and
 // tests/internal/... only by tests (the tests tree or _test.go files).
 
@@ -60,6 +62,10 @@ func group(pkg string) string {
 		return "copy"
 	case under("inspect"):
 		return "inspect"
+	case under("sync"):
+		return "sync"
+	case under("transports"):
+		return "alltransports"
 	case under("cmd"), under("bench"):
 		return "cmd"
 	case under("tests/conformance"), under("tests/internal"):
@@ -80,6 +86,9 @@ func allowedImport(from, to string, test bool) error {
 	if gt == "" {
 		return fmt.Errorf("package %s is not in the dependency table (tests/deps_test.go)", to)
 	}
+	if gt == "cmd" && gf != "cmd" {
+		return fmt.Errorf("%s imports %s: nothing outside cmd/ and bench/ may import them", from, to)
+	}
 	if gf == "tests" || gf == "testonly" {
 		return nil
 	}
@@ -99,7 +108,11 @@ func allowedImport(from, to string, test bool) error {
 		"internal":      {"types", "manifest"},
 		"copy":          {"types", "manifest", "blobinfocache", "internal"},
 		"inspect":       {"types", "manifest", "internal"},
-		"cmd":           {"types", "manifest", "blobinfocache", "internal", "copy", "inspect", "transport"},
+		// sync plans and runs many copies; it gets references from its caller (and parses names
+		// with a types.TransportList it is given), so it links no transport.
+		"sync":          {"types", "manifest", "blobinfocache", "internal", "copy", "inspect"},
+		"alltransports": {"types", "transport"},
+		"cmd":           {"types", "manifest", "blobinfocache", "internal", "copy", "inspect", "sync", "alltransports", "transport"},
 	}
 	key := gf
 	if strings.HasPrefix(gf, "transport:") {
@@ -286,6 +299,18 @@ func TestAllowedImportRule(t *testing.T) {
 		{"internal/credentials", "types", false, true},
 		{"internal/credentials", "docker", false, false},
 		{"internal/credentials", "copy", false, false},
+		{"sync", "copy", false, true},
+		{"sync", "docker", false, false},
+		{"sync", "transports/alltransports", false, false},
+		{"copy", "sync", false, false},
+		{"transports/alltransports", "docker", false, true},
+		{"transports/alltransports", "copy", false, false},
+		{"cmd/imgcopy", "transports/alltransports", false, true},
+		{"cmd/imgcopy", "sync", false, true},
+		{"tests", "transports/alltransports", false, true},
+		{"sync", "cmd/imgcopy", false, false},
+		{"docker", "cmd/imgcopy", true, false},
+		{"tests", "cmd/imgcopy", false, false},
 		{"somethingnew", "types", false, false},
 		{"dir", "somethingnew", false, false},
 	}

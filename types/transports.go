@@ -65,3 +65,24 @@ func (l TransportList) ParseImageName(imgName string) (ImageReference, error) {
 	}
 	return ref, nil
 }
+
+// ParseStoreName parses "transport:store", e.g. "docker://registry.example/mirror" or
+// "oci-archive:/tmp/bundle.tar", into a reference to a store of many images. The transport
+// must implement StoreTransport.
+func (l TransportList) ParseStoreName(storeName string) (StoreReference, error) {
+	name, rest, ok := strings.Cut(storeName, ":")
+	t := l.Get(name)
+	if !ok || t == nil {
+		return nil, errors.Wrapf(ErrUnknownTransport, "invalid store name %q: expected TRANSPORT:LOCATION, known transports: %s",
+			storeName, strings.Join(l.Names(), ", "))
+	}
+	st, ok := t.(StoreTransport)
+	if !ok {
+		return nil, errors.Wrapf(ErrUsage, "the %s transport cannot hold several images (in %q)", name, storeName)
+	}
+	ref, err := st.ParseStoreReference(rest)
+	if err != nil {
+		return nil, errors.Wrapf(err, "invalid store name %q", storeName)
+	}
+	return ref, nil
+}
