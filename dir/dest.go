@@ -17,9 +17,9 @@ import (
 	"github.com/imgcopy/imgcopy/types"
 )
 
-// ErrNotImageDir is returned (wrapped) when the destination directory is not empty and does
-// not hold a dir: image; skopeo refuses to overwrite such a directory too.
-var ErrNotImageDir = errors.New("not a dir: image directory, refusing to overwrite it")
+// ErrNotImageDir is types.ErrNotImageDir, returned (wrapped) when the destination directory
+// is not empty and does not hold a dir: image; skopeo refuses to overwrite such a directory too.
+var ErrNotImageDir = types.ErrNotImageDir
 
 var _ types.ImageDestination = (*destination)(nil)
 

@@ -6,7 +6,8 @@ import (
 	"strings"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
 )
 
 // Docker media types. OCI media types are the constants of imgspecv1.
@@ -32,16 +33,15 @@ const (
 	DockerV2ListMediaType = "application/vnd.docker.distribution.manifest.list.v2+json"
 )
 
+// The sentinels of this package live in types/errors.go, with their error classes; these
+// names stay for importers.
 var (
-	// ErrUnsupportedMIMEType is returned (wrapped) for a MIME type this package cannot
-	// parse or produce in the requested role.
-	ErrUnsupportedMIMEType = errors.New("unsupported manifest MIME type")
-	// ErrInvalidManifest is returned (wrapped, with detail) for a manifest, index or image
-	// config that does not parse or violates its schema.
-	ErrInvalidManifest = errors.New("invalid manifest")
-	// ErrConversionLoss is returned (wrapped, saying what would be lost) when an update would
-	// drop information the target format cannot express.
-	ErrConversionLoss = errors.New("manifest conversion would lose information")
+	// ErrUnsupportedMIMEType is types.ErrUnsupportedMIMEType.
+	ErrUnsupportedMIMEType = types.ErrUnsupportedMIMEType
+	// ErrInvalidManifest is types.ErrInvalidManifest.
+	ErrInvalidManifest = types.ErrInvalidManifest
+	// ErrConversionLoss is types.ErrConversionLoss.
+	ErrConversionLoss = types.ErrConversionLoss
 )
 
 // SupportedMIMETypes returns every manifest and index MIME type this package parses, best

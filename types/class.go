@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io/fs"
 	"net"
 	"net/url"
 
@@ -81,24 +80,12 @@ type ClassedError interface {
 	ErrorClass() ErrorClass
 }
 
-var (
-	// ErrUsage marks a mistake by the caller: a malformed reference, a bad option value, an
-	// invalid config file. Wrap it (or return a ClassedError) so Classify gives ClassUsage.
-	ErrUsage = errors.New("invalid usage")
-	// ErrRateLimited is returned (wrapped) when a registry kept answering 429 Too Many Requests
-	// after every retry.
-	ErrRateLimited = errors.New("rate limited by the registry")
-	// ErrNetwork is returned (wrapped) for transfer failures that are the network's fault and
-	// that the standard library does not already describe as a net.Error, e.g. a transfer that
-	// stalled for longer than the read timeout.
-	ErrNetwork = errors.New("network failure")
-	// ErrSignatureInvalid is returned (wrapped) when a signed manifest's signature does not verify.
-	ErrSignatureInvalid = errors.New("invalid signature")
-)
-
-// Classify returns the class of err; nil is ClassOther. When err wraps errors of several
-// classes (a failure plus a Close error), the first one found depth-first decides, except that
-// a cancellation always wins.
+// Classify returns the class of err; nil is ClassOther. It walks err's tree depth-first
+// (through Unwrap() error and Unwrap() []error) and the first node that has a class decides:
+// a ClassedError, a sentinel of types/errors.go (or a standard one: fs.ErrNotExist,
+// context.DeadlineExceeded), or a connection, DNS or TLS error of the standard library. So
+// when a failure has a Close error attached, the failure's class wins. A cancellation
+// anywhere in the tree always wins.
 func Classify(err error) ErrorClass {
 	if err == nil {
 		return ClassOther
@@ -106,54 +93,61 @@ func Classify(err error) ErrorClass {
 	if errors.Is(err, context.Canceled) {
 		return ClassInterrupted
 	}
-	var ce ClassedError
-	if errors.As(err, &ce) {
-		return ce.ErrorClass()
-	}
-	for _, s := range sentinelClasses {
-		if errors.Is(err, s.err) {
-			return s.class
-		}
-	}
-	if isNetworkError(err) {
-		return ClassNetwork
+	if c, ok := classifyTree(err, 0); ok {
+		return c
 	}
 	return ClassOther
 }
 
-// sentinelClasses maps sentinels onto classes, checked in order.
-var sentinelClasses = []struct {
-	err   error
-	class ErrorClass
-}{
-	{ErrUsage, ClassUsage},
-	{ErrUnknownTransport, ClassUsage},
-	{ErrDigestMismatch, ClassVerification},
-	{ErrSignatureInvalid, ClassVerification},
-	{ErrUnauthorized, ClassAuth},
-	{ErrDenied, ClassAuth},
-	{ErrRateLimited, ClassRateLimited},
-	{ErrManifestNotFound, ClassNotFound},
-	{ErrBlobNotFound, ClassNotFound},
-	{fs.ErrNotExist, ClassNotFound},
-	{ErrNetwork, ClassNetwork},
-	{context.DeadlineExceeded, ClassNetwork},
+// maxClassifyDepth bounds the walk, so a cyclic or absurdly deep chain cannot hang Classify.
+const maxClassifyDepth = 100
+
+// classifyTree returns the class of the first node of err's tree that has one.
+func classifyTree(err error, depth int) (ErrorClass, bool) {
+	if err == nil || depth > maxClassifyDepth {
+		return ClassOther, false
+	}
+	if c, ok := classifyNode(err); ok {
+		return c, true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return classifyTree(u.Unwrap(), depth+1)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if c, ok := classifyTree(e, depth+1); ok {
+				return c, true
+			}
+		}
+	}
+	return ClassOther, false
 }
 
-// isNetworkError recognizes the standard library's connection, DNS, TLS and certificate errors.
+// classifyNode classifies err itself, without looking at what it wraps.
+func classifyNode(err error) (ErrorClass, bool) {
+	if ce, ok := err.(ClassedError); ok {
+		return ce.ErrorClass(), true
+	}
+	is, hasIs := err.(interface{ Is(error) bool })
+	for _, s := range sentinelClasses {
+		if err == s.err || (hasIs && is.Is(s.err)) {
+			return s.class, true
+		}
+	}
+	if isNetworkError(err) {
+		return ClassNetwork, true
+	}
+	return ClassOther, false
+}
+
+// isNetworkError recognizes the standard library's connection, DNS, TLS and certificate
+// errors (only err itself, not what it wraps).
 func isNetworkError(err error) bool {
-	var (
-		netErr      net.Error
-		opErr       *net.OpError
-		dnsErr      *net.DNSError
-		urlErr      *url.Error
-		unknownAuth x509.UnknownAuthorityError
-		hostname    x509.HostnameError
-		invalidCert x509.CertificateInvalidError
-		verifyErr   *tls.CertificateVerificationError
-		recordHdr   tls.RecordHeaderError
-	)
-	return errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.As(err, &urlErr) ||
-		errors.As(err, &netErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostname) ||
-		errors.As(err, &invalidCert) || errors.As(err, &verifyErr) || errors.As(err, &recordHdr)
+	switch err.(type) {
+	case net.Error, *net.OpError, *net.DNSError, *url.Error,
+		x509.UnknownAuthorityError, x509.HostnameError, x509.CertificateInvalidError,
+		*tls.CertificateVerificationError, tls.RecordHeaderError:
+		return true
+	}
+	return false
 }

@@ -2,11 +2,14 @@ package types
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	stderrors "errors"
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/pkg/errors"
@@ -16,6 +19,22 @@ type classed struct{ c ErrorClass }
 
 func (e classed) Error() string          { return "classed" }
 func (e classed) ErrorClass() ErrorClass { return e.c }
+
+// wrapping is an error node with its own Is (matching one sentinel) that also wraps a cause.
+type wrapping struct{ is, cause error }
+
+func (w wrapping) Error() string        { return "wrapping" }
+func (w wrapping) Is(target error) bool { return target == w.is }
+func (w wrapping) Unwrap() error        { return w.cause }
+
+// deepChain wraps a network error n times; Classify gives up beyond its depth bound.
+func deepChain(n int) error {
+	var err error = &net.OpError{Op: "dial"}
+	for range n {
+		err = errors.WithMessage(err, "x")
+	}
+	return err
+}
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
@@ -45,6 +64,22 @@ func TestClassify(t *testing.T) {
 		{"canceled wins over a close error", stderrors.Join(errors.Wrap(ErrManifestNotFound, "a"), context.Canceled), ClassInterrupted, 130},
 		{"ClassedError wins", errors.Wrap(classed{ClassAuth}, "x"), ClassAuth, 4},
 		{"first of two", stderrors.Join(errors.Wrap(ErrBlobNotFound, "a"), errors.New("close failed")), ClassNotFound, 3},
+		{"first failure beats a classed close error", AddCloseError(errors.Wrap(ErrBlobNotFound, "a"), classed{ClassAuth}, "closing"), ClassNotFound, 3},
+		{"close error alone", AddCloseError(nil, &net.OpError{Op: "write", Err: errors.New("reset")}, "closing"), ClassNetwork, 7},
+		{"classified close error after an unclassified failure", AddCloseError(errors.New("boom"), errors.Wrap(ErrDigestMismatch, "x"), "closing"), ClassVerification, 6},
+		{"outer ClassedError beats an inner sentinel", UsageError{errors.Wrap(ErrManifestNotFound, "x")}, ClassUsage, 2},
+		{"outer sentinel beats an inner network error", errors.Wrap(wrapping{ErrRateLimited, &net.OpError{Op: "dial"}}, "GET"), ClassRateLimited, 5},
+		{"usage error", UsageError{errors.New("bad reference")}, ClassUsage, 2},
+		{"repository not found", errors.Wrap(ErrRepositoryNotFound, "tags"), ClassNotFound, 3},
+		{"not found or denied", errors.Wrap(ErrNotFoundOrDenied, "GET"), ClassAuth, 4},
+		{"invalid auth file", errors.Wrap(ErrInvalidAuthFile, "parsing"), ClassUsage, 2},
+		{"invalid certificate", errors.Wrap(ErrInvalidCertificate, "loading"), ClassUsage, 2},
+		{"invalid manifest", errors.Wrap(ErrInvalidManifest, "parsing"), ClassOther, 1},
+		{"invalid layout", errors.Wrap(ErrInvalidLayout, "index.json"), ClassOther, 1},
+		{"unsafe path", errors.Wrap(ErrUnsafePath, "../x"), ClassOther, 1},
+		{"url error", &url.Error{Op: "Get", URL: "https://x", Err: errors.New("EOF")}, ClassNetwork, 7},
+		{"tls record header", errors.Wrap(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, "GET"), ClassNetwork, 7},
+		{"cyclic-looking deep chain", deepChain(500), ClassOther, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,5 +107,57 @@ func TestErrorClassNames(t *testing.T) {
 	}
 	if got := ErrorClass(99).String(); got != "other" {
 		t.Fatalf("unknown class String() = %q, want other", got)
+	}
+}
+
+func TestUsageError(t *testing.T) {
+	t.Parallel()
+	inner := errors.Wrap(ErrUnknownTransport, "foo:bar")
+	err := errors.Wrap(UsageError{inner}, "parsing")
+	if !errors.Is(err, ErrUsage) || !errors.Is(err, ErrUnknownTransport) {
+		t.Fatalf("UsageError hides ErrUsage or its cause: %v", err)
+	}
+	if got := (UsageError{inner}).Error(); got != inner.Error() {
+		t.Fatalf("UsageError message %q, want the cause's %q", got, inner.Error())
+	}
+}
+
+func TestAddCloseError(t *testing.T) {
+	t.Parallel()
+	first := errors.Wrap(ErrBlobNotFound, "fetching")
+	closeErr := errors.Wrap(ErrNetwork, "flushing")
+	cases := []struct {
+		name          string
+		err, closeErr error
+		wantNil       bool
+		wantIs        []error
+		wantText      []string
+	}{
+		{name: "nothing failed", wantNil: true},
+		{name: "no close error", err: first, wantIs: []error{ErrBlobNotFound}, wantText: []string{"fetching"}},
+		{name: "only close failed", closeErr: closeErr, wantIs: []error{ErrNetwork}, wantText: []string{"closing x: flushing"}},
+		{name: "both", err: first, closeErr: closeErr, wantIs: []error{ErrBlobNotFound, ErrNetwork}, wantText: []string{"fetching: blob not found (also closing x: flushing"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := AddCloseError(tc.err, tc.closeErr, "closing x")
+			if (got == nil) != tc.wantNil {
+				t.Fatalf("AddCloseError = %v", got)
+			}
+			for _, w := range tc.wantIs {
+				if !errors.Is(got, w) {
+					t.Errorf("%v does not match %v", got, w)
+				}
+			}
+			for _, w := range tc.wantText {
+				if !strings.Contains(got.Error(), w) {
+					t.Errorf("%q does not contain %q", got.Error(), w)
+				}
+			}
+		})
+	}
+	if s := fmt.Sprintf("%+v", AddCloseError(first, closeErr, "closing x")); !strings.Contains(s, "class_test.go") {
+		t.Errorf("%%+v does not show the stack: %s", s)
 	}
 }

@@ -7,10 +7,6 @@ import (
 	"github.com/pkg/errors"
 )
 
-// ErrUnknownTransport is returned (wrapped, listing the known transports) when an image name
-// has no known "transport:" prefix.
-var ErrUnknownTransport = errors.New("unknown transport")
-
 // TransportList is an explicit list of transports; there is no global registry.
 type TransportList []ImageTransport
 
@@ -47,7 +43,7 @@ func (l TransportList) Names() []string {
 }
 
 // ParseImageName parses "transport:reference", e.g. "docker://busybox:latest" or
-// "oci:/tmp/layout:v1".
+// "oci:/tmp/layout:v1". Every error it returns is in ClassUsage.
 func (l TransportList) ParseImageName(imgName string) (ImageReference, error) {
 	name, rest, ok := strings.Cut(imgName, ":")
 	if !ok {
@@ -61,7 +57,7 @@ func (l TransportList) ParseImageName(imgName string) (ImageReference, error) {
 	}
 	ref, err := t.ParseReference(rest)
 	if err != nil {
-		return nil, errors.Wrapf(err, "invalid image name %q", imgName)
+		return nil, UsageError{errors.Wrapf(err, "invalid image name %q", imgName)}
 	}
 	return ref, nil
 }
@@ -82,7 +78,7 @@ func (l TransportList) ParseStoreName(storeName string) (StoreReference, error) 
 	}
 	ref, err := st.ParseStoreReference(rest)
 	if err != nil {
-		return nil, errors.Wrapf(err, "invalid store name %q", storeName)
+		return nil, UsageError{errors.Wrapf(err, "invalid store name %q", storeName)}
 	}
 	return ref, nil
 }

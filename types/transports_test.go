@@ -70,6 +70,9 @@ func TestParseImageName(t *testing.T) {
 				if !strings.Contains(err.Error(), tc.wantMsg) {
 					t.Errorf("error %q does not contain %q", err, tc.wantMsg)
 				}
+				if c := Classify(err); c != ClassUsage {
+					t.Errorf("error %q is in class %v, want usage", err, c)
+				}
 				return
 			}
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
 	"github.com/imgcopy/imgcopy/internal/tarindex"
+	"github.com/imgcopy/imgcopy/types"
 )
 
 // Names of the metadata members of a `docker save` archive.
@@ -28,10 +29,10 @@ const (
 	annotationContainerName = "io.containerd.image.name"
 )
 
-// ErrInvalidArchive is returned (wrapped, with detail) when an archive is not a usable
-// `docker save` archive: bad manifest.json, members it names are missing, layers do not match
-// the config.
-var ErrInvalidArchive = errors.New("invalid docker archive")
+// ErrInvalidArchive is types.ErrInvalidArchive, returned (wrapped, with detail) when an
+// archive is not a usable `docker save` archive: bad manifest.json, members it names are
+// missing, layers do not match the config.
+var ErrInvalidArchive = types.ErrInvalidArchive
 
 // ManifestItem is one entry of manifest.json.
 type ManifestItem struct {

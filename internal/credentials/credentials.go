@@ -13,14 +13,15 @@ import (
 )
 
 var (
-	// ErrInvalidAuthFile is returned (wrapped, naming the file) when an auth file is not valid JSON
-	// of the expected shape or is too large.
-	ErrInvalidAuthFile = errors.New("invalid auth file")
-	// ErrInvalidAuthEntry is returned (wrapped, naming the file and key) when an "auth" value is
-	// not base64 of "user:password".
-	ErrInvalidAuthEntry = errors.New("invalid auth entry")
-	// ErrNotLoggedIn is returned (wrapped) by Logout when the auth file has no entry for the host.
-	ErrNotLoggedIn = errors.New("not logged in")
+	// ErrInvalidAuthFile is types.ErrInvalidAuthFile, returned (wrapped, naming the file) when
+	// an auth file is not valid JSON of the expected shape or is too large.
+	ErrInvalidAuthFile = types.ErrInvalidAuthFile
+	// ErrInvalidAuthEntry is types.ErrInvalidAuthEntry, returned (wrapped, naming the file and
+	// key) when an "auth" value is not base64 of "user:password".
+	ErrInvalidAuthEntry = types.ErrInvalidAuthEntry
+	// ErrNotLoggedIn is types.ErrNotLoggedIn, returned (wrapped) by Logout when the auth file
+	// has no entry for the host.
+	ErrNotLoggedIn = types.ErrNotLoggedIn
 )
 
 // maxAuthFileSize caps how much of an auth file is read.

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
 )
 
 const (
@@ -21,8 +23,8 @@ const (
 	MaxErrorBodySize = 64 << 10
 )
 
-// ErrTooLarge is returned (wrapped) when input exceeds its cap.
-var ErrTooLarge = errors.New("input exceeds size limit")
+// ErrTooLarge is types.ErrTooLarge, returned (wrapped) when input exceeds its cap.
+var ErrTooLarge = types.ErrTooLarge
 
 // ReadAtMost reads r to EOF, failing with ErrTooLarge once more than limit bytes arrive.
 // It never allocates more than limit+1 bytes of content.

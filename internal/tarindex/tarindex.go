@@ -14,13 +14,17 @@ import (
 	"strings"
 
 	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
 )
 
-// ErrUnsafePath is returned (wrapped, naming the member) for absolute or escaping names and links.
-var ErrUnsafePath = errors.New("unsafe path in archive")
+// ErrUnsafePath is types.ErrUnsafePath, returned (wrapped, naming the member) for absolute or
+// escaping names and links.
+var ErrUnsafePath = types.ErrUnsafePath
 
-// ErrDuplicateEntry is returned (wrapped) when two members have the same name.
-var ErrDuplicateEntry = errors.New("duplicate entry in archive")
+// ErrDuplicateEntry is types.ErrDuplicateEntry, returned (wrapped) when two members have the
+// same name.
+var ErrDuplicateEntry = types.ErrDuplicateEntry
 
 const maxLinkHops = 16
 

@@ -18,12 +18,12 @@ import (
 )
 
 var (
-	// ErrInvalidCertificate is returned (wrapped, naming the file) when a CA file holds no
-	// PEM certificate or a client certificate/key pair cannot be loaded.
-	ErrInvalidCertificate = errors.New("invalid certificate")
-	// ErrUnpairedClientCert is returned (wrapped, naming the file) when a *.cert file has no
-	// matching *.key file or the other way round.
-	ErrUnpairedClientCert = errors.New("client certificate without matching key")
+	// ErrInvalidCertificate is types.ErrInvalidCertificate, returned (wrapped, naming the file)
+	// when a CA file holds no PEM certificate or a client certificate/key pair cannot be loaded.
+	ErrInvalidCertificate = types.ErrInvalidCertificate
+	// ErrUnpairedClientCert is types.ErrUnpairedClientCert, returned (wrapped, naming the file)
+	// when a *.cert file has no matching *.key file or the other way round.
+	ErrUnpairedClientCert = types.ErrUnpairedClientCert
 )
 
 // maxCertFileSize caps each file read from a certs.d directory.

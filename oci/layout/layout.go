@@ -32,10 +32,10 @@ const (
 	maxIndexDepth = 8
 )
 
-// ErrInvalidLayout is returned (wrapped, naming the file and the problem) when the content of
-// a layout is malformed or inconsistent: an unknown oci-layout version, a bad descriptor, a
-// blob that escapes the layout, an index nesting into itself.
-var ErrInvalidLayout = errors.New("invalid OCI layout")
+// ErrInvalidLayout is types.ErrInvalidLayout, returned (wrapped, naming the file and the
+// problem) when the content of a layout is malformed or inconsistent: an unknown oci-layout
+// version, a bad descriptor, a blob that escapes the layout, an index nesting into itself.
+var ErrInvalidLayout = types.ErrInvalidLayout
 
 // BlobPath returns the slash-separated path of a blob inside a layout, after validating d so
 // that a hostile digest can never name a path outside blobs/.
