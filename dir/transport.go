@@ -28,10 +28,10 @@ func (dirTransport) ParseReference(ref string) (types.ImageReference, error) {
 // touch the disk.
 func NewReference(path string) (types.ImageReference, error) {
 	if path == "" {
-		return nil, errors.New("dir: reference needs a directory path")
+		return nil, types.UsageError{Err: errors.New("dir: reference needs a directory path")}
 	}
 	if strings.ContainsRune(path, 0) {
-		return nil, errors.Errorf("dir: path %q contains a NUL byte", path)
+		return nil, types.UsageError{Err: errors.Errorf("dir: path %q contains a NUL byte", path)}
 	}
 	return reference{path: path}, nil
 }

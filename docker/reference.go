@@ -45,7 +45,7 @@ func NewReference(named distref.Named) (types.ImageReference, error) {
 	}
 	if _, ok := named.(distref.NamedTagged); !ok {
 		if _, ok := named.(distref.Canonical); !ok {
-			return nil, errors.Errorf("docker reference %q has neither tag nor digest", named.String())
+			return nil, types.UsageError{Err: errors.Errorf("docker reference %q has neither tag nor digest", named.String())}
 		}
 	}
 	return reference{named: named}, nil

@@ -29,11 +29,11 @@ func (dockerTransport) Name() string { return transportName }
 func (dockerTransport) ParseReference(ref string) (types.ImageReference, error) {
 	rest, ok := strings.CutPrefix(ref, "//")
 	if !ok {
-		return nil, errors.Errorf("docker reference %q does not start with \"//\"", ref)
+		return nil, types.UsageError{Err: errors.Errorf("docker reference %q does not start with \"//\"", ref)}
 	}
 	named, err := distref.ParseNormalizedNamed(rest)
 	if err != nil {
-		return nil, errors.Wrapf(err, "parsing docker reference %q", rest)
+		return nil, types.UsageError{Err: errors.Wrapf(err, "parsing docker reference %q", rest)}
 	}
 	return NewReference(named)
 }

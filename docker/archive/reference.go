@@ -26,11 +26,11 @@ var _ types.ImageReference = (*reference)(nil)
 // reading, an unnamed image when writing) in the archive at path.
 func NewReference(path string, named dref.NamedTagged) (types.ImageReference, error) {
 	if path == "" {
-		return nil, errors.New("docker-archive reference without a path")
+		return nil, types.UsageError{Err: errors.New("docker-archive reference without a path")}
 	}
 	if named != nil {
 		if _, ok := named.(dref.Digested); ok {
-			return nil, errors.Errorf("docker-archive reference %s contains a digest", named.String())
+			return nil, types.UsageError{Err: errors.Errorf("docker-archive reference %s contains a digest", named.String())}
 		}
 	}
 	return &reference{path: path, named: named, index: -1}, nil
@@ -40,10 +40,10 @@ func NewReference(path string, named dref.NamedTagged) (types.ImageReference, er
 // path; such references can only be read.
 func NewIndexReference(path string, index int) (types.ImageReference, error) {
 	if path == "" {
-		return nil, errors.New("docker-archive reference without a path")
+		return nil, types.UsageError{Err: errors.New("docker-archive reference without a path")}
 	}
 	if index < 0 {
-		return nil, errors.Errorf("invalid docker-archive image index %d", index)
+		return nil, types.UsageError{Err: errors.Errorf("invalid docker-archive image index %d", index)}
 	}
 	return &reference{path: path, index: index}, nil
 }

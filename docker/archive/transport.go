@@ -37,16 +37,16 @@ func (archiveTransport) ParseReference(s string) (types.ImageReference, error) {
 	if n, ok := strings.CutPrefix(rest, "@"); ok {
 		i, err := strconv.Atoi(n)
 		if err != nil || i < 0 || strconv.Itoa(i) != n {
-			return nil, errors.Errorf("invalid image index %q in docker-archive reference %q", rest, s)
+			return nil, types.UsageError{Err: errors.Errorf("invalid image index %q in docker-archive reference %q", rest, s)}
 		}
 		return NewIndexReference(path, i)
 	}
 	named, err := dref.ParseNormalizedNamed(rest)
 	if err != nil {
-		return nil, errors.Wrapf(err, "parsing image name %q in docker-archive reference", rest)
+		return nil, types.UsageError{Err: errors.Wrapf(err, "parsing image name %q in docker-archive reference", rest)}
 	}
 	if _, ok := named.(dref.Digested); ok {
-		return nil, errors.Errorf("docker-archive reference %q names a digest; use NAME:TAG or @N", s)
+		return nil, types.UsageError{Err: errors.Errorf("docker-archive reference %q names a digest; use NAME:TAG or @N", s)}
 	}
 	return NewReference(path, dref.TagNameOnly(named).(dref.NamedTagged))
 }

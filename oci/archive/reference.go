@@ -22,7 +22,7 @@ type reference struct {
 }
 
 func errNoColon(path string) error {
-	return errors.Errorf("oci-archive path %q must not contain \":\"", path)
+	return types.UsageError{Err: errors.Errorf("oci-archive path %q must not contain \":\"", path)}
 }
 
 // Transport implements types.ImageReference.

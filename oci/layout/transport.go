@@ -59,7 +59,7 @@ func NewDigestReference(path string, d digest.Digest) (types.ImageReference, err
 		return nil, err
 	}
 	if err := d.Validate(); err != nil {
-		return nil, errors.Wrapf(err, "invalid digest %q", d)
+		return nil, types.UsageError{Err: errors.Wrapf(err, "invalid digest %q", d)}
 	}
 	return newReference(path, "", d), nil
 }
@@ -72,17 +72,17 @@ var refNameRE = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)
 // ValidateRefName checks that name is a valid org.opencontainers.image.ref.name value.
 func ValidateRefName(name string) error {
 	if len(name) > 4096 || !refNameRE.MatchString(name) {
-		return errors.Errorf("invalid image name %q in an OCI layout reference: want a tag or a reference such as example.com/repo:tag", name)
+		return types.UsageError{Err: errors.Errorf("invalid image name %q in an OCI layout reference: want a tag or a reference such as example.com/repo:tag", name)}
 	}
 	return nil
 }
 
 func checkPath(path string) error {
 	if path == "" {
-		return errors.New("OCI layout reference needs a directory path")
+		return types.UsageError{Err: errors.New("OCI layout reference needs a directory path")}
 	}
 	if strings.ContainsRune(path, 0) {
-		return errors.Errorf("OCI layout path %q contains a NUL byte", path)
+		return types.UsageError{Err: errors.Errorf("OCI layout path %q contains a NUL byte", path)}
 	}
 	return nil
 }
@@ -98,7 +98,7 @@ func SplitReference(ref string) (path, name string, d digest.Digest, err error) 
 		if alg, _, ok := strings.Cut(ref[at+1:], ":"); ok && digestAlgorithmRE.MatchString(alg) && !strings.Contains(ref[:at], ":") {
 			d = digest.Digest(ref[at+1:])
 			if err := d.Validate(); err != nil {
-				return "", "", "", errors.Wrapf(err, "invalid digest %q in OCI layout reference", d)
+				return "", "", "", types.UsageError{Err: errors.Wrapf(err, "invalid digest %q in OCI layout reference", d)}
 			}
 			path = ref[:at]
 			return path, "", d, checkPath(path)
