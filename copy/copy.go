@@ -183,18 +183,20 @@ type copier struct {
 func Image(ctx context.Context, destRef, srcRef types.ImageReference, opts *Options) (res *Result, retErr error) {
 	o := withDefaults(opts)
 	if err := validateOptions(&o); err != nil {
-		return nil, err
+		return nil, types.UsageError{Err: err}
 	}
 	src, err := srcRef.NewImageSource(ctx, o.SourceCtx)
 	if err != nil {
 		return nil, errors.Wrap(err, "opening source") // the transport names the image
 	}
-	defer func() { retErr = addCloseError(retErr, src.Close(), "closing source "+types.ImageName(srcRef)) }()
+	defer func() { retErr = types.AddCloseError(retErr, src.Close(), "closing source "+types.ImageName(srcRef)) }()
 	dest, err := destRef.NewImageDestination(ctx, o.DestinationCtx)
 	if err != nil {
 		return nil, errors.Wrap(err, "opening destination")
 	}
-	defer func() { retErr = addCloseError(retErr, dest.Close(), "closing destination "+types.ImageName(destRef)) }()
+	defer func() {
+		retErr = types.AddCloseError(retErr, dest.Close(), "closing destination "+types.ImageName(destRef))
+	}()
 
 	defer flushCache(o.BlobInfoCache)
 	c := newCopier(src, dest, srcRef, destRef, o)
@@ -285,31 +287,6 @@ func (c *copier) copyTopSingle(ctx context.Context, manBlob []byte, mimeType str
 		return nil, err
 	}
 	return w.result(nil), nil
-}
-
-// closeError keeps the first failure of a copy and adds a later Close failure to it.
-type closeError struct {
-	err      error
-	closeErr error
-}
-
-func (e *closeError) Error() string {
-	return e.err.Error() + " (also " + e.closeErr.Error() + ")"
-}
-
-// Unwrap returns both errors, so errors.Is matches either.
-func (e *closeError) Unwrap() []error { return []error{e.err, e.closeErr} }
-
-// addCloseError adds a Close error to the copy's result without replacing a first failure.
-func addCloseError(err, closeErr error, what string) error {
-	if closeErr == nil {
-		return err
-	}
-	closeErr = errors.Wrap(closeErr, what)
-	if err == nil {
-		return closeErr
-	}
-	return &closeError{err: err, closeErr: closeErr}
 }
 
 // shortDigest renders a digest for report lines: the algorithm and 12 hex digits.

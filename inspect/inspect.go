@@ -6,7 +6,6 @@ package inspect
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/distribution/reference"
@@ -71,7 +70,7 @@ func RawManifest(ctx context.Context, ref types.ImageReference, sys *types.Syste
 	if err != nil {
 		return nil, "", errors.Wrapf(err, "opening %s", types.ImageName(ref))
 	}
-	defer closeInto(src, &err)
+	defer func() { err = types.AddCloseError(err, src.Close(), "closing "+types.ImageName(ref)) }()
 	b, mimeType, err = src.GetManifest(ctx, nil)
 	if err != nil {
 		return nil, "", errors.Wrapf(err, "reading manifest of %s", types.ImageName(ref))
@@ -89,7 +88,7 @@ func Read(ctx context.Context, ref types.ImageReference, sys *types.SystemContex
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(ref))
 	}
-	defer closeInto(src, &err)
+	defer func() { err = types.AddCloseError(err, src.Close(), "closing "+types.ImageName(ref)) }()
 	img = &Image{}
 	if img.Manifest, img.MIMEType, err = src.GetManifest(ctx, nil); err != nil {
 		return nil, errors.Wrapf(err, "reading manifest of %s", types.ImageName(ref))
@@ -228,15 +227,4 @@ func Inspect(ctx context.Context, ref types.ImageReference, sys *types.SystemCon
 		}
 	}
 	return img.Summary(ref, tags)
-}
-
-// closeInto closes src and adds its error to *err without replacing an earlier failure.
-func closeInto(src types.ImageSource, err *error) {
-	if cerr := src.Close(); cerr != nil {
-		if *err == nil {
-			*err = errors.Wrapf(cerr, "closing %s", types.ImageName(src.Reference()))
-		} else {
-			*err = fmt.Errorf("%w (also closing %s: %v)", *err, types.ImageName(src.Reference()), cerr)
-		}
-	}
 }

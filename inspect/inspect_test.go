@@ -36,6 +36,7 @@ type fakeRef struct {
 	blobs     map[digest.Digest][]byte
 	tags      []string // non-nil: implements TagLister through taggedRef
 	named     reference.Named
+	closeErr  error // what the source's Close returns
 }
 
 func (r *fakeRef) Transport() types.ImageTransport  { return fakeTransport{} }
@@ -58,7 +59,7 @@ type fakeSource struct{ ref *fakeRef }
 
 func (s *fakeSource) Reference() types.ImageReference    { return s.ref }
 func (s *fakeSource) Properties() types.SourceProperties { return types.SourceProperties{} }
-func (s *fakeSource) Close() error                       { return nil }
+func (s *fakeSource) Close() error                       { return s.ref.closeErr }
 func (s *fakeSource) GetManifest(_ context.Context, instance *digest.Digest) ([]byte, string, error) {
 	if instance == nil {
 		return s.ref.top, "", nil
@@ -186,5 +187,43 @@ func TestInspectVerifiesConfig(t *testing.T) {
 	delete(r.blobs, cfg)
 	if _, err := Read(context.Background(), r, nil); !errors.Is(err, types.ErrBlobNotFound) {
 		t.Errorf("missing config: got %v, want ErrBlobNotFound", err)
+	}
+}
+
+// TestCloseErrorKept checks that a failing Close is added to the result without hiding the
+// first failure from errors.Is, and is reported on its own after a success.
+func TestCloseErrorKept(t *testing.T) {
+	t.Parallel()
+	closeErr := errors.Wrap(types.ErrNetwork, "connection reset")
+	cases := []struct {
+		name      string
+		dropBlobs bool // the config is missing: Read fails before Close
+		wantIs    []error
+		wantClass types.ErrorClass
+	}{
+		{name: "failure and close error", dropBlobs: true, wantIs: []error{types.ErrBlobNotFound, types.ErrNetwork}, wantClass: types.ClassNotFound},
+		{name: "close error only", wantIs: []error{types.ErrNetwork}, wantClass: types.ClassNetwork},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, _ := helloRef(t)
+			r.closeErr = closeErr
+			if tc.dropBlobs {
+				r.blobs = map[digest.Digest][]byte{}
+			}
+			_, err := Read(context.Background(), r, nil)
+			for _, w := range tc.wantIs {
+				if !errors.Is(err, w) {
+					t.Errorf("error %v does not match %v", err, w)
+				}
+			}
+			if c := types.Classify(err); c != tc.wantClass {
+				t.Errorf("error %v is in class %v, want %v", err, c, tc.wantClass)
+			}
+			if _, _, err := RawManifest(context.Background(), r, nil); !errors.Is(err, types.ErrNetwork) {
+				t.Errorf("RawManifest error %v does not match the Close error", err)
+			}
+		})
 	}
 }
