@@ -4,7 +4,7 @@ import "testing"
 
 // BenchmarkFromBlob measures parsing single-image manifests of each schema.
 func BenchmarkFromBlob(b *testing.B) {
-	for _, name := range []string{"oci-manifest.json", "docker-schema2.json", "schema1-signed.json"} {
+	for _, name := range []string{"oci-manifest.json", "docker-schema2.json", "schema1-libtrust-signed.json"} {
 		blob := readTestdata(b, name)
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(blob)))

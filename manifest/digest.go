@@ -80,11 +80,11 @@ func schema1Payload(b []byte) ([]byte, error) {
 			return nil, err
 		}
 		if l != length || t != tail {
-			return nil, errors.Wrap(ErrInvalidManifest, "schema1 signatures sign different payloads")
+			return nil, signatureErrorf("the signatures sign different payloads")
 		}
 	}
 	if length > len(b) {
-		return nil, errors.Wrapf(ErrInvalidManifest, "schema1 signature formatLength %d beyond %d bytes", length, len(b))
+		return nil, signatureErrorf("formatLength %d beyond %d bytes", length, len(b))
 	}
 	payload := make([]byte, 0, length+len(tail))
 	return append(append(payload, b[:length]...), tail...), nil

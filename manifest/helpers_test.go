@@ -69,6 +69,6 @@ var allTestdata = []string{
 	"docker-schema2.json", "docker-list.json",
 	"oci-manifest.json", "oci-artifact-minimal.json", "oci-artifact-without-config.json",
 	"oci-artifact-with-config.json", "oci-index.json", "oci-index-nested.json",
-	"schema1-signed.json", "schema1-unsigned.json", "schema1-throwaway.json",
+	"schema1-signed.json", "schema1-libtrust-signed.json", "schema1-unsigned.json", "schema1-throwaway.json",
 	"schema1-tampered-signed.json",
 }

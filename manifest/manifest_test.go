@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imgcopy/imgcopy/internal/iolimits"
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/types"
 )
 
 func TestGuessMIMEType(t *testing.T) {
@@ -67,7 +69,7 @@ func TestFromBlobExamples(t *testing.T) {
 		{"oci-artifact-minimal.json", imgspecv1.MediaTypeImageManifest, emptyJSON, emptyJSON, 1, 0},
 		{"oci-artifact-without-config.json", imgspecv1.MediaTypeImageManifest, emptyJSON, "sha256:e258d248fda94c63753607f7c4494ee0fcbe92f1a76bfdac795c9d84101eb317", 1, 0},
 		{"oci-artifact-with-config.json", imgspecv1.MediaTypeImageManifest, "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03", "sha256:e258d248fda94c63753607f7c4494ee0fcbe92f1a76bfdac795c9d84101eb317", 1, 0},
-		{"schema1-signed.json", DockerV2Schema1SignedMediaType, "", busybox, 3, 0},
+		{"schema1-libtrust-signed.json", DockerV2Schema1SignedMediaType, "", busybox, 3, 0},
 		{"schema1-unsigned.json", DockerV2Schema1MediaType, "", busybox, 3, 0},
 		{"schema1-throwaway.json", DockerV2Schema1MediaType, "", "sha256:6a5a5368e0c2d3e5909184fa28ddfd56072e7ff3ee9a945876f7eee5896ef5bb", 15, 10},
 	}
@@ -156,7 +158,8 @@ func TestFromBlobMalformed(t *testing.T) {
 			d["history"] = d["history"].([]any)[:2]
 			d["fsLayers"] = d["fsLayers"].([]any)[:2]
 		}), "", ErrInvalidManifest},
-		{"schema1 signature tampered with", readTestdata(t, "schema1-tampered-signed.json"), "", ErrInvalidManifest},
+		{"schema1 signature tampered with", readTestdata(t, "schema1-tampered-signed.json"), "", types.ErrSignatureInvalid},
+		{"schema1 edited after signing", readTestdata(t, "schema1-signed.json"), "", types.ErrSignatureInvalid},
 		{"schema1 payload differs", schema1SmuggledLayers(t), "", ErrInvalidManifest},
 		{"schema1 protected not base64", schema1WithProtected(t, "%%%"), "", ErrInvalidManifest},
 		{"schema1 formatLength too large", schema1WithProtected(t, protectedHeader(`{"formatLength":99999999,"formatTail":"Cn0"}`)), "", ErrInvalidManifest},

@@ -95,11 +95,15 @@ func schema1FromBlob(b []byte) (*Schema1, error) {
 	return m, nil
 }
 
-// checkSignedPayload makes sure the signed payload says the same as the whole document, so
-// that the digest (over the payload) pins what we use.
+// checkSignedPayload verifies the signatures over the signed payload and makes sure the
+// payload says the same as the whole document, so that the digest (over the payload) pins
+// what we use. A failure matches types.ErrSignatureInvalid (and ErrInvalidManifest).
 func checkSignedPayload(b []byte, m *Schema1) error {
 	payload, err := schema1Payload(b)
 	if err != nil {
+		return err
+	}
+	if err := verifySchema1Signatures(b, payload); err != nil {
 		return err
 	}
 	var p Schema1
@@ -108,7 +112,7 @@ func checkSignedPayload(b []byte, m *Schema1) error {
 	}
 	p.Signatures = m.Signatures
 	if !reflect.DeepEqual(&p, m) {
-		return errors.Wrap(ErrInvalidManifest, "schema1 signed payload differs from the manifest")
+		return signatureErrorf("the signed payload differs from the manifest")
 	}
 	return nil
 }

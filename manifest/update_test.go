@@ -290,7 +290,7 @@ func TestUpdateFromSchema1(t *testing.T) {
 
 func TestUpdateSchema1Layers(t *testing.T) {
 	t.Parallel()
-	src := mustFromBlob(t, "schema1-signed.json")
+	src := mustFromBlob(t, "schema1-libtrust-signed.json")
 	infos := blobInfos(src)
 	infos[0].Digest = digest.FromString("base")
 	out, err := Update(src, UpdateOptions{LayerInfos: infos})
