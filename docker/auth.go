@@ -183,7 +183,7 @@ func fetchToken(ctx context.Context, c *client, ch challenge, creds types.Docker
 		return nil, errors.Wrapf(err, "requesting a token for %s", c.name())
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, newRegistryError(resp, c.name(), kindOther)
+		return nil, c.statusError(resp, kindOther)
 	}
 	defer resp.Body.Close()
 	body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxAuthTokenBodySize)

@@ -32,7 +32,10 @@ type client struct {
 	retry    retryPolicy
 	// insecureOK allows falling back to plain HTTP (--tls-verify=false, or a loopback host).
 	insecureOK bool
-	userAgent  string
+	// pullOnly is set on clients that only read the repository (sources, tag listing): a 401
+	// or 403 may then mean that the repository does not exist (see ambiguousDenial).
+	pullOnly  bool
+	userAgent string
 
 	pingMu sync.Mutex
 	base   *url.URL // scheme://host once pinged
@@ -88,6 +91,11 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// statusError turns an unexpected response into a registryError (closing its body).
+func (c *client) statusError(resp *http.Response, kind objectKind) error {
+	return newRegistryError(resp, c.name(), kind, c.pullOnly)
+}
+
 // name renders HOST/REPO (HOST without a repository) for messages.
 func (c *client) name() string {
 	if c.repo == "" {
@@ -121,33 +129,58 @@ func (c *client) do(ctx context.Context, r request) (*http.Response, error) {
 	if err := c.ping(ctx); err != nil {
 		return nil, err
 	}
+	replayable := r.stream == nil // a streamed body is sent once: never retried
+	return c.withRetries(ctx, replayable,
+		func(int) (*http.Response, error) { return c.send(ctx, r) },
+		func(resp *http.Response) bool { return c.auth.setChallenges(resp, r.scopes) })
+}
+
+// sendRetrying sends a prepared request (ping, token requests, foreign layer URLs) with
+// retries of transient failures; a body is resent only when req.GetBody can replay it. It
+// does not answer auth challenges.
+func (c *client) sendRetrying(ctx context.Context, req *http.Request) (*http.Response, error) {
+	replayable := req.Body == nil || req.GetBody != nil
+	return c.withRetries(ctx, replayable, func(attempt int) (*http.Response, error) {
+		if attempt > 0 && req.GetBody != nil {
+			b, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			req.Body = b
+		}
+		return c.sendLogged(req)
+	}, nil)
+}
+
+// withRetries is the one retry loop of the client. It calls send (attempt counts from 0) and
+// retries, after a back-off, network errors and retryable statuses, at most c.retry.times
+// times and only when the request is replayable. When challenge is set, a 401 of a
+// replayable request is retried once, without counting as a retry, if challenge says the new
+// challenge can be answered (a new token, other credentials). The last response is returned
+// whatever its status; once the retries are used up the caller turns it into an error.
+func (c *client) withRetries(ctx context.Context, replayable bool, send func(attempt int) (*http.Response, error), challenge func(*http.Response) bool) (*http.Response, error) {
 	authRetried := false
-	for attempt := 0; ; attempt++ {
-		resp, err := c.send(ctx, r)
-		canRetry := r.stream == nil && attempt < c.retry.times
-		if err != nil {
+	for attempt, sent := 0, 0; ; attempt, sent = attempt+1, sent+1 {
+		resp, err := send(sent)
+		canRetry := replayable && attempt < c.retry.times
+		switch {
+		case err != nil:
 			if !canRetry || !retryableError(ctx, err) {
 				return nil, err
 			}
-			if err := c.backoff(ctx, attempt, nil, err); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if resp.StatusCode == http.StatusUnauthorized && !authRetried && r.stream == nil && c.auth.setChallenges(resp, r.scopes) {
+		case resp.StatusCode == http.StatusUnauthorized && challenge != nil && replayable && !authRetried && challenge(resp):
 			drain(resp)
 			authRetried = true
-			attempt--
+			attempt-- // answering a challenge is not a retry
 			continue
-		}
-		if canRetry && retryableStatus(resp.StatusCode) {
+		case canRetry && retryableStatus(resp.StatusCode):
 			drain(resp)
-			if err := c.backoff(ctx, attempt, resp, nil); err != nil {
-				return nil, err
-			}
-			continue
+		default:
+			return resp, nil
 		}
-		return resp, nil
+		if err := c.backoff(ctx, attempt, resp, err); err != nil {
+			return nil, err
+		}
 	}
 }
 
@@ -209,31 +242,6 @@ func (c *client) send(ctx context.Context, r request) (*http.Response, error) {
 	return c.sendLogged(req)
 }
 
-// sendRetrying sends a prepared request (token requests) with retries of transient failures.
-func (c *client) sendRetrying(ctx context.Context, req *http.Request) (*http.Response, error) {
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 && req.GetBody != nil {
-			b, err := req.GetBody()
-			if err != nil {
-				return nil, err
-			}
-			req.Body = b
-		}
-		resp, err := c.sendLogged(req)
-		canRetry := attempt < c.retry.times && (req.Body == nil || req.GetBody != nil)
-		switch {
-		case err != nil && canRetry && retryableError(ctx, err):
-		case err == nil && canRetry && retryableStatus(resp.StatusCode):
-			drain(resp)
-		default:
-			return resp, err
-		}
-		if err := c.backoff(ctx, attempt, resp, err); err != nil {
-			return nil, err
-		}
-	}
-}
-
 func (c *client) sendLogged(req *http.Request) (*http.Response, error) {
 	req.Header.Set("User-Agent", c.userAgent)
 	resp, err := c.http.Do(req)
@@ -266,7 +274,10 @@ func sanitizeError(err error) error {
 	return &transportError{msg: msg, err: ue.Err}
 }
 
-// transportError is a sanitized network error.
+// transportError is a request that got no response, or a body that broke off (connection,
+// TLS or protocol failure, e.g. "server gave HTTP response to HTTPS client"), its message
+// sanitized. It matches types.ErrNetwork whatever its cause, and its cause stays reachable
+// with errors.Is/As.
 type transportError struct {
 	msg string
 	err error
@@ -276,6 +287,9 @@ func (e *transportError) Error() string { return e.msg }
 
 // Unwrap returns the cause.
 func (e *transportError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, types.ErrNetwork) true.
+func (e *transportError) Is(target error) bool { return target == types.ErrNetwork }
 
 func cloneURL(u *url.URL) *url.URL {
 	c := *u
@@ -347,5 +361,5 @@ func (c *client) pingOnce(ctx context.Context, base *url.URL, fallback bool) err
 		drain(resp)
 		return nil
 	}
-	return newRegistryError(resp, c.name(), kindOther)
+	return c.statusError(resp, kindOther)
 }

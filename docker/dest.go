@@ -131,7 +131,7 @@ func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.Bl
 		return types.BlobInfo{}, retryableError(ctx, err) && d.rewind(r, sr), err
 	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusCreated {
-		err := newRegistryError(resp, d.c.name(), kindOther)
+		err := d.c.statusError(resp, kindOther)
 		d.cancelUpload(loc)
 		// 404 means the session vanished (BLOB_UPLOAD_UNKNOWN): a new one may work.
 		restart := retryableStatus(resp.StatusCode) || resp.StatusCode == http.StatusNotFound
@@ -211,7 +211,7 @@ func (d *destination) startUpload(ctx context.Context, query url.Values) (*url.U
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusAccepted {
-		return nil, newRegistryError(resp, d.c.name(), kindOther)
+		return nil, d.c.statusError(resp, kindOther)
 	}
 	drain(resp)
 	return locationOf(resp, nil)
@@ -241,7 +241,7 @@ func (d *destination) finishUpload(ctx context.Context, loc *url.URL, dg digest.
 		return err
 	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusAccepted {
-		return newRegistryError(resp, d.c.name(), kindBlob)
+		return d.c.statusError(resp, kindBlob)
 	}
 	drain(resp)
 	return nil

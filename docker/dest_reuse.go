@@ -124,7 +124,7 @@ func (d *destination) mount(ctx context.Context, cand candidate) (bool, error) {
 		}
 		return false, nil
 	}
-	return false, newRegistryError(resp, d.c.name(), kindBlob)
+	return false, d.c.statusError(resp, kindBlob)
 }
 
 // blobExists HEADs a blob in this repository and returns its size (-1 if not sent).
@@ -141,7 +141,7 @@ func (d *destination) blobExists(ctx context.Context, dg digest.Digest) (int64, 
 		drain(resp)
 		return -1, false, nil
 	}
-	return -1, false, newRegistryError(resp, d.c.name(), kindBlob)
+	return -1, false, d.c.statusError(resp, kindBlob)
 }
 
 func (d *destination) recordLocation(cache types.BlobInfoCache, dg digest.Digest) {
@@ -243,7 +243,7 @@ func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, 
 		drain(resp)
 		return false, nil
 	}
-	return false, errors.Wrapf(newRegistryError(resp, d.c.name(), kindManifest), "checking manifest %s in %s", dg, types.ImageName(d.ref))
+	return false, errors.Wrapf(d.c.statusError(resp, kindManifest), "checking manifest %s in %s", dg, types.ImageName(d.ref))
 }
 
 // tagPointsAt reports whether tag is known to point at the manifest dg. No such tag, no
@@ -259,7 +259,7 @@ func (d *destination) tagPointsAt(ctx context.Context, tag string, dg digest.Dig
 		drain(resp)
 		return resp.StatusCode == http.StatusOK && resp.Header.Get("Docker-Content-Digest") == dg.String(), nil
 	}
-	return false, errors.Wrapf(newRegistryError(resp, d.c.name(), kindManifest), "checking tag %s in %s", tag, types.ImageName(d.ref))
+	return false, errors.Wrapf(d.c.statusError(resp, kindManifest), "checking tag %s in %s", tag, types.ImageName(d.ref))
 }
 
 func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeType string, scopes []scope) error {
@@ -273,7 +273,7 @@ func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeT
 		return nil
 	}
 	status := resp.StatusCode
-	err = newRegistryError(resp, c.name(), kindManifest)
+	err = c.statusError(resp, kindManifest)
 	if re, ok := asRegistryError(err); status == http.StatusUnsupportedMediaType ||
 		(ok && status == http.StatusBadRequest && re.hasCode(codeManifestInvalid, codeUnsupported, codeManifestUnverified)) {
 		return types.ManifestTypeRejectedError{MIMEType: mimeType, Err: err}

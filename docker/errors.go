@@ -100,26 +100,44 @@ func parseErrorBody(body []byte) []errorDetail {
 type objectKind int
 
 const (
-	kindOther objectKind = iota
-	kindManifest
-	kindBlob
+	kindOther      objectKind = iota
+	kindManifest              // a manifest by tag or digest
+	kindBlob                  // a blob by digest
+	kindRepository            // the repository itself (its tag list)
 )
 
-// registryError is an unexpected HTTP response from a registry. It matches the sentinel its
-// status maps to (types.ErrUnauthorized, types.ErrDenied, types.ErrManifestNotFound,
-// types.ErrBlobNotFound) with errors.Is.
+// Registry error codes that say what is missing (distribution-spec "Error Codes").
+const (
+	codeNameUnknown     = "NAME_UNKNOWN"
+	codeManifestUnknown = "MANIFEST_UNKNOWN"
+	codeBlobUnknown     = "BLOB_UNKNOWN"
+)
+
+// rateLimitHeaders are the response headers worth quoting when a registry throttles us:
+// Retry-After and the rate-limit headers of Docker Hub (RateLimit-*) and others (X-RateLimit-*).
+var rateLimitHeaders = []string{
+	"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+	"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+}
+
+// registryError is an unexpected HTTP response from a registry. It matches, with errors.Is,
+// the sentinels its status and error codes map to (types.ErrUnauthorized, types.ErrDenied,
+// types.ErrNotFoundOrDenied, types.ErrManifestNotFound, types.ErrBlobNotFound,
+// types.ErrRepositoryNotFound, types.ErrRateLimited).
 type registryError struct {
-	status   int
-	method   string
-	url      string // sanitized
-	name     string // HOST/REPO
-	details  []errorDetail
-	sentinel error // nil when the status has none
+	status    int
+	method    string
+	url       string // sanitized
+	name      string // HOST/REPO
+	details   []errorDetail
+	rateLimit string // the rate-limit headers of a 429, "Retry-After: 60, RateLimit-Remaining: 0"
+	sentinels []error
 }
 
 // newRegistryError reads (a capped amount of) resp's body and closes it. It is the one place
-// that maps HTTP status codes onto our sentinels.
-func newRegistryError(resp *http.Response, name string, kind objectKind) error {
+// that maps HTTP statuses and registry error codes onto our sentinels; pullOnly says that the
+// client only reads from the repository (see ambiguousDenial).
+func newRegistryError(resp *http.Response, name string, kind objectKind, pullOnly bool) error {
 	body, _ := iolimits.ReadAtMost(resp.Body, iolimits.MaxErrorBodySize)
 	resp.Body.Close()
 	e := &registryError{
@@ -128,43 +146,116 @@ func newRegistryError(resp *http.Response, name string, kind objectKind) error {
 	}
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
-		e.sentinel = types.ErrUnauthorized
+		e.sentinels = append(e.sentinels, types.ErrUnauthorized)
 	case http.StatusForbidden:
-		e.sentinel = types.ErrDenied
-	case http.StatusNotFound:
-		switch kind {
-		case kindManifest:
-			e.sentinel = types.ErrManifestNotFound
-		case kindBlob:
-			e.sentinel = types.ErrBlobNotFound
-		}
+		e.sentinels = append(e.sentinels, types.ErrDenied)
+	case http.StatusTooManyRequests:
+		e.sentinels = append(e.sentinels, types.ErrRateLimited)
+	}
+	denied := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
+	if denied && pullOnly && kind != kindOther && ambiguousDenial(resp) {
+		e.sentinels = append(e.sentinels, types.ErrNotFoundOrDenied)
+	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode >= 400 && len(e.sentinels) == 0 {
+		e.sentinels = append(e.sentinels, notFoundSentinels(e, kind)...)
+	}
+	if e.hasCode(codeTooManyRequests) && resp.StatusCode != http.StatusTooManyRequests {
+		e.sentinels = append(e.sentinels, types.ErrRateLimited)
+	}
+	if e.is(types.ErrRateLimited) {
+		e.rateLimit = rateLimitInfo(resp.Header)
 	}
 	return e
 }
 
+// ambiguousDenial reports whether a 401/403 answer to a read may just as well mean that the
+// repository does not exist. Docker Hub, Quay, GHCR and others refuse a missing repository
+// instead of answering 404, so as not to reveal which names exist: with a token, or anonymously,
+// the GET of a missing repository's manifest gets 401 with error="insufficient_scope", or 403
+// DENIED. A 401 that asks for credentials we did not send, or refuses Basic credentials, is
+// plain "authentication required".
+func ambiguousDenial(resp *http.Response) bool {
+	if m := resp.Request.Method; m != http.MethodGet && m != http.MethodHead {
+		return false
+	}
+	if resp.StatusCode == http.StatusForbidden {
+		return true
+	}
+	for _, c := range parseAuthHeader(resp.Header.Values("WWW-Authenticate")) {
+		if c.Params["error"] == "insufficient_scope" {
+			return true
+		}
+	}
+	return strings.HasPrefix(resp.Request.Header.Get("Authorization"), "Bearer ")
+}
+
+// notFoundSentinels returns the "not found" sentinels for a 404 (by what was asked for) or for
+// another failure status whose error codes say something is missing.
+func notFoundSentinels(e *registryError, kind objectKind) []error {
+	var out []error
+	if e.hasCode(codeNameUnknown) {
+		out = append(out, types.ErrRepositoryNotFound)
+	}
+	switch {
+	case kind == kindManifest && (e.status == http.StatusNotFound || e.hasCode(codeManifestUnknown, codeNameUnknown)):
+		out = append(out, types.ErrManifestNotFound)
+	case kind == kindBlob && (e.status == http.StatusNotFound || e.hasCode(codeBlobUnknown, codeNameUnknown)):
+		out = append(out, types.ErrBlobNotFound)
+	case kind == kindRepository && e.status == http.StatusNotFound && len(out) == 0:
+		out = append(out, types.ErrRepositoryNotFound)
+	}
+	return out
+}
+
+// rateLimitInfo renders the rate-limit headers present in h, or "".
+func rateLimitInfo(h http.Header) string {
+	var parts []string
+	for _, k := range rateLimitHeaders {
+		if v := h.Get(k); v != "" {
+			parts = append(parts, k+": "+truncate(strings.Join(strings.Fields(v), " ")))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (e *registryError) Error() string {
 	var b strings.Builder
-	switch e.status {
-	case http.StatusUnauthorized:
+	switch {
+	case e.is(types.ErrNotFoundOrDenied):
+		fmt.Fprintf(&b, "%s: not found or not authorized (the repository may not exist, or these credentials may not read it): ", e.name)
+	case e.status == http.StatusUnauthorized:
 		fmt.Fprintf(&b, "authentication required for %s: ", e.name)
-	case http.StatusForbidden:
+	case e.status == http.StatusForbidden:
 		fmt.Fprintf(&b, "access denied to %s: ", e.name)
-	case http.StatusNotFound:
-		if e.sentinel != nil {
-			fmt.Fprintf(&b, "%v: ", e.sentinel)
-		}
-		fmt.Fprintf(&b, "repository or tag not found in %s: ", e.name)
+	case e.is(types.ErrRateLimited):
+		fmt.Fprintf(&b, "rate limited by %s: ", e.name)
+	case e.is(types.ErrRepositoryNotFound):
+		fmt.Fprintf(&b, "repository %s not found: ", e.name)
+	case e.is(types.ErrManifestNotFound):
+		fmt.Fprintf(&b, "manifest not found: repository or tag not found in %s: ", e.name)
+	case e.is(types.ErrBlobNotFound):
+		fmt.Fprintf(&b, "blob not found in %s: ", e.name)
 	}
 	fmt.Fprintf(&b, "%s %s: %d %s", e.method, e.url, e.status, http.StatusText(e.status))
 	for _, d := range e.details {
 		b.WriteString("; " + d.String())
 	}
+	if e.rateLimit != "" {
+		b.WriteString(" (" + e.rateLimit + ")")
+	}
 	return b.String()
 }
 
-// Is matches the sentinel for the status.
-func (e *registryError) Is(target error) bool {
-	return e.sentinel != nil && target == e.sentinel
+// Is matches the sentinels for the status and error codes.
+func (e *registryError) Is(target error) bool { return e.is(target) }
+
+func (e *registryError) is(target error) bool {
+	for _, s := range e.sentinels {
+		if s == target {
+			return true
+		}
+	}
+	return false
 }
 
 // hasCode reports whether the registry sent one of codes.

@@ -1,7 +1,9 @@
 package docker
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -10,6 +12,10 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
 )
 
 func TestParseErrorBody(t *testing.T) {
@@ -191,5 +197,123 @@ func TestErrorDetailIsValidUTF8Capped(t *testing.T) {
 	ds := parseErrorBody([]byte(long))
 	if len(ds) != 1 || !utf8.ValidString(ds[0].String()) || len(ds[0].String()) > 300 {
 		t.Errorf("detail not capped: %q", ds)
+	}
+}
+
+// TestRegistryErrorMapping checks the one place that maps statuses and error codes onto
+// sentinels and classes, including when a 401/403 reads "not found or not authorized".
+func TestRegistryErrorMapping(t *testing.T) {
+	t.Parallel()
+	const bearerChallenge = `Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"`
+	cases := []struct {
+		name       string
+		status     int
+		method     string // GET when empty
+		kind       objectKind
+		pullOnly   bool
+		auth       string // Authorization header sent
+		challenge  string // WWW-Authenticate of the response
+		code       string // registry error code in the body
+		header     http.Header
+		wantIs     []error
+		wantNot    []error
+		wantClass  types.ErrorClass
+		wantPhrase []string
+	}{
+		{name: "manifest unknown", status: 404, kind: kindManifest, pullOnly: true, code: "MANIFEST_UNKNOWN",
+			wantIs: []error{types.ErrManifestNotFound}, wantNot: []error{types.ErrRepositoryNotFound}, wantClass: types.ClassNotFound,
+			wantPhrase: []string{"repository or tag not found in reg.example/a/b", "MANIFEST_UNKNOWN"}},
+		{name: "repository unknown on a manifest GET", status: 404, kind: kindManifest, pullOnly: true, code: "NAME_UNKNOWN",
+			wantIs: []error{types.ErrManifestNotFound, types.ErrRepositoryNotFound}, wantClass: types.ClassNotFound,
+			wantPhrase: []string{"repository reg.example/a/b not found"}},
+		{name: "blob unknown", status: 404, kind: kindBlob, pullOnly: true, code: "BLOB_UNKNOWN",
+			wantIs: []error{types.ErrBlobNotFound}, wantClass: types.ClassNotFound, wantPhrase: []string{"blob not found in reg.example/a/b"}},
+		{name: "blob unknown with another status", status: 400, method: http.MethodHead, kind: kindBlob, code: "BLOB_UNKNOWN",
+			wantIs: []error{types.ErrBlobNotFound}, wantClass: types.ClassNotFound},
+		{name: "tags of a missing repository", status: 404, kind: kindRepository, pullOnly: true,
+			wantIs: []error{types.ErrRepositoryNotFound}, wantClass: types.ClassNotFound},
+		{name: "NAME_UNKNOWN elsewhere", status: 404, kind: kindOther, code: "NAME_UNKNOWN",
+			wantIs: []error{types.ErrRepositoryNotFound}, wantNot: []error{types.ErrManifestNotFound, types.ErrBlobNotFound}, wantClass: types.ClassNotFound},
+		{name: "404 of something else", status: 404, kind: kindOther, wantClass: types.ClassOther},
+		{name: "basic credentials asked for", status: 401, kind: kindManifest, pullOnly: true, challenge: `Basic realm="reg"`,
+			wantIs: []error{types.ErrUnauthorized}, wantNot: []error{types.ErrNotFoundOrDenied}, wantClass: types.ClassAuth,
+			wantPhrase: []string{"authentication required for reg.example/a/b"}},
+		{name: "basic credentials refused", status: 401, kind: kindManifest, pullOnly: true, auth: "Basic YTpi", challenge: `Basic realm="reg"`,
+			wantIs: []error{types.ErrUnauthorized}, wantNot: []error{types.ErrNotFoundOrDenied}, wantClass: types.ClassAuth},
+		{name: "insufficient scope on a pull", status: 401, kind: kindManifest, pullOnly: true,
+			challenge: bearerChallenge + `,error="insufficient_scope"`, code: "UNAUTHORIZED",
+			wantIs: []error{types.ErrUnauthorized, types.ErrNotFoundOrDenied}, wantClass: types.ClassAuth,
+			wantPhrase: []string{"reg.example/a/b: not found or not authorized", "may not exist", "UNAUTHORIZED"}},
+		{name: "token refused on a pull", status: 401, kind: kindBlob, pullOnly: true, auth: "Bearer SECRETTOKEN", challenge: bearerChallenge,
+			wantIs: []error{types.ErrNotFoundOrDenied}, wantClass: types.ClassAuth},
+		{name: "tag list refused", status: 401, kind: kindRepository, pullOnly: true, auth: "Bearer SECRETTOKEN",
+			wantIs: []error{types.ErrNotFoundOrDenied}, wantClass: types.ClassAuth},
+		{name: "insufficient scope on a push", status: 401, method: http.MethodHead, kind: kindBlob,
+			challenge: bearerChallenge + `,error="insufficient_scope"`,
+			wantIs:    []error{types.ErrUnauthorized}, wantNot: []error{types.ErrNotFoundOrDenied}, wantClass: types.ClassAuth},
+		{name: "token endpoint refuses", status: 401, kind: kindOther, pullOnly: true, challenge: `Basic realm="token"`,
+			wantIs: []error{types.ErrUnauthorized}, wantNot: []error{types.ErrNotFoundOrDenied}, wantClass: types.ClassAuth},
+		{name: "denied on a pull", status: 403, kind: kindManifest, pullOnly: true, code: "DENIED",
+			wantIs: []error{types.ErrDenied, types.ErrNotFoundOrDenied}, wantClass: types.ClassAuth,
+			wantPhrase: []string{"not found or not authorized"}},
+		{name: "denied on a push", status: 403, method: http.MethodPut, kind: kindManifest, code: "DENIED",
+			wantIs: []error{types.ErrDenied}, wantNot: []error{types.ErrNotFoundOrDenied}, wantClass: types.ClassAuth,
+			wantPhrase: []string{"access denied to reg.example/a/b"}},
+		{name: "throttled", status: 429, kind: kindManifest, pullOnly: true, auth: "Bearer SECRETTOKEN", code: "TOOMANYREQUESTS",
+			header: http.Header{"Retry-After": {"60"}, "Ratelimit-Limit": {"100;w=21600"}, "Ratelimit-Remaining": {"0;w=21600"}},
+			wantIs: []error{types.ErrRateLimited}, wantNot: []error{types.ErrNotFoundOrDenied}, wantClass: types.ClassRateLimited,
+			wantPhrase: []string{"rate limited by reg.example/a/b", "Retry-After: 60", "RateLimit-Limit: 100;w=21600", "RateLimit-Remaining: 0;w=21600"}},
+		{name: "throttled without headers", status: 429, kind: kindOther,
+			wantIs: []error{types.ErrRateLimited}, wantClass: types.ClassRateLimited},
+		{name: "TOOMANYREQUESTS with 503", status: 503, kind: kindBlob, code: "TOOMANYREQUESTS",
+			wantIs: []error{types.ErrRateLimited}, wantClass: types.ClassRateLimited},
+		{name: "server error", status: 500, kind: kindManifest, pullOnly: true, code: "UNKNOWN", wantClass: types.ClassOther},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			method := tc.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			req := httptest.NewRequest(method, "https://reg.example/v2/a/b/manifests/t?sig=SECRETSIG", nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			h := http.Header{}
+			for k, v := range tc.header {
+				h[http.CanonicalHeaderKey(k)] = v
+			}
+			if tc.challenge != "" {
+				h.Set("WWW-Authenticate", tc.challenge)
+			}
+			body := ""
+			if tc.code != "" {
+				body = `{"errors":[{"code":"` + tc.code + `","message":"m"}]}`
+			}
+			resp := &http.Response{StatusCode: tc.status, Header: h, Request: req, Body: io.NopCloser(strings.NewReader(body))}
+			err := newRegistryError(resp, "reg.example/a/b", tc.kind, tc.pullOnly)
+			for _, s := range tc.wantIs {
+				if !errors.Is(err, s) {
+					t.Errorf("%q does not match %v", err, s)
+				}
+			}
+			for _, s := range tc.wantNot {
+				if errors.Is(err, s) {
+					t.Errorf("%q matches %v", err, s)
+				}
+			}
+			if c := types.Classify(err); c != tc.wantClass {
+				t.Errorf("%q is in class %v, want %v", err, c, tc.wantClass)
+			}
+			for _, p := range tc.wantPhrase {
+				if !strings.Contains(err.Error(), p) {
+					t.Errorf("%q does not contain %q", err, p)
+				}
+			}
+			if strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("%q shows the query or the token", err)
+			}
+		})
 	}
 }

@@ -16,7 +16,7 @@ import (
 // challenge, must end in 200. Refused credentials are types.ErrUnauthorized.
 func CheckAuth(ctx context.Context, sys *types.SystemContext, registry string) error {
 	if registry == "" || strings.ContainsAny(registry, "/ @") {
-		return errors.Errorf("%q is not a registry host (HOST[:PORT])", registry)
+		return types.UsageError{Err: errors.Errorf("%q is not a registry host (HOST[:PORT])", registry)}
 	}
 	host := registry
 	if registry == dockerHubDomain || registry == "index.docker.io" {
@@ -35,5 +35,5 @@ func CheckAuth(ctx context.Context, sys *types.SystemContext, registry string) e
 		drain(resp)
 		return nil
 	}
-	return errors.Wrapf(newRegistryError(resp, registry, kindOther), "checking the credentials for %s", registry)
+	return errors.Wrapf(c.statusError(resp, kindOther), "checking the credentials for %s", registry)
 }

@@ -134,7 +134,7 @@ func (r reference) DeleteImage(ctx context.Context, sys *types.SystemContext) er
 		return errors.Wrapf(err, "deleting %s", types.ImageName(r))
 	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
-		return errors.Wrapf(newRegistryError(resp, c.name(), kindManifest), "deleting %s", types.ImageName(r))
+		return errors.Wrapf(c.statusError(resp, kindManifest), "deleting %s", types.ImageName(r))
 	}
 	drain(resp)
 	return nil
@@ -149,7 +149,7 @@ func (c *client) resolveDigest(ctx context.Context, tag string, scopes []scope) 
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", newRegistryError(resp, c.name(), kindManifest)
+		return "", c.statusError(resp, kindManifest)
 	}
 	drain(resp)
 	if d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
@@ -169,6 +169,7 @@ func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]st
 		return nil, err
 	}
 	defer c.close()
+	c.pullOnly = true
 	tags, err := c.listTags(ctx)
 	if err != nil {
 		return nil, errors.Wrapf(err, "listing tags of %s", c.name())
@@ -186,7 +187,7 @@ func (c *client) listTags(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		if resp.StatusCode != http.StatusOK {
-			return nil, newRegistryError(resp, c.name(), kindOther)
+			return nil, c.statusError(resp, kindRepository)
 		}
 		body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
 		resp.Body.Close()

@@ -39,6 +39,7 @@ func newImageSource(ctx context.Context, sys *types.SystemContext, ref reference
 	if err != nil {
 		return nil, err
 	}
+	c.pullOnly = true
 	s := &source{ref: ref, c: c, scopes: []scope{{repo: ref.repo(), actions: "pull"}}}
 	// Fetch the manifest now so that a missing image or refused access fails the open, as
 	// users expect from "imgcopy docker://nonexistent …".
@@ -87,7 +88,7 @@ func (c *client) getManifest(ctx context.Context, ref string, scopes []scope) ([
 		return nil, "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", newRegistryError(resp, c.name(), kindManifest)
+		return nil, "", c.statusError(resp, kindManifest)
 	}
 	defer resp.Body.Close()
 	body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
@@ -190,7 +191,7 @@ func (c *client) getBlob(ctx context.Context, d digest.Digest, scopes []scope) (
 		return nil, -1, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, -1, newRegistryError(resp, c.name(), kindBlob)
+		return nil, -1, c.statusError(resp, kindBlob)
 	}
 	size := resp.ContentLength // -1 when unknown
 	logrus.WithFields(logrus.Fields{"digest": d, "size": size}).Debug("blob download started")
@@ -226,6 +227,9 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 		}
 	}
 	if r.left <= 0 || !retryableError(r.ctx, err) {
+		if retryableError(r.ctx, err) { // the connection kept breaking: a network failure
+			err = &transportError{msg: err.Error(), err: err}
+		}
 		r.err = errors.Wrapf(err, "reading blob %s", r.d)
 		return n, r.err
 	}
