@@ -39,10 +39,10 @@ func TestCLIDigestMismatch(t *testing.T) {
 	}
 	dest := filepath.Join(tmp, "dest")
 	res := cli(t, "--quiet", "oci:"+src+":latest", "oci:"+dest+":latest")
-	if res.code != 1 || !strings.Contains(res.stderr, "digest mismatch") || !strings.Contains(res.stderr, layer.String()) {
-		t.Errorf("exit %d, stderr %q; want exit 1 naming %s and the mismatch", res.code, res.stderr, layer)
+	if res.code != 6 || !strings.Contains(res.stderr, "digest mismatch") || !strings.Contains(res.stderr, layer.String()) {
+		t.Errorf("exit %d, stderr %q; want exit 6 naming %s and the mismatch", res.code, res.stderr, layer)
 	}
-	if res := cli(t, "inspect", "oci:"+dest+":latest"); res.code != 1 {
+	if res := cli(t, "inspect", "oci:"+dest+":latest"); res.code != 3 {
 		t.Errorf("the failed copy left an image at the destination: %s", res.stdout)
 	}
 	if _, err := os.Stat(filepath.Join(dest, "blobs", "sha256", layer.Encoded())); err == nil {
@@ -104,7 +104,7 @@ func TestCLIInterrupt(t *testing.T) {
 	if !strings.Contains(stderr.String(), "interrupted") {
 		t.Errorf("stderr %q does not say it was interrupted", stderr.String())
 	}
-	if res := cli(t, "inspect", "oci:"+dest+":latest"); res.code != 1 {
+	if res := cli(t, "inspect", "oci:"+dest+":latest"); res.code != 3 {
 		t.Errorf("the interrupted copy left an image at the destination: %s", res.stdout)
 	}
 }

@@ -57,7 +57,7 @@ func TestCLIMultiPlatform(t *testing.T) {
 		})
 	}
 	res := cli(t, "--quiet", "--platform", "windows/amd64", "--multi-arch", "system", "oci:"+src+":latest", "dir:"+filepath.Join(t.TempDir(), "none"))
-	if res.code != 1 || !strings.Contains(res.stderr, "linux/arm64") {
+	if res.code != 3 || !strings.Contains(res.stderr, "linux/arm64") {
 		t.Errorf("missing platform: exit %d, stderr %q (want the available platforms listed)", res.code, res.stderr)
 	}
 	res = mustCLI(t, "--override-arch", "arm64", "inspect", "--format", "{{.Digest}} {{.Architecture}}", "oci:"+src+":latest")

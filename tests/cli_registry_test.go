@@ -61,7 +61,7 @@ func TestCLIRegistry(t *testing.T) {
 
 	run("delete", "--tls-verify=false", "docker://"+reg.Host+"/imgcopy/hello@"+hello.ManifestDigest.String())
 	res = cliIn(t, home, "", "inspect", "--tls-verify=false", image)
-	if res.code != 1 || !strings.Contains(res.stderr, "imgcopy/hello:v1") {
+	if res.code != 3 || !strings.Contains(res.stderr, "imgcopy/hello:v1") {
 		t.Errorf("inspect after delete: exit %d, stderr %q", res.code, res.stderr)
 	}
 }
@@ -73,12 +73,12 @@ func TestCLIRegistryAuth(t *testing.T) {
 	image := "docker://" + reg.Host + "/private/hello:v1"
 
 	res := cli(t, "--quiet", "--dest-tls-verify=false", "oci:examples/hello:latest", image)
-	if res.code != 1 || !strings.Contains(res.stderr, "authentication required") || !strings.Contains(res.stderr, "imgcopy login") ||
+	if res.code != 4 || !strings.Contains(res.stderr, "authentication required") || !strings.Contains(res.stderr, "imgcopy login") ||
 		!strings.Contains(res.stderr, reg.Host) || strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 {
 		t.Errorf("push without credentials: exit %d, stderr %q", res.code, res.stderr)
 	}
 	res = cli(t, "--quiet", "--dest-tls-verify=false", "--dest-creds", "alice:wrong", "oci:examples/hello:latest", image)
-	if res.code != 1 || !strings.Contains(res.stderr, "authentication required") {
+	if res.code != 4 || !strings.Contains(res.stderr, "authentication required") {
 		t.Errorf("push with a wrong password: exit %d, stderr %q", res.code, res.stderr)
 	}
 	mustCLI(t, "--quiet", "--dest-tls-verify=false", "--dest-creds", "alice:s3cret", "oci:examples/hello:latest", image)
@@ -97,7 +97,7 @@ func TestCLIRegistryTLS(t *testing.T) {
 	reg := testregistry.Start(t, testregistry.Options{TLS: true})
 	image := "docker://" + reg.Host + "/tls/hello:v1"
 	res := cli(t, "--quiet", "oci:examples/hello:latest", image)
-	if res.code != 1 || !strings.Contains(res.stderr, "certificate") || !strings.Contains(res.stderr, "--dest-cert-dir") {
+	if res.code != 7 || !strings.Contains(res.stderr, "certificate") || !strings.Contains(res.stderr, "--dest-cert-dir") {
 		t.Errorf("push to an unknown CA: exit %d, stderr %q", res.code, res.stderr)
 	}
 	mustCLI(t, "--quiet", "--dest-cert-dir", reg.CertDir, "oci:examples/hello:latest", image)

@@ -222,7 +222,8 @@ func TestCLIProgressJSON(t *testing.T) {
 	}
 }
 
-// TestCLIExitCodes checks usage errors (2), failures (1) and their messages.
+// TestCLIExitCodes checks usage errors (2), missing images (3) and their messages;
+// TestCLIErrorClasses covers every class against a registry.
 func TestCLIExitCodes(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
@@ -236,10 +237,10 @@ func TestCLIExitCodes(t *testing.T) {
 		{"unknown flag", []string{"--frobnicate", "oci:examples/hello:latest", "dir:" + tmp}, 2, []string{"flag provided but not defined"}},
 		{"unknown transport", []string{"foo:bar", "dir:" + tmp}, 2, []string{`transport "foo"`, "known transports: dir, docker, docker-archive, oci, oci-archive"}},
 		{"bad docker reference", []string{"docker://UPPER/Case", "dir:" + tmp}, 2, []string{"docker"}},
-		{"missing tag", []string{"oci:examples/hello:nope", "dir:" + filepath.Join(tmp, "x")}, 1, []string{"oci:examples/hello:nope", "list-tags"}},
-		{"missing layout", []string{"oci:" + filepath.Join(tmp, "none") + ":latest", "dir:" + filepath.Join(tmp, "y")}, 1, []string{"imgcopy: "}},
-		{"missing archive", []string{"docker-archive:" + filepath.Join(tmp, "none.tar"), "dir:" + filepath.Join(tmp, "z")}, 1, []string{"none.tar"}},
-		{"inspect missing image", []string{"inspect", "oci:examples/hello:nope"}, 1, []string{"nope"}},
+		{"missing tag", []string{"oci:examples/hello:nope", "dir:" + filepath.Join(tmp, "x")}, 3, []string{"oci:examples/hello:nope", "list-tags"}},
+		{"missing layout", []string{"oci:" + filepath.Join(tmp, "none") + ":latest", "dir:" + filepath.Join(tmp, "y")}, 3, []string{"imgcopy: "}},
+		{"missing archive", []string{"docker-archive:" + filepath.Join(tmp, "none.tar"), "dir:" + filepath.Join(tmp, "z")}, 3, []string{"none.tar"}},
+		{"inspect missing image", []string{"inspect", "oci:examples/hello:nope"}, 3, []string{"nope"}},
 		{"list-tags on dir", []string{"list-tags", "dir:" + tmp}, 2, []string{"cannot list tags"}},
 	}
 	for _, tc := range cases {
@@ -359,7 +360,7 @@ func TestCLIListTagsAndDelete(t *testing.T) {
 	if got := blobs(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("blobs after delete:\n%v\nwant\n%v", got, want)
 	}
-	if res := cli(t, "inspect", "oci:"+layout+":docker"); res.code != 1 {
+	if res := cli(t, "inspect", "oci:"+layout+":docker"); res.code != 3 {
 		t.Errorf("inspect of the deleted image: exit %d", res.code)
 	}
 	mustCLI(t, "inspect", "oci:"+layout+":latest")
@@ -388,7 +389,7 @@ func TestCLILoginLogout(t *testing.T) {
 		reg := testregistry.Start(t, testregistry.Options{BasicAuth: map[string]string{"alice": "s3cret"}, BearerToken: bearer})
 		authfile := filepath.Join(t.TempDir(), "auth.json")
 		res := cliWithInput(t, "wrong\n", "login", "--username", "alice", "--password-stdin", "--authfile", authfile, reg.Host)
-		if res.code != 1 || !strings.Contains(res.stderr, "nothing stored") || !strings.Contains(res.stderr, reg.Host) {
+		if res.code != 4 || !strings.Contains(res.stderr, "nothing stored") || !strings.Contains(res.stderr, reg.Host) {
 			t.Errorf("login with a wrong password (bearer %v): exit %d, stderr %q", bearer, res.code, res.stderr)
 		}
 		if _, err := os.Stat(authfile); !os.IsNotExist(err) {

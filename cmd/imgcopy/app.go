@@ -30,7 +30,7 @@ func newApp(e *env) *cli.App {
 		Name:        "imgcopy",
 		Usage:       "copy container images between registries, archives and layouts",
 		UsageText:   "imgcopy [global flags] [copy flags] SRC DST\nimgcopy [global flags] COMMAND [flags] ARGS...",
-		Description: appDescription,
+		Description: appDescription + "\n\n" + exitCodeHelp,
 		Version:     version(),
 		Flags:       append(globalFlags(), copyFlags()...),
 		Action:      func(c *cli.Context) error { return copyCommand(c, e) },

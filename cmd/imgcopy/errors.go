@@ -28,14 +28,22 @@ func hint(err error) string {
 	switch {
 	case errors.Is(err, types.ErrUnknownTransport):
 		return ""
+	case errors.Is(err, types.ErrNotFoundOrDenied):
+		return "the registry does not say which: check the name, and if the repository is private pass --src-creds/--dest-creds (or --creds) or run imgcopy login REGISTRY"
 	case errors.Is(err, types.ErrUnauthorized):
 		return "pass --src-creds/--dest-creds (or --creds) or run imgcopy login REGISTRY"
 	case errors.Is(err, types.ErrDenied):
 		return "the credentials were accepted but lack access to this repository"
 	case errors.Is(err, fs.ErrNotExist):
 		return "check the path"
+	case errors.Is(err, types.ErrRepositoryNotFound):
+		return "check the registry and repository name"
 	case errors.Is(err, types.ErrManifestNotFound):
 		return "check the name, tag or digest (imgcopy list-tags REF lists the tags)"
+	case errors.Is(err, types.ErrRateLimited):
+		return "the registry throttles requests: wait before trying again, log in (anonymous pulls often get lower limits) or raise --retry-times/--retry-delay"
+	case errors.Is(err, types.ErrSignatureInvalid):
+		return "the manifest was changed after it was signed: do not trust this source"
 	case errors.As(err, &unknownAuthority), errors.As(err, &verifyErr), errors.As(err, &invalidCert), errors.As(err, &hostname):
 		return "TLS verification failed: put the registry's CA in a --src-cert-dir/--dest-cert-dir (or /etc/containers/certs.d/HOST/), or pass --src-tls-verify=false/--dest-tls-verify=false"
 	case errors.As(err, &recordHeader):
@@ -48,19 +56,48 @@ func hint(err error) string {
 	return ""
 }
 
+// exitCodeHelp is the exit-code table of imgcopy --help (and of the README).
+const exitCodeHelp = `Exit codes:
+   0    success
+   1    any other failure
+   2    usage: bad flag or argument, unknown transport, malformed reference, invalid auth file
+        or certificate directory
+   3    not found: repository, tag, manifest, blob or file
+   4    authentication or authorization refused, including a registry that answers "not found or
+        not authorized" for a repository that may not exist
+   5    rate limited by the registry (429) after all retries
+   6    verification failed: digest or size mismatch, schema1 signature that does not verify
+   7    network or TLS failure after all retries (connection refused, unknown certificate, ...)
+   130  interrupted (Ctrl-C or SIGTERM); nothing half-written is left behind`
+
+// errorClass returns the class of err, the failure of a command: types.Classify, except that
+// any failure once the user interrupted the command (ctx cancelled by Ctrl-C or SIGTERM) is
+// an interruption.
+func errorClass(ctx context.Context, err error) types.ErrorClass {
+	if ctx.Err() != nil {
+		return types.ClassInterrupted
+	}
+	return types.Classify(err)
+}
+
+// exitCode maps the result of a command onto the process exit status: 0 for nil, else the
+// exit code of the error's class (see exitCodeHelp). Every command exits through it (run
+// calls it, through reportError); a command that reports failures itself, e.g. one that goes
+// on after one image of many failed, uses it too so that the codes mean the same everywhere.
+func exitCode(ctx context.Context, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	return errorClass(ctx, err).ExitCode()
+}
+
 // reportError prints err as one line (with a hint when one applies; with the stack under
 // --debug) and returns the exit code for it.
 func reportError(w io.Writer, ctx context.Context, err error, debug bool) int {
-	var ue usageError
-	code := exitFailure
-	switch {
-	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err())):
+	class := errorClass(ctx, err)
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err())) {
 		printf(w, "imgcopy: interrupted\n")
-		return exitInterrupted
-	case ctx.Err() != nil:
-		code = exitInterrupted
-	case errors.As(err, &ue) || errors.Is(err, types.ErrUnknownTransport):
-		code = exitUsage
+		return exitCode(ctx, err)
 	}
 	msg := err.Error()
 	if h := hint(err); h != "" {
@@ -70,10 +107,10 @@ func reportError(w io.Writer, ctx context.Context, err error, debug bool) int {
 	if debug {
 		printf(w, "details (--debug):\n%s\n", strings.TrimRight(errorWithStack(err), "\n"))
 	}
-	if code == exitUsage && !debug {
+	if class == types.ClassUsage && !debug {
 		printf(w, "Run 'imgcopy --help' for usage.\n")
 	}
-	return code
+	return exitCode(ctx, err)
 }
 
 // errorWithStack formats err with %+v, which prints the pkg/errors stack.

@@ -25,7 +25,8 @@ import (
 	"github.com/imgcopy/imgcopy/types"
 )
 
-// Exit codes.
+// Exit codes that commands and tests name; every other code comes from the error's class
+// (types.ErrorClass.ExitCode, through exitCode).
 const (
 	exitOK          = 0
 	exitFailure     = 1
@@ -80,16 +81,19 @@ func run(ctx context.Context, e *env, args []string) int {
 	app := newApp(e)
 	err := app.RunContext(ctx, interspersed(app, args))
 	if err == nil {
-		return exitOK
+		return exitCode(ctx, nil)
 	}
 	return reportError(e.stderr, ctx, err, e.debug)
 }
 
-// usageError marks an error caused by the command line (exit code 2).
+// usageError marks an error caused by the command line: it is a types.UsageError (ClassUsage,
+// exit code 2), with a shorter literal for the many places that build one.
 type usageError struct{ err error }
 
 func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
+
+// Unwrap returns the error as a types.UsageError, which gives it its class.
+func (u usageError) Unwrap() error { return types.UsageError{Err: u.err} }
 
 func usageErrorf(format string, args ...any) error {
 	return usageError{errors.Errorf(format, args...)}

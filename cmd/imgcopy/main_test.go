@@ -254,19 +254,33 @@ func TestCopyErrorsAreOneActionableLine(t *testing.T) {
 		wantNone string
 	}{
 		{name: "unauthorized", err: errors.Wrap(errors.Wrap(types.ErrUnauthorized, "reading manifest of docker://127.0.0.1:5000/app:1"), "copying"),
-			code: exitFailure, want: []string{"authentication required", "docker://127.0.0.1:5000/app:1", "--src-creds/--dest-creds", "imgcopy login"}, wantNone: ".go:"},
+			code: 4, want: []string{"authentication required", "docker://127.0.0.1:5000/app:1", "--src-creds/--dest-creds", "imgcopy login"}, wantNone: ".go:"},
 		{name: "missing image", err: errors.Wrap(types.ErrManifestNotFound, "reading manifest of oci:/x:nope"),
-			code: exitFailure, want: []string{"manifest not found", "list-tags"}},
+			code: 3, want: []string{"manifest not found", "list-tags"}},
 		{name: "digest mismatch", err: errors.Wrap(types.DigestMismatchError{Expected: "sha256:aa", Actual: "sha256:bb", ExpectedSize: -1}, "copying blob sha256:aa from docker://h/r"),
-			code: exitFailure, want: []string{"copying blob sha256:aa from docker://h/r: digest mismatch: expected sha256:aa, got sha256:bb"}},
+			code: 6, want: []string{"copying blob sha256:aa from docker://h/r: digest mismatch: expected sha256:aa, got sha256:bb"}},
 		{name: "unknown CA", err: errors.Wrap(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, "pinging registry h:5000"),
-			code: exitFailure, want: []string{"pinging registry h:5000", "--src-cert-dir/--dest-cert-dir", "tls-verify=false"}},
+			code: 7, want: []string{"pinging registry h:5000", "--src-cert-dir/--dest-cert-dir", "tls-verify=false"}},
 		{name: "connection refused", err: errors.Wrap(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, "pinging registry h:1"),
-			code: exitFailure, want: []string{"connection refused", "reachable"}},
+			code: 7, want: []string{"connection refused", "reachable"}},
 		{name: "missing file", err: errors.Wrap(&fs.PathError{Op: "open", Path: "/x.tar", Err: fs.ErrNotExist}, "opening docker archive"),
-			code: exitFailure, want: []string{"/x.tar", "check the path"}},
+			code: 3, want: []string{"/x.tar", "check the path"}},
 		{name: "debug prints the stack", err: errors.Wrap(types.ErrDenied, "writing"), args: []string{"--debug"},
-			code: exitFailure, want: []string{"access denied", "main_test.go"}},
+			code: 4, want: []string{"access denied", "main_test.go"}},
+		{name: "not found or not authorized", err: errors.Wrap(errors.Wrap(types.ErrNotFoundOrDenied, "h/r: not found or not authorized"), "reading manifest of docker://h/r:1"),
+			code: 4, want: []string{"not found or not authorized", "check the name", "imgcopy login"}},
+		{name: "repository not found", err: errors.Wrap(types.ErrRepositoryNotFound, "listing tags of h/r"),
+			code: 3, want: []string{"check the registry and repository name"}},
+		{name: "rate limited", err: errors.Wrap(types.ErrRateLimited, "reading manifest of docker://h/r:1 (Retry-After: 60)"),
+			code: 5, want: []string{"Retry-After: 60", "--retry-times"}},
+		{name: "schema1 signature", err: errors.Wrap(types.ErrSignatureInvalid, "reading manifest of docker://h/r:1"),
+			code: 6, want: []string{"do not trust this source"}},
+		{name: "network failure", err: errors.Wrap(types.ErrNetwork, "reading blob sha256:aa"),
+			code: 7, want: []string{"reading blob sha256:aa"}},
+		{name: "invalid copy option from the library", err: types.UsageError{Err: errors.New("gzip compression level 12 out of range")},
+			code: 2, want: []string{"out of range", "imgcopy --help"}},
+		{name: "invalid manifest", err: errors.Wrap(types.ErrInvalidManifest, "parsing manifest"),
+			code: 1, want: []string{"invalid manifest"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -397,7 +411,7 @@ func TestManifestDigestCommand(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 	h = newHarness(t)
-	if code := h.run("manifest-digest", path+".missing"); code != exitFailure || !strings.Contains(h.stderr.String(), "no such file") {
+	if code := h.run("manifest-digest", path+".missing"); code != 3 || !strings.Contains(h.stderr.String(), "no such file") {
 		t.Errorf("missing file: exit %d, stderr %q", code, h.stderr.String())
 	}
 }
@@ -444,6 +458,60 @@ func TestHelpHasExamplesForEveryCommand(t *testing.T) {
 	if code := h.run("--help"); code != exitOK || !strings.Contains(h.stdout.String(), "oci-archive:PATH") {
 		t.Errorf("app help: exit %d\n%s", code, h.stdout.String())
 	}
+	for _, want := range []string{"Exit codes:", "3    not found", "5    rate limited", "7    network or TLS", "130  interrupted"} {
+		if !strings.Contains(h.stdout.String(), want) {
+			t.Errorf("app help lacks %q", want)
+		}
+	}
+}
+
+// TestExitCode checks the one mapping from a command's error to the exit status, which
+// every command (and any added later) goes through.
+func TestExitCode(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	cases := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want int
+	}{
+		{"success", context.Background(), nil, 0},
+		{"other", context.Background(), errors.New("boom"), 1},
+		{"command line", context.Background(), usageErrorf("bad flag"), 2},
+		{"library usage error", context.Background(), errors.Wrap(types.UsageError{Err: errors.New("bad option")}, "copying"), 2},
+		{"not found", context.Background(), errors.Wrap(types.ErrBlobNotFound, "x"), 3},
+		{"auth", context.Background(), errors.Wrap(types.ErrNotFoundOrDenied, "x"), 4},
+		{"rate limited", context.Background(), errors.Wrap(types.ErrRateLimited, "x"), 5},
+		{"verification", context.Background(), errors.Wrap(types.ErrDigestMismatch, "x"), 6},
+		{"network", context.Background(), errors.Wrap(&net.OpError{Op: "dial"}, "x"), 7},
+		{"cancelled", context.Background(), errors.Wrap(context.Canceled, "x"), 130},
+		{"any failure after Ctrl-C", cancelled, errors.Wrap(types.ErrBlobNotFound, "x"), 130},
+	}
+	for _, tc := range cases {
+		if got := exitCode(tc.ctx, tc.err); got != tc.want {
+			t.Errorf("%s: exitCode(%v) = %d, want %d", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestProgressJSONFailedHasClass(t *testing.T) {
+	h := newHarness(t)
+	h.copyErr = errors.Wrap(types.ErrManifestNotFound, "reading manifest of dir:/a")
+	if code := h.run("--progress", "json", "dir:/a", "oci:/b"); code != 3 {
+		t.Fatalf("exit %d, want 3: %s", code, h.stderr.String())
+	}
+	var last map[string]any
+	sc := bufio.NewScanner(&h.stdout)
+	for sc.Scan() {
+		last = map[string]any{}
+		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+	}
+	if msg, _ := last["error"].(string); last["event"] != "failed" || last["class"] != "not-found" || !strings.Contains(msg, "manifest not found") {
+		t.Errorf("last event %v, want failed with class not-found and the error", last)
+	}
 }
 
 func TestCPUProfileFlag(t *testing.T) {
@@ -482,7 +550,7 @@ func TestLoginRefusedStoresNothing(t *testing.T) {
 	h.authErr = errors.Wrap(types.ErrUnauthorized, "registry said no")
 	h.env.stdin = strings.NewReader("wrong\n")
 	code := h.run("login", "--username", "alice", "--password-stdin", "--tls-verify=false", "--cert-dir", "/certs", "--authfile", authfile, "127.0.0.1:5000")
-	if code != exitFailure || !strings.Contains(h.stderr.String(), "nothing stored") {
+	if code != 4 || !strings.Contains(h.stderr.String(), "nothing stored") {
 		t.Fatalf("exit %d, stderr %q", code, h.stderr.String())
 	}
 	if _, err := os.Stat(authfile); !os.IsNotExist(err) {

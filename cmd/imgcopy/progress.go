@@ -134,6 +134,9 @@ type jsonEvent struct {
 	Offset      *int64        `json:"offset,omitempty"`
 	MountedFrom string        `json:"mountedFrom,omitempty"`
 	Error       string        `json:"error,omitempty"`
+	// Class is the class of the error on the final "failed" event (types.ErrorClass.String:
+	// "not-found", "auth", "rate-limited", ...), the one the exit code stands for.
+	Class string `json:"class,omitempty"`
 	// Summary fields, on the final "done" event.
 	Destination string `json:"destination,omitempty"`
 	MIMEType    string `json:"mimeType,omitempty"`
@@ -199,7 +202,8 @@ func (j *jsonOutput) write(je jsonEvent) {
 
 func (j *jsonOutput) finish(dest types.ImageReference, res *copier.Result, err error, elapsed time.Duration) {
 	if err != nil {
-		j.write(jsonEvent{Event: "failed", Destination: types.ImageName(dest), Error: err.Error(), Seconds: elapsed.Seconds()})
+		j.write(jsonEvent{Event: "failed", Destination: types.ImageName(dest), Error: err.Error(),
+			Class: types.Classify(err).String(), Seconds: elapsed.Seconds()})
 		return
 	}
 	j.write(jsonEvent{
