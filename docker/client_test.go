@@ -150,15 +150,6 @@ func TestFailureClasses(t *testing.T) {
 	img := newTestImage(t, 21, "amd64")
 	layer := img.layers[0]
 	ld := digest.FromBytes(layer)
-	closed := func(t *testing.T) string { // a port nothing listens on
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		return addr
-	}
 	var throttled atomic.Int32
 	cases := []struct {
 		name       string
@@ -171,7 +162,7 @@ func TestFailureClasses(t *testing.T) {
 		tries      *atomic.Int32 // counts manifest GETs, when set
 		wantTries  int32
 	}{
-		{name: "connection refused", host: closed, wantClass: types.ClassNetwork, wantIs: types.ErrNetwork,
+		{name: "connection refused", host: func(t *testing.T) string { return testregistry.ClosedAddr(t) }, wantClass: types.ClassNetwork, wantIs: types.ErrNetwork,
 			wantAs: func(err error) bool { var op *net.OpError; return errors.As(err, &op) }},
 		{name: "unknown certificate authority", host: func(t *testing.T) string { return testregistry.Start(t, testregistry.Options{TLS: true}).Host },
 			wantClass: types.ClassNetwork, wantAs: func(err error) bool { var ua x509.UnknownAuthorityError; return errors.As(err, &ua) }},

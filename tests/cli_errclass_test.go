@@ -3,7 +3,6 @@ package tests
 import (
 	"bufio"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -69,18 +68,6 @@ func hubLikeRegistry(t *testing.T) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-// closedPort returns 127.0.0.1:PORT where nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // TestCLIErrorClasses runs one failure of each class through the CLI binary and checks the
 // exit code, a key phrase of the message and the class of the --progress json "failed" event.
 func TestCLIErrorClasses(t *testing.T) {
@@ -91,7 +78,7 @@ func TestCLIErrorClasses(t *testing.T) {
 	basic := testregistry.Start(t, testregistry.Options{BasicAuth: map[string]string{"alice": "s3cret"}})
 	bearer := testregistry.Start(t, testregistry.Options{BasicAuth: map[string]string{"alice": "s3cret"}, BearerToken: true})
 	tlsReg := testregistry.Start(t, testregistry.Options{TLS: true})
-	hub, refused := hubLikeRegistry(t), closedPort(t)
+	hub, refused := hubLikeRegistry(t), testregistry.ClosedAddr(t)
 	for _, repo := range []string{"app", "blobless", "corrupt"} {
 		mustCLI(t, "--quiet", "oci:examples/hello:latest", "docker://"+reg.Host+"/"+repo+"/hello:v1")
 	}
