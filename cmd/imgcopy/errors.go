@@ -107,7 +107,9 @@ func reportError(w io.Writer, ctx context.Context, err error, debug bool) int {
 	if debug {
 		printf(w, "details (--debug):\n%s\n", strings.TrimRight(errorWithStack(err), "\n"))
 	}
-	if class == types.ClassUsage && !debug {
+	// Point to --help for a bad command line or option, not for a broken auth file or
+	// certificate directory (also ClassUsage).
+	if class == types.ClassUsage && (errors.Is(err, types.ErrUsage) || errors.Is(err, types.ErrUnknownTransport)) && !debug {
 		printf(w, "Run 'imgcopy --help' for usage.\n")
 	}
 	return exitCode(ctx, err)

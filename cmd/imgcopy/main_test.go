@@ -279,6 +279,8 @@ func TestCopyErrorsAreOneActionableLine(t *testing.T) {
 			code: 7, want: []string{"reading blob sha256:aa"}},
 		{name: "invalid copy option from the library", err: types.UsageError{Err: errors.New("gzip compression level 12 out of range")},
 			code: 2, want: []string{"out of range", "imgcopy --help"}},
+		{name: "broken auth file: usage, without the --help line", err: errors.Wrap(types.ErrInvalidAuthFile, "parsing /x/auth.json"),
+			code: 2, want: []string{"invalid auth file"}, wantNone: "imgcopy --help"},
 		{name: "invalid manifest", err: errors.Wrap(types.ErrInvalidManifest, "parsing manifest"),
 			code: 1, want: []string{"invalid manifest"}},
 	}
