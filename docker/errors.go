@@ -222,7 +222,7 @@ func (e *registryError) Error() string {
 	var b strings.Builder
 	switch {
 	case e.is(types.ErrNotFoundOrDenied):
-		fmt.Fprintf(&b, "%s: not found or not authorized (the repository may not exist, or these credentials may not read it): ", e.name)
+		fmt.Fprintf(&b, "%s: not found or not authorized (the repository may not exist, or reading it needs other credentials): ", e.name)
 	case e.status == http.StatusUnauthorized:
 		fmt.Fprintf(&b, "authentication required for %s: ", e.name)
 	case e.status == http.StatusForbidden:
