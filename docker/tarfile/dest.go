@@ -41,8 +41,8 @@ func NewDestination(w *Writer, ownsWriter bool, ref types.ImageReference, names 
 // Reference implements types.ImageDestination.
 func (d *destination) Reference() types.ImageReference { return d.ref }
 
-// Properties implements types.ImageDestination. Blobs may be written concurrently: one
-// streams straight into the tar while the others are spooled next to it.
+// Properties implements types.ImageDestination. Blobs may be written concurrently, each
+// straight into its own region of the tar (see internal/tarstore).
 func (d *destination) Properties() types.DestinationProperties {
 	if d.w.classic {
 		return types.DestinationProperties{

@@ -2,11 +2,12 @@
 // file, possibly holding several images.
 //
 // Reading indexes the tar once (internal/tarindex) and serves blobs as sections of the file;
-// nothing is extracted. Writing builds a new tar as a temporary file next to PATH: blobs as
-// they arrive (each one is first verified into its own temporary file, then appended to the
-// tar under a mutex, so a failed stream never reaches the tar), then, at Commit and under a
-// lock, the blobs of the archive currently at PATH (so other images are kept) and index.json
-// last; the temporary file is then renamed over PATH.
+// nothing is extracted. Writing builds a new tar as a temporary file next to PATH with
+// internal/tarstore (shared with docker-archive): blobs as they arrive, concurrently, each
+// streaming into its own region of the tar and verified on the way (a failed stream leaves
+// nothing under its name), then, at Commit and under a lock on the directory, the blobs of the
+// archive currently at PATH (so other images are kept) and index.json last; the temporary
+// file is then renamed over PATH.
 package archive
 
 import (
