@@ -90,24 +90,21 @@ func TestMultiImageWriter(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "multi.tar")
-	w, err := NewWriter(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newStoreWriter(t, path)
 	for _, img := range []struct {
 		name string
 		img  conformance.Image
 	}{{"a:1", a}, {"quay.io/b/b:2", b}} {
-		ref, err := w.NewReference(tagged(t, img.name))
+		ref, err := w.ImageReference(img.name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		copyImage(t, ref, nil, img.img)
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("archive visible before Writer.Close: %v", err)
+			t.Fatalf("archive visible before Writer.Commit: %v", err)
 		}
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for ref, want := range map[string][]byte{path + ":a:1": a.Manifest, path + ":@0": a.Manifest, path + ":quay.io/b/b:2": b.Manifest, path + ":@1": b.Manifest} {
@@ -149,13 +146,25 @@ func TestMultiImageWriter(t *testing.T) {
 	}
 }
 
-func TestMultiImageWriterWithoutImages(t *testing.T) {
-	dir := t.TempDir()
-	w, err := NewWriter(filepath.Join(dir, "x.tar"), nil)
+// newStoreWriter opens a StoreWriter on the archive at path, closed when the test ends.
+func newStoreWriter(t *testing.T, path string) types.StoreWriter {
+	t.Helper()
+	store, err := Transport.(types.StoreTransport).ParseStoreReference(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "no image") {
+	w, err := store.(types.StoreWriterOpener).NewStoreWriter(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+func TestMultiImageWriterWithoutImages(t *testing.T) {
+	dir := t.TempDir()
+	w := newStoreWriter(t, filepath.Join(dir, "x.tar"))
+	if err := w.Commit(context.Background()); err == nil || !strings.Contains(err.Error(), "no image") {
 		t.Errorf("want an error for an empty archive, got %v", err)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {

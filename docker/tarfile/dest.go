@@ -143,7 +143,7 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 		}
 	}
 	if manifest.IsIndexType(d.topType) {
-		m, err := d.chooseInstance()
+		m, err := d.chooseInstance(opts.Platform)
 		if err != nil {
 			return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 		}
@@ -153,7 +153,7 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 	}
 	if d.ownsWriter {
-		if err := d.w.Close(); err != nil {
+		if err := d.w.Commit(ctx); err != nil {
 			return err
 		}
 	}
@@ -161,14 +161,17 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	return nil
 }
 
-// chooseInstance picks, among the written instances of the index, the one for the running
-// platform, else the first written one.
-func (d *destination) chooseInstance() ([]byte, error) {
+// chooseInstance picks, among the written instances of the index, the one for platform (nil:
+// the running one), else the first written one.
+func (d *destination) chooseInstance(platform *types.Platform) ([]byte, error) {
 	idx, err := manifest.IndexFromBlob(d.top, d.topType)
 	if err != nil {
 		return nil, err
 	}
 	want := manifest.SystemPlatform(d.sys)
+	if platform != nil {
+		want = *platform
+	}
 	if inst, err := manifest.ChooseInstance(idx, want); err == nil {
 		if b, ok := d.instances[inst.Digest]; ok {
 			return b, nil
@@ -177,7 +180,7 @@ func (d *destination) chooseInstance() ([]byte, error) {
 	for _, inst := range idx.Instances() {
 		if b, ok := d.instances[inst.Digest]; ok {
 			logrus.WithFields(logrus.Fields{"platform": manifest.FormatPlatform(want), "digest": inst.Digest}).
-				Warn("no image for the running platform was written; manifest.json lists another instance")
+				Warn("no image for the chosen platform was written; manifest.json lists another instance")
 			return b, nil
 		}
 	}

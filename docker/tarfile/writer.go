@@ -18,8 +18,9 @@ import (
 )
 
 // Writer writes a `docker save` archive holding one or more images into a tarstore.Store (a
-// temporary file renamed into place by Close; blobs stored once, written concurrently). A
-// Writer is safe for concurrent use.
+// temporary file renamed into place by Commit; blobs stored once, written concurrently). The
+// images of the archive already at the path are kept unless a new image takes all their
+// names (see keepOthers). A Writer is safe for concurrent use.
 type Writer struct {
 	store   *tarstore.Store
 	tempDir string
@@ -33,11 +34,10 @@ type Writer struct {
 	ociEntries   []imgspecv1.Descriptor
 	legacyLayers map[string]bool
 
-	// prevMu guards prev, the archive this one replaces (opened on first use, for reusing its
-	// blobs), and prevDone, set once prev was opened or reuse ended.
-	prevMu   sync.Mutex
-	prev     *Reader
-	prevDone bool
+	// prevMu guards prev, the archive at the path when the writer started (for reusing its
+	// blobs), nil when there was none or reuse has ended.
+	prevMu sync.Mutex
+	prev   *Reader
 }
 
 // WriterOptions are the optional arguments of NewWriter.
@@ -45,21 +45,47 @@ type WriterOptions struct {
 	// Classic writes the classic uncompressed layout (layers as <hex>.tar with legacy
 	// <id>/layer.tar links, configs as <hex>.json, no OCI layout part).
 	Classic bool
-	// TempDir is where blobs of unknown size are spooled; "" means the archive's directory.
+	// TempDir is where blobs of unknown size are spooled and a compressed archive being
+	// replaced is decompressed; "" means the archive's directory or os.TempDir.
 	TempDir string
+	// Compression ("", "gzip" or "zstd") compresses the whole archive.
+	Compression string
 }
 
-// NewWriter starts writing an archive that Close will store at path.
+// NewWriter starts writing an archive that Commit will store at path. A file at path that is
+// not a readable docker archive (other than an empty one) is refused rather than replaced.
 func NewWriter(path string, opts WriterOptions) (*Writer, error) {
-	store, err := tarstore.Create(path, tarstore.Options{TempDir: opts.TempDir})
+	prev, err := openCurrent(path, opts.TempDir)
 	if err != nil {
+		return nil, err
+	}
+	store, err := tarstore.Create(path, tarstore.Options{TempDir: opts.TempDir, Compression: opts.Compression})
+	if err != nil {
+		if prev != nil {
+			prev.Close()
+		}
 		return nil, errors.Wrap(err, "creating docker archive")
 	}
 	return &Writer{
-		store: store, tempDir: opts.TempDir, classic: opts.Classic,
+		store: store, tempDir: opts.TempDir, classic: opts.Classic, prev: prev,
 		itemByConfig: map[digest.Digest]int{}, repositories: map[string]map[string]string{},
 		legacyLayers: map[string]bool{}, ociEntries: []imgspecv1.Descriptor{},
 	}, nil
+}
+
+// openCurrent opens the archive at path, nil when there is none (or an empty file).
+func openCurrent(path, tempDir string) (*Reader, error) {
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		if err != nil && !os.IsNotExist(err) {
+			return nil, errors.Wrapf(err, "opening docker archive %s", path)
+		}
+		return nil, nil
+	}
+	r, err := NewReader(path, &types.SystemContext{BigFilesTemporaryDir: tempDir})
+	if err != nil {
+		return nil, errors.Wrapf(err, "refusing to replace %s, which is not a readable docker archive", path)
+	}
+	return r, nil
 }
 
 // Classic reports whether the writer writes the classic layout.
@@ -98,23 +124,6 @@ func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, 
 	return info, nil
 }
 
-// previous returns the archive currently at the path, which this one will replace, or nil;
-// the caller holds prevMu.
-func (w *Writer) previousLocked() *Reader {
-	if w.prevDone {
-		return w.prev
-	}
-	w.prevDone = true
-	st, err := os.Stat(w.Path())
-	if err != nil || !st.Mode().IsRegular() {
-		return nil
-	}
-	if w.prev, err = NewReader(w.Path(), &types.SystemContext{BigFilesTemporaryDir: w.tempDir}); err != nil {
-		logrus.WithField("path", w.Path()).Debugf("not reusing blobs of the archive being replaced: %v", err)
-	}
-	return w.prev
-}
-
 // ReuseFromPrevious copies blob d, verified, from the archive being replaced (when it holds
 // it under a content-addressed name) and returns its size. Nothing is fetched over a network.
 func (w *Writer) ReuseFromPrevious(d digest.Digest) (int64, bool) {
@@ -123,7 +132,7 @@ func (w *Writer) ReuseFromPrevious(d digest.Digest) (int64, bool) {
 	}
 	w.prevMu.Lock()
 	defer w.prevMu.Unlock()
-	prev := w.previousLocked()
+	prev := w.prev
 	if prev == nil {
 		return -1, false
 	}

@@ -214,21 +214,36 @@ func (w *Writer) legacyLayerLocked(id, layerMember string, v1 map[string]any) er
 	return nil
 }
 
-// Close writes manifest.json, repositories and (unless classic) the OCI layout files, and
-// renames the archive into place. Without any image it fails and leaves nothing behind.
-func (w *Writer) Close() error {
+// Commit adds the images of the archive now at the path that no new image replaces (see
+// keepOthers), writes manifest.json, repositories and (unless classic) the OCI layout files,
+// and renames the archive into place. Without any new image it fails and leaves nothing
+// behind.
+func (w *Writer) Commit(ctx context.Context) error {
 	w.mu.Lock()
 	n := len(w.items)
 	w.mu.Unlock()
+	w.closePrevious()
 	if n == 0 {
 		w.store.Abort()
 		return errors.Errorf("writing docker archive %s: no image was added", w.Path())
 	}
-	w.closePrevious()
-	if err := w.store.Commit(context.Background(), w.finish); err != nil {
+	err := w.store.Commit(ctx, func() error {
+		cur, err := openCurrent(w.Path(), w.tempDir) // it may have changed since we started
+		if err != nil {
+			return err
+		}
+		if cur != nil {
+			defer cur.Close()
+			if err := w.keepOthers(ctx, cur); err != nil {
+				return err
+			}
+		}
+		return w.finish()
+	})
+	if err != nil {
 		return errors.Wrapf(err, "writing docker archive %s", w.Path())
 	}
-	logrus.WithFields(logrus.Fields{"path": w.Path(), "images": n}).Debug("docker archive written")
+	logrus.WithFields(logrus.Fields{"path": w.Path(), "new images": n}).Debug("docker archive written")
 	return nil
 }
 
@@ -259,7 +274,7 @@ func (w *Writer) finish() error {
 }
 
 // Abort abandons the archive: the temporary file is removed and nothing appears at the path.
-// It is a no-op after a successful Close.
+// It is a no-op after a successful Commit.
 func (w *Writer) Abort() {
 	w.closePrevious()
 	w.store.Abort()
@@ -268,8 +283,7 @@ func (w *Writer) Abort() {
 func (w *Writer) closePrevious() {
 	w.prevMu.Lock()
 	defer w.prevMu.Unlock()
-	w.prevDone = true // no reuse from now on
-	if w.prev != nil {
+	if w.prev != nil { // no reuse from now on
 		w.prev.Close()
 		w.prev = nil
 	}

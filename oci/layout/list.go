@@ -1,0 +1,66 @@
+package layout
+
+import (
+	dockerref "github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// ListIndex lists the images of a layout's index.json for types.ImageLister: every entry when
+// name and d are empty, else the one entry they select (as a source would). newRef returns the
+// reference of an image by name or, for an unnamed entry or a name that several different
+// images carry, by digest.
+func ListIndex(idx *imgspecv1.Index, where, name string, d digest.Digest, newRef func(name string, d digest.Digest) (types.ImageReference, error)) ([]types.ListedImage, error) {
+	if name != "" || d != "" {
+		desc, err := selectImage(idx, name, d, where)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := newRef(name, d)
+		if err != nil {
+			return nil, err
+		}
+		return []types.ListedImage{listed(ref, desc)}, nil
+	}
+	res := []types.ListedImage{}
+	for _, e := range idx.Manifests {
+		n := RefName(e)
+		var ref types.ImageReference
+		var err error
+		if n != "" && unique(idx, n) {
+			ref, err = newRef(n, "")
+		} else {
+			ref, err = newRef("", e.Digest)
+		}
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, listed(ref, e))
+	}
+	return res, nil
+}
+
+func listed(ref types.ImageReference, e imgspecv1.Descriptor) types.ListedImage {
+	n := RefName(e)
+	return types.ListedImage{Ref: ref, Name: listedName(n), StoredName: n, Digest: e.Digest, MIMEType: e.MediaType}
+}
+
+// unique reports whether name selects one image (entries carrying it all have one digest).
+func unique(idx *imgspecv1.Index, name string) bool {
+	desc, err := selectImage(idx, name, "", "")
+	return err == nil && desc.Digest != ""
+}
+
+// listedName parses a stored name as a registry-style reference; nil for a bare tag.
+func listedName(name string) dockerref.Named {
+	if name == "" || isBareTag(name) {
+		return nil
+	}
+	n, err := dockerref.ParseNormalizedNamed(name)
+	if err != nil {
+		return nil
+	}
+	return n
+}
