@@ -30,10 +30,7 @@ func (r *reference) ListImages(ctx context.Context, sys *types.SystemContext) ([
 		if err != nil {
 			return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
 		}
-		sum, err := rd.Summarize(pos)
-		if err != nil {
-			return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-		}
+		sum := rd.Summarize(pos)
 		img := types.ListedImage{Ref: r, Digest: sum.Digest, MIMEType: sum.MIMEType}
 		if r.named != nil {
 			img.Name, img.StoredName = r.named, tarfile.NameTag(r.named)
@@ -44,11 +41,7 @@ func (r *reference) ListImages(ctx context.Context, sys *types.SystemContext) ([
 	}
 	res := []types.ListedImage{}
 	for pos := range rd.Items() {
-		sum, err := rd.Summarize(pos)
-		if err != nil {
-			return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-		}
-		res = append(res, listed(rd, r.path, sum)...)
+		res = append(res, listed(rd, r.path, rd.Summarize(pos))...)
 	}
 	return res, nil
 }

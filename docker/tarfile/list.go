@@ -3,6 +3,7 @@ package tarfile
 import (
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
+	"github.com/sirupsen/logrus"
 )
 
 // ImageSummary describes an image of an archive, for listing.
@@ -17,21 +18,23 @@ type ImageSummary struct {
 	MIMEType string
 }
 
-// Summarize describes the image at position pos (see Choose).
-func (r *Reader) Summarize(pos int) (ImageSummary, error) {
-	src, err := NewSource(r, false, nil, pos)
-	if err != nil {
-		return ImageSummary{}, err
-	}
-	s := src.(*source)
+// Summarize describes the image at position pos (see Choose). An image the archive cannot
+// serve (a missing config, say) is still described, without a digest: reading it reports the
+// problem.
+func (r *Reader) Summarize(pos int) ImageSummary {
 	sum := ImageSummary{Pos: pos}
-	for _, t := range s.item.RepoTags {
+	for _, t := range r.items[pos].RepoTags {
 		if nt, err := parseRepoTag(t); err == nil {
 			sum.RepoTags = append(sum.RepoTags, nt)
 		}
 	}
-	if s.top != nil {
+	src, err := NewSource(r, false, nil, pos)
+	if err != nil {
+		logrus.WithField("image", r.imageName(pos)).Debugf("listing an image the archive cannot serve: %v", err)
+		return sum
+	}
+	if s := src.(*source); s.top != nil {
 		sum.Digest, sum.MIMEType = digest.FromBytes(s.top), s.topType
 	}
-	return sum, nil
+	return sum
 }
