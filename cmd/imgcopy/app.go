@@ -62,6 +62,7 @@ func newApp(e *env) *cli.App {
 			inspectCmd(e),
 			listTagsCmd(e),
 			deleteCmd(e),
+			verifyCmd(e),
 			manifestDigestCmd(e),
 			loginCmd(e),
 			logoutCmd(e),
