@@ -62,15 +62,16 @@ func (d *destination) Properties() types.DestinationProperties {
 }
 
 // TryReusingBlob implements types.ImageDestination. Blobs already in the archive (from this
-// image or an earlier one) are reused; in the classic layout, a compressed layer whose
+// image or an earlier one; one another image's copy is writing right now is waited for) are
+// reused; in the classic layout, a compressed layer whose
 // uncompressed form is already stored is substituted when allowed.
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
 	if info.Digest == "" {
 		return types.ReusedBlob{}, false, nil
 	}
-	if size, ok := d.w.HasBlob(info.Digest); ok {
+	if size, ok, err := d.w.WaitBlob(ctx, info.Digest); ok || err != nil {
 		info.Size = size
-		return types.ReusedBlob{Info: info}, true, nil
+		return types.ReusedBlob{Info: info}, ok, err
 	}
 	if size, ok := d.w.ReuseFromPrevious(info.Digest); ok {
 		info.Size = size

@@ -100,6 +100,13 @@ func (w *Writer) HasBlob(d digest.Digest) (int64, bool) {
 	return b.Size, ok
 }
 
+// WaitBlob returns the size of a blob in the archive, waiting first while another image's
+// copy writes it (see tarstore.Store.Wait).
+func (w *Writer) WaitBlob(ctx context.Context, d digest.Digest) (int64, bool, error) {
+	b, ok, err := w.store.Wait(ctx, d)
+	return b.Size, ok, err
+}
+
 // blobMember is where a blob is stored.
 func (w *Writer) blobMember(d digest.Digest, isConfig bool) string {
 	switch {

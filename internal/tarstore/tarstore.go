@@ -5,10 +5,11 @@
 // renames into place, so a failed or abandoned write never leaves a partial archive. Each blob
 // is stored once. A Store is safe for concurrent use: a blob of known digest and size gets its
 // region of the tar reserved (internal/tarappend) and streams straight into it while other
-// blobs are written elsewhere in the file; a blob of unknown size or digest, or one that
-// another call is writing right now, is verified into a spool file first and appended after.
-// A blob that fails leaves nothing under its name. Parent directory members are written
-// before the first member below them.
+// blobs are written elsewhere in the file; a blob of unknown size or digest is verified into
+// a spool file first and appended after. A blob that another call is writing right now is
+// waited for rather than written twice (Wait lets a destination's TryReusingBlob do the same,
+// so that images sharing a layer download it once). A blob that fails leaves nothing under
+// its name. Parent directory members are written before the first member below them.
 package tarstore
 
 import (
@@ -60,15 +61,13 @@ type Store struct {
 	compression string
 	file        *os.File
 
-	// mu serializes writing the tar and guards everything below but blobs; idle is signalled
-	// when a region is released.
+	// mu serializes writing the tar and guards everything below but blobs.
 	mu       sync.Mutex
-	idle     *sync.Cond
 	tf       *tarappend.File
 	dirs     map[string]bool
-	inflight map[digest.Digest]bool // blobs being written into a reserved region
-	closing  bool                   // Commit has started: no new blobs from Put
-	done     bool                   // committed or aborted
+	inflight map[digest.Digest]chan struct{} // blobs being written into a reserved region; closed when released
+	closing  bool                            // Commit has started: no new blobs from Put
+	done     bool                            // committed or aborted
 
 	// blobsMu guards blobs (written with mu held too), so that Blob never waits for a
 	// member being appended.
@@ -89,11 +88,10 @@ func Create(path string, opts Options) (*Store, error) {
 		return nil, errors.Wrapf(err, "creating archive %s", path)
 	}
 	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression, file: f,
-		dirs: map[string]bool{}, inflight: map[digest.Digest]bool{}, blobs: map[digest.Digest]Blob{}}
+		dirs: map[string]bool{}, inflight: map[digest.Digest]chan struct{}{}, blobs: map[digest.Digest]Blob{}}
 	if s.tempDir == "" {
 		s.tempDir = dir
 	}
-	s.idle = sync.NewCond(&s.mu)
 	s.tf = tarappend.New(f)
 	return s, nil
 }
@@ -123,7 +121,8 @@ func (s *Store) usableLocked() error {
 // Put stores the blob read from r (to EOF) as the member member(digest) and returns its
 // digest and size. d may be "" and size -1 when unknown; when given, the content must match
 // them or nothing is stored and a types.ErrDigestMismatch is returned. verified is
-// types.PutBlobOptions.Verified. A blob stored already is not written again.
+// types.PutBlobOptions.Verified. A blob stored already is not written again; one another call
+// is writing is waited for (and written by this call if that one fails).
 func (s *Store) Put(ctx context.Context, r io.Reader, d digest.Digest, size int64, verified bool, member func(digest.Digest) string) (digest.Digest, int64, error) {
 	if d != "" {
 		if err := d.Validate(); err != nil {
@@ -140,20 +139,46 @@ func (s *Store) Put(ctx context.Context, r io.Reader, d digest.Digest, size int6
 	if d == "" || size < 0 {
 		return s.putSpooled(vr, member)
 	}
-	reg, stored, err := s.reserve(d, size, member(d))
-	switch {
-	case err != nil:
-		return "", -1, err
-	case stored >= 0: // stored meanwhile
-		return d, stored, drain(vr, d)
-	case reg == nil: // being written by another call, which may still fail
-		return s.putSpooled(vr, member)
+	for {
+		reg, stored, busy, err := s.reserve(d, size, member(d))
+		switch {
+		case err != nil:
+			return "", -1, err
+		case stored >= 0: // stored meanwhile
+			return d, stored, drain(vr, d)
+		case busy != nil: // being written by another call, which may still fail
+			select {
+			case <-busy:
+				continue
+			case <-ctx.Done():
+				return "", -1, ctx.Err()
+			}
+		}
+		if err := s.release(reg, d, reg.Fill(vr)); err != nil {
+			return "", -1, err
+		}
+		logrus.WithFields(logrus.Fields{"digest": d, "size": size}).Debug("blob written into the archive")
+		return d, size, nil
 	}
-	if err := s.release(reg, d, reg.Fill(vr)); err != nil {
-		return "", -1, err
+}
+
+// Wait returns blob d when it is stored, waiting first while another call writes it (which
+// may fail, leaving it missing). It fails only when ctx ends.
+func (s *Store) Wait(ctx context.Context, d digest.Digest) (Blob, bool, error) {
+	for {
+		s.mu.Lock()
+		busy := s.inflight[d]
+		s.mu.Unlock()
+		if busy == nil {
+			b, ok := s.Blob(d)
+			return b, ok, nil
+		}
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return Blob{}, false, ctx.Err()
+		}
 	}
-	logrus.WithFields(logrus.Fields{"digest": d, "size": size}).Debug("blob written into the archive")
-	return d, size, nil
 }
 
 func drain(r io.Reader, d digest.Digest) error {
@@ -164,29 +189,29 @@ func drain(r io.Reader, d digest.Digest) error {
 }
 
 // reserve claims a region at the end of the tar for blob d of size bytes stored as member.
-// It returns the size of d instead when d is stored already, and neither when another call
-// is writing d right now.
-func (s *Store) reserve(d digest.Digest, size int64, member string) (*tarappend.Region, int64, error) {
+// It returns the size of d instead when d is stored already, and, when another call is
+// writing d right now, a channel closed when that call ends.
+func (s *Store) reserve(d digest.Digest, size int64, member string) (*tarappend.Region, int64, <-chan struct{}, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.putUsableLocked(); err != nil {
-		return nil, -1, err
+		return nil, -1, nil, err
 	}
 	if b, ok := s.Blob(d); ok {
-		return nil, b.Size, nil
+		return nil, b.Size, nil, nil
 	}
-	if s.inflight[d] {
-		return nil, -1, nil
+	if busy := s.inflight[d]; busy != nil {
+		return nil, -1, busy, nil
 	}
 	if err := s.dirsLocked(path.Dir(member)); err != nil {
-		return nil, -1, err
+		return nil, -1, nil, err
 	}
 	reg, err := s.tf.Reserve(header(member, size))
 	if err != nil {
-		return nil, -1, err
+		return nil, -1, nil, err
 	}
-	s.inflight[d] = true
-	return reg, -1, nil
+	s.inflight[d] = make(chan struct{})
+	return reg, -1, nil, nil
 }
 
 func (s *Store) putUsableLocked() error {
@@ -201,8 +226,8 @@ func (s *Store) putUsableLocked() error {
 func (s *Store) release(reg *tarappend.Region, d digest.Digest, fillErr error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	close(s.inflight[d])
 	delete(s.inflight, d)
-	s.idle.Broadcast()
 	if s.done {
 		if fillErr != nil {
 			return fillErr
@@ -222,7 +247,8 @@ func (s *Store) recordLocked(d digest.Digest, b Blob) {
 	s.blobsMu.Unlock()
 }
 
-// putSpooled verifies vr into a temporary file, then appends it.
+// putSpooled verifies vr (of a blob whose digest or size was not given) into a temporary
+// file, then appends it.
 func (s *Store) putSpooled(vr *verify.Reader, member func(digest.Digest) string) (digest.Digest, int64, error) {
 	tmp, err := os.CreateTemp(s.tempDir, staging.BlobPattern)
 	if err != nil {
@@ -251,8 +277,10 @@ func (s *Store) putSpooled(vr *verify.Reader, member func(digest.Digest) string)
 func (s *Store) AddBlob(d digest.Digest, size int64, r io.Reader, member string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.inflight[d] && !s.done {
-		s.idle.Wait()
+	for busy := s.inflight[d]; busy != nil && !s.done; busy = s.inflight[d] {
+		s.mu.Unlock()
+		<-busy
+		s.mu.Lock()
 	}
 	if err := s.usableLocked(); err != nil {
 		return err
@@ -442,7 +470,6 @@ func (s *Store) abortLocked() {
 		return
 	}
 	s.done = true
-	s.idle.Broadcast()
 	s.file.Close()
 	os.Remove(s.file.Name())
 }

@@ -4,11 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -192,47 +193,18 @@ func TestFailedBlobLeavesNoMember(t *testing.T) {
 	}
 }
 
-// TestUnknownAndConcurrentBlobsAreSpooled: a blob of unknown digest and size, and one that
-// another call is writing at the same time, go through a spool file; each is stored once and
-// the spool files are gone afterwards.
-func TestUnknownAndConcurrentBlobsAreSpooled(t *testing.T) {
+// TestUnknownBlobIsSpooled: a blob of unknown digest and size goes through a spool file,
+// which is gone afterwards, and is stored under its computed digest.
+func TestUnknownBlobIsSpooled(t *testing.T) {
 	s, path := newStore(t, Options{})
 	unknown := []byte("no digest given")
 	d, n, err := s.Put(context.Background(), bytes.NewReader(unknown), "", -1, false, member)
 	if err != nil || d != digest.FromBytes(unknown) || n != int64(len(unknown)) {
 		t.Fatalf("Put without digest: %s %d %v", d, n, err)
 	}
-	same := bytes.Repeat([]byte("s"), 4000)
-	gr := newGatedReader(same)
-	done := putInBackground(s, gr, digest.FromBytes(same))
-	var wg sync.WaitGroup
-	wg.Add(1)
-	second := &eofReader{r: bytes.NewReader(same), eof: make(chan struct{})}
-	go func() { // finds the blob in flight, so spools it, then waits for the region
-		defer wg.Done()
-		if _, _, err := s.Put(context.Background(), second, digest.FromBytes(same), int64(len(same)), false, member); err != nil {
-			t.Error(err)
-		}
-	}()
-	select { // the second copy is only read once it goes to a spool file
-	case <-second.eof:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the second Put never read its stream")
-	}
-	close(gr.release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	names, _ := commitAndRead(t, s, path)
-	count := 0
-	for _, n := range names {
-		if n == member(digest.FromBytes(same)) {
-			count++
-		}
-	}
-	if count != 1 {
-		t.Fatalf("blob stored %d times: %v", count, names)
+	names, content := commitAndRead(t, s, path)
+	if !slices.Contains(names, member(d)) || !bytes.Equal(content[member(d)], unknown) {
+		t.Fatalf("members %v", names)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
 	for _, e := range entries {
@@ -242,18 +214,53 @@ func TestUnknownAndConcurrentBlobsAreSpooled(t *testing.T) {
 	}
 }
 
-// eofReader closes eof when r reaches its end.
-type eofReader struct {
-	r   io.Reader
-	eof chan struct{}
-}
-
-func (e *eofReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err == io.EOF {
-		close(e.eof)
+// TestConcurrentSameBlob: while one call writes a blob, Wait and a second Put of it wait for
+// that call. When it succeeds, Wait finds the blob; when it fails, the second Put writes the
+// blob itself. Either way the blob is stored once.
+func TestConcurrentSameBlob(t *testing.T) {
+	for _, firstFails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("first fails %v", firstFails), func(t *testing.T) {
+			s, path := newStore(t, Options{})
+			data := bytes.Repeat([]byte("s"), 4000)
+			d := digest.FromBytes(data)
+			first := bytes.Clone(data)
+			if firstFails {
+				first[len(first)-1] ^= 1
+			}
+			gr := newGatedReader(first)
+			done := putInBackground(s, gr, d)
+			waited := make(chan bool, 1)
+			go func() {
+				_, ok, err := s.Wait(context.Background(), d)
+				waited <- ok && err == nil
+			}()
+			second := make(chan error, 1)
+			go func() {
+				_, _, err := s.Put(context.Background(), bytes.NewReader(data), d, int64(len(data)), false, member)
+				second <- err
+			}()
+			close(gr.release)
+			if err := <-done; (err != nil) != firstFails {
+				t.Fatalf("first Put: %v", err)
+			}
+			if err := <-second; err != nil {
+				t.Fatalf("second Put: %v", err)
+			}
+			if ok := <-waited; !firstFails && !ok {
+				t.Errorf("Wait returned before the first Put stored the blob")
+			}
+			names, content := commitAndRead(t, s, path)
+			count := 0
+			for _, n := range names {
+				if n == member(d) {
+					count++
+				}
+			}
+			if count != 1 || !bytes.Equal(content[member(d)], data) {
+				t.Fatalf("blob stored %d times (members %v)", count, names)
+			}
+		})
 	}
-	return n, err
 }
 
 // TestCommitRefusesBlobsInFlight: Commit while a blob still streams fails and leaves nothing.

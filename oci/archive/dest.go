@@ -47,8 +47,9 @@ func (d *destination) Properties() types.DestinationProperties {
 	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true}
 }
 
-// TryReusingBlob implements types.ImageDestination: blobs already written, and blobs of the
-// archive being replaced (they are carried over at Commit).
+// TryReusingBlob implements types.ImageDestination: blobs already written (waiting for one
+// that another image of the session is writing right now), and blobs of the archive being
+// replaced (they are carried over at Commit).
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
 	if info.Digest == "" {
 		return types.ReusedBlob{}, false, errors.New("checking for a blob with an unknown digest")
@@ -56,7 +57,10 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	if err := info.Digest.Validate(); err != nil {
 		return types.ReusedBlob{}, false, errors.Wrapf(err, "invalid digest %q", info.Digest)
 	}
-	size, ok := d.s.reuse(info.Digest, info.Size)
+	size, ok, err := d.s.reuse(ctx, info.Digest, info.Size)
+	if err != nil {
+		return types.ReusedBlob{}, false, err
+	}
 	if !ok || (info.Size >= 0 && info.Size != size) {
 		return types.ReusedBlob{}, false, nil
 	}

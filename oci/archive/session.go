@@ -85,27 +85,29 @@ func blobMember(dg digest.Digest) string {
 	return p
 }
 
-// reuse reports the size of blob d when the new archive has it or the archive being replaced
-// has it (it is then carried over at commit).
-func (s *session) reuse(d digest.Digest, size int64) (int64, bool) {
-	if b, ok := s.store.Blob(d); ok {
-		return b.Size, true
+// reuse reports the size of blob d when the new archive has it (once another image's copy
+// that is writing it now is done) or the archive being replaced has it (it is then carried
+// over at commit).
+func (s *session) reuse(ctx context.Context, d digest.Digest, size int64) (int64, bool, error) {
+	b, ok, err := s.store.Wait(ctx, d)
+	if ok || err != nil {
+		return b.Size, ok, err
 	}
 	p, err := layout.BlobPath(d)
 	if err != nil {
-		return -1, false
+		return -1, false, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.old == nil {
-		return -1, false
+		return -1, false, nil
 	}
 	e, err := s.old.ix.Lookup(p)
 	if err != nil || (size >= 0 && e.Size != size) {
-		return -1, false
+		return -1, false, nil
 	}
 	s.reused[d] = true
-	return e.Size, true
+	return e.Size, true, nil
 }
 
 // add records an image committed by a destination.
