@@ -84,6 +84,15 @@ func TestCLIBundle(t *testing.T) {
 	if res.code != types.ClassVerification.ExitCode() || !strings.Contains(res.stderr, layer.String()) || !strings.Contains(res.stdout, "1 problem(s)") {
 		t.Errorf("verify of a damaged bundle: exit %d, stdout %q, stderr %q; want exit %d naming %s", res.code, res.stdout, res.stderr, types.ClassVerification.ExitCode(), layer)
 	}
+	store := filepath.Join(tmp, "store")
+	mustCLI(t, "--quiet", "oci:"+filepath.Join(tmp, "single")+":latest", "dir:"+filepath.Join(store, "team", "app:1"))
+	var dirTags cliStoreImages
+	if err := json.Unmarshal([]byte(mustCLI(t, "list-tags", "dir:"+store).stdout), &dirTags); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(dirTags.Tags, []string{"team/app:1"}) || len(dirTags.Images) != 1 || dirTags.Images[0].Digest != single.ManifestDigest.String() {
+		t.Errorf("list-tags of a dir: store: %+v", dirTags)
+	}
 	if res := cli(t, "--quiet", "--archive-compress", "lz4", "oci:"+filepath.Join(tmp, "single")+":latest", "docker-archive:"+filepath.Join(tmp, "x.tar")); res.code != 2 {
 		t.Errorf("--archive-compress lz4: exit %d, stderr %q", res.code, res.stderr)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	dref "github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/manifest"
@@ -193,5 +194,54 @@ func TestReferenceRoundTrip(t *testing.T) {
 	}
 	if _, err := parse(t, filepath.Join(t.TempDir(), "missing.tar")).NewImageSource(context.Background(), nil); !errors.Is(err, types.ErrManifestNotFound) {
 		t.Errorf("missing archive: want ErrManifestNotFound, got %v", err)
+	}
+}
+
+// TestAddImagesAcrossLayouts adds images to an archive written in the other layout (classic
+// into Docker 25+, and back): the images already there are kept, readable, with their
+// configs; the last image written keeps its manifest bytes when the layout can hold them.
+func TestAddImagesAcrossLayouts(t *testing.T) {
+	imgs := map[string]conformance.Image{}
+	for _, arch := range []string{"amd64", "arm64", "s390x"} {
+		img, err := conformance.BuildImage(conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType, Architecture: arch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs[arch] = img
+	}
+	path := filepath.Join(t.TempDir(), "mixed.tar")
+	classic := &types.SystemContext{DockerArchiveClassic: true}
+	copyImage(t, parse(t, path+":a:1"), nil, imgs["amd64"])
+	copyImage(t, parse(t, path+":b:1"), classic, imgs["arm64"])
+	copyImage(t, parse(t, path+":c:1"), nil, imgs["s390x"])
+	for name, img := range map[string]conformance.Image{"a:1": imgs["amd64"], "b:1": imgs["arm64"], "c:1": imgs["s390x"]} {
+		ref := parse(t, path+":"+name)
+		b := readManifest(t, ref)
+		m, err := manifest.FromBlob(b, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ConfigInfo().Digest != img.Config.Digest {
+			t.Errorf("%s: config %s, want %s", name, m.ConfigInfo().Digest, img.Config.Digest)
+		}
+		if name == "c:1" && !bytes.Equal(b, img.Manifest) {
+			t.Errorf("%s: manifest not preserved", name)
+		}
+		src, err := ref.NewImageSource(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range m.LayerInfos() {
+			rc, _, err := src.GetBlob(context.Background(), l.BlobInfo, types.GetBlobOptions{})
+			if err != nil {
+				t.Fatalf("%s: layer %s: %v", name, l.Digest, err)
+			}
+			data, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || digest.FromBytes(data) != l.Digest {
+				t.Errorf("%s: layer %s reads back as %s (%v)", name, l.Digest, digest.FromBytes(data), err)
+			}
+		}
+		src.Close()
 	}
 }
