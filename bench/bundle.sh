@@ -23,17 +23,11 @@ bin=$work/bin
 
 log() { echo "bundle: $*" >&2; }
 
-if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
-	"$here/install-peers.sh"
-fi
-export PATH="$(go env GOPATH)/bin:$PATH"
-for tool in docker-registry skopeo crane /usr/bin/time; do
-	command -v "$tool" >/dev/null || { log "$tool is missing (run bench/install-peers.sh)"; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+require_peers docker-registry skopeo crane /usr/bin/time
 (cd "$root" && go build -o "$bin/" ./bench/gen ./bench/floor ./bench/bundle ./cmd/imgcopy)
 
-# shellcheck source=bench/registry.sh
-. "$here/registry.sh"
 cleanup() {
 	stop_registry A
 	if [ "${BENCH_KEEP:-0}" != 1 ] && [ -z "${BENCH_WORK:-}" ]; then rm -rf "$work"; fi

@@ -31,13 +31,9 @@ work=$(cd "$work" && pwd)
 
 log() { echo "bench: $*" >&2; }
 
-if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
-	"$here/install-peers.sh"
-fi
-export PATH="$(go env GOPATH)/bin:$PATH"
-for tool in docker-registry skopeo crane /usr/bin/time; do
-	command -v "$tool" >/dev/null || { log "$tool is missing (run bench/install-peers.sh)"; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+require_peers docker-registry skopeo crane /usr/bin/time
 
 # --- build -------------------------------------------------------------------------------------
 (cd "$root" && go build -o "$work/bin/" ./bench/gen ./bench/floor ./bench/report)
@@ -53,8 +49,6 @@ fi
 bin=$work/bin
 
 # --- registries ----------------------------------------------------------------------------------
-# shellcheck source=bench/registry.sh
-. "$here/registry.sh"
 wipe_b() { stop_registry B; rm -rf "$work/reg/B/data"; start_registry B; }
 cleanup() {
 	stop_registry A

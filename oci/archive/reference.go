@@ -2,7 +2,6 @@ package archive
 
 import (
 	"context"
-	"slices"
 
 	dockerref "github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -52,26 +51,4 @@ func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemCon
 		return nil, errors.Errorf("writing to %s: a digest reference can only be read; use PATH:NAME", types.ImageName(r))
 	}
 	return newImageDestination(r, sys)
-}
-
-var _ types.TagLister = reference{}
-
-// ListTags implements types.TagLister: the image names in the archive's index.json.
-func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
-	a, err := openArchive(r.path, tempDir(sys))
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-	}
-	defer a.Close()
-	idx, err := a.index(r.path)
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-	}
-	names := []string{}
-	for _, desc := range idx.Manifests {
-		if n := layout.RefName(desc); n != "" && !slices.Contains(names, n) {
-			names = append(names, n)
-		}
-	}
-	return names, nil
 }

@@ -13,6 +13,7 @@ import (
 
 var (
 	_ types.ImageLister       = reference{}
+	_ types.TagLister         = reference{}
 	_ types.ManifestDigester  = reference{}
 	_ types.StoreTransport    = archiveTransport{}
 	_ types.StoreReference    = storeReference{}
@@ -46,11 +47,7 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
 	}
 	defer a.Close()
-	idx, err := a.index(r.path)
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-	}
-	images, err := layout.ListIndex(idx, r.path, r.name, r.digest, func(name string, d digest.Digest) (types.ImageReference, error) {
+	images, err := layout.ListImagesFS(tarFS{a.ix}, r.path, r.name, r.digest, func(name string, d digest.Digest) (types.ImageReference, error) {
 		return reference{path: r.path, name: name, digest: d}, nil
 	})
 	if err != nil {
@@ -61,14 +58,16 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 
 // ManifestDigest implements types.ManifestDigester from the archive's index.json.
 func (r reference) ManifestDigest(ctx context.Context, sys *types.SystemContext) (digest.Digest, error) {
-	images, err := r.ListImages(ctx, sys)
+	return layout.OnlyDigest(ctx, r, sys)
+}
+
+// ListTags implements types.TagLister: the image names in the archive's index.json.
+func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
+	images, err := reference{path: r.path}.ListImages(ctx, sys)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if len(images) != 1 {
-		return "", errors.Errorf("reading the digest of %s: the archive holds %d images; name one with PATH:NAME", types.ImageName(r), len(images))
-	}
-	return images[0].Digest, nil
+	return layout.StoredNames(images), nil
 }
 
 // ParseStoreReference implements types.StoreTransport: a store is an archive, PATH.

@@ -27,11 +27,7 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
 	}
 	defer root.Close()
-	idx, err := readIndexFile(root.FS(), r.path)
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-	}
-	images, err := ListIndex(idx, r.path, r.name, r.digest, func(name string, d digest.Digest) (types.ImageReference, error) {
+	images, err := ListImagesFS(root.FS(), r.path, r.name, r.digest, func(name string, d digest.Digest) (types.ImageReference, error) {
 		return newReference(r.path, name, d), nil
 	})
 	if err != nil {
@@ -42,14 +38,16 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 
 // ManifestDigest implements types.ManifestDigester from index.json.
 func (r reference) ManifestDigest(ctx context.Context, sys *types.SystemContext) (digest.Digest, error) {
-	images, err := r.ListImages(ctx, sys)
+	return OnlyDigest(ctx, r, sys)
+}
+
+// ListTags implements types.TagLister: the image names in index.json, in index order.
+func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
+	images, err := newReference(r.path, "", "").ListImages(ctx, sys)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if len(images) != 1 {
-		return "", errors.Errorf("reading the digest of %s: the layout holds %d images; name one with PATH:NAME", types.ImageName(r), len(images))
-	}
-	return images[0].Digest, nil
+	return StoredNames(images), nil
 }
 
 // ParseStoreReference implements types.StoreTransport: a store is a layout directory, PATH.

@@ -1,6 +1,21 @@
-# bench/registry.sh, sourced by run.sh and bundle.sh: start and stop the Debian docker-registry
-# (CNCF distribution, filesystem storage under $work/reg/NAME, plain HTTP on 127.0.0.1). Needs
-# $work and $bin (with bench/floor built) set by the caller.
+# bench/lib.sh, sourced by run.sh and bundle.sh: the peer tools, and the Debian docker-registry
+# (CNCF distribution, filesystem storage under $work/reg/NAME, plain HTTP on 127.0.0.1).
+
+# require_peers TOOL...: installs the peers (unless BENCH_SKIP_INSTALL=1), puts GOPATH/bin on
+# PATH and fails unless every TOOL is there.
+require_peers() {
+	if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
+		"$here/install-peers.sh"
+	fi
+	PATH="$(go env GOPATH)/bin:$PATH"
+	export PATH
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || { log "$tool is missing (run bench/install-peers.sh)"; exit 1; }
+	done
+}
+
+# start_registry and stop_registry need $work and $bin (with bench/floor built).
 declare -A reg_pid reg_port
 start_registry() { # NAME
 	local name=$1 dir=$work/reg/$1
