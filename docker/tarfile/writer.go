@@ -3,17 +3,13 @@ package tarfile
 import (
 	"context"
 	"io"
-	"os"
-	"strings"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
-	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/internal/tarstore"
-	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -73,21 +69,6 @@ func NewWriter(path string, opts WriterOptions) (*Writer, error) {
 	}, nil
 }
 
-// openCurrent opens the archive at path, nil when there is none (or an empty file).
-func openCurrent(path, tempDir string) (*Reader, error) {
-	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
-		if err != nil && !os.IsNotExist(err) {
-			return nil, errors.Wrapf(err, "opening docker archive %s", path)
-		}
-		return nil, nil
-	}
-	r, err := NewReader(path, &types.SystemContext{BigFilesTemporaryDir: tempDir})
-	if err != nil {
-		return nil, errors.Wrapf(err, "refusing to replace %s, which is not a readable docker archive", path)
-	}
-	return r, nil
-}
-
 // Classic reports whether the writer writes the classic layout.
 func (w *Writer) Classic() bool { return w.classic }
 
@@ -129,34 +110,4 @@ func (w *Writer) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, 
 	}
 	info.Digest, info.Size = d, size
 	return info, nil
-}
-
-// ReuseFromPrevious copies blob d, verified, from the archive being replaced (when it holds
-// it under a content-addressed name) and returns its size. Nothing is fetched over a network.
-func (w *Writer) ReuseFromPrevious(d digest.Digest) (int64, bool) {
-	if d.Validate() != nil {
-		return -1, false
-	}
-	w.prevMu.Lock()
-	defer w.prevMu.Unlock()
-	prev := w.prev
-	if prev == nil {
-		return -1, false
-	}
-	for _, name := range []string{blobPath(d), d.Encoded() + ".tar", d.Encoded() + ".json"} {
-		e, err := prev.index.Lookup(name)
-		if err != nil {
-			continue
-		}
-		vr, err := verify.NewReader(io.NewSectionReader(prev.file, e.Offset, e.Size), d, e.Size)
-		if err == nil {
-			err = w.store.AddBlob(d, e.Size, vr, w.blobMember(d, strings.HasSuffix(name, ".json")))
-		}
-		if err != nil {
-			logrus.WithField("digest", d).Debugf("not reusing blob of the archive being replaced: %v", err)
-			return -1, false
-		}
-		return e.Size, true
-	}
-	return -1, false
 }

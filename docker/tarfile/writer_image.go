@@ -279,12 +279,3 @@ func (w *Writer) Abort() {
 	w.closePrevious()
 	w.store.Abort()
 }
-
-func (w *Writer) closePrevious() {
-	w.prevMu.Lock()
-	defer w.prevMu.Unlock()
-	if w.prev != nil { // no reuse from now on
-		w.prev.Close()
-		w.prev = nil
-	}
-}

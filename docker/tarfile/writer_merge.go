@@ -2,9 +2,13 @@ package tarfile
 
 import (
 	"context"
+	"io"
 	"io/fs"
+	"os"
+	"strings"
 
 	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
@@ -156,4 +160,58 @@ func (w *Writer) keepBlob(ctx context.Context, s *source, info types.BlobInfo, i
 		return err
 	}
 	return w.store.AddBlob(info.Digest, size, vr, w.blobMember(info.Digest, isConfig))
+}
+
+// openCurrent opens the archive at path, nil when there is none (or an empty file).
+func openCurrent(path, tempDir string) (*Reader, error) {
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		if err != nil && !os.IsNotExist(err) {
+			return nil, errors.Wrapf(err, "opening docker archive %s", path)
+		}
+		return nil, nil
+	}
+	r, err := NewReader(path, &types.SystemContext{BigFilesTemporaryDir: tempDir})
+	if err != nil {
+		return nil, errors.Wrapf(err, "refusing to replace %s, which is not a readable docker archive", path)
+	}
+	return r, nil
+}
+
+// ReuseFromPrevious copies blob d, verified, from the archive being replaced (when it holds
+// it under a content-addressed name) and returns its size. Nothing is fetched over a network.
+func (w *Writer) ReuseFromPrevious(d digest.Digest) (int64, bool) {
+	if d.Validate() != nil {
+		return -1, false
+	}
+	w.prevMu.Lock()
+	defer w.prevMu.Unlock()
+	prev := w.prev
+	if prev == nil {
+		return -1, false
+	}
+	for _, name := range []string{blobPath(d), d.Encoded() + ".tar", d.Encoded() + ".json"} {
+		e, err := prev.index.Lookup(name)
+		if err != nil {
+			continue
+		}
+		vr, err := verify.NewReader(io.NewSectionReader(prev.file, e.Offset, e.Size), d, e.Size)
+		if err == nil {
+			err = w.store.AddBlob(d, e.Size, vr, w.blobMember(d, strings.HasSuffix(name, ".json")))
+		}
+		if err != nil {
+			logrus.WithField("digest", d).Debugf("not reusing blob of the archive being replaced: %v", err)
+			return -1, false
+		}
+		return e.Size, true
+	}
+	return -1, false
+}
+
+func (w *Writer) closePrevious() {
+	w.prevMu.Lock()
+	defer w.prevMu.Unlock()
+	if w.prev != nil { // no reuse from now on
+		w.prev.Close()
+		w.prev = nil
+	}
 }

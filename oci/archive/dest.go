@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"sync"
+	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -23,8 +23,7 @@ type destination struct {
 	s    *session
 	owns bool
 
-	mu  sync.Mutex
-	top *imgspecv1.Descriptor
+	top atomic.Pointer[imgspecv1.Descriptor] // the top-level manifest, once written
 }
 
 func newImageDestination(r reference, sys *types.SystemContext) (*destination, error) {
@@ -95,9 +94,7 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
 	}
 	if instance == nil {
-		d.mu.Lock()
-		d.top = &imgspecv1.Descriptor{MediaType: mimeType, Digest: dg, Size: int64(len(body))}
-		d.mu.Unlock()
+		d.top.Store(&imgspecv1.Descriptor{MediaType: mimeType, Digest: dg, Size: int64(len(body))})
 	}
 	return nil
 }
@@ -107,12 +104,11 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 // the archive now at PATH that its other images need are carried over, index.json is
 // appended and the new archive renamed over PATH.
 func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.top == nil {
+	top := d.top.Load()
+	if top == nil {
 		return errors.Errorf("committing %s: no manifest was written", types.ImageName(d.ref))
 	}
-	d.s.add(*d.top, d.ref.name)
+	d.s.add(*top, d.ref.name)
 	if !d.owns {
 		return nil
 	}
