@@ -35,6 +35,9 @@ const (
 	Zstd = "zstd"
 )
 
+// maxZstdWindow bounds the memory a zstd-compressed archive may make the decoder use.
+const maxZstdWindow = 128 << 20
+
 // spoolLinger is how long a spool stays open after its last user closed it; afterFunc arms
 // the timer (tests replace it).
 var (
@@ -116,7 +119,8 @@ func spool(r io.Reader, compression, path, tempDir string) (*File, error) {
 		defer zr.Close()
 		src = zr
 	case Zstd:
-		zr, err := zstd.NewReader(r)
+		// A hostile frame header may ask for any window size; 128 MiB covers `zstd --long`.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
 		if err != nil {
 			return nil, errors.Wrapf(err, "decompressing %s", path)
 		}
