@@ -11,6 +11,7 @@ import (
 
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/integrity"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -52,6 +53,7 @@ func hint(err error) string {
 // --debug) and returns the exit code for it.
 func reportError(w io.Writer, ctx context.Context, err error, debug bool) int {
 	var ue usageError
+	var verifyFailed *integrity.Error
 	code := exitFailure
 	switch {
 	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err())):
@@ -61,6 +63,8 @@ func reportError(w io.Writer, ctx context.Context, err error, debug bool) int {
 		code = exitInterrupted
 	case errors.As(err, &ue) || errors.Is(err, types.ErrUnknownTransport):
 		code = exitUsage
+	case errors.As(err, &verifyFailed): // TODO(#15): subsumed by exit codes by error class
+		code = types.ClassVerification.ExitCode()
 	}
 	msg := err.Error()
 	if h := hint(err); h != "" {
