@@ -16,7 +16,8 @@ import (
 // Writer writes a `docker save` archive holding one or more images into a tarstore.Store (a
 // temporary file renamed into place by Commit; blobs stored once, written concurrently). The
 // images of the archive already at the path are kept unless a new image takes all their
-// names (see keepOthers). A Writer is safe for concurrent use.
+// names (see keepOthers). A Writer is safe for concurrent use. The blobs an image wrote
+// before its copy failed stay in the tar, unreferenced by manifest.json and index.json.
 type Writer struct {
 	store   *tarstore.Store
 	tempDir string

@@ -21,7 +21,9 @@ import (
 
 // session is one rewrite of an archive: the images written by its destinations go into one
 // new tar (each blob once), and commit makes them visible together, keeping the images of
-// the archive at PATH that they do not replace.
+// the archive at PATH that they do not replace. The blobs an image wrote before its copy
+// failed stay in the tar, unreferenced (a layout may hold extra blobs; the tar cannot give
+// space back in the middle).
 type session struct {
 	path    string
 	tempDir string
