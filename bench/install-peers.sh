@@ -3,7 +3,8 @@
 # and the benchmarks (bench/run.sh) run against, pinned, installing only what is missing.
 # Idempotent: a second run with everything present does nothing and needs no network.
 #
-#   Debian (apt):  skopeo, umoci, docker-registry (CNCF distribution 2.8), time (/usr/bin/time)
+#   Debian (apt):  skopeo, umoci, docker-registry (CNCF distribution 2.8), time (/usr/bin/time),
+#                  containerd (ctr images import, the loader of k3s and of Docker's containerd store)
 #   go install:    crane, regctl  -> $(go env GOPATH)/bin, or $PEERS_GOBIN when set
 #
 # Versions below were verified on Debian 12 (bookworm) with Go 1.26. If Debian no longer carries
@@ -22,6 +23,7 @@ APT_PINS=(
 	"umoci=0.4.7+ds-3+b7"
 	"docker-registry=2.8.2+ds1-1"
 	"time=1.9-0.2"
+	"containerd=1.6.20~ds1-1+deb12u3"
 )
 
 log() { echo "install-peers: $*" >&2; }
@@ -70,4 +72,4 @@ case ":$PATH:" in
 *) log "note: add $gobin to PATH (the interop tests and bench/run.sh look tools up in PATH)" ;;
 esac
 
-log "peers: skopeo $(skopeo --version | awk '{print $3}'), umoci $(umoci --version | awk '{print $3}'), $(docker-registry --version | awk '{print $1, $3}'), crane $("$gobin/crane" version), regctl $("$gobin/regctl" version --format '{{.VCSTag}}' 2>/dev/null || echo "$REGCTL_VERSION")"
+log "peers: skopeo $(skopeo --version | awk '{print $3}'), $(ctr --version | awk '{print $1, $3}'), umoci $(umoci --version | awk '{print $3}'), $(docker-registry --version | awk '{print $1, $3}'), crane $("$gobin/crane" version), regctl $("$gobin/regctl" version --format '{{.VCSTag}}' 2>/dev/null || echo "$REGCTL_VERSION")"

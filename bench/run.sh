@@ -31,13 +31,9 @@ work=$(cd "$work" && pwd)
 
 log() { echo "bench: $*" >&2; }
 
-if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
-	"$here/install-peers.sh"
-fi
-export PATH="$(go env GOPATH)/bin:$PATH"
-for tool in docker-registry skopeo crane /usr/bin/time; do
-	command -v "$tool" >/dev/null || { log "$tool is missing (run bench/install-peers.sh)"; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+require_peers docker-registry skopeo crane /usr/bin/time
 
 # --- build -------------------------------------------------------------------------------------
 (cd "$root" && go build -o "$work/bin/" ./bench/gen ./bench/floor ./bench/report)
@@ -53,38 +49,6 @@ fi
 bin=$work/bin
 
 # --- registries ----------------------------------------------------------------------------------
-declare -A reg_pid reg_port
-start_registry() { # NAME
-	local name=$1 dir=$work/reg/$1
-	mkdir -p "$dir"
-	[ -n "${reg_port[$name]:-}" ] || reg_port[$name]=$("$bin/floor" freeport)
-	cat >"$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $dir/data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:${reg_port[$name]}
-  secret: bench-secret
-EOF
-	docker-registry serve "$dir/config.yml" >>"$dir/log" 2>&1 &
-	reg_pid[$name]=$!
-	"$bin/floor" wait "127.0.0.1:${reg_port[$name]}" 20
-}
-stop_registry() { # NAME
-	local pid=${reg_pid[$1]:-}
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		reg_pid[$1]=""
-	fi
-}
 wipe_b() { stop_registry B; rm -rf "$work/reg/B/data"; start_registry B; }
 cleanup() {
 	stop_registry A

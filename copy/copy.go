@@ -265,7 +265,11 @@ func (c *copier) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.dest.Commit(ctx, types.CommitOptions{SourceReference: c.srcRef}); err != nil {
+	commit := types.CommitOptions{SourceReference: c.srcRef}
+	if len(c.opts.Platforms) > 0 {
+		commit.Platform = &c.opts.Platforms[0]
+	}
+	if err := c.dest.Commit(ctx, commit); err != nil {
 		return nil, errors.Wrapf(err, "committing %s", types.ImageName(c.destRef))
 	}
 	res.BytesCopied, res.BytesReused = c.bytesCopied.Load(), c.bytesReused.Load()

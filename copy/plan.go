@@ -293,6 +293,10 @@ func planInstances(in instancePlanInput) (instanceMode, error) {
 			return 0, errors.Errorf("copying %d platforms: destination takes a single image (select one platform)", in.Platforms)
 		}
 		return instancesOne, nil
+	case in.Platforms == 1 && in.Mode == MultiArchAll && in.DestPrefersSingle:
+		// A docker-archive keeps the whole index and lists this platform's image in its
+		// manifest.json (CommitOptions.Platform), for loaders that take one image.
+		return instancesAll, nil
 	case in.Platforms > 0:
 		return instancesSubset, nil
 	case in.Mode == MultiArchAll:

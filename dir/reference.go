@@ -20,9 +20,11 @@ const (
 
 var _ types.ImageReference = reference{}
 
-// reference is a dir: reference, the path as the user gave it.
+// reference is a dir: reference, the path as the user gave it, and the name of the image when
+// it was found in (or named for) a store of many.
 type reference struct {
 	path string
+	name dockerref.Named
 }
 
 // Transport implements types.ImageReference.
@@ -31,8 +33,9 @@ func (r reference) Transport() types.ImageTransport { return Transport }
 // StringWithinTransport implements types.ImageReference.
 func (r reference) StringWithinTransport() string { return r.path }
 
-// DockerReference implements types.ImageReference; a directory carries no name.
-func (r reference) DockerReference() dockerref.Named { return nil }
+// DockerReference implements types.ImageReference; a directory carries no name, except the
+// one an image has in a store.
+func (r reference) DockerReference() dockerref.Named { return r.name }
 
 // NewImageSource implements types.ImageReference.
 func (r reference) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {

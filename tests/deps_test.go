@@ -12,9 +12,9 @@ import (
 )
 
 // The import rules of STYLE.md §1, as a test. Layers from the bottom: (0) types; (1) manifest,
-// blobinfocache; (2) the transports, copy and inspect side by side; (3) sync (many copies, no
-// transport) and transports/alltransports (the standard list); (4) cmd and tests. Nothing
-// outside cmd/ (and bench/) imports cmd/.
+// blobinfocache; (2) the transports, copy, inspect and integrity side by side; (3) sync (many
+// copies, no transport) and transports/alltransports (the standard list); (4) cmd and tests.
+// Nothing outside cmd/ (and bench/) imports cmd/.
 // internal/... helpers may be used by layers 1–3; internal/testregistry, tests/conformance and
 // tests/internal/... only by tests (the tests tree or _test.go files).
 
@@ -62,6 +62,8 @@ func group(pkg string) string {
 		return "copy"
 	case under("inspect"):
 		return "inspect"
+	case under("integrity"):
+		return "integrity"
 	case under("sync"):
 		return "sync"
 	case under("transports"):
@@ -108,11 +110,13 @@ func allowedImport(from, to string, test bool) error {
 		"internal":      {"types", "manifest"},
 		"copy":          {"types", "manifest", "blobinfocache", "internal"},
 		"inspect":       {"types", "manifest", "internal"},
+		// integrity checks stored images through types.ImageSource, as inspect reads them.
+		"integrity": {"types", "manifest", "internal"},
 		// sync plans and runs many copies; it gets references from its caller (and parses names
 		// with a types.TransportList it is given), so it links no transport.
 		"sync":          {"types", "manifest", "blobinfocache", "internal", "copy", "inspect"},
 		"alltransports": {"types", "transport"},
-		"cmd":           {"types", "manifest", "blobinfocache", "internal", "copy", "inspect", "sync", "alltransports", "transport"},
+		"cmd":           {"types", "manifest", "blobinfocache", "internal", "copy", "inspect", "integrity", "sync", "alltransports", "transport"},
 	}
 	key := gf
 	if strings.HasPrefix(gf, "transport:") {
@@ -299,6 +303,11 @@ func TestAllowedImportRule(t *testing.T) {
 		{"internal/credentials", "types", false, true},
 		{"internal/credentials", "docker", false, false},
 		{"internal/credentials", "copy", false, false},
+		{"integrity", "manifest", false, true},
+		{"integrity", "internal/verify", false, true},
+		{"integrity", "docker", false, false},
+		{"integrity", "copy", false, false},
+		{"cmd/imgcopy", "integrity", false, true},
 		{"sync", "copy", false, true},
 		{"sync", "docker", false, false},
 		{"sync", "transports/alltransports", false, false},

@@ -17,8 +17,14 @@ type ListedImage struct {
 	Ref ImageReference
 	// Name is the name the image carries in its storage: the registry repository and tag, an
 	// OCI layout's org.opencontainers.image.ref.name, a docker-archive RepoTag. It is nil when
-	// the image has none (an unnamed layout entry or archive image).
+	// the image has none (an unnamed layout entry or archive image), or when the stored name
+	// is not a registry-style reference (a bare tag "v1" in a layout written by skopeo).
 	Name reference.Named
+	// StoredName is the name exactly as the storage records it: a registry tag, an OCI
+	// ref.name (a bare tag or a full reference), a RepoTag, a dir store's path relative to the
+	// store ("team/app:1"). "" when the image has none. Giving it to the store's
+	// StoreReference.ImageReference names the same image in another store of the same kind.
+	StoredName string
 	// Digest is the top-level manifest digest when the lister knows it without fetching the
 	// manifest (local transports), "" otherwise (registries: use ManifestDigester).
 	Digest digest.Digest

@@ -72,4 +72,8 @@ type SystemContext struct {
 	// DockerArchiveClassic writes the classic uncompressed docker-archive (no OCI layout part)
 	// for old consumers.
 	DockerArchiveClassic bool
+	// ArchiveCompression compresses a written docker-archive or oci-archive as a whole:
+	// "gzip", "zstd", or "none"; "" decides by the file name (.gz/.tgz, .zst/.tzst).
+	// Reading detects compression by content and needs no setting.
+	ArchiveCompression string
 }

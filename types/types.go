@@ -165,6 +165,11 @@ type CommitOptions struct {
 	// SourceReference is the image that was copied; a destination without a name of its own
 	// may take the name from it (e.g. the RepoTags of a docker-archive). May be nil.
 	SourceReference ImageReference
+	// Platform is the platform the caller chose (the first of copy.Options.Platforms), for a
+	// destination that stores a multi-platform index but lists one of its images for
+	// single-image loaders (the manifest.json of a docker-archive). nil means the running
+	// platform (with the SystemContext's overrides).
+	Platform *Platform
 }
 
 // ImageDestination writes one image (and, for an index, its instances). The call order is

@@ -6,6 +6,9 @@
 //	tree   a compressible real-world tree: $GOROOT/src in two gzip layers (quick: $GOROOT/src/net/http)
 //	multi  an OCI index of 3 platforms (linux/amd64, linux/arm64, linux/ppc64le), each 2 layers
 //	       (32 MiB incompressible + a small text layer; quick: 1 MiB)
+//	bundle 20 images sharing their bases, as 20 index.json entries app-00 … app-19 (not one
+//	       "bench"): a 24 MiB base layer in all, one of 4 runtime layers of 8 MiB, and a 2 MiB
+//	       layer of their own (quick: 1 MiB, 256 KiB, 64 KiB), all incompressible
 //
 // Usage: gen [-quick] -out DIR [workload...]   (default: all workloads, into DIR/<workload>)
 //
@@ -102,6 +105,7 @@ type layerSpec struct {
 type imageSpec struct {
 	arch   string
 	layers []layerSpec
+	name   string // the image's own index.json entry (bundle); "" for the one "bench" entry
 }
 
 func workloads(quick bool) map[string][]imageSpec {
@@ -137,7 +141,25 @@ func workloads(quick bool) map[string][]imageSpec {
 		}})
 	}
 	w["multi"] = multi
+	w["bundle"] = bundleImages(quick)
 	return w
+}
+
+// bundleImages are the 20 images of the bundle workload.
+func bundleImages(quick bool) []imageSpec {
+	base, runtime, app := int64(24*miB), int64(8*miB), int64(2*miB)
+	if quick {
+		base, runtime, app = 1*miB, 256*kiB, 64*kiB
+	}
+	var images []imageSpec
+	for i := range 20 {
+		images = append(images, imageSpec{arch: "amd64", name: fmt.Sprintf("app-%02d", i), layers: []layerSpec{
+			{name: "base/base.bin", random: base, seed: 500, level: gzip.NoCompression},
+			{name: "runtime/runtime.bin", random: runtime, seed: uint64(510 + i%4), level: gzip.NoCompression},
+			{name: fmt.Sprintf("app/app-%02d.bin", i), random: app, seed: uint64(520 + i), level: gzip.NoCompression},
+		}})
+	}
+	return images
 }
 
 func main() {
@@ -151,7 +173,7 @@ func main() {
 	all := workloads(*quick)
 	names := flag.Args()
 	if len(names) == 0 {
-		names = []string{"big", "many", "tree", "multi"}
+		names = []string{"big", "many", "tree", "multi"} // bundle only when named
 	}
 	for _, name := range names {
 		images, ok := all[name]
@@ -170,7 +192,8 @@ func main() {
 }
 
 // writeLayout writes the images into a fresh layout at dir and returns the digest of the entry
-// tagged "bench" and the total blob bytes.
+// tagged "bench" (of index.json itself for named images) and the total bytes of the distinct
+// blobs.
 func writeLayout(dir string, images []imageSpec) (string, int64, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return "", 0, err
@@ -192,6 +215,9 @@ func writeLayout(dir string, images []imageSpec) (string, int64, error) {
 		d.Platform = &platform{Architecture: img.arch, OS: "linux"}
 		entries = append(entries, d)
 	}
+	if images[0].name != "" {
+		return writeNamed(dir, images, entries)
+	}
 	top := entries[0]
 	top.Platform = nil
 	if len(images) > 1 {
@@ -210,6 +236,32 @@ func writeLayout(dir string, images []imageSpec) (string, int64, error) {
 		return "", 0, err
 	}
 	return top.Digest, total, os.WriteFile(filepath.Join(dir, "index.json"), b, 0o644)
+}
+
+// writeNamed writes index.json with one entry per image, named as the image.
+func writeNamed(dir string, images []imageSpec, entries []descriptor) (string, int64, error) {
+	for i := range entries {
+		entries[i].Platform = nil
+		entries[i].Annotations = map[string]string{refNameAnnotation: images[i].name}
+	}
+	b, err := json.Marshal(index{SchemaVersion: 2, Manifests: entries})
+	if err != nil {
+		return "", 0, err
+	}
+	var total int64
+	blobs, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	if err != nil {
+		return "", 0, err
+	}
+	for _, e := range blobs {
+		fi, err := e.Info()
+		if err != nil {
+			return "", 0, err
+		}
+		total += fi.Size()
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), total, os.WriteFile(filepath.Join(dir, "index.json"), b, 0o644)
 }
 
 func writeImage(dir string, img imageSpec) (descriptor, int64, error) {

@@ -19,7 +19,8 @@ Examples:
    imgcopy docker://busybox:latest oci:/tmp/busybox:latest
    imgcopy --all --dest-creds user:pass docker://docker.io/library/alpine:3 docker://127.0.0.1:5000/alpine:3
    imgcopy inspect docker://busybox:latest
-   imgcopy list-tags oci:/tmp/busybox`
+   imgcopy list-tags oci:/tmp/busybox
+   imgcopy verify oci-archive:/tmp/bundle.tar`
 
 // newApp builds the command line interface on e.
 // --version prints what the version command prints, to the app's writer.
@@ -62,6 +63,7 @@ func newApp(e *env) *cli.App {
 			inspectCmd(e),
 			listTagsCmd(e),
 			deleteCmd(e),
+			verifyCmd(e),
 			manifestDigestCmd(e),
 			loginCmd(e),
 			logoutCmd(e),

@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/urfave/cli/v2"
 
+	"github.com/imgcopy/imgcopy/inspect"
 	"github.com/imgcopy/imgcopy/internal/credentials"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
 	"github.com/imgcopy/imgcopy/manifest"
@@ -23,20 +24,24 @@ func listTagsCmd(e *env) *cli.Command {
 		ArgsUsage: "REF",
 		Description: `Prints {"Repository": ..., "Tags": [...]} for REF's repository (docker://HOST/REPO, any tag
 or digest in REF is ignored) or OCI layout (the ref.name of each index.json entry); works
-with every transport whose references can list tags.
+with every transport whose references can list tags. For a layout, an archive or a dir:
+store named by its path, "Images" lists every image with its digest and platforms.
 
 Examples:
    imgcopy list-tags docker://docker.io/library/alpine
-   imgcopy list-tags oci:examples/hello`,
+   imgcopy list-tags oci:examples/hello
+   imgcopy list-tags docker-archive:/tmp/bundle.tar`,
 		Flags:  imageFlags("", "image's"),
 		Action: func(c *cli.Context) error { return listTagsCommand(c, e) },
 	}
 }
 
-// tagList is the output of list-tags, with skopeo's field names.
+// tagList is the output of list-tags, with skopeo's field names; a store of many images (a
+// layout or archive named by its path) adds every image with its platforms.
 type tagList struct {
 	Repository string
 	Tags       []string
+	Images     []inspect.StoredImage `json:",omitempty"`
 }
 
 func listTagsCommand(c *cli.Context, e *env) error {
@@ -48,14 +53,26 @@ func listTagsCommand(c *cli.Context, e *env) error {
 		return err
 	}
 	lister, ok := ref.(types.TagLister)
-	if !ok {
+	images, isStore := ref.(types.ImageLister)
+	if !ok && !isStore {
 		return usageErrorf("%s: the %s transport cannot list tags", types.ImageName(ref), ref.Transport().Name())
 	}
 	sys, err := systemContext(c, e, "")
 	if err != nil {
 		return err
 	}
-	tags, err := lister.ListTags(c.Context, sys)
+	var out tagList
+	if isStore && ref.DockerReference() == nil {
+		if out.Images, err = inspect.ListStore(c.Context, images, sys); err != nil {
+			return errors.Wrapf(err, "listing images of %s", types.ImageName(ref))
+		}
+	}
+	var tags []string
+	if ok {
+		tags, err = lister.ListTags(c.Context, sys)
+	} else {
+		tags, err = storedNames(c, images, sys, out.Images)
+	}
 	if err != nil {
 		return errors.Wrapf(err, "listing tags of %s", types.ImageName(ref))
 	}
@@ -66,7 +83,25 @@ func listTagsCommand(c *cli.Context, e *env) error {
 	if tags == nil {
 		tags = []string{}
 	}
-	return printJSON(e, tagList{Repository: repo, Tags: tags})
+	out.Repository, out.Tags = repo, tags
+	return printJSON(e, out)
+}
+
+// storedNames returns the names of the images of a store without tags (a dir: store).
+func storedNames(c *cli.Context, lister types.ImageLister, sys *types.SystemContext, images []inspect.StoredImage) ([]string, error) {
+	if images == nil {
+		var err error
+		if images, err = inspect.ListStore(c.Context, lister, sys); err != nil {
+			return nil, err
+		}
+	}
+	var names []string
+	for _, img := range images {
+		if img.Name != "" {
+			names = append(names, img.Name)
+		}
+	}
+	return names, nil
 }
 
 func deleteCmd(e *env) *cli.Command {

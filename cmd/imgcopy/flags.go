@@ -64,6 +64,7 @@ func copyFlags() []cli.Flag {
 		&cli.IntFlag{Name: "dest-compress-level", Usage: "compression `LEVEL`", DefaultText: "the format's default"},
 		&cli.BoolFlag{Name: "dest-decompress", Usage: "store layers uncompressed"},
 		&cli.StringSliceFlag{Name: "additional-tag", Usage: "also tag a docker-archive destination as `NAME:TAG` (repeatable)"},
+		&cli.StringFlag{Name: "archive-compress", Usage: "compress a docker-archive or oci-archive destination as a whole with `FORMAT`: gzip, zstd or none (default: by the file suffix, .gz/.tgz or .zst/.tzst)"},
 		&cli.IntFlag{Name: "image-parallel-copies", Usage: "copy at most `N` layers at once", DefaultText: "6"},
 		&cli.IntFlag{Name: "retry-times", Usage: "retry a failed registry request `N` times", DefaultText: "3"},
 		&cli.DurationFlag{Name: "retry-delay", Usage: "first retry delay (`DURATION`, doubled per attempt)", DefaultText: "the transport's default"},
@@ -181,6 +182,12 @@ func copyOptions(c *cli.Context, e *env) (*copier.Options, error) {
 	}
 	if opts.ImageParallelCopies = c.Int("image-parallel-copies"); opts.ImageParallelCopies < 0 {
 		return nil, usageErrorf("--image-parallel-copies must not be negative")
+	}
+	switch f := c.String("archive-compress"); f {
+	case "", "gzip", "zstd", "none":
+		opts.DestinationCtx.ArchiveCompression = f
+	default:
+		return nil, usageErrorf("--archive-compress %q: want gzip, zstd or none", f)
 	}
 	for _, t := range c.StringSlice("additional-tag") {
 		tagged, err := parseAdditionalTag(t)

@@ -22,11 +22,16 @@ image the summary describes the image for the running platform (see --override-a
 Digest is the index's digest. --raw prints the top-level manifest exactly as stored;
 --config prints the image config (exact bytes with --raw).
 
+For a layout or archive named by its path alone that holds several images (a bundle), it
+prints {"Store": ..., "Images": [...]} instead: each image's name, reference, digest, type
+and platforms.
+
 Examples:
    imgcopy inspect oci:examples/hello:latest
    imgcopy inspect --raw docker://busybox:latest
    imgcopy inspect --config --raw oci:examples/hello:latest
    imgcopy inspect --format '{{.Digest}} {{.Architecture}}' docker-archive:/tmp/hello.tar
+   imgcopy inspect oci-archive:/tmp/bundle.tar
    imgcopy --override-arch arm64 inspect docker://alpine:3`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "raw", Usage: "print the manifest (or with --config the config) exactly as stored"},
@@ -61,6 +66,15 @@ func inspectCommand(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if !c.Bool("raw") && !c.Bool("config") {
+		store, ok, err := inspect.InspectStore(c.Context, ref, sys)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return printSummary(e, tmpl, store)
+		}
+	}
 	switch {
 	case c.Bool("config"):
 		img, err := inspect.Read(c.Context, ref, sys)
@@ -80,13 +94,18 @@ func inspectCommand(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	return printSummary(e, tmpl, out)
+}
+
+// printSummary prints out with the --format template, or as indented JSON.
+func printSummary(e *env, tmpl *template.Template, out any) error {
 	if tmpl != nil {
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, out); err != nil {
 			return errors.Wrap(err, "executing --format template")
 		}
 		buf.WriteString("\n")
-		_, err = e.stdout.Write(buf.Bytes())
+		_, err := e.stdout.Write(buf.Bytes())
 		return err
 	}
 	return printJSON(e, out)

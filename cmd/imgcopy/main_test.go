@@ -173,6 +173,11 @@ func TestCopyFlagsMapToOptions(t *testing.T) {
 				}
 			}
 		}},
+		{name: "archive compression", args: []string{"--archive-compress", "zstd", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if o.DestinationCtx.ArchiveCompression != "zstd" || o.SourceCtx.ArchiveCompression != "" {
+				t.Errorf("got dest %q, src %q", o.DestinationCtx.ArchiveCompression, o.SourceCtx.ArchiveCompression)
+			}
+		}},
 		{name: "additional tags", args: []string{"--additional-tag", "hello:v1", "--additional-tag", "quay.io/x/y:z", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
 			tags := o.DestinationCtx.DockerArchiveAdditionalTags
 			if len(tags) != 2 || tags[0].String() != "docker.io/library/hello:v1" || tags[1].String() != "quay.io/x/y:z" {

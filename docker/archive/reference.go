@@ -17,7 +17,7 @@ type reference struct {
 	path   string
 	named  dref.NamedTagged // nil when not given
 	index  int              // -1 when not given
-	writer *Writer          // set for references of a multi-image Writer
+	writer *tarfile.Writer  // set for references of a StoreWriter
 }
 
 var _ types.ImageReference = (*reference)(nil)
@@ -88,7 +88,8 @@ func (r *reference) NewImageSource(ctx context.Context, sys *types.SystemContext
 }
 
 // NewImageDestination implements types.ImageReference. Unless the reference belongs to a
-// multi-image Writer, the archive holds this one image and appears at the path on Commit.
+// StoreWriter, the archive is rewritten on Commit: with this image added, or replacing the
+// image of the same name, and the other images of the archive kept.
 func (r *reference) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
 	if r.index >= 0 {
 		return nil, errors.Errorf("cannot write to %s: an @N reference can only be read", types.ImageName(r))
@@ -101,20 +102,17 @@ func (r *reference) NewImageDestination(ctx context.Context, sys *types.SystemCo
 		names = append(names, sys.DockerArchiveAdditionalTags...)
 	}
 	if r.writer != nil {
-		return tarfile.NewDestination(r.writer.w, false, r, names, sys), nil
+		return tarfile.NewDestination(r.writer, false, r, names, sys), nil
 	}
-	w, err := tarfile.NewWriter(r.path, writerOptions(sys))
+	opts, err := writerOptions(r.path, sys)
 	if err != nil {
 		return nil, err
 	}
-	return tarfile.NewDestination(w, true, r, names, sys), nil
-}
-
-func writerOptions(sys *types.SystemContext) tarfile.WriterOptions {
-	if sys == nil {
-		return tarfile.WriterOptions{}
+	w, err := tarfile.NewWriter(r.path, opts)
+	if err != nil {
+		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	return tarfile.WriterOptions{Classic: sys.DockerArchiveClassic, TempDir: sys.BigFilesTemporaryDir}
+	return tarfile.NewDestination(w, true, r, names, sys), nil
 }
 
 var _ types.TagLister = (*reference)(nil)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	dref "github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/manifest"
@@ -90,24 +91,21 @@ func TestMultiImageWriter(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "multi.tar")
-	w, err := NewWriter(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newStoreWriter(t, path)
 	for _, img := range []struct {
 		name string
 		img  conformance.Image
 	}{{"a:1", a}, {"quay.io/b/b:2", b}} {
-		ref, err := w.NewReference(tagged(t, img.name))
+		ref, err := w.ImageReference(img.name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		copyImage(t, ref, nil, img.img)
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("archive visible before Writer.Close: %v", err)
+			t.Fatalf("archive visible before Writer.Commit: %v", err)
 		}
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for ref, want := range map[string][]byte{path + ":a:1": a.Manifest, path + ":@0": a.Manifest, path + ":quay.io/b/b:2": b.Manifest, path + ":@1": b.Manifest} {
@@ -149,13 +147,25 @@ func TestMultiImageWriter(t *testing.T) {
 	}
 }
 
-func TestMultiImageWriterWithoutImages(t *testing.T) {
-	dir := t.TempDir()
-	w, err := NewWriter(filepath.Join(dir, "x.tar"), nil)
+// newStoreWriter opens a StoreWriter on the archive at path, closed when the test ends.
+func newStoreWriter(t *testing.T, path string) types.StoreWriter {
+	t.Helper()
+	store, err := Transport.(types.StoreTransport).ParseStoreReference(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "no image") {
+	w, err := store.(types.StoreWriterOpener).NewStoreWriter(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+func TestMultiImageWriterWithoutImages(t *testing.T) {
+	dir := t.TempDir()
+	w := newStoreWriter(t, filepath.Join(dir, "x.tar"))
+	if err := w.Commit(context.Background()); err == nil || !strings.Contains(err.Error(), "no image") {
 		t.Errorf("want an error for an empty archive, got %v", err)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
@@ -184,5 +194,54 @@ func TestReferenceRoundTrip(t *testing.T) {
 	}
 	if _, err := parse(t, filepath.Join(t.TempDir(), "missing.tar")).NewImageSource(context.Background(), nil); !errors.Is(err, types.ErrManifestNotFound) {
 		t.Errorf("missing archive: want ErrManifestNotFound, got %v", err)
+	}
+}
+
+// TestAddImagesAcrossLayouts adds images to an archive written in the other layout (classic
+// into Docker 25+, and back): the images already there are kept, readable, with their
+// configs; the last image written keeps its manifest bytes when the layout can hold them.
+func TestAddImagesAcrossLayouts(t *testing.T) {
+	imgs := map[string]conformance.Image{}
+	for _, arch := range []string{"amd64", "arm64", "s390x"} {
+		img, err := conformance.BuildImage(conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType, Architecture: arch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs[arch] = img
+	}
+	path := filepath.Join(t.TempDir(), "mixed.tar")
+	classic := &types.SystemContext{DockerArchiveClassic: true}
+	copyImage(t, parse(t, path+":a:1"), nil, imgs["amd64"])
+	copyImage(t, parse(t, path+":b:1"), classic, imgs["arm64"])
+	copyImage(t, parse(t, path+":c:1"), nil, imgs["s390x"])
+	for name, img := range map[string]conformance.Image{"a:1": imgs["amd64"], "b:1": imgs["arm64"], "c:1": imgs["s390x"]} {
+		ref := parse(t, path+":"+name)
+		b := readManifest(t, ref)
+		m, err := manifest.FromBlob(b, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ConfigInfo().Digest != img.Config.Digest {
+			t.Errorf("%s: config %s, want %s", name, m.ConfigInfo().Digest, img.Config.Digest)
+		}
+		if name == "c:1" && !bytes.Equal(b, img.Manifest) {
+			t.Errorf("%s: manifest not preserved", name)
+		}
+		src, err := ref.NewImageSource(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range m.LayerInfos() {
+			rc, _, err := src.GetBlob(context.Background(), l.BlobInfo, types.GetBlobOptions{})
+			if err != nil {
+				t.Fatalf("%s: layer %s: %v", name, l.Digest, err)
+			}
+			data, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || digest.FromBytes(data) != l.Digest {
+				t.Errorf("%s: layer %s reads back as %s (%v)", name, l.Digest, digest.FromBytes(data), err)
+			}
+		}
+		src.Close()
 	}
 }

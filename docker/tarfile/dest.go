@@ -41,8 +41,8 @@ func NewDestination(w *Writer, ownsWriter bool, ref types.ImageReference, names 
 // Reference implements types.ImageDestination.
 func (d *destination) Reference() types.ImageReference { return d.ref }
 
-// Properties implements types.ImageDestination. Blobs may be written concurrently: one
-// streams straight into the tar while the others are spooled next to it.
+// Properties implements types.ImageDestination. Blobs may be written concurrently, each
+// straight into its own region of the tar (see internal/tarstore).
 func (d *destination) Properties() types.DestinationProperties {
 	if d.w.classic {
 		return types.DestinationProperties{
@@ -62,15 +62,16 @@ func (d *destination) Properties() types.DestinationProperties {
 }
 
 // TryReusingBlob implements types.ImageDestination. Blobs already in the archive (from this
-// image or an earlier one) are reused; in the classic layout, a compressed layer whose
+// image or an earlier one; one another image's copy is writing right now is waited for) are
+// reused; in the classic layout, a compressed layer whose
 // uncompressed form is already stored is substituted when allowed.
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
 	if info.Digest == "" {
 		return types.ReusedBlob{}, false, nil
 	}
-	if size, ok := d.w.HasBlob(info.Digest); ok {
+	if size, ok, err := d.w.WaitBlob(ctx, info.Digest); ok || err != nil {
 		info.Size = size
-		return types.ReusedBlob{Info: info}, true, nil
+		return types.ReusedBlob{Info: info}, ok, err
 	}
 	if size, ok := d.w.ReuseFromPrevious(info.Digest); ok {
 		info.Size = size
@@ -143,7 +144,7 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 		}
 	}
 	if manifest.IsIndexType(d.topType) {
-		m, err := d.chooseInstance()
+		m, err := d.chooseInstance(opts.Platform)
 		if err != nil {
 			return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 		}
@@ -153,7 +154,7 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 	}
 	if d.ownsWriter {
-		if err := d.w.Close(); err != nil {
+		if err := d.w.Commit(ctx); err != nil {
 			return err
 		}
 	}
@@ -161,14 +162,17 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	return nil
 }
 
-// chooseInstance picks, among the written instances of the index, the one for the running
-// platform, else the first written one.
-func (d *destination) chooseInstance() ([]byte, error) {
+// chooseInstance picks, among the written instances of the index, the one for platform (nil:
+// the running one), else the first written one.
+func (d *destination) chooseInstance(platform *types.Platform) ([]byte, error) {
 	idx, err := manifest.IndexFromBlob(d.top, d.topType)
 	if err != nil {
 		return nil, err
 	}
 	want := manifest.SystemPlatform(d.sys)
+	if platform != nil {
+		want = *platform
+	}
 	if inst, err := manifest.ChooseInstance(idx, want); err == nil {
 		if b, ok := d.instances[inst.Digest]; ok {
 			return b, nil
@@ -177,7 +181,7 @@ func (d *destination) chooseInstance() ([]byte, error) {
 	for _, inst := range idx.Instances() {
 		if b, ok := d.instances[inst.Digest]; ok {
 			logrus.WithFields(logrus.Fields{"platform": manifest.FormatPlatform(want), "digest": inst.Digest}).
-				Warn("no image for the running platform was written; manifest.json lists another instance")
+				Warn("no image for the chosen platform was written; manifest.json lists another instance")
 			return b, nil
 		}
 	}

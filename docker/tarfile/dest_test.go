@@ -378,6 +378,20 @@ func TestFailedWriteLeavesNothing(t *testing.T) {
 	}
 }
 
+// newTestArchive starts a docker-archive destination for a schema2 test image.
+func newTestArchive(t *testing.T) (conformance.Image, string, *Writer, types.ImageDestination) {
+	t.Helper()
+	img := buildImage(t, conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType})
+	path := filepath.Join(t.TempDir(), "out.tar")
+	w, err := NewWriter(path, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := NewDestination(w, true, fakeRef{}, nil, nil)
+	t.Cleanup(func() { dest.Close() })
+	return img, path, w, dest
+}
+
 // TestFailedBlobIsRolledBack checks that a blob that fails midway leaves no member behind
 // and that the archive can still be completed.
 func TestFailedBlobIsRolledBack(t *testing.T) {

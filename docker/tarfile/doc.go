@@ -17,6 +17,7 @@
 // image (org.opencontainers.image.ref.name and io.containerd.image.name set to name:tag),
 // manifest.json and repositories. The classic layout (WriterOptions.Classic) stores
 // uncompressed layers as <hex>.tar with legacy <id>/ directories, as containers/image does.
-// Blobs of known digest and size are written concurrently, each into a region of the tar
-// reserved for it when it starts; others are spooled to a temporary file and appended.
+// The tar itself is an internal/tarstore.Store, shared with oci-archive: blobs of known digest
+// and size are written concurrently, each into a region of the tar reserved for it when it
+// starts; others are spooled to a temporary file and appended.
 package tarfile

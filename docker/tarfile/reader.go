@@ -1,35 +1,30 @@
 package tarfile
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"sync"
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
-	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/archivefile"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
 	"github.com/imgcopy/imgcopy/internal/tarindex"
 	"github.com/imgcopy/imgcopy/types"
 )
 
 // Reader gives random access to the members of a `docker save` archive. The tar is indexed
-// once; members are served as sections of the file. A gzip-compressed archive, or one that is
-// not a regular file (a pipe), is first spooled (decompressed) to a temporary file, which
-// Close removes. A Reader is safe for concurrent use.
+// once; members are served as sections of the file. A gzip- or zstd-compressed archive, or one
+// that is not a regular file (a pipe), is read from a decompressed spool file (see
+// internal/archivefile). A Reader is safe for concurrent use.
 type Reader struct {
-	path     string // as given by the user, for messages
-	file     *os.File
-	tempPath string // spooled copy to remove on Close, or ""
-	index    *tarindex.Index
-	items    []ManifestItem
+	path  string // as given by the user, for messages
+	file  *archivefile.File
+	index *tarindex.Index
+	items []ManifestItem
 
 	mu      sync.Mutex
 	digests map[string]layerFacts // per resolved member name, computed lazily
@@ -45,7 +40,11 @@ type layerFacts struct {
 // NewReader opens and indexes the archive at path. sys may be nil; sys.BigFilesTemporaryDir
 // is used for a spooled copy.
 func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
-	f, err := os.Open(path)
+	tempDir := ""
+	if sys != nil {
+		tempDir = sys.BigFilesTemporaryDir
+	}
+	f, err := archivefile.Open(path, tempDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errors.Wrapf(types.ErrManifestNotFound, "opening docker archive %s: %v", path, err)
@@ -59,15 +58,8 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 			r.Close()
 		}
 	}()
-	if err := r.spoolIfNeeded(sys); err != nil {
-		return nil, err
-	}
-	st, err := r.file.Stat()
-	if err != nil {
-		return nil, errors.Wrapf(err, "reading docker archive %s", path)
-	}
 	// crane repeats a config that several images share; identical copies are harmless.
-	if r.index, err = tarindex.Build(r.file, st.Size()); err != nil {
+	if r.index, err = tarindex.Build(r.file, r.file.Size()); err != nil {
 		return nil, errors.Wrapf(err, "reading docker archive %s", path)
 	}
 	b, err := r.ReadMember(manifestFileName, iolimits.MaxIndexFileSize)
@@ -81,59 +73,9 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 	return r, nil
 }
 
-// spoolIfNeeded replaces r.file by a decompressed (or simply copied) temporary file when the
-// archive is gzip-compressed or not seekable.
-func (r *Reader) spoolIfNeeded(sys *types.SystemContext) error {
-	st, err := r.file.Stat()
-	if err != nil {
-		return errors.Wrapf(err, "reading docker archive %s", r.path)
-	}
-	br := bufio.NewReader(r.file)
-	magic, _ := br.Peek(2)
-	gz := bytes.Equal(magic, []byte{0x1f, 0x8b})
-	if st.Mode().IsRegular() && !gz {
-		return nil
-	}
-	var src io.Reader = br
-	if gz {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return errors.Wrapf(err, "decompressing docker archive %s", r.path)
-		}
-		defer zr.Close()
-		src = zr
-	}
-	dir := os.TempDir()
-	if sys != nil && sys.BigFilesTemporaryDir != "" {
-		dir = sys.BigFilesTemporaryDir
-	}
-	tmp, err := os.CreateTemp(dir, "imgcopy-docker-archive-*.tar")
-	if err != nil {
-		return errors.Wrap(err, "creating temporary file for docker archive")
-	}
-	logrus.WithFields(logrus.Fields{"archive": r.path, "temp": tmp.Name(), "gzip": gz}).Debug("spooling docker archive")
-	orig := r.file
-	r.file, r.tempPath = tmp, tmp.Name()
-	_, err = io.Copy(tmp, src)
-	orig.Close()
-	if err != nil {
-		return errors.Wrapf(err, "spooling docker archive %s", r.path)
-	}
-	return nil
-}
-
-// Close releases the archive and removes a spooled copy.
+// Close releases the archive.
 func (r *Reader) Close() error {
-	var err error
-	if r.file != nil {
-		err = r.file.Close()
-	}
-	if r.tempPath != "" {
-		if rerr := os.Remove(r.tempPath); rerr != nil && err == nil {
-			err = rerr
-		}
-	}
-	return err
+	return r.file.Close()
 }
 
 // Items returns the entries of manifest.json.
@@ -244,13 +186,7 @@ func (r *Reader) facts(name string, diffID digest.Digest) (layerFacts, error) {
 func sniffCompression(ra io.ReaderAt) string {
 	var b [4]byte
 	n, _ := ra.ReadAt(b[:], 0)
-	switch {
-	case n >= 2 && b[0] == 0x1f && b[1] == 0x8b:
-		return "gzip"
-	case n >= 4 && bytes.Equal(b[:], []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return "zstd"
-	}
-	return ""
+	return archivefile.Sniff(b[:n])
 }
 
 // imageName renders "path@N" for messages.

@@ -53,7 +53,7 @@ type servedLayer struct {
 var _ types.ImageSource = (*source)(nil)
 
 // NewSource returns a source for the image at position pos of r (see Reader.Choose). When
-// ownsReader is set, closing the source closes r (on error, r stays open).
+// ownsReader is set, closing the source closes r (on error, r stays open). ref may be nil.
 func NewSource(r *Reader, ownsReader bool, ref types.ImageReference, pos int) (types.ImageSource, error) {
 	if pos < 0 || pos >= len(r.items) {
 		return nil, errors.Wrapf(types.ErrManifestNotFound, "docker archive %s has no image @%d", r.path, pos)
@@ -88,6 +88,15 @@ func (s *source) archiveErr(err error, format string, args ...any) error {
 		err = errors.Wrap(ErrInvalidArchive, err.Error())
 	}
 	return errors.Wrapf(errors.Wrapf(err, format, args...), "image %s", s.r.imageName(s.pos))
+}
+
+// name renders the image for messages: its reference, or its position in the archive when it
+// has none (an image kept while the archive is rewritten).
+func (s *source) name() string {
+	if s.ref == nil {
+		return "docker-archive:" + s.r.imageName(s.pos)
+	}
+	return types.ImageName(s.ref)
 }
 
 // Reference implements types.ImageSource.
@@ -127,14 +136,14 @@ func (s *source) GetManifest(ctx context.Context, instance *digest.Digest) ([]by
 	if desc, ok := s.children[*instance]; ok {
 		b, err := s.readBlob(desc, iolimits.MaxManifestBodySize)
 		if err != nil {
-			return nil, "", errors.Wrapf(err, "reading manifest %s from %s", *instance, types.ImageName(s.ref))
+			return nil, "", errors.Wrapf(err, "reading manifest %s from %s", *instance, s.name())
 		}
 		return b, desc.MediaType, nil
 	}
 	if !manifest.IsIndexType(topType) && digest.FromBytes(top) == *instance {
 		return top, topType, nil
 	}
-	return nil, "", errors.Wrapf(types.ErrManifestNotFound, "manifest %s in %s", *instance, types.ImageName(s.ref))
+	return nil, "", errors.Wrapf(types.ErrManifestNotFound, "manifest %s in %s", *instance, s.name())
 }
 
 // GetBlob implements types.ImageSource.
@@ -155,7 +164,7 @@ func (s *source) GetBlob(ctx context.Context, info types.BlobInfo, opts types.Ge
 	}
 	rc, n, err := s.openMember(blobPath(info.Digest))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, -1, errors.Wrapf(types.ErrBlobNotFound, "blob %s in %s", info.Digest, types.ImageName(s.ref))
+		return nil, -1, errors.Wrapf(types.ErrBlobNotFound, "blob %s in %s", info.Digest, s.name())
 	}
 	return rc, n, err
 }

@@ -59,6 +59,8 @@ func TestReadFlavours(t *testing.T) {
 			wantType: imgspecv1.MediaTypeImageManifest, wantLayers: digests(zstBlobs), wantLayerMT: imgspecv1.MediaTypeImageLayerZstd},
 		{name: "gzip-compressed archive", archive: gzipData(t, buildTar(t, classicMembers(t, img, "busybox:latest"))),
 			wantType: manifest.DockerV2Schema2MediaType, wantLayers: img.diffIDs, wantLayerMT: manifest.DockerV2SchemaLayerMediaTypeUncompressed},
+		{name: "zstd-compressed archive", archive: zstdData(t, buildTar(t, classicMembers(t, img, "busybox:latest"))),
+			wantType: manifest.DockerV2Schema2MediaType, wantLayers: img.diffIDs, wantLayerMT: manifest.DockerV2SchemaLayerMediaTypeUncompressed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

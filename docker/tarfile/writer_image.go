@@ -1,12 +1,10 @@
 package tarfile
 
 import (
-	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
-	"os"
 	"path"
-	"time"
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -37,7 +35,8 @@ func (w *Writer) PutManifestBlob(b []byte) error {
 	if w.classic {
 		return nil
 	}
-	return w.appendBlob(digest.FromBytes(b), int64(len(b)), bytes.NewReader(b), false)
+	d := digest.FromBytes(b)
+	return w.store.AddBlob(d, int64(len(b)), bytes.NewReader(b), blobPath(d))
 }
 
 // AddImage lists img in the archive. Its blobs must have been stored already.
@@ -57,9 +56,6 @@ func (w *Writer) AddImage(img Image) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.usable(); err != nil {
-		return err
-	}
 	item, err := w.itemLocked(m)
 	if err != nil {
 		return err
@@ -81,17 +77,17 @@ func (w *Writer) AddImage(img Image) error {
 // itemLocked returns the manifest.json entry for m, adding it when new.
 func (w *Writer) itemLocked(m manifest.Manifest) (int, error) {
 	configDigest := m.ConfigInfo().Digest
-	cfg, ok := w.blobs[configDigest]
+	cfg, ok := w.store.Blob(configDigest)
 	if !ok {
 		return -1, errors.Errorf("config %s was not stored in the archive", configDigest)
 	}
-	it := ManifestItem{Config: cfg.member, RepoTags: []string{}}
+	it := ManifestItem{Config: cfg.Member, RepoTags: []string{}}
 	for _, l := range m.LayerInfos() {
-		b, ok := w.blobs[l.Digest]
+		b, ok := w.store.Blob(l.Digest)
 		if !ok {
 			return -1, errors.Errorf("layer %s was not stored in the archive", l.Digest)
 		}
-		it.Layers = append(it.Layers, b.member)
+		it.Layers = append(it.Layers, b.Member)
 	}
 	if i, ok := w.itemByConfig[configDigest]; ok {
 		return i, nil
@@ -141,29 +137,13 @@ func (w *Writer) addOCIEntriesLocked(top []byte, topType string, names []referen
 	}
 }
 
-// readBlobLocked reads a small stored blob back from the archive being written.
-func (w *Writer) readBlobLocked(d digest.Digest, limit int) ([]byte, error) {
-	b, ok := w.blobs[d]
-	if !ok {
-		return nil, errors.Errorf("blob %s was not stored in the archive", d)
-	}
-	if b.size > int64(limit) {
-		return nil, errors.Wrapf(iolimits.ErrTooLarge, "blob %s is %d bytes", d, b.size)
-	}
-	buf := make([]byte, b.size)
-	if _, err := w.tf.ReadAt(buf, b.offset); err != nil {
-		return nil, errors.Wrapf(err, "reading back blob %s", d)
-	}
-	return buf, nil
-}
-
 // legacyMetadataLocked writes the per-layer directories of the classic format (<id>/VERSION,
 // <id>/json, <id>/layer.tar -> ../<hex>.tar) and records the top layer ID in repositories.
 // Layer IDs are derived from the chain of layer digests and the config, as in
 // docker/docker/layer.CreateChainID, so they are stable and unique.
 func (w *Writer) legacyMetadataLocked(m manifest.Manifest, names []reference.NamedTagged) error {
 	layers := m.LayerInfos()
-	config, err := w.readBlobLocked(m.ConfigInfo().Digest, iolimits.MaxConfigBodySize)
+	config, err := w.store.ReadBlob(m.ConfigInfo().Digest, iolimits.MaxConfigBodySize)
 	if err != nil {
 		return err
 	}
@@ -198,7 +178,8 @@ func (w *Writer) legacyMetadataLocked(m manifest.Manifest, names []reference.Nam
 		delete(v1, "layer_id")
 		id := digest.FromBytes(idSeed).Encoded()
 		v1["id"] = id
-		if err := w.legacyLayerLocked(id, w.blobs[l.Digest].member, v1); err != nil {
+		layer, _ := w.store.Blob(l.Digest) // itemLocked checked it
+		if err := w.legacyLayerLocked(id, layer.Member, v1); err != nil {
 			return err
 		}
 		parent = id
@@ -220,50 +201,49 @@ func (w *Writer) legacyLayerLocked(id, layerMember string, v1 map[string]any) er
 	if err != nil {
 		return errors.Wrap(err, "encoding legacy layer config")
 	}
-	if err := w.symlinkLocked(path.Join(id, legacyLayerFileName), path.Join("..", layerMember)); err != nil {
+	if err := w.store.AddSymlink(path.Join(id, legacyLayerFileName), path.Join("..", layerMember)); err != nil {
 		return err
 	}
-	if err := w.bytesLocked(path.Join(id, legacyVersionFile), []byte("1.0")); err != nil {
+	if err := w.store.AddFile(path.Join(id, legacyVersionFile), []byte("1.0")); err != nil {
 		return err
 	}
-	if err := w.bytesLocked(path.Join(id, legacyConfigFileName), b); err != nil {
+	if err := w.store.AddFile(path.Join(id, legacyConfigFileName), b); err != nil {
 		return err
 	}
 	w.legacyLayers[id] = true
 	return nil
 }
 
-func (w *Writer) symlinkLocked(name, target string) error {
-	hdr := &tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
-	return w.tf.WriteHeader(hdr)
-}
-
-func (w *Writer) bytesLocked(name string, b []byte) error {
-	if _, err := w.appendLocked(name, int64(len(b)), bytes.NewReader(b)); err != nil {
-		return errors.Wrapf(err, "writing %s", name)
-	}
-	return nil
-}
-
-// Close writes manifest.json, repositories and (unless classic) the OCI layout files, and
-// renames the archive into place. Without any image it fails and leaves nothing behind.
-func (w *Writer) Close() error {
+// Commit adds the images of the archive now at the path that no new image replaces (see
+// keepOthers), writes manifest.json, repositories and (unless classic) the OCI layout files,
+// and renames the archive into place. Without any new image it fails and leaves nothing
+// behind.
+func (w *Writer) Commit(ctx context.Context) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.usable(); err != nil {
-		w.abortLocked()
-		return err
-	}
-	if len(w.items) == 0 {
-		w.abortLocked()
-		return errors.Errorf("writing docker archive %s: no image was added", w.path)
-	}
+	n := len(w.items)
+	w.mu.Unlock()
 	w.closePrevious()
-	if err := w.finishLocked(); err != nil {
-		w.abortLocked()
-		return errors.Wrapf(err, "writing docker archive %s", w.path)
+	if n == 0 {
+		w.store.Abort()
+		return errors.Errorf("writing docker archive %s: no image was added", w.Path())
 	}
-	logrus.WithFields(logrus.Fields{"path": w.path, "images": len(w.items)}).Debug("docker archive written")
+	err := w.store.Commit(ctx, func() error {
+		cur, err := openCurrent(w.Path(), w.tempDir) // it may have changed since we started
+		if err != nil {
+			return err
+		}
+		if cur != nil {
+			defer cur.Close()
+			if err := w.keepOthers(ctx, cur); err != nil {
+				return err
+			}
+		}
+		return w.finish()
+	})
+	if err != nil {
+		return errors.Wrapf(err, "writing docker archive %s", w.Path())
+	}
+	logrus.WithFields(logrus.Fields{"path": w.Path(), "new images": n}).Debug("docker archive written")
 	return nil
 }
 
@@ -272,7 +252,10 @@ type jsonFile struct {
 	v    any
 }
 
-func (w *Writer) finishLocked() error {
+// finish writes the metadata files; Store.Commit calls it.
+func (w *Writer) finish() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	files := []jsonFile{{manifestFileName, w.items}, {repositoriesFileName, w.repositories}}
 	if !w.classic {
 		index := imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex, Manifests: w.ociEntries}
@@ -283,48 +266,16 @@ func (w *Writer) finishLocked() error {
 		if err != nil {
 			return errors.Wrapf(err, "encoding %s", f.name)
 		}
-		if err := w.bytesLocked(f.name, b); err != nil {
+		if err := w.store.AddFile(f.name, b); err != nil {
 			return err
 		}
 	}
-	if err := w.tf.Close(); err != nil {
-		return err
-	}
-	if err := w.file.Sync(); err != nil {
-		return err
-	}
-	if err := w.file.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(w.file.Name(), w.path); err != nil {
-		return err
-	}
-	w.finished = true
 	return nil
 }
 
 // Abort abandons the archive: the temporary file is removed and nothing appears at the path.
-// It is a no-op after a successful Close.
+// It is a no-op after a successful Commit.
 func (w *Writer) Abort() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.abortLocked()
-}
-
-func (w *Writer) abortLocked() {
 	w.closePrevious()
-	if w.finished {
-		return
-	}
-	w.finished = true
-	w.file.Close()
-	os.Remove(w.file.Name())
-}
-
-func (w *Writer) closePrevious() {
-	w.prevOnce.Do(func() {}) // no reuse from now on
-	if w.prev != nil {
-		w.prev.Close()
-		w.prev = nil
-	}
+	w.store.Abort()
 }

@@ -11,6 +11,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/internal/verify"
 )
 
@@ -23,7 +24,7 @@ func WriteBlob(dir string, r io.Reader, expected digest.Digest, size int64, trus
 	if err != nil {
 		return "", -1, err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-blob-*")
+	f, err := os.CreateTemp(dir, staging.BlobPattern)
 	if err != nil {
 		return "", -1, errors.Wrap(err, "creating temporary blob file")
 	}
@@ -56,7 +57,7 @@ func WriteBlob(dir string, r io.Reader, expected digest.Digest, size int64, trus
 
 // WriteFile atomically replaces path with data (temp file in the same directory, fsync, rename).
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	f, err := os.CreateTemp(filepath.Dir(path), staging.ReplacementPattern(path))
 	if err != nil {
 		return errors.Wrapf(err, "writing %s", path)
 	}

@@ -269,3 +269,6 @@ func (t *File) discard(r *Region) error {
 	_, err := t.f.WriteAt(h.Bytes(), r.start)
 	return err
 }
+
+// Name is the member's name.
+func (r *Region) Name() string { return r.name }

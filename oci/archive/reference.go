@@ -2,7 +2,6 @@ package archive
 
 import (
 	"context"
-	"slices"
 
 	dockerref "github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -15,10 +14,12 @@ import (
 var _ types.ImageReference = reference{}
 
 // reference is an oci-archive: reference: a tar path and an image name or manifest digest.
+// A reference from a StoreWriter also carries its session, which its destinations write into.
 type reference struct {
-	path   string
-	name   string
-	digest digest.Digest
+	path    string
+	name    string
+	digest  digest.Digest
+	session *session
 }
 
 func errNoColon(path string) error {
@@ -41,7 +42,7 @@ func (r reference) DockerReference() dockerref.Named {
 
 // NewImageSource implements types.ImageReference.
 func (r reference) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
-	return newImageSource(r)
+	return newImageSource(r, sys)
 }
 
 // NewImageDestination implements types.ImageReference.
@@ -49,27 +50,5 @@ func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemCon
 	if r.digest != "" {
 		return nil, errors.Errorf("writing to %s: a digest reference can only be read; use PATH:NAME", types.ImageName(r))
 	}
-	return newImageDestination(r)
-}
-
-var _ types.TagLister = reference{}
-
-// ListTags implements types.TagLister: the image names in the archive's index.json.
-func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
-	a, err := openArchive(r)
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-	}
-	defer a.Close()
-	idx, err := a.index(r.path)
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-	}
-	names := []string{}
-	for _, desc := range idx.Manifests {
-		if n := layout.RefName(desc); n != "" && !slices.Contains(names, n) {
-			names = append(names, n)
-		}
-	}
-	return names, nil
+	return newImageDestination(r, sys)
 }

@@ -11,6 +11,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -41,7 +42,7 @@ func TestBlobsStreamIntoTheArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range dirEntries(t, dir) {
-		if strings.Contains(name, ".blob-") {
+		if strings.HasPrefix(name, strings.TrimSuffix(staging.BlobPattern, "*")) {
 			t.Errorf("blob spooled to %s instead of streaming into the archive", name)
 		}
 	}

@@ -8,8 +8,8 @@ import (
 )
 
 // newImageSource indexes the archive and reads the layout inside it in place.
-func newImageSource(r reference) (types.ImageSource, error) {
-	a, err := openArchive(r)
+func newImageSource(r reference, sys *types.SystemContext) (types.ImageSource, error) {
+	a, err := openArchive(r.path, tempDir(sys))
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
 	}

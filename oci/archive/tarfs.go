@@ -3,13 +3,13 @@ package archive
 import (
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/archivefile"
 	"github.com/imgcopy/imgcopy/internal/tarindex"
 	"github.com/imgcopy/imgcopy/oci/layout"
 	"github.com/imgcopy/imgcopy/types"
@@ -17,34 +17,27 @@ import (
 
 // openedArchive is an archive file indexed once.
 type openedArchive struct {
-	f  *os.File
-	fi os.FileInfo
+	f  *archivefile.File
 	ix *tarindex.Index
 }
 
-// openArchive opens and indexes the tar at path. A missing file is types.ErrManifestNotFound.
-func openArchive(r reference) (*openedArchive, error) {
-	f, err := os.Open(r.path)
+// openArchive opens and indexes the tar at path, decompressing a compressed one into a spool
+// in tempDir ("" for the default; see internal/archivefile). A missing file is
+// types.ErrManifestNotFound.
+func openArchive(path, tempDir string) (*openedArchive, error) {
+	f, err := archivefile.Open(path, tempDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errors.Wrapf(types.ErrManifestNotFound, "archive %s does not exist", r.path)
+			return nil, errors.Wrapf(types.ErrManifestNotFound, "archive %s does not exist", path)
 		}
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = errors.Errorf("%s is not a regular file", r.path)
-	}
+	ix, err := tarindex.Build(f, f.Size())
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, errors.Wrapf(err, "indexing archive %s", path)
 	}
-	ix, err := tarindex.Build(f, fi.Size())
-	if err != nil {
-		f.Close()
-		return nil, errors.Wrapf(err, "indexing archive %s", r.path)
-	}
-	return &openedArchive{f: f, fi: fi, ix: ix}, nil
+	return &openedArchive{f: f, ix: ix}, nil
 }
 
 // Close closes the archive file.

@@ -126,25 +126,3 @@ func collectGarbage(root *os.Root, idx *imgspecv1.Index, where string) error {
 	}
 	return nil
 }
-
-// ListTags implements types.TagLister: the image names in index.json, in index order.
-func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
-	root, err := openLayout(r)
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-	}
-	defer root.Close()
-	idx, err := readIndexFile(root.FS(), r.path)
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
-	}
-	seen := map[string]bool{}
-	names := []string{}
-	for _, desc := range idx.Manifests {
-		if n := RefName(desc); n != "" && !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-	}
-	return names, nil
-}

@@ -18,12 +18,10 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
-
-// stagingPrefix starts the name of a writer's private staging directory inside the layout.
-const stagingPrefix = ".imgcopy-staging-"
 
 var (
 	_ types.ImageDestination = (*destination)(nil)
@@ -64,17 +62,17 @@ func newImageDestination(r reference) (*destination, error) {
 		root.Close()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	staging, err := os.MkdirTemp(r.path, stagingPrefix)
+	stagingDir, err := os.MkdirTemp(r.path, staging.LayoutPrefix)
 	if err != nil {
 		root.Close()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	return &destination{ref: r, root: root, staging: staging, createdDir: createdDir, staged: map[digest.Digest]int64{}}, nil
+	return &destination{ref: r, root: root, staging: stagingDir, createdDir: createdDir, staged: map[digest.Digest]int64{}}, nil
 }
 
 // checkWritableLayout accepts an existing layout with a readable index.json, or a directory
 // holding nothing but what concurrent writers of a new layout create: staging directories,
-// the lock file and atomicfile's temporary files (".tmp-*").
+// the lock file and temporary files (internal/staging).
 func checkWritableLayout(root *os.Root, where string) error {
 	fsys := root.FS()
 	if _, err := fs.Stat(fsys, LayoutFile); err == nil {
@@ -92,7 +90,7 @@ func checkWritableLayout(root *os.Root, where string) error {
 		return errors.Wrapf(err, "reading %s", where)
 	}
 	for _, e := range entries {
-		if e.Name() != LockFile && !strings.HasPrefix(e.Name(), stagingPrefix) && !strings.HasPrefix(e.Name(), ".tmp-") {
+		if e.Name() != LockFile && !staging.IsTemporary(e.Name()) {
 			// A concurrent writer may have committed the first image between the Stat above
 			// and ReadDir: it writes oci-layout before anything else.
 			if _, err := fs.Stat(fsys, LayoutFile); err == nil {

@@ -207,6 +207,13 @@ func children(b []byte, where string) (manifests, blobs []imgspecv1.Descriptor, 
 	return m.Manifests, blobs, nil
 }
 
+// Walk calls visit for desc and for every descriptor it references, through manifests and
+// nested indexes (config and layers are visited, not read); every manifest read is checked
+// against its descriptor. where names the layout in errors.
+func Walk(fsys fs.FS, desc imgspecv1.Descriptor, where string, visit func(imgspecv1.Descriptor) error) error {
+	return walk(fsys, desc, where, nil, visit)
+}
+
 // walk calls visit for desc and, through manifests and nested indexes, for every descriptor
 // it references (config and layers are visited, not read). ancestors holds the digests of
 // the indexes above desc, so an index that nests into itself is an error, not a loop.

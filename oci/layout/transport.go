@@ -8,7 +8,9 @@
 // exclusive lock on index.json.lock, so concurrent writers of different images all succeed.
 //
 // The package also exports the pieces of the format that the oci-archive transport reuses
-// to read a layout inside a tar (NewImageSourceFS) and to write one (UpdateIndex).
+// to read a layout inside a tar (NewImageSourceFS, ListImagesFS, Walk) and to write one
+// (UpdateIndex). oci:PATH alone lists every image (types.ImageLister), and the transport is a
+// types.StoreTransport whose images are named by ref.name.
 package layout
 
 import (

@@ -30,7 +30,7 @@ const binEnv = "IMGCOPY_INTEROP_BIN"
 const commandTimeout = 90 * time.Second
 
 // peers are the tools the suite needs; with IMGCOPY_INTEROP=1 a missing one fails the tests that use it.
-var peers = []string{"skopeo", "umoci", "crane", "regctl", "docker-registry"}
+var peers = []string{"skopeo", "umoci", "crane", "regctl", "docker-registry", "ctr", "containerd"}
 
 // suite is the state TestMain sets up once for all tests.
 var suite struct {

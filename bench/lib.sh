@@ -1,0 +1,50 @@
+# bench/lib.sh, sourced by run.sh and bundle.sh: the peer tools, and the Debian docker-registry
+# (CNCF distribution, filesystem storage under $work/reg/NAME, plain HTTP on 127.0.0.1).
+
+# require_peers TOOL...: installs the peers (unless BENCH_SKIP_INSTALL=1), puts GOPATH/bin on
+# PATH and fails unless every TOOL is there.
+require_peers() {
+	if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
+		"$here/install-peers.sh"
+	fi
+	PATH="$(go env GOPATH)/bin:$PATH"
+	export PATH
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || { log "$tool is missing (run bench/install-peers.sh)"; exit 1; }
+	done
+}
+
+# start_registry and stop_registry need $work and $bin (with bench/floor built).
+declare -A reg_pid reg_port
+start_registry() { # NAME
+	local name=$1 dir=$work/reg/$1
+	mkdir -p "$dir"
+	[ -n "${reg_port[$name]:-}" ] || reg_port[$name]=$("$bin/floor" freeport)
+	cat >"$dir/config.yml" <<EOC
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:${reg_port[$name]}
+  secret: bench-secret
+EOC
+	docker-registry serve "$dir/config.yml" >>"$dir/log" 2>&1 &
+	reg_pid[$name]=$!
+	"$bin/floor" wait "127.0.0.1:${reg_port[$name]}" 20
+}
+stop_registry() { # NAME
+	local pid=${reg_pid[$1]:-}
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		reg_pid[$1]=""
+	fi
+}

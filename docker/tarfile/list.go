@@ -1,0 +1,40 @@
+package tarfile
+
+import (
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/sirupsen/logrus"
+)
+
+// ImageSummary describes an image of an archive, for listing.
+type ImageSummary struct {
+	// Pos is the image's position in manifest.json (its @N).
+	Pos int
+	// RepoTags are its names, normalized ("docker.io/library/busybox:latest").
+	RepoTags []reference.NamedTagged
+	// Digest and MIMEType describe the manifest or index the archive's OCI layout part keeps
+	// for it; both are "" when the archive has none and a manifest would be synthesized.
+	Digest   digest.Digest
+	MIMEType string
+}
+
+// Summarize describes the image at position pos (see Choose). An image the archive cannot
+// serve (a missing config, say) is still described, without a digest: reading it reports the
+// problem.
+func (r *Reader) Summarize(pos int) ImageSummary {
+	sum := ImageSummary{Pos: pos}
+	for _, t := range r.items[pos].RepoTags {
+		if nt, err := parseRepoTag(t); err == nil {
+			sum.RepoTags = append(sum.RepoTags, nt)
+		}
+	}
+	src, err := NewSource(r, false, nil, pos)
+	if err != nil {
+		logrus.WithField("image", r.imageName(pos)).Debugf("listing an image the archive cannot serve: %v", err)
+		return sum
+	}
+	if s := src.(*source); s.top != nil {
+		sum.Digest, sum.MIMEType = digest.FromBytes(s.top), s.topType
+	}
+	return sum
+}

@@ -1,0 +1,152 @@
+package integrity
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+
+	dref "github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	imgspecs "github.com/opencontainers/image-spec/specs-go"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// memImage is an image held in memory: manifests by digest (the top one under "") and blobs.
+type memImage struct {
+	manifests map[digest.Digest][]byte
+	top       []byte
+	blobs     map[digest.Digest][]byte
+}
+
+type memRef struct{ img *memImage }
+
+type memTransport struct{}
+
+func (memTransport) Name() string { return "mem" }
+func (memTransport) ParseReference(string) (types.ImageReference, error) {
+	return nil, errors.New("not parseable")
+}
+
+func (r memRef) Transport() types.ImageTransport { return memTransport{} }
+func (r memRef) StringWithinTransport() string   { return "mem" }
+func (r memRef) DockerReference() dref.Named     { return nil }
+func (r memRef) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
+	return memSource{r}, nil
+}
+func (r memRef) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
+	return nil, errors.New("read-only")
+}
+
+type memSource struct{ r memRef }
+
+func (s memSource) Reference() types.ImageReference { return s.r }
+func (s memSource) Properties() types.SourceProperties {
+	return types.SourceProperties{ConcurrentBlobs: true}
+}
+func (s memSource) GetManifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
+	if instance == nil {
+		return s.r.img.top, "", nil
+	}
+	if b, ok := s.r.img.manifests[*instance]; ok {
+		return b, "", nil
+	}
+	return nil, "", errors.Wrapf(types.ErrManifestNotFound, "manifest %s", *instance)
+}
+func (s memSource) GetBlob(ctx context.Context, info types.BlobInfo, opts types.GetBlobOptions) (io.ReadCloser, int64, error) {
+	b, ok := s.r.img.blobs[info.Digest]
+	if !ok {
+		return nil, -1, errors.Wrapf(types.ErrBlobNotFound, "blob %s", info.Digest)
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+}
+func (s memSource) Close() error { return nil }
+
+func descriptor(mediaType string, b []byte) imgspecv1.Descriptor {
+	return imgspecv1.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// newImage builds an index of one image with a config, a layer and a foreign layer (URLs, not
+// stored), and lets damage change it before it is checked.
+func newImage(t *testing.T) (*memImage, imgspecv1.Descriptor, imgspecv1.Descriptor) {
+	t.Helper()
+	config, layer := []byte(`{"architecture":"amd64","os":"linux"}`), []byte("layer bytes")
+	foreign := descriptor(imgspecv1.MediaTypeImageLayerGzip, []byte("elsewhere"))
+	foreign.URLs = []string{"https://example.com/layer"}
+	m := mustJSON(t, imgspecv1.Manifest{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageManifest,
+		Config: descriptor(imgspecv1.MediaTypeImageConfig, config), Layers: []imgspecv1.Descriptor{descriptor(imgspecv1.MediaTypeImageLayer, layer), foreign}})
+	inst := descriptor(imgspecv1.MediaTypeImageManifest, m)
+	idx := mustJSON(t, imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex, Manifests: []imgspecv1.Descriptor{inst}})
+	img := &memImage{top: idx, manifests: map[digest.Digest][]byte{inst.Digest: m},
+		blobs: map[digest.Digest][]byte{digest.FromBytes(config): config, digest.FromBytes(layer): layer}}
+	return img, inst, descriptor(imgspecv1.MediaTypeImageLayer, layer)
+}
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(img *memImage, inst, layer imgspecv1.Descriptor)
+		want   string // "" for no problem; else the digest the problem names
+		is     error
+	}{
+		{name: "intact (the foreign layer is not stored here)", damage: func(*memImage, imgspecv1.Descriptor, imgspecv1.Descriptor) {}},
+		{name: "instance manifest changed", damage: func(img *memImage, inst, _ imgspecv1.Descriptor) {
+			img.manifests[inst.Digest] = append(bytes.Clone(img.manifests[inst.Digest]), ' ')
+		}, want: "inst", is: types.ErrDigestMismatch},
+		{name: "instance manifest missing", damage: func(img *memImage, inst, _ imgspecv1.Descriptor) {
+			delete(img.manifests, inst.Digest)
+		}, want: "inst", is: types.ErrManifestNotFound},
+		{name: "layer truncated", damage: func(img *memImage, _, layer imgspecv1.Descriptor) {
+			img.blobs[layer.Digest] = img.blobs[layer.Digest][:3]
+		}, want: "layer", is: types.ErrDigestMismatch},
+		{name: "index nests into itself", damage: func(img *memImage, inst, _ imgspecv1.Descriptor) {
+			img.manifests[inst.Digest] = img.top // an index whose instance is the same index bytes
+		}, want: "inst"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img, inst, layer := newImage(t)
+			tc.damage(img, inst, layer)
+			rep, err := Check(context.Background(), memRef{img}, nil, Options{})
+			if tc.want == "" {
+				if err != nil || rep.Blobs != 2 || rep.Manifests != 2 || rep.Images != 1 {
+					t.Fatalf("intact image: %+v, %v", rep, err)
+				}
+				return
+			}
+			want := map[string]digest.Digest{"inst": inst.Digest, "layer": layer.Digest}[tc.want]
+			var ierr *Error
+			if !errors.As(err, &ierr) || types.Classify(err) != types.ClassVerification || !strings.Contains(err.Error(), want.String()) {
+				t.Fatalf("want a verification error naming %s, got %v", want, err)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("%v does not wrap %v", err, tc.is)
+			}
+		})
+	}
+}
+
+// TestCheckStopsOnCancel: a cancelled check returns the context's error, not problems.
+func TestCheckStopsOnCancel(t *testing.T) {
+	img, _, _ := newImage(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Check(ctx, memRef{img}, nil, Options{})
+	var ierr *Error
+	if errors.As(err, &ierr) {
+		t.Fatalf("cancelled check reported problems: %v", err)
+	}
+}

@@ -1,0 +1,257 @@
+// Package archivefile opens archive files (docker-archive, oci-archive) for random access.
+//
+// A plain tar file is read in place. A gzip- or zstd-compressed one (recognised by its first
+// bytes, whatever its name), or one that is not a regular file (a pipe, a process
+// substitution), is decompressed or copied once into a spool file in the temporary directory
+// and read there; never into memory. The spool file is unlinked as soon as it is created, so
+// it disappears with the last open handle even if the process dies.
+//
+// Opens of the same compressed file share one spool while any of them is open, and for a
+// short while after the last one closes (spoolLinger), so that listing the images of a bundle
+// and then reading each of them decompresses it once.
+package archivefile
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/internal/staging"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// Compression names, as returned by File.Compression and accepted by writers.
+const (
+	Gzip = "gzip"
+	Zstd = "zstd"
+)
+
+// maxZstdWindow bounds the memory a zstd-compressed archive may make the decoder use.
+const maxZstdWindow = 128 << 20
+
+// spoolLinger is how long a spool stays open after its last user closed it; afterFunc arms
+// the timer (tests replace it).
+var (
+	spoolLinger = 30 * time.Second
+	afterFunc   = time.AfterFunc
+)
+
+// File is an opened archive: a plain tar, readable at any offset.
+type File struct {
+	ra          io.ReaderAt
+	size        int64
+	compression string
+	close       func() error
+}
+
+// ReadAt implements io.ReaderAt; it is safe for concurrent use.
+func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.ra.ReadAt(p, off) }
+
+// Size is the size of the (uncompressed) tar.
+func (f *File) Size() int64 { return f.size }
+
+// Compression is how the file on disk is compressed: Gzip, Zstd or "".
+func (f *File) Compression() string { return f.compression }
+
+// Close releases the file (and, eventually, its spool).
+func (f *File) Close() error { return f.close() }
+
+// Sniff returns the compression of a file from its first bytes: Gzip, Zstd or "".
+func Sniff(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		return Gzip
+	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return Zstd
+	}
+	return ""
+}
+
+// Open opens the archive at path. tempDir is where a spool goes ("" means os.TempDir()).
+// A missing file is fs.ErrNotExist (wrapped).
+func Open(path, tempDir string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		defer f.Close()
+		br := bufio.NewReaderSize(f, 64<<10)
+		magic, _ := br.Peek(4)
+		return spool(br, Sniff(magic), path, tempDir)
+	}
+	var magic [4]byte
+	n, _ := f.ReadAt(magic[:], 0)
+	compression := Sniff(magic[:n])
+	if compression == "" {
+		return &File{ra: f, size: st.Size(), close: f.Close}, nil
+	}
+	defer f.Close()
+	return shared(f, st, compression, path, tempDir)
+}
+
+// spool decompresses (or copies) r into an unlinked temporary file.
+func spool(r io.Reader, compression, path, tempDir string) (*File, error) {
+	if tempDir == "" {
+		tempDir = os.TempDir()
+	}
+	var src io.Reader = r
+	switch compression {
+	case Gzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, errors.Wrapf(err, "decompressing %s", path)
+		}
+		defer zr.Close()
+		src = zr
+	case Zstd:
+		// A hostile frame header may ask for any window size; 128 MiB covers `zstd --long`.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
+		if err != nil {
+			return nil, errors.Wrapf(err, "decompressing %s", path)
+		}
+		defer zr.Close()
+		src = zr
+	}
+	tmp, err := os.CreateTemp(tempDir, staging.SpoolPattern)
+	if err != nil {
+		return nil, errors.Wrapf(err, "creating a temporary file for %s", path)
+	}
+	name := tmp.Name()
+	removed := os.Remove(name) == nil // the open file stays readable on Unix
+	closeTmp := func() error {
+		err := tmp.Close()
+		if !removed {
+			os.Remove(name)
+		}
+		return err
+	}
+	logrus.WithFields(logrus.Fields{"archive": path, "compression": compression, "spool": name}).Debug("spooling archive")
+	n, err := io.Copy(tmp, src)
+	if err != nil {
+		closeTmp()
+		if compression != "" {
+			return nil, errors.Wrapf(err, "decompressing %s (%s)", path, compression)
+		}
+		return nil, errors.Wrapf(err, "reading %s", path)
+	}
+	return &File{ra: tmp, size: n, compression: compression, close: closeTmp}, nil
+}
+
+// spoolKey identifies a file's content: the same inode, size and modification time.
+type spoolKey struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64
+}
+
+// spoolEntry is a spool shared by the opens of one compressed file.
+type spoolEntry struct {
+	ready chan struct{} // closed when file or err is set
+	file  *File
+	err   error
+	users int
+	timer *time.Timer // closes the spool after spoolLinger without users
+}
+
+var spools = struct {
+	sync.Mutex
+	m map[spoolKey]*spoolEntry
+}{m: map[spoolKey]*spoolEntry{}}
+
+// shared returns a handle on the spool of f, creating it when no open one exists.
+func shared(f *os.File, st os.FileInfo, compression, path, tempDir string) (*File, error) {
+	key, ok := keyOf(st)
+	if !ok {
+		return spool(io.NewSectionReader(f, 0, st.Size()), compression, path, tempDir)
+	}
+	spools.Lock()
+	e := spools.m[key]
+	if e == nil {
+		e = &spoolEntry{ready: make(chan struct{})}
+		spools.m[key] = e
+		spools.Unlock()
+		e.file, e.err = spool(io.NewSectionReader(f, 0, st.Size()), compression, path, tempDir)
+		spools.Lock()
+		if e.err != nil {
+			delete(spools.m, key)
+		}
+		close(e.ready)
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	e.users++
+	spools.Unlock()
+	<-e.ready
+	if e.err != nil {
+		release(key, e)
+		return nil, e.err
+	}
+	once := sync.Once{}
+	return &File{ra: e.file.ra, size: e.file.size, compression: compression, close: func() error {
+		once.Do(func() { release(key, e) })
+		return nil
+	}}, nil
+}
+
+// release drops one user of a spool; the last one arms the timer that closes it.
+func release(key spoolKey, e *spoolEntry) {
+	spools.Lock()
+	defer spools.Unlock()
+	e.users--
+	if e.users > 0 || e.err != nil {
+		return
+	}
+	e.timer = afterFunc(spoolLinger, func() {
+		spools.Lock()
+		defer spools.Unlock()
+		if e.users > 0 || spools.m[key] != e {
+			return
+		}
+		delete(spools.m, key)
+		e.file.Close()
+	})
+}
+
+// ForWriting returns how an archive written to path is compressed: as setting says (Gzip,
+// Zstd or "none"), or, when setting is "", as the name asks (see CompressionForName). An
+// unknown setting is an error wrapping types.ErrUsage.
+func ForWriting(path, setting string) (string, error) {
+	switch setting {
+	case "":
+		return CompressionForName(path), nil
+	case Gzip, Zstd:
+		return setting, nil
+	case "none":
+		return "", nil
+	}
+	return "", errors.Wrapf(types.ErrUsage, "unknown archive compression %q (want gzip, zstd or none)", setting)
+}
+
+// CompressionForName returns the compression a file name asks for by its suffix: Gzip for
+// .gz and .tgz, Zstd for .zst and .tzst, "" otherwise.
+func CompressionForName(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".gz"), strings.HasSuffix(name, ".tgz"):
+		return Gzip
+	case strings.HasSuffix(name, ".zst"), strings.HasSuffix(name, ".tzst"):
+		return Zstd
+	}
+	return ""
+}

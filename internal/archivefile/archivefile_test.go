@@ -1,0 +1,180 @@
+package archivefile
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+func compress(t *testing.T, compression string, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch compression {
+	case Gzip:
+		w = gzip.NewWriter(&buf)
+	case Zstd:
+		zw, err := zstd.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w = zw
+	default:
+		return data
+	}
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func readAll(t *testing.T, f *File) []byte {
+	t.Helper()
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, f.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// spoolFDs lists the open files of this process that are spools in dir (unlinked: Linux
+// shows them as "PATH (deleted)").
+func spoolFDs(t *testing.T, dir string) []string {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc/self/fd")
+	}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip(err)
+	}
+	var res []string
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && strings.HasPrefix(target, dir+"/") {
+			res = append(res, target)
+		}
+	}
+	return res
+}
+
+// TestOpenDetectsCompressionByContent: whatever the name, a gzip or zstd file reads as the
+// tar inside it, from a spool that is never visible in the temporary directory and is shared
+// by concurrent opens of the same file.
+func TestOpenDetectsCompressionByContent(t *testing.T) {
+	data := bytes.Repeat([]byte("tar content "), 10000)
+	for _, compression := range []string{"", Gzip, Zstd} {
+		t.Run("compression="+compression, func(t *testing.T) {
+			dir, tmp := t.TempDir(), t.TempDir()
+			path := filepath.Join(dir, "bundle.tar") // the name says nothing
+			if err := os.WriteFile(path, compress(t, compression, data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			a, err := Open(path, tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Open(path, tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Compression() != compression || !bytes.Equal(readAll(t, a), data) || !bytes.Equal(readAll(t, b), data) {
+				t.Fatalf("read %q compression, content equal: %v", a.Compression(), bytes.Equal(readAll(t, a), data))
+			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("spool visible in the temporary directory: %v", left)
+			}
+			want := 0
+			if compression != "" {
+				want = 1
+			}
+			if fds := spoolFDs(t, tmp); len(fds) != want {
+				t.Errorf("open spools %v, want %d shared by both opens", fds, want)
+			}
+			a.Close()
+			b.Close()
+		})
+	}
+}
+
+// TestSpoolLingersThenCloses: a spool outlives its last user by spoolLinger, so that the
+// next open reuses it, and is closed after that.
+func TestSpoolLingersThenCloses(t *testing.T) {
+	var expire func()
+	afterFunc = func(d time.Duration, f func()) *time.Timer {
+		if d != spoolLinger {
+			t.Errorf("timer armed for %v, want %v", d, spoolLinger)
+		}
+		expire = f
+		return time.NewTimer(time.Hour)
+	}
+	t.Cleanup(func() { afterFunc = time.AfterFunc })
+	dir, tmp := t.TempDir(), t.TempDir()
+	path := filepath.Join(dir, "b.tar.gz")
+	if err := os.WriteFile(path, compress(t, Gzip, []byte("x")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path, tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if fds := spoolFDs(t, tmp); len(fds) != 1 {
+		t.Fatalf("spool closed with its last user: %v", fds)
+	}
+	g, err := Open(path, tmp) // within the linger: the same spool
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fds := spoolFDs(t, tmp); len(fds) != 1 {
+		t.Fatalf("spools %v, want the lingering one reused", fds)
+	}
+	g.Close()
+	expire()
+	if fds := spoolFDs(t, tmp); len(fds) != 0 {
+		t.Errorf("spool still open after the linger: %v", fds)
+	}
+}
+
+// TestCorruptCompressedFile: a truncated gzip file fails with an error naming it, and leaves
+// no spool behind.
+func TestCorruptCompressedFile(t *testing.T) {
+	dir, tmp := t.TempDir(), t.TempDir()
+	path := filepath.Join(dir, "broken.tar")
+	gz := compress(t, Gzip, bytes.Repeat([]byte("y"), 1<<16))
+	if err := os.WriteFile(path, gz[:len(gz)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, tmp); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("want an error naming %s, got %v", path, err)
+	}
+	if fds := spoolFDs(t, tmp); len(fds) != 0 {
+		t.Errorf("spool left open: %v", fds)
+	}
+	if _, err := Open(path, tmp); err == nil { // a failed spool is not cached
+		t.Fatal("second open of a broken file succeeded")
+	}
+}
+
+func TestForWriting(t *testing.T) {
+	for _, tc := range []struct{ path, setting, want string }{
+		{"a.tar", "", ""}, {"a.tar.gz", "", Gzip}, {"a.tgz", "", Gzip}, {"a.tar.zst", "", Zstd}, {"a.tzst", "", Zstd},
+		{"a.tar", "zstd", Zstd}, {"a.tar.gz", "none", ""}, {"a.tar", "gzip", Gzip},
+	} {
+		if got, err := ForWriting(tc.path, tc.setting); err != nil || got != tc.want {
+			t.Errorf("ForWriting(%q, %q) = %q, %v; want %q", tc.path, tc.setting, got, err, tc.want)
+		}
+	}
+	if _, err := ForWriting("a.tar", "lz4"); err == nil {
+		t.Error("unknown compression accepted")
+	}
+}

@@ -1,0 +1,105 @@
+package layout
+
+import (
+	"context"
+	"io/fs"
+	"slices"
+
+	dockerref "github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// ListImagesFS lists the images of the layout in fsys (see ListIndex); where names it in
+// errors.
+func ListImagesFS(fsys fs.FS, where, name string, d digest.Digest, newRef func(name string, d digest.Digest) (types.ImageReference, error)) ([]types.ListedImage, error) {
+	idx, err := ReadIndex(fsys, where)
+	if err != nil {
+		return nil, err
+	}
+	return ListIndex(idx, where, name, d, newRef)
+}
+
+// OnlyDigest returns the digest of the one image a reference lists, for
+// types.ManifestDigester; a reference that selects several is an error.
+func OnlyDigest(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (digest.Digest, error) {
+	images, err := ref.(types.ImageLister).ListImages(ctx, sys)
+	if err != nil {
+		return "", err
+	}
+	if len(images) != 1 {
+		return "", errors.Errorf("reading the digest of %s: it holds %d images; name one with PATH:NAME", types.ImageName(ref), len(images))
+	}
+	return images[0].Digest, nil
+}
+
+// StoredNames returns the names of images, each once, in order (types.TagLister).
+func StoredNames(images []types.ListedImage) []string {
+	names := []string{}
+	for _, img := range images {
+		if img.StoredName != "" && !slices.Contains(names, img.StoredName) {
+			names = append(names, img.StoredName)
+		}
+	}
+	return names
+}
+
+// ListIndex lists the images of a layout's index.json for types.ImageLister: every entry when
+// name and d are empty, else the one entry they select (as a source would). newRef returns the
+// reference of an image by name or, for an unnamed entry or a name that several different
+// images carry, by digest.
+func ListIndex(idx *imgspecv1.Index, where, name string, d digest.Digest, newRef func(name string, d digest.Digest) (types.ImageReference, error)) ([]types.ListedImage, error) {
+	if name != "" || d != "" {
+		desc, err := selectImage(idx, name, d, where)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := newRef(name, d)
+		if err != nil {
+			return nil, err
+		}
+		return []types.ListedImage{listed(ref, desc)}, nil
+	}
+	res := []types.ListedImage{}
+	for _, e := range idx.Manifests {
+		n := RefName(e)
+		var ref types.ImageReference
+		var err error
+		if n != "" && unique(idx, n) {
+			ref, err = newRef(n, "")
+		} else {
+			ref, err = newRef("", e.Digest)
+		}
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, listed(ref, e))
+	}
+	return res, nil
+}
+
+func listed(ref types.ImageReference, e imgspecv1.Descriptor) types.ListedImage {
+	n := RefName(e)
+	return types.ListedImage{Ref: ref, Name: listedName(n), StoredName: n, Digest: e.Digest, MIMEType: e.MediaType}
+}
+
+// unique reports whether name selects one image (entries carrying it all have one digest).
+func unique(idx *imgspecv1.Index, name string) bool {
+	desc, err := selectImage(idx, name, "", "")
+	return err == nil && desc.Digest != ""
+}
+
+// listedName parses a stored name as a registry-style reference; nil for a bare tag.
+func listedName(name string) dockerref.Named {
+	if name == "" || isBareTag(name) {
+		return nil
+	}
+	n, err := dockerref.ParseNormalizedNamed(name)
+	if err != nil {
+		return nil
+	}
+	return n
+}
