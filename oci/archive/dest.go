@@ -46,6 +46,8 @@ type destination struct {
 	inflight  map[digest.Digest]bool // blobs being written into a reserved region
 	reused    map[digest.Digest]bool // found in old; must still be at PATH at Commit
 	top       *imgspecv1.Descriptor
+	topBody   []byte           // the top-level manifest, which may refer to a subject
+	related   []layout.Related // manifests to name or record as referrers at Commit (referrers.go)
 	committed bool
 }
 
@@ -293,6 +295,7 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	}
 	if instance == nil {
 		d.top = &imgspecv1.Descriptor{MediaType: mimeType, Digest: dg, Size: int64(len(body))}
+		d.topBody = body
 	}
 	return nil
 }
@@ -338,7 +341,10 @@ func (d *destination) finish() error {
 			return errors.Wrapf(types.ErrBlobNotFound, "blob %s was in %s when the copy started, but is no longer", dg, d.ref.path)
 		}
 	}
-	b, err := json.Marshal(layout.UpdateIndex(idx, *d.top, d.ref.name))
+	if idx, err = d.recordRelated(layout.UpdateIndex(idx, *d.top, d.ref.name), cur); err != nil {
+		return err
+	}
+	b, err := json.Marshal(idx)
 	if err != nil {
 		return err
 	}
