@@ -1,0 +1,344 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/oci/layout"
+	"github.com/imgcopy/imgcopy/tests/internal/fixtures"
+)
+
+// TestReferrersRegistryToRegistry copies an image with --referrers between every pair of the
+// two registry kinds: every artifact (the SBOM's signature too) arrives byte for byte and is
+// listed by the destination's referrers API or tag-schema index; a second copy writes
+// nothing.
+func TestReferrersRegistryToRegistry(t *testing.T) {
+	t.Parallel()
+	for _, from := range refRegistryKinds {
+		for _, to := range refRegistryKinds {
+			t.Run(from+"-to-"+to, func(t *testing.T) {
+				t.Parallel()
+				s := newRefScenario(t, from)
+				dst := startRefRegistry(t, to, nil)
+				src := e2eRef(t, "docker://"+s.src.host+"/"+s.repo+":v1")
+				dest := e2eRef(t, "docker://"+dst.host+"/mirror/signed:v1")
+				res := e2eCopy(t, dest, src, &copier.Options{Referrers: true})
+				if len(res.Related) != 4 || len(res.LeftOut) != 0 {
+					t.Fatalf("related %+v, left out %v; want the 4 artifacts", res.Related, res.LeftOut)
+				}
+				s.checkArrived(t, dst.host, "mirror/signed")
+
+				dst.resetWrites()
+				res = e2eCopy(t, dest, src, &copier.Options{Referrers: true})
+				if w := dst.writeRequests(); len(w) != 0 || res.BlobsCopied != 0 {
+					t.Errorf("second copy wrote %v (%d blobs copied), want nothing", w, res.BlobsCopied)
+				}
+				for _, r := range res.Related {
+					if !r.Present {
+						t.Errorf("second copy: %s not reported present", r.Digest)
+					}
+				}
+			})
+		}
+	}
+}
+
+// checkArrived checks that every artifact of s is in repo at host, byte for byte, and listed
+// as a referrer of its subject.
+func (s *refScenario) checkArrived(t *testing.T, host, repo string) {
+	t.Helper()
+	for _, a := range s.artifacts {
+		if got := getManifestRaw(t, host, repo, a.desc.Digest.String()); !bytes.Equal(got, a.body) {
+			t.Errorf("%s: manifest differs at the destination", a.name)
+		}
+	}
+	for _, subject := range []digest.Digest{s.imageDesc.Digest, s.artifacts[1].desc.Digest} {
+		got := rawReferrers(t, host, repo, subject)
+		if want := s.wantReferrers(subject, nil); !slices.Equal(got, want) {
+			t.Errorf("referrers of %s at the destination: %v, want %v", subject, got, want)
+		}
+	}
+}
+
+// TestReferrersThroughLayout copies an image with its referrers from a registry into an OCI
+// layout and an oci-archive, and from there into a new registry: the layout lists them in
+// referrers indexes (index.json entries named sha256-<hex> and annotated with the subject),
+// the image stays the layout's only image, and every artifact arrives with its digest.
+func TestReferrersThroughLayout(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"oci", "oci-archive"} {
+		for _, regKind := range refRegistryKinds {
+			t.Run(kind+"-"+regKind, func(t *testing.T) {
+				t.Parallel()
+				s := newRefScenario(t, regKind)
+				src := e2eRef(t, "docker://"+s.src.host+"/"+s.repo+":v1")
+				p := filepath.Join(t.TempDir(), "signed")
+				if kind == "oci-archive" {
+					p += ".tar"
+				}
+				local := e2eRef(t, kind+":"+p)
+				if res := e2eCopy(t, local, src, &copier.Options{Referrers: true}); len(res.Related) != 4 {
+					t.Fatalf("to %s: related %+v, want the 4 artifacts", kind, res.Related)
+				}
+				if kind == "oci" {
+					s.checkLayoutIndex(t, p)
+				}
+				dst := startRefRegistry(t, regKind, nil)
+				res := e2eCopy(t, e2eRef(t, "docker://"+dst.host+"/restored/signed:v1"), local, &copier.Options{Referrers: true})
+				if len(res.Related) != 4 || res.ManifestDigest != s.imageDesc.Digest {
+					t.Fatalf("from %s: digest %s, related %+v; want %s and the 4 artifacts", kind, res.ManifestDigest, res.Related, s.imageDesc.Digest)
+				}
+				s.checkArrived(t, dst.host, "restored/signed")
+			})
+		}
+	}
+}
+
+// checkLayoutIndex checks the referrers indexes in the index.json of the layout at p.
+func (s *refScenario) checkLayoutIndex(t *testing.T, p string) {
+	t.Helper()
+	idx, err := layout.ReadIndex(os.DirFS(p), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var images int
+	for _, e := range idx.Manifests {
+		if !layout.IsReferrersIndex(e) {
+			images++
+			continue
+		}
+		subject := digest.Digest(e.Annotations[layout.AnnotationReferrerSubject])
+		if e.Annotations[imgspecv1.AnnotationRefName] != manifest.FallbackTag(subject) {
+			t.Errorf("referrers index of %s named %q", subject, e.Annotations[imgspecv1.AnnotationRefName])
+		}
+		descs, err := layout.ListReferrersFS(os.DirFS(p), idx, subject, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, d := range descs {
+			got = append(got, d.Digest.String())
+		}
+		if want := s.wantReferrers(subject, nil); !slices.Equal(sortedStrings(got), want) {
+			t.Errorf("layout referrers of %s: %v, want %v", subject, got, want)
+		}
+	}
+	if images != 1 || len(idx.Manifests) != 3 {
+		t.Errorf("index.json has %d entries, %d of them images; want the image and 2 referrers indexes", len(idx.Manifests), images)
+	}
+}
+
+// TestReferrersConcurrentFallbackWriters runs two copies that add different referrers of one
+// image to a registry without the referrers API (distribution ignores If-Match) and forces the
+// race of the tag-schema index: both read it before either writes, and both writes land before
+// either copy gets an answer, so the second overwrites the first. Both referrers must survive.
+func TestReferrersConcurrentFallbackWriters(t *testing.T) {
+	t.Parallel()
+	s := newRefScenario(t, "ggcr")
+	const repo = "mirror/signed"
+	race := &putRace{path: "/v2/" + repo + "/manifests/" + manifest.FallbackTag(s.imageDesc.Digest)}
+	dst := startRefRegistry(t, "distribution", race.wrap)
+	src := e2eRef(t, "docker://"+s.src.host+"/"+s.repo+":v1")
+	dest := e2eRef(t, "docker://"+dst.host+"/"+repo+":v1")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, typ := range []string{refTypeSig, refTypeAtt} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = copier.Image(context.Background(), dest, src, &copier.Options{Referrers: true, ReferrersTypes: []string{typ}})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !race.raced() {
+		t.Fatal("the two writers did not race; the test proves nothing")
+	}
+	got := rawReferrers(t, dst.host, repo, s.imageDesc.Digest)
+	want := s.wantReferrers(s.imageDesc.Digest, func(a refArtifact) bool { return a.artType != refTypeSBOM })
+	if !slices.Equal(got, want) {
+		t.Errorf("referrers index after two concurrent writers: %v, want %v", got, want)
+	}
+}
+
+// putRace holds the first PUT to path until a second one arrives, then performs both, in
+// order, before answering either: the second writer read the old index, so it overwrites the
+// first writer's entry, and the first writer only learns of it by reading the index again.
+type putRace struct {
+	path string
+	mu   sync.Mutex
+	held []heldPut
+	done bool
+}
+
+type heldPut struct {
+	req  *http.Request
+	resp chan *httptest.ResponseRecorder
+}
+
+func (p *putRace) raced() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
+func (p *putRace) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		p.mu.Lock()
+		if req.Method != http.MethodPut || req.URL.Path != p.path || p.done {
+			p.mu.Unlock()
+			next.ServeHTTP(w, req)
+			return
+		}
+		h := heldPut{req: req, resp: make(chan *httptest.ResponseRecorder, 1)}
+		p.held = append(p.held, h)
+		if len(p.held) == 2 {
+			p.done = true
+			for _, hp := range p.held {
+				rec := httptest.NewRecorder()
+				next.ServeHTTP(rec, hp.req)
+				hp.resp <- rec
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case rec := <-h.resp:
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		case <-time.After(20 * time.Second):
+			http.Error(w, "no concurrent writer arrived", http.StatusServiceUnavailable)
+		}
+	})
+}
+
+// TestReferrersTypeFilter copies only the referrers of the selected artifact types, judged
+// by each artifact's own manifest: go-containerregistry's registry lists them all with
+// artifactType application/vnd.oci.empty.v1+json (their config's type). A signature of an
+// SBOM that is left out is left out too.
+func TestReferrersTypeFilter(t *testing.T) {
+	t.Parallel()
+	s := newRefScenario(t, "ggcr")
+	cases := []struct {
+		name  string
+		types []string
+		want  []string // artifact names
+	}{
+		{"signatures", []string{refTypeSig}, []string{"sig"}},
+		{"sboms", []string{refTypeSBOM}, []string{"sbom"}},
+		{"sboms and signatures", []string{refTypeSBOM, refTypeSig}, []string{"sig", "sbom", "sbom-sig"}},
+		{"unknown type", []string{"application/x-none"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dst := startRefRegistry(t, "distribution", nil)
+			res := e2eCopy(t, e2eRef(t, "docker://"+dst.host+"/f/signed:v1"), e2eRef(t, "docker://"+s.src.host+"/"+s.repo+":v1"),
+				&copier.Options{Referrers: true, ReferrersTypes: tc.types})
+			var got []string
+			for _, r := range res.Related {
+				got = append(got, r.Digest.String())
+			}
+			var want []string
+			for _, a := range s.artifacts {
+				if slices.Contains(tc.want, a.name) {
+					want = append(want, a.desc.Digest.String())
+				}
+			}
+			if !slices.Equal(sortedStrings(got), sortedStrings(want)) {
+				t.Errorf("copied %v, want %v (%v)", got, want, tc.want)
+			}
+			all := append(rawReferrers(t, dst.host, "f/signed", s.imageDesc.Digest), rawReferrers(t, dst.host, "f/signed", s.artifacts[1].desc.Digest)...)
+			if !slices.Equal(sortedStrings(all), sortedStrings(want)) {
+				t.Errorf("destination lists %v, want %v", all, want)
+			}
+		})
+	}
+}
+
+// TestReferrersLeftOut copies with Referrers and DigestTags into destinations that cannot
+// hold artifacts: the image is copied, and the result (and a warning) names what was left out.
+func TestReferrersLeftOut(t *testing.T) {
+	t.Parallel()
+	s := newRefScenario(t, "distribution")
+	for _, kind := range []string{"docker-archive", "dir"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			dest := e2eLocation(t, kind, t.TempDir(), "", "left")
+			res := e2eCopy(t, dest, e2eRef(t, "docker://"+s.src.host+"/"+s.repo+":v1"), &copier.Options{Referrers: true})
+			if len(res.LeftOut) != 1 || len(res.Related) != 0 {
+				t.Fatalf("left out %q, related %v; want one line naming the 3 referrers of the image", res.LeftOut, res.Related)
+			}
+			for _, a := range s.artifacts[:3] {
+				if !strings.Contains(res.LeftOut[0], a.desc.Digest.String()) {
+					t.Errorf("left out %q does not name %s (%s)", res.LeftOut[0], a.name, a.desc.Digest)
+				}
+			}
+		})
+	}
+}
+
+// TestDigestTags copies cosign's tags of a multi-platform image, of one of its instances and
+// of a tagged SBOM (its own signature tag) byte for byte, and leaves other images' tags alone.
+func TestDigestTags(t *testing.T) {
+	t.Parallel()
+	src := startRefRegistry(t, "distribution", nil)
+	const repo = "app/cosigned"
+	l, fx := e2eFixture(t, fixtures.Options{Platforms: e2ePlatforms()})
+	e2eCopy(t, e2eRef(t, "docker://"+src.host+"/"+repo+":v1"), fx, nil)
+	tags := map[string][]byte{}
+	push := func(signed digest.Digest, suffix, layerType string) digest.Digest {
+		tag := manifest.DigestTagPrefix(signed) + suffix
+		tags[tag] = cosignSignature(t, src.host, repo, signed, layerType)
+		return pushManifest(t, src.host, repo, tag, imgspecv1.MediaTypeImageManifest, tags[tag]).Digest
+	}
+	push(l.ManifestDigest, "sig", "application/vnd.dev.cosign.simplesigning.v1+json")
+	push(l.ManifestDigest, "att", "application/vnd.dsse.envelope.v1+json")
+	sbom := push(l.ManifestDigest, "sbom", "text/spdx+json")
+	push(sbom, "sig", "application/vnd.dev.cosign.simplesigning.v1+json")
+	push(l.Images[1].ManifestDigest, "sig", "application/vnd.dev.cosign.simplesigning.v1+json")
+	other := digest.FromString("another image")
+	otherTag := manifest.DigestTagPrefix(other) + "sig"
+	pushManifest(t, src.host, repo, otherTag, imgspecv1.MediaTypeImageManifest, cosignSignature(t, src.host, repo, other, "application/vnd.dev.cosign.simplesigning.v1+json"))
+
+	dst := startRefRegistry(t, "ggcr", nil)
+	res := e2eCopy(t, e2eRef(t, "docker://"+dst.host+"/mirror/cosigned:v1"), e2eRef(t, "docker://"+src.host+"/"+repo+":v1"), &copier.Options{DigestTags: true})
+	if len(res.Related) != len(tags) {
+		t.Errorf("copied %d digest tags (%+v), want %d", len(res.Related), res.Related, len(tags))
+	}
+	for tag, want := range tags {
+		if got := getManifestRaw(t, dst.host, "mirror/cosigned", tag); !bytes.Equal(got, want) {
+			t.Errorf("tag %s differs at the destination", tag)
+		}
+	}
+	if resp, _ := regDo(t, http.MethodGet, "http://"+dst.host+"/v2/mirror/cosigned/manifests/"+otherTag, nil, nil, 0); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another image's tag %s was copied (status %d)", otherTag, resp.StatusCode)
+	}
+	dst.resetWrites()
+	if res := e2eCopy(t, e2eRef(t, "docker://"+dst.host+"/mirror/cosigned:v1"), e2eRef(t, "docker://"+src.host+"/"+repo+":v1"), &copier.Options{DigestTags: true}); res.BlobsCopied != 0 {
+		t.Errorf("second copy copied %d blobs", res.BlobsCopied)
+	}
+	if w := dst.writeRequests(); len(w) != 0 {
+		t.Errorf("second copy wrote %v, want nothing", w)
+	}
+}
