@@ -61,6 +61,7 @@ func newApp(e *env) *cli.App {
 			copyCmd(e),
 			inspectCmd(e),
 			listTagsCmd(e),
+			referrersCmd(e),
 			deleteCmd(e),
 			manifestDigestCmd(e),
 			loginCmd(e),

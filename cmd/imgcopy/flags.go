@@ -71,6 +71,7 @@ func copyFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output `MODE`: auto (bars on a terminal, else plain), bars, plain or json"},
 	}
+	flags = append(flags, referrersFlags()...)
 	flags = append(flags, imageFlags("src-", "source")...)
 	return append(flags, imageFlags("dest-", "destination")...)
 }
@@ -181,6 +182,9 @@ func copyOptions(c *cli.Context, e *env) (*copier.Options, error) {
 	}
 	if opts.ImageParallelCopies = c.Int("image-parallel-copies"); opts.ImageParallelCopies < 0 {
 		return nil, usageErrorf("--image-parallel-copies must not be negative")
+	}
+	if err := referrersOptions(c, opts); err != nil {
+		return nil, err
 	}
 	for _, t := range c.StringSlice("additional-tag") {
 		tagged, err := parseAdditionalTag(t)
