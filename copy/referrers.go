@@ -187,6 +187,10 @@ func (r *relatedCopy) referrersOf(ctx context.Context, subject digest.Digest, de
 // referrer copies one referrer of subject (unless present) and then what relates to it.
 func (r *relatedCopy) referrer(ctx context.Context, subject digest.Digest, desc imgspecv1.Descriptor, present bool, depth int) error {
 	b, mt, err := r.getManifest(ctx, desc.Digest.String(), desc.Digest)
+	if errors.Is(err, types.ErrManifestNotFound) { // a stale referrers index, e.g. after a delete
+		r.leaveOut("%s lists %s as a referrer of %s, but has no such manifest; skipped", types.ImageName(r.c.srcRef), desc.Digest, subject)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -121,8 +121,12 @@ func (c *client) listReferrers(ctx context.Context, subject digest.Digest, scope
 }
 
 // referrersAPI lists referrers through GET /v2/<name>/referrers/<digest>, following Link
-// pages; supported is false when the registry does not serve the API (404, 405, 501).
+// pages; supported is false when the registry does not serve the API (404, 405, 501), which
+// the client then remembers.
 func (c *client) referrersAPI(ctx context.Context, subject digest.Digest, scopes []scope) (descs []imgspecv1.Descriptor, supported bool, err error) {
+	if c.noReferrersAPI.Load() {
+		return nil, false, nil
+	}
 	hdr := http.Header{"Accept": {imgspecv1.MediaTypeImageIndex}}
 	req := request{method: http.MethodGet, path: "/v2/" + c.repo + "/referrers/" + subject.String(), header: hdr, scopes: scopes}
 	for page := 0; page < maxReferrersPages; page++ {
@@ -134,6 +138,7 @@ func (c *client) referrersAPI(ctx context.Context, subject digest.Digest, scopes
 		case resp.StatusCode == http.StatusOK:
 		case page == 0 && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented):
 			drain(resp)
+			c.noReferrersAPI.Store(true)
 			logrus.WithFields(logrus.Fields{"registry": c.host, "status": resp.StatusCode}).Debug("no referrers API: reading the referrers tag schema")
 			return nil, false, nil
 		default:

@@ -20,6 +20,7 @@ import (
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/oci/layout"
 	"github.com/imgcopy/imgcopy/tests/internal/fixtures"
+	"github.com/imgcopy/imgcopy/types"
 )
 
 // TestReferrersRegistryToRegistry copies an image with --referrers between every pair of the
@@ -276,22 +277,87 @@ func TestReferrersTypeFilter(t *testing.T) {
 	}
 }
 
-// TestReferrersLeftOut copies with Referrers and DigestTags into destinations that cannot
-// hold artifacts: the image is copied, and the result (and a warning) names what was left out.
+// TestReferrersLeftOut copies with Referrers into destinations that cannot hold artifacts,
+// with a conversion that changes the image's digest, and from a source whose referrers index
+// lists a manifest it no longer has: the image is copied, and the result (and a warning)
+// names what was left out.
 func TestReferrersLeftOut(t *testing.T) {
 	t.Parallel()
 	s := newRefScenario(t, "distribution")
-	for _, kind := range []string{"docker-archive", "dir"} {
-		t.Run(kind, func(t *testing.T) {
+	// A stale entry: a referrer deleted without updating the index that lists it.
+	stale := s.wantReferrers(s.imageDesc.Digest, nil)
+	gone := pushArtifact(t, s.src, s.repo, "deleted", s.imageDesc, refTypeSig).desc.Digest
+	regDo(t, http.MethodDelete, "http://"+s.src.host+"/v2/"+s.repo+"/manifests/"+gone.String(), nil, nil, http.StatusAccepted)
+	cases := []struct {
+		name    string
+		dest    func(t *testing.T) types.ImageReference
+		opts    copier.Options
+		leftOut []string // each must be named in one of the lines
+		related int
+		lines   int
+	}{
+		{"docker-archive", func(t *testing.T) types.ImageReference {
+			return e2eLocation(t, "docker-archive", t.TempDir(), "", "left")
+		},
+			copier.Options{}, stale, 0, 1},
+		{"dir", func(t *testing.T) types.ImageReference { return e2eLocation(t, "dir", t.TempDir(), "", "left") },
+			copier.Options{}, stale, 0, 1},
+		{"converted", func(t *testing.T) types.ImageReference { return e2eLocation(t, "oci", t.TempDir(), "", "left") },
+			copier.Options{ForceManifestMIMEType: manifest.DockerV2Schema2MediaType}, stale, 0, 1},
+		{"stale index entry", func(t *testing.T) types.ImageReference { return e2eLocation(t, "oci", t.TempDir(), "", "left") },
+			copier.Options{}, []string{gone.String()}, 4, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dest := e2eLocation(t, kind, t.TempDir(), "", "left")
-			res := e2eCopy(t, dest, e2eRef(t, "docker://"+s.src.host+"/"+s.repo+":v1"), &copier.Options{Referrers: true})
-			if len(res.LeftOut) != 1 || len(res.Related) != 0 {
-				t.Fatalf("left out %q, related %v; want one line naming the 3 referrers of the image", res.LeftOut, res.Related)
+			opts := tc.opts
+			opts.Referrers = true
+			res := e2eCopy(t, tc.dest(t), e2eRef(t, "docker://"+s.src.host+"/"+s.repo+":v1"), &opts)
+			if len(res.LeftOut) != tc.lines || len(res.Related) != tc.related {
+				t.Fatalf("left out %q, %d related; want %d line(s), %d related", res.LeftOut, len(res.Related), tc.lines, tc.related)
 			}
-			for _, a := range s.artifacts[:3] {
-				if !strings.Contains(res.LeftOut[0], a.desc.Digest.String()) {
-					t.Errorf("left out %q does not name %s (%s)", res.LeftOut[0], a.name, a.desc.Digest)
+			all := strings.Join(res.LeftOut, "\n")
+			for _, d := range tc.leftOut {
+				if !strings.Contains(all, d) {
+					t.Errorf("left out %q does not name %s", res.LeftOut, d)
+				}
+			}
+		})
+	}
+}
+
+// TestReferrersOfInstances copies the referrers of a multi-platform index and of one of its
+// instances, all platforms or one.
+func TestReferrersOfInstances(t *testing.T) {
+	t.Parallel()
+	src := startRefRegistry(t, "ggcr", nil)
+	const repo = "app/multi"
+	l, fx := e2eFixture(t, fixtures.Options{Platforms: e2ePlatforms()})
+	e2eCopy(t, e2eRef(t, "docker://"+src.host+"/"+repo+":v1"), fx, nil)
+	top := imgspecv1.Descriptor{MediaType: l.ManifestMIMEType, Digest: l.ManifestDigest, Size: int64(len(l.Manifest))}
+	inst := l.Images[0] // the running platform's image
+	instDesc := imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: inst.ManifestDigest, Size: int64(len(inst.Manifest))}
+	onIndex := pushArtifact(t, src, repo, "index-sig", top, refTypeSig)
+	onInst := pushArtifact(t, src, repo, "instance-sbom", instDesc, refTypeSBOM)
+	for _, tc := range []struct {
+		name      string
+		multiArch copier.MultiArch
+		want      []refArtifact
+	}{
+		{"all platforms", copier.MultiArchAll, []refArtifact{onIndex, onInst}},
+		{"this platform", copier.MultiArchSystem, []refArtifact{onInst}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dst := startRefRegistry(t, "distribution", nil)
+			res := e2eCopy(t, e2eRef(t, "docker://"+dst.host+"/m/multi:v1"), e2eRef(t, "docker://"+src.host+"/"+repo+":v1"),
+				&copier.Options{Referrers: true, MultiArch: tc.multiArch})
+			if len(res.Related) != len(tc.want) {
+				t.Errorf("related %+v, want %d", res.Related, len(tc.want))
+			}
+			for _, a := range tc.want {
+				if got := rawReferrers(t, dst.host, "m/multi", a.subject); !slices.Equal(got, []string{a.desc.Digest.String()}) {
+					t.Errorf("referrers of %s: %v, want %s (%s)", a.subject, got, a.desc.Digest, a.name)
 				}
 			}
 		})
