@@ -408,3 +408,46 @@ func TestDigestTags(t *testing.T) {
 		t.Errorf("second copy wrote %v, want nothing", w)
 	}
 }
+
+// TestArtifactAsImage copies one artifact (a manifest with a subject) by digest, as the image,
+// to every transport: each destination's PutManifest accepts it and keeps its digest; a
+// registry and a layout also record it as a referrer of its subject.
+func TestArtifactAsImage(t *testing.T) {
+	t.Parallel()
+	s := newRefScenario(t, "distribution")
+	art := s.artifacts[1]
+	src := e2eRef(t, "docker://"+s.src.host+"/"+s.repo+"@"+art.desc.Digest.String())
+	for _, kind := range e2eKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			reg := startRefRegistry(t, "distribution", nil)
+			base := t.TempDir()
+			dest := e2eLocation(t, kind, base, reg.host, "art")
+			if res := e2eCopy(t, dest, src, nil); res.ManifestDigest != art.desc.Digest || res.DigestChanged {
+				t.Fatalf("wrote %s (changed %v), want %s", res.ManifestDigest, res.DigestChanged, art.desc.Digest)
+			}
+			var got []string
+			switch kind {
+			case "registry":
+				got = rawReferrers(t, reg.host, "e2e/art", art.subject)
+			case "oci":
+				idx, err := layout.ReadIndex(os.DirFS(filepath.Join(base, "art")), "layout")
+				if err != nil {
+					t.Fatal(err)
+				}
+				descs, err := layout.ListReferrersFS(os.DirFS(filepath.Join(base, "art")), idx, art.subject, "layout")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range descs {
+					got = append(got, d.Digest.String())
+				}
+			default:
+				return
+			}
+			if !slices.Equal(got, []string{art.desc.Digest.String()}) {
+				t.Errorf("referrers of %s: %v, want the artifact", art.subject, got)
+			}
+		})
+	}
+}
