@@ -292,3 +292,12 @@ func cosignSignature(t testing.TB, host, repo string, signed digest.Digest, laye
 	}
 	return b
 }
+
+// multiPlatformSource starts a registry of kind holding the multi-platform fixture as repo:v1.
+func multiPlatformSource(t *testing.T, kind, repo string) (*refRegistry, *fixtures.Layout) {
+	t.Helper()
+	reg := startRefRegistry(t, kind, nil)
+	l, fx := e2eFixture(t, fixtures.Options{Platforms: e2ePlatforms()})
+	e2eCopy(t, e2eRef(t, "docker://"+reg.host+"/"+repo+":v1"), fx, nil)
+	return reg, l
+}

@@ -19,7 +19,6 @@ import (
 	copier "github.com/imgcopy/imgcopy/copy"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/oci/layout"
-	"github.com/imgcopy/imgcopy/tests/internal/fixtures"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -330,10 +329,8 @@ func TestReferrersLeftOut(t *testing.T) {
 // instances, all platforms or one.
 func TestReferrersOfInstances(t *testing.T) {
 	t.Parallel()
-	src := startRefRegistry(t, "ggcr", nil)
 	const repo = "app/multi"
-	l, fx := e2eFixture(t, fixtures.Options{Platforms: e2ePlatforms()})
-	e2eCopy(t, e2eRef(t, "docker://"+src.host+"/"+repo+":v1"), fx, nil)
+	src, l := multiPlatformSource(t, "ggcr", repo)
 	top := imgspecv1.Descriptor{MediaType: l.ManifestMIMEType, Digest: l.ManifestDigest, Size: int64(len(l.Manifest))}
 	inst := l.Images[0] // the running platform's image
 	instDesc := imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: inst.ManifestDigest, Size: int64(len(inst.Manifest))}
@@ -368,10 +365,8 @@ func TestReferrersOfInstances(t *testing.T) {
 // of a tagged SBOM (its own signature tag) byte for byte, and leaves other images' tags alone.
 func TestDigestTags(t *testing.T) {
 	t.Parallel()
-	src := startRefRegistry(t, "distribution", nil)
 	const repo = "app/cosigned"
-	l, fx := e2eFixture(t, fixtures.Options{Platforms: e2ePlatforms()})
-	e2eCopy(t, e2eRef(t, "docker://"+src.host+"/"+repo+":v1"), fx, nil)
+	src, l := multiPlatformSource(t, "distribution", repo)
 	tags := map[string][]byte{}
 	push := func(signed digest.Digest, suffix, layerType string) digest.Digest {
 		tag := manifest.DigestTagPrefix(signed) + suffix
