@@ -129,3 +129,43 @@ func TestAddReferrers(t *testing.T) {
 		t.Errorf("adding to an image manifest: err = %v, want ErrInvalidManifest", err)
 	}
 }
+
+// FuzzReferrersIndex feeds registry answers to the referrers parsers: they must not panic, and
+// an index AddReferrers accepts must list what was added, once.
+func FuzzReferrersIndex(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`))
+	f.Add([]byte(`{"schemaVersion":2,"manifests":[{"mediaType":"a/b","digest":"` + digest.FromString("a").String() + `","size":1,"artifactType":"x"}],"annotations":{"k":"v"}}`))
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[],"subject":{"mediaType":"a/b","digest":"sha256:00","size":1}}`))
+	f.Add([]byte(`{"manifests":null}`))
+	add := imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromString("added"), Size: 3}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ArtifactOf(b)
+		in, err := ParseReferrersIndex(b)
+		if err != nil {
+			return
+		}
+		want := 1
+		for _, d := range in {
+			if d.Digest == add.Digest {
+				want = 0 // listed already: nothing added
+			}
+		}
+		out, _, err := AddReferrers(b, []imgspecv1.Descriptor{add})
+		if err != nil {
+			return // e.g. a manifests field of the wrong shape that the descriptor parse tolerated
+		}
+		descs, err := ParseReferrersIndex(out)
+		if err != nil {
+			t.Fatalf("AddReferrers wrote an index it cannot read: %v\n%s", err, out)
+		}
+		n := 0
+		for _, d := range descs {
+			if d.Digest == add.Digest {
+				n++
+			}
+		}
+		if want == 1 && n != 1 {
+			t.Fatalf("the added referrer is listed %d times in %s", n, out)
+		}
+	})
+}
