@@ -185,6 +185,14 @@ func IsFallbackTag(tag string) bool {
 	return len(enc) == min(2*a.Size(), maxFallbackTagHex)
 }
 
+// IsDigestTag reports whether tag is named after a digest in the way of DigestTagPrefix:
+// "<alg>-<hex>.<suffix>" with the algorithm's full hex digest (cosign's sha256-<hex>.sig).
+func IsDigestTag(tag string) bool {
+	name, suffix, ok := strings.Cut(tag, ".")
+	alg, enc, ok2 := strings.Cut(name, "-")
+	return ok && ok2 && suffix != "" && digest.NewDigestFromEncoded(digest.Algorithm(alg), enc).Validate() == nil
+}
+
 func isLowerHex(s string) bool {
 	for _, c := range s {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {

@@ -62,6 +62,27 @@ func TestIsFallbackTag(t *testing.T) {
 	}
 }
 
+func TestIsDigestTag(t *testing.T) {
+	t.Parallel()
+	hex := digest.FromString("x").Encoded()
+	cases := []struct {
+		tag  string
+		want bool
+	}{
+		{"sha256-" + hex + ".sig", true},
+		{"sha256-" + hex + ".att", true},
+		{"sha256-" + hex, false},
+		{"sha256-" + hex + ".", false},
+		{"sha256-" + hex[:10] + ".sig", false},
+		{"v1.2", false},
+	}
+	for _, tc := range cases {
+		if got := IsDigestTag(tc.tag); got != tc.want {
+			t.Errorf("IsDigestTag(%q) = %v, want %v", tc.tag, got, tc.want)
+		}
+	}
+}
+
 func TestArtifactOf(t *testing.T) {
 	t.Parallel()
 	subject := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + digest.FromString("s").String() + `","size":3}`

@@ -214,6 +214,9 @@ type refScenario struct {
 	image     *fixtures.Layout
 	imageDesc imgspecv1.Descriptor
 	artifacts []refArtifact // sig, sbom, att, sbom-sig
+	// sigTag and sigTagBody are a cosign-format signature tag of the image.
+	sigTag     string
+	sigTagBody []byte
 }
 
 // newRefScenario pushes the scenario to a new registry of kind.
@@ -229,6 +232,9 @@ func newRefScenario(t *testing.T, kind string) *refScenario {
 	att := pushArtifact(t, s.src, s.repo, "att", s.imageDesc, refTypeAtt)
 	sbomSig := pushArtifact(t, s.src, s.repo, "sbom-sig", sbom.desc, refTypeSig)
 	s.artifacts = []refArtifact{sig, sbom, att, sbomSig}
+	s.sigTag = manifest.DigestTagPrefix(s.imageDesc.Digest) + "sig"
+	s.sigTagBody = cosignSignature(t, s.src.host, s.repo, s.imageDesc.Digest, "application/vnd.dev.cosign.simplesigning.v1+json")
+	pushManifest(t, s.src.host, s.repo, s.sigTag, imgspecv1.MediaTypeImageManifest, s.sigTagBody)
 	return s
 }
 

@@ -74,10 +74,11 @@ func (s *refScenario) checkArrived(t *testing.T, host, repo string) {
 	}
 }
 
-// TestReferrersThroughLayout copies an image with its referrers from a registry into an OCI
-// layout and an oci-archive, and from there into a new registry: the layout lists them in
-// referrers indexes (index.json entries named sha256-<hex> and annotated with the subject),
-// the image stays the layout's only image, and every artifact arrives with its digest.
+// TestReferrersThroughLayout copies an image with its referrers and its cosign signature tag
+// from a registry into an OCI layout and an oci-archive, and from there into a new registry:
+// the layout lists them in referrers indexes (index.json entries named sha256-<hex> and
+// annotated with the subject) and names the tag, the image stays the layout's only image,
+// and every artifact and the tag arrive with their digests.
 func TestReferrersThroughLayout(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []string{"oci", "oci-archive"} {
@@ -91,18 +92,22 @@ func TestReferrersThroughLayout(t *testing.T) {
 					p += ".tar"
 				}
 				local := e2eRef(t, kind+":"+p)
-				if res := e2eCopy(t, local, src, &copier.Options{Referrers: true}); len(res.Related) != 4 {
-					t.Fatalf("to %s: related %+v, want the 4 artifacts", kind, res.Related)
+				opts := &copier.Options{Referrers: true, DigestTags: true}
+				if res := e2eCopy(t, local, src, opts); len(res.Related) != 5 {
+					t.Fatalf("to %s: related %+v, want the 4 artifacts and the tag", kind, res.Related)
 				}
 				if kind == "oci" {
 					s.checkLayoutIndex(t, p)
 				}
 				dst := startRefRegistry(t, regKind, nil)
-				res := e2eCopy(t, e2eRef(t, "docker://"+dst.host+"/restored/signed:v1"), local, &copier.Options{Referrers: true})
-				if len(res.Related) != 4 || res.ManifestDigest != s.imageDesc.Digest {
-					t.Fatalf("from %s: digest %s, related %+v; want %s and the 4 artifacts", kind, res.ManifestDigest, res.Related, s.imageDesc.Digest)
+				res := e2eCopy(t, e2eRef(t, "docker://"+dst.host+"/restored/signed:v1"), local, opts)
+				if len(res.Related) != 5 || res.ManifestDigest != s.imageDesc.Digest {
+					t.Fatalf("from %s: digest %s, related %+v; want %s, the 4 artifacts and the tag", kind, res.ManifestDigest, res.Related, s.imageDesc.Digest)
 				}
 				s.checkArrived(t, dst.host, "restored/signed")
+				if got := getManifestRaw(t, dst.host, "restored/signed", s.sigTag); !bytes.Equal(got, s.sigTagBody) {
+					t.Errorf("signature tag %s differs after the round trip", s.sigTag)
+				}
 			})
 		}
 	}
@@ -117,8 +122,10 @@ func (s *refScenario) checkLayoutIndex(t *testing.T, p string) {
 	}
 	var images int
 	for _, e := range idx.Manifests {
-		if !layout.IsReferrersIndex(e) {
+		if !layout.IsRelatedEntry(e) {
 			images++
+		}
+		if !layout.IsReferrersIndex(e) {
 			continue
 		}
 		subject := digest.Digest(e.Annotations[layout.AnnotationReferrerSubject])
@@ -137,8 +144,8 @@ func (s *refScenario) checkLayoutIndex(t *testing.T, p string) {
 			t.Errorf("layout referrers of %s: %v, want %v", subject, got, want)
 		}
 	}
-	if images != 1 || len(idx.Manifests) != 3 {
-		t.Errorf("index.json has %d entries, %d of them images; want the image and 2 referrers indexes", len(idx.Manifests), images)
+	if images != 1 || len(idx.Manifests) != 4 {
+		t.Errorf("index.json has %d entries, %d of them images; want the image, its signature tag and 2 referrers indexes", len(idx.Manifests), images)
 	}
 }
 

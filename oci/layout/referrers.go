@@ -45,6 +45,13 @@ func IsReferrersIndex(desc imgspecv1.Descriptor) bool {
 		(desc.Annotations[AnnotationReferrerSubject] != "" || manifest.IsFallbackTag(RefName(desc)))
 }
 
+// IsRelatedEntry reports whether an index.json entry holds what belongs to an image rather than
+// an image of its own: a referrers index, or a manifest named after another's digest (cosign's
+// sha256-<hex>.sig). A layout's "only image" is chosen among the other entries.
+func IsRelatedEntry(desc imgspecv1.Descriptor) bool {
+	return IsReferrersIndex(desc) || manifest.IsDigestTag(RefName(desc))
+}
+
 // isReferrersIndexOf reports whether an index.json entry is the referrers index of subject.
 func isReferrersIndexOf(desc imgspecv1.Descriptor, subject digest.Digest) bool {
 	return desc.MediaType == imgspecv1.MediaTypeImageIndex &&

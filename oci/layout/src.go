@@ -111,7 +111,7 @@ func selectImage(idx *imgspecv1.Index, name string, d digest.Digest, where strin
 			} else if s {
 				suffix = append(suffix, desc)
 			}
-		case !IsReferrersIndex(desc): // the referrers of an image are not another image
+		case !IsRelatedEntry(desc): // signatures of an image are not another image
 			exact = append(exact, desc)
 		}
 	}
