@@ -39,46 +39,32 @@ func TestFallbackTag(t *testing.T) {
 	}
 }
 
-func TestIsFallbackTag(t *testing.T) {
+func TestTagForms(t *testing.T) {
 	t.Parallel()
 	hex := digest.FromString("x").Encoded()
 	cases := []struct {
-		tag  string
-		want bool
+		tag                 string
+		fallback, digestTag bool
 	}{
-		{"sha256-" + hex, true},
-		{"sha256-" + hex + ".sig", false},
-		{"sha256-" + hex[:63], false},
-		{"sha256-" + strings.ToUpper(hex), false},
-		{"sha512-" + hex, true}, // 64 hex digits: a sha512 digest cut to the tag schema's length
-		{"md5-" + hex, false},
-		{"latest", false},
-		{"sha256", false},
+		{"sha256-" + hex, true, false},
+		{"sha256-" + hex + ".sig", false, true},
+		{"sha256-" + hex + ".att", false, true},
+		{"sha256-" + hex + ".", false, false},
+		{"sha256-" + hex[:63], false, false},
+		{"sha256-" + hex[:10] + ".sig", false, false},
+		{"sha256-" + strings.ToUpper(hex), false, false},
+		{"sha512-" + hex, true, false}, // 64 hex digits: a sha512 digest cut to the tag schema's length
+		{"md5-" + hex, false, false},
+		{"latest", false, false},
+		{"v1.2", false, false},
+		{"sha256", false, false},
 	}
 	for _, tc := range cases {
-		if got := IsFallbackTag(tc.tag); got != tc.want {
-			t.Errorf("IsFallbackTag(%q) = %v, want %v", tc.tag, got, tc.want)
+		if got := IsFallbackTag(tc.tag); got != tc.fallback {
+			t.Errorf("IsFallbackTag(%q) = %v, want %v", tc.tag, got, tc.fallback)
 		}
-	}
-}
-
-func TestIsDigestTag(t *testing.T) {
-	t.Parallel()
-	hex := digest.FromString("x").Encoded()
-	cases := []struct {
-		tag  string
-		want bool
-	}{
-		{"sha256-" + hex + ".sig", true},
-		{"sha256-" + hex + ".att", true},
-		{"sha256-" + hex, false},
-		{"sha256-" + hex + ".", false},
-		{"sha256-" + hex[:10] + ".sig", false},
-		{"v1.2", false},
-	}
-	for _, tc := range cases {
-		if got := IsDigestTag(tc.tag); got != tc.want {
-			t.Errorf("IsDigestTag(%q) = %v, want %v", tc.tag, got, tc.want)
+		if got := IsDigestTag(tc.tag); got != tc.digestTag {
+			t.Errorf("IsDigestTag(%q) = %v, want %v", tc.tag, got, tc.digestTag)
 		}
 	}
 }
