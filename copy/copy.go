@@ -65,6 +65,17 @@ type Options struct {
 	Progress func(ProgressEvent)
 	// ReportWriter, when set, receives plain progress lines like skopeo's ("Copying blob …").
 	ReportWriter io.Writer
+	// Referrers also copies, after the image and before it is committed, the artifacts that
+	// refer to each manifest written unchanged (signatures, SBOMs, attestations: manifests
+	// whose subject it is), and what refers to those, byte for byte (see referrers.go).
+	Referrers bool
+	// ReferrersTypes, when not empty, limits Referrers to artifacts whose artifactType, read
+	// from the artifact's own manifest, is one of these; what refers to an artifact left out
+	// is left out too.
+	ReferrersTypes []string
+	// DigestTags also copies the tags named after the digest of each manifest written
+	// unchanged, "<alg>-<hex>.*" (cosign's sha256-<hex>.sig, .att and .sbom), byte for byte.
+	DigestTags bool
 }
 
 // ProgressEventKind says what a ProgressEvent reports.
@@ -149,6 +160,13 @@ type Result struct {
 	// (re)name it. No blob was checked or copied, so the blob and byte counts are 0, and
 	// Instances lists only the direct instances of an index.
 	AlreadyPresent bool
+	// Related lists the referrers and digest tags copied with the image (Options.Referrers,
+	// Options.DigestTags), in the order they were handled.
+	Related []RelatedResult
+	// LeftOut says, one line each, what related manifests were not copied and why (a
+	// destination that cannot hold them, a subject whose digest changed); each was also
+	// logged as a warning.
+	LeftOut []string
 }
 
 // copier holds the state of one Image call.
@@ -263,6 +281,9 @@ func (c *copier) run(ctx context.Context) (*Result, error) {
 		res, err = c.copyTopSingle(ctx, manBlob, mimeType)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := c.copyRelated(ctx, res, manBlob, mimeType); err != nil {
 		return nil, err
 	}
 	commit := types.CommitOptions{SourceReference: c.srcRef}

@@ -4,7 +4,8 @@
 //
 // Image reads as a list of steps: open both ends, choose the instances to copy, plan the
 // manifest, copy the config and the layers, write the manifest (trying the next candidate
-// type when the destination rejects one), and commit. Every decision (which manifest types
+// type when the destination rejects one), copy the related manifests when asked (referrers
+// and digest tags, referrers.go), and commit. Every decision (which manifest types
 // to try, which instances to copy, what to do with a layer's compression, which index type to
 // write) is a pure function from an inputs struct to a plan struct, in plan.go, so it can be
 // table-tested without I/O.

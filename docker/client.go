@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
@@ -39,6 +40,8 @@ type client struct {
 
 	pingMu sync.Mutex
 	base   *url.URL // scheme://host once pinged
+
+	noReferrersAPI atomic.Bool // the registry answered the referrers API with "unsupported"
 }
 
 func newClient(sys *types.SystemContext, registry, host, repo string) (*client, error) {

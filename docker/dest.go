@@ -34,6 +34,8 @@ type destination struct {
 	tagged    digest.Digest // the manifest HasManifest found the tag pointing at; not tagged again
 
 	mountRefusals atomic.Int32 // refused cross-repository mounts, to warn only once
+
+	related relatedWrites // referrers and tags to record at Commit (referrers.go)
 }
 
 var (

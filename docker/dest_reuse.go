@@ -193,8 +193,10 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	d.mu.Unlock()
 	if present {
 		logrus.WithFields(logrus.Fields{"digest": dg}).Debug("manifest already stored; not pushing it by digest again")
-	} else if err := d.c.putManifest(ctx, dg.String(), body, mimeType, d.scopes); err != nil {
+	} else if hdr, err := d.c.putManifest(ctx, dg.String(), body, mimeType, nil, d.scopes); err != nil {
 		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
+	} else {
+		d.noteReferrer(body, mimeType, hdr)
 	}
 	if instance == nil {
 		d.mu.Lock()
@@ -262,23 +264,29 @@ func (d *destination) tagPointsAt(ctx context.Context, tag string, dg digest.Dig
 	return false, errors.Wrapf(d.c.statusError(resp, kindManifest), "checking tag %s in %s", tag, types.ImageName(d.ref))
 }
 
-func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeType string, scopes []scope) error {
-	hdr := http.Header{"Content-Type": {mimeType}}
+// putManifest PUTs a manifest with the extra request headers hdr (may be nil) and returns the
+// response headers (OCI-Subject tells whether the registry processed a subject).
+func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeType string, hdr http.Header, scopes []scope) (http.Header, error) {
+	hdr = hdr.Clone()
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	hdr.Set("Content-Type", mimeType)
 	resp, err := c.do(ctx, request{method: http.MethodPut, path: manifestPath(c.repo, ref), header: hdr, body: body, scopes: scopes})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAccepted {
 		drain(resp)
-		return nil
+		return resp.Header, nil
 	}
 	status := resp.StatusCode
 	err = c.statusError(resp, kindManifest)
 	if re, ok := asRegistryError(err); status == http.StatusUnsupportedMediaType ||
 		(ok && status == http.StatusBadRequest && re.hasCode(codeManifestInvalid, codeUnsupported, codeManifestUnverified)) {
-		return types.ManifestTypeRejectedError{MIMEType: mimeType, Err: err}
+		return nil, types.ManifestTypeRejectedError{MIMEType: mimeType, Err: err}
 	}
-	return err
+	return nil, err
 }
 
 // Commit implements types.ImageDestination: it tags the top-level manifest.
@@ -288,6 +296,9 @@ func (d *destination) Commit(ctx context.Context, _ types.CommitOptions) error {
 	d.mu.Unlock()
 	if body == nil {
 		return errors.Errorf("committing %s: no manifest was written", types.ImageName(d.ref))
+	}
+	if err := d.commitRelated(ctx); err != nil {
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 	}
 	tag := d.ref.tag()
 	if tag == "" {
@@ -300,7 +311,7 @@ func (d *destination) Commit(ctx context.Context, _ types.CommitOptions) error {
 		logrus.WithFields(logrus.Fields{"tag": tag, "digest": d.topDigest}).Debug("tag already points at the manifest; not tagging again")
 		return nil
 	}
-	if err := d.c.putManifest(ctx, tag, body, mimeType, d.scopes); err != nil {
+	if _, err := d.c.putManifest(ctx, tag, body, mimeType, nil, d.scopes); err != nil {
 		return errors.Wrapf(err, "tagging %s", types.ImageName(d.ref))
 	}
 	return nil

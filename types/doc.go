@@ -15,7 +15,8 @@
 //     manifest (instance == nil). With ConcurrentBlobs on both ends, the instances of an index
 //     are copied side by side, so one instance's blobs may be written after another's
 //     manifest; GetManifest and PutManifest calls never overlap each other.
-//  4. Commit.
+//  4. Commit. (A copy that carries referrers and digest tags writes them between 3 and 4,
+//     through the optional interfaces of referrers.go, which describes that part.)
 //  5. Close, always, also after a failed or missing Commit. Nothing written by steps 2–3 may
 //     become visible under a name (tag, index entry, archive path) before Commit succeeds.
 package types

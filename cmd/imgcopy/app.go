@@ -62,6 +62,7 @@ func newApp(e *env) *cli.App {
 			copyCmd(e),
 			inspectCmd(e),
 			listTagsCmd(e),
+			referrersCmd(e),
 			deleteCmd(e),
 			verifyCmd(e),
 			manifestDigestCmd(e),

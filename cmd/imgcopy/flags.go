@@ -72,6 +72,7 @@ func copyFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output `MODE`: auto (bars on a terminal, else plain), bars, plain or json"},
 	}
+	flags = append(flags, referrersFlags()...)
 	flags = append(flags, imageFlags("src-", "source")...)
 	return append(flags, imageFlags("dest-", "destination")...)
 }
@@ -188,6 +189,9 @@ func copyOptions(c *cli.Context, e *env) (*copier.Options, error) {
 		opts.DestinationCtx.ArchiveCompression = f
 	default:
 		return nil, usageErrorf("--archive-compress %q: want gzip, zstd or none", f)
+	}
+	if err := referrersOptions(c, opts); err != nil {
+		return nil, err
 	}
 	for _, t := range c.StringSlice("additional-tag") {
 		tagged, err := parseAdditionalTag(t)

@@ -52,13 +52,13 @@ func (quietOutput) finish(types.ImageReference, *copier.Result, error, time.Dura
 
 // summary is the one-line end-of-copy report.
 func summary(dest types.ImageReference, res *copier.Result, elapsed time.Duration) string {
-	if res.AlreadyPresent {
+	if res.AlreadyPresent && len(res.Related) == 0 {
 		return fmt.Sprintf("Wrote %s to %s: the destination already had the image, nothing copied, in %s",
 			res.ManifestDigest, types.ImageName(dest), elapsed.Round(time.Millisecond))
 	}
-	return fmt.Sprintf("Wrote %s to %s: %d blob(s) copied (%s), %d reused (%s) in %s",
+	return fmt.Sprintf("Wrote %s to %s: %d blob(s) copied (%s), %d reused (%s)%s in %s",
 		res.ManifestDigest, types.ImageName(dest), res.BlobsCopied, humanBytes(res.BytesCopied),
-		res.BlobsReused, humanBytes(res.BytesReused), elapsed.Round(time.Millisecond))
+		res.BlobsReused, humanBytes(res.BytesReused), relatedSummary(res), elapsed.Round(time.Millisecond))
 }
 
 func humanBytes(n int64) string {
@@ -145,8 +145,12 @@ type jsonEvent struct {
 	BytesCopied *int64 `json:"bytesCopied,omitempty"`
 	BytesReused *int64 `json:"bytesReused,omitempty"`
 	// AlreadyPresent marks a warm re-copy: the destination had the image, no blob was checked.
-	AlreadyPresent bool    `json:"alreadyPresent,omitempty"`
-	Seconds        float64 `json:"seconds,omitempty"`
+	AlreadyPresent bool `json:"alreadyPresent,omitempty"`
+	// Related are the referrers and digest tags copied with the image; LeftOut says what
+	// could not be (--referrers, --digest-tags).
+	Related []relatedEvent `json:"related,omitempty"`
+	LeftOut []string       `json:"leftOut,omitempty"`
+	Seconds float64        `json:"seconds,omitempty"`
 }
 
 // jsonProgressInterval is the least time between two blob-progress lines of one blob.
@@ -210,7 +214,7 @@ func (j *jsonOutput) finish(dest types.ImageReference, res *copier.Result, err e
 		Event: "done", Destination: types.ImageName(dest), Digest: res.ManifestDigest, MIMEType: res.MIMEType,
 		BlobsCopied: &res.BlobsCopied, BlobsReused: &res.BlobsReused,
 		BytesCopied: &res.BytesCopied, BytesReused: &res.BytesReused, AlreadyPresent: res.AlreadyPresent,
-		Seconds: elapsed.Seconds(),
+		Related: relatedJSON(res), LeftOut: res.LeftOut, Seconds: elapsed.Seconds(),
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
@@ -11,6 +12,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/oci/layout"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -24,6 +26,10 @@ type destination struct {
 	owns bool
 
 	top atomic.Pointer[imgspecv1.Descriptor] // the top-level manifest, once written
+
+	mu      sync.Mutex
+	topBody []byte           // the top-level manifest, which may refer to a subject
+	related []layout.Related // manifests to name or record as referrers at Commit (referrers.go)
 }
 
 func newImageDestination(r reference, sys *types.SystemContext) (*destination, error) {
@@ -94,6 +100,9 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
 	}
 	if instance == nil {
+		d.mu.Lock()
+		d.topBody = body
+		d.mu.Unlock()
 		d.top.Store(&imgspecv1.Descriptor{MediaType: mimeType, Digest: dg, Size: int64(len(body))})
 	}
 	return nil
@@ -108,7 +117,7 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	if top == nil {
 		return errors.Errorf("committing %s: no manifest was written", types.ImageName(d.ref))
 	}
-	d.s.add(*top, d.ref.name)
+	d.s.add(*top, d.ref.name, d.relatedWithTop(*top))
 	if !d.owns {
 		return nil
 	}

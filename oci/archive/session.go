@@ -30,9 +30,10 @@ type session struct {
 	store   *tarstore.Store
 	old     *openedArchive // the archive at PATH when the session started, nil if none
 
-	mu     sync.Mutex
-	reused map[digest.Digest]bool // found in old; carried over at commit
-	images []sessionImage         // committed by destinations, in order
+	mu      sync.Mutex
+	reused  map[digest.Digest]bool // found in old; carried over at commit
+	images  []sessionImage         // committed by destinations, in order
+	related []layout.Related       // referrers and tagged manifests of those images (referrers.go)
 }
 
 // sessionImage is an image a destination committed to the session.
@@ -112,11 +113,12 @@ func (s *session) reuse(ctx context.Context, d digest.Digest, size int64) (int64
 	return e.Size, true, nil
 }
 
-// add records an image committed by a destination.
-func (s *session) add(desc imgspecv1.Descriptor, name string) {
+// add records an image committed by a destination, with the manifests related to it.
+func (s *session) add(desc imgspecv1.Descriptor, name string, related []layout.Related) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.images = append(s.images, sessionImage{desc: desc, name: name})
+	s.related = append(s.related, related...)
 }
 
 // commit makes the images visible: see finish.
@@ -179,6 +181,11 @@ func (s *session) finish() error {
 		if err != nil {
 			return err
 		}
+	}
+	// After the images are complete: new referrers indexes are stored straight into the new
+	// archive, and the old ones (with their manifests) were kept like any other entry.
+	if idx, err = s.recordRelated(idx, cur); err != nil {
+		return err
 	}
 	b, err := json.Marshal(idx)
 	if err != nil {

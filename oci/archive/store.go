@@ -61,13 +61,19 @@ func (r reference) ManifestDigest(ctx context.Context, sys *types.SystemContext)
 	return layout.OnlyDigest(ctx, r, sys)
 }
 
-// ListTags implements types.TagLister: the image names in the archive's index.json.
+// ListTags implements types.TagLister: the names in the archive's index.json (see
+// layout.IndexNames).
 func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
-	images, err := reference{path: r.path}.ListImages(ctx, sys)
+	a, err := openArchive(r.path, tempDir(sys))
 	if err != nil {
-		return nil, err
+		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
 	}
-	return layout.StoredNames(images), nil
+	defer a.Close()
+	names, err := layout.IndexNames(tarFS{a.ix}, r.path)
+	if err != nil {
+		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
+	}
+	return names, nil
 }
 
 // ParseStoreReference implements types.StoreTransport: a store is an archive, PATH.

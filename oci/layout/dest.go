@@ -42,6 +42,8 @@ type destination struct {
 	mu           sync.Mutex
 	staged       map[digest.Digest]int64
 	top          *imgspecv1.Descriptor
+	topBody      []byte    // the top-level manifest, which may refer to a subject
+	related      []Related // manifests to name or record as referrers at Commit (referrers.go)
 	committed    bool
 	warnedDocker bool
 }
@@ -186,6 +188,7 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	d.staged[dg] = int64(len(body))
 	if instance == nil {
 		d.top = &imgspecv1.Descriptor{MediaType: mimeType, Digest: dg, Size: int64(len(body))}
+		d.topBody = body
 		if isDockerType(mimeType) && !d.warnedDocker {
 			d.warnedDocker = true
 			logrus.WithField("mediaType", mimeType).Warnf("storing a Docker-typed manifest in the OCI layout %s unchanged; some OCI-only tools (umoci, older skopeo) cannot use it, convert with --format oci if they must", d.ref.path)
@@ -305,7 +308,11 @@ func (d *destination) updateIndex() error {
 			return err
 		}
 	}
-	b, err := json.Marshal(UpdateIndex(idx, *d.top, d.ref.name))
+	idx, err := d.commitRelated(UpdateIndex(idx, *d.top, d.ref.name))
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(idx)
 	if err != nil {
 		return errors.Wrap(err, "encoding index.json")
 	}

@@ -23,6 +23,23 @@ func ListImagesFS(fsys fs.FS, where, name string, d digest.Digest, newRef func(n
 	return ListIndex(idx, where, name, d, newRef)
 }
 
+// IndexNames returns every name in the layout's index.json in fsys, each once, in index
+// order (types.TagLister): the images' names and the tags of related manifests (cosign's
+// sha256-<hex>.sig, referrers indexes), as a registry lists them all.
+func IndexNames(fsys fs.FS, where string) ([]string, error) {
+	idx, err := ReadIndex(fsys, where)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{}
+	for _, e := range idx.Manifests {
+		if n := RefName(e); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
+
 // OnlyDigest returns the digest of the one image a reference lists, for
 // types.ManifestDigester; a reference that selects several is an error.
 func OnlyDigest(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (digest.Digest, error) {
@@ -34,17 +51,6 @@ func OnlyDigest(ctx context.Context, ref types.ImageReference, sys *types.System
 		return "", errors.Errorf("reading the digest of %s: it holds %d images; name one with PATH:NAME", types.ImageName(ref), len(images))
 	}
 	return images[0].Digest, nil
-}
-
-// StoredNames returns the names of images, each once, in order (types.TagLister).
-func StoredNames(images []types.ListedImage) []string {
-	names := []string{}
-	for _, img := range images {
-		if img.StoredName != "" && !slices.Contains(names, img.StoredName) {
-			names = append(names, img.StoredName)
-		}
-	}
-	return names
 }
 
 // ListIndex lists the images of a layout's index.json for types.ImageLister: every entry when
@@ -65,6 +71,9 @@ func ListIndex(idx *imgspecv1.Index, where, name string, d digest.Digest, newRef
 	}
 	res := []types.ListedImage{}
 	for _, e := range idx.Manifests {
+		if IsRelatedEntry(e) {
+			continue // a referrers index or a digest tag travels with its image (referrers.go)
+		}
 		n := RefName(e)
 		var ref types.ImageReference
 		var err error

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -26,6 +27,12 @@ type source struct {
 	closer io.Closer
 	desc   imgspecv1.Descriptor // the chosen index.json entry
 	top    []byte               // its manifest, verified against desc
+
+	// unnamed maps subjects to the unnamed index.json entries that refer to them, found by
+	// one scan when referrers are first listed (referrers.go).
+	unnamedOnce sync.Once
+	unnamed     map[digest.Digest][]imgspecv1.Descriptor
+	unnamedErr  error
 }
 
 func newImageSource(r reference) (types.ImageSource, error) {
@@ -104,7 +111,7 @@ func selectImage(idx *imgspecv1.Index, name string, d digest.Digest, where strin
 			} else if s {
 				suffix = append(suffix, desc)
 			}
-		default:
+		case !IsRelatedEntry(desc): // signatures of an image are not another image
 			exact = append(exact, desc)
 		}
 	}

@@ -41,13 +41,18 @@ func (r reference) ManifestDigest(ctx context.Context, sys *types.SystemContext)
 	return OnlyDigest(ctx, r, sys)
 }
 
-// ListTags implements types.TagLister: the image names in index.json, in index order.
+// ListTags implements types.TagLister: the names in index.json, in index order (see IndexNames).
 func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
-	images, err := newReference(r.path, "", "").ListImages(ctx, sys)
+	root, err := openLayout(r)
 	if err != nil {
-		return nil, err
+		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
 	}
-	return StoredNames(images), nil
+	defer root.Close()
+	names, err := IndexNames(root.FS(), r.path)
+	if err != nil {
+		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
+	}
+	return names, nil
 }
 
 // ParseStoreReference implements types.StoreTransport: a store is a layout directory, PATH.
