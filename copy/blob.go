@@ -19,11 +19,11 @@ type blobJob struct {
 	info           types.BlobInfo // as the source manifest lists it
 	plan           layerPlan
 	isConfig       bool
-	layerIndex     int           // -1 for configs
-	expectedDiffID digest.Digest // from the config; "" when unknown
-	needDiffID     bool          // the uncompressed digest must be known (schema1 conversion)
-	canSubstitute  bool
-	data           []byte // the content when already in memory (configs), else nil
+	layerIndex     int                // -1 for configs
+	expectedDiffID digest.Digest      // from the config; "" when unknown
+	needDiffID     bool               // the uncompressed digest must be known (schema1 conversion)
+	reuse          types.ReuseOptions // what TryReusingBlob may accept (see planReuse), without Cache and SourceReference
+	data           []byte             // the content when already in memory (configs), else nil
 }
 
 func (j *blobJob) key() string {
@@ -117,9 +117,9 @@ func (c *copier) tryReuse(ctx context.Context, job *blobJob) (blobResult, bool, 
 			return res, false, nil
 		}
 	}
-	reused, ok, err := c.dest.TryReusingBlob(ctx, job.info, types.ReuseOptions{
-		Cache: c.cache, CanSubstitute: job.canSubstitute, SourceReference: c.srcRef,
-	})
+	opts := job.reuse
+	opts.Cache, opts.SourceReference = c.cache, c.srcRef
+	reused, ok, err := c.dest.TryReusingBlob(ctx, job.info, opts)
 	if err != nil {
 		return res, false, errors.Wrapf(err, "checking for %s at %s", job.info.Digest, types.ImageName(c.destRef))
 	}
@@ -146,8 +146,9 @@ func (c *copier) tryReuse(ctx context.Context, job *blobJob) (blobResult, bool, 
 }
 
 // reusedInfo completes the blob info a destination returned for a reused blob. A blob with
-// the source digest keeps the source's description; a substitute without a media type is
-// assumed to be what the plan asked for.
+// the source digest keeps the source's description. A substitute is described with the
+// plan's media type when the reuse required the plan's compression (the destination may
+// only know the source's type), else with the type the destination gave, or the plan's.
 func reusedInfo(job *blobJob, got types.BlobInfo) types.BlobInfo {
 	info := job.info
 	if got.Digest == "" || got.Digest == job.info.Digest {
@@ -157,7 +158,7 @@ func reusedInfo(job *blobJob, got types.BlobInfo) types.BlobInfo {
 		return info
 	}
 	info.Digest, info.Size, info.MediaType = got.Digest, got.Size, got.MediaType
-	if info.MediaType == "" {
+	if info.MediaType == "" || job.reuse.RequiredCompression != "" {
 		info.MediaType = job.plan.MediaType
 	}
 	return info

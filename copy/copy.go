@@ -49,8 +49,12 @@ type Options struct {
 	Platforms []types.Platform
 	// PreserveDigests turns every change that would alter a digest into an error.
 	PreserveDigests bool
-	// DestinationCompression compresses uncompressed layers and recompresses layers in
-	// another format: "", "gzip" or "zstd".
+	// DestinationCompression, "gzip" or "zstd", stores every layer in that format: uncompressed
+	// layers are compressed and layers in another format recompressed, and a blob the
+	// destination already has (or could mount, or knows as a variant from the cache) is
+	// reused only when it has this compression. "" keeps each layer's compression (a
+	// destination that needs them may still compress or decompress layers). zstd needs an
+	// OCI manifest.
 	DestinationCompression string
 	// DestinationCompressionLevel is the compression level; nil means the default.
 	DestinationCompressionLevel *int

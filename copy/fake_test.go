@@ -275,16 +275,33 @@ func (d *fakeDest) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts
 	d.mu.Lock()
 	d.reuseOpts = append(d.reuseOpts, opts)
 	d.mu.Unlock()
-	if from, ok := d.cfg.mounts[info.Digest]; ok {
+	// Like the real transports, honour the required compression: the original only when its
+	// compression is the required one, a substitute only when its (sniffed) one is.
+	if from, ok := d.cfg.mounts[info.Digest]; ok && opts.AcceptsOriginal() {
 		return types.ReusedBlob{Info: info, MountedFrom: from}, true, nil
 	}
-	if sub, ok := d.cfg.substitutes[info.Digest]; ok && opts.CanSubstitute {
+	if sub, ok := d.cfg.substitutes[info.Digest]; ok && opts.CanSubstitute && opts.AcceptsCompression(d.sniffCompression(sub.Digest)) {
 		return types.ReusedBlob{Info: sub}, true, nil
 	}
-	if b, ok := d.ref.store.blob(info.Digest); ok {
+	if b, ok := d.ref.store.blob(info.Digest); ok && opts.AcceptsOriginal() {
 		return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: int64(len(b))}}, true, nil
 	}
 	return types.ReusedBlob{}, false, nil
+}
+
+// sniffCompression returns the compressor name of a stored blob, as a cache would record it.
+func (d *fakeDest) sniffCompression(dg digest.Digest) string {
+	b, ok := d.ref.store.blob(dg)
+	if !ok {
+		return ""
+	}
+	switch {
+	case bytes.HasPrefix(b, gzipMagic):
+		return types.GzipCompressorName
+	case bytes.HasPrefix(b, zstdMagic):
+		return types.ZstdCompressorName
+	}
+	return types.UncompressedCompressorName
 }
 
 func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {

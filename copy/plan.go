@@ -172,6 +172,9 @@ type layerPlanInput struct {
 	DestDesired        types.LayerCompression
 	Compress           string // Options.DestinationCompression
 	Decompress         bool   // Options.DestinationDecompress
+	// NoZstd: the manifest will be Docker schema2 (forced, or the destination takes no OCI
+	// manifest), which has no zstd layer type, so zstd layers become gzip.
+	NoZstd bool
 }
 
 // layerPlan is what to do with one layer.
@@ -204,6 +207,9 @@ func planLayer(in layerPlanInput) layerPlan {
 	case in.Compress != "":
 		want = in.Compress
 	case in.DestDesired == types.Compress && in.Compression == compressionNone && !isOCIType(in.MediaType):
+		want = compressionGzip
+	}
+	if want == compressionZstd && in.NoZstd {
 		want = compressionGzip
 	}
 	if want == in.Compression {

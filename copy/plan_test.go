@@ -181,6 +181,8 @@ func TestPlanLayer(t *testing.T) {
 		{"dest wants compressed: gzip uncompressed docker layer", layerPlanInput{MediaType: dTar, Compression: "", DestDesired: types.Compress}, layerPlan{layerCompress, "", "gzip", dGzip}},
 		{"dest wants compressed: keep uncompressed oci layer", layerPlanInput{MediaType: oTar, Compression: "", DestDesired: types.Compress}, layerPlan{layerKeep, "", "", oTar}},
 		{"dest wants compressed: keep zstd", layerPlanInput{MediaType: oZstd, Compression: "zstd", DestDesired: types.Compress}, layerPlan{layerKeep, "zstd", "zstd", oZstd}},
+		{"schema2 only: zstd source becomes gzip", layerPlanInput{MediaType: oZstd, Compression: "zstd", NoZstd: true}, layerPlan{layerRecompress, "zstd", "gzip", oGzip}},
+		{"schema2 only: gzip kept", layerPlanInput{MediaType: dGzip, Compression: "gzip", NoZstd: true}, layerPlan{layerKeep, "gzip", "gzip", dGzip}},
 		{"unknown compression kept", layerPlanInput{MediaType: "application/x-foo", Compression: "unknown", Decompress: true}, layerPlan{layerKeep, "unknown", "unknown", "application/x-foo"}},
 		{"foreign layer skipped when dest accepts urls", layerPlanInput{MediaType: manifest.DockerV2Schema2ForeignLayerMediaTypeGzip, Compression: "gzip", Foreign: true, DestAcceptsForeign: true, Decompress: true}, layerPlan{layerSkip, "gzip", "gzip", manifest.DockerV2Schema2ForeignLayerMediaTypeGzip}},
 		{"foreign layer copied unchanged", layerPlanInput{MediaType: manifest.DockerV2Schema2ForeignLayerMediaTypeGzip, Compression: "gzip", Foreign: true, Decompress: true}, layerPlan{layerKeep, "gzip", "gzip", manifest.DockerV2Schema2ForeignLayerMediaTypeGzip}},

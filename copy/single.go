@@ -86,12 +86,17 @@ func (c *copier) planSingle(manBlob []byte, mimeType string) (*singleCopy, error
 		SrcMIMEType: m.MIMEType(), DestSupported: c.destProps.SupportedManifestMIMETypes,
 		Force: c.opts.ForceManifestMIMEType, PreserveDigests: c.opts.PreserveDigests,
 	}
+	if err := checkCompressionPossible(c.opts.DestinationCompression, c.opts.ForceManifestMIMEType, c.destProps); err != nil {
+		return nil, err
+	}
+	noZstd := zstdImpossible(c.opts.ForceManifestMIMEType, c.destProps.SupportedManifestMIMETypes)
 	for _, l := range m.LayerInfos() {
 		p := planLayer(layerPlanInput{
 			MediaType: l.MediaType, Compression: sourceLayerCompression(l.MediaType),
 			Foreign: len(l.URLs) > 0, DestAcceptsForeign: c.destProps.AcceptsForeignLayerURLs,
 			DestDesired: c.destProps.DesiredLayerCompression,
 			Compress:    c.opts.DestinationCompression, Decompress: c.opts.DestinationDecompress,
+			NoZstd: noZstd,
 		})
 		in.LayersChange = in.LayersChange || p.changes()
 		in.NeedsOCI = in.NeedsOCI || (p.changes() && p.To == compressionZstd)
@@ -160,8 +165,10 @@ func (c *copier) copyLayers(ctx context.Context, sc *singleCopy, diffIDs []diges
 		}
 		job := &blobJob{
 			info: l.BlobInfo, plan: sc.plans[i], layerIndex: i,
-			needDiffID:    sc.convert1 && !l.EmptyLayer,
-			canSubstitute: !c.opts.PreserveDigests && !sc.mplan.KeepOriginal,
+			needDiffID: sc.convert1 && !l.EmptyLayer,
+			reuse: planReuse(reusePlanInput{
+				Layer: sc.plans[i], PreserveDigests: c.opts.PreserveDigests, KeepManifest: sc.mplan.KeepOriginal,
+			}),
 		}
 		if diffIDs != nil {
 			job.expectedDiffID = diffIDs[i]

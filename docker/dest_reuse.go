@@ -20,7 +20,9 @@ const cancelTimeout = 30 * time.Second
 // TryReusingBlob implements types.ImageDestination: a HEAD in this repository, then a
 // cross-repository mount from each other repository of this registry where the cache (or
 // the source reference) says the blob is. A mount the registry answers with an upload
-// session (202) is cancelled and the next candidate tried.
+// session (202) is cancelled and the next candidate tried. With opts.RequiredCompression,
+// the requested blob is neither checked nor mounted unless it has that compression, and only
+// substitutes the cache records with that compressor are tried.
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
 	if info.Digest == "" {
 		return types.ReusedBlob{}, false, nil
@@ -28,14 +30,19 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	if err := info.Digest.Validate(); err != nil {
 		return types.ReusedBlob{}, false, errors.Wrapf(err, "invalid digest %q", info.Digest)
 	}
-	size, found, err := d.blobExists(ctx, info.Digest)
-	if err != nil {
-		return types.ReusedBlob{}, false, errors.Wrapf(err, "checking blob %s in %s", info.Digest, types.ImageName(d.ref))
-	}
-	if found {
-		d.recordLocation(opts.Cache, info.Digest)
-		logrus.WithFields(logrus.Fields{"digest": info.Digest}).Debug("blob already present")
-		return types.ReusedBlob{Info: withDigest(info, info.Digest, size)}, true, nil
+	if opts.AcceptsOriginal() {
+		size, found, err := d.blobExists(ctx, info.Digest)
+		if err != nil {
+			return types.ReusedBlob{}, false, errors.Wrapf(err, "checking blob %s in %s", info.Digest, types.ImageName(d.ref))
+		}
+		if found {
+			d.recordLocation(opts.Cache, info.Digest)
+			logrus.WithFields(logrus.Fields{"digest": info.Digest}).Debug("blob already present")
+			return types.ReusedBlob{Info: withDigest(info, info.Digest, size)}, true, nil
+		}
+	} else {
+		logrus.WithFields(logrus.Fields{"digest": info.Digest, "compression": opts.OriginalCompression, "required": opts.RequiredCompression}).
+			Debug("not reusing the blob itself: another compression is required")
 	}
 	for _, cand := range d.mountCandidates(info.Digest, opts) {
 		reused, ok := d.tryCandidate(ctx, info, cand, opts.Cache)
@@ -61,18 +68,28 @@ func (d *destination) mountCandidates(dg digest.Digest, opts types.ReuseOptions)
 			out = append(out, c)
 		}
 	}
-	if src, ok := opts.SourceReference.(reference); ok && src.registry() == d.ref.registry() {
+	if src, ok := opts.SourceReference.(reference); ok && src.registry() == d.ref.registry() && opts.AcceptsOriginal() {
 		add(candidate{digest: dg, repo: src.repo()})
 	}
 	if opts.Cache != nil {
 		for _, c := range opts.Cache.CandidateLocations(transportName, d.cacheScope(), dg, opts.CanSubstitute) {
-			if c.Digest != dg && !opts.CanSubstitute {
+			if !candidateAcceptable(dg, c, opts) {
 				continue
 			}
 			add(candidate{digest: c.Digest, repo: c.Location.Opaque})
 		}
 	}
 	return out
+}
+
+// candidateAcceptable reports whether a cache candidate for dg may be reused under opts: the
+// blob itself when its compression is acceptable, another blob only as an allowed
+// substitute with the required compression.
+func candidateAcceptable(dg digest.Digest, c types.BICReplacementCandidate, opts types.ReuseOptions) bool {
+	if c.Digest == dg {
+		return opts.AcceptsOriginal()
+	}
+	return opts.CanSubstitute && opts.AcceptsCompression(c.CompressorName)
 }
 
 // tryCandidate checks a substitute in this repository, or mounts from another repository.

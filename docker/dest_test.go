@@ -367,3 +367,42 @@ func TestHasManifestStatuses(t *testing.T) {
 		})
 	}
 }
+
+// candidatesCache answers CandidateLocations with fixed candidates.
+type candidatesCache struct {
+	*memCache
+	cands []types.BICReplacementCandidate
+}
+
+func (c candidatesCache) CandidateLocations(string, types.BICTransportScope, digest.Digest, bool) []types.BICReplacementCandidate {
+	return c.cands
+}
+
+// TestReuseRequiredCompression checks that with a required compression the requested blob is
+// neither checked nor mounted when it has another compression, and that only cache
+// candidates recorded with the required compressor are mounted.
+func TestReuseRequiredCompression(t *testing.T) {
+	t.Parallel()
+	gz, zst, unknown := digest.FromString("gzip layer"), digest.FromString("zstd layer"), digest.FromString("unknown layer")
+	cands := []types.BICReplacementCandidate{
+		{Digest: gz, CompressorName: types.GzipCompressorName, Location: types.BICLocationReference{Opaque: "src/repo"}},
+		{Digest: unknown, Location: types.BICLocationReference{Opaque: "other/repo"}},
+		{Digest: zst, CompressorName: types.ZstdCompressorName, Location: types.BICLocationReference{Opaque: "zstd/repo"}},
+	}
+	srv := newUploadServer(t, &uploadHandler{mountReply: http.StatusCreated})
+	dest := openDest(t, srv.host)
+	opts := types.ReuseOptions{
+		Cache: candidatesCache{newMemCache(), cands}, CanSubstitute: true,
+		RequiredCompression: types.ZstdCompressorName, OriginalCompression: types.GzipCompressorName,
+		SourceReference: mustParse(t, "//"+srv.host+"/src/repo:1"),
+	}
+	reused, ok, err := dest.TryReusingBlob(testContext(t), types.BlobInfo{Digest: gz, Size: 5}, opts)
+	if err != nil || !ok || reused.Info.Digest != zst || reused.MountedFrom != "zstd/repo" {
+		t.Fatalf("TryReusingBlob = %+v, %v, %v; want the zstd variant mounted from zstd/repo", reused, ok, err)
+	}
+	for _, r := range srv.requests()[1:] {
+		if strings.Contains(r.Path+"?"+r.RawQuery, gz.Encoded()) || strings.Contains(r.RawQuery, unknown.Encoded()) {
+			t.Errorf("request %s %s?%s asks for a blob of the wrong (or unknown) compression", r.Method, r.Path, r.RawQuery)
+		}
+	}
+}

@@ -121,6 +121,11 @@ type DestinationProperties struct {
 	DesiredLayerCompression LayerCompression
 	// AcceptsForeignLayerURLs is true when foreign layers (with URLs) may be stored by reference.
 	AcceptsForeignLayerURLs bool
+	// UnusableManifestMIMETypes lists manifest types the destination would store byte for
+	// byte but that no reader of it can use (a schema1 manifest in an OCI layout has no
+	// config, so OCI tools see no image there). The copy treats them as unsupported and
+	// converts; with PreserveDigests it fails, saying why.
+	UnusableManifestMIMETypes []string
 	// ConcurrentBlobs is true when TryReusingBlob and PutBlob may be called concurrently.
 	ConcurrentBlobs bool
 }
@@ -134,6 +139,13 @@ type ReuseOptions struct {
 	// SourceReference is the image being copied, so that the destination can look for the
 	// blob in a sibling repository (cross-repository mount). May be nil.
 	SourceReference ImageReference
+	// RequiredCompression, when not "", is the compressor name (UncompressedCompressorName,
+	// GzipCompressorName, ZstdCompressorName) every reused blob must have: the requested blob
+	// only when OriginalCompression says so, a substitute only when the cache records that
+	// compressor for it. See AcceptsCompression.
+	RequiredCompression string
+	// OriginalCompression is the compressor name of the requested blob; "" when unknown.
+	OriginalCompression string
 }
 
 // ReusedBlob is the result of a successful TryReusingBlob.

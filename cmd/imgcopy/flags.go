@@ -60,7 +60,8 @@ func copyFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "same as --multi-arch=all"},
 		&cli.StringSliceFlag{Name: "platform", Usage: "copy only the image for `OS/ARCH[/VARIANT]` from a multi-platform source (repeatable)"},
 		&cli.BoolFlag{Name: "preserve-digests", Usage: "fail instead of changing any digest"},
-		&cli.StringFlag{Name: "dest-compress-format", Usage: "compress layers with `FORMAT`: gzip or zstd"},
+		&cli.StringFlag{Name: "dest-compress-format", Usage: "store every layer compressed with `FORMAT` (gzip or zstd), recompressing layers the destination has in another format"},
+		&cli.BoolFlag{Name: "force-compress-format", Usage: "as in skopeo: enforce --dest-compress-format (imgcopy always does)"},
 		&cli.IntFlag{Name: "dest-compress-level", Usage: "compression `LEVEL`", DefaultText: "the format's default"},
 		&cli.BoolFlag{Name: "dest-decompress", Usage: "store layers uncompressed"},
 		&cli.StringSliceFlag{Name: "additional-tag", Usage: "also tag a docker-archive destination as `NAME:TAG` (repeatable)"},
@@ -236,6 +237,9 @@ func compressionFlags(c *cli.Context, opts *copier.Options) error {
 		opts.DestinationCompression = f
 	default:
 		return usageErrorf("--dest-compress-format %q: want gzip or zstd", f)
+	}
+	if c.Bool("force-compress-format") && opts.DestinationCompression == "" {
+		return usageErrorf("--force-compress-format needs --dest-compress-format")
 	}
 	if opts.DestinationDecompress && (opts.DestinationCompression != "" || c.IsSet("dest-compress-level")) {
 		return usageErrorf("--dest-decompress cannot be combined with --dest-compress-format or --dest-compress-level")

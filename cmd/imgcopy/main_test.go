@@ -138,6 +138,11 @@ func TestCopyFlagsMapToOptions(t *testing.T) {
 				t.Errorf("got %+v", o)
 			}
 		}},
+		{name: "forced compression", args: []string{"--dest-compress-format", "gzip", "--force-compress-format", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if o.DestinationCompression != "gzip" {
+				t.Errorf("got %+v", o)
+			}
+		}},
 		{name: "decompress", args: []string{"--dest-decompress", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
 			if !o.DestinationDecompress || o.DestinationCompressionLevel != nil {
 				t.Errorf("got %+v", o)
@@ -217,6 +222,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad multi-arch", []string{"--multi-arch", "some", "dir:/a", "dir:/b"}, "want all, system or index-only"},
 		{"bad platform", []string{"--platform", "linux", "dir:/a", "dir:/b"}, "--platform"},
 		{"bad compression", []string{"--dest-compress-format", "xz", "dir:/a", "dir:/b"}, "want gzip or zstd"},
+		{"forced compression without a format", []string{"--force-compress-format", "dir:/a", "dir:/b"}, "needs --dest-compress-format"},
 		{"decompress and compress", []string{"--dest-decompress", "--dest-compress-format", "gzip", "dir:/a", "dir:/b"}, "cannot be combined"},
 		{"bad progress", []string{"--progress", "fancy", "dir:/a", "dir:/b"}, "want auto, bars, plain or json"},
 		{"creds without password on a pipe", []string{"--src-creds", "alice", "dir:/a", "dir:/b"}, "--src-creds has no password"},

@@ -64,20 +64,23 @@ func (d *destination) Properties() types.DestinationProperties {
 // TryReusingBlob implements types.ImageDestination. Blobs already in the archive (from this
 // image or an earlier one; one another image's copy is writing right now is waited for) are
 // reused; in the classic layout, a compressed layer whose
-// uncompressed form is already stored is substituted when allowed.
+// uncompressed form is already stored is substituted when allowed. A required compression
+// other than the blob's own rules the blob out (and anything but uncompressed, the substitute).
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
 	if info.Digest == "" {
 		return types.ReusedBlob{}, false, nil
 	}
-	if size, ok, err := d.w.WaitBlob(ctx, info.Digest); ok || err != nil {
-		info.Size = size
-		return types.ReusedBlob{Info: info}, ok, err
+	if opts.AcceptsOriginal() {
+		if size, ok, err := d.w.WaitBlob(ctx, info.Digest); ok || err != nil {
+			info.Size = size
+			return types.ReusedBlob{Info: info}, ok, err
+		}
+		if size, ok := d.w.ReuseFromPrevious(info.Digest); ok {
+			info.Size = size
+			return types.ReusedBlob{Info: info}, true, nil
+		}
 	}
-	if size, ok := d.w.ReuseFromPrevious(info.Digest); ok {
-		info.Size = size
-		return types.ReusedBlob{Info: info}, true, nil
-	}
-	if !d.w.classic || !opts.CanSubstitute || opts.Cache == nil {
+	if !d.w.classic || !opts.CanSubstitute || opts.Cache == nil || !opts.AcceptsCompression(types.UncompressedCompressorName) {
 		return types.ReusedBlob{}, false, nil
 	}
 	u := opts.Cache.UncompressedDigest(info.Digest)

@@ -62,6 +62,9 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	if err := info.Digest.Validate(); err != nil {
 		return types.ReusedBlob{}, false, errors.Wrapf(err, "invalid digest %q", info.Digest)
 	}
+	if !opts.AcceptsOriginal() {
+		return types.ReusedBlob{}, false, nil // another compression is required
+	}
 	size, ok, err := d.s.reuse(ctx, info.Digest, info.Size)
 	if err != nil {
 		return types.ReusedBlob{}, false, err

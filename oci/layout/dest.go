@@ -122,6 +122,9 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	if info.Digest == "" {
 		return types.ReusedBlob{}, false, errors.New("checking for a blob with an unknown digest")
 	}
+	if !opts.AcceptsOriginal() {
+		return types.ReusedBlob{}, false, nil // another compression is required
+	}
 	p, err := BlobPath(info.Digest)
 	if err != nil {
 		return types.ReusedBlob{}, false, err

@@ -70,6 +70,7 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentPutBlob", s.testConcurrentPutBlob},
 		{"CloseWithoutCommit", s.testCloseWithoutCommit},
 		{"ReuseAfterCommit", s.testReuseAfterCommit},
+		{"ReuseRequiredCompression", s.testReuseRequiredCompression},
 		{"Overwrite", s.testOverwrite},
 	}
 	for _, tc := range tests {

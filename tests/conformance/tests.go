@@ -354,6 +354,31 @@ func (s *suite) testReuseAfterCommit(t *testing.T) {
 	s.checkImage(t, ref, img)
 }
 
+// testReuseRequiredCompression checks that TryReusingBlob honours a required compression: a
+// stored layer is reused when its own compression is required, never when another one is.
+func (s *suite) testReuseRequiredCompression(t *testing.T) {
+	ctx := context.Background()
+	img := s.image(t, 2)
+	ref := s.h.NewReference(t)
+	s.writeImage(t, ref, img, false)
+	dest := s.openDest(t, ref)
+	defer closeDest(t, dest)
+	for _, l := range img.Layers {
+		own := types.UncompressedCompressorName
+		if bytes.HasPrefix(l.Data, []byte{0x1f, 0x8b}) {
+			own = types.GzipCompressorName
+		}
+		info := types.BlobInfo{Digest: l.Digest, Size: int64(len(l.Data)), MediaType: l.MediaType}
+		for _, required := range []string{types.ZstdCompressorName, own} {
+			opts := types.ReuseOptions{RequiredCompression: required, OriginalCompression: own, CanSubstitute: true}
+			_, ok, err := dest.TryReusingBlob(ctx, info, opts)
+			if err != nil || ok != (required == own) {
+				t.Errorf("TryReusingBlob of %s layer %s with %s required: reused %v, error %v", own, l.Digest, required, ok, err)
+			}
+		}
+	}
+}
+
 // testOverwrite writes two different images to the same location; the second one wins.
 func (s *suite) testOverwrite(t *testing.T) {
 	mt := s.manifestTypes(t)[0]
