@@ -644,11 +644,13 @@ func TestCopySchema1(t *testing.T) {
 	cases := []struct {
 		name      string
 		destTypes []string
+		unusable  []string
 		reject    string
 		decomp    bool
 		wantType  string
 	}{
 		{name: "kept byte-exact", wantType: manifest.DockerV2Schema1MediaType},
+		{name: "unusable at the destination: converted to oci", unusable: []string{manifest.DockerV2Schema1MediaType}, wantType: imgspecv1.MediaTypeImageManifest},
 		{name: "converted to oci", destTypes: []string{imgspecv1.MediaTypeImageManifest}, wantType: imgspecv1.MediaTypeImageManifest},
 		{name: "fallback to schema2 after rejection", reject: manifest.DockerV2Schema1MediaType, wantType: manifest.DockerV2Schema2MediaType},
 		{name: "decompressed into docker-archive", destTypes: []string{manifest.DockerV2Schema2MediaType}, decomp: true, wantType: manifest.DockerV2Schema2MediaType},
@@ -659,6 +661,7 @@ func TestCopySchema1(t *testing.T) {
 			src, srcManifest, layers := newSchema1Source(t)
 			dest := newFakeRef("dest", newMemStore())
 			dest.dest.props.SupportedManifestMIMETypes = tc.destTypes
+			dest.dest.props.UnusableManifestMIMETypes = tc.unusable
 			dest.dest.reject = map[string]bool{tc.reject: true}
 			if tc.decomp {
 				dest.dest.props.DesiredLayerCompression = types.Decompress

@@ -29,6 +29,7 @@ type manifestPlanInput struct {
 	LayersChange    bool     // some layer's digest or media type will change
 	NeedsOCI        bool     // some written layer is zstd, which only OCI manifests describe
 	PreserveDigests bool
+	DestUnusable    []string // types the destination stores but its readers cannot use
 }
 
 // manifestPlan says which manifest types to try, in order.
@@ -44,7 +45,12 @@ type manifestPlan struct {
 // preferred types that we can convert to. Further candidates are fallbacks for a
 // ManifestTypeRejectedError.
 func planManifest(in manifestPlanInput) (manifestPlan, error) {
-	accepts := func(t string) bool { return in.DestSupported == nil || slices.Contains(in.DestSupported, t) }
+	accepts := func(t string) bool {
+		return (in.DestSupported == nil || slices.Contains(in.DestSupported, t)) && !slices.Contains(in.DestUnusable, t)
+	}
+	if in.PreserveDigests && in.Force == "" && slices.Contains(in.DestUnusable, in.SrcMIMEType) {
+		return manifestPlan{}, unusableTypeError(in.SrcMIMEType)
+	}
 	var p manifestPlan
 	switch {
 	case in.Force != "":
@@ -60,7 +66,9 @@ func planManifest(in manifestPlanInput) (manifestPlan, error) {
 		p = manifestPlan{Candidates: []string{in.SrcMIMEType}, Reason: "destination accepts the source manifest type"}
 	default:
 		p.Reason = "destination does not accept the source manifest type"
-		if isSchema1(in.SrcMIMEType) && in.LayersChange {
+		if slices.Contains(in.DestUnusable, in.SrcMIMEType) {
+			p.Reason = "the destination's readers cannot use the source manifest type"
+		} else if isSchema1(in.SrcMIMEType) && in.LayersChange {
 			p.Reason = "layers change, schema1 manifests are converted rather than edited"
 		} else if in.NeedsOCI && accepts(in.SrcMIMEType) {
 			p.Reason = "zstd layers need an OCI manifest"
@@ -96,7 +104,9 @@ func appendConversionCandidates(c []string, in manifestPlanInput, accepts func(s
 	order := in.DestSupported
 	if order == nil {
 		order = []string{imgspecv1.MediaTypeImageManifest, manifest.DockerV2Schema2MediaType}
-		if isSchema1(in.SrcMIMEType) {
+		if isSchema1(in.SrcMIMEType) && !slices.Contains(in.DestUnusable, in.SrcMIMEType) {
+			// A destination that keeps schema1 (dir:) gets the Docker family first; one whose
+			// readers cannot use it (an OCI layout) gets OCI.
 			order = []string{manifest.DockerV2Schema2MediaType, imgspecv1.MediaTypeImageManifest}
 		}
 	}
@@ -126,6 +136,18 @@ func boolRank(a, b bool) int {
 		return -1
 	}
 	return 1
+}
+
+// unusableTypeError explains why a manifest type the destination's readers cannot use is
+// not kept with PreserveDigests, and what to do instead.
+func unusableTypeError(srcType string) error {
+	why := "its readers cannot use " + srcType + " manifests"
+	if isSchema1(srcType) {
+		why = "no OCI tool can use a Docker schema1 manifest (it has no image config), so schema1 is converted there"
+	}
+	return errors.Wrapf(types.ErrUsage, "preserving digests: the destination would store the manifest but %s, "+
+		"which changes the digest; drop --preserve-digests to convert (--format oci or --format v2s2 picks the type), "+
+		"or copy to dir: to keep the manifest byte for byte", why)
 }
 
 // digestChangeReason explains, for PreserveDigests, why the digest would change.

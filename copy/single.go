@@ -85,6 +85,7 @@ func (c *copier) planSingle(manBlob []byte, mimeType string) (*singleCopy, error
 	in := manifestPlanInput{
 		SrcMIMEType: m.MIMEType(), DestSupported: c.destProps.SupportedManifestMIMETypes,
 		Force: c.opts.ForceManifestMIMEType, PreserveDigests: c.opts.PreserveDigests,
+		DestUnusable: c.destProps.UnusableManifestMIMETypes,
 	}
 	if err := checkCompressionPossible(c.opts.DestinationCompression, c.opts.ForceManifestMIMEType, c.destProps); err != nil {
 		return nil, err

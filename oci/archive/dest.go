@@ -47,9 +47,9 @@ func newImageDestination(r reference, sys *types.SystemContext) (*destination, e
 func (d *destination) Reference() types.ImageReference { return d.ref }
 
 // Properties implements types.ImageDestination. Like a layout, an archive stores any
-// manifest type as it is.
+// manifest type as it is, and schema1 is of no use there.
 func (d *destination) Properties() types.DestinationProperties {
-	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true}
+	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true, UnusableManifestMIMETypes: layout.UnusableManifestMIMETypes()}
 }
 
 // TryReusingBlob implements types.ImageDestination: blobs already written (waiting for one

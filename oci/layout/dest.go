@@ -107,9 +107,17 @@ func checkWritableLayout(root *os.Root, where string) error {
 // Reference implements types.ImageDestination.
 func (d *destination) Reference() types.ImageReference { return d.ref }
 
-// Properties implements types.ImageDestination. A layout stores any manifest type as it is.
+// Properties implements types.ImageDestination. A layout stores any manifest type as it is,
+// but a schema1 manifest there is of no use to its readers (see UnusableManifestMIMETypes).
 func (d *destination) Properties() types.DestinationProperties {
-	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true}
+	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true, UnusableManifestMIMETypes: UnusableManifestMIMETypes()}
+}
+
+// UnusableManifestMIMETypes lists the manifest types a layout (or an OCI archive) would store
+// but its readers cannot use: Docker schema1 has no image config, so umoci, containerd and
+// skopeo see no image in a layout entry pointing at one. Copies convert them.
+func UnusableManifestMIMETypes() []string {
+	return []string{manifest.DockerV2Schema1SignedMediaType, manifest.DockerV2Schema1MediaType}
 }
 
 func stagedName(dg digest.Digest) string {
