@@ -22,6 +22,7 @@ type blobJob struct {
 	layerIndex     int                // -1 for configs
 	expectedDiffID digest.Digest      // from the config; "" when unknown
 	needDiffID     bool               // the uncompressed digest must be known (schema1 conversion)
+	foreign        bool               // a foreign layer: fetched from its URLs when the source lacks it
 	reuse          types.ReuseOptions // what TryReusingBlob may accept (see planReuse), without Cache and SourceReference
 	data           []byte             // the content when already in memory (configs), else nil
 }
@@ -155,11 +156,19 @@ func reusedInfo(job *blobJob, got types.BlobInfo) types.BlobInfo {
 		if got.Size >= 0 && info.Size < 0 {
 			info.Size = got.Size
 		}
-		return info
+		return retyped(job, info)
 	}
 	info.Digest, info.Size, info.MediaType = got.Digest, got.Size, got.MediaType
 	if info.MediaType == "" || job.reuse.RequiredCompression != "" {
 		info.MediaType = job.plan.MediaType
+	}
+	return retyped(job, info)
+}
+
+// retyped gives an included foreign layer its distributable type; its URLs no longer apply.
+func retyped(job *blobJob, info types.BlobInfo) types.BlobInfo {
+	if job.plan.Retyped {
+		info.MediaType, info.URLs = job.plan.MediaType, nil
 	}
 	return info
 }
@@ -213,6 +222,9 @@ func (c *copier) openBlob(ctx context.Context, job *blobJob) (io.ReadCloser, int
 		return io.NopCloser(bytes.NewReader(job.data)), int64(len(job.data)), nil
 	}
 	rc, size, err := c.src.GetBlob(ctx, job.info, types.GetBlobOptions{Cache: c.cache})
+	if err != nil && job.foreign && errors.Is(err, types.ErrBlobNotFound) && len(job.info.URLs) > 0 {
+		return c.fetchForeign(ctx, job, err)
+	}
 	if err != nil {
 		return nil, -1, errors.Wrapf(err, "fetching from %s", types.ImageName(c.srcRef))
 	}
@@ -275,7 +287,7 @@ func (c *copier) buildChain(ctx context.Context, rc io.Reader, info types.BlobIn
 // verification, transform) is reported as such, whatever the destination made of it.
 func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo, job *blobJob) (types.BlobInfo, error) {
 	putInfo := info
-	if job.plan.changes() {
+	if job.plan.transforms() {
 		putInfo = types.BlobInfo{Digest: "", Size: -1, MediaType: job.plan.MediaType, URLs: info.URLs, Annotations: info.Annotations}
 	}
 	layerIndex := job.layerIndex
@@ -302,7 +314,7 @@ func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo
 // finishBlob records what was learnt about a transferred blob and reports it.
 func (c *copier) finishBlob(job *blobJob, info, stored types.BlobInfo, ch *blobChain) blobResult {
 	res := blobResult{Info: info}
-	if job.plan.changes() {
+	if job.plan.transforms() {
 		res.Info.Digest, res.Info.Size, res.Info.MediaType = stored.Digest, stored.Size, job.plan.MediaType
 	} else if stored.Digest != "" && stored.Digest != info.Digest {
 		logrus.WithFields(logrus.Fields{"digest": info.Digest, "stored": stored.Digest}).Debug("destination stored the blob under another digest")
@@ -317,9 +329,10 @@ func (c *copier) finishBlob(job *blobJob, info, stored types.BlobInfo, ch *blobC
 		c.cache.RecordDigestUncompressedPair(res.Info.Digest, res.DiffID)
 		c.cache.RecordDigestCompressorName(info.Digest, compressorName(ch.diff.from))
 	}
-	if job.plan.changes() {
+	if job.plan.transforms() {
 		c.cache.RecordDigestCompressorName(res.Info.Digest, compressorName(job.plan.To))
 	}
+	res.Info = retyped(job, res.Info)
 	n := *ch.srcBytes
 	c.blobsCopied.Add(1)
 	c.bytesCopied.Add(n)

@@ -60,6 +60,15 @@ type Options struct {
 	DestinationCompressionLevel *int
 	// DestinationDecompress stores layers uncompressed.
 	DestinationDecompress bool
+	// IncludeNonDistributable copies foreign (non-distributable) layers into the destination
+	// and writes them as ordinary layers of the distributable type. Without it they are kept
+	// as references (descriptor and URLs in the manifest, content not copied) wherever the
+	// destination can hold one; a docker-archive, which must contain every layer, still gets
+	// their content, with the foreign type kept.
+	IncludeNonDistributable bool
+	// ForeignLayerFetcher fetches a foreign layer the source does not have from its URLs; nil
+	// means such a layer cannot be copied (it can still be kept as a reference).
+	ForeignLayerFetcher ForeignLayerFetcher
 	// ImageParallelCopies bounds concurrent layer copies; 0 means DefaultParallelCopies.
 	ImageParallelCopies int
 	// BlobInfoCache remembers digests and locations across copies; nil means a fresh in-memory cache.
@@ -100,7 +109,13 @@ const (
 	EventBlobFailed
 	// EventManifestWritten: a manifest (an instance or the top level) was written.
 	EventManifestWritten
+	// EventBlobSkipped: the blob was deliberately not copied; Reason says why (a foreign
+	// layer kept as a reference: ReasonForeignLayer).
+	EventBlobSkipped
 )
+
+// ReasonForeignLayer is the Reason of an EventBlobSkipped for a foreign layer kept as a reference.
+const ReasonForeignLayer = "foreign layer kept as a reference"
 
 // String returns a short name for the kind, e.g. "blob-started", as used in JSON output.
 func (k ProgressEventKind) String() string {
@@ -119,6 +134,8 @@ func (k ProgressEventKind) String() string {
 		return "blob-failed"
 	case EventManifestWritten:
 		return "manifest-written"
+	case EventBlobSkipped:
+		return "blob-skipped"
 	}
 	return "unknown"
 }
@@ -131,6 +148,7 @@ type ProgressEvent struct {
 	Size        int64 // -1 when unknown
 	Offset      int64 // bytes read so far, for EventBlobProgress and EventBlobDone
 	MountedFrom string
+	Reason      string // why a blob was skipped (EventBlobSkipped)
 	Err         error
 }
 

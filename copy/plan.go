@@ -189,8 +189,9 @@ func (a layerAction) String() string {
 type layerPlanInput struct {
 	MediaType          string
 	Compression        string // compression of the source layer: "", "gzip", "zstd" or "unknown"
-	Foreign            bool   // the layer has URLs (a foreign / non-distributable layer)
+	Foreign            bool   // a foreign (non-distributable) layer type
 	DestAcceptsForeign bool
+	IncludeForeign     bool // Options.IncludeNonDistributable
 	DestDesired        types.LayerCompression
 	Compress           string // Options.DestinationCompression
 	Decompress         bool   // Options.DestinationDecompress
@@ -204,21 +205,42 @@ type layerPlan struct {
 	Action    layerAction
 	From, To  string // compression before and after
 	MediaType string // media type to write in the manifest
+	// Retyped: the written media type differs from the source's although the bytes may not
+	// (a foreign layer included as a distributable one).
+	Retyped bool
 }
 
+// transforms reports whether the layer's bytes (and so its digest) change.
+func (p layerPlan) transforms() bool { return p.Action != layerKeep && p.Action != layerSkip }
+
 // changes reports whether the layer's digest or media type changes.
-func (p layerPlan) changes() bool { return p.Action != layerKeep && p.Action != layerSkip }
+func (p layerPlan) changes() bool { return p.transforms() || p.Retyped }
 
 // planLayer decides what to do with one layer's compression. A destination that must have
 // uncompressed layers wins over a requested compression; unknown compressions are kept.
+//
+// A foreign (non-distributable) layer is kept as a reference, not copied, where the
+// destination can hold one (as Docker pushes them). With IncludeForeign it is copied and
+// becomes an ordinary layer of the distributable type (so that registries serve it and no
+// reader looks for it elsewhere). A destination that cannot hold a reference (a
+// docker-archive, which `docker load` reads whole) gets the content with the foreign type
+// kept, as `docker save` writes it.
 func planLayer(in layerPlanInput) layerPlan {
-	keep := layerPlan{Action: layerKeep, From: in.Compression, To: in.Compression, MediaType: in.MediaType}
 	if in.Foreign {
-		if in.DestAcceptsForeign {
-			keep.Action = layerSkip
+		switch {
+		case in.IncludeForeign:
+			p := planLayer(layerPlanInput{MediaType: distributableLayerType(in.MediaType), Compression: in.Compression,
+				DestDesired: in.DestDesired, Compress: in.Compress, Decompress: in.Decompress, NoZstd: in.NoZstd})
+			p.Retyped = p.MediaType != in.MediaType
+			return p
+		case in.DestAcceptsForeign:
+			return layerPlan{Action: layerSkip, From: in.Compression, To: in.Compression, MediaType: in.MediaType}
+		case in.DestDesired == types.Decompress && (in.Compression == compressionGzip || in.Compression == compressionZstd):
+			return layerPlan{Action: layerDecompress, From: in.Compression, To: compressionNone, MediaType: foreignUncompressedType(in.MediaType)}
 		}
-		return keep
+		return layerPlan{Action: layerKeep, From: in.Compression, To: in.Compression, MediaType: in.MediaType}
 	}
+	keep := layerPlan{Action: layerKeep, From: in.Compression, To: in.Compression, MediaType: in.MediaType}
 	if in.Compression != compressionNone && in.Compression != compressionGzip && in.Compression != compressionZstd {
 		return keep
 	}
@@ -272,6 +294,26 @@ func layerMediaType(mediaType, c string) string {
 	default:
 		return manifest.DockerV2SchemaLayerMediaTypeUncompressed
 	}
+}
+
+// distributableLayerType returns the ordinary layer type with the compression of a foreign
+// (non-distributable) one.
+func distributableLayerType(mediaType string) string {
+	switch mediaType {
+	case manifest.DockerV2Schema2ForeignLayerMediaTypeGzip:
+		return manifest.DockerV2Schema2LayerMediaType
+	case manifest.DockerV2Schema2ForeignLayerMediaType:
+		return manifest.DockerV2SchemaLayerMediaTypeUncompressed
+	}
+	return layerMediaType(imgspecv1.MediaTypeImageLayer, manifest.LayerCompression(mediaType))
+}
+
+// foreignUncompressedType returns the uncompressed foreign layer type of a foreign layer's format.
+func foreignUncompressedType(mediaType string) string {
+	if strings.HasPrefix(mediaType, "application/vnd.docker.") {
+		return manifest.DockerV2Schema2ForeignLayerMediaType
+	}
+	return imgspecv1.MediaTypeImageLayerNonDistributable //nolint:staticcheck // keeps a foreign layer foreign
 }
 
 // sourceLayerCompression is the compression of a source layer as its media type says;

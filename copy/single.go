@@ -94,9 +94,10 @@ func (c *copier) planSingle(manBlob []byte, mimeType string) (*singleCopy, error
 	for _, l := range m.LayerInfos() {
 		p := planLayer(layerPlanInput{
 			MediaType: l.MediaType, Compression: sourceLayerCompression(l.MediaType),
-			Foreign: len(l.URLs) > 0, DestAcceptsForeign: c.destProps.AcceptsForeignLayerURLs,
-			DestDesired: c.destProps.DesiredLayerCompression,
-			Compress:    c.opts.DestinationCompression, Decompress: c.opts.DestinationDecompress,
+			Foreign: manifest.IsForeignLayer(l.MediaType), DestAcceptsForeign: c.destProps.AcceptsForeignLayerURLs,
+			IncludeForeign: c.opts.IncludeNonDistributable,
+			DestDesired:    c.destProps.DesiredLayerCompression,
+			Compress:       c.opts.DestinationCompression, Decompress: c.opts.DestinationDecompress,
 			NoZstd: noZstd,
 		})
 		in.LayersChange = in.LayersChange || p.changes()
@@ -161,12 +162,17 @@ func (c *copier) copyLayers(ctx context.Context, sc *singleCopy, diffIDs []diges
 	g.SetLimit(c.parallelism())
 	for i, l := range layers {
 		results[i] = blobResult{Info: l.BlobInfo}
-		if sc.plans[i].Action == layerSkip || (l.EmptyLayer && sc.convert1 && !sc.mplan.KeepOriginal) {
+		if sc.plans[i].Action == layerSkip {
+			c.reportForeignKept(l.BlobInfo)
+			continue
+		}
+		if l.EmptyLayer && sc.convert1 && !sc.mplan.KeepOriginal {
 			continue
 		}
 		job := &blobJob{
 			info: l.BlobInfo, plan: sc.plans[i], layerIndex: i,
 			needDiffID: sc.convert1 && !l.EmptyLayer,
+			foreign:    manifest.IsForeignLayer(l.MediaType),
 			reuse: planReuse(reusePlanInput{
 				Layer: sc.plans[i], PreserveDigests: c.opts.PreserveDigests, KeepManifest: sc.mplan.KeepOriginal,
 			}),

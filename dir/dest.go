@@ -84,9 +84,10 @@ func checkOverwritable(r reference) error {
 // Reference implements types.ImageDestination.
 func (d *destination) Reference() types.ImageReference { return d.ref }
 
-// Properties implements types.ImageDestination. A directory stores any manifest as it is.
+// Properties implements types.ImageDestination. A directory stores any manifest as it is,
+// foreign layers as references.
 func (d *destination) Properties() types.DestinationProperties {
-	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true}
+	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true, AcceptsForeignLayerURLs: true}
 }
 
 // TryReusingBlob implements types.ImageDestination; it answers from the files present.

@@ -114,6 +114,11 @@ func isForeign(mediaType string) bool {
 	return layerKinds[mediaType].foreign
 }
 
+// IsForeignLayer reports whether mediaType is a foreign (non-distributable) layer type:
+// Docker's foreign layer types or the deprecated OCI non-distributable ones. Such layers are
+// meant to be fetched from the URLs of their descriptor rather than from a registry.
+func IsForeignLayer(mediaType string) bool { return isForeign(mediaType) }
+
 // imageLayers returns the layers that exist in a schema2/OCI manifest (schema1 empty layers
 // have no place there).
 func (img *image) imageLayers() []LayerInfo {

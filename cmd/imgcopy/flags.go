@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/internal/urlfetch"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -64,6 +65,7 @@ func copyFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "force-compress-format", Usage: "as in skopeo: enforce --dest-compress-format (imgcopy always does)"},
 		&cli.IntFlag{Name: "dest-compress-level", Usage: "compression `LEVEL`", DefaultText: "the format's default"},
 		&cli.BoolFlag{Name: "dest-decompress", Usage: "store layers uncompressed"},
+		&cli.BoolFlag{Name: "include-non-distributable", Usage: "copy foreign (non-distributable) layers from their URLs and store them as ordinary layers (default: keep them as references)"},
 		&cli.StringSliceFlag{Name: "additional-tag", Usage: "also tag a docker-archive destination as `NAME:TAG` (repeatable)"},
 		&cli.StringFlag{Name: "archive-compress", Usage: "compress a docker-archive or oci-archive destination as a whole with `FORMAT`: gzip, zstd or none (default: by the file suffix, .gz/.tgz or .zst/.tzst)"},
 		&cli.IntFlag{Name: "image-parallel-copies", Usage: "copy at most `N` layers at once", DefaultText: "6"},
@@ -156,13 +158,15 @@ func readLine(r *bufio.Reader) (string, error) {
 // copyOptions maps the copy flags onto copier.Options (without Progress and cache).
 func copyOptions(c *cli.Context, e *env) (*copier.Options, error) {
 	opts := &copier.Options{
-		PreserveDigests:       c.Bool("preserve-digests"),
-		DestinationDecompress: c.Bool("dest-decompress"),
+		PreserveDigests:         c.Bool("preserve-digests"),
+		DestinationDecompress:   c.Bool("dest-decompress"),
+		IncludeNonDistributable: c.Bool("include-non-distributable"),
 	}
 	var err error
 	if opts.SourceCtx, err = systemContext(c, e, "src-"); err != nil {
 		return nil, err
 	}
+	opts.ForeignLayerFetcher = urlfetch.New(opts.SourceCtx).Fetch
 	if opts.DestinationCtx, err = systemContext(c, e, "dest-"); err != nil {
 		return nil, err
 	}

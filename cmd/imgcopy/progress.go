@@ -96,6 +96,8 @@ func (p *plainOutput) event(ev copier.ProgressEvent) {
 		line = fmt.Sprintf("Copying blob %s skipped: already exists", ev.Digest)
 	case copier.EventBlobMounted:
 		line = fmt.Sprintf("Copying blob %s skipped: mounted from %s", ev.Digest, ev.MountedFrom)
+	case copier.EventBlobSkipped:
+		line = fmt.Sprintf("Copying blob %s skipped: %s", ev.Digest, ev.Reason)
 	case copier.EventBlobDone:
 		line = fmt.Sprintf("Copied blob %s (%s read)", ev.Digest, humanBytes(ev.Offset))
 	case copier.EventBlobFailed:
@@ -133,6 +135,7 @@ type jsonEvent struct {
 	Size        *int64        `json:"size,omitempty"`
 	Offset      *int64        `json:"offset,omitempty"`
 	MountedFrom string        `json:"mountedFrom,omitempty"`
+	Reason      string        `json:"reason,omitempty"`
 	Error       string        `json:"error,omitempty"`
 	// Class is the class of the error on the final "failed" event (types.ErrorClass.String:
 	// "not-found", "auth", "rate-limited", ...), the one the exit code stands for.
@@ -169,7 +172,7 @@ func (j *jsonOutput) event(ev copier.ProgressEvent) {
 	if ev.Kind == copier.EventBlobProgress && !j.progressDue(ev) {
 		return
 	}
-	je := jsonEvent{Event: ev.Kind.String(), Digest: ev.Digest, MediaType: ev.MediaType, MountedFrom: ev.MountedFrom}
+	je := jsonEvent{Event: ev.Kind.String(), Digest: ev.Digest, MediaType: ev.MediaType, MountedFrom: ev.MountedFrom, Reason: ev.Reason}
 	if ev.Kind != copier.EventManifestWritten {
 		size, offset := ev.Size, ev.Offset
 		je.Size, je.Offset = &size, &offset
@@ -254,10 +257,13 @@ func (b *barsOutput) event(ev copier.ProgressEvent) {
 			}
 			bar.SetCurrent(ev.Offset)
 		}
-	case copier.EventBlobReused, copier.EventBlobMounted:
+	case copier.EventBlobReused, copier.EventBlobMounted, copier.EventBlobSkipped:
 		msg := "skipped: already exists"
-		if ev.Kind == copier.EventBlobMounted {
+		switch ev.Kind {
+		case copier.EventBlobMounted:
 			msg = "skipped: mounted from " + ev.MountedFrom
+		case copier.EventBlobSkipped:
+			msg = "skipped: " + ev.Reason
 		}
 		bar := b.p.AddBar(0, mpb.BarFillerClearOnComplete(),
 			mpb.PrependDecorators(decor.Name("Copying blob "+shortDigest(ev.Digest)+" ")),

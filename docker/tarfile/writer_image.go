@@ -89,6 +89,10 @@ func (w *Writer) itemLocked(m manifest.Manifest) (int, error) {
 		}
 		it.Layers = append(it.Layers, b.Member)
 	}
+	var err error
+	if it.LayerSources, err = w.layerSourcesLocked(m); err != nil {
+		return -1, err
+	}
 	if i, ok := w.itemByConfig[configDigest]; ok {
 		return i, nil
 	}
@@ -135,6 +139,41 @@ func (w *Writer) addOCIEntriesLocked(top []byte, topType string, names []referen
 	for _, n := range names {
 		add(map[string]string{annotationRefName: NameTag(n), annotationContainerName: NameTag(n)})
 	}
+}
+
+// layerSourcesLocked returns the LayerSources of a manifest.json entry, as `docker save`
+// writes them: the descriptor (with its URLs) of each foreign layer, keyed by the layer's
+// diff ID, so that a reader knows the layer is foreign (Docker keeps it a reference when
+// pushing the loaded image). nil when m has no foreign layer.
+func (w *Writer) layerSourcesLocked(m manifest.Manifest) (map[string]json.RawMessage, error) {
+	var diffIDs []digest.Digest
+	var out map[string]json.RawMessage
+	for i, l := range m.LayerInfos() {
+		if !manifest.IsForeignLayer(l.MediaType) {
+			continue
+		}
+		if diffIDs == nil {
+			config, err := w.store.ReadBlob(m.ConfigInfo().Digest, iolimits.MaxConfigBodySize)
+			if err != nil {
+				return nil, err
+			}
+			if diffIDs, err = manifest.ConfigDiffIDs(config); err != nil {
+				return nil, errors.Wrap(err, "reading the diff IDs of foreign layers")
+			}
+		}
+		if i >= len(diffIDs) {
+			return nil, errors.Errorf("foreign layer %s has no diff ID in the config", l.Digest)
+		}
+		desc, err := json.Marshal(imgspecv1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, URLs: l.URLs})
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = map[string]json.RawMessage{}
+		}
+		out[diffIDs[i].String()] = desc
+	}
+	return out, nil
 }
 
 // legacyMetadataLocked writes the per-layer directories of the classic format (<id>/VERSION,

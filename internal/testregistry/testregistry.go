@@ -195,6 +195,9 @@ func baseConfig(opts Options) *configuration.Configuration {
 	}
 	cfg.HTTP.Secret = "imgcopy-testregistry-secret"
 	cfg.HTTP.RelativeURLs = opts.RelativeURLs
+	// Accept foreign layers with http(s) URLs, as Docker Hub does; distribution's default
+	// refuses every URL in a pushed manifest.
+	cfg.Validation.Manifests.URLs.Allow = []string{"^https?://"}
 	return cfg
 }
 

@@ -47,9 +47,12 @@ func newImageDestination(r reference, sys *types.SystemContext) (*destination, e
 func (d *destination) Reference() types.ImageReference { return d.ref }
 
 // Properties implements types.ImageDestination. Like a layout, an archive stores any
-// manifest type as it is, and schema1 is of no use there.
+// manifest type as it is, and schema1 is of no use there; foreign layers may stay references.
 func (d *destination) Properties() types.DestinationProperties {
-	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true, UnusableManifestMIMETypes: layout.UnusableManifestMIMETypes()}
+	return types.DestinationProperties{
+		AcceptsIndex: true, ConcurrentBlobs: true, AcceptsForeignLayerURLs: true,
+		UnusableManifestMIMETypes: layout.UnusableManifestMIMETypes(),
+	}
 }
 
 // TryReusingBlob implements types.ImageDestination: blobs already written (waiting for one

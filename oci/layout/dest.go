@@ -109,8 +109,12 @@ func (d *destination) Reference() types.ImageReference { return d.ref }
 
 // Properties implements types.ImageDestination. A layout stores any manifest type as it is,
 // but a schema1 manifest there is of no use to its readers (see UnusableManifestMIMETypes).
+// Foreign layers may stay references: a layout need not hold blobs whose descriptors have URLs.
 func (d *destination) Properties() types.DestinationProperties {
-	return types.DestinationProperties{AcceptsIndex: true, ConcurrentBlobs: true, UnusableManifestMIMETypes: UnusableManifestMIMETypes()}
+	return types.DestinationProperties{
+		AcceptsIndex: true, ConcurrentBlobs: true, AcceptsForeignLayerURLs: true,
+		UnusableManifestMIMETypes: UnusableManifestMIMETypes(),
+	}
 }
 
 // UnusableManifestMIMETypes lists the manifest types a layout (or an OCI archive) would store
