@@ -256,3 +256,21 @@ func TestE2EForeignLayerFetchFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestCLIForeignLayer runs the CLI: by default the plain progress says that the foreign
+// layer is kept as a reference; with --include-non-distributable it is fetched (over HTTPS,
+// trusting the server through --src-cert-dir) and stored.
+func TestCLIForeignLayer(t *testing.T) {
+	t.Parallel()
+	f := startForeignServer(t, true)
+	_, foreign, src := e2eForeignSource(t, f)
+	srcName := types.ImageName(src)
+	res := cli(t, "--progress", "plain", srcName, "oci:"+filepath.Join(t.TempDir(), "kept")+":v1")
+	if res.code != 0 || !strings.Contains(res.stdout, "Copying blob "+foreign.Digest.String()+" skipped: foreign layer kept as a reference") || f.requests.Load() != 0 {
+		t.Errorf("default copy: exit %d, %d downloads, stdout:\n%s\nstderr:\n%s", res.code, f.requests.Load(), res.stdout, res.stderr)
+	}
+	res = cli(t, "--progress", "plain", "--include-non-distributable", "--src-cert-dir", f.certDir, srcName, "dir:"+filepath.Join(t.TempDir(), "included"))
+	if res.code != 0 || strings.Contains(res.stdout, "kept as a reference") || f.requests.Load() != 1 {
+		t.Errorf("--include-non-distributable: exit %d, %d downloads, stdout:\n%s\nstderr:\n%s", res.code, f.requests.Load(), res.stdout, res.stderr)
+	}
+}
