@@ -1,0 +1,168 @@
+package docker
+
+import (
+	"context"
+	"net/http"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// PutManifest implements types.ImageDestination. Manifests are pushed by digest; the
+// top-level one is tagged in Commit. A registry refusing the type (MANIFEST_INVALID,
+// UNSUPPORTED, 415) yields types.ManifestTypeRejectedError so the copy can try another type.
+func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType string, instance *digest.Digest) error {
+	if mimeType == "" {
+		mimeType = manifest.GuessMIMEType(body)
+	}
+	dg, err := manifest.Digest(body)
+	if err != nil {
+		return errors.Wrapf(err, "computing manifest digest for %s", types.ImageName(d.ref))
+	}
+	want := d.ref.digest()
+	if instance != nil {
+		want = *instance
+	}
+	if want != "" {
+		ok, err := manifest.MatchesDigest(body, want)
+		if err != nil {
+			return errors.Wrapf(err, "computing manifest digest for %s", types.ImageName(d.ref))
+		}
+		if !ok {
+			return errors.Wrapf(types.DigestMismatchError{Expected: want.String(), Actual: dg.String(), ExpectedSize: -1, ActualSize: int64(len(body))},
+				"writing manifest to %s", types.ImageName(d.ref))
+		}
+		dg = want
+	}
+	d.mu.Lock()
+	present := d.present == dg
+	d.mu.Unlock()
+	if present {
+		logrus.WithFields(logrus.Fields{"digest": dg}).Debug("manifest already stored; not pushing it by digest again")
+	} else if hdr, err := d.c.putManifest(ctx, dg.String(), body, mimeType, nil, d.scopes); err != nil {
+		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
+	} else {
+		d.noteReferrer(body, mimeType, hdr)
+	}
+	if instance == nil {
+		d.mu.Lock()
+		d.topBody, d.topMIME, d.topDigest = body, mimeType, dg
+		d.mu.Unlock()
+	}
+	return nil
+}
+
+// HasManifest implements types.ManifestChecker with a HEAD of the manifest in this
+// repository: first of the tag, whose Docker-Content-Digest tells whether it points at dg
+// already (then nothing is pushed, not even the tag, as crane does), else by digest. A
+// registry accepts a manifest only when the blobs and child manifests it references exist in
+// the repository, so a stored manifest is complete (the assumption crane and regctl make
+// too). A manifest found is not pushed by digest again in PutManifest; Commit still tags it
+// unless the tag pointed at it already.
+func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, error) {
+	if err := dg.Validate(); err != nil {
+		return false, errors.Wrapf(err, "invalid manifest digest %q", dg)
+	}
+	hdr := http.Header{"Accept": manifest.SupportedMIMETypes()}
+	if tag := d.ref.tag(); tag != "" && d.ref.digest() == "" {
+		at, err := d.tagPointsAt(ctx, tag, dg, hdr)
+		if err != nil {
+			return false, err
+		}
+		if at {
+			d.mu.Lock()
+			d.present, d.tagged = dg, dg
+			d.mu.Unlock()
+			return true, nil
+		}
+	}
+	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: manifestPath(d.ref.repo(), dg.String()), header: hdr, scopes: d.scopes})
+	if err != nil {
+		return false, errors.Wrapf(err, "checking manifest %s in %s", dg, types.ImageName(d.ref))
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		drain(resp)
+		d.mu.Lock()
+		d.present = dg
+		d.mu.Unlock()
+		return true, nil
+	case http.StatusNotFound:
+		drain(resp)
+		return false, nil
+	}
+	return false, errors.Wrapf(d.c.statusError(resp, kindManifest), "checking manifest %s in %s", dg, types.ImageName(d.ref))
+}
+
+// tagPointsAt reports whether tag is known to point at the manifest dg. No such tag, no
+// Docker-Content-Digest or another digest is false: the caller then checks by digest. A
+// failed request (refused credentials, say) is an error, so that it is not repeated by digest.
+func (d *destination) tagPointsAt(ctx context.Context, tag string, dg digest.Digest, hdr http.Header) (bool, error) {
+	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: manifestPath(d.ref.repo(), tag), header: hdr, scopes: d.scopes})
+	if err != nil {
+		return false, errors.Wrapf(err, "checking tag %s in %s", tag, types.ImageName(d.ref))
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNotFound:
+		drain(resp)
+		return resp.StatusCode == http.StatusOK && resp.Header.Get("Docker-Content-Digest") == dg.String(), nil
+	}
+	return false, errors.Wrapf(d.c.statusError(resp, kindManifest), "checking tag %s in %s", tag, types.ImageName(d.ref))
+}
+
+// putManifest PUTs a manifest with the extra request headers hdr (may be nil) and returns the
+// response headers (OCI-Subject tells whether the registry processed a subject).
+func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeType string, hdr http.Header, scopes []scope) (http.Header, error) {
+	hdr = hdr.Clone()
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	hdr.Set("Content-Type", mimeType)
+	resp, err := c.do(ctx, request{method: http.MethodPut, path: manifestPath(c.repo, ref), header: hdr, body: body, scopes: scopes})
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAccepted {
+		drain(resp)
+		return resp.Header, nil
+	}
+	status := resp.StatusCode
+	err = c.statusError(resp, kindManifest)
+	if re, ok := asRegistryError(err); status == http.StatusUnsupportedMediaType ||
+		(ok && status == http.StatusBadRequest && re.hasCode(codeManifestInvalid, codeUnsupported, codeManifestUnverified)) {
+		return nil, types.ManifestTypeRejectedError{MIMEType: mimeType, Err: err}
+	}
+	return nil, err
+}
+
+// Commit implements types.ImageDestination: it tags the top-level manifest.
+func (d *destination) Commit(ctx context.Context, _ types.CommitOptions) error {
+	d.mu.Lock()
+	body, mimeType := d.topBody, d.topMIME
+	d.mu.Unlock()
+	if body == nil {
+		return errors.Errorf("committing %s: no manifest was written", types.ImageName(d.ref))
+	}
+	if err := d.commitRelated(ctx); err != nil {
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
+	tag := d.ref.tag()
+	if tag == "" {
+		return nil // a digest reference: PutManifest pushed it by digest already
+	}
+	d.mu.Lock()
+	tagged := d.tagged != "" && d.tagged == d.topDigest
+	d.mu.Unlock()
+	if tagged {
+		logrus.WithFields(logrus.Fields{"tag": tag, "digest": d.topDigest}).Debug("tag already points at the manifest; not tagging again")
+		return nil
+	}
+	if _, err := d.c.putManifest(ctx, tag, body, mimeType, nil, d.scopes); err != nil {
+		return errors.Wrapf(err, "tagging %s", types.ImageName(d.ref))
+	}
+	return nil
+}
