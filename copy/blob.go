@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -239,7 +240,8 @@ func (c *copier) buildChain(ctx context.Context, rc io.Reader, info types.BlobIn
 			ch.stop()
 		}
 	}()
-	vr, err := verify.NewReader(errorAnnotationReader{r: contextReader{ctx: ctx, r: rc}, srcRef: c.srcRef}, info.Digest, info.Size)
+	// ctxio stops a cancelled copy promptly even when the source stream ignores ctx.
+	vr, err := verify.NewReader(errorAnnotationReader{r: ctxio.Reader(ctx, rc), srcRef: c.srcRef}, info.Digest, info.Size)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package copy
 
 import (
-	"context"
 	"io"
 	"sync"
 
@@ -9,20 +8,6 @@ import (
 
 	"github.com/imgcopy/imgcopy/types"
 )
-
-// contextReader fails reads once ctx is done, so a cancelled copy stops promptly even when
-// a transport's stream ignores the context.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
-}
 
 // errorAnnotationReader wraps the source stream and names the source in its read errors
 // (io.EOF passes), like containers/image copy/blob.go, so that a failure while the

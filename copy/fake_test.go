@@ -11,6 +11,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -315,7 +316,7 @@ func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo
 		d.mu.Unlock()
 	}()
 	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, contextReader{ctx: ctx, r: r}); err != nil {
+	if _, err := io.Copy(&buf, ctxio.Reader(ctx, r)); err != nil {
 		return types.BlobInfo{}, err
 	}
 	if d.cfg.putBlobErr != nil {
