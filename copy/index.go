@@ -2,9 +2,7 @@ package copy
 
 import (
 	"context"
-	"io"
 	"slices"
-	"strings"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -12,8 +10,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/imgcopy/imgcopy/internal/iolimits"
-	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -258,46 +254,4 @@ func platformString(p types.Platform) string {
 		s += "/" + p.Variant
 	}
 	return s
-}
-
-// getManifest reads a manifest from the source: the top level (instance nil) or an instance,
-// whose bytes must match its digest.
-func (c *copier) getManifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
-	what := "manifest"
-	if instance != nil {
-		what = "manifest " + instance.String()
-	}
-	c.manifestMu.Lock()
-	b, mt, err := c.src.GetManifest(ctx, instance)
-	c.manifestMu.Unlock()
-	if err != nil {
-		return nil, "", errors.Wrapf(err, "reading %s from %s", what, types.ImageName(c.srcRef))
-	}
-	mt, _, _ = strings.Cut(mt, ";")
-	if mt = strings.TrimSpace(mt); mt == "" {
-		if mt = manifest.GuessMIMEType(b); mt == "" {
-			return nil, "", errors.Wrapf(manifest.ErrUnsupportedMIMEType, "reading %s from %s: unknown manifest type", what, types.ImageName(c.srcRef))
-		}
-	}
-	if instance != nil {
-		ok, err := manifest.MatchesDigest(b, *instance)
-		if err != nil {
-			return nil, "", errors.Wrapf(err, "checking digest of %s", what)
-		}
-		if !ok {
-			actual, _ := manifest.Digest(b)
-			return nil, "", errors.Wrapf(types.DigestMismatchError{Expected: instance.String(), Actual: actual.String(), ExpectedSize: -1, ActualSize: int64(len(b))},
-				"reading %s from %s", what, types.ImageName(c.srcRef))
-		}
-	}
-	return b, mt, nil
-}
-
-// readVerified reads a small blob whole (capped) and checks its digest and size.
-func readVerified(r io.Reader, info types.BlobInfo) ([]byte, error) {
-	vr, err := verify.NewReader(r, info.Digest, info.Size)
-	if err != nil {
-		return nil, err
-	}
-	return iolimits.ReadAtMost(vr, iolimits.MaxConfigBodySize)
 }

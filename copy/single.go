@@ -3,6 +3,7 @@ package copy
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -151,6 +154,15 @@ func (c *copier) readConfig(ctx context.Context, info types.BlobInfo) ([]byte, e
 		return nil, errors.Wrapf(err, "reading config %s", info.Digest)
 	}
 	return b, nil
+}
+
+// readVerified reads a small blob whole (capped) and checks its digest and size.
+func readVerified(r io.Reader, info types.BlobInfo) ([]byte, error) {
+	vr, err := verify.NewReader(r, info.Digest, info.Size)
+	if err != nil {
+		return nil, err
+	}
+	return iolimits.ReadAtMost(vr, iolimits.MaxConfigBodySize)
 }
 
 // copyLayers copies the layers, concurrently when both ends allow it, and returns them as

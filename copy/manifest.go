@@ -1,0 +1,45 @@
+package copy
+
+import (
+	"context"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// getManifest reads a manifest from the source: the top level (instance nil) or an instance,
+// whose bytes must match its digest.
+func (c *copier) getManifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
+	what := "manifest"
+	if instance != nil {
+		what = "manifest " + instance.String()
+	}
+	c.manifestMu.Lock()
+	b, mt, err := c.src.GetManifest(ctx, instance)
+	c.manifestMu.Unlock()
+	if err != nil {
+		return nil, "", errors.Wrapf(err, "reading %s from %s", what, types.ImageName(c.srcRef))
+	}
+	mt, _, _ = strings.Cut(mt, ";")
+	if mt = strings.TrimSpace(mt); mt == "" {
+		if mt = manifest.GuessMIMEType(b); mt == "" {
+			return nil, "", errors.Wrapf(manifest.ErrUnsupportedMIMEType, "reading %s from %s: unknown manifest type", what, types.ImageName(c.srcRef))
+		}
+	}
+	if instance != nil {
+		ok, err := manifest.MatchesDigest(b, *instance)
+		if err != nil {
+			return nil, "", errors.Wrapf(err, "checking digest of %s", what)
+		}
+		if !ok {
+			actual, _ := manifest.Digest(b)
+			return nil, "", errors.Wrapf(types.DigestMismatchError{Expected: instance.String(), Actual: actual.String(), ExpectedSize: -1, ActualSize: int64(len(b))},
+				"reading %s from %s", what, types.ImageName(c.srcRef))
+		}
+	}
+	return b, mt, nil
+}
