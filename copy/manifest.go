@@ -31,14 +31,8 @@ func (c *copier) getManifest(ctx context.Context, instance *digest.Digest) ([]by
 		}
 	}
 	if instance != nil {
-		ok, err := manifest.MatchesDigest(b, *instance)
-		if err != nil {
-			return nil, "", errors.Wrapf(err, "checking digest of %s", what)
-		}
-		if !ok {
-			actual, _ := manifest.Digest(b)
-			return nil, "", errors.Wrapf(types.DigestMismatchError{Expected: instance.String(), Actual: actual.String(), ExpectedSize: -1, ActualSize: int64(len(b))},
-				"reading %s from %s", what, types.ImageName(c.srcRef))
+		if err := manifest.CheckDigest(b, *instance, -1); err != nil {
+			return nil, "", errors.Wrapf(err, "reading %s from %s", what, types.ImageName(c.srcRef))
 		}
 	}
 	return b, mt, nil

@@ -293,14 +293,8 @@ func (r *relatedCopy) getManifest(ctx context.Context, ref string, want digest.D
 		return nil, "", err
 	}
 	if want != "" {
-		ok, err := manifest.MatchesDigest(b, want)
-		if err != nil {
-			return nil, "", err
-		}
-		if !ok {
-			actual, _ := manifest.Digest(b)
-			return nil, "", errors.Wrapf(types.DigestMismatchError{Expected: want.String(), Actual: actual.String(), ExpectedSize: -1, ActualSize: int64(len(b))},
-				"reading manifest %s from %s", want, types.ImageName(r.c.srcRef))
+		if err := manifest.CheckDigest(b, want, -1); err != nil {
+			return nil, "", errors.Wrapf(err, "reading manifest %s from %s", want, types.ImageName(r.c.srcRef))
 		}
 	}
 	mt, _, _ = strings.Cut(mt, ";")

@@ -28,13 +28,8 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 		want = *instance
 	}
 	if want != "" {
-		ok, err := manifest.MatchesDigest(body, want)
-		if err != nil {
-			return errors.Wrapf(err, "computing manifest digest for %s", types.ImageName(d.ref))
-		}
-		if !ok {
-			return errors.Wrapf(types.DigestMismatchError{Expected: want.String(), Actual: dg.String(), ExpectedSize: -1, ActualSize: int64(len(body))},
-				"writing manifest to %s", types.ImageName(d.ref))
+		if err := manifest.CheckDigest(body, want, -1); err != nil {
+			return errors.Wrapf(err, "writing manifest to %s", types.ImageName(d.ref))
 		}
 		dg = want
 	}

@@ -194,7 +194,7 @@ func (c *client) getReferrersIndex(ctx context.Context, tag string, scopes []sco
 		return nil, "", errors.Wrapf(err, "reading referrers index %s", tag)
 	}
 	if d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
-		if err := checkManifestDigest(body, d); err != nil {
+		if err := manifest.CheckDigest(body, d, -1); err != nil {
 			return nil, "", errors.Wrapf(err, "reading referrers index %s", tag)
 		}
 	}

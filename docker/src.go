@@ -96,31 +96,18 @@ func (c *client) getManifest(ctx context.Context, ref string, scopes []scope) ([
 		return nil, "", errors.Wrap(err, "reading manifest body")
 	}
 	if d, err := digest.Parse(ref); err == nil {
-		if err := checkManifestDigest(body, d); err != nil {
+		if err := manifest.CheckDigest(body, d, -1); err != nil {
 			return nil, "", err
 		}
 	}
 	if h := resp.Header.Get("Docker-Content-Digest"); h != "" {
 		if d, err := digest.Parse(h); err == nil {
-			if err := checkManifestDigest(body, d); err != nil {
+			if err := manifest.CheckDigest(body, d, -1); err != nil {
 				return nil, "", errors.Wrap(err, "checking Docker-Content-Digest")
 			}
 		}
 	}
 	return body, manifestMIMEType(resp.Header.Get("Content-Type"), body), nil
-}
-
-func checkManifestDigest(body []byte, d digest.Digest) error {
-	ok, err := manifest.MatchesDigest(body, d)
-	if err != nil {
-		return errors.Wrapf(err, "computing digest of manifest %s", d)
-	}
-	if !ok {
-		actual, _ := manifest.Digest(body)
-		return errors.Wrapf(types.DigestMismatchError{Expected: d.String(), Actual: actual.String(), ExpectedSize: -1, ActualSize: int64(len(body))},
-			"manifest %s", d)
-	}
-	return nil
 }
 
 // manifestMIMEType returns the Content-Type without parameters, or the guessed type when the

@@ -133,10 +133,7 @@ func (l *referrerLister) describe(ctx context.Context, subject, d digest.Digest)
 	if err != nil {
 		return Referrer{}, false, err
 	}
-	if ok, err := manifest.MatchesDigest(b, d); err != nil || !ok {
-		if err == nil {
-			err = types.ErrDigestMismatch
-		}
+	if err := manifest.CheckDigest(b, d, -1); err != nil {
 		return Referrer{}, false, errors.Wrapf(err, "reading manifest %s", d)
 	}
 	a, err := manifest.ArtifactOf(b)

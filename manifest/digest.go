@@ -10,6 +10,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
 )
 
 // Digest returns the digest that names manifest b in a registry: the SHA-256 of b, except for
@@ -30,6 +32,38 @@ func MatchesDigest(b []byte, d digest.Digest) (bool, error) {
 		return false, err
 	}
 	return actual == d, nil
+}
+
+// CheckDigest returns nil when d names manifest b (see MatchesDigest) and b is size bytes
+// long (-1: any size, as when no descriptor gave one). Otherwise it returns a
+// types.DigestMismatchError naming both digests (the actual one computed with d's algorithm)
+// and sizes, the validation error of a malformed d, or ErrInvalidManifest for a signed
+// schema1 manifest whose payload cannot be extracted. Callers wrap it with what was being
+// read or written.
+func CheckDigest(b []byte, d digest.Digest, size int64) error {
+	if err := d.Validate(); err != nil {
+		return errors.Wrapf(err, "invalid manifest digest %q", d)
+	}
+	actual, err := digestWith(b, d.Algorithm())
+	if err != nil {
+		return err
+	}
+	if actual != d || (size >= 0 && size != int64(len(b))) {
+		return types.DigestMismatchError{Expected: d.String(), Actual: actual.String(), ExpectedSize: size, ActualSize: int64(len(b))}
+	}
+	return nil
+}
+
+// DigestFor returns the digest a destination stores manifest b under: *instance once
+// CheckDigest found that it names b, or Digest(b) for a top-level manifest (instance nil).
+func DigestFor(b []byte, instance *digest.Digest) (digest.Digest, error) {
+	if instance == nil {
+		return Digest(b)
+	}
+	if err := CheckDigest(b, *instance, -1); err != nil {
+		return "", err
+	}
+	return *instance, nil
 }
 
 // digestWith computes the manifest digest of b with algorithm alg.

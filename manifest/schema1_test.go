@@ -9,6 +9,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
 )
 
 // swapHistory swaps two history entries, breaking the parent chain.
@@ -120,38 +122,81 @@ func TestDigest(t *testing.T) {
 	}
 }
 
-func TestMatchesDigest(t *testing.T) {
+// TestCheckDigest checks CheckDigest and MatchesDigest, which share the digest computation.
+func TestCheckDigest(t *testing.T) {
 	t.Parallel()
 	signed := readTestdata(t, "schema1-signed.json")
 	s2 := readTestdata(t, "docker-schema2.json")
 	cases := []struct {
-		name string
-		blob []byte
-		d    digest.Digest
-		want bool
+		name       string
+		blob       []byte
+		d          digest.Digest
+		size       int64
+		wantErr    error  // nil: matches
+		wantActual string // for a mismatch, the digest reported as actual
 	}{
-		{"schema1 sha256", signed, schema1SignedDigest, true},
-		{"schema1 sha512", signed, schema1SignedDigestSHA512, true},
-		{"schema1 raw bytes digest", signed, digest.FromBytes(signed), false},
-		{"schema2", s2, digest.FromBytes(s2), true},
-		{"schema2 sha512", s2, digest.SHA512.FromBytes(s2), true},
-		{"switched", s2, schema1SignedDigest, false},
-		{"unknown algorithm", s2, "md5:2872f31c5c1f62a694fbd20c1e85257c", false},
-		{"mangled", s2, digest.FromBytes(s2) + "abc", false},
-		{"empty digest", s2, "", false},
+		{name: "schema1 payload digest", blob: signed, d: schema1SignedDigest, size: -1},
+		{name: "schema1 sha512", blob: signed, d: schema1SignedDigestSHA512, size: -1},
+		{name: "schema1 with its size", blob: signed, d: schema1SignedDigest, size: int64(len(signed))},
+		{name: "schema1 raw bytes digest", blob: signed, d: digest.FromBytes(signed), size: -1, wantErr: types.ErrDigestMismatch, wantActual: schema1SignedDigest},
+		{name: "schema2", blob: s2, d: digest.FromBytes(s2), size: int64(len(s2))},
+		{name: "schema2 sha512", blob: s2, d: digest.SHA512.FromBytes(s2), size: -1},
+		{name: "wrong size", blob: s2, d: digest.FromBytes(s2), size: int64(len(s2)) + 1, wantErr: types.ErrDigestMismatch, wantActual: digest.FromBytes(s2).String()},
+		{name: "switched", blob: s2, d: schema1SignedDigest, size: -1, wantErr: types.ErrDigestMismatch, wantActual: digest.FromBytes(s2).String()},
+		{name: "actual uses the expected algorithm", blob: s2, d: schema1SignedDigestSHA512, size: -1, wantErr: types.ErrDigestMismatch, wantActual: digest.SHA512.FromBytes(s2).String()},
+		{name: "unknown algorithm", blob: s2, d: "md5:2872f31c5c1f62a694fbd20c1e85257c", size: -1, wantErr: digest.ErrDigestUnsupported},
+		{name: "mangled", blob: s2, d: digest.FromBytes(s2) + "abc", size: -1, wantErr: digest.ErrDigestInvalidLength},
+		{name: "empty digest", blob: s2, d: "", size: -1, wantErr: digest.ErrDigestInvalidFormat},
+		{name: "broken JWS", blob: schema1WithProtected(t, "%%%"), d: schema1SignedDigest, size: -1, wantErr: ErrInvalidManifest},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := MatchesDigest(tc.blob, tc.d)
-			if err != nil || got != tc.want {
-				t.Fatalf("MatchesDigest = %v, %v; want %v", got, err, tc.want)
+			ok, merr := MatchesDigest(tc.blob, tc.d)
+			if tc.size < 0 && (ok != (tc.wantErr == nil) || (merr != nil) != errors.Is(tc.wantErr, ErrInvalidManifest)) {
+				t.Errorf("MatchesDigest = %v, %v", ok, merr)
+			}
+			err := CheckDigest(tc.blob, tc.d, tc.size)
+			if tc.wantErr == nil {
+				if err != nil {
+					t.Fatalf("CheckDigest = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("CheckDigest = %v, want %v", err, tc.wantErr)
+			}
+			var mm types.DigestMismatchError
+			if errors.As(err, &mm) != (tc.wantActual != "") || mm.Actual != tc.wantActual {
+				t.Errorf("CheckDigest = %#v, want a mismatch with actual %q", err, tc.wantActual)
 			}
 		})
 	}
-	bad := schema1WithProtected(t, "%%%")
-	if ok, err := MatchesDigest(bad, digest.FromBytes(bad)); ok || !errors.Is(err, ErrInvalidManifest) {
-		t.Errorf("MatchesDigest(broken JWS) = %v, %v; want ErrInvalidManifest", ok, err)
+}
+
+func TestDigestFor(t *testing.T) {
+	t.Parallel()
+	signed := readTestdata(t, "schema1-signed.json")
+	raw := digest.FromBytes(signed)
+	var sha512 digest.Digest = schema1SignedDigestSHA512
+	cases := []struct {
+		name     string
+		instance *digest.Digest
+		want     digest.Digest
+		wantErr  error
+	}{
+		{name: "top level: the registry digest", want: schema1SignedDigest},
+		{name: "instance named by its digest", instance: &sha512, want: schema1SignedDigestSHA512},
+		{name: "instance named by another digest", instance: &raw, wantErr: types.ErrDigestMismatch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := DigestFor(signed, tc.instance)
+			if got != tc.want || !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Errorf("DigestFor = %s, %v; want %s, %v", got, err, tc.want, tc.wantErr)
+			}
+		})
 	}
 }
 
