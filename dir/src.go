@@ -89,9 +89,8 @@ func (s *source) GetManifest(ctx context.Context, instance *digest.Digest) ([]by
 		return nil, "", errors.Wrapf(err, "reading %s", s.ref.file(name))
 	}
 	if instance != nil {
-		if actual := instance.Algorithm().FromBytes(b); actual != *instance {
-			return nil, "", errors.Wrapf(types.DigestMismatchError{Expected: instance.String(), Actual: actual.String(), ExpectedSize: -1, ActualSize: int64(len(b))},
-				"%s does not match its name", s.ref.file(name))
+		if err := manifest.CheckDigest(b, *instance, -1); err != nil {
+			return nil, "", errors.Wrapf(err, "%s does not match its name", s.ref.file(name))
 		}
 	}
 	return b, manifest.GuessMIMEType(b), nil

@@ -118,10 +118,8 @@ func (c *checker) index(ctx context.Context, src types.ImageSource, name string,
 			}
 			continue
 		}
-		if ok, err := manifest.MatchesDigest(ib, id); err != nil || !ok || int64(len(ib)) != inst.Size {
-			actual, _ := manifest.Digest(ib)
-			c.problem(name, id, errors.Wrapf(types.DigestMismatchError{Expected: id.String(), Actual: actual.String(), ExpectedSize: inst.Size, ActualSize: int64(len(ib))},
-				"manifest %s listed in index %s", id, d))
+		if err := manifest.CheckDigest(ib, id, inst.Size); err != nil {
+			c.problem(name, id, errors.Wrapf(err, "manifest %s listed in index %s", id, d))
 			continue
 		}
 		if imt == "" {

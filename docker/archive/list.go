@@ -7,6 +7,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/docker/tarfile"
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -76,5 +77,5 @@ func (r *reference) ManifestDigest(ctx context.Context, sys *types.SystemContext
 	if err != nil {
 		return "", errors.Wrapf(err, "reading the digest of %s", types.ImageName(r))
 	}
-	return digest.FromBytes(b), nil
+	return manifest.Digest(b)
 }

@@ -123,9 +123,8 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	if manifest.IsIndexType(mimeType) {
 		return errors.Errorf("writing %s: nested index %s is not supported", types.ImageName(d.ref), *instance)
 	}
-	if got := instance.Algorithm().FromBytes(body); got != *instance {
-		return errors.Wrapf(types.DigestMismatchError{Expected: instance.String(), Actual: got.String(), ExpectedSize: -1, ActualSize: int64(len(body))},
-			"writing manifest to %s", types.ImageName(d.ref))
+	if err := manifest.CheckDigest(body, *instance, -1); err != nil {
+		return errors.Wrapf(err, "writing manifest to %s", types.ImageName(d.ref))
 	}
 	if err := d.w.PutManifestBlob(body); err != nil {
 		return errors.Wrapf(err, "writing manifest %s to %s", *instance, types.ImageName(d.ref))

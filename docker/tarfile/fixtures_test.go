@@ -179,6 +179,18 @@ func docker25Members(t testing.TB, img testImage, tag string) ([]member, []byte)
 	return ms, mb
 }
 
+// withNestedIndex makes the index.json of a docker25Members archive name one index (stored as
+// a blob) whose instances are children, as Docker does for a multi-platform image.
+func withNestedIndex(t testing.TB, ms []member, children ...imgspecv1.Descriptor) []member {
+	t.Helper()
+	idx := imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex, Manifests: children}
+	ib := mustJSON(t, idx)
+	outer := imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex, Manifests: []imgspecv1.Descriptor{
+		{MediaType: imgspecv1.MediaTypeImageIndex, Digest: digest.FromBytes(ib), Size: int64(len(ib))}}}
+	ms = replaceMember(ms, member{name: "index.json", data: mustJSON(t, outer)})
+	return append(ms, member{name: "blobs/sha256/" + digest.FromBytes(ib).Encoded(), data: ib})
+}
+
 // craneMembers lays img out as crane does: config "sha256:<hex>", compressed layers
 // <hex>.tar.gz (compress is gzipData or zstdData).
 func craneMembers(t testing.TB, img testImage, tag string, compress func(testing.TB, []byte) []byte) ([]member, [][]byte) {

@@ -4,6 +4,8 @@ import (
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/manifest"
 )
 
 // ImageSummary describes an image of an archive, for listing.
@@ -34,7 +36,9 @@ func (r *Reader) Summarize(pos int) ImageSummary {
 		return sum
 	}
 	if s := src.(*source); s.top != nil {
-		sum.Digest, sum.MIMEType = digest.FromBytes(s.top), s.topType
+		if d, err := manifest.Digest(s.top); err == nil {
+			sum.Digest, sum.MIMEType = d, s.topType
+		}
 	}
 	return sum
 }

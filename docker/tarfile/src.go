@@ -140,7 +140,7 @@ func (s *source) GetManifest(ctx context.Context, instance *digest.Digest) ([]by
 		}
 		return b, desc.MediaType, nil
 	}
-	if !manifest.IsIndexType(topType) && digest.FromBytes(top) == *instance {
+	if ok, _ := manifest.MatchesDigest(top, *instance); ok && !manifest.IsIndexType(topType) {
 		return top, topType, nil
 	}
 	return nil, "", errors.Wrapf(types.ErrManifestNotFound, "manifest %s in %s", *instance, s.name())
@@ -292,8 +292,8 @@ func (s *source) readBlob(desc imgspecv1.Descriptor, limit int) ([]byte, error) 
 		}
 		return nil, err
 	}
-	if got := desc.Digest.Algorithm().FromBytes(b); got != desc.Digest {
-		return nil, errors.Wrapf(types.DigestMismatchError{Expected: desc.Digest.String(), Actual: got.String(), ExpectedSize: -1, ActualSize: int64(len(b))}, "blob %s", desc.Digest)
+	if err := manifest.CheckDigest(b, desc.Digest, -1); err != nil {
+		return nil, errors.Wrapf(err, "blob %s", desc.Digest)
 	}
 	return b, nil
 }

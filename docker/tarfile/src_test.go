@@ -226,17 +226,9 @@ func TestMissingBlobAndInstance(t *testing.T) {
 func TestReadDocker25PartialIndex(t *testing.T) {
 	img := newTestImage(t, 1, "amd64")
 	ms, m := docker25Members(t, img, "multi:1")
-	idx := imgspecv1.Index{MediaType: imgspecv1.MediaTypeImageIndex, Manifests: []imgspecv1.Descriptor{
-		{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromString("absent arm64"), Size: 10, Platform: &imgspecv1.Platform{OS: "linux", Architecture: "arm64"}},
-		{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m)), Platform: &imgspecv1.Platform{OS: "linux", Architecture: "amd64"}},
-	}}
-	idx.SchemaVersion = 2
-	ib := mustJSON(t, idx)
-	outer := imgspecv1.Index{MediaType: imgspecv1.MediaTypeImageIndex, Manifests: []imgspecv1.Descriptor{
-		{MediaType: imgspecv1.MediaTypeImageIndex, Digest: digest.FromBytes(ib), Size: int64(len(ib))}}}
-	outer.SchemaVersion = 2
-	ms = replaceMember(ms, member{name: "index.json", data: mustJSON(t, outer)})
-	ms = append(ms, member{name: "blobs/sha256/" + digest.FromBytes(ib).Encoded(), data: ib})
+	ms = withNestedIndex(t, ms,
+		imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromString("absent arm64"), Size: 10, Platform: &imgspecv1.Platform{OS: "linux", Architecture: "arm64"}},
+		imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m)), Platform: &imgspecv1.Platform{OS: "linux", Architecture: "amd64"}})
 	src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +236,34 @@ func TestReadDocker25PartialIndex(t *testing.T) {
 	got, mt, err := src.GetManifest(context.Background(), nil)
 	if err != nil || !bytes.Equal(got, m) || mt != imgspecv1.MediaTypeImageManifest {
 		t.Errorf("want the present instance's manifest, got %s %s (%v)", mt, got, err)
+	}
+}
+
+// TestReadSignedSchema1Instance reads a libtrust-signed schema1 instance of an index in the
+// archive's OCI part: its blob is named by the registry digest, over the signed payload, so it
+// must be checked with manifest.CheckDigest rather than by hashing the stored bytes.
+func TestReadSignedSchema1Instance(t *testing.T) {
+	signed, err := os.ReadFile("../../manifest/testdata/schema1-signed.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dg, err := manifest.Digest(signed)
+	if err != nil || dg == digest.FromBytes(signed) {
+		t.Fatalf("fixture: registry digest %s (%v) must differ from the digest of the bytes", dg, err)
+	}
+	img := newTestImage(t, 1, "amd64")
+	ms, m := docker25Members(t, img, "s1:1")
+	ms = withNestedIndex(t, ms,
+		imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m)), Platform: &imgspecv1.Platform{OS: "linux", Architecture: "amd64"}},
+		imgspecv1.Descriptor{MediaType: manifest.DockerV2Schema1SignedMediaType, Digest: dg, Size: int64(len(signed)), Platform: &imgspecv1.Platform{OS: "linux", Architecture: "386"}})
+	ms = append(ms, member{name: "blobs/sha256/" + dg.Encoded(), data: signed})
+	src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := src.GetManifest(context.Background(), &dg)
+	if err != nil || !bytes.Equal(got, signed) {
+		t.Errorf("reading the schema1 instance by its registry digest: %v", err)
 	}
 }
 

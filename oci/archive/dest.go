@@ -90,14 +90,9 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 
 // PutManifest implements types.ImageDestination.
 func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType string, instance *digest.Digest) error {
-	dg := digest.FromBytes(body)
-	if instance != nil {
-		if err := instance.Validate(); err != nil {
-			return errors.Wrapf(err, "writing manifest to %s: invalid instance digest %q", types.ImageName(d.ref), *instance)
-		}
-		if dg = instance.Algorithm().FromBytes(body); dg != *instance {
-			return errors.Errorf("writing manifest %s to %s: the manifest's digest is %s", *instance, types.ImageName(d.ref), dg)
-		}
+	dg, err := manifest.DigestFor(body, instance)
+	if err != nil {
+		return errors.Wrapf(err, "writing manifest to %s", types.ImageName(d.ref))
 	}
 	if mimeType == "" {
 		mimeType = manifest.GuessMIMEType(body)

@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/oci/layout"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -120,8 +121,8 @@ func readIndexBlob(cur *openedArchive, desc imgspecv1.Descriptor) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	if actual := desc.Digest.Algorithm().FromBytes(b); actual != desc.Digest || int64(len(b)) != desc.Size {
-		return nil, types.DigestMismatchError{Expected: desc.Digest.String(), Actual: actual.String(), ExpectedSize: desc.Size, ActualSize: int64(len(b))}
+	if err := manifest.CheckDigest(b, desc.Digest, desc.Size); err != nil {
+		return nil, err
 	}
 	return b, nil
 }

@@ -183,14 +183,9 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 // PutManifest implements types.ImageDestination. Manifests are stored as blobs, byte for
 // byte; the top-level one becomes the image's index.json entry at Commit.
 func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType string, instance *digest.Digest) error {
-	dg := digest.FromBytes(body)
-	if instance != nil {
-		if err := instance.Validate(); err != nil {
-			return errors.Wrapf(err, "writing manifest to %s: invalid instance digest %q", types.ImageName(d.ref), *instance)
-		}
-		if dg = instance.Algorithm().FromBytes(body); dg != *instance {
-			return errors.Errorf("writing manifest %s to %s: the manifest's digest is %s", *instance, types.ImageName(d.ref), dg)
-		}
+	dg, err := manifest.DigestFor(body, instance)
+	if err != nil {
+		return errors.Wrapf(err, "writing manifest to %s", types.ImageName(d.ref))
 	}
 	if err := atomicfile.WriteFile(filepath.Join(d.staging, stagedName(dg)), body, 0o644); err != nil {
 		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))

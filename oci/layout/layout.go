@@ -142,10 +142,8 @@ func readManifestBlob(fsys fs.FS, desc imgspecv1.Descriptor, where string) ([]by
 		}
 		return nil, errors.Wrapf(err, "%s: reading %s", where, p)
 	}
-	actual := desc.Digest.Algorithm().FromBytes(b)
-	if actual != desc.Digest || int64(len(b)) != desc.Size {
-		return nil, errors.Wrapf(types.DigestMismatchError{Expected: desc.Digest.String(), Actual: actual.String(), ExpectedSize: desc.Size, ActualSize: int64(len(b))},
-			"%s: %s does not match its descriptor", where, p)
+	if err := manifest.CheckDigest(b, desc.Digest, desc.Size); err != nil {
+		return nil, errors.Wrapf(err, "%s: %s does not match its descriptor", where, p)
 	}
 	return b, nil
 }

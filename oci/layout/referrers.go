@@ -174,9 +174,8 @@ func readBlobByDigest(fsys fs.FS, d digest.Digest, where string) ([]byte, error)
 	if err != nil {
 		return nil, errors.Wrapf(err, "%s: reading %s", where, p)
 	}
-	if actual := d.Algorithm().FromBytes(b); actual != d {
-		return nil, errors.Wrapf(types.DigestMismatchError{Expected: d.String(), Actual: actual.String(), ExpectedSize: -1, ActualSize: int64(len(b))},
-			"%s: %s does not match its name", where, p)
+	if err := manifest.CheckDigest(b, d, -1); err != nil {
+		return nil, errors.Wrapf(err, "%s: %s does not match its name", where, p)
 	}
 	return b, nil
 }
