@@ -17,6 +17,11 @@ type flushCountingCache struct {
 	flushes atomic.Int32
 }
 
+var (
+	_ types.BlobInfoCache        = (*flushCountingCache)(nil)
+	_ types.BlobInfoCacheFlusher = (*flushCountingCache)(nil)
+)
+
 func (c *flushCountingCache) Flush() error {
 	c.flushes.Add(1)
 	return nil

@@ -615,6 +615,8 @@ type recordingCache struct {
 	comp map[digest.Digest]string
 }
 
+var _ types.BlobInfoCache = (*recordingCache)(nil)
+
 func newRecordingCache() *recordingCache {
 	return &recordingCache{unc: map[digest.Digest]digest.Digest{}, comp: map[digest.Digest]string{}}
 }

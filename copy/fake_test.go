@@ -21,6 +21,8 @@ import (
 
 type fakeTransport struct{ name string }
 
+var _ types.ImageTransport = fakeTransport{}
+
 func (t fakeTransport) Name() string { return t.name }
 func (t fakeTransport) ParseReference(string) (types.ImageReference, error) {
 	return nil, errors.New("not supported")
@@ -93,6 +95,8 @@ type fakeRef struct {
 	sources []*fakeSource
 	dests   []*fakeDest
 }
+
+var _ types.ImageReference = (*fakeRef)(nil)
 
 func newFakeRef(name string, store *memStore) *fakeRef {
 	return &fakeRef{transport: "fake", name: name, store: store, src: &fakeSourceConfig{concurrent: true},
@@ -398,7 +402,10 @@ func (d *fakeDest) totalPutBlobs() int {
 // checkingDest is a fakeDest that also implements types.ManifestChecker.
 type checkingDest struct{ *fakeDest }
 
-var _ types.ManifestChecker = checkingDest{}
+var (
+	_ types.ImageDestination = checkingDest{}
+	_ types.ManifestChecker  = checkingDest{}
+)
 
 func (d checkingDest) HasManifest(ctx context.Context, dg digest.Digest) (bool, error) {
 	d.mu.Lock()

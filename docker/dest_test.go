@@ -374,6 +374,8 @@ type candidatesCache struct {
 	cands []types.BICReplacementCandidate
 }
 
+var _ types.BlobInfoCache = candidatesCache{}
+
 func (c candidatesCache) CandidateLocations(string, types.BICTransportScope, digest.Digest, bool) []types.BICReplacementCandidate {
 	return c.cands
 }

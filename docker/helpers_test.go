@@ -229,6 +229,8 @@ type memCache struct {
 	locs map[string][]types.BICReplacementCandidate
 }
 
+var _ types.BlobInfoCache = (*memCache)(nil)
+
 func newMemCache() *memCache { return &memCache{locs: map[string][]types.BICReplacementCandidate{}} }
 
 func (c *memCache) UncompressedDigest(digest.Digest) digest.Digest       { return "" }

@@ -24,6 +24,8 @@ var helloDir = filepath.Join("..", "examples", "hello")
 
 type fakeTransport struct{}
 
+var _ types.ImageTransport = fakeTransport{}
+
 func (fakeTransport) Name() string { return "fake" }
 func (fakeTransport) ParseReference(string) (types.ImageReference, error) {
 	return nil, errors.New("not implemented")
@@ -39,6 +41,8 @@ type fakeRef struct {
 	closeErr  error // what the source's Close returns
 }
 
+var _ types.ImageReference = (*fakeRef)(nil)
+
 func (r *fakeRef) Transport() types.ImageTransport  { return fakeTransport{} }
 func (r *fakeRef) StringWithinTransport() string    { return "test" }
 func (r *fakeRef) DockerReference() reference.Named { return r.named }
@@ -51,11 +55,18 @@ func (r *fakeRef) NewImageDestination(context.Context, *types.SystemContext) (ty
 
 type taggedRef struct{ *fakeRef }
 
+var (
+	_ types.ImageReference = taggedRef{}
+	_ types.TagLister      = taggedRef{}
+)
+
 func (r taggedRef) ListTags(context.Context, *types.SystemContext) ([]string, error) {
 	return r.tags, nil
 }
 
 type fakeSource struct{ ref *fakeRef }
+
+var _ types.ImageSource = (*fakeSource)(nil)
 
 func (s *fakeSource) Reference() types.ImageReference    { return s.ref }
 func (s *fakeSource) Properties() types.SourceProperties { return types.SourceProperties{} }

@@ -64,6 +64,8 @@ type Error struct {
 	Problems []Problem
 }
 
+var _ types.ClassedError = (*Error)(nil)
+
 func (e *Error) Error() string {
 	if len(e.Problems) == 1 {
 		return "verification failed: " + e.Problems[0].String()

@@ -26,7 +26,11 @@ type memImage struct {
 
 type memRef struct{ img *memImage }
 
+var _ types.ImageReference = memRef{}
+
 type memTransport struct{}
+
+var _ types.ImageTransport = memTransport{}
 
 func (memTransport) Name() string { return "mem" }
 func (memTransport) ParseReference(string) (types.ImageReference, error) {
@@ -44,6 +48,8 @@ func (r memRef) NewImageDestination(ctx context.Context, sys *types.SystemContex
 }
 
 type memSource struct{ r memRef }
+
+var _ types.ImageSource = memSource{}
 
 func (s memSource) Reference() types.ImageReference { return s.r }
 func (s memSource) Properties() types.SourceProperties {

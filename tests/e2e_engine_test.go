@@ -174,6 +174,8 @@ type e2eStallingRef struct {
 	onStall func()
 }
 
+var _ types.ImageReference = (*e2eStallingRef)(nil)
+
 func (r *e2eStallingRef) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
 	src, err := r.ImageReference.NewImageSource(ctx, sys)
 	if err != nil {
@@ -186,6 +188,8 @@ type e2eStallingSource struct {
 	types.ImageSource
 	ref *e2eStallingRef
 }
+
+var _ types.ImageSource = (*e2eStallingSource)(nil)
 
 func (s *e2eStallingSource) GetBlob(ctx context.Context, info types.BlobInfo, opts types.GetBlobOptions) (io.ReadCloser, int64, error) {
 	rc, size, err := s.ImageSource.GetBlob(ctx, info, opts)

@@ -17,6 +17,8 @@ import (
 
 type classed struct{ c ErrorClass }
 
+var _ ClassedError = classed{}
+
 func (e classed) Error() string          { return "classed" }
 func (e classed) ErrorClass() ErrorClass { return e.c }
 

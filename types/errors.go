@@ -135,6 +135,8 @@ var sentinelClasses = []struct {
 // Err's alone.
 type UsageError struct{ Err error }
 
+var _ ClassedError = UsageError{}
+
 func (e UsageError) Error() string { return e.Err.Error() }
 
 // Unwrap returns Err.

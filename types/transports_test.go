@@ -11,6 +11,8 @@ import (
 
 type fakeTransport struct{ name string }
 
+var _ ImageTransport = fakeTransport{}
+
 func (f fakeTransport) Name() string { return f.name }
 func (f fakeTransport) ParseReference(ref string) (ImageReference, error) {
 	if ref == "" {
@@ -23,6 +25,8 @@ type fakeRef struct {
 	t fakeTransport
 	s string
 }
+
+var _ ImageReference = fakeRef{}
 
 func (r fakeRef) Transport() ImageTransport        { return r.t }
 func (r fakeRef) StringWithinTransport() string    { return r.s }

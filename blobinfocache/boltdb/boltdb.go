@@ -76,7 +76,10 @@ type pendingRecord struct {
 	replay func(types.BlobInfoCache) // makes it again in the in-memory fallback
 }
 
-var _ types.BlobInfoCache = (*cache)(nil)
+var (
+	_ types.BlobInfoCache        = (*cache)(nil)
+	_ types.BlobInfoCacheFlusher = (*cache)(nil)
+)
 
 // Open returns a cache stored in the bolt file at path. It does no I/O: the file (and its
 // directory) is created on the first write, and problems surface as a warning then.

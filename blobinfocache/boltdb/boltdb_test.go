@@ -39,6 +39,8 @@ type split struct {
 	w, r types.BlobInfoCache
 }
 
+var _ types.BlobInfoCache = split{}
+
 // flushed stores what the writing handle still holds, so that the reading handle can see it.
 func (s split) flushed() types.BlobInfoCache {
 	if err := s.w.(types.BlobInfoCacheFlusher).Flush(); err != nil {

@@ -28,6 +28,8 @@ import (
 
 type fakeTransport struct{ name string }
 
+var _ types.ImageTransport = fakeTransport{}
+
 func (f fakeTransport) Name() string { return f.name }
 func (f fakeTransport) ParseReference(s string) (types.ImageReference, error) {
 	if s == "" || strings.Contains(s, "!") {
@@ -40,6 +42,8 @@ type fakeRef struct {
 	t fakeTransport
 	s string
 }
+
+var _ types.ImageReference = fakeRef{}
 
 func (r fakeRef) Transport() types.ImageTransport  { return r.t }
 func (r fakeRef) StringWithinTransport() string    { return r.s }

@@ -467,6 +467,8 @@ type stubCache struct {
 	compressed, uncompressed digest.Digest
 }
 
+var _ types.BlobInfoCache = stubCache{}
+
 func (c stubCache) UncompressedDigest(d digest.Digest) digest.Digest {
 	if d == c.compressed {
 		return c.uncompressed

@@ -211,6 +211,8 @@ func craneMembers(t testing.TB, img testImage, tag string, compress func(testing
 // fakeRef is the reference sources and destinations report in tests.
 type fakeRef struct{ named dref.Named }
 
+var _ types.ImageReference = fakeRef{}
+
 func (fakeRef) Transport() types.ImageTransport { return fakeTransport{} }
 func (fakeRef) StringWithinTransport() string   { return "test" }
 func (r fakeRef) DockerReference() dref.Named   { return r.named }
@@ -222,6 +224,8 @@ func (fakeRef) NewImageDestination(context.Context, *types.SystemContext) (types
 }
 
 type fakeTransport struct{}
+
+var _ types.ImageTransport = fakeTransport{}
 
 func (fakeTransport) Name() string                                        { return "docker-archive" }
 func (fakeTransport) ParseReference(string) (types.ImageReference, error) { return nil, nil }
