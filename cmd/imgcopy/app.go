@@ -22,10 +22,10 @@ Examples:
    imgcopy list-tags oci:/tmp/busybox
    imgcopy verify oci-archive:/tmp/bundle.tar`
 
-// newApp builds the command line interface on e.
 // --version prints what the version command prints, to the app's writer.
 func init() { cli.VersionPrinter = func(c *cli.Context) { printVersion(c.App.Writer) } }
 
+// newApp builds the command line interface on e.
 func newApp(e *env) *cli.App {
 	app := &cli.App{
 		Name:        "imgcopy",

@@ -16,7 +16,7 @@ func copyCmd(e *env) *cli.Command {
 		Description: `Copies the image SRC to DST, both TRANSPORT:REFERENCE. Blobs the destination already has are
 skipped; every blob is verified against its digest. Without --format the manifest is kept
 byte for byte when the destination can store it (so the digest stays the same).
-Flags go before SRC and DST.
+Flags may come before or after SRC and DST; everything after "--" is an argument.
 
 Examples:
    imgcopy copy oci:examples/hello:latest dir:/tmp/hello

@@ -119,11 +119,12 @@ func setupLogging(c *cli.Context, e *env) error {
 }
 
 // checkArgs fails with a usage error unless exactly n arguments were given and none of them
-// looks like a flag (flags must come before the arguments).
+// looks like a flag. interspersed moves every flag before the arguments, so one still among
+// them came after "--", which makes it an argument.
 func checkArgs(c *cli.Context, n int, names string) error {
 	for _, a := range c.Args().Slice() {
 		if len(a) > 1 && a[0] == '-' {
-			return usageErrorf("flag %s after the arguments: flags go before %s (see %s --help)", a, names, commandPath(c))
+			return usageErrorf("unexpected argument %s: expected %s (see %s --help)", a, names, commandPath(c))
 		}
 	}
 	if c.NArg() != n {
