@@ -16,8 +16,10 @@
 // its descriptor; when a layer is decompressed anyway, its uncompressed digest against the
 // config's diff_ids), and the destination is committed only when everything succeeded.
 //
-// A blob streams through a chain of readers: source GetBlob, an annotation that blames read
-// failures on the source, the digest/size verifier, optional decompression (hashing the
-// diff ID), optional compression, progress counting, and finally the destination's PutBlob.
-// Transforms run in goroutines joined by io.Pipe; every byte is read once.
+// A blob streams through a chain of readers (buildChain; the readers are in chain.go): source
+// GetBlob, a context check that stops a cancelled copy, an annotation that blames read
+// failures on the source, the digest/size verifier, progress counting, optional decompression
+// (hashing the diff ID), optional compression, and a recorder of the chain's first error, and
+// finally the destination's PutBlob. Transforms run in goroutines joined by io.Pipe; every
+// byte is read once.
 package copy

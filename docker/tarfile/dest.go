@@ -63,9 +63,9 @@ func (d *destination) Properties() types.DestinationProperties {
 
 // TryReusingBlob implements types.ImageDestination. Blobs already in the archive (from this
 // image or an earlier one; one another image's copy is writing right now is waited for) are
-// reused; in the classic layout, a compressed layer whose
-// uncompressed form is already stored is substituted when allowed. A required compression
-// other than the blob's own rules the blob out (and anything but uncompressed, the substitute).
+// reused; in the classic layout, a compressed layer whose uncompressed form is already stored
+// is substituted when allowed. A required compression other than the blob's own rules the
+// blob out (and anything but uncompressed, the substitute).
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
 	if info.Digest == "" {
 		return types.ReusedBlob{}, false, nil
