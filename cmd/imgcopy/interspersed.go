@@ -9,7 +9,8 @@ import (
 // interspersed rewrites a command line so that flags written after the positional arguments,
 // and global flags written after the command name, come first. skopeo (cobra) accepts
 // `skopeo copy SRC DST --all`; urfave/cli stops parsing flags at the first argument. Tokens
-// after "--" stay positional; unknown flags are left where urfave/cli will report them.
+// after "--" stay positional, and the "--" itself moves before every positional argument;
+// unknown flags are left where urfave/cli will report them.
 func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
@@ -17,12 +18,12 @@ func interspersed(app *cli.App, args []string) []string {
 	global := flagArity(app.Flags)
 	current := global
 	var globals, cmdFlags, positional []string
-	cmdName := ""
+	cmdName, dashDash := "", false
 	rest := args[1:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
-			positional = append(positional, rest[i:]...)
+			positional, dashDash = append(positional, rest[i+1:]...), true
 			break
 		}
 		name, inline, isFlag := splitFlag(a)
@@ -54,6 +55,11 @@ func interspersed(app *cli.App, args []string) []string {
 		out = append(out, cmdName)
 	}
 	out = append(out, cmdFlags...)
+	if dashDash {
+		// The "--" goes before every positional argument, so that urfave/cli consumes it and
+		// takes what follows it (SRC -- DST, or a name that starts with "-") as arguments.
+		out = append(out, "--")
+	}
 	return append(out, positional...)
 }
 
