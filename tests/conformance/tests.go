@@ -193,6 +193,7 @@ func (s *suite) testFailingStream(t *testing.T) {
 	img := s.image(t, 0)
 	layer := img.Layers[0]
 	ref := s.h.NewReference(t)
+	base, snap := s.emptySessionSnapshot(t, ref)
 	dest := s.openDest(t, ref)
 	info := types.BlobInfo{Digest: layer.Digest, Size: int64(len(layer.Data)), MediaType: layer.MediaType}
 	_, err := dest.PutBlob(ctx, &failingReader{data: layer.Data[:len(layer.Data)/2], err: errBoom}, info, types.PutBlobOptions{LayerIndex: 0})
@@ -202,6 +203,7 @@ func (s *suite) testFailingStream(t *testing.T) {
 	t.Logf("PutBlob from a failing stream: %v", err)
 	assertNotReusableIn(t, dest, layer.Digest)
 	closeDest(t, dest)
+	s.assertNoTrace(t, ref, base, snap, "a PutBlob from a failing stream")
 	s.assertNoImage(t, ref)
 	s.assertNotReusable(t, ref, layer.Digest)
 
@@ -229,14 +231,17 @@ func (s *suite) testWrongDigest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ref := s.h.NewReference(t)
+			base, snap := s.emptySessionSnapshot(t, ref)
 			dest := s.openDest(t, ref)
-			defer closeDest(t, dest)
 			tc.info.MediaType = layer.MediaType
 			_, err := dest.PutBlob(context.Background(), bytes.NewReader(layer.Data), tc.info, types.PutBlobOptions{LayerIndex: 0})
 			if !errors.Is(err, types.ErrDigestMismatch) {
+				closeDest(t, dest)
 				t.Fatalf("PutBlob with %s: want ErrDigestMismatch, got %v", tc.name, err)
 			}
 			assertNotReusableIn(t, dest, tc.info.Digest, layer.Digest)
+			closeDest(t, dest)
+			s.assertNoTrace(t, ref, base, snap, "a PutBlob with a wrong "+tc.name)
 		})
 	}
 }
@@ -267,6 +272,7 @@ func (s *suite) testCancelMidBlob(t *testing.T) {
 	data := DeterministicBytes(42, 4<<20)
 	d := digest.FromBytes(data)
 	ref := s.h.NewReference(t)
+	base, snap := s.emptySessionSnapshot(t, ref)
 	dest := s.openDest(t, ref)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -277,6 +283,7 @@ func (s *suite) testCancelMidBlob(t *testing.T) {
 	}
 	assertNotReusableIn(t, dest, d)
 	closeDest(t, dest)
+	s.assertNoTrace(t, ref, base, snap, "a PutBlob cancelled midway")
 	s.assertNoImage(t, ref)
 	s.assertNotReusable(t, ref, d)
 }
