@@ -17,6 +17,10 @@ func TestConformance(t *testing.T) {
 			}
 			return ref
 		},
+		// The directory that holds the archive, where its temporary file is written.
+		Snapshot: func(t *testing.T, ref types.ImageReference) string {
+			return conformance.DirSnapshot(t, filepath.Dir(ref.StringWithinTransport()))
+		},
 	})
 }
 
