@@ -45,8 +45,13 @@ func (d *destination) Properties() types.DestinationProperties {
 }
 
 // TryReusingBlob implements types.ImageDestination: a blob this session staged or the store
-// holds, with the announced size when one is given, is reused.
+// holds, with the announced size when one is given, is reused, unless the copy requires a
+// compression the blob may not have (opts.RequiredCompression). The store keeps no other
+// compressions of a blob, so it never substitutes one.
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
+	if !opts.AcceptsOriginal() {
+		return types.ReusedBlob{}, false, nil
+	}
 	b, ok := d.blob(info.Digest)
 	if !ok || (info.Size >= 0 && int64(len(b)) != info.Size) {
 		return types.ReusedBlob{}, false, nil

@@ -37,6 +37,7 @@ var faults = []struct {
 	{"leaves-temp-file", "FailingStream", "leaves a temporary file behind after a failed PutBlob"},
 	{"stops-at-size", "Verified", "publishes a verified blob without reading to EOF"},
 	{"reuses-anything", "MissingBlob", "claims to hold blobs it does not have"},
+	{"ignores-required-compression", "ReuseRequiredCompression", "reuses a blob whose compression the copy must change"},
 	{"has-any-manifest", "HasManifest", "claims to hold manifests it does not have"},
 	{"unparsable-reference", "ReferenceRoundTrip", "cannot parse its own references"},
 }
@@ -160,8 +161,11 @@ type brokenDest struct {
 }
 
 func (d *brokenDest) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
-	if d.fault == "reuses-anything" {
+	switch d.fault {
+	case "reuses-anything":
 		return types.ReusedBlob{Info: info}, true, nil
+	case "ignores-required-compression":
+		opts.RequiredCompression = ""
 	}
 	return d.ImageDestination.TryReusingBlob(ctx, info, opts)
 }
