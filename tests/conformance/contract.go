@@ -44,22 +44,9 @@ func (s *suite) testReferenceRoundTrip(t *testing.T) {
 // makes a blob visible, even when it does not hash the stream itself.
 func (s *suite) testVerified(t *testing.T) {
 	t.Run("RoundTrip", func(t *testing.T) {
-		ctx := context.Background()
 		img := s.image(t, 0)
 		ref := s.h.NewReference(t)
-		dest := s.openDest(t, ref)
-		defer closeDest(t, dest)
-		for i, b := range img.Blobs() {
-			if err := putBlob(ctx, dest, b, false, types.PutBlobOptions{IsConfig: i == 0, LayerIndex: i - 1, Verified: true}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := dest.PutManifest(ctx, img.Manifest, img.MIMEType, nil); err != nil {
-			t.Fatalf("PutManifest: %v", err)
-		}
-		if err := dest.Commit(ctx, types.CommitOptions{}); err != nil {
-			t.Fatalf("Commit: %v", err)
-		}
+		s.writeImage(t, ref, img, blobWrite{verified: true})
 		s.checkImage(t, ref, img)
 	})
 	t.Run("MismatchAtEOF", func(t *testing.T) {
@@ -86,7 +73,7 @@ func (s *suite) testVerified(t *testing.T) {
 func (s *suite) testConcurrentGetBlob(t *testing.T) {
 	img := s.image(t, 6)
 	ref := s.h.NewReference(t)
-	s.writeImage(t, ref, img, false)
+	s.writeImage(t, ref, img, blobWrite{})
 	src := s.openSource(t, ref)
 	if !src.Properties().ConcurrentBlobs {
 		t.Skip("source does not allow concurrent blob calls")

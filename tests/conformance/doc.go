@@ -16,7 +16,8 @@
 //     stream (also one the caller verifies, PutBlobOptions.Verified) leaves nothing reusable
 //     and, with Harness.Snapshot, nothing at all behind;
 //   - concurrency, when Properties() allows it: PutBlob of the same blobs at once, GetBlob;
-//   - reuse of committed blobs, overwriting an image with another;
+//   - reuse of committed blobs, and no reuse when the copy requires another compression;
+//     overwriting an image with another;
 //   - the optional interfaces the transport implements: ManifestChecker, ManifestDigester,
 //     ImageLister, TagLister and ImageDeleter.
 //

@@ -31,7 +31,7 @@ func (s *suite) testHasManifest(t *testing.T) {
 		t.Errorf("HasManifest(%s) at an empty location: true (error %v)", img.Digest, err)
 	}
 	closeDest(t, dest)
-	s.writeImage(t, ref, img, false)
+	s.writeImage(t, ref, img, blobWrite{})
 	dest = s.openDest(t, ref)
 	defer closeDest(t, dest)
 	mc := dest.(types.ManifestChecker)
@@ -59,7 +59,7 @@ func (s *suite) testManifestDigest(t *testing.T) {
 		t.Errorf("ManifestDigest at an empty location: %q, %v; want ErrManifestNotFound or fs.ErrNotExist", d, err)
 	}
 	img := s.image(t, 0)
-	s.writeImage(t, ref, img, false)
+	s.writeImage(t, ref, img, blobWrite{})
 	want := img.Digest
 	if s.h.RewritesManifest {
 		want = s.storedDigest(t, ref)
@@ -88,7 +88,7 @@ func (s *suite) testListImages(t *testing.T) {
 		t.Skip("reference does not implement types.ImageLister")
 	}
 	img := s.image(t, 0)
-	s.writeImage(t, ref, img, false)
+	s.writeImage(t, ref, img, blobWrite{})
 	listed, err := lister.ListImages(context.Background(), s.h.Sys)
 	if err != nil {
 		t.Fatalf("ListImages: %v", err)
@@ -111,7 +111,7 @@ func (s *suite) testListTags(t *testing.T) {
 	if !ok {
 		t.Skip("reference does not implement types.TagLister")
 	}
-	s.writeImage(t, ref, s.image(t, 0), false)
+	s.writeImage(t, ref, s.image(t, 0), blobWrite{})
 	tags, err := tl.ListTags(context.Background(), s.h.Sys)
 	if err != nil {
 		t.Fatalf("ListTags: %v", err)
@@ -137,7 +137,7 @@ func (s *suite) testDeleteImage(t *testing.T) {
 		t.Skip("reference does not implement types.ImageDeleter")
 	}
 	img := s.image(t, 0)
-	s.writeImage(t, ref, img, false)
+	s.writeImage(t, ref, img, blobWrite{})
 	if err := del.DeleteImage(context.Background(), s.h.Sys); err != nil {
 		if errors.Is(err, types.ErrUsage) {
 			t.Skipf("this reference cannot name a single image to delete: %v", err)
@@ -145,6 +145,6 @@ func (s *suite) testDeleteImage(t *testing.T) {
 		t.Fatalf("DeleteImage: %v", err)
 	}
 	s.assertNoImage(t, ref)
-	s.writeImage(t, ref, img, false)
+	s.writeImage(t, ref, img, blobWrite{})
 	s.checkImage(t, ref, img)
 }

@@ -179,32 +179,44 @@ func putBlob(ctx context.Context, dest types.ImageDestination, b Blob, unknownSi
 	return nil
 }
 
+// blobWrite says how putImageBlobs announces blobs: with size -1, or as a caller that
+// verifies the stream (PutBlobOptions.Verified).
+type blobWrite struct {
+	unknownSize, verified bool
+}
+
 // putImageBlobs stores the config and layers of img.
-func putImageBlobs(ctx context.Context, t *testing.T, dest types.ImageDestination, img Image, unknownSize bool) {
+func putImageBlobs(ctx context.Context, t *testing.T, dest types.ImageDestination, img Image, w blobWrite) {
 	t.Helper()
-	if err := putBlob(ctx, dest, img.Config, unknownSize, types.PutBlobOptions{IsConfig: true, LayerIndex: -1}); err != nil {
+	if err := putBlob(ctx, dest, img.Config, w.unknownSize, types.PutBlobOptions{IsConfig: true, LayerIndex: -1, Verified: w.verified}); err != nil {
 		t.Fatal(err)
 	}
 	for i, l := range img.Layers {
-		if err := putBlob(ctx, dest, l, unknownSize, types.PutBlobOptions{LayerIndex: i}); err != nil {
+		if err := putBlob(ctx, dest, l, w.unknownSize, types.PutBlobOptions{LayerIndex: i, Verified: w.verified}); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-// writeImage writes img to ref following the call order and commits it.
-func (s *suite) writeImage(t *testing.T, ref types.ImageReference, img Image, unknownSize bool) {
+// commitImage writes img's manifest as the top-level one and commits.
+func commitImage(ctx context.Context, t *testing.T, dest types.ImageDestination, img Image) {
 	t.Helper()
-	ctx := context.Background()
-	dest := s.openDest(t, ref)
-	defer closeDest(t, dest)
-	putImageBlobs(ctx, t, dest, img, unknownSize)
 	if err := dest.PutManifest(ctx, img.Manifest, img.MIMEType, nil); err != nil {
 		t.Fatalf("PutManifest: %v", err)
 	}
 	if err := dest.Commit(ctx, types.CommitOptions{}); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
+}
+
+// writeImage writes img to ref following the call order and commits it.
+func (s *suite) writeImage(t *testing.T, ref types.ImageReference, img Image, w blobWrite) {
+	t.Helper()
+	ctx := context.Background()
+	dest := s.openDest(t, ref)
+	defer closeDest(t, dest)
+	putImageBlobs(ctx, t, dest, img, w)
+	commitImage(ctx, t, dest, img)
 }
 
 func (s *suite) openSource(t *testing.T, ref types.ImageReference) types.ImageSource {
