@@ -97,6 +97,14 @@ func TestBrokenTransport(t *testing.T) {
 // brokenTransport wraps dir: with one fault.
 type brokenTransport struct{ fault string }
 
+var (
+	_ types.ImageTransport   = (*brokenTransport)(nil)
+	_ types.ImageReference   = (*brokenRef)(nil)
+	_ types.ImageSource      = (*brokenSource)(nil)
+	_ types.ImageDestination = (*brokenDest)(nil)
+	_ types.ManifestChecker  = (*brokenDest)(nil)
+)
+
 func (b *brokenTransport) Name() string { return "broken-dir" }
 
 func (b *brokenTransport) ParseReference(s string) (types.ImageReference, error) {
