@@ -2,6 +2,22 @@
 // to any types.ImageDestination. Importers alias it (`copier`), because the package name
 // shadows the builtin.
 //
+// # Getting started
+//
+// Parse two names with a transport list and call Image; nil Options mean a byte-exact copy
+// of the whole image with an in-memory blob-info cache:
+//
+//	src, err := alltransports.ParseImageName("docker://registry.example/app:1")
+//	dest, err := alltransports.ParseImageName("oci:/srv/layout:app-1")
+//	res, err := copier.Image(ctx, dest, src, nil)
+//
+// Options carry what the CLI's flags set: credentials and TLS per side (SourceCtx,
+// DestinationCtx), the manifest format, which platforms of an index, compression, progress
+// events (Progress) and a persistent blob-info cache (BlobInfoCache, see
+// blobinfocache/boltdb). The examples show each.
+//
+// # How a copy works
+//
 // Image reads as a list of steps: open both ends, choose the instances to copy, plan the
 // manifest, copy the config and the layers, write the manifest (trying the next candidate
 // type when the destination rejects one), copy the related manifests when asked (referrers
@@ -22,4 +38,14 @@
 // (hashing the diff ID), optional compression, and a recorder of the chain's first error, and
 // finally the destination's PutBlob. Transforms run in goroutines joined by io.Pipe; every
 // byte is read once.
+//
+// # Stability
+//
+// Image, Options, Result, InstanceResult, RelatedResult, MultiArch, ProgressEvent and its
+// kinds, ManifestAttemptsError and DefaultParallelCopies are stable: Options and Result may
+// gain fields (a zero Options field keeps today's behaviour) and new event kinds may be
+// added, so a Progress callback must ignore kinds it does not know. Not covered: the lines
+// written to ReportWriter, how often EventBlobProgress fires, log output, and which of
+// several equally valid manifest types a conversion picks when the destination accepts more
+// than one.
 package copy

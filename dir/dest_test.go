@@ -16,14 +16,6 @@ import (
 	"github.com/imgcopy/imgcopy/types"
 )
 
-func TestConformance(t *testing.T) {
-	conformance.Run(t, conformance.Harness{
-		NewReference: func(t *testing.T) types.ImageReference {
-			return mustRef(t, filepath.Join(t.TempDir(), "img"))
-		},
-	})
-}
-
 func mustRef(t testing.TB, path string) types.ImageReference {
 	t.Helper()
 	ref, err := NewReference(path)
@@ -251,12 +243,4 @@ func TestCommitWithoutManifest(t *testing.T) {
 	if err := dest.Commit(context.Background(), types.CommitOptions{}); err == nil {
 		t.Fatal("Commit without a manifest succeeded")
 	}
-}
-
-// BenchmarkLargeBlob streams a generated 512 MiB blob through PutBlob and GetBlob and fails
-// when memory grows with it: go test -run XXX -bench LargeBlob ./dir
-func BenchmarkLargeBlob(b *testing.B) {
-	conformance.RunLargeBlob(b, func(tb testing.TB) types.ImageReference {
-		return mustRef(tb, filepath.Join(tb.TempDir(), "img"))
-	}, nil, 512<<20)
 }

@@ -1,8 +1,3 @@
-// Package dir implements the "dir:" transport: one image per directory in the layout skopeo
-// writes — a version file, manifest.json, one file per blob named by the hex of its digest and
-// <hex>.manifest.json for the instances of a multi-platform image. Signatures are ignored.
-// A directory of such directories, one per image named like it (STORE/team/app:1, as skopeo
-// sync writes them), is a store of many images (types.StoreTransport, types.ImageLister).
 package dir
 
 import (

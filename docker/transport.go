@@ -1,7 +1,3 @@
-// Package docker implements the "docker" transport: images in a registry speaking the
-// distribution API (docker://HOST[:PORT]/REPO[:TAG][@DIGEST]), with Basic and Bearer
-// authentication, TLS per certs.d, retries with back-off, resumed blob downloads and
-// cross-repository blob mounts.
 package docker
 
 import (

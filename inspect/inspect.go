@@ -1,6 +1,3 @@
-// Package inspect reads an image's manifest and config and summarizes them the way
-// `skopeo inspect` does. It is the library behind `imgcopy inspect`; it only reads, through
-// types.ImageSource, and never imports a transport.
 package inspect
 
 import (

@@ -1,8 +1,3 @@
-// Package integrity checks stored images against their digests: every manifest and index a
-// reference selects (all images of a layout, an archive or, where the transport can list
-// them, a registry repository), and every config and layer they reference, streamed through
-// a digest and size check with flat memory. It is the library behind `imgcopy verify`; like
-// inspect it reads only through types.ImageSource and never imports a transport.
 package integrity
 
 import (

@@ -26,5 +26,20 @@
 // valid by the same rules as input.
 //
 // Errors wrap the sentinels ErrInvalidManifest, ErrUnsupportedMIMEType and ErrConversionLoss
-// (and iolimits.ErrTooLarge) with detail; test them with errors.Is.
+// (and types.ErrTooLarge) with detail; test them with errors.Is.
+//
+// The package serves transports as much as the copy engine: a transport uses Digest or
+// MatchesDigest to check a manifest against the digest it is stored under, IsIndexType and
+// FromBlob/IndexFromBlob to find the blobs and instances a manifest needs, and the helpers
+// of referrer.go to keep the OCI 1.1 referrers index and cosign's digest tags.
+//
+// # Stability
+//
+// Parsing (FromBlob, IndexFromBlob, GuessMIMEType), digests (Digest, MatchesDigest), the
+// MIME-type constants, conversion (Update, UpdateIndex and their options), the platform
+// helpers and the sentinels are stable. Manifest and Index are for reading: only this
+// package implements them, so they may gain methods. The concrete schema types (Schema1,
+// Schema2, OCI1, Schema2List, OCI1Index and their parts) follow their specifications and
+// keep their fields. The referrers and digest-tag helpers of referrer.go follow OCI 1.1 and
+// cosign conventions that are still settling, and may change with them.
 package manifest

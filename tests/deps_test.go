@@ -13,10 +13,13 @@ import (
 
 // The import rules of STYLE.md §1, as a test. Layers from the bottom: (0) types; (1) manifest,
 // blobinfocache; (2) the transports, copy, inspect and integrity side by side; (3) sync (many
-// copies, no transport) and transports/alltransports (the standard list); (4) cmd and tests.
-// Nothing outside cmd/ (and bench/) imports cmd/.
+// copies, no transport) and transports/alltransports (the standard list); (4) cmd, examples
+// and tests. Nothing outside cmd/ (and bench/) imports cmd/, nothing outside examples/ imports
+// examples/, and examples/ imports only the public packages, as a user's program would.
 // internal/... helpers may be used by layers 1–3; internal/testregistry, tests/conformance and
-// tests/internal/... only by tests (the tests tree or _test.go files).
+// tests/internal/... only by tests (the tests tree or _test.go files). An external test
+// package (package x_test, where the godoc examples live) is a user of its package too: it
+// may import every public package.
 
 const modulePath = "github.com/imgcopy/imgcopy"
 
@@ -70,6 +73,8 @@ func group(pkg string) string {
 		return "alltransports"
 	case under("cmd"), under("bench"):
 		return "cmd"
+	case under("examples"):
+		return "examples"
 	case under("tests/conformance"), under("tests/internal"):
 		return "testonly"
 	case under("tests"):
@@ -90,6 +95,9 @@ func allowedImport(from, to string, test bool) error {
 	}
 	if gt == "cmd" && gf != "cmd" {
 		return fmt.Errorf("%s imports %s: nothing outside cmd/ and bench/ may import them", from, to)
+	}
+	if gt == "examples" && gf != "examples" {
+		return fmt.Errorf("%s imports %s: nothing outside examples/ may import it", from, to)
 	}
 	if gf == "tests" || gf == "testonly" {
 		return nil
@@ -116,6 +124,7 @@ func allowedImport(from, to string, test bool) error {
 		// with a types.TransportList it is given), so it links no transport.
 		"sync":          {"types", "manifest", "blobinfocache", "internal", "copy", "inspect"},
 		"alltransports": {"types", "transport"},
+		"examples":      publicGroups,
 		"cmd":           {"types", "manifest", "blobinfocache", "internal", "copy", "inspect", "integrity", "sync", "alltransports", "transport"},
 	}
 	key := gf
@@ -144,6 +153,29 @@ func allowedImport(from, to string, test bool) error {
 		where = " (in _test.go files)"
 	}
 	return fmt.Errorf("%s (%s) must not import %s (%s)%s", from, gf, to, gt, where)
+}
+
+// publicGroups are the groups of the public packages: what a program outside this module,
+// an example or an external test package may import.
+var publicGroups = []string{"types", "manifest", "blobinfocache", "copy", "inspect", "integrity", "sync", "alltransports", "transport"}
+
+// allowedXTestImport reports whether the external test package of from (package x_test) may
+// import to: anything from's own tests may, and every public package.
+func allowedXTestImport(from, to string) error {
+	err := allowedImport(from, to, true)
+	if err == nil || group(to) == "" || group(to) == "examples" {
+		return err
+	}
+	target := group(to)
+	if strings.HasPrefix(target, "transport:") {
+		target = "transport"
+	}
+	for _, g := range publicGroups {
+		if g == target {
+			return nil
+		}
+	}
+	return err
 }
 
 type listedPackage struct {
@@ -197,24 +229,54 @@ func TestImportRules(t *testing.T) {
 	var violations []string
 	for _, p := range pkgs {
 		from, _ := rel(p.ImportPath)
-		check := func(imports []string, test bool) {
+		check := func(imports []string, allowed func(from, to string) error) {
 			for _, imp := range imports {
 				to, ok := rel(imp)
 				if !ok || to == from {
 					continue
 				}
-				if err := allowedImport(from, to, test); err != nil {
+				if err := allowed(from, to); err != nil {
 					violations = append(violations, err.Error())
 				}
 			}
 		}
-		check(p.Imports, false)
-		check(p.TestImports, true)
-		check(p.XTestImports, true)
+		check(p.Imports, func(from, to string) error { return allowedImport(from, to, false) })
+		check(p.TestImports, func(from, to string) error { return allowedImport(from, to, true) })
+		check(p.XTestImports, allowedXTestImport)
 	}
 	sort.Strings(violations)
 	for _, v := range compact(violations) {
 		t.Error(v)
+	}
+}
+
+func TestAllowedXTestImportRule(t *testing.T) {
+	cases := []struct {
+		from, to string
+		ok       bool
+	}{
+		{"copy", "oci/layout", true},
+		{"copy", "dir", true},
+		{"copy", "blobinfocache/boltdb", true},
+		{"copy", "transports/alltransports", true},
+		{"inspect", "docker/archive", true},
+		{"manifest", "copy", true},
+		{"types", "transports/alltransports", true},
+		{"copy", "internal/verify", true}, // copy's own tests may
+		{"types", "internal/iolimits", false},
+		{"copy", "cmd/imgcopy", false},
+		{"copy", "examples/memtransport", false},
+		{"dir", "tests/conformance", true},
+		{"copy", "somethingnew", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.from+"->"+tc.to, func(t *testing.T) {
+			t.Parallel()
+			err := allowedXTestImport(tc.from, tc.to)
+			if (err == nil) != tc.ok {
+				t.Errorf("allowedXTestImport(%q, %q) = %v, want allowed=%v", tc.from, tc.to, err, tc.ok)
+			}
+		})
 	}
 }
 
@@ -320,6 +382,18 @@ func TestAllowedImportRule(t *testing.T) {
 		{"sync", "cmd/imgcopy", false, false},
 		{"docker", "cmd/imgcopy", true, false},
 		{"tests", "cmd/imgcopy", false, false},
+		{"examples/memtransport", "types", false, true},
+		{"examples/memtransport", "manifest", false, true},
+		{"examples/memtransport", "copy", false, true},
+		{"examples/memtransport", "oci/layout", false, true},
+		{"examples/memtransport", "transports/alltransports", false, true},
+		{"examples/memtransport", "internal/iolimits", false, false},
+		{"examples/memtransport", "cmd/imgcopy", false, false},
+		{"examples/memtransport", "tests/conformance", true, true},
+		{"examples/memtransport", "tests/conformance", false, false},
+		{"copy", "examples/memtransport", false, false},
+		{"tests", "examples/memtransport", true, false},
+		{"types", "examples/memtransport", true, false},
 		{"somethingnew", "types", false, false},
 		{"dir", "somethingnew", false, false},
 	}

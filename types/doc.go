@@ -3,6 +3,18 @@
 // blob-info cache, the system context (credentials, TLS, platform choices) and the typed
 // errors. It imports nothing from this module.
 //
+// # Getting started
+//
+// An image is named "TRANSPORT:REFERENCE". A TransportList (transports/alltransports.List
+// returns the standard one) parses the name into an ImageReference, a value that touches
+// nothing until NewImageSource or NewImageDestination opens the image. copy.Image copies,
+// package inspect summarizes and package integrity checks; a program rarely calls a source
+// or destination itself. To add a storage back end, implement ImageTransport,
+// ImageReference, ImageSource and ImageDestination: docs/transports.md walks through it,
+// examples/memtransport is a complete transport, and tests/conformance checks one.
+//
+// # The call order
+//
 // A copy always follows the same call order on a destination, written once here:
 //
 //  1. Properties, any number of times; then, when the destination implements ManifestChecker
@@ -19,4 +31,35 @@
 //     through the optional interfaces of referrers.go, which describes that part.)
 //  5. Close, always, also after a failed or missing Commit. Nothing written by steps 2–3 may
 //     become visible under a name (tag, index entry, archive path) before Commit succeeds.
+//
+// # Optional interfaces
+//
+// What not every transport can do is a small interface of its own, found with a type
+// assertion: on references ImageDeleter, TagLister, ImageLister and ManifestDigester; on
+// transports StoreTransport (whose StoreReferences may be StoreWriterOpeners); on
+// destinations ManifestChecker and RelatedDestination; on sources and destinations
+// ReferrersLister, on sources RelatedSource. A wrapper around a transport object must
+// forward every optional interface of what it wraps.
+//
+// # Errors
+//
+// Failures wrap the sentinels of errors.go (ErrBlobNotFound, ErrManifestNotFound,
+// ErrDigestMismatch, ErrUsage, ...): test them with errors.Is. Classify sorts any error into
+// an ErrorClass (not found, auth, verification, network, ...), which the CLI turns into its
+// exit code; a transport classifies an error the sentinels do not cover by implementing
+// ClassedError.
+//
+// # Stability
+//
+// Everything exported here is stable, in the sense every package of the module uses: it is
+// not removed or changed incompatibly without a new major version. Within that promise:
+//
+//   - the core interfaces (ImageTransport, ImageReference, ImageSource, ImageDestination,
+//     BlobInfoCache) never gain a method, so an implementation written today keeps
+//     compiling; new capabilities arrive as new optional interfaces;
+//   - option and property structs (SystemContext, PutBlobOptions, DestinationProperties, ...)
+//     may gain fields, whose zero value keeps today's behaviour;
+//   - new sentinels and error classes may be added, and an error may come to wrap a more
+//     specific sentinel than before; error messages are for people and may change at any
+//     time, so never compare them.
 package types

@@ -1,5 +1,3 @@
-// Package memory is an in-process types.BlobInfoCache, the library default. What it learns
-// lives as long as the cache value; its size is bounded, oldest records pruned first.
 package memory
 
 import (

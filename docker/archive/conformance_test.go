@@ -29,6 +29,10 @@ func TestConformance(t *testing.T) {
 				},
 				Sys:              tc.sys,
 				RewritesManifest: tc.rewrites,
+				// The directory that holds the archive, where its temporary files are written.
+				Snapshot: func(t *testing.T, ref types.ImageReference) string {
+					return conformance.DirSnapshot(t, filepath.Dir(ref.StringWithinTransport()))
+				},
 			})
 		})
 	}

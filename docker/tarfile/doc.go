@@ -20,4 +20,11 @@
 // The tar itself is an internal/tarstore.Store, shared with oci-archive: blobs of known digest
 // and size are written concurrently, each into a region of the tar reserved for it when it
 // starts; others are spooled to a temporary file and appended.
+//
+// # Stability
+//
+// The formats are stable: it keeps reading every flavour above, and what it writes stays
+// loadable by `docker load`. Its Go API (Reader, Writer, NewSource, NewDestination and the rest) is
+// the docker-archive transport's and is not covered by the stability promise; use package
+// docker/archive, and it may change or move under internal/.
 package tarfile

@@ -23,7 +23,7 @@ import (
 // incomplete image.
 func (r reference) DeleteImage(ctx context.Context, sys *types.SystemContext) error {
 	if r.name == "" && r.digest == "" {
-		return errors.Errorf("deleting %s: name the image to delete (PATH:NAME or PATH@DIGEST)", types.ImageName(r))
+		return types.UsageError{Err: errors.Errorf("deleting %s: name the image to delete (PATH:NAME or PATH@DIGEST)", types.ImageName(r))}
 	}
 	root, err := openLayout(r)
 	if err != nil {

@@ -1,16 +1,3 @@
-// Package layout implements the "oci:" transport: images in an OCI image layout directory
-// (oci-layout, index.json, blobs/<alg>/<hex>), several per layout, each named by the
-// org.opencontainers.image.ref.name annotation of its index.json entry.
-//
-// Manifests are stored byte for byte in whatever type they come (Docker schema2 and manifest
-// lists included), so digests survive a round trip. Writers stage blobs in a private
-// directory inside the layout and publish them, together with the new index.json, under an
-// exclusive lock on index.json.lock, so concurrent writers of different images all succeed.
-//
-// The package also exports the pieces of the format that the oci-archive transport reuses
-// to read a layout inside a tar (NewImageSourceFS, ListImagesFS, Walk) and to write one
-// (UpdateIndex). oci:PATH alone lists every image (types.ImageLister), and the transport is a
-// types.StoreTransport whose images are named by ref.name.
 package layout
 
 import (

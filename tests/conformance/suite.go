@@ -1,29 +1,9 @@
-// Package conformance is the source/destination suite every transport runs from its own
-// tests: round trips of single images and multi-platform indexes, unknown sizes, missing
-// blobs, failing and cancelled streams, wrong digests, concurrent PutBlob, Close without
-// Commit and blob reuse. It only uses the types package, so it is transport-agnostic, and
-// it must only be imported from _test.go files.
-//
-// A transport test runs it like this:
-//
-//	func TestConformance(t *testing.T) {
-//		conformance.Run(t, conformance.Harness{
-//			NewReference: func(t *testing.T) types.ImageReference {
-//				ref, err := NewReference(filepath.Join(t.TempDir(), "img"))
-//				if err != nil {
-//					t.Fatal(err)
-//				}
-//				return ref
-//			},
-//		})
-//	}
 package conformance
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"io/fs"
 	"slices"
 	"testing"
@@ -35,20 +15,36 @@ import (
 	"github.com/imgcopy/imgcopy/types"
 )
 
-// Harness describes the transport under test.
+// Harness describes the transport under test. Only NewReference is required; new optional
+// fields may be added, never new required ones, so a harness written today keeps compiling.
 type Harness struct {
-	// NewReference returns a reference for a fresh, empty image location (e.g. in t.TempDir()).
+	// NewReference returns a reference for a fresh, empty image location (e.g. in t.TempDir()
+	// for a transport that stores files, a new repository name for a registry). The suite
+	// calls it once per subtest, from that subtest, and never writes two images to one
+	// reference unless the test is about overwriting.
 	NewReference func(t *testing.T) types.ImageReference
-	// Sys is passed to NewImageSource and NewImageDestination; it may be nil.
+	// Sys is passed to NewImageSource, NewImageDestination and the optional interfaces; it
+	// may be nil.
 	Sys *types.SystemContext
 	// RewritesManifest is set for destinations that store images in a format of their own and
 	// synthesize the manifest when reading (docker-archive): the suite then compares the
 	// config and layer digests of the manifest read back instead of its bytes.
 	RewritesManifest bool
+	// Snapshot, when set, describes everything the storage behind ref holds right now, in any
+	// stable text form (DirSnapshot lists a directory tree). The suite compares the snapshot
+	// taken after a failed PutBlob and Close with the one taken after an empty session (open,
+	// Close) on the same reference: they must be equal, so a failure leaves no temporary
+	// file, staging directory or half-written blob behind. Without it the suite can only
+	// check what the transport itself reports.
+	Snapshot func(t *testing.T, ref types.ImageReference) string
 }
 
-// Run runs every conformance test as a subtest of t. Which tests run, and with which
-// manifest types and layer compression, follows the destination's Properties().
+// Run runs every conformance test as a subtest of t, each named after what it checks (so
+// `go test -run 'TestConformance/WrongDigest'` runs one). Which tests run, and with which
+// manifest types and layer compression, follows the destination's Properties(); the tests of
+// an optional interface (types.ManifestChecker, types.ImageLister, …) run when the transport
+// implements it and are skipped otherwise. A transport that passes Run follows the contract
+// of docs/transports.md.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	if h.NewReference == nil {
@@ -59,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		name string
 		fn   func(t *testing.T)
 	}{
+		{"ReferenceRoundTrip", s.testReferenceRoundTrip},
 		{"RoundTrip", s.testRoundTrip},
 		{"Index", s.testIndex},
 		{"UnknownSize", s.testUnknownSize},
@@ -66,12 +63,19 @@ func Run(t *testing.T, h Harness) {
 		{"MissingBlob", s.testMissingBlob},
 		{"FailingStream", s.testFailingStream},
 		{"WrongDigest", s.testWrongDigest},
+		{"Verified", s.testVerified},
 		{"CancelMidBlob", s.testCancelMidBlob},
 		{"ConcurrentPutBlob", s.testConcurrentPutBlob},
+		{"ConcurrentGetBlob", s.testConcurrentGetBlob},
 		{"CloseWithoutCommit", s.testCloseWithoutCommit},
 		{"ReuseAfterCommit", s.testReuseAfterCommit},
 		{"ReuseRequiredCompression", s.testReuseRequiredCompression},
 		{"Overwrite", s.testOverwrite},
+		{"HasManifest", s.testHasManifest},
+		{"ManifestDigest", s.testManifestDigest},
+		{"ListImages", s.testListImages},
+		{"ListTags", s.testListTags},
+		{"DeleteImage", s.testDeleteImage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
@@ -175,32 +179,44 @@ func putBlob(ctx context.Context, dest types.ImageDestination, b Blob, unknownSi
 	return nil
 }
 
+// blobWrite says how putImageBlobs announces blobs: with size -1, or as a caller that
+// verifies the stream (PutBlobOptions.Verified).
+type blobWrite struct {
+	unknownSize, verified bool
+}
+
 // putImageBlobs stores the config and layers of img.
-func putImageBlobs(ctx context.Context, t *testing.T, dest types.ImageDestination, img Image, unknownSize bool) {
+func putImageBlobs(ctx context.Context, t *testing.T, dest types.ImageDestination, img Image, w blobWrite) {
 	t.Helper()
-	if err := putBlob(ctx, dest, img.Config, unknownSize, types.PutBlobOptions{IsConfig: true, LayerIndex: -1}); err != nil {
+	if err := putBlob(ctx, dest, img.Config, w.unknownSize, types.PutBlobOptions{IsConfig: true, LayerIndex: -1, Verified: w.verified}); err != nil {
 		t.Fatal(err)
 	}
 	for i, l := range img.Layers {
-		if err := putBlob(ctx, dest, l, unknownSize, types.PutBlobOptions{LayerIndex: i}); err != nil {
+		if err := putBlob(ctx, dest, l, w.unknownSize, types.PutBlobOptions{LayerIndex: i, Verified: w.verified}); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-// writeImage writes img to ref following the call order and commits it.
-func (s *suite) writeImage(t *testing.T, ref types.ImageReference, img Image, unknownSize bool) {
+// commitImage writes img's manifest as the top-level one and commits.
+func commitImage(ctx context.Context, t *testing.T, dest types.ImageDestination, img Image) {
 	t.Helper()
-	ctx := context.Background()
-	dest := s.openDest(t, ref)
-	defer closeDest(t, dest)
-	putImageBlobs(ctx, t, dest, img, unknownSize)
 	if err := dest.PutManifest(ctx, img.Manifest, img.MIMEType, nil); err != nil {
 		t.Fatalf("PutManifest: %v", err)
 	}
 	if err := dest.Commit(ctx, types.CommitOptions{}); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
+}
+
+// writeImage writes img to ref following the call order and commits it.
+func (s *suite) writeImage(t *testing.T, ref types.ImageReference, img Image, w blobWrite) {
+	t.Helper()
+	ctx := context.Background()
+	dest := s.openDest(t, ref)
+	defer closeDest(t, dest)
+	putImageBlobs(ctx, t, dest, img, w)
+	commitImage(ctx, t, dest, img)
 }
 
 func (s *suite) openSource(t *testing.T, ref types.ImageReference) types.ImageSource {
@@ -268,22 +284,8 @@ func checkSameBlobs(t *testing.T, got, want []byte) {
 func checkBlobs(t *testing.T, src types.ImageSource, blobs []Blob) {
 	t.Helper()
 	for _, b := range blobs {
-		rc, size, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: b.Digest, Size: int64(len(b.Data)), MediaType: b.MediaType}, types.GetBlobOptions{})
-		if err != nil {
-			t.Fatalf("GetBlob %s: %v", b.Digest, err)
-		}
-		got, err := io.ReadAll(rc)
-		if cerr := rc.Close(); cerr != nil {
-			t.Errorf("closing blob %s: %v", b.Digest, cerr)
-		}
-		if err != nil {
-			t.Fatalf("reading blob %s: %v", b.Digest, err)
-		}
-		if size != -1 && size != int64(len(b.Data)) {
-			t.Errorf("GetBlob %s reported size %d, want %d or -1", b.Digest, size, len(b.Data))
-		}
-		if !bytes.Equal(got, b.Data) {
-			t.Errorf("GetBlob %s returned %d different bytes, want %d", b.Digest, len(got), len(b.Data))
+		if err := readBlob(context.Background(), src, b); err != nil {
+			t.Error(err)
 		}
 	}
 }

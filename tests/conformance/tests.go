@@ -23,7 +23,7 @@ func (s *suite) testRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			ref := s.h.NewReference(t)
-			s.writeImage(t, ref, img, false)
+			s.writeImage(t, ref, img, blobWrite{})
 			s.checkImage(t, ref, img)
 		})
 	}
@@ -69,7 +69,7 @@ func (s *suite) writeIndex(t *testing.T, ref types.ImageReference, idx Index) {
 	dest := s.openDest(t, ref)
 	defer closeDest(t, dest)
 	for _, inst := range idx.Instances {
-		putImageBlobs(ctx, t, dest, inst, false)
+		putImageBlobs(ctx, t, dest, inst, blobWrite{})
 		d := inst.Digest
 		if err := dest.PutManifest(ctx, inst.Manifest, inst.MIMEType, &d); err != nil {
 			t.Fatalf("PutManifest of instance %s: %v", d, err)
@@ -104,12 +104,7 @@ func (s *suite) testUnknownSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := dest.PutManifest(ctx, img.Manifest, img.MIMEType, nil); err != nil {
-		t.Fatalf("PutManifest: %v", err)
-	}
-	if err := dest.Commit(ctx, types.CommitOptions{}); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
+	commitImage(ctx, t, dest, img)
 	s.checkImage(t, ref, img)
 }
 
@@ -131,7 +126,7 @@ func (s *suite) testEmptyBlob(t *testing.T) {
 func (s *suite) testMissingBlob(t *testing.T) {
 	img := s.image(t, 0)
 	ref := s.h.NewReference(t)
-	s.writeImage(t, ref, img, false)
+	s.writeImage(t, ref, img, blobWrite{})
 	missing := digest.FromString("this blob is not in the image")
 	src := s.openSource(t, ref)
 	rc, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: missing, Size: -1}, types.GetBlobOptions{})
@@ -193,6 +188,7 @@ func (s *suite) testFailingStream(t *testing.T) {
 	img := s.image(t, 0)
 	layer := img.Layers[0]
 	ref := s.h.NewReference(t)
+	base, snap := s.emptySessionSnapshot(t, ref)
 	dest := s.openDest(t, ref)
 	info := types.BlobInfo{Digest: layer.Digest, Size: int64(len(layer.Data)), MediaType: layer.MediaType}
 	_, err := dest.PutBlob(ctx, &failingReader{data: layer.Data[:len(layer.Data)/2], err: errBoom}, info, types.PutBlobOptions{LayerIndex: 0})
@@ -202,6 +198,7 @@ func (s *suite) testFailingStream(t *testing.T) {
 	t.Logf("PutBlob from a failing stream: %v", err)
 	assertNotReusableIn(t, dest, layer.Digest)
 	closeDest(t, dest)
+	s.assertNoTrace(t, ref, base, snap, "a PutBlob from a failing stream")
 	s.assertNoImage(t, ref)
 	s.assertNotReusable(t, ref, layer.Digest)
 
@@ -229,14 +226,17 @@ func (s *suite) testWrongDigest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ref := s.h.NewReference(t)
+			base, snap := s.emptySessionSnapshot(t, ref)
 			dest := s.openDest(t, ref)
-			defer closeDest(t, dest)
 			tc.info.MediaType = layer.MediaType
 			_, err := dest.PutBlob(context.Background(), bytes.NewReader(layer.Data), tc.info, types.PutBlobOptions{LayerIndex: 0})
 			if !errors.Is(err, types.ErrDigestMismatch) {
+				closeDest(t, dest)
 				t.Fatalf("PutBlob with %s: want ErrDigestMismatch, got %v", tc.name, err)
 			}
 			assertNotReusableIn(t, dest, tc.info.Digest, layer.Digest)
+			closeDest(t, dest)
+			s.assertNoTrace(t, ref, base, snap, "a PutBlob with a wrong "+tc.name)
 		})
 	}
 }
@@ -267,6 +267,7 @@ func (s *suite) testCancelMidBlob(t *testing.T) {
 	data := DeterministicBytes(42, 4<<20)
 	d := digest.FromBytes(data)
 	ref := s.h.NewReference(t)
+	base, snap := s.emptySessionSnapshot(t, ref)
 	dest := s.openDest(t, ref)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -277,6 +278,7 @@ func (s *suite) testCancelMidBlob(t *testing.T) {
 	}
 	assertNotReusableIn(t, dest, d)
 	closeDest(t, dest)
+	s.assertNoTrace(t, ref, base, snap, "a PutBlob cancelled midway")
 	s.assertNoImage(t, ref)
 	s.assertNotReusable(t, ref, d)
 }
@@ -309,12 +311,7 @@ func (s *suite) testConcurrentPutBlob(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := dest.PutManifest(ctx, img.Manifest, img.MIMEType, nil); err != nil {
-		t.Fatalf("PutManifest: %v", err)
-	}
-	if err := dest.Commit(ctx, types.CommitOptions{}); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
+	commitImage(ctx, t, dest, img)
 	s.checkImage(t, ref, img)
 }
 
@@ -324,7 +321,7 @@ func (s *suite) testCloseWithoutCommit(t *testing.T) {
 	img := s.image(t, 0)
 	ref := s.h.NewReference(t)
 	dest := s.openDest(t, ref)
-	putImageBlobs(ctx, t, dest, img, false)
+	putImageBlobs(ctx, t, dest, img, blobWrite{})
 	if err := dest.PutManifest(ctx, img.Manifest, img.MIMEType, nil); err != nil {
 		t.Fatalf("PutManifest: %v", err)
 	}
@@ -338,7 +335,7 @@ func (s *suite) testReuseAfterCommit(t *testing.T) {
 	ctx := context.Background()
 	img := s.image(t, 0)
 	ref := s.h.NewReference(t)
-	s.writeImage(t, ref, img, false)
+	s.writeImage(t, ref, img, blobWrite{})
 	dest := s.openDest(t, ref)
 	for _, b := range img.Blobs() {
 		reused, ok, err := dest.TryReusingBlob(ctx, types.BlobInfo{Digest: b.Digest, Size: int64(len(b.Data)), MediaType: b.MediaType}, types.ReuseOptions{})
@@ -360,7 +357,7 @@ func (s *suite) testReuseRequiredCompression(t *testing.T) {
 	ctx := context.Background()
 	img := s.image(t, 2)
 	ref := s.h.NewReference(t)
-	s.writeImage(t, ref, img, false)
+	s.writeImage(t, ref, img, blobWrite{})
 	dest := s.openDest(t, ref)
 	defer closeDest(t, dest)
 	for _, l := range img.Layers {
@@ -391,7 +388,7 @@ func (s *suite) testOverwrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := s.h.NewReference(t)
-	s.writeImage(t, ref, first, false)
-	s.writeImage(t, ref, second, false)
+	s.writeImage(t, ref, first, blobWrite{})
+	s.writeImage(t, ref, second, blobWrite{})
 	s.checkImage(t, ref, second)
 }

@@ -1,6 +1,3 @@
-// Package alltransports lists every transport imgcopy ships, for programs that want them all
-// (the CLI among them). There is no global registry: a program that wants fewer transports,
-// or one of its own, builds its own list with types.NewTransportList.
 package alltransports
 
 import (

@@ -1,4 +1,4 @@
-package archive
+package dir
 
 import (
 	"path/filepath"
@@ -11,23 +11,20 @@ import (
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		NewReference: func(t *testing.T) types.ImageReference {
-			ref, err := NewReference(filepath.Join(t.TempDir(), "image.tar"), "v1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ref
+			return mustRef(t, filepath.Join(t.TempDir(), "img"))
+		},
+		// The directory that holds the image directory, so that temporary files next to it
+		// count too.
+		Snapshot: func(t *testing.T, ref types.ImageReference) string {
+			return conformance.DirSnapshot(t, filepath.Dir(ref.StringWithinTransport()))
 		},
 	})
 }
 
 // BenchmarkLargeBlob streams a generated 512 MiB blob through PutBlob and GetBlob and fails
-// when memory grows with it: go test -run XXX -bench LargeBlob ./oci/archive
+// when memory grows with it: go test -run XXX -bench LargeBlob ./dir
 func BenchmarkLargeBlob(b *testing.B) {
 	conformance.RunLargeBlob(b, func(tb testing.TB) types.ImageReference {
-		ref, err := NewReference(filepath.Join(tb.TempDir(), "big.tar"), "big")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return ref
+		return mustRef(tb, filepath.Join(tb.TempDir(), "img"))
 	}, nil, 512<<20)
 }
