@@ -28,11 +28,12 @@ type faultRegistry struct {
 }
 
 type fault struct {
-	kind    string // "manifest", "blob", "put-manifest"
+	kind    string // "manifest", "blob", "put-manifest", "upload" (PATCH or PUT of a blob, body unread)
 	blob    string // the digest whose GET stalls, for "blob"
 	limit   int64  // body bytes sent before the stall
 	stalled chan struct{}
-	repeat  bool // stall every matching request, not only the first
+	signal  func() // closes stalled once
+	repeat  bool   // stall every matching request, not only the first
 }
 
 func startFaultRegistry(t *testing.T, opts testregistry.Options) *faultRegistry {
@@ -48,6 +49,7 @@ func (r *faultRegistry) arm(repo string, f fault) chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f.stalled = make(chan struct{})
+	f.signal = signalOnce(f.stalled)
 	r.faults[repo] = &f
 	return f.stalled
 }
@@ -58,7 +60,7 @@ func (r *faultRegistry) disarm(repo string) {
 	delete(r.faults, repo)
 }
 
-var apiPath = regexp.MustCompile(`^/v2/(.+)/(manifests|blobs)/([^/]+)$`)
+var apiPath = regexp.MustCompile(`^/v2/(.+?)/(manifests|blobs)/([^/]+|uploads/.*)$`)
 
 func (r *faultRegistry) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -71,7 +73,8 @@ func (r *faultRegistry) wrap(next http.Handler) http.Handler {
 		f := r.faults[m[1]]
 		match := f != nil && (f.kind == "manifest" && req.Method == http.MethodGet && m[2] == "manifests" && !strings.Contains(m[3], ":") ||
 			f.kind == "blob" && req.Method == http.MethodGet && m[2] == "blobs" && m[3] == f.blob ||
-			f.kind == "put-manifest" && req.Method == http.MethodPut && m[2] == "manifests")
+			f.kind == "put-manifest" && req.Method == http.MethodPut && m[2] == "manifests" ||
+			f.kind == "upload" && (req.Method == http.MethodPatch || req.Method == http.MethodPut) && m[2] == "blobs")
 		if match && !f.repeat {
 			delete(r.faults, m[1])
 		}
@@ -80,9 +83,11 @@ func (r *faultRegistry) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, req)
 			return
 		}
-		stalled := signalOnce(f.stalled)
-		if f.kind == "put-manifest" {
-			_, _ = io.Copy(io.Discard, req.Body)
+		stalled := f.signal
+		if f.kind == "put-manifest" || f.kind == "upload" {
+			if f.kind == "put-manifest" {
+				_, _ = io.Copy(io.Discard, req.Body)
+			}
 			stalled()
 			select {
 			case <-req.Context().Done():
