@@ -1,26 +1,36 @@
 package tests
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+	imgspecs "github.com/opencontainers/image-spec/specs-go"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/imgcopy/imgcopy/internal/staging"
+	"github.com/imgcopy/imgcopy/tests/internal/fixtures"
 )
 
 // child is the imgcopy binary running in the background, so that a test can signal, stall or
@@ -291,5 +301,96 @@ func waitClosed(t *testing.T, ch chan struct{}, d time.Duration, what string) {
 	case <-ch:
 	case <-time.After(d):
 		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// testImage is an image writeImageLayout stores: its manifest and its layer descriptors.
+type testImage struct {
+	manifest []byte
+	digest   digest.Digest
+	desc     imgspecv1.Descriptor
+}
+
+// tarLayer returns an uncompressed tar holding one file of size bytes derived from seed.
+func tarLayer(t testing.TB, seed string, size int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	data := make([]byte, size)
+	r := rand.New(rand.NewPCG(uint64(len(seed)), uint64(fnvHash(seed))))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: seed, Mode: 0o644, Size: int64(size), ModTime: fixtures.Created, Format: tar.FormatPAX}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tw.Write(data)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func fnvHash(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
+}
+
+// buildImage writes the blobs of a linux/amd64 OCI image with the given uncompressed layers
+// (a layer may be listed twice) into the layout at dir, and returns it; it does not touch
+// index.json.
+func buildImage(t testing.TB, dir string, layers [][]byte) testImage {
+	t.Helper()
+	var cfg imgspecv1.Image
+	cfg.OS, cfg.Architecture, cfg.Created = "linux", "amd64", &fixtures.Created
+	cfg.RootFS.Type = "layers"
+	m := imgspecv1.Manifest{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageManifest}
+	for _, l := range layers {
+		d := writeBlob(t, dir, l)
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, d)
+		m.Layers = append(m.Layers, imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageLayer, Digest: d, Size: int64(len(l))})
+	}
+	cb, _ := json.Marshal(cfg)
+	m.Config = imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageConfig, Digest: writeBlob(t, dir, cb), Size: int64(len(cb))}
+	mb, _ := json.Marshal(m)
+	d := writeBlob(t, dir, mb)
+	return testImage{manifest: mb, digest: d, desc: imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: d, Size: int64(len(mb))}}
+}
+
+// writeBlob stores b in the layout at dir.
+func writeBlob(t testing.TB, dir string, b []byte) digest.Digest {
+	t.Helper()
+	d := digest.FromBytes(b)
+	p := filepath.Join(dir, "blobs", "sha256", d.Encoded())
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// writeIndex writes oci-layout and an index.json listing entries (name -> descriptor).
+func writeIndex(t testing.TB, dir string, entries map[string]imgspecv1.Descriptor) {
+	t.Helper()
+	idx := imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex}
+	names := make([]string, 0, len(entries))
+	for n := range entries {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		d := entries[n]
+		d.Annotations = map[string]string{imgspecv1.AnnotationRefName: n}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	b, _ := json.Marshal(idx)
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
