@@ -52,6 +52,9 @@ func MkdirTemp(dir, prefix string) (path string, lock *os.File, err error) {
 			return "", nil, err
 		}
 		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a cleaner took it for a dead one before we could lock it
+		}
 		if err != nil {
 			os.Remove(p)
 			return "", nil, err
