@@ -46,21 +46,7 @@ type child struct {
 	err    error
 }
 
-// childEnv is the environment of a child: the test's, with home as HOME and the cache, config
-// and temporary directories in it.
-func childEnv(home string) []string {
-	return append(os.Environ(),
-		"HOME="+home,
-		"XDG_CACHE_HOME="+filepath.Join(home, "cache"),
-		"XDG_CONFIG_HOME="+filepath.Join(home, "config"),
-		"XDG_RUNTIME_DIR="+filepath.Join(home, "run"),
-		"DOCKER_CONFIG="+filepath.Join(home, "docker"),
-		"REGISTRY_AUTH_FILE=",
-		"TMPDIR="+home,
-	)
-}
-
-// startChild starts the binary with args in home (see childEnv); wrapper, when set, is a
+// startChild starts the binary with args in home (see cliEnv); wrapper, when set, is a
 // command line that runs it (e.g. prlimit). The child is killed when the test ends.
 func startChild(t *testing.T, home string, wrapper []string, args ...string) *child {
 	t.Helper()
@@ -70,7 +56,7 @@ func startChild(t *testing.T, home string, wrapper []string, args ...string) *ch
 	argv := append(append(append([]string{}, wrapper...), cliBinary), args...)
 	c := &child{t: t, cmd: exec.Command(argv[0], argv[1:]...), lines: make(chan string, 4096), done: make(chan struct{})}
 	c.cmd.Dir = ".."
-	c.cmd.Env = childEnv(home)
+	c.cmd.Env = cliEnv(home)
 	c.cmd.Stdout = &c.stdout
 	pr, err := c.cmd.StderrPipe()
 	if err != nil {
