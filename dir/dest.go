@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -23,26 +25,32 @@ var ErrNotImageDir = types.ErrNotImageDir
 
 var _ types.ImageDestination = (*destination)(nil)
 
-// destination writes an image into a directory. Blobs go straight to their final names
-// (temp file, fsync, digest check, rename), manifests are kept in memory until Commit, and
-// manifest.json is written last. Files of a previous image that the new one does not use are
-// removed after Commit; files this destination created are removed again when it is closed
-// without a successful Commit, so the previous image (or the empty directory) stays intact.
+// destination writes an image into a directory. Blobs are verified into a staging directory
+// inside it (temp file, fsync, digest check, rename) and manifests kept in memory; Commit
+// writes the version file, moves the blobs to their final names, then writes the manifests,
+// manifest.json last. Files of a previous image that the new one does not use are removed
+// after Commit; files Commit created are removed again when it fails, and Close removes the
+// staging directory, so the previous image (or the empty directory) stays intact. The
+// staging directory of a killed run is removed by the next one (internal/staging).
 type destination struct {
-	ref        reference
-	root       *os.Root
-	createdDir bool
-	previous   map[string]bool // files present when the destination was opened
+	ref         reference
+	root        *os.Root
+	createdDir  bool
+	previous    map[string]bool // files present when the destination was opened
+	staging     string          // absolute path
+	stagingLock *os.File
 
 	mu        sync.Mutex
-	created   map[string]bool // files this destination created
-	used      map[string]bool // previous files the new image keeps
+	staged    map[string]int64 // blob file name -> size, in the staging directory
+	created   map[string]bool  // files this destination created
+	used      map[string]bool  // previous files the new image keeps
 	manifests map[string][]byte
 	committed bool
 }
 
 func newImageDestination(r reference) (*destination, error) {
-	d := &destination{ref: r, previous: map[string]bool{}, created: map[string]bool{}, used: map[string]bool{}, manifests: map[string][]byte{}}
+	d := &destination{ref: r, previous: map[string]bool{}, staged: map[string]int64{}, created: map[string]bool{}, used: map[string]bool{}, manifests: map[string][]byte{}}
+	staging.RemoveDead(r.path, nil)
 	entries, err := os.ReadDir(r.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -65,6 +73,10 @@ func newImageDestination(r reference) (*destination, error) {
 	}
 	if d.root, err = os.OpenRoot(r.path); err != nil {
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
+	}
+	if d.staging, d.stagingLock, err = staging.MkdirTemp(r.path, staging.LayoutPrefix); err != nil {
+		d.root.Close()
+		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
 	return d, nil
 }
@@ -102,6 +114,12 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	if err != nil {
 		return types.ReusedBlob{}, false, err
 	}
+	d.mu.Lock()
+	size, staged := d.staged[name]
+	d.mu.Unlock()
+	if staged && (info.Size < 0 || size == info.Size) {
+		return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}}, true, nil
+	}
 	fi, err := d.root.Stat(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return types.ReusedBlob{}, false, nil
@@ -128,21 +146,24 @@ func (d *destination) keep(name string) {
 	}
 }
 
-// PutBlob implements types.ImageDestination.
+// PutBlob implements types.ImageDestination. The blob is verified into the staging directory
+// and moved to its final name by Commit.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	var name string
-	dg, size, err := atomicfile.WriteBlob(d.ref.path, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, func(dg digest.Digest) string {
+	dg, size, err := atomicfile.WriteBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, func(dg digest.Digest) string {
 		name = dg.Encoded()
-		return d.ref.file(name)
+		return filepath.Join(d.staging, name)
 	})
+	if err == nil {
+		err = os.Chmod(filepath.Join(d.staging, name), 0o644)
+	}
 	if err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
 	}
-	d.keep(name)
-	if err := d.root.Chmod(name, 0o644); err != nil {
-		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", dg, types.ImageName(d.ref))
-	}
-	logrus.WithFields(logrus.Fields{"digest": dg, "size": size}).Debug("blob stored")
+	d.mu.Lock()
+	d.staged[name] = size
+	d.mu.Unlock()
+	logrus.WithFields(logrus.Fields{"digest": dg, "size": size}).Debug("blob staged")
 	return types.BlobInfo{Digest: dg, Size: size, MediaType: info.MediaType}, nil
 }
 
@@ -158,9 +179,10 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	return nil
 }
 
-// Commit implements types.ImageDestination: instance manifests, the version file and then
-// manifest.json, the file that makes the image visible; then files of the previous image
-// the new one does not use are removed.
+// Commit implements types.ImageDestination: the version file (so that a directory a killed
+// Commit left half-written is still recognised as an image directory), the staged blobs,
+// instance manifests and then manifest.json, the file that makes the image visible; then
+// files of the previous image the new one does not use are removed.
 func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -168,15 +190,18 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	if !ok {
 		return errors.Errorf("committing %s: no manifest was written", types.ImageName(d.ref))
 	}
+	if err := d.writeFile(versionFile, []byte(version)); err != nil {
+		return err
+	}
+	if err := d.publishBlobs(); err != nil {
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
 	for name, body := range d.manifests {
 		if name != manifestFile {
 			if err := d.writeFile(name, body); err != nil {
 				return err
 			}
 		}
-	}
-	if err := d.writeFile(versionFile, []byte(version)); err != nil {
-		return err
 	}
 	if err := d.writeFile(manifestFile, top); err != nil {
 		return err
@@ -187,6 +212,22 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 			if err := d.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				logrus.WithField("file", d.ref.file(name)).Warnf("removing a file of the replaced image: %v", err)
 			}
+		}
+	}
+	return nil
+}
+
+// publishBlobs moves the staged blobs to their final names; the caller holds d.mu.
+func (d *destination) publishBlobs() error {
+	stagingName := filepath.Base(d.staging)
+	for name := range d.staged {
+		if err := d.root.Rename(filepath.Join(stagingName, name), name); err != nil {
+			return errors.Wrapf(err, "publishing blob %s", name)
+		}
+		if d.previous[name] {
+			d.used[name] = true
+		} else {
+			d.created[name] = true
 		}
 	}
 	return nil
@@ -205,12 +246,16 @@ func (d *destination) writeFile(name string, body []byte) error {
 	return nil
 }
 
-// Close implements types.ImageDestination. Without a successful Commit it removes every file
-// it created, and the directory itself when it created that too.
+// Close implements types.ImageDestination. It removes the staging directory and, without a
+// successful Commit, every file it created, and the directory itself when it created that too.
 func (d *destination) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var firstErr error
+	if err := os.RemoveAll(d.staging); err != nil {
+		firstErr = errors.Wrapf(err, "removing staging directory %s", d.staging)
+	}
+	d.stagingLock.Close()
 	if !d.committed {
 		for name := range d.created {
 			if err := d.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) && firstErr == nil {

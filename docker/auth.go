@@ -203,7 +203,7 @@ func fetchToken(ctx context.Context, c *client, ch challenge, creds types.Docker
 func tokenRequest(ctx context.Context, c *client, ch challenge, creds types.DockerAuthConfig, refresh string, scopes []scope) (*http.Request, error) {
 	realm, err := url.Parse(ch.Params["realm"])
 	if err != nil || (realm.Scheme != "https" && realm.Scheme != "http") || realm.Host == "" {
-		return nil, errors.Errorf("registry %s sent an invalid token realm %q", c.registry, sanitizeURL(realm))
+		return nil, errors.Errorf("registry %s asks for a token from an invalid realm %q (its WWW-Authenticate header is malformed)", c.registry, truncate(ch.Params["realm"]))
 	}
 	ss := make([]string, len(scopes))
 	for i, s := range scopes {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
@@ -35,8 +36,9 @@ type client struct {
 	insecureOK bool
 	// pullOnly is set on clients that only read the repository (sources, tag listing): a 401
 	// or 403 may then mean that the repository does not exist (see ambiguousDenial).
-	pullOnly  bool
-	userAgent string
+	pullOnly    bool
+	userAgent   string
+	readTimeout time.Duration // a stalled exchange is cancelled after this long (stall.go); 0: never
 
 	pingMu sync.Mutex
 	base   *url.URL // scheme://host once pinged
@@ -53,10 +55,11 @@ func newClient(sys *types.SystemContext, registry, host, repo string) (*client, 
 	tr.TLSClientConfig = tlsCfg
 	c := &client{
 		sys: sys, registry: registry, host: host, repo: repo,
-		auth:       newAuthenticator(sys, registry, repo),
-		retry:      newRetryPolicy(sys),
-		insecureOK: (sys != nil && sys.InsecureSkipTLSVerify == types.OptionalBoolTrue) || isLoopback(host),
-		userAgent:  defaultUserAgent,
+		auth:        newAuthenticator(sys, registry, repo),
+		retry:       newRetryPolicy(sys),
+		insecureOK:  (sys != nil && sys.InsecureSkipTLSVerify == types.OptionalBoolTrue) || isLoopback(host),
+		userAgent:   defaultUserAgent,
+		readTimeout: readTimeout(sys),
 	}
 	if sys != nil && sys.UserAgent != "" {
 		c.userAgent = sys.UserAgent
@@ -247,7 +250,17 @@ func (c *client) send(ctx context.Context, r request) (*http.Response, error) {
 
 func (c *client) sendLogged(req *http.Request) (*http.Response, error) {
 	req.Header.Set("User-Agent", c.userAgent)
+	req, wd := watch(req, c.readTimeout)
 	resp, err := c.http.Do(req)
+	if wd != nil {
+		if err != nil {
+			wd.stop()
+			err = wd.check(err)
+		} else {
+			wd.pause()
+			resp.Body = &watchedBody{ReadCloser: resp.Body, w: wd}
+		}
+	}
 	f := logrus.Fields{"method": req.Method, "url": sanitizeURL(req.URL)}
 	if err != nil {
 		err = sanitizeError(err)

@@ -181,6 +181,7 @@ func (c *client) listTags(ctx context.Context) ([]string, error) {
 	scopes := []scope{{repo: c.repo, actions: "pull"}}
 	req := request{method: http.MethodGet, path: "/v2/" + c.repo + "/tags/list", scopes: scopes}
 	var tags []string
+	seen := map[string]bool{} // pages read: a Link back to one of them would loop forever
 	for page := 0; page < maxTagPages; page++ {
 		resp, err := c.do(ctx, req)
 		if err != nil {
@@ -204,6 +205,10 @@ func (c *client) listTags(ctx context.Context) ([]string, error) {
 		next, err := nextLink(resp)
 		if err != nil || next == nil {
 			return tags, err
+		}
+		seen[resp.Request.URL.String()] = true
+		if seen[next.String()] {
+			return nil, errors.Errorf("the tag list's Link header leads back to page %s, read already: the registry's pagination loops", sanitizeURL(next))
 		}
 		req = request{method: http.MethodGet, url: next, scopes: scopes}
 	}

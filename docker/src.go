@@ -80,34 +80,51 @@ func (s *source) GetManifest(ctx context.Context, instance *digest.Digest) ([]by
 	return s.topBody, s.topMIME, nil
 }
 
-// getManifest GETs a manifest by tag or digest and verifies it.
+// getManifest GETs a manifest by tag or digest and verifies it. A body that breaks off or
+// stalls is fetched again, as often as the retry policy allows.
 func (c *client) getManifest(ctx context.Context, ref string, scopes []scope) ([]byte, string, error) {
+	for attempt := 0; ; attempt++ {
+		body, mt, bodyErr, err := c.getManifestOnce(ctx, ref, scopes)
+		if !bodyErr || attempt >= c.retry.times || !retryableError(ctx, err) {
+			return body, mt, err
+		}
+		if err := c.backoff(ctx, attempt, nil, err); err != nil {
+			return nil, "", err
+		}
+	}
+}
+
+// getManifestOnce makes one attempt of getManifest; bodyErr reports a failure to read the body.
+func (c *client) getManifestOnce(ctx context.Context, ref string, scopes []scope) (_ []byte, _ string, bodyErr bool, _ error) {
 	hdr := http.Header{"Accept": manifest.SupportedMIMETypes()}
 	resp, err := c.do(ctx, request{method: http.MethodGet, path: manifestPath(c.repo, ref), header: hdr, scopes: scopes})
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", c.statusError(resp, kindManifest)
+		return nil, "", false, c.statusError(resp, kindManifest)
 	}
 	defer resp.Body.Close()
+	if resp.ContentLength > iolimits.MaxManifestBodySize {
+		return nil, "", false, errors.Wrapf(iolimits.ErrTooLarge, "manifest of %d bytes from %s (at most %d accepted)", resp.ContentLength, c.name(), iolimits.MaxManifestBodySize)
+	}
 	body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
 	if err != nil {
-		return nil, "", errors.Wrap(err, "reading manifest body")
+		return nil, "", !errors.Is(err, iolimits.ErrTooLarge), errors.Wrap(err, "reading manifest body")
 	}
 	if d, err := digest.Parse(ref); err == nil {
 		if err := manifest.CheckDigest(body, d, -1); err != nil {
-			return nil, "", err
+			return nil, "", false, err
 		}
 	}
 	if h := resp.Header.Get("Docker-Content-Digest"); h != "" {
 		if d, err := digest.Parse(h); err == nil {
 			if err := manifest.CheckDigest(body, d, -1); err != nil {
-				return nil, "", errors.Wrap(err, "checking Docker-Content-Digest")
+				return nil, "", false, errors.Wrap(err, "checking Docker-Content-Digest")
 			}
 		}
 	}
-	return body, manifestMIMEType(resp.Header.Get("Content-Type"), body), nil
+	return body, manifestMIMEType(resp.Header.Get("Content-Type"), body), false, nil
 }
 
 // manifestMIMEType returns the Content-Type without parameters, or the guessed type when the

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/url"
+	"syscall"
 
 	"github.com/pkg/errors"
 )
@@ -143,6 +144,15 @@ func classifyNode(err error) (ErrorClass, bool) {
 // isNetworkError recognizes the standard library's connection, DNS, TLS and certificate
 // errors (only err itself, not what it wraps).
 func isNetworkError(err error) bool {
+	// A syscall.Errno satisfies net.Error, but most errnos (ENOSPC, EFBIG, EACCES) are local.
+	if errno, ok := err.(syscall.Errno); ok {
+		switch errno {
+		case syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.ETIMEDOUT,
+			syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN, syscall.EPIPE:
+			return true
+		}
+		return false
+	}
 	switch err.(type) {
 	case net.Error, *net.OpError, *net.DNSError, *url.Error,
 		x509.UnknownAuthorityError, x509.HostnameError, x509.CertificateInvalidError,

@@ -56,6 +56,9 @@ type SystemContext struct {
 	RetryTimes *int
 	// RetryDelay is the first back-off delay; 0 means the default with exponential growth.
 	RetryDelay time.Duration
+	// ReadTimeout is how long a registry transfer may go without receiving (or, uploading,
+	// sending) a byte before it counts as stalled and is retried; 0 means 30 s, negative never.
+	ReadTimeout time.Duration
 
 	// OSChoice, ArchitectureChoice and VariantChoice override the running platform when
 	// choosing an image from a multi-platform index (--override-os/-arch/-variant).

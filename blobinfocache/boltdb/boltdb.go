@@ -34,6 +34,9 @@ const (
 	DefaultFlushDelay = time.Second
 )
 
+// errLockTimeout is returned when another process keeps the file locked for too long.
+var errLockTimeout = errors.New("timed out waiting for the cache file lock")
+
 // errNoFile means a read found no file: nothing is known yet, and nothing is wrong.
 var errNoFile = errors.New("cache file does not exist")
 
@@ -189,8 +192,13 @@ func (c *cache) check(err error) bool {
 	if err == nil {
 		return true
 	}
-	logrus.WithFields(logrus.Fields{"path": c.path, "error": err.Error()}).
-		Warn("blob-info cache file unusable, continuing with an in-memory cache")
+	log := logrus.WithFields(logrus.Fields{"path": c.path, "error": err.Error()})
+	if errors.Is(err, bolt.ErrTimeout) || errors.Is(err, errLockTimeout) {
+		// Other processes sharing the file keep it busy: nothing is wrong with it.
+		log.Debug("blob-info cache file locked by other processes, continuing with an in-memory cache")
+	} else {
+		log.Warn("blob-info cache file unusable, continuing with an in-memory cache")
+	}
 	c.fallback = memory.New()
 	for _, p := range c.pending {
 		p.replay(c.fallback)

@@ -278,8 +278,12 @@ func TestFallback(t *testing.T) {
 			if c.fallback == nil {
 				t.Fatal("no fallback to memory")
 			}
-			if n := warnings(hook); n != 1 {
-				t.Fatalf("%d warnings, want exactly 1", n)
+			want := 1
+			if tc.name == "file locked by another process" {
+				want = 0 // other processes at work are no problem: a debug line says so
+			}
+			if n := warnings(hook); n != want {
+				t.Fatalf("%d warnings, want exactly %d", n, want)
 			}
 			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 				t.Fatal("the unusable file was modified")

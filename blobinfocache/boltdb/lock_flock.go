@@ -10,9 +10,6 @@ import (
 	"github.com/pkg/errors"
 )
 
-// errLockTimeout is returned when another process keeps the file locked for too long.
-var errLockTimeout = errors.New("timed out waiting for the cache file lock")
-
 // readLocked reads the file at path under a shared flock, the lock bbolt readers take, so that
 // no bbolt writer (which holds the exclusive lock for as long as it has the file open) is
 // half-way through a commit while we read.

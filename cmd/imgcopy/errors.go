@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/pkg/errors"
 
@@ -50,6 +51,10 @@ func hint(err error) string {
 		return "the registry does not speak TLS: pass --src-tls-verify=false/--dest-tls-verify=false to use plain HTTP"
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return "check the registry's host and port, and that it is reachable from here"
+	case errors.Is(err, syscall.ENOSPC):
+		return "the file system is full: free space there, or write the image (or --tmpdir) elsewhere"
+	case errors.Is(err, syscall.EFBIG):
+		return "the file is larger than the file system or a file-size limit (ulimit -f) allows"
 	case errors.Is(err, manifest.ErrConversionLoss):
 		return "choose another --format, or a destination that stores this manifest type as is"
 	}

@@ -26,6 +26,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "override-arch", Usage: "use `ARCH` instead of the running architecture when choosing from a multi-platform image"},
 		&cli.StringFlag{Name: "override-variant", Usage: "use `VARIANT` instead of the running architecture variant when choosing from a multi-platform image"},
 		&cli.StringFlag{Name: "tmpdir", Usage: "`DIR` for large temporary files (spooled archives and layers)"},
+		readTimeoutFlag,
 		profileFlag,
 	}
 }
@@ -92,6 +93,7 @@ func systemContext(c *cli.Context, e *env, prefix string) (*types.SystemContext,
 		VariantChoice:             c.String("override-variant"),
 		BigFilesTemporaryDir:      c.String("tmpdir"),
 		RetryDelay:                c.Duration("retry-delay"),
+		ReadTimeout:               c.Duration("read-timeout"),
 	}
 	if prefix != "" && c.String(prefix+"authfile") != "" {
 		sys.AuthFilePath = c.String(prefix + "authfile")

@@ -24,7 +24,7 @@ func WriteBlob(dir string, r io.Reader, expected digest.Digest, size int64, trus
 	if err != nil {
 		return "", -1, err
 	}
-	f, err := os.CreateTemp(dir, staging.BlobPattern)
+	f, err := staging.CreateTemp(dir, staging.BlobPattern)
 	if err != nil {
 		return "", -1, errors.Wrap(err, "creating temporary blob file")
 	}
@@ -44,20 +44,21 @@ func WriteBlob(dir string, r io.Reader, expected digest.Digest, size int64, trus
 	if err := f.Sync(); err != nil {
 		return "", -1, errors.Wrap(err, "syncing blob file")
 	}
-	if err := f.Close(); err != nil {
-		return "", -1, errors.Wrap(err, "closing blob file")
-	}
+	// Renamed while still open, so that it is never unlocked under its temporary name.
 	final := name(d)
 	if err := os.Rename(tmp, final); err != nil {
 		return "", -1, errors.Wrapf(err, "storing blob %s", d)
 	}
 	ok = true
+	if err := f.Close(); err != nil {
+		return "", -1, errors.Wrap(err, "closing blob file")
+	}
 	return d, n, nil
 }
 
 // WriteFile atomically replaces path with data (temp file in the same directory, fsync, rename).
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), staging.ReplacementPattern(path))
+	f, err := staging.CreateTemp(filepath.Dir(path), staging.ReplacementPattern(path))
 	if err != nil {
 		return errors.Wrapf(err, "writing %s", path)
 	}
@@ -66,18 +67,16 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if werr == nil {
 		werr = f.Sync()
 	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
+	if werr == nil {
+		werr = f.Chmod(perm)
 	}
 	if werr == nil {
-		werr = os.Chmod(tmp, perm)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
+		werr = os.Rename(tmp, path) // while open (locked), see staging.CreateTemp
 	}
 	if werr != nil {
+		f.Close()
 		os.Remove(tmp)
 		return errors.Wrapf(werr, "writing %s", path)
 	}
-	return nil
+	return f.Close()
 }

@@ -29,7 +29,12 @@ const (
 // ReplacementPattern is the os.CreateTemp pattern, in the directory of final, of a file that
 // will be renamed to final.
 func ReplacementPattern(final string) string {
-	return tempPrefix + filepath.Base(final) + "-*"
+	return ReplacementPrefix(final) + "*"
+}
+
+// ReplacementPrefix starts the names ReplacementPattern(final) generates.
+func ReplacementPrefix(final string) string {
+	return tempPrefix + filepath.Base(final) + "-"
 }
 
 // IsTemporary reports whether a file or directory name is one imgcopy writes while working.

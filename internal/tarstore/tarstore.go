@@ -20,6 +20,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,7 +84,8 @@ func Create(path string, opts Options) (*Store, error) {
 		return nil, errors.Errorf("unknown archive compression %q (want gzip or zstd)", opts.Compression)
 	}
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, staging.ReplacementPattern(path))
+	staging.RemoveDead(dir, func(name string) bool { return strings.HasPrefix(name, staging.ReplacementPrefix(path)) })
+	f, err := staging.CreateTemp(dir, staging.ReplacementPattern(path))
 	if err != nil {
 		return nil, errors.Wrapf(err, "creating archive %s", path)
 	}
@@ -254,10 +256,9 @@ func (s *Store) putSpooled(vr *verify.Reader, member func(digest.Digest) string)
 	if err != nil {
 		return "", -1, errors.Wrap(err, "creating temporary blob file")
 	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
+	// Unlinked at once: it lives while open, and a killed process leaves nothing behind.
+	os.Remove(tmp.Name())
+	defer tmp.Close()
 	n, err := io.Copy(tmp, vr)
 	d := vr.Digest()
 	if err != nil {
@@ -447,14 +448,12 @@ func (s *Store) finishLocked() error {
 	if err := final.Chmod(0o644); err != nil {
 		return err
 	}
-	if err := final.Close(); err != nil {
-		return err
-	}
+	// Renamed while still open (locked), see staging.CreateTemp.
 	if err := os.Rename(final.Name(), s.path); err != nil {
 		return err
 	}
 	s.done = true
-	return nil
+	return final.Close()
 }
 
 // Abort abandons the archive: the temporary file is removed and nothing appears at the path.

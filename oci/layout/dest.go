@@ -34,10 +34,11 @@ var (
 // is present and replaces index.json. Close removes the staging directory, so an aborted
 // write leaves no file behind.
 type destination struct {
-	ref        reference
-	root       *os.Root
-	staging    string // absolute path
-	createdDir bool
+	ref         reference
+	root        *os.Root
+	staging     string   // absolute path
+	stagingLock *os.File // held while staging is in use (staging.MkdirTemp)
+	createdDir  bool
 
 	mu           sync.Mutex
 	staged       map[digest.Digest]int64
@@ -64,12 +65,15 @@ func newImageDestination(r reference) (*destination, error) {
 		root.Close()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	stagingDir, err := os.MkdirTemp(r.path, staging.LayoutPrefix)
+	// What a killed writer left (its staging directory, a temporary index.json) is removed;
+	// a live writer's files are locked and stay.
+	staging.RemoveDead(r.path, nil)
+	stagingDir, lock, err := staging.MkdirTemp(r.path, staging.LayoutPrefix)
 	if err != nil {
 		root.Close()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	return &destination{ref: r, root: root, staging: stagingDir, createdDir: createdDir, staged: map[digest.Digest]int64{}}, nil
+	return &destination{ref: r, root: root, staging: stagingDir, stagingLock: lock, createdDir: createdDir, staged: map[digest.Digest]int64{}}, nil
 }
 
 // checkWritableLayout accepts an existing layout with a readable index.json, or a directory
@@ -366,6 +370,7 @@ func (d *destination) Close() error {
 	if err != nil {
 		err = errors.Wrapf(err, "removing staging directory %s", d.staging)
 	}
+	d.stagingLock.Close()
 	if cerr := d.root.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
