@@ -35,3 +35,26 @@ func TestLockWaitsAndHonoursContext(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 }
+
+func TestTryLock(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lock")
+	open := func() *os.File {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	first, second := open(), open()
+	defer second.Close()
+	if ok, err := TryLock(first); !ok || err != nil {
+		t.Fatalf("first TryLock = %v, %v; want true", ok, err)
+	}
+	if ok, err := TryLock(second); ok || err != nil {
+		t.Fatalf("TryLock while held = %v, %v; want false, nil", ok, err)
+	}
+	first.Close()
+	if ok, err := TryLock(second); !ok || err != nil {
+		t.Fatalf("TryLock after release = %v, %v; want true", ok, err)
+	}
+}
