@@ -77,15 +77,7 @@ func cliIn(t *testing.T, home, stdin string, args ...string) cliResult {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cliBinary, args...)
 	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(),
-		"HOME="+home,
-		"XDG_CACHE_HOME="+filepath.Join(home, "cache"),
-		"XDG_CONFIG_HOME="+filepath.Join(home, "config"),
-		"XDG_RUNTIME_DIR="+filepath.Join(home, "run"),
-		"DOCKER_CONFIG="+filepath.Join(home, "docker"),
-		"REGISTRY_AUTH_FILE=",
-		"TMPDIR="+home,
-	)
+	cmd.Env = cliEnv(home)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -99,6 +91,20 @@ func cliIn(t *testing.T, home, stdin string, args ...string) cliResult {
 		t.Fatalf("running imgcopy %v: %v", args, err)
 	}
 	return res
+}
+
+// cliEnv is the environment of the binary: the test's, with home as HOME and the cache and
+// config directories in it.
+func cliEnv(home string) []string {
+	return append(os.Environ(),
+		"HOME="+home,
+		"XDG_CACHE_HOME="+filepath.Join(home, "cache"),
+		"XDG_CONFIG_HOME="+filepath.Join(home, "config"),
+		"XDG_RUNTIME_DIR="+filepath.Join(home, "run"),
+		"DOCKER_CONFIG="+filepath.Join(home, "docker"),
+		"REGISTRY_AUTH_FILE=",
+		"TMPDIR="+home,
+	)
 }
 
 // mustCLI runs the binary and fails the test unless it exits 0.
