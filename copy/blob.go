@@ -139,6 +139,10 @@ func (c *copier) tryReuse(ctx context.Context, job *blobJob) (blobResult, bool, 
 		logrus.WithFields(fields).Debug("blob reused at destination")
 		c.report.line("Copying %s %s skipped: already exists", job.kind(), shortDigest(job.info.Digest))
 	}
+	if reused.Kept && res.Info.Size > 0 {
+		ev.Resumed = res.Info.Size
+		c.bytesResumed.Add(res.Info.Size)
+	}
 	c.report.event(ev)
 	c.blobsReused.Add(1)
 	if job.info.Size > 0 {

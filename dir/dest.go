@@ -14,6 +14,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -31,8 +32,12 @@ var _ types.ImageDestination = (*destination)(nil)
 type destination struct {
 	ref        reference
 	root       *os.Root
+	staging    *staging.Dir // temporary blob files, locked while this destination lives
 	createdDir bool
 	previous   map[string]bool // files present when the destination was opened
+	// leftover is set when the directory held only what an interrupted copy left (blobs it
+	// had verified, no image): with resuming on, those blobs are reused as kept (issue 17).
+	leftover bool
 
 	mu        sync.Mutex
 	created   map[string]bool // files this destination created
@@ -41,8 +46,9 @@ type destination struct {
 	committed bool
 }
 
-func newImageDestination(r reference) (*destination, error) {
+func newImageDestination(r reference, resume bool) (*destination, error) {
 	d := &destination{ref: r, previous: map[string]bool{}, created: map[string]bool{}, used: map[string]bool{}, manifests: map[string][]byte{}}
+	staging.RemoveAbandoned(r.path) // what dead writers left, whatever the flags
 	entries, err := os.ReadDir(r.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -53,7 +59,8 @@ func newImageDestination(r reference) (*destination, error) {
 	case err != nil:
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
 	case len(entries) > 0:
-		if err := checkOverwritable(r); err != nil {
+		d.leftover = resume && onlyLeftovers(entries)
+		if err := checkOverwritable(r); err != nil && !onlyLeftovers(entries) {
 			return nil, err
 		}
 		for _, e := range entries {
@@ -66,7 +73,25 @@ func newImageDestination(r reference) (*destination, error) {
 	if d.root, err = os.OpenRoot(r.path); err != nil {
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
 	}
+	if d.staging, err = staging.NewDir(r.path); err != nil {
+		d.root.Close()
+		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
+	}
 	return d, nil
+}
+
+// onlyLeftovers reports whether entries are what an interrupted copy leaves in a new dir:
+// blobs it verified (named by their digest) and staging directories, but no image files.
+func onlyLeftovers(entries []os.DirEntry) bool {
+	for _, e := range entries {
+		if staging.IsTemporary(e.Name()) {
+			continue
+		}
+		if e.IsDir() || digest.NewDigestFromEncoded(digest.SHA256, e.Name()).Validate() != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // checkOverwritable accepts a non-empty directory only when it holds a dir: image.
@@ -113,8 +138,8 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 		return types.ReusedBlob{}, false, nil // not a usable copy; PutBlob replaces it
 	}
 	d.keep(name)
-	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": fi.Size()}).Debug("blob reused")
-	return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: fi.Size(), MediaType: info.MediaType}}, true, nil
+	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": fi.Size(), "kept": d.leftover}).Debug("blob reused")
+	return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: fi.Size(), MediaType: info.MediaType}, Kept: d.leftover}, true, nil
 }
 
 // keep records that name belongs to the image being written.
@@ -131,7 +156,7 @@ func (d *destination) keep(name string) {
 // PutBlob implements types.ImageDestination.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	var name string
-	dg, size, err := atomicfile.WriteBlob(d.ref.path, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, func(dg digest.Digest) string {
+	dg, size, err := atomicfile.WriteBlob(d.staging.Path, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, func(dg digest.Digest) string {
 		name = dg.Encoded()
 		return d.ref.file(name)
 	})
@@ -182,6 +207,9 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 		return err
 	}
 	d.committed = true
+	if err := d.removeStaging(); err != nil {
+		logrus.WithError(err).Warn("removing the staging directory")
+	}
 	for name := range d.previous {
 		if !d.used[name] {
 			if err := d.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -205,6 +233,16 @@ func (d *destination) writeFile(name string, body []byte) error {
 	return nil
 }
 
+// removeStaging removes the staging directory once; the caller holds d.mu.
+func (d *destination) removeStaging() error {
+	if d.staging == nil {
+		return nil
+	}
+	err := d.staging.Remove()
+	d.staging = nil
+	return err
+}
+
 // Close implements types.ImageDestination. Without a successful Commit it removes every file
 // it created, and the directory itself when it created that too.
 func (d *destination) Close() error {
@@ -217,6 +255,9 @@ func (d *destination) Close() error {
 				firstErr = errors.Wrapf(err, "removing %s after an incomplete write", d.ref.file(name))
 			}
 		}
+	}
+	if err := d.removeStaging(); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	if err := d.root.Close(); err != nil && firstErr == nil {
 		firstErr = err

@@ -72,17 +72,18 @@ func (p *resumeProxy) wrap(next http.Handler) http.Handler {
 			rng := r.Header.Get("Range")
 			rt.mu.Lock()
 			rt.ranges = append(rt.ranges, rng)
+			rt.paths = append(rt.paths, r.URL.Path)
 			refuse := rt.refuseOpenRanges && strings.HasSuffix(rng, "-")
 			rt.mu.Unlock()
 			if refuse {
 				w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
 				return
 			}
-			cw := &holdingWriter{ResponseWriter: w, rt: rt}
+			cw := &holdingWriter{ResponseWriter: w, rt: rt, limit: rt.limitFor(r.URL.Path)}
 			next.ServeHTTP(cw, r)
 			rt.endHeld(cw.held)
 		case r.Method == http.MethodPatch:
-			hr := &holdingReader{ReadCloser: r.Body, rt: rt}
+			hr := &holdingReader{ReadCloser: r.Body, rt: rt, limit: rt.limitFor(r.URL.Path)}
 			r.Body = hr
 			next.ServeHTTP(w, r)
 			rt.endHeld(hr.held)
@@ -97,11 +98,13 @@ type proxyRoute struct {
 	mu               sync.Mutex
 	bytes            int64 // blob GET response and PATCH request body bytes
 	ranges           []string
+	paths            []string // of blob GETs
 	refuseOpenRanges bool
-	holdAt           int64         // > 0: hold the transfer that passes this count
-	reached          chan struct{} // closed when the hold point is reached
-	release          chan struct{} // closed by the test once it killed the client
-	ended            chan struct{} // closed when the held request's handler returned
+	holdAt           int64                  // > 0: hold the first armed request that passes this many bytes
+	arm              func(path string) bool // which requests may be held; nil: all
+	reached          chan struct{}          // closed when the hold point is reached
+	release          chan struct{}          // closed by the test once it killed the client
+	ended            chan struct{}          // closed when the held request's handler returned
 }
 
 // holdAfter arms the hold point.
@@ -117,18 +120,42 @@ func (rt *proxyRoute) take() (int64, []string) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	n, r := rt.bytes, rt.ranges
-	rt.bytes, rt.ranges = 0, nil
+	rt.bytes, rt.ranges, rt.paths = 0, nil, nil
 	return n, r
 }
 
-// pass counts n bytes about to go by and returns how many may go before the hold point, and
-// whether they reach it (the caller then holds).
-func (rt *proxyRoute) pass(n int) (int, bool) {
+// fetched counts the blob GETs of d since the last take.
+func (rt *proxyRoute) fetched(d digest.Digest) int {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if rt.holdAt > 0 && rt.bytes+int64(n) >= rt.holdAt {
-		n = int(rt.holdAt - rt.bytes)
-		rt.bytes = rt.holdAt
+	n := 0
+	for _, p := range rt.paths {
+		if strings.HasSuffix(p, "/"+d.String()) {
+			n++
+		}
+	}
+	return n
+}
+
+// limitFor returns the hold point of a new request: holdAt when it is armed, else 0.
+func (rt *proxyRoute) limitFor(path string) int64 {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.holdAt > 0 && (rt.arm == nil || rt.arm(path)) {
+		return rt.holdAt
+	}
+	return 0
+}
+
+// pass counts n bytes about to go by in a request that passed done bytes already, and returns
+// how many may go before its hold point (limit, 0 for none), and whether they reach it (the
+// caller then holds). Only one request is held.
+func (rt *proxyRoute) pass(done int64, n int, limit int64) (int, bool) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if limit > 0 && rt.holdAt > 0 && done+int64(n) >= limit {
+		n = int(limit - done)
+		rt.bytes += int64(n)
 		rt.holdAt = 0
 		return n, true
 	}
@@ -153,15 +180,17 @@ var errHeld = errors.New("transfer held by the test proxy")
 // holdingWriter counts a blob response and holds it at the route's hold point.
 type holdingWriter struct {
 	http.ResponseWriter
-	rt   *proxyRoute
-	held bool
+	rt          *proxyRoute
+	limit, done int64
+	held        bool
 }
 
 func (w *holdingWriter) Write(b []byte) (int, error) {
 	if w.held {
 		return 0, errHeld
 	}
-	n, reached := w.rt.pass(len(b))
+	n, reached := w.rt.pass(w.done, len(b), w.limit)
+	w.done += int64(n)
 	m, err := w.ResponseWriter.Write(b[:n])
 	if reached {
 		w.held = true
@@ -176,8 +205,9 @@ func (w *holdingWriter) Write(b []byte) (int, error) {
 // it passes on whatever the dead client's connection still delivers.
 type holdingReader struct {
 	io.ReadCloser
-	rt   *proxyRoute
-	held bool
+	rt          *proxyRoute
+	limit, done int64
+	held        bool
 }
 
 func (r *holdingReader) Read(b []byte) (int, error) {
@@ -188,7 +218,8 @@ func (r *holdingReader) Read(b []byte) (int, error) {
 		r.rt.mu.Unlock()
 		return n, err
 	}
-	m, reached := r.rt.pass(n)
+	m, reached := r.rt.pass(r.done, n, r.limit)
+	r.done += int64(m)
 	if reached {
 		r.held = true
 		r.rt.hold()
@@ -264,6 +295,13 @@ func killAtHold(t *testing.T, rt *proxyRoute, home string, args ...string) {
 // layer's digest.
 func writeBigLayout(t *testing.T, dir string, size int64) digest.Digest {
 	t.Helper()
+	return writeLayersLayout(t, dir, size)[0]
+}
+
+// writeLayersLayout writes an OCI layout (tag v1) with one incompressible layer of each size
+// and returns their digests.
+func writeLayersLayout(t *testing.T, dir string, sizes ...int64) []digest.Digest {
+	t.Helper()
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		t.Fatal(err)
@@ -287,11 +325,18 @@ func writeBigLayout(t *testing.T, dir string, size int64) digest.Digest {
 		}
 		return imgspecv1.Descriptor{Digest: d, Size: n}
 	}
-	layer := writeBlob(io.LimitReader(rand.NewChaCha8([32]byte{17}), size))
-	layer.MediaType = imgspecv1.MediaTypeImageLayer
-	config := writeBlob(strings.NewReader(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%q]}}`, layer.Digest)))
+	var layers []imgspecv1.Descriptor
+	var digests []digest.Digest
+	var diffIDs []string
+	for i, size := range sizes {
+		layer := writeBlob(io.LimitReader(rand.NewChaCha8([32]byte{17, byte(i)}), size))
+		layer.MediaType = imgspecv1.MediaTypeImageLayer
+		layers, digests = append(layers, layer), append(digests, layer.Digest)
+		diffIDs = append(diffIDs, fmt.Sprintf("%q", layer.Digest))
+	}
+	config := writeBlob(strings.NewReader(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]}}`, strings.Join(diffIDs, ","))))
 	config.MediaType = imgspecv1.MediaTypeImageConfig
-	m := imgspecv1.Manifest{MediaType: imgspecv1.MediaTypeImageManifest, Config: config, Layers: []imgspecv1.Descriptor{layer}}
+	m := imgspecv1.Manifest{MediaType: imgspecv1.MediaTypeImageManifest, Config: config, Layers: layers}
 	m.SchemaVersion = 2
 	mb, _ := json.Marshal(m)
 	md := writeBlob(bytes.NewReader(mb))
@@ -305,7 +350,7 @@ func writeBigLayout(t *testing.T, dir string, size int64) digest.Digest {
 			t.Fatal(err)
 		}
 	}
-	return layer.Digest
+	return digests
 }
 
 // keptFiles lists what a resume directory holds (partial downloads and upload records).
@@ -493,4 +538,84 @@ func TestCLIResumeAfterKill(t *testing.T) {
 			t.Errorf("HEAD of the uploaded layer: %v %v", resp, err)
 		}
 	})
+}
+
+// TestCLIResumeLocalStaging kills a copy from a registry into each local transport (SIGKILL)
+// while the second of two layers downloads, after the first was verified and staged, then
+// runs it again: the staged layer is taken over (not fetched again, counted as resumed), the
+// second layer continues from its partial download, and no staging directory is left behind.
+func TestCLIResumeLocalStaging(t *testing.T) {
+	t.Parallel()
+	proxy := &resumeProxy{}
+	reg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: proxy.wrap})
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	sizes := []int64{2 << 20, 24 << 20}
+	layers := writeLayersLayout(t, layoutDir, sizes...)
+	base := "docker://" + reg.Host + "/resume/local:v1"
+	imageDigest := e2eCopy(t, e2eRef(t, base), e2eRef(t, "oci:"+layoutDir+":v1"), nil).ManifestDigest
+	cases := []struct {
+		transport string
+		dest      func(dir string) (name, stagingParent string)
+	}{
+		{"oci", func(dir string) (string, string) { return "oci:" + dir + "/layout:v1", dir + "/layout" }},
+		{"dir", func(dir string) (string, string) { return "dir:" + dir + "/dir", dir + "/dir" }},
+		{"oci-archive", func(dir string) (string, string) { return "oci-archive:" + dir + "/img.tar:v1", dir }},
+		{"docker-archive", func(dir string) (string, string) { return "docker-archive:" + dir + "/img.tar:resume/local:v1", dir }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.transport, func(t *testing.T) {
+			t.Parallel()
+			repo := "resume/local-" + tc.transport
+			e2eCopy(t, e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1"), e2eRef(t, base), nil) // a mount
+			rt := proxy.route(repo)
+			var mu sync.Mutex
+			seen := map[string]bool{}
+			rt.arm = func(path string) bool { // the second layer to start; the first is staged by then
+				mu.Lock()
+				defer mu.Unlock()
+				for _, l := range layers {
+					if strings.HasSuffix(path, "/"+l.String()) {
+						seen[l.String()] = true
+						return len(seen) == 2
+					}
+				}
+				return false
+			}
+			rt.holdAfter(sizes[1] / 2)
+			home, dir := t.TempDir(), t.TempDir()
+			dest, stagingParent := tc.dest(dir)
+			args := []string{"--progress", "json", "--image-parallel-copies", "1", "--src-tls-verify=false", "docker://" + reg.Host + "/" + repo + ":v1", dest}
+			killAtHold(t, rt, home, args...)
+			rt.take()
+			if left, _ := filepath.Glob(filepath.Join(stagingParent, ".imgcopy-staging-*")); len(left) != 1 {
+				t.Fatalf("staging after the kill: %v, want one directory", left)
+			}
+
+			res := cliIn(t, home, "", args...)
+			if res.code != 0 {
+				t.Fatalf("second run: exit %d\nstderr: %s", res.code, res.stderr)
+			}
+			done := jsonDone(t, res.stdout)
+			if done["digest"] != imageDigest.String() {
+				t.Errorf("wrote manifest %v, want %s", done["digest"], imageDigest)
+			}
+			refetched := rt.fetched(layers[0]) + rt.fetched(layers[1])
+			resumed, _ := done["bytesResumed"].(float64)
+			t.Logf("second run: %d layer request(s), done %v", refetched, done)
+			// The layer staged before the kill is taken over (counted as resumed) and not
+			// requested again; the held one continues from its partial download.
+			if refetched != 1 || int64(resumed) <= sizes[0] {
+				t.Errorf("second run requested the layers %d time(s) and resumed %v bytes; want 1 request, and more than the staged %d bytes resumed", refetched, done["bytesResumed"], sizes[0])
+			}
+			if left, _ := filepath.Glob(filepath.Join(stagingParent, ".imgcopy-staging-*")); len(left) != 0 {
+				t.Errorf("staging left behind: %v", left)
+			}
+			if files := keptFiles(t, home); len(files) != 0 {
+				t.Errorf("resume files left: %v", files)
+			}
+			if v := cliIn(t, home, "", "verify", strings.TrimSuffix(dest, ":resume/local:v1")); v.code != 0 {
+				t.Errorf("imgcopy verify %s: exit %d\n%s%s", dest, v.code, v.stdout, v.stderr)
+			}
+		})
+	}
 }

@@ -160,6 +160,9 @@ type ReusedBlob struct {
 	// MountedFrom names where the blob was mounted or copied from inside the destination's
 	// storage (e.g. another repository); empty when it was already present.
 	MountedFrom string
+	// Kept is true when an earlier, interrupted copy into this destination had staged the
+	// blob (verified) and this one takes it over instead of copying it (see ResumeOptions).
+	Kept bool
 }
 
 // PutBlobOptions are the optional arguments of ImageDestination.PutBlob.
