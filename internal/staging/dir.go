@@ -36,11 +36,16 @@ func NewDir(parent string) (*Dir, error) {
 	if err != nil {
 		return nil, errors.Wrapf(err, "creating a staging directory in %s", parent)
 	}
-	f, err := os.OpenFile(filepath.Join(p, lockName), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	// The lock file gets its name only once locked, so that no other process can find it
+	// unlocked (and take the directory for a dead writer's) in between.
+	f, err := os.OpenFile(filepath.Join(p, lockName+"-new"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		var ok bool
 		if ok, err = filelock.TryLock(f); err == nil && !ok {
 			err = errors.New("locked by another process")
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), filepath.Join(p, lockName))
 		}
 		if err != nil {
 			f.Close()
