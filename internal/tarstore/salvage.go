@@ -69,13 +69,14 @@ func (s *Store) indexAbandoned(f *os.File) {
 		if !bytes.Equal(block[257:262], []byte("ustar")) {
 			continue
 		}
-		sr := &countingReader{r: io.NewSectionReader(f, off, fi.Size()-off)}
+		sr := io.NewSectionReader(f, off, fi.Size()-off)
 		h, err := tar.NewReader(sr).Next()
 		if err != nil || h.Typeflag != tar.TypeReg {
 			continue
 		}
 		m := hexName.FindStringSubmatch(h.Name)
-		dataOff := off + sr.n // the content follows the header blocks the reader consumed
+		consumed, _ := sr.Seek(0, io.SeekCurrent)
+		dataOff := off + consumed // the content follows the header blocks the reader consumed
 		if m == nil || dataOff+h.Size > fi.Size() {
 			continue
 		}
@@ -83,18 +84,6 @@ func (s *Store) indexAbandoned(f *os.File) {
 		s.salvage[d] = salvaged{file: f, off: dataOff, size: h.Size}
 		off = dataOff + (h.Size+511)/512*512 - 512
 	}
-}
-
-// countingReader counts what tar.Reader consumed to parse a header.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n += int64(n)
-	return n, err
 }
 
 // Salvage stores blob d as member from what a killed writer left (see Options.Resume),
