@@ -139,6 +139,10 @@ func (c *copier) tryReuse(ctx context.Context, job *blobJob) (blobResult, bool, 
 		logrus.WithFields(fields).Debug("blob reused at destination")
 		c.report.line("Copying %s %s skipped: already exists", job.kind(), shortDigest(job.info.Digest))
 	}
+	if reused.Kept && res.Info.Size > 0 {
+		ev.Resumed = res.Info.Size
+		c.bytesResumed.Add(res.Info.Size)
+	}
 	c.report.event(ev)
 	c.blobsReused.Add(1)
 	if job.info.Size > 0 {
@@ -188,46 +192,57 @@ func (ch *blobChain) stop() {
 	}
 }
 
-// streamBlob transfers one blob: source GetBlob → verify → transform → progress → PutBlob.
-func (c *copier) streamBlob(ctx context.Context, job *blobJob) (blobResult, error) {
+// transferBlob transfers one blob: source GetBlob → verify → transform → progress → PutBlob.
+// fresh asks both ends not to continue what an earlier run kept. retry reports a failure that
+// a fresh transfer may not have (see retryFresh); it is then reported as such, not as a failure.
+func (c *copier) transferBlob(ctx context.Context, job *blobJob, fresh bool) (_ blobResult, retry bool, _ error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rc, size, err := c.openBlob(ctx, job)
+	kept := &keptBytes{}
+	rc, size, err := c.openBlob(ctx, job, fresh, kept)
 	if err != nil {
-		return blobResult{}, err
+		return blobResult{}, false, err
 	}
 	defer rc.Close()
 	info := job.info
 	if info.Size < 0 {
 		info.Size = size
 	}
-	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": info.Size, "action": job.plan.Action}).Debug("blob transfer started")
-	c.report.event(ProgressEvent{Kind: EventBlobStarted, Digest: info.Digest, MediaType: info.MediaType, Size: info.Size})
+	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": info.Size, "action": job.plan.Action, "resumed": kept.source}).Debug("blob transfer started")
+	c.report.event(ProgressEvent{Kind: EventBlobStarted, Digest: info.Digest, MediaType: info.MediaType, Size: info.Size, Resumed: kept.source})
 	ch, err := c.buildChain(ctx, rc, info, job)
 	if err != nil {
-		return blobResult{}, err
+		return blobResult{}, false, err
 	}
-	stored, err := c.putBlob(ctx, ch, info, job)
+	stored, err := c.putBlob(ctx, ch, info, job, fresh, kept)
 	cancel() // unblocks transport reads still pending in transform goroutines
 	ch.stop()
 	if err != nil {
-		c.report.event(ProgressEvent{Kind: EventBlobFailed, Digest: info.Digest, MediaType: info.MediaType, Size: info.Size, Err: err})
-		return blobResult{}, err
+		retry = !fresh && retryFresh(err, kept)
+		kind := EventBlobFailed
+		if retry {
+			kind = EventBlobResumeDiscarded
+		}
+		c.report.event(ProgressEvent{Kind: kind, Digest: info.Digest, MediaType: info.MediaType, Size: info.Size, Resumed: kept.bytes(), Err: err})
+		return blobResult{}, retry, err
 	}
-	res := c.finishBlob(job, info, stored, ch)
-	return res, nil
+	res := c.finishBlob(job, info, stored, ch, kept)
+	return res, false, nil
 }
 
-func (c *copier) openBlob(ctx context.Context, job *blobJob) (io.ReadCloser, int64, error) {
+func (c *copier) openBlob(ctx context.Context, job *blobJob, fresh bool, kept *keptBytes) (io.ReadCloser, int64, error) {
 	if job.data != nil {
 		return io.NopCloser(bytes.NewReader(job.data)), int64(len(job.data)), nil
 	}
-	rc, size, err := c.src.GetBlob(ctx, job.info, types.GetBlobOptions{Cache: c.cache})
+	rc, size, err := c.src.GetBlob(ctx, job.info, types.GetBlobOptions{Cache: c.cache, NoResume: fresh})
 	if err != nil && job.foreign && errors.Is(err, types.ErrBlobNotFound) && len(job.info.URLs) > 0 {
 		return c.fetchForeign(ctx, job, err)
 	}
 	if err != nil {
 		return nil, -1, errors.Wrapf(err, "fetching from %s", types.ImageName(c.srcRef))
+	}
+	if rr, ok := rc.(types.ResumedReader); ok {
+		kept.source = rr.ResumedBytes()
 	}
 	return rc, size, nil
 }
@@ -287,7 +302,7 @@ func (c *copier) buildChain(ctx context.Context, rc io.Reader, info types.BlobIn
 
 // putBlob hands the chain to the destination. A failure of the chain (source read,
 // verification, transform) is reported as such, whatever the destination made of it.
-func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo, job *blobJob) (types.BlobInfo, error) {
+func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo, job *blobJob, fresh bool, kept *keptBytes) (types.BlobInfo, error) {
 	putInfo := info
 	if job.plan.transforms() {
 		putInfo = types.BlobInfo{Digest: "", Size: -1, MediaType: job.plan.MediaType, URLs: info.URLs, Annotations: info.Annotations}
@@ -298,7 +313,8 @@ func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo
 	}
 	// The chain verifies the stream against info and fails at EOF on a mismatch, so a
 	// destination given that digest need not hash the bytes a second time.
-	opts := types.PutBlobOptions{Cache: c.cache, IsConfig: job.isConfig, LayerIndex: layerIndex, Verified: putInfo.Digest != ""}
+	opts := types.PutBlobOptions{Cache: c.cache, IsConfig: job.isConfig, LayerIndex: layerIndex, Verified: putInfo.Digest != "",
+		NoResume: fresh, Resumed: kept.setDestination}
 	stored, err := c.dest.PutBlob(ctx, ch.reader, putInfo, opts)
 	if err == nil && !ch.reader.sawEOF() {
 		// The destination did not read to EOF; finish reading so the blob is still verified.
@@ -314,7 +330,7 @@ func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo
 }
 
 // finishBlob records what was learnt about a transferred blob and reports it.
-func (c *copier) finishBlob(job *blobJob, info, stored types.BlobInfo, ch *blobChain) blobResult {
+func (c *copier) finishBlob(job *blobJob, info, stored types.BlobInfo, ch *blobChain, kept *keptBytes) blobResult {
 	res := blobResult{Info: info}
 	if job.plan.transforms() {
 		res.Info.Digest, res.Info.Size, res.Info.MediaType = stored.Digest, stored.Size, job.plan.MediaType
@@ -335,11 +351,12 @@ func (c *copier) finishBlob(job *blobJob, info, stored types.BlobInfo, ch *blobC
 		c.cache.RecordDigestCompressorName(res.Info.Digest, compressorName(job.plan.To))
 	}
 	res.Info = retyped(job, res.Info)
-	n := *ch.srcBytes
+	n, resumed := *ch.srcBytes, kept.bytes()
 	c.blobsCopied.Add(1)
 	c.bytesCopied.Add(n)
-	logrus.WithFields(logrus.Fields{"digest": info.Digest, "stored": res.Info.Digest, "size": res.Info.Size, "read": n}).Debug("blob transfer done")
-	c.report.event(ProgressEvent{Kind: EventBlobDone, Digest: res.Info.Digest, MediaType: res.Info.MediaType, Size: res.Info.Size, Offset: n})
+	c.bytesResumed.Add(resumed)
+	logrus.WithFields(logrus.Fields{"digest": info.Digest, "stored": res.Info.Digest, "size": res.Info.Size, "read": n, "resumed": resumed}).Debug("blob transfer done")
+	c.report.event(ProgressEvent{Kind: EventBlobDone, Digest: res.Info.Digest, MediaType: res.Info.MediaType, Size: res.Info.Size, Offset: n, Resumed: resumed})
 	c.report.line("Copying %s %s done", job.kind(), shortDigest(info.Digest))
 	return res
 }

@@ -112,6 +112,10 @@ const (
 	// EventBlobSkipped: the blob was deliberately not copied; Reason says why (a foreign
 	// layer kept as a reference: ReasonForeignLayer).
 	EventBlobSkipped
+	// EventBlobResumeDiscarded: a transfer that continued data an earlier, interrupted copy kept
+	// failed because of that data (Err says how); the data was discarded and the blob is copied
+	// again from the start, with a new EventBlobStarted.
+	EventBlobResumeDiscarded
 )
 
 // ReasonForeignLayer is the Reason of an EventBlobSkipped for a foreign layer kept as a reference.
@@ -136,17 +140,24 @@ func (k ProgressEventKind) String() string {
 		return "manifest-written"
 	case EventBlobSkipped:
 		return "blob-skipped"
+	case EventBlobResumeDiscarded:
+		return "blob-resume-discarded"
 	}
 	return "unknown"
 }
 
 // ProgressEvent is one step of a copy, delivered to Options.Progress.
 type ProgressEvent struct {
-	Kind        ProgressEventKind
-	Digest      digest.Digest
-	MediaType   string
-	Size        int64 // -1 when unknown
-	Offset      int64 // bytes read so far, for EventBlobProgress and EventBlobDone
+	Kind      ProgressEventKind
+	Digest    digest.Digest
+	MediaType string
+	Size      int64 // -1 when unknown
+	Offset    int64 // bytes read so far, for EventBlobProgress and EventBlobDone
+	// Resumed is how many of the blob's bytes were not transferred again because an earlier,
+	// interrupted copy had (a partial download read from disk, an upload session the
+	// destination continued): for EventBlobStarted what the source kept, for EventBlobDone and
+	// EventBlobResumeDiscarded the larger of what either end kept.
+	Resumed     int64
 	MountedFrom string
 	Reason      string // why a blob was skipped (EventBlobSkipped)
 	Err         error
@@ -177,6 +188,13 @@ type Result struct {
 	BytesCopied, BytesReused int64
 	// BlobsCopied and BlobsReused count blobs; identical blobs within a copy count once.
 	BlobsCopied, BlobsReused int
+	// BytesResumed counts the bytes of copied blobs that were not transferred again because an
+	// earlier, interrupted copy had (per blob, the larger of what the source's partial download
+	// and the destination's continued upload held); they are part of BytesCopied.
+	BytesResumed int64
+	// ResumesDiscarded counts blobs whose kept data failed verification (or was refused by the
+	// destination): it was discarded and the blob copied again from the start.
+	ResumesDiscarded int
 	// AlreadyPresent is true when the destination already stored the top-level manifest with
 	// everything it references (a warm re-copy): only that manifest was written again, to
 	// (re)name it. No blob was checked or copied, so the blob and byte counts are 0, and
@@ -213,6 +231,8 @@ type copier struct {
 
 	bytesCopied, bytesReused atomic.Int64
 	blobsCopied, blobsReused atomic.Int64
+	bytesResumed             atomic.Int64
+	resumesDiscarded         atomic.Int64
 	compressing              atomic.Int32 // layers being compressed right now
 	alreadyPresent           bool         // set by skipIfPresent, before any concurrent work
 }
@@ -318,6 +338,7 @@ func (c *copier) run(ctx context.Context) (*Result, error) {
 	res.BytesCopied, res.BytesReused = c.bytesCopied.Load(), c.bytesReused.Load()
 	res.BlobsCopied, res.BlobsReused = int(c.blobsCopied.Load()), int(c.blobsReused.Load())
 	res.AlreadyPresent = c.alreadyPresent
+	res.BytesResumed, res.ResumesDiscarded = c.bytesResumed.Load(), int(c.resumesDiscarded.Load())
 	return res, nil
 }
 

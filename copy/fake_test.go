@@ -149,6 +149,11 @@ type fakeSourceConfig struct {
 	closeErr error
 	// gate, when set, runs at the start of every GetBlob; an error fails the GetBlob.
 	gate func(ctx context.Context, d digest.Digest) error
+	// kept serves these blobs as streams resumed from kept data (types.ResumedReader) of the
+	// given length, with the kept part altered when keptCorrupt; a GetBlob with NoResume
+	// serves the plain blob.
+	kept        map[digest.Digest]int64
+	keptCorrupt bool
 }
 
 type fakeSource struct {
@@ -157,6 +162,7 @@ type fakeSource struct {
 
 	mu       sync.Mutex
 	getBlobs []digest.Digest
+	noResume []bool // GetBlobOptions.NoResume of each GetBlob
 	closed   bool
 }
 
@@ -187,6 +193,7 @@ func (s *fakeSource) GetManifest(ctx context.Context, instance *digest.Digest) (
 func (s *fakeSource) GetBlob(ctx context.Context, info types.BlobInfo, opts types.GetBlobOptions) (io.ReadCloser, int64, error) {
 	s.mu.Lock()
 	s.getBlobs = append(s.getBlobs, info.Digest)
+	s.noResume = append(s.noResume, opts.NoResume)
 	s.mu.Unlock()
 	if s.cfg.gate != nil {
 		if err := s.cfg.gate(ctx, info.Digest); err != nil {
@@ -201,7 +208,13 @@ func (s *fakeSource) GetBlob(ctx context.Context, info types.BlobInfo, opts type
 		b = slices.Clone(b)
 		b[len(b)/2] ^= 0xff
 	}
-	switch {
+	switch n, ok := s.cfg.kept[info.Digest]; {
+	case ok && !opts.NoResume:
+		if s.cfg.keptCorrupt {
+			b = slices.Clone(b)
+			b[n/2] ^= 0xff
+		}
+		return resumedStream{Reader: bytes.NewReader(b), kept: n}, int64(len(b)), nil
 	case info.Digest == s.cfg.block:
 		return io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), &blockingReader{ctx: ctx, started: s.cfg.started})), int64(len(b)), nil
 	case s.cfg.readErr[info.Digest] != nil:
@@ -233,6 +246,15 @@ func (b *blockingReader) Read([]byte) (int, error) {
 	return 0, b.ctx.Err()
 }
 
+// resumedStream is a blob stream whose first kept bytes came from data an earlier run kept.
+type resumedStream struct {
+	*bytes.Reader
+	kept int64
+}
+
+func (r resumedStream) Close() error        { return nil }
+func (r resumedStream) ResumedBytes() int64 { return r.kept }
+
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
@@ -248,6 +270,11 @@ type fakeDestConfig struct {
 	putBlobErr  error
 	// hasManifest, when set, makes the destination a types.ManifestChecker answering with it.
 	hasManifest func(digest.Digest) (bool, error)
+	// held makes PutBlob continue an upload an earlier run left of these blobs, holding the
+	// given number of bytes (reported with PutBlobOptions.Resumed); with heldRefused, the
+	// continued upload then fails with types.ErrResumeFailed. NoResume uploads afresh.
+	held        map[digest.Digest]int64
+	heldRefused bool
 }
 
 // fakeDest stages blobs and manifests and copies them into the store on Commit.
@@ -263,6 +290,7 @@ type fakeDest struct {
 	verified  map[digest.Digest]bool // PutBlobOptions.Verified by stored digest
 	putBytes  int64
 	reuseOpts []types.ReuseOptions
+	putOpts   []types.PutBlobOptions
 	manifests []string        // MIME types of PutManifest calls, in order
 	checked   []digest.Digest // HasManifest calls
 	committed bool
@@ -319,9 +347,18 @@ func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo
 		d.inFlight--
 		d.mu.Unlock()
 	}()
+	d.mu.Lock()
+	d.putOpts = append(d.putOpts, opts)
+	d.mu.Unlock()
 	var buf bytes.Buffer
 	if _, err := io.Copy(&buf, ctxio.Reader(ctx, r)); err != nil {
 		return types.BlobInfo{}, err
+	}
+	if n, ok := d.cfg.held[info.Digest]; ok && !opts.NoResume {
+		opts.Resumed(n)
+		if d.cfg.heldRefused {
+			return types.BlobInfo{}, errors.Wrap(types.ErrResumeFailed, "fake registry refused the digest of the continued upload")
+		}
 	}
 	if d.cfg.putBlobErr != nil {
 		return types.BlobInfo{}, d.cfg.putBlobErr

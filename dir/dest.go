@@ -31,26 +31,29 @@ var _ types.ImageDestination = (*destination)(nil)
 // manifest.json last. Files of a previous image that the new one does not use are removed
 // after Commit; files Commit created are removed again when it fails, and Close removes the
 // staging directory, so the previous image (or the empty directory) stays intact. The
-// staging directory of a killed run is removed by the next one (internal/staging).
+// staging directory of a killed run is removed by the next one (internal/staging), which
+// first takes over the blobs it had verified when resuming is on (issue 17).
 type destination struct {
-	ref         reference
-	root        *os.Root
-	createdDir  bool
-	previous    map[string]bool // files present when the destination was opened
-	staging     string          // absolute path
-	stagingLock *os.File
+	ref        reference
+	root       *os.Root
+	createdDir bool
+	previous   map[string]bool // files present when the destination was opened
+	stagingDir *staging.Dir    // locked while this destination lives
+	staging    string          // stagingDir.Path
 
 	mu        sync.Mutex
 	staged    map[string]int64 // blob file name -> size, in the staging directory
+	kept      map[string]bool  // staged blobs taken over from an interrupted copy
 	created   map[string]bool  // files this destination created
 	used      map[string]bool  // previous files the new image keeps
 	manifests map[string][]byte
 	committed bool
 }
 
-func newImageDestination(r reference) (*destination, error) {
-	d := &destination{ref: r, previous: map[string]bool{}, staged: map[string]int64{}, created: map[string]bool{}, used: map[string]bool{}, manifests: map[string][]byte{}}
-	staging.RemoveDead(r.path, nil)
+func newImageDestination(r reference, resume bool) (*destination, error) {
+	d := &destination{ref: r, previous: map[string]bool{}, staged: map[string]int64{}, kept: map[string]bool{},
+		created: map[string]bool{}, used: map[string]bool{}, manifests: map[string][]byte{}}
+	staging.RemoveDead(r.path, nil) // temporary files of dead writers (staging directories: below)
 	entries, err := os.ReadDir(r.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -61,7 +64,7 @@ func newImageDestination(r reference) (*destination, error) {
 	case err != nil:
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
 	case len(entries) > 0:
-		if err := checkOverwritable(r); err != nil {
+		if err := checkOverwritable(r); err != nil && !onlyTemporary(entries) {
 			return nil, err
 		}
 		for _, e := range entries {
@@ -74,11 +77,47 @@ func newImageDestination(r reference) (*destination, error) {
 	if d.root, err = os.OpenRoot(r.path); err != nil {
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
 	}
-	if d.staging, d.stagingLock, err = staging.MkdirTemp(r.path, staging.LayoutPrefix); err != nil {
+	if d.stagingDir, err = staging.NewDir(r.path); err != nil {
 		d.root.Close()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
+	d.staging = d.stagingDir.Path
+	d.takeAbandoned(resume)
 	return d, nil
+}
+
+// onlyTemporary reports whether entries are only what an interrupted copy leaves in a new
+// directory (staging directories and temporary files), so that it may be written to.
+func onlyTemporary(entries []os.DirEntry) bool {
+	for _, e := range entries {
+		if !staging.IsTemporary(e.Name()) {
+			return false
+		}
+	}
+	return true
+}
+
+// takeAbandoned removes the staging directories that dead writers left; with resume, the
+// blobs they had verified (only complete, verified blobs get their digest name in staging,
+// see atomicfile.WriteBlob) move into this destination's staging first, to be reused.
+func (d *destination) takeAbandoned(resume bool) {
+	for _, old := range staging.Abandoned(d.ref.path) {
+		entries, _ := os.ReadDir(old.Path)
+		for _, e := range entries {
+			info, err := e.Info()
+			if !resume || err != nil || !info.Mode().IsRegular() || digest.NewDigestFromEncoded(digest.SHA256, e.Name()).Validate() != nil {
+				continue
+			}
+			if os.Rename(filepath.Join(old.Path, e.Name()), filepath.Join(d.staging, e.Name())) == nil {
+				d.staged[e.Name()], d.kept[e.Name()] = info.Size(), true
+				logrus.WithFields(logrus.Fields{"blob": e.Name(), "size": info.Size()}).Debug("blob kept from an interrupted copy")
+			}
+		}
+		logrus.WithField("path", old.Path).Debug("removing what an interrupted copy left")
+		if err := old.Remove(); err != nil {
+			logrus.WithError(err).Warn("cannot remove what an interrupted copy left")
+		}
+	}
 }
 
 // checkOverwritable accepts a non-empty directory only when it holds a dir: image.
@@ -116,9 +155,10 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	}
 	d.mu.Lock()
 	size, staged := d.staged[name]
+	kept := d.kept[name]
 	d.mu.Unlock()
 	if staged && (info.Size < 0 || size == info.Size) {
-		return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}}, true, nil
+		return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}, Kept: kept}, true, nil
 	}
 	fi, err := d.root.Stat(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -207,6 +247,9 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 		return err
 	}
 	d.committed = true
+	if err := d.stagingDir.Remove(); err != nil { // empty now; Close would remove it too
+		logrus.WithError(err).Warn("removing the staging directory")
+	}
 	for name := range d.previous {
 		if !d.used[name] {
 			if err := d.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -251,11 +294,7 @@ func (d *destination) writeFile(name string, body []byte) error {
 func (d *destination) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var firstErr error
-	if err := os.RemoveAll(d.staging); err != nil {
-		firstErr = errors.Wrapf(err, "removing staging directory %s", d.staging)
-	}
-	d.stagingLock.Close()
+	firstErr := d.stagingDir.Remove()
 	if !d.committed {
 		for name := range d.created {
 			if err := d.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) && firstErr == nil {

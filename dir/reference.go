@@ -44,7 +44,7 @@ func (r reference) NewImageSource(ctx context.Context, sys *types.SystemContext)
 
 // NewImageDestination implements types.ImageReference.
 func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
-	return newImageDestination(r)
+	return newImageDestination(r, sys != nil && sys.Resume != nil)
 }
 
 // blobName returns the file name of a blob inside the directory, validating d first so that

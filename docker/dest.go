@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -22,9 +24,11 @@ import (
 // as they come; the top-level manifest is pushed by digest in PutManifest and tagged only in
 // Commit, so that nothing appears under the tag before Commit.
 type destination struct {
-	ref    reference
-	c      *client
-	scopes []scope
+	ref       reference
+	c         *client
+	scopes    []scope
+	store     *resume.Store // upload session records; nil when resuming is off
+	chunkSize int64         // SystemContext.UploadChunkSize
 
 	mu        sync.Mutex
 	topBody   []byte // the top-level manifest, pushed by digest, tagged in Commit
@@ -48,7 +52,11 @@ func newImageDestination(_ context.Context, sys *types.SystemContext, ref refere
 	if err != nil {
 		return nil, err
 	}
-	return &destination{ref: ref, c: c, scopes: []scope{{repo: ref.repo(), actions: "pull,push"}}}, nil
+	d := &destination{ref: ref, c: c, scopes: []scope{{repo: ref.repo(), actions: "pull,push"}}}
+	if sys != nil {
+		d.store, d.chunkSize = resume.New(sys.Resume), sys.UploadChunkSize
+	}
+	return d, nil
 }
 
 // Reference implements types.ImageDestination.
@@ -78,9 +86,11 @@ func (d *destination) cacheScope() types.BICTransportScope {
 }
 
 // PutBlob implements types.ImageDestination: POST an upload session, stream the blob in
-// one PATCH, then PUT ?digest=. The registry checks the digest too, but we hash the stream
-// ourselves and cancel the session on a mismatch before the blob becomes visible. An upload
-// that fails before reading anything from r (or with r seekable) is retried in a new session.
+// one PATCH (or in chunks of SystemContext.UploadChunkSize), then PUT ?digest=. The registry
+// checks the digest too, but we hash the stream ourselves and cancel the session on a mismatch
+// before the blob becomes visible. An upload that fails before reading anything from r (or
+// with r seekable) is retried in a new session. With resuming on, the session of a blob of
+// known digest is recorded, and a later run continues it where the registry says it stopped.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	if info.Digest != "" {
 		if err := info.Digest.Validate(); err != nil {
@@ -88,8 +98,12 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 		}
 	}
 	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": info.Size}).Debug("blob upload started")
+	rec := d.openUploadRecord(info)
+	if rec != nil {
+		defer rec.Close()
+	}
 	for attempt := 0; ; attempt++ {
-		stored, restartable, err := d.uploadOnce(ctx, r, info, opts.Verified)
+		stored, restartable, err := d.uploadOnce(ctx, r, info, opts, rec)
 		if err == nil {
 			if opts.Cache != nil {
 				opts.Cache.RecordKnownLocation(transportName, d.cacheScope(), stored.Digest, types.BICLocationReference{Opaque: d.ref.repo()})
@@ -106,53 +120,50 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 	}
 }
 
-// uploadOnce makes one upload attempt in a new session. restartable tells whether r can
-// be sent again (nothing was read from it, or it could be rewound).
-func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.BlobInfo, verified bool) (types.BlobInfo, bool, error) {
-	loc, err := d.startUpload(ctx, nil)
+// uploadOnce makes one upload attempt, in the session an earlier run recorded (rec) or a new
+// one. restartable tells whether r can be sent again (nothing was read from it, or it could
+// be rewound).
+func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions, rec *resume.Upload) (types.BlobInfo, bool, error) {
+	sess, err := d.openSession(ctx, info, opts.NoResume, rec)
 	if err != nil {
 		return types.BlobInfo{}, false, err // the POST itself was already retried
 	}
-	vr, err := verify.NewPutReader(r, info.Digest, info.Size, verified)
+	vr, err := verify.NewPutReader(r, info.Digest, info.Size, opts.Verified)
 	if err != nil {
+		d.endSession(ctx, sess, err, false)
 		return types.BlobInfo{}, false, err
 	}
 	sr := &sourceReader{r: vr}
-	hdr := http.Header{"Content-Type": {"application/octet-stream"}}
-	resp, err := d.c.do(ctx, request{method: http.MethodPatch, url: loc, header: hdr, stream: sr, size: info.Size, scopes: d.scopes})
+	status, err := d.sendBlob(ctx, sess, sr, info.Size, opts.Resumed)
 	sr.fence()
 	if sr.err != nil { // the source stream failed or did not match: blame it, not the registry
-		d.cancelUpload(loc)
-		if resp != nil {
-			drain(resp)
-		}
+		d.endSession(ctx, sess, sr.err, true)
 		return types.BlobInfo{}, false, sr.err
 	}
 	if err != nil {
-		d.cancelUpload(loc)
-		return types.BlobInfo{}, retryableError(ctx, err) && d.rewind(r, sr), err
-	}
-	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusCreated {
-		err := d.c.statusError(resp, kindOther)
-		d.cancelUpload(loc)
+		d.endSession(ctx, sess, err, false)
+		if sess.resumed && status == http.StatusRequestedRangeNotSatisfiable {
+			return types.BlobInfo{}, false, resumeFailed(err)
+		}
 		// 404 means the session vanished (BLOB_UPLOAD_UNKNOWN): a new one may work.
-		restart := retryableStatus(resp.StatusCode) || resp.StatusCode == http.StatusNotFound
+		restart := retryableStatus(status) || status == http.StatusNotFound || (status == 0 && retryableError(ctx, err))
 		return types.BlobInfo{}, restart && d.rewind(r, sr), err
 	}
-	drain(resp)
 	if !vr.Verified() { // the registry answered before we sent everything
-		d.cancelUpload(loc)
+		d.endSession(ctx, sess, nil, false)
 		return types.BlobInfo{}, false, errors.Errorf("registry ended the upload after %d bytes", vr.Size())
 	}
-	next, err := locationOf(resp, loc)
-	if err != nil {
-		d.cancelUpload(loc)
+	stored := types.BlobInfo{Digest: vr.Digest(), Size: vr.Size(), MediaType: info.MediaType, URLs: info.URLs, Annotations: info.Annotations}
+	if err := d.finishUpload(ctx, sess.loc, stored.Digest); err != nil {
+		d.endSession(ctx, sess, err, false)
+		if _, refused := asRegistryError(err); refused && sess.resumed {
+			// Our stream verified, so the bytes the registry kept from the earlier run did not.
+			return types.BlobInfo{}, false, resumeFailed(err)
+		}
 		return types.BlobInfo{}, false, err
 	}
-	stored := types.BlobInfo{Digest: vr.Digest(), Size: vr.Size(), MediaType: info.MediaType, URLs: info.URLs, Annotations: info.Annotations}
-	if err := d.finishUpload(ctx, next, stored.Digest); err != nil {
-		d.cancelUpload(next)
-		return types.BlobInfo{}, false, err
+	if sess.rec != nil {
+		sess.rec.Forget()
 	}
 	return stored, false, nil
 }
@@ -206,17 +217,20 @@ func (d *destination) rewind(r io.Reader, sr *sourceReader) bool {
 	return false
 }
 
-// startUpload POSTs a new upload session (or a mount, with query) and returns its Location.
-func (d *destination) startUpload(ctx context.Context, query url.Values) (*url.URL, error) {
+// startUpload POSTs a new upload session and returns its Location and the registry's
+// OCI-Chunk-Min-Length (0 when not announced).
+func (d *destination) startUpload(ctx context.Context, query url.Values) (*url.URL, int64, error) {
 	resp, err := d.c.do(ctx, request{method: http.MethodPost, path: "/v2/" + d.ref.repo() + "/blobs/uploads/", query: query, scopes: d.scopes})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if resp.StatusCode != http.StatusAccepted {
-		return nil, d.c.statusError(resp, kindOther)
+		return nil, 0, d.c.statusError(resp, kindOther)
 	}
 	drain(resp)
-	return locationOf(resp, nil)
+	minChunk, _ := strconv.ParseInt(resp.Header.Get("OCI-Chunk-Min-Length"), 10, 64)
+	loc, err := locationOf(resp, nil)
+	return loc, max(minChunk, 0), err
 }
 
 // locationOf returns resp's Location resolved against the request URL (it may be relative);

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -25,6 +26,7 @@ type source struct {
 	ref    reference
 	c      *client
 	scopes []scope
+	store  *resume.Store // partial downloads kept across runs; nil when resuming is off
 
 	mu       sync.Mutex
 	topBody  []byte // the top-level manifest, fetched once
@@ -41,6 +43,9 @@ func newImageSource(ctx context.Context, sys *types.SystemContext, ref reference
 	}
 	c.pullOnly = true
 	s := &source{ref: ref, c: c, scopes: []scope{{repo: ref.repo(), actions: "pull"}}}
+	if sys != nil {
+		s.store = resume.New(sys.Resume)
+	}
 	// Fetch the manifest now so that a missing image or refused access fails the open, as
 	// users expect from "imgcopy docker://nonexistent …".
 	if _, _, err := s.GetManifest(ctx, nil); err != nil {
@@ -142,7 +147,9 @@ func manifestMIMEType(contentType string, body []byte) string {
 }
 
 // GetBlob implements types.ImageSource. The stream follows redirects to storage backends and
-// resumes with a Range request if the connection breaks.
+// resumes with a Range request if the connection breaks. With resuming on (SystemContext.Resume),
+// the blob is kept in a partial download as it arrives, and a later run continues from there
+// (see getKeptBlob).
 func (s *source) GetBlob(ctx context.Context, info types.BlobInfo, opts types.GetBlobOptions) (io.ReadCloser, int64, error) {
 	if err := info.Digest.Validate(); err != nil {
 		return nil, -1, errors.Wrapf(err, "fetching blob %q from %s", info.Digest, types.ImageName(s.ref))
@@ -152,7 +159,11 @@ func (s *source) GetBlob(ctx context.Context, info types.BlobInfo, opts types.Ge
 			return rc, size, nil
 		}
 	}
-	rc, size, err := s.c.getBlob(ctx, info.Digest, s.scopes)
+	rc, kept, err := s.getKeptBlob(ctx, info, opts)
+	size := info.Size
+	if !kept {
+		rc, size, err = s.c.getBlob(ctx, info.Digest, s.scopes)
+	}
 	if err != nil {
 		return nil, -1, errors.Wrapf(err, "fetching blob %s from %s", info.Digest, types.ImageName(s.ref))
 	}
@@ -252,8 +263,7 @@ func (r *resumingReader) resume(cause error) error {
 	r.left--
 	r.body.Close()
 	logrus.WithFields(logrus.Fields{"digest": r.d, "offset": r.offset, "error": cause}).Debug("resuming blob download")
-	hdr := http.Header{"Range": {"bytes=" + strconv.FormatInt(r.offset, 10) + "-"}}
-	resp, err := r.c.do(r.ctx, request{method: http.MethodGet, path: blobPath(r.c.repo, r.d), header: hdr, scopes: r.scopes})
+	resp, err := r.c.getRange(r.ctx, r.d, r.scopes, r.offset, r.size)
 	if err != nil {
 		return errors.Wrapf(err, "resuming blob %s at offset %d after %v", r.d, r.offset, cause)
 	}
@@ -272,15 +282,7 @@ func (r *resumingReader) resume(cause error) error {
 		r.body = resp.Body
 		return nil
 	}
-	if resp.StatusCode != http.StatusPartialContent {
-		drain(resp)
-		return errors.Wrapf(cause, "reading blob %s: resuming at offset %d returned status %d, not 206", r.d, r.offset, resp.StatusCode)
-	}
-	if err := checkContentRange(resp.Header.Get("Content-Range"), r.offset, r.size); err != nil {
-		drain(resp)
-		return errors.Wrapf(err, "resuming blob %s", r.d)
-	}
-	r.body = resp.Body
+	r.body = resp.Body // a 206 whose Content-Range getRange checked
 	return nil
 }
 

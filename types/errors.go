@@ -107,6 +107,7 @@ var sentinelClasses = []struct {
 	{ErrInvalidCertificate, ClassUsage},
 	{ErrUnpairedClientCert, ClassUsage},
 	{ErrDigestMismatch, ClassVerification},
+	{ErrResumeFailed, ClassVerification},
 	{ErrSignatureInvalid, ClassVerification},
 	{ErrNotFoundOrDenied, ClassAuth},
 	{ErrUnauthorized, ClassAuth},

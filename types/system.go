@@ -66,6 +66,14 @@ type SystemContext struct {
 	ArchitectureChoice string
 	VariantChoice      string
 
+	// Resume, when set, keeps interrupted transfers so that a later run continues them
+	// (see ResumeOptions); nil turns resuming off.
+	Resume *ResumeOptions
+	// UploadChunkSize, when > 0, uploads blobs of known size to a registry in chunks of this
+	// many bytes (one PATCH each), recording the upload's progress after every chunk; 0 sends
+	// each blob in one request.
+	UploadChunkSize int64
+
 	// BigFilesTemporaryDir is where large temporary files (spooled layers, decompressed
 	// archives) are written; "" means the destination's directory or os.TempDir.
 	BigFilesTemporaryDir string

@@ -73,6 +73,10 @@ type SourceProperties struct {
 // GetBlobOptions are the optional arguments of ImageSource.GetBlob.
 type GetBlobOptions struct {
 	Cache BlobInfoCache // may be nil
+	// NoResume makes the source discard, rather than continue from, data an earlier run kept
+	// of this blob (see ResumedReader): the copy engine sets it when fetching a blob again
+	// after a resumed stream failed verification.
+	NoResume bool
 }
 
 // ImageSource reads one image (and, for an index, its instances).
@@ -156,6 +160,9 @@ type ReusedBlob struct {
 	// MountedFrom names where the blob was mounted or copied from inside the destination's
 	// storage (e.g. another repository); empty when it was already present.
 	MountedFrom string
+	// Kept is true when an earlier, interrupted copy into this destination had staged the
+	// blob (verified) and this one takes it over instead of copying it (see ResumeOptions).
+	Kept bool
 }
 
 // PutBlobOptions are the optional arguments of ImageDestination.PutBlob.
@@ -170,6 +177,14 @@ type PutBlobOptions struct {
 	// the destination need not hash the stream again: a mismatch still aborts the PutBlob
 	// before anything becomes visible. Destinations must still count bytes.
 	Verified bool
+	// NoResume makes the destination discard, rather than continue, what an earlier run left of
+	// this blob's transfer (an upload session, a staged blob); see ErrResumeFailed.
+	NoResume bool
+	// Resumed, when set, is called at most once by a destination that continues what an earlier
+	// run left of this blob's transfer, with the number of bytes it already holds. It still
+	// reads those bytes from the stream (so that they are verified) but does not store or send
+	// them again.
+	Resumed func(n int64)
 }
 
 // CommitOptions are the optional arguments of ImageDestination.Commit.

@@ -11,6 +11,10 @@
 //	floor warm SRC-HOST/REPO:TAG DST-HOST/REPO:TAG    GET the source manifest, HEAD the
 //	                                                  destination's, compare digests
 //	floor wait HOST [SECONDS]                         wait until http://HOST/v2/ answers 200
+//	floor proxy [-cut N] [-count FILE] LISTEN UPSTREAM
+//	                                                  reverse proxy to the registry UPSTREAM
+//	                                                  counting response bytes (into FILE); with
+//	                                                  -cut, the link breaks for good after N
 //	floor freeport                                    print a free 127.0.0.1 port
 //
 // Registries are plain HTTP. -j (default 6, like imgcopy's default) bounds concurrent blobs.
@@ -59,6 +63,8 @@ func main() {
 	jobs := fs.Int("j", 6, "blobs in flight")
 	out := fs.String("out", "", "pull: directory to write the blobs into")
 	syncFiles := fs.Bool("sync", false, "pull -out: fsync every file before renaming it")
+	cut := fs.Int64("cut", 0, "proxy: cut the link for good after this many response bytes")
+	countFile := fs.String("count", "", "proxy: write the response bytes passed so far to this file")
 	_ = fs.Parse(args)
 	args = fs.Args()
 	var err error
@@ -78,6 +84,8 @@ func main() {
 			secs, _ = strconv.Atoi(args[1])
 		}
 		err = wait(args[0], time.Duration(secs)*time.Second)
+	case cmd == "proxy" && len(args) == 2:
+		err = proxy(*cut, *countFile, args[0], args[1])
 	case cmd == "freeport" && len(args) == 0:
 		err = freeport()
 	default:
@@ -90,7 +98,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: floor pull|push|copy|warm|wait|freeport ... (see the package comment)")
+	fmt.Fprintln(os.Stderr, "usage: floor pull|push|copy|warm|proxy|wait|freeport ... (see the package comment)")
 	os.Exit(2)
 }
 

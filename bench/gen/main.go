@@ -142,6 +142,12 @@ func workloads(quick bool) map[string][]imageSpec {
 	}
 	w["multi"] = multi
 	w["bundle"] = bundleImages(quick)
+	// huge is one 1 GiB layer (bench/resume.sh: a pull cut at 70 %, the cost of keeping it).
+	hugeLayer := int64(1024 * miB)
+	if quick {
+		hugeLayer = 16 * miB
+	}
+	w["huge"] = []imageSpec{{arch: "amd64", layers: []layerSpec{{name: "data/huge.bin", random: hugeLayer, seed: 500, level: gzip.NoCompression}}}}
 	return w
 }
 
@@ -173,7 +179,7 @@ func main() {
 	all := workloads(*quick)
 	names := flag.Args()
 	if len(names) == 0 {
-		names = []string{"big", "many", "tree", "multi"} // bundle only when named
+		names = []string{"big", "many", "tree", "multi"} // bundle and huge only when named
 	}
 	for _, name := range names {
 		images, ok := all[name]

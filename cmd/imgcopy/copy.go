@@ -16,6 +16,8 @@ func copyCmd(e *env) *cli.Command {
 		Description: `Copies the image SRC to DST, both TRANSPORT:REFERENCE. Blobs the destination already has are
 skipped; every blob is verified against its digest. Without --format the manifest is kept
 byte for byte when the destination can store it (so the digest stays the same).
+A copy that was killed or interrupted continues where it stopped when run again: partial
+downloads, upload sessions and staged blobs are kept (--no-resume turns that off).
 Flags may come before or after SRC and DST; everything after "--" is an argument.
 
 Examples:

@@ -77,6 +77,7 @@ func copyFlags() []cli.Flag {
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output `MODE`: auto (bars on a terminal, else plain), bars, plain or json"},
 	}
 	flags = append(flags, referrersFlags()...)
+	flags = append(flags, resumeFlags()...)
 	flags = append(flags, imageFlags("src-", "source")...)
 	return append(flags, imageFlags("dest-", "destination")...)
 }
@@ -186,6 +187,9 @@ func copyOptions(c *cli.Context, e *env) (*copier.Options, error) {
 		opts.Platforms = append(opts.Platforms, p)
 	}
 	if err := compressionFlags(c, opts); err != nil {
+		return nil, err
+	}
+	if err := applyResumeFlags(c, opts); err != nil {
 		return nil, err
 	}
 	if opts.ImageParallelCopies = c.Int("image-parallel-copies"); opts.ImageParallelCopies < 0 {

@@ -58,7 +58,7 @@ func summary(dest types.ImageReference, res *copier.Result, elapsed time.Duratio
 	}
 	return fmt.Sprintf("Wrote %s to %s: %d blob(s) copied (%s), %d reused (%s)%s in %s",
 		res.ManifestDigest, types.ImageName(dest), res.BlobsCopied, humanBytes(res.BytesCopied),
-		res.BlobsReused, humanBytes(res.BytesReused), relatedSummary(res), elapsed.Round(time.Millisecond))
+		res.BlobsReused, humanBytes(res.BytesReused), relatedSummary(res)+resumeSummary(res), elapsed.Round(time.Millisecond))
 }
 
 func humanBytes(n int64) string {
@@ -92,6 +92,11 @@ func (p *plainOutput) event(ev copier.ProgressEvent) {
 	switch ev.Kind {
 	case copier.EventBlobStarted:
 		line = fmt.Sprintf("Copying blob %s (%s)", ev.Digest, sizeText(ev.Size))
+		if ev.Resumed > 0 {
+			line = fmt.Sprintf("Copying blob %s (%s, resuming at %s)", ev.Digest, sizeText(ev.Size), humanBytes(ev.Resumed))
+		}
+	case copier.EventBlobResumeDiscarded:
+		line = fmt.Sprintf("Copying blob %s again: data kept from an interrupted copy did not verify: %v", ev.Digest, ev.Err)
 	case copier.EventBlobReused:
 		line = fmt.Sprintf("Copying blob %s skipped: already exists", ev.Digest)
 	case copier.EventBlobMounted:
@@ -134,6 +139,7 @@ type jsonEvent struct {
 	MediaType   string        `json:"mediaType,omitempty"`
 	Size        *int64        `json:"size,omitempty"`
 	Offset      *int64        `json:"offset,omitempty"`
+	Resumed     int64         `json:"resumed,omitempty"`
 	MountedFrom string        `json:"mountedFrom,omitempty"`
 	Reason      string        `json:"reason,omitempty"`
 	Error       string        `json:"error,omitempty"`
@@ -147,6 +153,9 @@ type jsonEvent struct {
 	BlobsReused *int   `json:"blobsReused,omitempty"`
 	BytesCopied *int64 `json:"bytesCopied,omitempty"`
 	BytesReused *int64 `json:"bytesReused,omitempty"`
+	// BytesResumed and ResumesDiscarded: see copier.Result.
+	BytesResumed     *int64 `json:"bytesResumed,omitempty"`
+	ResumesDiscarded int    `json:"resumesDiscarded,omitempty"`
 	// AlreadyPresent marks a warm re-copy: the destination had the image, no blob was checked.
 	AlreadyPresent bool `json:"alreadyPresent,omitempty"`
 	// Related are the referrers and digest tags copied with the image; LeftOut says what
@@ -172,7 +181,7 @@ func (j *jsonOutput) event(ev copier.ProgressEvent) {
 	if ev.Kind == copier.EventBlobProgress && !j.progressDue(ev) {
 		return
 	}
-	je := jsonEvent{Event: ev.Kind.String(), Digest: ev.Digest, MediaType: ev.MediaType, MountedFrom: ev.MountedFrom, Reason: ev.Reason}
+	je := jsonEvent{Event: ev.Kind.String(), Digest: ev.Digest, MediaType: ev.MediaType, Resumed: ev.Resumed, MountedFrom: ev.MountedFrom, Reason: ev.Reason}
 	if ev.Kind != copier.EventManifestWritten {
 		size, offset := ev.Size, ev.Offset
 		je.Size, je.Offset = &size, &offset
@@ -217,6 +226,7 @@ func (j *jsonOutput) finish(dest types.ImageReference, res *copier.Result, err e
 		Event: "done", Destination: types.ImageName(dest), Digest: res.ManifestDigest, MIMEType: res.MIMEType,
 		BlobsCopied: &res.BlobsCopied, BlobsReused: &res.BlobsReused,
 		BytesCopied: &res.BytesCopied, BytesReused: &res.BytesReused, AlreadyPresent: res.AlreadyPresent,
+		BytesResumed: &res.BytesResumed, ResumesDiscarded: res.ResumesDiscarded,
 		Related: relatedJSON(res), LeftOut: res.LeftOut, Seconds: elapsed.Seconds(),
 	})
 }
@@ -274,7 +284,7 @@ func (b *barsOutput) event(ev copier.ProgressEvent) {
 			b.done[bar] = true
 			bar.SetTotal(-1, true)
 		}
-	case copier.EventBlobFailed:
+	case copier.EventBlobFailed, copier.EventBlobResumeDiscarded:
 		if bar := b.bars[ev.Digest]; bar != nil {
 			b.done[bar] = true
 			bar.Abort(false)

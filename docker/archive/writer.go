@@ -132,5 +132,6 @@ func writerOptions(path string, sys *types.SystemContext) (tarfile.WriterOptions
 		sys = &types.SystemContext{}
 	}
 	compression, err := archivefile.ForWriting(path, sys.ArchiveCompression)
-	return tarfile.WriterOptions{Classic: sys.DockerArchiveClassic, TempDir: sys.BigFilesTemporaryDir, Compression: compression}, err
+	return tarfile.WriterOptions{Classic: sys.DockerArchiveClassic, TempDir: sys.BigFilesTemporaryDir, Compression: compression,
+		Resume: sys.Resume != nil}, err
 }

@@ -79,6 +79,10 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 			info.Size = size
 			return types.ReusedBlob{Info: info}, true, nil
 		}
+		if size, ok := d.w.Salvage(ctx, info); ok {
+			info.Size = size
+			return types.ReusedBlob{Info: info, Kept: true}, true, nil
+		}
 	}
 	if !d.w.classic || !opts.CanSubstitute || opts.Cache == nil || !opts.AcceptsCompression(types.UncompressedCompressorName) {
 		return types.ReusedBlob{}, false, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/internal/tarstore"
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -47,6 +48,9 @@ type WriterOptions struct {
 	TempDir string
 	// Compression ("", "gzip" or "zstd") compresses the whole archive.
 	Compression string
+	// Resume takes over the blobs that writers killed before their Commit left beside the
+	// archive (see Salvage).
+	Resume bool
 }
 
 // NewWriter starts writing an archive that Commit will store at path. A file at path that is
@@ -56,7 +60,7 @@ func NewWriter(path string, opts WriterOptions) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := tarstore.Create(path, tarstore.Options{TempDir: opts.TempDir, Compression: opts.Compression})
+	store, err := tarstore.Create(path, tarstore.Options{TempDir: opts.TempDir, Compression: opts.Compression, Resume: opts.Resume})
 	if err != nil {
 		if prev != nil {
 			prev.Close()
@@ -87,6 +91,14 @@ func (w *Writer) HasBlob(d digest.Digest) (int64, bool) {
 func (w *Writer) WaitBlob(ctx context.Context, d digest.Digest) (int64, bool, error) {
 	b, ok, err := w.store.Wait(ctx, d)
 	return b.Size, ok, err
+}
+
+// Salvage stores a blob of the image that a writer killed before its Commit had written
+// beside the archive (tarstore.Store.Salvage), and returns its size.
+func (w *Writer) Salvage(ctx context.Context, info types.BlobInfo) (int64, bool) {
+	isConfig := info.MediaType == manifest.DockerV2Schema2ConfigMediaType || info.MediaType == imgspecv1.MediaTypeImageConfig
+	b, ok := w.store.Salvage(ctx, info.Digest, info.Size, w.blobMember(info.Digest, isConfig))
+	return b.Size, ok
 }
 
 // blobMember is where a blob is stored.

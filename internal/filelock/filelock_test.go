@@ -11,17 +11,22 @@ import (
 	"github.com/pkg/errors"
 )
 
-func TestLockWaitsAndHonoursContext(t *testing.T) {
+// openTwice opens one lock file twice: two holders, as two processes would be.
+func openTwice(t *testing.T) (first, second *os.File) {
 	p := filepath.Join(t.TempDir(), "lock")
 	open := func() *os.File {
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { f.Close() })
 		return f
 	}
-	first, second := open(), open()
-	defer second.Close()
+	return open(), open()
+}
+
+func TestLockWaitsAndHonoursContext(t *testing.T) {
+	first, second := openTwice(t)
 	if err := Lock(context.Background(), first, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -37,16 +42,7 @@ func TestLockWaitsAndHonoursContext(t *testing.T) {
 }
 
 func TestTryLock(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "lock")
-	open := func() *os.File {
-		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	first, second := open(), open()
-	defer second.Close()
+	first, second := openTwice(t)
 	if ok, err := TryLock(first); !ok || err != nil {
 		t.Fatalf("first TryLock = %v, %v; want true", ok, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
@@ -11,12 +12,13 @@ import (
 	"github.com/imgcopy/imgcopy/internal/filelock"
 )
 
-// A temporary file or directory is live while the process that made it holds an exclusive
-// flock on it: CreateTemp and MkdirTemp take that lock before they return, and the kernel
-// drops it when the process closes the handle or dies. RemoveDead removes only what nobody
-// holds, so that a run cleans up after a killed one without touching a concurrent writer's
-// files. A file is renamed to its final name before its handle is closed, so that it is
-// never unlocked under its temporary name.
+// A temporary file is live while the process that made it holds an exclusive flock on it:
+// CreateTemp takes that lock before it returns, and the kernel drops it when the process
+// closes the handle or dies. RemoveDead removes only what nobody holds, so that a run cleans
+// up after a killed one without touching a concurrent writer's files. A file is renamed to
+// its final name before its handle is closed, so that it is never unlocked under its
+// temporary name. Staging directories (Dir) are locked through a lock file inside them
+// instead, and found by Abandoned, so that a writer can take over what a dead one verified.
 
 // maxCreateTries bounds the retries when a cleaner removes a new temporary file before its
 // creator locked it.
@@ -43,35 +45,6 @@ func CreateTemp(dir, pattern string) (*os.File, error) {
 	return nil, errors.Errorf("creating a temporary file in %s: it kept being removed", dir)
 }
 
-// MkdirTemp creates a temporary directory like os.MkdirTemp and locks it; it stays locked
-// until lock is closed (after the directory is removed, or when the process ends).
-func MkdirTemp(dir, prefix string) (path string, lock *os.File, err error) {
-	for range maxCreateTries {
-		p, err := os.MkdirTemp(dir, prefix+"*")
-		if err != nil {
-			return "", nil, err
-		}
-		f, err := os.Open(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // a cleaner took it for a dead one before we could lock it
-		}
-		if err != nil {
-			os.Remove(p)
-			return "", nil, err
-		}
-		if ok, err := lockFresh(f, p); ok || err != nil {
-			if err != nil {
-				f.Close()
-				os.Remove(p)
-				return "", nil, err
-			}
-			return p, f, nil
-		}
-		f.Close()
-	}
-	return "", nil, errors.Errorf("creating a temporary directory in %s: it kept being removed", dir)
-}
-
 // lockFresh locks f, just created at path, and checks that path still names it: a cleaner
 // that found it between its creation and the lock removes it. It reports false when the
 // caller should try again with a new name.
@@ -85,8 +58,9 @@ func lockFresh(f *os.File, path string) (bool, error) {
 	return ferr == nil && perr == nil && os.SameFile(fi, pi), nil
 }
 
-// RemoveDead removes the temporary files and directories (IsTemporary) directly in dir that no
-// live process holds, i.e. those a killed or crashed run left behind. match, when not nil,
+// RemoveDead removes the temporary files (IsTemporary, but not the staging directories that
+// Abandoned handles) directly in dir that no live process holds, i.e. those a killed or
+// crashed run left behind. match, when not nil,
 // narrows the candidates (in a user's directory, to the temporary files of one archive).
 // Errors are logged at debug level: a leftover costs space, never correctness.
 func RemoveDead(dir string, match func(name string) bool) {
@@ -96,7 +70,7 @@ func RemoveDead(dir string, match func(name string) bool) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !IsTemporary(name) || (match != nil && !match(name)) || e.Type()&fs.ModeSymlink != 0 {
+		if !IsTemporary(name) || strings.HasPrefix(name, LayoutPrefix) || (match != nil && !match(name)) || e.Type()&fs.ModeSymlink != 0 {
 			continue
 		}
 		p := filepath.Join(dir, name)

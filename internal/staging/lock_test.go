@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// TestRemoveDead removes what no live handle holds (a dead file, a dead directory with
-// content) and keeps what is locked, what the matcher excludes and what is not temporary.
+// TestRemoveDead removes the temporary files no live handle holds and keeps what is locked,
+// what the matcher excludes, what is not temporary and every staging directory (live or
+// dead: Abandoned takes those, so that their verified blobs can be reused).
 func TestRemoveDead(t *testing.T) {
 	dir := t.TempDir()
 	live, err := CreateTemp(dir, BlobPattern)
@@ -18,19 +19,16 @@ func TestRemoveDead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	liveDir, lock, err := MkdirTemp(dir, LayoutPrefix)
+	liveDir, err := NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lock.Close()
-	deadDir, deadLock, err := MkdirTemp(dir, LayoutPrefix)
+	defer liveDir.Remove()
+	deadDir, err := NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(deadDir, "sha256-x"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	deadLock.Close() // as if its process had died
+	deadDir.lock.Close() // as if its process had died
 	for _, name := range []string{".tmp-blob-dead", ".tmp-a.tar-dead", "blob", ".tmp-b.tar-other"} {
 		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -45,7 +43,7 @@ func TestRemoveDead(t *testing.T) {
 	for _, e := range entries {
 		got = append(got, e.Name())
 	}
-	want := []string{".tmp-b.tar-other", "blob", filepath.Base(live.Name()), filepath.Base(liveDir)}
+	want := []string{".tmp-b.tar-other", "blob", filepath.Base(live.Name()), filepath.Base(liveDir.Path), filepath.Base(deadDir.Path)}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("left %v, want %v", got, want)

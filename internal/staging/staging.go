@@ -5,7 +5,10 @@
 //   - .tmp-blob-*           a blob being streamed and verified before its rename (dir:, oci:,
 //     spooled archive blobs)
 //   - .tmp-NAME-*           a file replacing NAME atomically: an archive being written, index.json
-//   - .imgcopy-staging-*    a layout writer's private directory of verified blobs, published at Commit
+//   - .imgcopy-staging-*    a writer's private directory (Dir), locked while the writer lives:
+//     a layout's verified blobs (published at Commit), dir:'s blobs being written, an archive
+//     being written. The next writer removes those of dead processes (Abandoned), and a layout
+//     writer first takes over the verified blobs in them
 //   - .imgcopy-spool-*.tar  a compressed or non-seekable archive decompressed for reading (removed
 //     from the directory at once; it lives as long as it is open)
 package staging

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 
 	"github.com/klauspost/compress/zstd"
@@ -20,7 +19,7 @@ import (
 // returns it (open). The tar is built uncompressed first because blobs are written into it out
 // of order; compressing it is one sequential pass, on every core.
 func (s *Store) compress() (*os.File, error) {
-	out, err := staging.CreateTemp(filepath.Dir(s.path), staging.ReplacementPattern(s.path))
+	out, err := staging.CreateTemp(s.staging.Path, staging.ReplacementPattern(s.path))
 	if err != nil {
 		return nil, errors.Wrapf(err, "creating compressed archive %s", s.path)
 	}

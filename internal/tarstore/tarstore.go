@@ -53,6 +53,9 @@ type Options struct {
 	TempDir string
 	// Compression ("", "gzip" or "zstd") compresses the finished tar at Commit.
 	Compression string
+	// Resume offers the blobs that writers killed before their Commit left beside the archive
+	// (Salvage); without it, what they left is only removed.
+	Resume bool
 }
 
 // Store is a tar being written; see the package documentation.
@@ -60,7 +63,13 @@ type Store struct {
 	path        string
 	tempDir     string
 	compression string
+	staging     *staging.Dir // holds the tar being written (and its compressed form)
 	file        *os.File
+
+	// What killed writers left (salvage.go), taken at Create and released at the end.
+	abandoned    []*staging.Dir
+	salvageFiles []*os.File
+	salvage      map[digest.Digest]salvaged // guarded by mu
 
 	// mu serializes writing the tar and guards everything below but blobs.
 	mu       sync.Mutex
@@ -84,15 +93,30 @@ func Create(path string, opts Options) (*Store, error) {
 		return nil, errors.Errorf("unknown archive compression %q (want gzip or zstd)", opts.Compression)
 	}
 	dir := filepath.Dir(path)
+	// Replacement files of this archive that an older run left beside it (each is locked
+	// while in use); unfinished archives are in staging directories (below).
 	staging.RemoveDead(dir, func(name string) bool { return strings.HasPrefix(name, staging.ReplacementPrefix(path)) })
-	f, err := staging.CreateTemp(dir, staging.ReplacementPattern(path))
+	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression,
+		dirs: map[string]bool{}, inflight: map[digest.Digest]chan struct{}{}, blobs: map[digest.Digest]Blob{}}
+	if opts.Resume {
+		s.takeAbandoned(dir)
+	} else {
+		staging.RemoveAbandoned(dir) // archives that dead writers left unfinished
+	}
+	sd, err := staging.NewDir(dir)
 	if err != nil {
+		s.dropAbandoned()
 		return nil, errors.Wrapf(err, "creating archive %s", path)
 	}
-	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression, file: f,
-		dirs: map[string]bool{}, inflight: map[digest.Digest]chan struct{}{}, blobs: map[digest.Digest]Blob{}}
+	f, err := staging.CreateTemp(sd.Path, staging.ReplacementPattern(path))
+	if err != nil {
+		sd.Remove()
+		s.dropAbandoned()
+		return nil, errors.Wrapf(err, "creating archive %s", path)
+	}
+	s.staging, s.file = sd, f
 	if s.tempDir == "" {
-		s.tempDir = dir
+		s.tempDir = sd.Path
 	}
 	s.tf = tarappend.New(f)
 	return s, nil
@@ -453,7 +477,14 @@ func (s *Store) finishLocked() error {
 		return err
 	}
 	s.done = true
-	return final.Close()
+	if err := final.Close(); err != nil {
+		return err
+	}
+	if err := s.staging.Remove(); err != nil {
+		logrus.WithError(err).Warn("removing the staging directory of an archive")
+	}
+	s.dropAbandoned()
+	return nil
 }
 
 // Abort abandons the archive: the temporary file is removed and nothing appears at the path.
@@ -470,5 +501,6 @@ func (s *Store) abortLocked() {
 	}
 	s.done = true
 	s.file.Close()
-	os.Remove(s.file.Name())
+	s.staging.Remove()
+	s.dropAbandoned()
 }

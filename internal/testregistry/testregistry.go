@@ -25,6 +25,7 @@ import (
 	// filled by these packages' init functions; there is no other way to enable them.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/auth/token"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	RelativeURLs bool
 	// Wrap, when set, wraps the registry handler (after request recording) e.g. to inject faults.
 	Wrap func(next http.Handler) http.Handler
+	// Filesystem stores blobs in a directory of the test instead of memory. Use it for large
+	// blobs: the in-memory driver copies its whole upload buffer on every write.
+	Filesystem bool
 }
 
 // RequestRecord is one request the registry (or its token server) received.
@@ -101,8 +105,8 @@ func Start(t testing.TB, opts Options) *Registry {
 	}
 	reg := &Registry{Host: host, URL: scheme + "://" + host, Requests: rec.snapshot, ResetRequests: rec.reset, Server: srv}
 
-	cfg := baseConfig(opts)
 	dir := t.TempDir()
+	cfg := baseConfig(opts, dir)
 	tokenSrv := configureAuth(t, cfg, opts, dir, reg)
 	ctx := quietContext{context.Background()}
 	app := handlers.NewApp(ctx, cfg)
@@ -181,11 +185,15 @@ func startTLS(t testing.TB, srv *httptest.Server, reg *Registry, dir string) {
 	srv.StartTLS()
 }
 
-func baseConfig(opts Options) *configuration.Configuration {
+func baseConfig(opts Options, dir string) *configuration.Configuration {
+	driver, params := "inmemory", configuration.Parameters{}
+	if opts.Filesystem {
+		driver, params = "filesystem", configuration.Parameters{"rootdirectory": filepath.Join(dir, "storage")}
+	}
 	cfg := &configuration.Configuration{
 		Storage: configuration.Storage{
-			"inmemory": configuration.Parameters{},
-			"delete":   configuration.Parameters{"enabled": true},
+			driver:   params,
+			"delete": configuration.Parameters{"enabled": true},
 			"maintenance": configuration.Parameters{"uploadpurging": map[any]any{
 				"enabled": false,
 			}},

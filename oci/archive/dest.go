@@ -72,6 +72,11 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	if err != nil {
 		return types.ReusedBlob{}, false, err
 	}
+	if !ok {
+		if b, kept := d.s.store.Salvage(ctx, info.Digest, info.Size, blobMember(info.Digest)); kept {
+			return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: b.Size, MediaType: info.MediaType}, Kept: true}, true, nil
+		}
+	}
 	if !ok || (info.Size >= 0 && info.Size != size) {
 		return types.ReusedBlob{}, false, nil
 	}

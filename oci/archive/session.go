@@ -51,7 +51,8 @@ func newSession(path string, sys *types.SystemContext) (*session, error) {
 	if s.old, err = openExisting(path, s.tempDir); err != nil {
 		return nil, err
 	}
-	if s.store, err = tarstore.Create(path, tarstore.Options{TempDir: s.tempDir, Compression: compression}); err != nil {
+	resume := sys != nil && sys.Resume != nil
+	if s.store, err = tarstore.Create(path, tarstore.Options{TempDir: s.tempDir, Compression: compression, Resume: resume}); err != nil {
 		s.abort()
 		return nil, err
 	}

@@ -34,14 +34,15 @@ var (
 // is present and replaces index.json. Close removes the staging directory, so an aborted
 // write leaves no file behind.
 type destination struct {
-	ref         reference
-	root        *os.Root
-	staging     string   // absolute path
-	stagingLock *os.File // held while staging is in use (staging.MkdirTemp)
-	createdDir  bool
+	ref        reference
+	root       *os.Root
+	stagingDir *staging.Dir
+	staging    string // stagingDir.Path
+	createdDir bool
 
 	mu           sync.Mutex
 	staged       map[digest.Digest]int64
+	kept         map[digest.Digest]int64 // staged by interrupted writers; staged once reused
 	top          *imgspecv1.Descriptor
 	topBody      []byte    // the top-level manifest, which may refer to a subject
 	related      []Related // manifests to name or record as referrers at Commit (referrers.go)
@@ -49,7 +50,7 @@ type destination struct {
 	warnedDocker bool
 }
 
-func newImageDestination(r reference) (*destination, error) {
+func newImageDestination(r reference, resume bool) (*destination, error) {
 	createdDir := false
 	if _, err := os.Stat(r.path); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(r.path, 0o755); err != nil {
@@ -65,15 +66,49 @@ func newImageDestination(r reference) (*destination, error) {
 		root.Close()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	// What a killed writer left (its staging directory, a temporary index.json) is removed;
-	// a live writer's files are locked and stay.
+	// A killed writer's temporary files (a temporary index.json) are removed here, its
+	// staging directory by takeAbandoned; a live writer's are locked and stay.
 	staging.RemoveDead(r.path, nil)
-	stagingDir, lock, err := staging.MkdirTemp(r.path, staging.LayoutPrefix)
+	sd, err := staging.NewDir(r.path)
 	if err != nil {
 		root.Close()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	return &destination{ref: r, root: root, staging: stagingDir, stagingLock: lock, createdDir: createdDir, staged: map[digest.Digest]int64{}}, nil
+	d := &destination{ref: r, root: root, stagingDir: sd, staging: sd.Path, createdDir: createdDir, staged: map[digest.Digest]int64{}, kept: map[digest.Digest]int64{}}
+	d.takeAbandoned(resume)
+	return d, nil
+}
+
+// takeAbandoned removes the staging directories that interrupted writers (dead processes)
+// left in the layout; with resume, the blobs and manifests they had verified and staged move
+// into this destination's staging first, so that TryReusingBlob finds them (issue 17). Only
+// complete, verified files get their staged name (atomicfile), so nothing else is taken.
+func (d *destination) takeAbandoned(resume bool) {
+	for _, old := range staging.Abandoned(d.ref.path) {
+		entries, _ := os.ReadDir(old.Path)
+		for _, e := range entries {
+			dg, ok := parseStagedName(e.Name())
+			info, err := e.Info()
+			if !resume || !ok || err != nil || !info.Mode().IsRegular() {
+				continue
+			}
+			if os.Rename(filepath.Join(old.Path, e.Name()), filepath.Join(d.staging, e.Name())) == nil {
+				d.kept[dg] = info.Size()
+				logrus.WithFields(logrus.Fields{"digest": dg, "size": info.Size()}).Debug("blob kept from an interrupted copy")
+			}
+		}
+		logrus.WithField("path", old.Path).Debug("removing what an interrupted copy left")
+		if err := old.Remove(); err != nil {
+			logrus.WithError(err).Warn("cannot remove what an interrupted copy left")
+		}
+	}
+}
+
+// parseStagedName is the inverse of stagedName.
+func parseStagedName(name string) (digest.Digest, bool) {
+	alg, enc, ok := strings.Cut(name, "-")
+	dg := digest.NewDigestFromEncoded(digest.Algorithm(alg), enc)
+	return dg, ok && dg.Validate() == nil
 }
 
 // checkWritableLayout accepts an existing layout with a readable index.json, or a directory
@@ -147,6 +182,14 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	}
 	d.mu.Lock()
 	size, ok := d.staged[info.Digest]
+	kept, isKept := d.kept[info.Digest]
+	isKept = !ok && isKept && (info.Size < 0 || kept == info.Size)
+	if isKept {
+		size, ok = kept, true
+		d.staged[info.Digest] = kept
+		delete(d.kept, info.Digest)
+		logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": size}).Debug("reusing a blob an interrupted copy staged")
+	}
 	d.mu.Unlock()
 	if !ok {
 		fi, err := d.root.Stat(p)
@@ -165,7 +208,7 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 		return types.ReusedBlob{}, false, nil // a damaged copy; PutBlob replaces it
 	}
 	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": size}).Debug("blob reused")
-	return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}}, true, nil
+	return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}, Kept: isKept}, true, nil
 }
 
 // PutBlob implements types.ImageDestination. The blob is verified into the staging directory
@@ -366,11 +409,7 @@ func UpdateIndex(idx *imgspecv1.Index, desc imgspecv1.Descriptor, name string) *
 func (d *destination) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	err := os.RemoveAll(d.staging)
-	if err != nil {
-		err = errors.Wrapf(err, "removing staging directory %s", d.staging)
-	}
-	d.stagingLock.Close()
+	err := d.stagingDir.Remove()
 	if cerr := d.root.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

@@ -1,0 +1,53 @@
+package copy
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// Resuming (issue 17): the transports keep what an interrupted transfer leaves behind, and a
+// later copy continues from it. The engine's part is to count what was resumed, and to copy a
+// blob once more from the start when the kept data proves bad: the verifier still sees every
+// byte of a resumed stream, so altered kept data fails the digest check at the end like any
+// corruption, and nothing of it becomes visible.
+
+// keptBytes counts what one blob transfer took from data an earlier run kept: the start of the
+// source stream (types.ResumedReader) and what the destination already held
+// (types.PutBlobOptions.Resumed).
+type keptBytes struct {
+	source      int64
+	destination atomic.Int64 // set from PutBlob, which may run the callback on its own goroutine
+}
+
+func (k *keptBytes) setDestination(n int64) { k.destination.Store(n) }
+
+// bytes is what the transfer did not move again: the larger of the two sides, since the
+// same bytes are often kept at both ends of a registry-to-registry copy.
+func (k *keptBytes) bytes() int64 { return max(k.source, k.destination.Load()) }
+
+// retryFresh reports whether a failed transfer should be repeated from the start: the
+// destination could not complete what it continued (types.ErrResumeFailed), or a stream that
+// started with kept bytes failed verification.
+func retryFresh(err error, kept *keptBytes) bool {
+	return errors.Is(err, types.ErrResumeFailed) || (kept.source > 0 && errors.Is(err, types.ErrDigestMismatch))
+}
+
+// streamBlob transfers one blob, once more from the start (the kept data discarded at both
+// ends) when a transfer that resumed failed because of what it resumed.
+func (c *copier) streamBlob(ctx context.Context, job *blobJob) (blobResult, error) {
+	res, retry, err := c.transferBlob(ctx, job, false)
+	if !retry {
+		return res, err
+	}
+	logrus.WithFields(logrus.Fields{"digest": job.info.Digest, "error": err}).
+		Warn("data kept from an interrupted copy did not verify; discarded it and copying the blob again from the start")
+	c.report.line("Copying %s %s: data kept from an interrupted copy did not verify; copying it again", job.kind(), shortDigest(job.info.Digest))
+	c.resumesDiscarded.Add(1)
+	res, _, err = c.transferBlob(ctx, job, true)
+	return res, err
+}

@@ -1,0 +1,146 @@
+package copy
+
+import (
+	"slices"
+	"sync"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// eventLog collects progress events.
+type eventLog struct {
+	mu     sync.Mutex
+	events []ProgressEvent
+}
+
+func (l *eventLog) add(e ProgressEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *eventLog) of(kind ProgressEventKind, d digest.Digest) []ProgressEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []ProgressEvent
+	for _, e := range l.events {
+		if e.Kind == kind && e.Digest == d {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestCopyCountsResumedBytes: what the source's stream took from kept data, or what the
+// destination already held, is counted per blob (the larger of the two) and reported.
+func TestCopyCountsResumedBytes(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name             string
+		source, destHeld int64
+		want             int64
+	}{
+		{name: "source kept", source: 3000, want: 3000},
+		{name: "destination held", destHeld: 5000, want: 5000},
+		{name: "both: the larger", source: 3000, destHeld: 2000, want: 3000},
+		{name: "nothing kept", want: 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			layer := makeLayer(t, 1, 20<<10, "gzip")
+			src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, layer)
+			if tc.source > 0 {
+				src.src.kept = map[digest.Digest]int64{layer.digest(): tc.source}
+			}
+			dest := newFakeRef("dest", newMemStore())
+			if tc.destHeld > 0 {
+				dest.dest.held = map[digest.Digest]int64{layer.digest(): tc.destHeld}
+			}
+			var log eventLog
+			res := mustCopy(t, dest, src, &Options{Progress: log.add})
+			if res.BytesResumed != tc.want || res.ResumesDiscarded != 0 {
+				t.Errorf("BytesResumed %d, ResumesDiscarded %d; want %d, 0", res.BytesResumed, res.ResumesDiscarded, tc.want)
+			}
+			started, done := log.of(EventBlobStarted, layer.digest()), log.of(EventBlobDone, layer.digest())
+			if len(started) != 1 || started[0].Resumed != tc.source || len(done) != 1 || done[0].Resumed != tc.want {
+				t.Errorf("events: started %+v, done %+v", started, done)
+			}
+			if got := src.lastSource().noResume; slices.Contains(got, true) {
+				t.Errorf("GetBlob NoResume %v, want all false", got)
+			}
+		})
+	}
+}
+
+// TestCopyDiscardsBadKeptData: a resumed stream that fails verification (kept bytes altered
+// between runs), or a continued upload the destination refuses, is copied once more from the
+// start with NoResume at both ends; the copy succeeds and says what happened.
+func TestCopyDiscardsBadKeptData(t *testing.T) {
+	t.Parallel()
+	for _, side := range []string{"source", "destination"} {
+		t.Run(side, func(t *testing.T) {
+			t.Parallel()
+			layer, other := makeLayer(t, 1, 20<<10, "gzip"), makeLayer(t, 2, 20<<10, "gzip")
+			src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, layer, other)
+			dest := newFakeRef("dest", newMemStore())
+			if side == "source" {
+				src.src.kept, src.src.keptCorrupt = map[digest.Digest]int64{layer.digest(): 4000}, true
+			} else {
+				dest.dest.held, dest.dest.heldRefused = map[digest.Digest]int64{layer.digest(): 4000}, true
+			}
+			var log eventLog
+			res := mustCopy(t, dest, src, &Options{Progress: log.add})
+			if res.ResumesDiscarded != 1 || res.BytesResumed != 0 {
+				t.Errorf("ResumesDiscarded %d, BytesResumed %d; want 1, 0", res.ResumesDiscarded, res.BytesResumed)
+			}
+			if b, ok := dest.store.blob(layer.digest()); !ok || digest.FromBytes(b) != layer.digest() {
+				t.Errorf("layer not stored intact")
+			}
+			if got := log.of(EventBlobResumeDiscarded, layer.digest()); len(got) != 1 || got[0].Err == nil {
+				t.Errorf("resume-discarded events %+v, want one with the error", got)
+			}
+			if got := log.of(EventBlobFailed, layer.digest()); len(got) != 0 {
+				t.Errorf("failed events %+v, want none", got)
+			}
+			if got := log.of(EventBlobStarted, layer.digest()); len(got) != 2 {
+				t.Errorf("%d started events for the layer, want 2", len(got))
+			}
+			s, d := src.lastSource(), dest.lastDest()
+			var layerNoResume []bool
+			for i, dg := range s.getBlobs {
+				if dg == layer.digest() {
+					layerNoResume = append(layerNoResume, s.noResume[i])
+				}
+			}
+			if !slices.Equal(layerNoResume, []bool{false, true}) {
+				t.Errorf("layer fetched with NoResume %v, want [false true]", layerNoResume)
+			}
+			fresh := 0
+			for _, o := range d.putOpts {
+				if o.NoResume {
+					fresh++
+				}
+			}
+			if fresh != 1 {
+				t.Errorf("%d PutBlob calls with NoResume, want 1 (the retry)", fresh)
+			}
+		})
+	}
+}
+
+// TestCopyDoesNotRetryPlainMismatch: a stream that resumed nothing and fails verification is
+// a failure, not a reason to fetch again.
+func TestCopyDoesNotRetryPlainMismatch(t *testing.T) {
+	t.Parallel()
+	layer := makeLayer(t, 1, 20<<10, "gzip")
+	src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, layer)
+	src.src.corrupt = map[digest.Digest]bool{layer.digest(): true}
+	dest := newFakeRef("dest", newMemStore())
+	expectFailure(t, dest, src, nil)
+	if n := slices.Index(src.lastSource().noResume, true); n >= 0 {
+		t.Errorf("a plain mismatch was retried (GetBlob %d with NoResume)", n)
+	}
+}

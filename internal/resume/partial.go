@@ -1,0 +1,121 @@
+package resume
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+)
+
+// recordBufferSize is the write buffer of a partial download: large enough that recording
+// costs few system calls, small enough for six blobs at once.
+const recordBufferSize = 256 << 10
+
+// Partial is the locked partial download of one blob: the bytes an earlier run kept (Kept,
+// Reader) followed by what this run records (Record). Recording is best effort: a failed
+// write stops it (and the kept file is dropped), but never fails the download.
+type Partial struct {
+	f      *os.File
+	path   string
+	digest digest.Digest
+	kept   int64
+	w      *bufio.Writer // created by the first Record, appending after kept
+	failed bool
+}
+
+// OpenPartial opens the partial download of d, a blob of size bytes, creating it empty when
+// there is none, and locks it. It returns nil (and no error) when the blob is not worth
+// keeping or does not fit the size limit, or when another process holds the file (it is
+// fetching the same blob; this one then downloads without keeping anything). It first prunes
+// the directory to make room for the blob.
+func (s *Store) OpenPartial(d digest.Digest, size int64) (*Partial, error) {
+	if err := d.Validate(); err != nil {
+		return nil, errors.Wrapf(err, "invalid digest %q", d)
+	}
+	if size < MinSize || size > s.maxSize {
+		return nil, nil
+	}
+	dir, err := s.subdir(blobsDir)
+	if err != nil {
+		return nil, err
+	}
+	s.prune(size)
+	path := filepath.Join(dir, d.Algorithm().String()+"-"+d.Encoded())
+	f, err := openLocked(path)
+	if err != nil || f == nil {
+		if f == nil && err == nil {
+			logrus.WithFields(logrus.Fields{"digest": d}).Debug("another process is downloading this blob; not keeping a partial download")
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, errors.Wrapf(err, "reading %s", path)
+	}
+	now := time.Now()
+	_ = os.Chtimes(path, now, now) // in use: young, whatever its age
+	return &Partial{f: f, path: path, digest: d, kept: fi.Size()}, nil
+}
+
+// Kept returns the number of bytes kept by an earlier run (0 after Discard).
+func (p *Partial) Kept() int64 { return p.kept }
+
+// Reader returns the kept bytes.
+func (p *Partial) Reader() io.Reader { return io.NewSectionReader(p.f, 0, p.kept) }
+
+// Discard drops the kept bytes. It must be called before the first Record.
+func (p *Partial) Discard() {
+	p.kept = 0
+	if err := p.f.Truncate(0); err != nil {
+		p.fail(err)
+	}
+}
+
+// Record appends b (the bytes following those kept and recorded so far).
+func (p *Partial) Record(b []byte) {
+	if p.failed {
+		return
+	}
+	if p.w == nil {
+		p.w = bufio.NewWriterSize(io.NewOffsetWriter(p.f, p.kept), recordBufferSize)
+	}
+	if _, err := p.w.Write(b); err != nil {
+		p.fail(err)
+	}
+}
+
+// fail stops recording and empties the file, so that no later run trusts a gap.
+func (p *Partial) fail(err error) {
+	if !p.failed {
+		logrus.WithFields(logrus.Fields{"digest": p.digest, "error": err}).Warn("cannot keep the partial download for a later run; going on without")
+	}
+	p.failed = true
+	_ = p.f.Truncate(0)
+}
+
+// Close releases the file: with complete (the whole blob went by) it is removed; otherwise
+// what was recorded stays for a later run.
+func (p *Partial) Close(complete bool) error {
+	if complete || p.failed {
+		err := os.Remove(p.path) // still under our lock
+		p.f.Close()
+		if err != nil {
+			return errors.Wrapf(err, "removing %s", p.path)
+		}
+		return nil
+	}
+	var err error
+	if p.w != nil {
+		err = p.w.Flush()
+	}
+	if cerr := p.f.Close(); err == nil {
+		err = cerr
+	}
+	return errors.Wrapf(err, "closing %s", p.path)
+}

@@ -1,0 +1,163 @@
+// Package resume keeps what interrupted registry transfers leave behind, so that a later run
+// (another process) continues them: partial downloads of blobs, named by digest, and records
+// of upload sessions. Everything lives under one directory:
+//
+//	DIR/blobs/ALG-HEX      the first bytes of a blob being downloaded
+//	DIR/uploads/HEX.json   an upload session of one blob to one repository (HEX hashes the key)
+//
+// A process locks each file (flock) while it uses it, so two processes never write the same
+// file, and a file whose lock nobody holds was left by a finished or dead process. Files not
+// written for MaxAge are pruned, and partial downloads are bounded by MaxSize in total, the
+// oldest pruned first; files in use are never pruned.
+//
+// Kept data is never trusted: a partial download is only a claim about a blob's first bytes,
+// which the copy engine verifies together with the rest.
+package resume
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/internal/filelock"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+const (
+	blobsDir   = "blobs"
+	uploadsDir = "uploads"
+)
+
+// MinSize is the smallest blob worth keeping: fetching a smaller one again costs less than
+// recording it.
+const MinSize = 1 << 20
+
+// Store is a resume directory. It is safe for concurrent use.
+type Store struct {
+	dir     string
+	maxAge  time.Duration
+	maxSize int64
+	mu      sync.Mutex // serializes pruning within this process
+}
+
+// New returns the store opts describe, or nil when opts is nil or names no directory.
+func New(opts *types.ResumeOptions) *Store {
+	if opts == nil || opts.Dir == "" {
+		return nil
+	}
+	s := &Store{dir: opts.Dir, maxAge: opts.MaxAge, maxSize: opts.MaxSize}
+	if s.maxAge <= 0 {
+		s.maxAge = types.DefaultResumeMaxAge
+	}
+	if s.maxSize <= 0 {
+		s.maxSize = types.DefaultResumeMaxSize
+	}
+	return s
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// subdir creates (if needed) and returns a subdirectory of the store.
+func (s *Store) subdir(name string) (string, error) {
+	dir := filepath.Join(s.dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", errors.Wrap(err, "creating the resume directory")
+	}
+	return dir, nil
+}
+
+// openLocked opens (creating) path and locks it without waiting. It returns nil when another
+// process holds the lock. A file that was removed between the open and the lock (by its owner
+// when it finished, or by pruning) is opened again, so that the lock is always on the file
+// the path names.
+func openLocked(path string) (*os.File, error) {
+	for range 3 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, errors.Wrapf(err, "opening %s", path)
+		}
+		ok, err := filelock.TryLock(f)
+		if err != nil || !ok {
+			f.Close()
+			return nil, err
+		}
+		fi, ferr := f.Stat()
+		pi, perr := os.Stat(path)
+		if ferr == nil && perr == nil && os.SameFile(fi, pi) {
+			return f, nil
+		}
+		f.Close()
+	}
+	return nil, errors.Errorf("opening %s: the file keeps being replaced", path)
+}
+
+// removeIfUnused removes path unless a live process holds its lock.
+func removeIfUnused(path string) bool {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	defer f.Close()
+	if ok, err := filelock.TryLock(f); err != nil || !ok {
+		return false
+	}
+	return os.Remove(path) == nil
+}
+
+type keptFile struct {
+	path string
+	size int64
+	mod  time.Time
+}
+
+// prune removes files older than the age limit, then the oldest partial downloads until
+// those left plus reserve bytes fit the size limit. Files in use are left alone.
+func (s *Store) prune(reserve int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	var blobs []keptFile
+	var total int64
+	for _, sub := range []string{blobsDir, uploadsDir} {
+		entries, err := os.ReadDir(filepath.Join(s.dir, sub))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			info, err := e.Info()
+			if err != nil || !info.Mode().IsRegular() {
+				continue
+			}
+			f := keptFile{path: filepath.Join(s.dir, sub, e.Name()), size: info.Size(), mod: info.ModTime()}
+			if now.Sub(f.mod) > s.maxAge && removeIfUnused(f.path) {
+				logrus.WithFields(logrus.Fields{"file": f.path, "age": now.Sub(f.mod).Round(time.Second)}).Debug("pruned an old resume file")
+				continue
+			}
+			if sub == blobsDir {
+				blobs = append(blobs, f)
+				total += f.size
+			}
+		}
+	}
+	slices.SortFunc(blobs, func(a, b keptFile) int { return a.mod.Compare(b.mod) })
+	for _, f := range blobs {
+		if total+reserve <= s.maxSize {
+			break
+		}
+		if removeIfUnused(f.path) {
+			total -= f.size
+			logrus.WithFields(logrus.Fields{"file": f.path, "size": f.size}).Debug("pruned a partial download to bound the resume directory")
+		}
+	}
+}
+
+// Prune removes what the limits no longer allow: files older than the age limit and, oldest
+// first, partial downloads beyond the size limit.
+func (s *Store) Prune() { s.prune(0) }

@@ -1,0 +1,108 @@
+package staging
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/imgcopy/imgcopy/internal/filelock"
+)
+
+// lockName is the lock file inside a staging directory. Its writer holds an flock on it for
+// as long as it lives; a process that dies (even by SIGKILL) releases it.
+const lockName = ".lock"
+
+// unlockedGrace is how old a staging directory without a lock file must be to count as
+// abandoned: its writer creates the lock file right after the directory, so one without is
+// being created now, or was left by a writer that died in that instant.
+const unlockedGrace = time.Hour
+
+// Dir is a writer's private staging directory, DIR/.imgcopy-staging-*, locked for as long as
+// the writer lives, so that the next writer that opens DIR can tell what dead processes left
+// behind (Abandoned) from the work of live ones, whatever its age.
+type Dir struct {
+	Path string
+	lock *os.File
+}
+
+// NewDir creates and locks a staging directory in parent.
+func NewDir(parent string) (*Dir, error) {
+	p, err := os.MkdirTemp(parent, LayoutPrefix)
+	if err != nil {
+		return nil, errors.Wrapf(err, "creating a staging directory in %s", parent)
+	}
+	// The lock file gets its name only once locked, so that no other process can find it
+	// unlocked (and take the directory for a dead writer's) in between.
+	f, err := os.OpenFile(filepath.Join(p, lockName+"-new"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		var ok bool
+		if ok, err = filelock.TryLock(f); err == nil && !ok {
+			err = errors.New("locked by another process")
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), filepath.Join(p, lockName))
+		}
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		os.RemoveAll(p)
+		return nil, errors.Wrapf(err, "locking staging directory %s", p)
+	}
+	return &Dir{Path: p, lock: f}, nil
+}
+
+// Remove removes the staging directory and releases it.
+func (d *Dir) Remove() error {
+	err := os.RemoveAll(d.Path)
+	d.lock.Close()
+	return errors.Wrapf(err, "removing staging directory %s", d.Path)
+}
+
+// Abandoned returns the staging directories in parent that dead writers left (their lock
+// file is not held), each locked by the caller now, who takes what it can use from them and
+// removes them. Directories of live writers are left alone.
+func Abandoned(parent string) []*Dir {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return nil
+	}
+	var out []*Dir
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), LayoutPrefix) {
+			continue
+		}
+		p := filepath.Join(parent, e.Name())
+		f, err := os.OpenFile(filepath.Join(p, lockName), os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			if info, ierr := e.Info(); ierr == nil && time.Since(info.ModTime()) > unlockedGrace {
+				f, err = os.OpenFile(filepath.Join(p, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+			}
+		}
+		if err != nil {
+			continue
+		}
+		if ok, err := filelock.TryLock(f); err != nil || !ok {
+			f.Close()
+			continue
+		}
+		out = append(out, &Dir{Path: p, lock: f})
+	}
+	return out
+}
+
+// RemoveAbandoned removes the staging directories dead writers left in parent.
+func RemoveAbandoned(parent string) {
+	for _, d := range Abandoned(parent) {
+		logrus.WithField("path", d.Path).Debug("removing what an interrupted copy left")
+		if err := d.Remove(); err != nil {
+			logrus.WithError(err).Warn("cannot remove what an interrupted copy left")
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package types
+
+import (
+	"time"
+
+	"github.com/pkg/errors"
+)
+
+// Resuming interrupted copies (issue 17). Transports keep what an interrupted transfer leaves
+// behind (a partial download, an upload session, blobs staged in a local destination) so that
+// a later run, in another process, continues it. Kept data is never trusted: every byte still
+// streams through the copy engine's verifier, and data that fails verification is discarded
+// and the blob transferred again from the start.
+
+const (
+	// DefaultResumeMaxAge is how long kept partial downloads and upload records live when
+	// ResumeOptions.MaxAge is 0.
+	DefaultResumeMaxAge = 7 * 24 * time.Hour
+	// DefaultResumeMaxSize bounds the total size of kept partial downloads when
+	// ResumeOptions.MaxSize is 0.
+	DefaultResumeMaxSize int64 = 10 << 30
+)
+
+// ResumeOptions turn resuming on for a SystemContext (a nil *ResumeOptions turns it off).
+type ResumeOptions struct {
+	// Dir holds partial downloads (named by digest) and records of upload sessions. "" keeps
+	// none of them, so registry transfers start over; local destinations still reuse blobs a
+	// killed run staged, since those live in the destination.
+	Dir string
+	// MaxAge prunes files in Dir not written for longer; 0 means DefaultResumeMaxAge.
+	MaxAge time.Duration
+	// MaxSize bounds the total size of partial downloads in Dir, the oldest pruned first; 0
+	// means DefaultResumeMaxSize. A blob larger than the bound is not kept.
+	MaxSize int64
+}
+
+// ResumedReader is implemented by a stream returned by ImageSource.GetBlob when its first
+// bytes come from data an earlier, interrupted run kept (a partial download) rather than from
+// the source. The stream still delivers the whole blob from its first byte, so the copy engine
+// verifies all of it; when that verification fails, the engine fetches the blob once more with
+// GetBlobOptions.NoResume.
+type ResumedReader interface {
+	// ResumedBytes returns how many bytes at the start of the stream come from kept data.
+	ResumedBytes() int64
+}
+
+// ErrResumeFailed is returned (wrapped) by a destination whose continuation of an earlier
+// run's transfer (an upload session) failed after the stream was read, in a way that a fresh
+// transfer would not (the registry refused the data it kept). The copy engine then copies the
+// blob once more with PutBlobOptions.NoResume, as it does when a resumed stream fails
+// verification (ErrDigestMismatch).
+var ErrResumeFailed = errors.New("continuing an interrupted transfer failed")
