@@ -246,8 +246,13 @@ func (c *client) send(ctx context.Context, r request) (*http.Response, error) {
 }
 
 func (c *client) sendLogged(req *http.Request) (*http.Response, error) {
+	done, err := c.startRequest(req)
+	if err != nil {
+		return nil, err
+	}
 	req.Header.Set("User-Agent", c.userAgent)
 	resp, err := c.http.Do(req)
+	done(resp)
 	f := logrus.Fields{"method": req.Method, "url": sanitizeURL(req.URL)}
 	if err != nil {
 		err = sanitizeError(err)

@@ -56,6 +56,9 @@ type SystemContext struct {
 	RetryTimes *int
 	// RetryDelay is the first back-off delay; 0 means the default with exponential growth.
 	RetryDelay time.Duration
+	// RequestLimiter, when set, is asked before each registry request, so that copies running
+	// side by side (a sync) share one request budget per registry.
+	RequestLimiter RequestLimiter
 
 	// OSChoice, ArchitectureChoice and VariantChoice override the running platform when
 	// choosing an image from a multi-platform index (--override-os/-arch/-variant).
