@@ -1,0 +1,110 @@
+package sync
+
+import (
+	"context"
+
+	"github.com/distribution/reference"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// planPrune returns the prune items: in every destination repository the sync maps images
+// to, the tags no selected image has (this shard's share of them). items is the whole
+// selection, before sharding; a repository a source that could not be listed maps to is left
+// alone, since what it should hold is unknown.
+func (p *Plan) planPrune(ctx context.Context, items []*Item, failed []*Source) []*Item {
+	wanted := map[string]map[string]bool{}
+	want := func(repo string) map[string]bool {
+		if wanted[repo] == nil {
+			wanted[repo] = map[string]bool{}
+		}
+		return wanted[repo]
+	}
+	for i := range p.opts.Sources {
+		if repo, ok := p.mappedRepository(&p.opts.Sources[i]); ok {
+			want(repo)
+		}
+	}
+	for _, it := range items {
+		if it.Name != "" {
+			want(repository(it.Name))[it.Name] = true
+		}
+	}
+	unknown := map[string]bool{}
+	for _, src := range failed {
+		repo, ok := p.mappedRepository(src)
+		if !ok {
+			return []*Item{{Destination: p.Destination, Action: ActionSkip, Reason: "not pruned: " + src.Name + " could not be listed"}}
+		}
+		unknown[repo] = true
+	}
+	var out []*Item
+	for _, repo := range sortedKeys(wanted) {
+		if unknown[repo] {
+			out = append(out, &Item{Destination: repo, Name: repo, Action: ActionSkip, Reason: "not pruned: a source mapped to it could not be listed"})
+			continue
+		}
+		out = append(out, p.pruneRepository(ctx, repo, wanted[repo])...)
+	}
+	return out
+}
+
+// mappedRepository returns the destination repository of a source naming one registry
+// repository (whatever its tags), when it has such a name.
+func (p *Plan) mappedRepository(src *Source) (string, bool) {
+	ref, err := p.opts.Transports.ParseImageName(src.Name)
+	if err != nil || ref.DockerReference() == nil {
+		return "", false
+	}
+	n := naming{template: src.Destination, scoped: p.opts.Scoped}
+	name, err := n.destinationName(reference.TagNameOnly(reference.TrimNamed(ref.DockerReference())))
+	if err != nil {
+		return "", false
+	}
+	return repository(name), true
+}
+
+// pruneRepository lists repo in the destination and returns a prune item for each tag in it
+// that is not wanted and belongs to this shard.
+func (p *Plan) pruneRepository(ctx context.Context, repo string, wanted map[string]bool) []*Item {
+	ref, err := p.store.ImageReference(repo)
+	if err != nil {
+		return []*Item{{Destination: repo, Name: repo, Action: ActionFail, Err: err}}
+	}
+	lister, ok := ref.(types.ImageLister)
+	if !ok {
+		return []*Item{{Destination: types.ImageName(ref), Name: repo, Action: ActionSkip, Reason: "not pruned: the destination cannot list its images"}}
+	}
+	listed, err := lister.ListImages(ctx, p.opts.Copy.DestinationCtx)
+	if types.Classify(err) == types.ClassNotFound {
+		return nil // a repository this sync creates
+	}
+	if err != nil {
+		return []*Item{{Destination: types.ImageName(ref), Name: repo, Action: ActionFail, Err: errors.Wrap(err, "listing for --prune")}}
+	}
+	var out []*Item
+	for _, li := range listed {
+		tagged, ok := li.Name.(reference.Tagged)
+		if !ok || li.Name == nil {
+			continue
+		}
+		name := repo + ":" + tagged.Tag()
+		if wanted[name] || !p.Shard.Owns(name) {
+			continue
+		}
+		out = append(out, &Item{Destination: types.ImageName(li.Ref), Name: name, DestinationDigest: li.Digest,
+			Action: ActionPrune, Reason: "no longer selected at the source", dest: li.Ref})
+	}
+	return out
+}
+
+// prune deletes one tag: with types.TagDeleter, which removes just that name; a store that
+// can only delete whole images (types.ImageDeleter) is used only when no other name in the
+// store points to the same image, which the plan cannot see, so such stores are refused.
+func (p *Plan) prune(ctx context.Context, it *Item) error {
+	if td, ok := it.dest.(types.TagDeleter); ok {
+		return td.DeleteTag(ctx, p.opts.Copy.DestinationCtx)
+	}
+	return errors.Wrapf(types.ErrUsage, "pruning %s: the %s transport cannot delete a single tag", it.Destination, it.dest.Transport().Name())
+}
