@@ -20,10 +20,10 @@ var (
 // ListImages implements types.ImageLister. A reference written without tag or digest
 // ("docker://HOST/REPO") lists every tag of the repository, sorted; one with a tag or digest
 // lists just that image. Tags the registry returns that are not valid tag names are skipped
-// with a warning.
+// with a warning. StoredName is the full name, HOST/REPO:TAG, as a docker-archive records it.
 func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]types.ListedImage, error) {
 	if !r.implicitTag {
-		return []types.ListedImage{{Ref: r, Name: r.named, Digest: r.digest()}}, nil
+		return []types.ListedImage{{Ref: r, Name: r.named, StoredName: r.named.String(), Digest: r.digest()}}, nil
 	}
 	c, err := r.newClient(sys)
 	if err != nil {
@@ -51,7 +51,7 @@ func (r reference) taggedImages(tags []string) []types.ListedImage {
 			logrus.WithFields(logrus.Fields{"repository": repo.Name(), "tag": truncate(tag)}).Warn("registry listed an invalid tag; skipping it")
 			continue
 		}
-		out = append(out, types.ListedImage{Ref: reference{named: named}, Name: named})
+		out = append(out, types.ListedImage{Ref: reference{named: named}, Name: named, StoredName: named.String()})
 	}
 	return out
 }

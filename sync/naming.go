@@ -9,6 +9,7 @@ import (
 	"text/template"
 
 	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/types"
@@ -57,6 +58,43 @@ func (rt *RepoTemplate) render(v repoVars) (string, error) {
 // String returns the template's text.
 func (rt *RepoTemplate) String() string { return rt.text }
 
+// sourceName is an image's name at its source, as needed to name it in the destination.
+type sourceName struct {
+	registry string // "" when the stored name has none (a local store's "team/app:1")
+	path     string // repository path; "" for an image stored under a bare tag ("v1")
+	tag      string
+	digest   digest.Digest
+}
+
+// parseSourceName splits a stored name: a registry reference ("quay.io/team/app:1",
+// "docker.io/library/alpine:3"), a path in a local store ("team/app:1", kept as written,
+// without docker.io/library/), or a bare tag ("v1", as skopeo writes OCI layouts). A digest
+// is kept when there is no tag.
+func parseSourceName(s string) (*sourceName, error) {
+	if reference.TagRegexp.MatchString(s) && !strings.Contains(s, "/") && !strings.Contains(s, ":") {
+		return &sourceName{tag: s}, nil
+	}
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return nil, errors.Wrapf(types.ErrUsage, "image name %q: %v", s, err)
+	}
+	n := &sourceName{path: reference.Path(named)}
+	if first, _, ok := strings.Cut(s, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		n.registry = reference.Domain(named)
+	} else {
+		n.path = s
+		if i := strings.IndexAny(s, ":@"); i >= 0 {
+			n.path = s[:i]
+		}
+	}
+	if tagged, ok := named.(reference.Tagged); ok {
+		n.tag = tagged.Tag()
+	} else if c, ok := named.(reference.Canonical); ok {
+		n.digest = c.Digest()
+	}
+	return n, nil
+}
+
 // naming says how source images are named in the destination store.
 type naming struct {
 	template *RepoTemplate // nil: skopeo's naming
@@ -64,32 +102,36 @@ type naming struct {
 	suffix   string        // appended to tags (skopeo --append-suffix)
 }
 
-// destinationName returns the name of the image named src in the destination store:
-// "REPO:TAG", or "REPO@DIGEST" for an image selected by digest alone. Like skopeo sync, REPO
-// is the last element of the source repository path, or with scoped the source registry and
-// path ("quay.io/team/app"; a port's colon becomes "_", which a path cannot hold).
-func (n naming) destinationName(src reference.Named) (string, error) {
-	domain, p := reference.Domain(src), reference.Path(src)
+// destinationName returns the name of the image src in the destination store: "REPO:TAG",
+// or "REPO@DIGEST" for an image selected by digest alone. Like skopeo sync, REPO is the last
+// element of the source repository path, or with scoped the source registry and path
+// ("quay.io/team/app"; a port's colon becomes "_", which a path cannot hold); a template
+// decides it instead when given.
+func (n naming) destinationName(src *sourceName) (string, error) {
 	var repo string
 	switch {
 	case n.template != nil:
-		r, err := n.template.render(repoVars{Registry: domain, Repository: p, Name: path.Base(p)})
+		r, err := n.template.render(repoVars{Registry: src.registry, Repository: src.path, Name: path.Base(src.path)})
 		if err != nil {
 			return "", err
 		}
 		repo = r
+	case src.path == "":
+		return "", errors.Wrapf(types.ErrUsage, "the image is stored as %q, a tag without a repository: give its source a destination template", src.tag)
+	case n.scoped && src.registry != "":
+		repo = strings.ReplaceAll(src.registry, ":", "_") + "/" + src.path
 	case n.scoped:
-		repo = strings.ReplaceAll(domain, ":", "_") + "/" + p
+		repo = src.path
 	default:
-		repo = path.Base(p)
+		repo = path.Base(src.path)
 	}
-	if tagged, ok := src.(reference.Tagged); ok {
-		return repo + ":" + tagged.Tag() + n.suffix, nil
+	if src.tag != "" {
+		return repo + ":" + src.tag + n.suffix, nil
 	}
-	if c, ok := src.(reference.Canonical); ok {
-		return repo + "@" + c.Digest().String(), nil
+	if src.digest != "" {
+		return repo + "@" + src.digest.String(), nil
 	}
-	return "", errors.Errorf("%s has neither tag nor digest", src.String())
+	return "", errors.Errorf("image %s has neither tag nor digest", repo)
 }
 
 // Shard is this process's share of a sync split between Count processes (--shard

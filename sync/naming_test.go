@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/distribution/reference"
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/types"
@@ -21,14 +20,14 @@ func TestDestinationName(t *testing.T) {
 	}
 	const dg = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	cases := []struct {
-		name, src string
+		name, src string // src: a stored name, as listers give it
 		n         naming
-		want      string
+		want      string // "" means an error
 	}{
 		{"skopeo keeps the last element", "quay.io/team/app:1", naming{}, "app:1"},
-		{"docker hub", "busybox:latest", naming{}, "busybox:latest"},
+		{"docker hub", "docker.io/library/busybox:latest", naming{}, "busybox:latest"},
 		{"scoped keeps registry and path", "quay.io/team/app:1", naming{scoped: true}, "quay.io/team/app:1"},
-		{"scoped docker hub", "busybox:1", naming{scoped: true}, "docker.io/library/busybox:1"},
+		{"scoped docker hub", "docker.io/library/busybox:1", naming{scoped: true}, "docker.io/library/busybox:1"},
 		{"scoped port", "localhost:5000/app:1", naming{scoped: true}, "localhost_5000/app:1"},
 		{"suffix", "quay.io/team/app:1", naming{suffix: "-mirror"}, "app:1-mirror"},
 		{"digest alone", "quay.io/team/app@" + dg, naming{suffix: "-x"}, "app@" + dg},
@@ -36,15 +35,26 @@ func TestDestinationName(t *testing.T) {
 		{"template", "quay.io/team/app:1", naming{template: tmpl("mirror/{{.Name}}")}, "mirror/app:1"},
 		{"template wins over scoped", "quay.io/team/app:1", naming{template: tmpl("{{.Repository}}"), scoped: true}, "team/app:1"},
 		{"template with registry", "quay.io/team/app:1", naming{template: tmpl("{{.Registry}}/{{.Name}}")}, "quay.io/app:1"},
+		{"local path", "team/app:1", naming{}, "app:1"},
+		{"local path scoped keeps it as written", "team/app:1", naming{scoped: true}, "team/app:1"},
+		{"local single element", "app:1", naming{scoped: true}, "app:1"},
+		{"bare tag needs a template", "v1", naming{}, ""},
+		{"bare tag with a template", "v1", naming{template: tmpl("bundle")}, "bundle:v1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			named, err := reference.ParseNormalizedNamed(tc.src)
+			src, err := parseSourceName(tc.src)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := tc.n.destinationName(named)
+			got, err := tc.n.destinationName(src)
+			if tc.want == "" {
+				if !errors.Is(err, types.ErrUsage) {
+					t.Errorf("got %q, %v; want a usage error", got, err)
+				}
+				return
+			}
 			if err != nil || got != tc.want {
 				t.Errorf("got %q, %v; want %q", got, err, tc.want)
 			}

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 	"golang.org/x/sync/errgroup"
@@ -227,7 +226,7 @@ func (p *Plan) resolveItem(ctx context.Context, it *Item) {
 		if md, ok := it.src.(types.ManifestDigester); ok {
 			d, err := md.ManifestDigest(ctx, p.sourceCtx(it.source))
 			switch {
-			case errors.Is(err, types.ErrManifestNotFound) && !it.literal:
+			case types.Classify(err) == types.ClassNotFound && !it.literal:
 				it.Action, it.Reason = ActionSkip, "no longer at the source"
 				return
 			case err != nil:
@@ -240,7 +239,7 @@ func (p *Plan) resolveItem(ctx context.Context, it *Item) {
 	if md, ok := it.dest.(types.ManifestDigester); ok {
 		d, err := md.ManifestDigest(ctx, p.opts.Copy.DestinationCtx)
 		switch {
-		case errors.Is(err, types.ErrManifestNotFound):
+		case types.Classify(err) == types.ClassNotFound: // nothing there yet (a new repository, archive, layout)
 		case err != nil:
 			it.Action, it.Err = ActionFail, errors.Wrap(err, "checking the destination")
 			return
@@ -273,8 +272,8 @@ func (p *Plan) decide(it *Item) (Action, string) {
 // candidate is one image a source selects.
 type candidate struct {
 	ref     types.ImageReference
-	name    reference.Named // the name it has at the source, for naming it in the destination
-	digest  digest.Digest   // when known without a request
+	name    *sourceName   // the name it has at the source, for naming it in the destination
+	digest  digest.Digest // when known without a request
 	literal bool
 }
 
@@ -314,7 +313,7 @@ func (p *Plan) literal(src *Source, t string) (candidate, error) {
 	if err != nil {
 		return candidate{}, errors.Wrapf(err, "tag %q of %s", t, src.Name)
 	}
-	c := candidate{ref: ref, name: ref.DockerReference(), literal: true}
+	c := candidate{ref: ref, name: nameOf(types.ListedImage{Name: ref.DockerReference()}), literal: true}
 	if isDigest == nil {
 		c.digest = d
 	}
@@ -339,16 +338,18 @@ func selectListed(listed []types.ListedImage, filters []TagFilter) []candidate {
 	var out []candidate
 	if len(filters) == 0 {
 		for _, li := range listed {
-			out = append(out, candidate{ref: li.Ref, name: li.Name, digest: li.Digest})
+			out = append(out, candidate{ref: li.Ref, name: nameOf(li), digest: li.Digest})
 		}
 		return out
 	}
 	tags := make([]string, 0, len(listed))
 	byTag := map[string]types.ListedImage{}
 	for _, li := range listed {
-		if t, ok := li.Name.(reference.Tagged); ok && li.Name != nil {
-			tags = append(tags, t.Tag())
-			byTag[t.Tag()] = li
+		if n := nameOf(li); n != nil && n.tag != "" {
+			if _, dup := byTag[n.tag]; !dup {
+				tags = append(tags, n.tag)
+			}
+			byTag[n.tag] = li
 		}
 	}
 	chosen := map[string]bool{}
@@ -360,10 +361,26 @@ func selectListed(listed []types.ListedImage, filters []TagFilter) []candidate {
 	for _, t := range tags {
 		if chosen[t] {
 			li := byTag[t]
-			out = append(out, candidate{ref: li.Ref, name: li.Name, digest: li.Digest})
+			out = append(out, candidate{ref: li.Ref, name: nameOf(li), digest: li.Digest})
 		}
 	}
 	return out
+}
+
+// nameOf returns a listed image's name at its source, or nil when it has none usable.
+func nameOf(li types.ListedImage) *sourceName {
+	s := li.StoredName
+	if s == "" && li.Name != nil {
+		s = li.Name.String()
+	}
+	if s == "" {
+		return nil
+	}
+	n, err := parseSourceName(s)
+	if err != nil {
+		return nil
+	}
+	return n
 }
 
 // Counts returns how many items the plan has per action.

@@ -57,8 +57,11 @@ func (p *Plan) mappedRepository(src *Source) (string, bool) {
 	if err != nil || ref.DockerReference() == nil {
 		return "", false
 	}
-	n := naming{template: src.Destination, scoped: p.opts.Scoped}
-	name, err := n.destinationName(reference.TagNameOnly(reference.TrimNamed(ref.DockerReference())))
+	sn := nameOf(types.ListedImage{Name: reference.TagNameOnly(reference.TrimNamed(ref.DockerReference()))})
+	if sn == nil {
+		return "", false
+	}
+	name, err := naming{template: src.Destination, scoped: p.opts.Scoped}.destinationName(sn)
 	if err != nil {
 		return "", false
 	}
@@ -85,11 +88,11 @@ func (p *Plan) pruneRepository(ctx context.Context, repo string, wanted map[stri
 	}
 	var out []*Item
 	for _, li := range listed {
-		tagged, ok := li.Name.(reference.Tagged)
-		if !ok || li.Name == nil {
+		sn := nameOf(li)
+		if sn == nil || sn.tag == "" {
 			continue
 		}
-		name := repo + ":" + tagged.Tag()
+		name := repo + ":" + sn.tag
 		if wanted[name] || !p.Shard.Owns(name) {
 			continue
 		}

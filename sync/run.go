@@ -42,6 +42,9 @@ func (p *Plan) Run(ctx context.Context) (*Report, error) {
 	r.copyAll(runCtx)
 	commitErr := r.commit(ctx)
 	r.pruneAll(runCtx)
+	if f, ok := p.opts.Copy.BlobInfoCache.(types.BlobInfoCacheFlusher); ok {
+		_ = f.Flush() // the manifest mappings recorded after the copies; a failure costs speed only
+	}
 	rep := &Report{Destination: p.Destination, Shard: p.Shard.String(), Started: start, Images: r.results}
 	rep.Seconds = time.Since(start).Seconds()
 	rep.count()
@@ -106,6 +109,7 @@ func (r *runner) finish(i int, res Result) {
 
 func (r *runner) emit(ev Event) {
 	if r.p.opts.Progress != nil {
+		ev.Total = r.total
 		r.p.opts.Progress(ev)
 	}
 }

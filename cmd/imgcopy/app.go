@@ -60,6 +60,7 @@ func newApp(e *env) *cli.App {
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			copyCmd(e),
+			syncCmd(e),
 			inspectCmd(e),
 			listTagsCmd(e),
 			referrersCmd(e),
