@@ -24,7 +24,7 @@ func TestCLISync(t *testing.T) {
 	t.Parallel()
 	corrupt := &corruptingHandler{bad: map[string]bool{}}
 	s := newSyncScenario(t, testregistry.Options{Wrap: corrupt.wrap})
-	corrupt.set(string(pushBlob(t, s.src.Host, "scratch", imgspecv1.MediaTypeImageLayerGzip, []byte("layer of web-v2 for amd64\n")).Digest))
+	corrupt.set(string(pushBlob(t, s.src.Host, "scratch", imgspecv1.MediaTypeImageLayerGzip, gzipBytes(t, []byte("layer of web-v2 for amd64\n"))).Digest))
 	dir := t.TempDir()
 	home := t.TempDir()
 	cfg := filepath.Join(dir, "sync.yaml")

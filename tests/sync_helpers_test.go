@@ -2,9 +2,9 @@ package tests
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -44,13 +44,37 @@ func pushJSON(t testing.TB, host, repo, ref string, v any, mediaType string) img
 // tag (or untagged when tag is "").
 func pushSingle(t testing.TB, host, repo, tag, name, arch string) imgspecv1.Descriptor {
 	t.Helper()
-	base := pushBlob(t, host, repo, imgspecv1.MediaTypeImageLayerGzip, syncBase)
-	own := pushBlob(t, host, repo, imgspecv1.MediaTypeImageLayerGzip, []byte("layer of "+name+" for "+arch+"\n"))
-	cfg := []byte(fmt.Sprintf(`{"architecture":%q,"os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Labels":{"name":%q}}}`, arch, name))
+	var layers []imgspecv1.Descriptor
+	var diffIDs []digest.Digest
+	for _, content := range [][]byte{syncBase, []byte("layer of " + name + " for " + arch + "\n")} {
+		layers = append(layers, pushBlob(t, host, repo, imgspecv1.MediaTypeImageLayerGzip, gzipBytes(t, content)))
+		diffIDs = append(diffIDs, digest.FromBytes(content))
+	}
+	cfg, err := json.Marshal(map[string]any{
+		"architecture": arch, "os": "linux", "config": map[string]any{"Labels": map[string]string{"name": name}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	config := pushBlob(t, host, repo, imgspecv1.MediaTypeImageConfig, cfg)
-	m := imgspecv1.Manifest{MediaType: imgspecv1.MediaTypeImageManifest, Config: config, Layers: []imgspecv1.Descriptor{base, own}}
+	m := imgspecv1.Manifest{MediaType: imgspecv1.MediaTypeImageManifest, Config: config, Layers: layers}
 	m.SchemaVersion = 2
 	return pushJSON(t, host, repo, tag, m, imgspecv1.MediaTypeImageManifest)
+}
+
+// gzipBytes compresses b deterministically (no name, no time in the header).
+func gzipBytes(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // pushIndex pushes an amd64 and an arm64 image and an index of both, tagged tag.

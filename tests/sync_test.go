@@ -1,12 +1,15 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
+	gosync "sync"
+	"sync/atomic"
 	"testing"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -123,7 +126,7 @@ func TestSyncPlanRunAndIdempotentRerun(t *testing.T) {
 	s.checkDestination(t)
 	// The base layer every image shares crossed once: one GET at the source, one upload at
 	// the destination; the other repositories mounted it.
-	base := string(pushBlob(t, s.src.Host, "scratch", imgspecv1.MediaTypeImageLayerGzip, syncBase).Digest)
+	base := string(pushBlob(t, s.src.Host, "scratch", imgspecv1.MediaTypeImageLayerGzip, gzipBytes(t, syncBase)).Digest)
 	if n := countRequests(s.src, http.MethodGet, "/blobs/"+base); n != 1 {
 		t.Errorf("base layer fetched %d times from the source, want 1", n)
 	}
@@ -238,7 +241,7 @@ func TestSyncBrokenBlobFailsOnlyItsImage(t *testing.T) {
 	t.Parallel()
 	corrupt := &corruptingHandler{bad: map[string]bool{}}
 	s := newSyncScenario(t, testregistry.Options{Wrap: corrupt.wrap})
-	own := pushBlob(t, s.src.Host, "scratch", imgspecv1.MediaTypeImageLayerGzip, []byte("layer of web-v2 for amd64\n"))
+	own := pushBlob(t, s.src.Host, "scratch", imgspecv1.MediaTypeImageLayerGzip, gzipBytes(t, []byte("layer of web-v2 for amd64\n")))
 	corrupt.set(own.Digest.String())
 	rep := s.run(t, s.plan(t, s.options()))
 	var failed []string
@@ -259,5 +262,88 @@ func TestSyncBrokenBlobFailsOnlyItsImage(t *testing.T) {
 	var fe *syncer.FailedError
 	if err := rep.Err(); !errors.As(err, &fe) || types.Classify(err) != types.ClassOther || !errors.Is(err, types.ErrDigestMismatch) {
 		t.Errorf("report error %v: want a FailedError of mixed classes that wraps the digest mismatch", err)
+	}
+}
+
+func TestSyncFailFast(t *testing.T) {
+	t.Parallel()
+	corrupt := &corruptingHandler{bad: map[string]bool{}}
+	s := newSyncScenario(t, testregistry.Options{Wrap: corrupt.wrap})
+	// The first image copied (team/app:1.20.0, one image at a time) has a broken layer.
+	corrupt.set(string(pushBlob(t, s.src.Host, "scratch", imgspecv1.MediaTypeImageLayerGzip, gzipBytes(t, []byte("layer of app-1.20.0 for amd64\n"))).Digest))
+	opts := s.options()
+	opts.FailFast, opts.ImageParallel = true, 1
+	opts.Sources = opts.Sources[:2] // without the missing literal tag
+	rep := s.run(t, s.plan(t, opts))
+	if got := syncResults(rep, syncer.ActionFailed); len(got) != 1 || !strings.HasSuffix(got[0], "/mirror/app:1.20.0") {
+		t.Fatalf("failed: %v, want app:1.20.0 alone", got)
+	}
+	if got := syncResults(rep, syncer.ActionCopied); len(got) != 0 {
+		t.Errorf("copied after the failure: %v", got)
+	}
+	if n := len(syncResults(rep, syncer.ActionSkipped)); n != 4 {
+		t.Errorf("%d images skipped, want the 4 others: %v", n, syncResults(rep))
+	}
+
+	// A failure found while planning (the missing literal tag) stops everything up front.
+	opts = s.options()
+	opts.FailFast = true
+	rep = s.run(t, s.plan(t, opts))
+	if got := syncResults(rep, syncer.ActionCopied); len(got) != 0 {
+		t.Errorf("copied despite a planning failure: %v", got)
+	}
+}
+
+// TestSyncInterruptedThenResumed cancels a sync while one image's layer is in transfer: the
+// images copied so far are complete, that one is absent, and the next run copies the rest.
+func TestSyncInterruptedThenResumed(t *testing.T) {
+	t.Parallel()
+	blocked := make(chan struct{})
+	var once gosync.Once
+	var slow atomic.Value // the digest of the layer to hold
+	slow.Store("")
+	gate := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if d := slow.Load().(string); d != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+d) {
+				once.Do(func() { close(blocked) })
+				<-r.Context().Done() // hold the layer until the client gives up
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	s := newSyncScenario(t, testregistry.Options{Wrap: gate})
+	slow.Store(string(pushBlob(t, s.src.Host, "scratch", imgspecv1.MediaTypeImageLayerGzip, gzipBytes(t, []byte("layer of web-v3 for amd64\n"))).Digest))
+	opts := s.options()
+	opts.Sources = opts.Sources[:2]
+	plan := s.plan(t, opts)
+	ctx, cancel := context.WithCancel(syncCtx(t))
+	go func() {
+		select {
+		case <-blocked:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	rep, err := plan.Run(ctx)
+	if !errors.Is(err, context.Canceled) || rep == nil {
+		t.Fatalf("interrupted run: %v, report %v", err, rep)
+	}
+	web3 := e2eRef(t, "docker://"+s.dst.Host+"/mirror/frontend/web:v3")
+	if d := headDigest(t, web3); d != "" {
+		t.Errorf("the interrupted image is at the destination: %s", d)
+	}
+	for _, r := range rep.Images {
+		if r.Action == syncer.ActionCopied {
+			e2eVerify(t, e2eRef(t, r.Destination), nil) // complete: every blob there and valid
+		}
+	}
+	slow.Store("")
+	rep = s.run(t, s.plan(t, opts))
+	if rep.Err() != nil || headDigest(t, web3) == "" {
+		t.Fatalf("resumed run: %v; %s: %s", rep.Err(), types.ImageName(web3), headDigest(t, web3))
+	}
+	if n := rep.Counts[syncer.ActionCopied] + rep.Counts[syncer.ActionUpToDate]; n != 5 {
+		t.Errorf("resumed run: %v, want the 5 images there", rep.Counts)
 	}
 }
