@@ -29,6 +29,11 @@ type Plan struct {
 
 	opts  Options
 	store types.StoreReference
+
+	// The destination store's images, listed once for --prune (stores that list themselves).
+	storeListed bool
+	storeImages []types.ListedImage
+	storeErr    error
 }
 
 // Plan lists the sources, names each image in the destination, keeps this shard's share and

@@ -71,25 +71,17 @@ func (p *Plan) mappedRepository(src *Source) (string, bool) {
 // pruneRepository lists repo in the destination and returns a prune item for each tag in it
 // that is not wanted and belongs to this shard.
 func (p *Plan) pruneRepository(ctx context.Context, repo string, wanted map[string]bool) []*Item {
-	ref, err := p.store.ImageReference(repo)
-	if err != nil {
-		return []*Item{{Destination: repo, Name: repo, Action: ActionFail, Err: err}}
-	}
-	lister, ok := ref.(types.ImageLister)
-	if !ok {
-		return []*Item{{Destination: types.ImageName(ref), Name: repo, Action: ActionSkip, Reason: "not pruned: the destination cannot list its images"}}
-	}
-	listed, err := lister.ListImages(ctx, p.opts.Copy.DestinationCtx)
+	listed, where, whole, err := p.listRepository(ctx, repo)
 	if types.Classify(err) == types.ClassNotFound {
-		return nil // a repository this sync creates
+		return nil // a repository (or a store) this sync creates
 	}
 	if err != nil {
-		return []*Item{{Destination: types.ImageName(ref), Name: repo, Action: ActionFail, Err: errors.Wrap(err, "listing for --prune")}}
+		return []*Item{{Destination: where, Name: repo, Action: ActionFail, Err: errors.Wrap(err, "listing for --prune")}}
 	}
 	var out []*Item
 	for _, li := range listed {
 		sn := nameOf(li)
-		if sn == nil || sn.tag == "" {
+		if sn == nil || sn.tag == "" || (whole && sn.path != repo) {
 			continue
 		}
 		name := repo + ":" + sn.tag
@@ -100,6 +92,30 @@ func (p *Plan) pruneRepository(ctx context.Context, repo string, wanted map[stri
 			Action: ActionPrune, Reason: "no longer selected at the source", dest: li.Ref})
 	}
 	return out
+}
+
+// listRepository lists the images of repo in the destination: the repository's reference
+// when it lists the repository (a registry's tags), else the whole store when the store lists
+// itself (layouts, archives, dir trees; listed once), to be filtered by name (whole is true).
+// where names what was listed.
+func (p *Plan) listRepository(ctx context.Context, repo string) (listed []types.ListedImage, where string, whole bool, err error) {
+	if l, ok := p.store.(types.ImageLister); ok {
+		if !p.storeListed {
+			p.storeImages, p.storeErr = l.ListImages(ctx, p.opts.Copy.DestinationCtx)
+			p.storeListed = true
+		}
+		return p.storeImages, p.Destination, true, p.storeErr
+	}
+	ref, err := p.store.ImageReference(repo)
+	if err != nil {
+		return nil, p.Destination, false, err
+	}
+	lister, ok := ref.(types.ImageLister)
+	if !ok {
+		return nil, types.ImageName(ref), false, errors.Wrapf(types.ErrUsage, "%s cannot list its images", types.ImageName(ref))
+	}
+	listed, err = lister.ListImages(ctx, p.opts.Copy.DestinationCtx)
+	return listed, types.ImageName(ref), false, err
 }
 
 // prune deletes one tag: with types.TagDeleter, which removes just that name; a store that

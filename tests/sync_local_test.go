@@ -113,3 +113,29 @@ func TestSyncThroughLocalStores(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncPruneLayout prunes a layout destination: the tags of a mapped repository that the
+// selection no longer has go, the others stay, even one sharing the manifest of a pruned tag.
+func TestSyncPruneLayout(t *testing.T) {
+	t.Parallel()
+	src := testregistry.Start(t, testregistry.Options{})
+	for _, tag := range []string{"1", "2", "3"} {
+		pushSingle(t, src.Host, "team/app", tag, "app"+tag, "amd64")
+	}
+	pushSingle(t, src.Host, "team/app", "same-as-3", "app3", "amd64")
+	store := "oci:" + filepath.Join(t.TempDir(), "layout")
+	syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}}, Destination: store})
+	rep := syncOnce(t, syncer.Options{
+		Sources:     []syncer.Source{{Name: "docker://" + src.Host + "/team/app", Tags: []string{"1", "same-as-3"}}},
+		Destination: store, Prune: true,
+	})
+	if got := syncResults(rep, syncer.ActionPruned); len(got) != 2 {
+		t.Errorf("pruned %v, want app:2 and app:3", got)
+	}
+	names, err := e2eRef(t, store).(types.TagLister).ListTags(syncCtx(t), nil)
+	sort.Strings(names)
+	if err != nil || !slices.Equal(names, []string{"app:1", "app:same-as-3"}) {
+		t.Errorf("layout names after prune: %v, %v", names, err)
+	}
+	e2eVerify(t, e2eRef(t, store+":app:same-as-3"), nil)
+}
