@@ -19,11 +19,15 @@ var (
 
 // ListImages implements types.ImageLister. A reference written without tag or digest
 // ("docker://HOST/REPO") lists every tag of the repository, sorted; one with a tag or digest
-// lists just that image. Tags the registry returns that are not valid tag names are skipped
+// lists just that image, with its digest (a HEAD; ErrManifestNotFound when it is missing). Tags the registry returns that are not valid tag names are skipped
 // with a warning. StoredName is the full name, HOST/REPO:TAG, as a docker-archive records it.
 func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]types.ListedImage, error) {
 	if !r.implicitTag {
-		return []types.ListedImage{{Ref: r, Name: r.named, StoredName: r.named.String(), Digest: r.digest()}}, nil
+		d, err := r.ManifestDigest(ctx, sys) // it must exist, as a layout's listing of a name checks
+		if err != nil {
+			return nil, err
+		}
+		return []types.ListedImage{{Ref: r, Name: r.named, StoredName: r.named.String(), Digest: d}}, nil
 	}
 	c, err := r.newClient(sys)
 	if err != nil {

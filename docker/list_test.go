@@ -50,7 +50,7 @@ func TestListImages(t *testing.T) {
 				if li.Name == nil || li.Name.String() != li.Ref.DockerReference().String() {
 					t.Errorf("listed %s with name %v", s, li.Name)
 				}
-				if strings.Contains(s, "@") && li.Digest != img.digest {
+				if !strings.HasSuffix(tc.ref, "/team/app") && li.Digest != img.digest {
 					t.Errorf("listed %s with digest %q, want %s", s, li.Digest, img.digest)
 				}
 			}
@@ -58,6 +58,16 @@ func TestListImages(t *testing.T) {
 				t.Errorf("listed %v, want %v", names, tc.want)
 			}
 		})
+	}
+}
+
+func TestListImagesOfAMissingImage(t *testing.T) {
+	t.Parallel()
+	reg := testregistry.Start(t, testregistry.Options{})
+	for _, ref := range []string{"//" + reg.Host + "/app:nope", "//" + reg.Host + "/app@sha256:" + sha} {
+		if _, err := mustParse(t, ref).(types.ImageLister).ListImages(testContext(t), anonSys()); !errors.Is(err, types.ErrManifestNotFound) {
+			t.Errorf("listing %s: %v, want ErrManifestNotFound", ref, err)
+		}
 	}
 }
 
