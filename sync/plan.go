@@ -15,7 +15,7 @@ import (
 
 // planParallel bounds the listings and HEAD requests a plan makes at once (the registries'
 // own bound, Options.RequestsPerRegistry, applies as well).
-const planParallel = 8
+const planParallel = 16
 
 // Plan is what a sync will do: every selected image of this shard with its action, then the
 // tags to prune. Run carries it out.
