@@ -146,6 +146,9 @@ func (p *Plan) expand(ctx context.Context) ([]*Item, []*Source) {
 func (p *Plan) expandSource(ctx context.Context, src *Source) []*Item {
 	cands, err := p.candidates(ctx, src)
 	if err != nil {
+		if src.Origin != "" {
+			err = errors.Wrapf(err, "source at %s", src.Origin)
+		}
 		return []*Item{{Source: src.Name, Destination: src.Name, Action: ActionFail, Err: err, source: src}}
 	}
 	n := naming{template: src.Destination, scoped: p.opts.Scoped, suffix: p.opts.AppendSuffix}
@@ -154,13 +157,14 @@ func (p *Plan) expandSource(ctx context.Context, src *Source) []*Item {
 		it := &Item{Source: types.ImageName(c.ref), src: c.ref, source: src, literal: c.literal, SourceDigest: c.digest}
 		items = append(items, it)
 		if c.name == nil {
-			it.Destination, it.Action, it.Reason = "", ActionSkip, "the image has no name to give it in the destination"
+			it.Destination, it.Action, it.Reason = p.Destination, ActionSkip, "the image has no name to give it in the destination"
 			continue
 		}
 		if it.Name, err = n.destinationName(c.name); err == nil {
 			it.dest, err = p.store.ImageReference(it.Name)
 		}
 		if err != nil {
+			it.Destination = p.Destination
 			it.Action, it.Err = ActionFail, errors.Wrapf(err, "naming %s in %s", it.Source, p.Destination)
 			continue
 		}
