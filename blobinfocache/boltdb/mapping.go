@@ -40,20 +40,7 @@ func (c *cache) RecordManifestMapping(src digest.Digest, variant string, written
 	now := c.clock.Now()
 	c.queue(pendingRecord{
 		apply: func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists(manifestMappingBucket)
-			if err != nil {
-				return err
-			}
-			key := mappingKey(src, variant)
-			if b.Get(key) == nil {
-				if err := addCount(tx, mappingsCounter, 1); err != nil {
-					return err
-				}
-			}
-			if err := b.Put(key, encodeStamped(now, string(written))); err != nil {
-				return err
-			}
-			return pruneMappings(tx, c.maxDigests)
+			return putFlat(tx, manifestMappingBucket, mappingsCounter, mappingKey(src, variant), string(written), now, c.maxDigests)
 		},
 		replay: replay,
 	})
@@ -84,16 +71,4 @@ func (c *cache) ManifestMapping(src digest.Digest, variant string) digest.Digest
 		return fromFallback()
 	}
 	return res
-}
-
-// pruneMappings shrinks the manifest mappings once there are more than limit.
-func pruneMappings(tx *bolt.Tx, limit int) error {
-	if getCount(tx, mappingsCounter) <= limit {
-		return nil
-	}
-	removed, total, err := pruneFlat(tx.Bucket(manifestMappingBucket), pruneTarget(limit), nil)
-	if err != nil {
-		return err
-	}
-	return setCount(tx, mappingsCounter, total-removed)
 }
