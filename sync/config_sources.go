@@ -199,37 +199,9 @@ func (c *configReader) source(repo string, n *yaml.Node, acc access) Source {
 	}
 }
 
-// images reads skopeo's "images": repository → tags and digests (none: every tag).
-func (c *configReader) images(host string, f pair, acc access) ([]Source, error) {
-	repos, err := c.mapping(f.v, "images", nil)
-	if err != nil {
-		return nil, err
-	}
-	var out []Source
-	for _, r := range repos {
-		repo, err := c.repositoryName(host, r.k)
-		if err != nil {
-			return nil, err
-		}
-		tags, err := c.strings(r.v, "the tags of "+r.key)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range tags {
-			if err := c.checkTag(r.v, repo, t); err != nil {
-				return nil, err
-			}
-		}
-		s := c.source(repo, r.k, acc)
-		s.Tags = tags
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-// filtered reads skopeo's "images-by-tag-regex" and "images-by-semver": repository → one
-// pattern or range.
-func (c *configReader) filtered(host string, f pair, acc access) ([]Source, error) {
+// eachRepository calls source for every repository → value pair of the mapping f.v (a key of
+// registry host) and returns the sources it makes.
+func (c *configReader) eachRepository(host string, f pair, source func(r pair, repo string) (Source, error)) ([]Source, error) {
 	repos, err := c.mapping(f.v, f.key, nil)
 	if err != nil {
 		return nil, err
@@ -240,7 +212,40 @@ func (c *configReader) filtered(host string, f pair, acc access) ([]Source, erro
 		if err != nil {
 			return nil, err
 		}
+		s, err := source(r, repo)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// images reads skopeo's "images": repository → tags and digests (none: every tag).
+func (c *configReader) images(host string, f pair, acc access) ([]Source, error) {
+	return c.eachRepository(host, f, func(r pair, repo string) (Source, error) {
+		s := c.source(repo, r.k, acc)
+		tags, err := c.strings(r.v, "the tags of "+r.key)
+		if err != nil {
+			return s, err
+		}
+		for _, t := range tags {
+			if err := c.checkTag(r.v, repo, t); err != nil {
+				return s, err
+			}
+		}
+		s.Tags = tags
+		return s, nil
+	})
+}
+
+// filtered reads skopeo's "images-by-tag-regex" and "images-by-semver": repository → one
+// pattern or range.
+func (c *configReader) filtered(host string, f pair, acc access) ([]Source, error) {
+	return c.eachRepository(host, f, func(r pair, repo string) (Source, error) {
+		s := c.source(repo, r.k, acc)
 		var filter TagFilter
+		var err error
 		if f.key == "images-by-semver" {
 			filter.Semver, err = c.semverRange(r.v, f.key+" of "+r.key)
 		} else {
@@ -249,44 +254,26 @@ func (c *configReader) filtered(host string, f pair, acc access) ([]Source, erro
 				err = c.errorf(r.v, "%s of %s must be one regular expression", f.key, r.key)
 			}
 		}
-		if err != nil {
-			return nil, err
-		}
-		s := c.source(repo, r.k, acc)
 		s.Filters = []TagFilter{filter}
-		out = append(out, s)
-	}
-	return out, nil
+		return s, err
+	})
 }
 
 // repositories reads imgcopy's "repositories": repository → tags, filters, platforms,
 // destination and access settings of its own.
 func (c *configReader) repositories(host string, f pair, acc access) ([]Source, error) {
-	repos, err := c.mapping(f.v, "repositories", nil)
-	if err != nil {
-		return nil, err
-	}
-	var out []Source
-	for _, r := range repos {
-		repo, err := c.repositoryName(host, r.k)
-		if err != nil {
-			return nil, err
-		}
+	return c.eachRepository(host, f, func(r pair, repo string) (Source, error) {
 		fields, err := c.mapping(r.v, "repository "+r.key, repositoryKeys)
 		if err != nil {
-			return nil, err
+			return Source{}, err
 		}
 		racc := acc
 		if err := c.applyAccess(&racc, fields); err != nil {
-			return nil, err
+			return Source{}, err
 		}
 		s := c.source(repo, r.k, racc)
-		if err := c.selection(&s, repo, fields); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
+		return s, c.selection(&s, repo, fields)
+	})
 }
 
 // selection reads the tag selection of a repositories entry into s.
