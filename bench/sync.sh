@@ -30,21 +30,7 @@ log() { echo "sync: $*" >&2; }
 require_peers docker-registry skopeo regsync /usr/bin/time
 (cd "$root" && go build -o "$bin/" ./bench/gen ./bench/floor ./cmd/imgcopy)
 
-cleanup() {
-	stop_registry A
-	stop_registry B
-	if [ "${BENCH_KEEP:-0}" != 1 ] && [ -z "${BENCH_WORK:-}" ]; then rm -rf "$work"; fi
-}
-trap cleanup EXIT
-start_registry A
-start_registry B
-A=127.0.0.1:${reg_port[A]}
-B=127.0.0.1:${reg_port[B]}
-wipe_b() {
-	stop_registry B
-	rm -rf "$work/reg/B/data"
-	start_registry B
-}
+bench_registries # A, B; wipe_b empties B (lib.sh)
 
 # --- workload: 30 images in registry A, and the tools' configuration files ----------------------
 # shellcheck disable=SC2046
