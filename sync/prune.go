@@ -6,6 +6,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -85,7 +86,7 @@ func (p *Plan) pruneRepository(ctx context.Context, repo string, wanted map[stri
 			continue
 		}
 		name := repo + ":" + sn.tag
-		if wanted[name] || !p.Shard.Owns(name) {
+		if wanted[name] || !p.Shard.Owns(name) || relatedTag(sn.tag) {
 			continue
 		}
 		out = append(out, &Item{Destination: types.ImageName(li.Ref), Name: name, DestinationDigest: li.Digest,
@@ -116,6 +117,13 @@ func (p *Plan) listRepository(ctx context.Context, repo string) (listed []types.
 	}
 	listed, err = lister.ListImages(ctx, p.opts.Copy.DestinationCtx)
 	return listed, types.ImageName(ref), false, err
+}
+
+// relatedTag reports whether a tag belongs to the images it is named after: a referrers index
+// ("sha256-<hex>") or cosign's signatures, attestations and SBOMs ("sha256-<hex>.sig"), which
+// --referrers and --digest-tags copy along. Pruning them would strip the images they sign.
+func relatedTag(tag string) bool {
+	return manifest.IsFallbackTag(tag) || manifest.IsDigestTag(tag)
 }
 
 // prune deletes one tag: with types.TagDeleter, which removes just that name; a store that

@@ -207,6 +207,8 @@ func TestSyncPrune(t *testing.T) {
 	pushSingle(t, s.dst.Host, "mirror/app", "2.0.0", "filtered out", "amd64")
 	pushSingle(t, s.dst.Host, "mirror/frontend/web", "gone", "gone", "amd64")
 	pushSingle(t, s.dst.Host, "mirror/other", "keep", "other", "amd64")
+	sig := "sha256-" + strings.Repeat("ab", 32) + ".sig" // a cosign signature tag: never pruned
+	pushSingle(t, s.dst.Host, "mirror/app", sig, "signature", "amd64")
 	opts := s.options()
 	opts.Prune = true
 	plan := s.plan(t, opts)
@@ -226,7 +228,7 @@ func TestSyncPrune(t *testing.T) {
 		t.Errorf("pruned %v", got)
 	}
 	for repo, tags := range map[string][]string{
-		"mirror/app": {"1.20.0", "1.21.3"}, "mirror/frontend/web": {"v1", "v2", "v3"},
+		"mirror/app": {"1.20.0", "1.21.3", sig}, "mirror/frontend/web": {"v1", "v2", "v3"},
 		"mirror/other": {"keep"}, "mirror/tool": {"a", "b", "c"},
 	} {
 		got, err := e2eRef(t, "docker://"+s.dst.Host+"/"+repo).(types.TagLister).ListTags(syncCtx(t), nil)
