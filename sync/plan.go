@@ -335,11 +335,7 @@ func listImages(ctx context.Context, ref types.ImageReference, sys *types.System
 	if !ok {
 		return []types.ListedImage{{Ref: ref, Name: ref.DockerReference()}}, nil
 	}
-	imgs, err := l.ListImages(ctx, sys)
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing %s", types.ImageName(ref))
-	}
-	return imgs, nil
+	return l.ListImages(ctx, sys) // its errors name what was listed
 }
 
 // selectListed applies filters to the listed images by tag (all of them without filters).
