@@ -5,7 +5,7 @@
 #
 #   Debian (apt):  skopeo, umoci, docker-registry (CNCF distribution 2.8), time (/usr/bin/time),
 #                  containerd (ctr images import, the loader of k3s and of Docker's containerd store)
-#   go install:    crane, regctl  -> $(go env GOPATH)/bin, or $PEERS_GOBIN when set
+#   go install:    crane, regctl, regsync  -> $(go env GOPATH)/bin, or $PEERS_GOBIN when set
 #
 # Versions below were verified on Debian 12 (bookworm) with Go 1.26. If Debian no longer carries
 # the pinned package version (point/security release), the script installs the candidate version
@@ -16,6 +16,8 @@ CRANE_MODULE=github.com/google/go-containerregistry/cmd/crane
 CRANE_VERSION=v0.22.1
 REGCTL_MODULE=github.com/regclient/regclient/cmd/regctl
 REGCTL_VERSION=v0.11.7
+REGSYNC_MODULE=github.com/regclient/regclient/cmd/regsync
+REGSYNC_VERSION=v0.11.7
 
 # package name -> Debian version (bookworm)
 APT_PINS=(
@@ -66,10 +68,11 @@ go_tool() {
 }
 go_tool crane "$CRANE_MODULE" "$CRANE_VERSION" version
 go_tool regctl "$REGCTL_MODULE" "$REGCTL_VERSION" version
+go_tool regsync "$REGSYNC_MODULE" "$REGSYNC_VERSION" version
 
 case ":$PATH:" in
 *":$gobin:"*) ;;
 *) log "note: add $gobin to PATH (the interop tests and bench/run.sh look tools up in PATH)" ;;
 esac
 
-log "peers: skopeo $(skopeo --version | awk '{print $3}'), $(ctr --version | awk '{print $1, $3}'), umoci $(umoci --version | awk '{print $3}'), $(docker-registry --version | awk '{print $1, $3}'), crane $("$gobin/crane" version), regctl $("$gobin/regctl" version --format '{{.VCSTag}}' 2>/dev/null || echo "$REGCTL_VERSION")"
+log "peers: skopeo $(skopeo --version | awk '{print $3}'), $(ctr --version | awk '{print $1, $3}'), umoci $(umoci --version | awk '{print $3}'), $(docker-registry --version | awk '{print $1, $3}'), crane $("$gobin/crane" version), regctl $("$gobin/regctl" version --format '{{.VCSTag}}' 2>/dev/null || echo "$REGCTL_VERSION"), regsync $REGSYNC_VERSION"

@@ -1,4 +1,4 @@
-# bench/lib.sh, sourced by run.sh and bundle.sh: the peer tools, and the Debian docker-registry
+# bench/lib.sh, sourced by run.sh, bundle.sh and sync.sh: the peer tools, and the Debian docker-registry
 # (CNCF distribution, filesystem storage under $work/reg/NAME, plain HTTP on 127.0.0.1).
 
 # require_peers TOOL...: installs the peers (unless BENCH_SKIP_INSTALL=1), puts GOPATH/bin on
@@ -48,3 +48,21 @@ stop_registry() { # NAME
 		reg_pid[$1]=""
 	fi
 }
+
+# bench_registries starts registries A and B, sets $A and $B to their HOST:PORT, and on exit
+# stops them and removes $work (unless BENCH_KEEP=1, or BENCH_WORK named it).
+bench_registries() {
+	trap bench_cleanup EXIT
+	start_registry A
+	start_registry B
+	A=127.0.0.1:${reg_port[A]}
+	B=127.0.0.1:${reg_port[B]}
+}
+bench_cleanup() {
+	stop_registry A
+	stop_registry B
+	if [ "${BENCH_KEEP:-0}" != 1 ] && [ -z "${BENCH_WORK:-}" ]; then rm -rf "$work"; fi
+}
+
+# wipe_b empties registry B.
+wipe_b() { stop_registry B; rm -rf "$work/reg/B/data"; start_registry B; }

@@ -49,17 +49,7 @@ fi
 bin=$work/bin
 
 # --- registries ----------------------------------------------------------------------------------
-wipe_b() { stop_registry B; rm -rf "$work/reg/B/data"; start_registry B; }
-cleanup() {
-	stop_registry A
-	stop_registry B
-	if [ "${BENCH_KEEP:-0}" != 1 ] && [ -z "${BENCH_WORK:-}" ]; then rm -rf "$work"; fi
-}
-trap cleanup EXIT
-start_registry A
-start_registry B
-A=127.0.0.1:${reg_port[A]}
-B=127.0.0.1:${reg_port[B]}
+bench_registries # A, B; wipe_b empties B (lib.sh)
 log "registries: A=$A B=$B, work dir $work"
 
 # --- workloads ------------------------------------------------------------------------------------

@@ -91,22 +91,31 @@ func (c *copier) copyBlob(ctx context.Context, job *blobJob) (blobResult, error)
 		return blobResult{}, err
 	}
 	res, shared, err := c.blobs.do(ctx, job.key(), func() (blobResult, error) {
-		select {
-		case c.slots <- struct{}{}:
-			defer func() { <-c.slots }()
-		case <-ctx.Done():
-			return blobResult{}, ctx.Err()
+		if b := c.opts.Budget; b != nil {
+			return b.transfer(ctx, c.opts.BudgetScope+"\x00"+job.key(), func() (blobResult, error) { return c.reuseOrStream(ctx, job) })
 		}
-		if res, ok, err := c.tryReuse(ctx, job); err != nil || ok {
-			return res, err
-		}
-		return c.streamBlob(ctx, job)
+		return c.reuseOrStream(ctx, job)
 	})
 	if shared && err == nil {
 		logrus.WithFields(logrus.Fields{"digest": job.info.Digest}).Debug("blob already copied in this copy")
 		c.report.line("Copying %s %s skipped: already copied", job.kind(), shortDigest(job.info.Digest))
 	}
 	return res, err
+}
+
+// reuseOrStream takes a transfer slot, then reuses the blob at the destination if possible,
+// else transfers it.
+func (c *copier) reuseOrStream(ctx context.Context, job *blobJob) (blobResult, error) {
+	select {
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+	case <-ctx.Done():
+		return blobResult{}, ctx.Err()
+	}
+	if res, ok, err := c.tryReuse(ctx, job); err != nil || ok {
+		return res, err
+	}
+	return c.streamBlob(ctx, job)
 }
 
 // tryReuse asks the destination whether it has the blob already (or can mount it).

@@ -11,6 +11,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -89,6 +90,14 @@ type Options struct {
 	// DigestTags also copies the tags named after the digest of each manifest written
 	// unchanged, "<alg>-<hex>.*" (cosign's sha256-<hex>.sig, .att and .sbom), byte for byte.
 	DigestTags bool
+	// Budget, when set, is shared with other copies running at the same time: it replaces
+	// ImageParallelCopies as the bound on blobs transferred at once (ImageParallelCopies still
+	// bounds the layers this copy works on), and a blob another of them is transferring is
+	// awaited instead of fetched twice (see Budget).
+	Budget *Budget
+	// BudgetScope names the destination store (e.g. the registry) for Budget: only copies with
+	// the same scope wait for each other's transfers.
+	BudgetScope string
 }
 
 // ProgressEventKind says what a ProgressEvent reports.
@@ -178,6 +187,8 @@ type Result struct {
 	ManifestDigest digest.Digest
 	MIMEType       string
 	Manifest       []byte
+	// SourceDigest is the digest of the source's top-level manifest as it was read.
+	SourceDigest digest.Digest
 	// Instances lists every image written (one for a single-image copy).
 	Instances []InstanceResult
 	// DigestChanged is true when the written top-level manifest differs from the source
@@ -306,6 +317,9 @@ func newCopier(src types.ImageSource, dest types.ImageDestination, srcRef, destR
 		blobs:     newBlobGroup(),
 	}
 	c.slots = make(chan struct{}, c.parallelism())
+	if o.Budget != nil {
+		c.slots = o.Budget.slots
+	}
 	return c
 }
 
@@ -339,6 +353,7 @@ func (c *copier) run(ctx context.Context) (*Result, error) {
 	res.BlobsCopied, res.BlobsReused = int(c.blobsCopied.Load()), int(c.blobsReused.Load())
 	res.AlreadyPresent = c.alreadyPresent
 	res.BytesResumed, res.ResumesDiscarded = c.bytesResumed.Load(), int(c.resumesDiscarded.Load())
+	res.SourceDigest, _ = manifest.Digest(manBlob) // it parsed above, so it has a digest
 	return res, nil
 }
 

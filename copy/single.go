@@ -44,6 +44,8 @@ type singleCopy struct {
 	mplan     manifestPlan
 	convert1  bool   // schema1 source that may be converted: diff IDs and a config are needed
 	config    []byte // the source config when it was read (verified) for its diff IDs
+	// configCopied is set once the config was copied along with the layers (copyBlobs).
+	configCopied bool
 }
 
 // copySingle copies one image: plan the manifest, skip the rest if the destination already
@@ -63,7 +65,7 @@ func (c *copier) copySingle(ctx context.Context, manBlob []byte, mimeType string
 	if err != nil {
 		return nil, err
 	}
-	layers, err := c.copyLayers(ctx, sc, diffIDs)
+	layers, err := c.copyBlobs(ctx, sc, diffIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +74,31 @@ func (c *copier) copySingle(ctx context.Context, manBlob []byte, mimeType string
 		return nil, err
 	}
 	return c.writeManifest(ctx, sc, edits, instance)
+}
+
+// copyBlobs copies the layers and, side by side with them, the config when it is copied as
+// it is (a schema1 source's config is made from the layers afterwards, in copyConfig): one
+// round of transfers instead of a config round after the layer round.
+func (c *copier) copyBlobs(ctx context.Context, sc *singleCopy, diffIDs []digest.Digest) ([]blobResult, error) {
+	info := sc.m.ConfigInfo()
+	if sc.convert1 || info.Digest == "" {
+		return c.copyLayers(ctx, sc, diffIDs)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if _, err := c.copyBlob(gctx, &blobJob{info: info, isConfig: true, layerIndex: -1, data: sc.config}); err != nil {
+			return errors.Wrapf(err, "copying config %s", info.Digest)
+		}
+		sc.configCopied = true
+		return nil
+	})
+	var layers []blobResult
+	g.Go(func() error {
+		var err error
+		layers, err = c.copyLayers(gctx, sc, diffIDs)
+		return err
+	})
+	return layers, g.Wait()
 }
 
 // planSingle parses the manifest and plans the layers and the manifest type.
@@ -222,8 +249,9 @@ type manifestEdits struct {
 	putConfig     func(ctx context.Context) error // uploads the synthesized config once; nil when none
 }
 
-// copyConfig copies the source config after the layers; for a schema1 source that may be
-// converted it synthesizes a config from the layers' diff IDs instead.
+// copyConfig records the layers as written and copies the source config unless copyBlobs
+// did; for a schema1 source that may be converted it synthesizes a config from the layers'
+// diff IDs instead.
 func (c *copier) copyConfig(ctx context.Context, sc *singleCopy, layers []blobResult) (*manifestEdits, error) {
 	e := &manifestEdits{}
 	for i, l := range sc.m.LayerInfos() {
@@ -234,7 +262,7 @@ func (c *copier) copyConfig(ctx context.Context, sc *singleCopy, layers []blobRe
 		return e, c.synthesizeConfig(ctx, sc, layers, e)
 	}
 	info := sc.m.ConfigInfo()
-	if info.Digest == "" {
+	if info.Digest == "" || sc.configCopied {
 		return e, nil
 	}
 	if _, err := c.copyBlob(ctx, &blobJob{info: info, isConfig: true, layerIndex: -1, data: sc.config}); err != nil {

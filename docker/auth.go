@@ -61,11 +61,12 @@ type authenticator struct {
 	mu           sync.Mutex
 	challenge    *challenge
 	tokens       map[string]cachedToken // scopeKey -> token
+	refused      map[string]error       // scopeKey -> the token server's refusal
 	refreshToken string                 // registry-issued or identity token
 }
 
 func newAuthenticator(sys *types.SystemContext, registry, repo string) *authenticator {
-	return &authenticator{sys: sys, registry: registry, repo: repo, tokens: map[string]cachedToken{}}
+	return &authenticator{sys: sys, registry: registry, repo: repo, tokens: map[string]cachedToken{}, refused: map[string]error{}}
 }
 
 func (a *authenticator) credentials() (types.DockerAuthConfig, error) {
@@ -140,12 +141,20 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 	if t, ok := a.tokens[key]; ok && time.Now().Before(t.expires) {
 		return t.token, nil
 	}
+	if err := a.refused[key]; err != nil {
+		return "", err
+	}
 	refresh := a.refreshToken
 	if refresh == "" {
 		refresh = creds.IdentityToken
 	}
 	tr, err := fetchToken(ctx, c, ch, creds, refresh, scopes)
 	if err != nil {
+		if errors.Is(err, types.ErrUnauthorized) || errors.Is(err, types.ErrDenied) {
+			// The token server refused these credentials: a final answer for the requests
+			// waiting for the same token (the blobs of an image are checked side by side).
+			a.refused[key] = err
+		}
 		return "", err
 	}
 	if tr.RefreshToken != "" {

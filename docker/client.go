@@ -14,7 +14,6 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
-	"github.com/imgcopy/imgcopy/internal/tlsconfig"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -40,21 +39,20 @@ type client struct {
 	userAgent   string
 	readTimeout time.Duration // a stalled exchange is cancelled after this long (stall.go); 0: never
 
-	pingMu sync.Mutex
-	base   *url.URL // scheme://host once pinged
+	endpoint *endpoint // shared with the other clients of this host (see endpoint.go)
+	pingMu   sync.Mutex
+	base     *url.URL // scheme://host once pinged
 
 	noReferrersAPI atomic.Bool // the registry answered the referrers API with "unsupported"
 }
 
 func newClient(sys *types.SystemContext, registry, host, repo string) (*client, error) {
-	tlsCfg, err := tlsconfig.ForHost(sys, host)
+	ep, err := sharedEndpoint(sys, host)
 	if err != nil {
-		return nil, errors.Wrapf(err, "configuring TLS for %s", host)
+		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsCfg
 	c := &client{
-		sys: sys, registry: registry, host: host, repo: repo,
+		sys: sys, registry: registry, host: host, repo: repo, endpoint: ep,
 		auth:        newAuthenticator(sys, registry, repo),
 		retry:       newRetryPolicy(sys),
 		insecureOK:  (sys != nil && sys.InsecureSkipTLSVerify == types.OptionalBoolTrue) || isLoopback(host),
@@ -64,7 +62,7 @@ func newClient(sys *types.SystemContext, registry, host, repo string) (*client, 
 	if sys != nil && sys.UserAgent != "" {
 		c.userAgent = sys.UserAgent
 	}
-	c.http = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
+	c.http = &http.Client{Transport: ep.transport, CheckRedirect: checkRedirect}
 	return c, nil
 }
 
@@ -111,9 +109,9 @@ func (c *client) name() string {
 }
 
 // close releases idle connections.
-func (c *client) close() {
-	c.http.CloseIdleConnections()
-}
+// close releases the client. Its connections belong to the endpoint shared with the other
+// clients of the registry, which reuse them; idle ones close after the transport's timeout.
+func (c *client) close() {}
 
 // request describes one registry request.
 type request struct {
@@ -249,9 +247,14 @@ func (c *client) send(ctx context.Context, r request) (*http.Response, error) {
 }
 
 func (c *client) sendLogged(req *http.Request) (*http.Response, error) {
+	done, err := c.startRequest(req)
+	if err != nil {
+		return nil, err
+	}
 	req.Header.Set("User-Agent", c.userAgent)
 	req, wd := watch(req, c.readTimeout)
 	resp, err := c.http.Do(req)
+	done(resp)
 	if wd != nil {
 		if err != nil {
 			wd.stop()
@@ -330,6 +333,15 @@ func (c *client) ping(ctx context.Context) error {
 	if c.base != nil {
 		return nil
 	}
+	c.endpoint.pingMu.Lock()
+	defer c.endpoint.pingMu.Unlock()
+	if base, ch := c.endpoint.pinged(); base != nil {
+		c.base = base
+		if ch != nil {
+			c.auth.setChallenge(*ch)
+		}
+		return nil
+	}
 	schemes := []string{"https"}
 	if c.insecureOK {
 		schemes = append(schemes, "http")
@@ -340,6 +352,7 @@ func (c *client) ping(ctx context.Context) error {
 		err := c.pingOnce(ctx, base, i < len(schemes)-1)
 		if err == nil {
 			c.base = base
+			c.endpoint.remember(base, c.auth.currentChallenge())
 			return nil
 		}
 		if firstErr == nil {

@@ -29,6 +29,9 @@ const maxTagPages = 10000
 // (a bare name means :latest).
 type reference struct {
 	named distref.Named
+	// implicitTag is set when the name was written without tag or digest: the reference then
+	// opens :latest, but lists every tag of the repository (types.ImageLister).
+	implicitTag bool
 }
 
 var (
@@ -40,7 +43,8 @@ var (
 // NewReference returns a docker reference for a normalized name (as returned by
 // distref.ParseNormalizedNamed). A name without tag or digest gets the tag "latest".
 func NewReference(named distref.Named) (types.ImageReference, error) {
-	if distref.IsNameOnly(named) {
+	implicit := distref.IsNameOnly(named)
+	if implicit {
 		named = distref.TagNameOnly(named)
 	}
 	if _, ok := named.(distref.NamedTagged); !ok {
@@ -48,7 +52,7 @@ func NewReference(named distref.Named) (types.ImageReference, error) {
 			return nil, types.UsageError{Err: errors.Errorf("docker reference %q has neither tag nor digest", named.String())}
 		}
 	}
-	return reference{named: named}, nil
+	return reference{named: named, implicitTag: implicit}, nil
 }
 
 // Transport implements types.ImageReference.

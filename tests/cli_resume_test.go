@@ -479,8 +479,10 @@ func TestCLIResumeAfterKill(t *testing.T) {
 					if second > maxSecond {
 						t.Errorf("second run moved %d bytes of the %d-byte blob, want at most 45 %% (%d)", second, resumeBlobSize, maxSecond)
 					}
-					if resumed, _ := done["bytesResumed"].(float64); int64(resumed) != kept {
-						t.Errorf("bytesResumed %v, want the %d kept bytes", done["bytesResumed"], kept)
+					// The killed run may also have staged the small config (it is copied
+					// alongside the layers), which the second run takes over too.
+					if resumed, _ := done["bytesResumed"].(float64); int64(resumed) < kept || int64(resumed) > kept+4096 {
+						t.Errorf("bytesResumed %v, want the %d kept bytes (and at most the config's)", done["bytesResumed"], kept)
 					}
 				}
 				if want := fmt.Sprintf("bytes=%d-%d", kept, resumeBlobSize-1); tc.refuseOpenRanges && !slices.Contains(ranges, want) {

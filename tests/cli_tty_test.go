@@ -2,11 +2,14 @@ package tests
 
 import (
 	"context"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imgcopy/imgcopy/internal/testregistry"
 )
 
 // ttyRun runs the imgcopy binary with args under a pseudo-terminal, using util-linux
@@ -47,8 +50,19 @@ func shellQuote(s string) string {
 // skipped blobs as such, and ends with the summary line.
 func TestCLITerminalShowsBars(t *testing.T) {
 	t.Parallel()
+	// Bars are redrawn (with escape sequences) on the refresh tick; the sample copies faster
+	// than that, so the first copy reads from a registry that answers blob requests slowly.
+	slow := testregistry.Start(t, testregistry.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				time.Sleep(300 * time.Millisecond) // longer than the bars' refresh interval
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	mustCLI(t, "--dest-tls-verify=false", "oci:examples/hello:latest", "docker://"+slow.Host+"/hello:latest")
 	dest := "oci:" + filepath.Join(t.TempDir(), "layout")
-	out := ttyRun(t, "oci:examples/hello:latest", dest+":latest")
+	out := ttyRun(t, "--src-tls-verify=false", "docker://"+slow.Host+"/hello:latest", dest+":latest")
 	for _, want := range []string{"Copying blob sha256:", "KiB", "done", "Wrote sha256:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("terminal output does not contain %q:\n%q", want, out)

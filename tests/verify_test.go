@@ -187,9 +187,9 @@ func manifestBytes(imgs []bundleImage) int64 {
 	return n
 }
 
-// TestVerifyRegistryImage checks an image in a registry (the docker transport lists no
-// repository yet, so the reference's own image) and fails with a not-found error, not a
-// verification failure, when the repository does not exist.
+// TestVerifyRegistryImage checks an image in a registry (a reference with a tag lists just
+// that image) and fails with a not-found error, not a verification failure, when the
+// repository does not exist.
 func TestVerifyRegistryImage(t *testing.T) {
 	t.Parallel()
 	imgs := bundleImages(t)

@@ -59,6 +59,9 @@ type SystemContext struct {
 	// ReadTimeout is how long a registry transfer may go without receiving (or, uploading,
 	// sending) a byte before it counts as stalled and is retried; 0 means 30 s, negative never.
 	ReadTimeout time.Duration
+	// RequestLimiter, when set, is asked before each registry request, so that copies running
+	// side by side (a sync) share one request budget per registry.
+	RequestLimiter RequestLimiter
 
 	// OSChoice, ArchitectureChoice and VariantChoice override the running platform when
 	// choosing an image from a multi-platform index (--override-os/-arch/-variant).

@@ -9,6 +9,9 @@
 //	bundle 20 images sharing their bases, as 20 index.json entries app-00 … app-19 (not one
 //	       "bench"): a 24 MiB base layer in all, one of 4 runtime layers of 8 MiB, and a 2 MiB
 //	       layer of their own (quick: 1 MiB, 256 KiB, 64 KiB), all incompressible
+//	sync   30 images of 10 repositories × 3 tags, as entries app-RR-T (RR 00…09, T 1…3): a
+//	       16 MiB base layer in all, a 4 MiB layer per repository and a 1 MiB layer of their
+//	       own (quick: 1 MiB, 256 KiB, 64 KiB), all incompressible
 //
 // Usage: gen [-quick] -out DIR [workload...]   (default: all workloads, into DIR/<workload>)
 //
@@ -148,7 +151,27 @@ func workloads(quick bool) map[string][]imageSpec {
 		hugeLayer = 16 * miB
 	}
 	w["huge"] = []imageSpec{{arch: "amd64", layers: []layerSpec{{name: "data/huge.bin", random: hugeLayer, seed: 500, level: gzip.NoCompression}}}}
+	w["sync"] = syncImages(quick)
 	return w
+}
+
+// syncImages are the 30 images of the sync workload: 10 repositories of 3 tags.
+func syncImages(quick bool) []imageSpec {
+	base, repo, own := int64(16*miB), int64(4*miB), int64(1*miB)
+	if quick {
+		base, repo, own = 1*miB, 256*kiB, 64*kiB
+	}
+	var images []imageSpec
+	for r := range 10 {
+		for tag := 1; tag <= 3; tag++ {
+			images = append(images, imageSpec{arch: "amd64", name: fmt.Sprintf("app-%02d-%d", r, tag), layers: []layerSpec{
+				{name: "base/base.bin", random: base, seed: 600, level: gzip.NoCompression},
+				{name: "repo/repo.bin", random: repo, seed: uint64(610 + r), level: gzip.NoCompression},
+				{name: fmt.Sprintf("app/app-%02d-%d.bin", r, tag), random: own, seed: uint64(700 + 10*r + tag), level: gzip.NoCompression},
+			}})
+		}
+	}
+	return images
 }
 
 // bundleImages are the 20 images of the bundle workload.
@@ -179,7 +202,7 @@ func main() {
 	all := workloads(*quick)
 	names := flag.Args()
 	if len(names) == 0 {
-		names = []string{"big", "many", "tree", "multi"} // bundle and huge only when named
+		names = []string{"big", "many", "tree", "multi"} // bundle, huge and sync only when named
 	}
 	for _, name := range names {
 		images, ok := all[name]

@@ -61,6 +61,12 @@ func (s split) RecordDigestCompressorName(d digest.Digest, n string) {
 func (s split) RecordKnownLocation(tr string, sc types.BICTransportScope, d digest.Digest, l types.BICLocationReference) {
 	s.w.RecordKnownLocation(tr, sc, d, l)
 }
+func (s split) RecordManifestMapping(src digest.Digest, variant string, written digest.Digest) {
+	s.w.(types.ManifestMappingCache).RecordManifestMapping(src, variant, written)
+}
+func (s split) ManifestMapping(src digest.Digest, variant string) digest.Digest {
+	return s.flushed().(types.ManifestMappingCache).ManifestMapping(src, variant)
+}
 func (s split) CandidateLocations(tr string, sc types.BICTransportScope, d digest.Digest, sub bool) []types.BICReplacementCandidate {
 	return s.flushed().CandidateLocations(tr, sc, d, sub)
 }

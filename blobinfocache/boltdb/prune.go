@@ -114,16 +114,30 @@ func prunePairs(tx *bolt.Tx, limit int) error {
 	return setCount(tx, pairsCounter, total-removed) // also repairs a counter that drifted
 }
 
-// pruneCompressors shrinks the digest→compressor records once there are more than limit.
-func pruneCompressors(tx *bolt.Tx, limit int) error {
-	if getCount(tx, compressorsCounter) <= limit {
-		return nil
-	}
-	removed, total, err := pruneFlat(tx.Bucket(compressorBucket), pruneTarget(limit), nil)
+// putFlat stores payload under key in the flat bucket, stamped with now, counting a new key in
+// counter, and shrinks the bucket once it holds more than limit records (the digest→compressor
+// records, the manifest mappings).
+func putFlat(tx *bolt.Tx, bucket, counter, key []byte, payload string, now time.Time, limit int) error {
+	b, err := tx.CreateBucketIfNotExists(bucket)
 	if err != nil {
 		return err
 	}
-	return setCount(tx, compressorsCounter, total-removed)
+	if b.Get(key) == nil {
+		if err := addCount(tx, counter, 1); err != nil {
+			return err
+		}
+	}
+	if err := b.Put(key, encodeStamped(now, payload)); err != nil {
+		return err
+	}
+	if getCount(tx, counter) <= limit {
+		return nil
+	}
+	removed, total, err := pruneFlat(b, pruneTarget(limit), nil)
+	if err != nil {
+		return err
+	}
+	return setCount(tx, counter, total-removed) // also repairs a counter that drifted
 }
 
 // locationRecord is one stored location with the path of buckets holding it.

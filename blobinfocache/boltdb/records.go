@@ -182,19 +182,7 @@ func (c *cache) RecordDigestCompressorName(anyDigest digest.Digest, name string)
 	now := c.clock.Now()
 	c.queue(pendingRecord{
 		apply: func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists(compressorBucket)
-			if err != nil {
-				return err
-			}
-			if b.Get([]byte(anyDigest)) == nil {
-				if err := addCount(tx, compressorsCounter, 1); err != nil {
-					return err
-				}
-			}
-			if err := b.Put([]byte(anyDigest), encodeStamped(now, name)); err != nil {
-				return err
-			}
-			return pruneCompressors(tx, c.maxDigests)
+			return putFlat(tx, compressorBucket, compressorsCounter, []byte(anyDigest), name, now, c.maxDigests)
 		},
 		replay: replay,
 	})

@@ -66,6 +66,7 @@ type cache struct {
 	compressors    map[digest.Digest]stamped[string]
 	locations      map[locationKey]map[string]time.Time // location → last seen
 	nLocations     int
+	mappings       map[mappingKey]stamped[digest.Digest] // see mapping.go
 }
 
 var _ types.BlobInfoCache = (*cache)(nil)

@@ -18,6 +18,7 @@ Examples:
    imgcopy oci:examples/hello:latest docker-archive:/tmp/hello.tar:hello:latest
    imgcopy docker://busybox:latest oci:/tmp/busybox:latest
    imgcopy --all --dest-creds user:pass docker://docker.io/library/alpine:3 docker://127.0.0.1:5000/alpine:3
+   imgcopy sync --config sync.yaml docker://registry.example/mirror
    imgcopy inspect docker://busybox:latest
    imgcopy list-tags oci:/tmp/busybox
    imgcopy verify oci-archive:/tmp/bundle.tar`
@@ -60,6 +61,7 @@ func newApp(e *env) *cli.App {
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			copyCmd(e),
+			syncCmd(e),
 			inspectCmd(e),
 			listTagsCmd(e),
 			referrersCmd(e),

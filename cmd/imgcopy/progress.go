@@ -178,10 +178,17 @@ type jsonOutput struct {
 }
 
 func (j *jsonOutput) event(ev copier.ProgressEvent) {
-	if ev.Kind == copier.EventBlobProgress && !j.progressDue(ev) {
-		return
+	if je, ok := j.encode(ev); ok {
+		j.write(je)
 	}
-	je := jsonEvent{Event: ev.Kind.String(), Digest: ev.Digest, MediaType: ev.MediaType, Resumed: ev.Resumed, MountedFrom: ev.MountedFrom, Reason: ev.Reason}
+}
+
+// encode returns the line for ev; ok is false for a blob-progress event not due yet.
+func (j *jsonOutput) encode(ev copier.ProgressEvent) (je jsonEvent, ok bool) {
+	if ev.Kind == copier.EventBlobProgress && !j.progressDue(ev) {
+		return jsonEvent{}, false
+	}
+	je = jsonEvent{Event: ev.Kind.String(), Digest: ev.Digest, MediaType: ev.MediaType, Resumed: ev.Resumed, MountedFrom: ev.MountedFrom, Reason: ev.Reason}
 	if ev.Kind != copier.EventManifestWritten {
 		size, offset := ev.Size, ev.Offset
 		je.Size, je.Offset = &size, &offset
@@ -189,7 +196,7 @@ func (j *jsonOutput) event(ev copier.ProgressEvent) {
 	if ev.Err != nil {
 		je.Error = ev.Err.Error()
 	}
-	j.write(je)
+	return je, true
 }
 
 // progressDue reports whether a blob-progress event should be written now.

@@ -126,3 +126,14 @@ func collectGarbage(root *os.Root, idx *imgspecv1.Index, where string) error {
 	}
 	return nil
 }
+
+var _ types.TagDeleter = reference{}
+
+// DeleteTag implements types.TagDeleter: a layout deletes by name anyway (DeleteImage keeps
+// the image for its other names), so this is DeleteImage for a reference with a name alone.
+func (r reference) DeleteTag(ctx context.Context, sys *types.SystemContext) error {
+	if r.name == "" || r.digest != "" {
+		return errors.Wrapf(types.ErrUsage, "deleting a tag: %s does not name a tag alone", types.ImageName(r))
+	}
+	return r.DeleteImage(ctx, sys)
+}

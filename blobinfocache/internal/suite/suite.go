@@ -43,6 +43,7 @@ func Run(t *testing.T, newCache func(t *testing.T) types.BlobInfoCache) {
 		{"CandidatesLastSeen", testCandidatesLastSeen},
 		{"CandidatesBounded", testCandidatesBounded},
 		{"Concurrent", testConcurrent},
+		{"ManifestMapping", testManifestMapping},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -283,5 +284,39 @@ func assertCandidates(t *testing.T, got []types.BICReplacementCandidate, expect 
 			g = append(g, want{c.Digest, c.Location.Opaque})
 		}
 		t.Fatalf("candidates\n got %v\nwant %v", g, expect)
+	}
+}
+
+func testManifestMapping(t *testing.T, c types.BlobInfoCache) {
+	m, ok := c.(types.ManifestMappingCache)
+	if !ok {
+		t.Fatalf("%T does not implement types.ManifestMappingCache", c)
+	}
+	if got := m.ManifestMapping(digestCompressedA, "v"); got != "" {
+		t.Fatalf("unknown mapping: got %q", got)
+	}
+	m.RecordManifestMapping(digestCompressedA, "platforms=linux/amd64", digestCompressedB)
+	m.RecordManifestMapping(digestCompressedA, "format=oci", digestUnrelated)
+	m.RecordManifestMapping("", "v", digestUnrelated)
+	m.RecordManifestMapping(digestCompressedB, "v", "")
+	for _, tc := range []struct {
+		src     digest.Digest
+		variant string
+		want    digest.Digest
+	}{
+		{digestCompressedA, "platforms=linux/amd64", digestCompressedB},
+		{digestCompressedA, "format=oci", digestUnrelated},
+		{digestCompressedA, "", ""},
+		{digestCompressedB, "platforms=linux/amd64", ""},
+		{"", "v", ""},
+		{digestCompressedB, "v", ""},
+	} {
+		if got := m.ManifestMapping(tc.src, tc.variant); got != tc.want {
+			t.Errorf("ManifestMapping(%s, %q) = %q, want %q", tc.src, tc.variant, got, tc.want)
+		}
+	}
+	m.RecordManifestMapping(digestCompressedA, "format=oci", digestOtherUncomp)
+	if got := m.ManifestMapping(digestCompressedA, "format=oci"); got != digestOtherUncomp {
+		t.Errorf("after re-recording: %q, want %q", got, digestOtherUncomp)
 	}
 }

@@ -1,0 +1,91 @@
+package docker
+
+import (
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/internal/tlsconfig"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// endpoint is what the clients of one process share for a registry host reached with the same
+// TLS settings: one HTTP transport, so that they reuse connections (and TLS sessions) instead
+// of opening their own, and, once a client pinged the registry, the scheme it answers on and
+// its authentication challenge, so that later clients skip the ping. A sync opens a source and
+// a destination client per image, several times over; without this each of them paid a
+// connection, a ping and, over HTTPS, a handshake.
+type endpoint struct {
+	transport *http.Transport
+	// pingMu lets one client ping at a time, so that clients starting together ping once.
+	pingMu sync.Mutex
+
+	mu        sync.Mutex
+	base      *url.URL   // nil until a ping succeeded
+	challenge *challenge // nil when the registry did not ask for authentication
+}
+
+// endpointKey is everything a transport's TLS configuration and the ping's outcome depend on.
+type endpointKey struct {
+	host     string
+	certDir  string
+	insecure bool
+}
+
+// endpoints maps endpointKey to *endpoint, for the life of the process; it holds one entry per
+// registry host and TLS setting used.
+var endpoints sync.Map
+
+// sharedEndpoint returns the endpoint of host under sys's TLS settings, creating it (and its
+// transport, reading certs.d) on first use.
+func sharedEndpoint(sys *types.SystemContext, host string) (*endpoint, error) {
+	key := endpointKey{host: host}
+	if sys != nil {
+		key.certDir, key.insecure = sys.CertDir, sys.InsecureSkipTLSVerify == types.OptionalBoolTrue
+	}
+	if ep, ok := endpoints.Load(key); ok {
+		return ep.(*endpoint), nil
+	}
+	tlsCfg, err := tlsconfig.ForHost(sys, host)
+	if err != nil {
+		return nil, errors.Wrapf(err, "configuring TLS for %s", host)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	ep, _ := endpoints.LoadOrStore(key, &endpoint{transport: tr})
+	return ep.(*endpoint), nil
+}
+
+// pinged returns what an earlier ping learnt: the base URL and challenge, or nil.
+func (e *endpoint) pinged() (*url.URL, *challenge) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.base, e.challenge
+}
+
+// remember records the outcome of a successful ping.
+func (e *endpoint) remember(base *url.URL, ch *challenge) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.base, e.challenge = base, ch
+}
+
+// setChallenge presets the challenge an earlier client's ping of the same registry received.
+func (a *authenticator) setChallenge(c challenge) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.challenge = &c
+}
+
+// currentChallenge returns a copy of the challenge answered so far, or nil.
+func (a *authenticator) currentChallenge() *challenge {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.challenge == nil {
+		return nil
+	}
+	c := *a.challenge
+	return &c
+}

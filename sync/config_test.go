@@ -1,0 +1,230 @@
+package sync
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// skopeoExample is the example of skopeo-sync(1), unchanged.
+const skopeoExample = `registry.example.com:
+    images:
+        busybox: []
+        redis:
+            - "1.0"
+            - "2.0"
+            - "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+    images-by-tag-regex:
+        nginx: ^1\.13\.[12]-alpine-perl$
+    images-by-semver:
+        alpine: ">= 3.12.0"
+    credentials:
+        username: john
+        password: this is a secret
+    tls-verify: true
+    cert-dir: /home/john/certs
+quay.io:
+    tls-verify: false
+    images:
+        coreos/etcd:
+            - latest
+`
+
+// describe renders a source for comparison.
+func describe(s Source) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s tags=%s", s.Name, strings.Join(s.Tags, ","))
+	for _, f := range s.Filters {
+		var inc, exc []string
+		for _, re := range f.Include {
+			inc = append(inc, re.String())
+		}
+		for _, re := range f.Exclude {
+			exc = append(exc, re.String())
+		}
+		fmt.Fprintf(&b, " filter(include=%s exclude=%s", strings.Join(inc, "|"), strings.Join(exc, "|"))
+		if f.Semver != nil {
+			fmt.Fprintf(&b, " semver=%s", f.Semver)
+		}
+		if f.Newest > 0 {
+			fmt.Fprintf(&b, " newest=%d", f.Newest)
+		}
+		b.WriteString(")")
+	}
+	if p := s.Platforms; p != nil {
+		fmt.Fprintf(&b, " platforms=%d", p.MultiArch)
+		for _, pl := range p.List {
+			b.WriteString("," + platformString(pl))
+		}
+	}
+	if s.Destination != nil {
+		fmt.Fprintf(&b, " dest=%s", s.Destination)
+	}
+	sys := s.SystemContext
+	if a := sys.DockerAuthConfig; a != nil {
+		fmt.Fprintf(&b, " user=%s", a.Username)
+	}
+	if sys.InsecureSkipTLSVerify != types.OptionalBoolUndefined {
+		fmt.Fprintf(&b, " insecure=%v", sys.InsecureSkipTLSVerify == types.OptionalBoolTrue)
+	}
+	if sys.CertDir != "" {
+		fmt.Fprintf(&b, " certs=%s", sys.CertDir)
+	}
+	if sys.AuthFilePath != "" {
+		fmt.Fprintf(&b, " authfile=%s", sys.AuthFilePath)
+	}
+	fmt.Fprintf(&b, " at=%s", s.Origin)
+	return b.String()
+}
+
+func TestReadConfig(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"skopeo's example", skopeoExample, []string{
+			"docker://registry.example.com/busybox tags= user=john insecure=false certs=/home/john/certs at=f.yaml:3",
+			"docker://registry.example.com/redis tags=1.0,2.0,sha256:0000000000000000000000000000000000000000000000000000000000000000 user=john insecure=false certs=/home/john/certs at=f.yaml:4",
+			`docker://registry.example.com/nginx tags= filter(include=^1\.13\.[12]-alpine-perl$ exclude=) user=john insecure=false certs=/home/john/certs at=f.yaml:9`,
+			"docker://registry.example.com/alpine tags= filter(include= exclude= semver=>=3.12.0) user=john insecure=false certs=/home/john/certs at=f.yaml:11",
+			"docker://quay.io/coreos/etcd tags=latest insecure=true at=f.yaml:20",
+		}},
+		{"docker hub names", "docker.io:\n  images:\n    busybox: [latest]\n    library/alpine:\n", []string{
+			"docker://docker.io/library/busybox tags=latest at=f.yaml:3",
+			"docker://docker.io/library/alpine tags= at=f.yaml:4",
+		}},
+		{"extensions", `reg.example:5000:
+  auth-file: /run/auth.json
+  platforms: [linux/amd64, linux/arm64/v8]
+  destination: "mirror/{{.Name}}"
+  repositories:
+    team/app:
+      tags: [v1]
+      include: ['^v2\.']
+      exclude: [-rc, -beta]
+      semver: ">=2.1 <3"
+      newest: 2
+    team/web:
+      platforms: running
+      destination: "{{.Repository}}"
+      tls-verify: false
+      credentials: {username: bob, password: x}
+    team/all:
+      platforms: all
+`, []string{
+			`docker://reg.example:5000/team/app tags=v1 filter(include=^v2\. exclude=-rc|-beta semver=>=2.1 <3 newest=2) platforms=0,linux/amd64,linux/arm64/v8 dest=mirror/{{.Name}} authfile=/run/auth.json at=f.yaml:6`,
+			`docker://reg.example:5000/team/web tags= platforms=2 dest={{.Repository}} user=bob insecure=true authfile=/run/auth.json at=f.yaml:12`,
+			`docker://reg.example:5000/team/all tags= platforms=1 dest=mirror/{{.Name}} authfile=/run/auth.json at=f.yaml:17`,
+		}},
+		{"anchors", "a.example: &reg\n  images: {app: [v1]}\nb.example: *reg\n", []string{
+			"docker://a.example/app tags=v1 at=f.yaml:2",
+			"docker://b.example/app tags=v1 at=f.yaml:2",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ReadConfig(strings.NewReader(tc.yaml), "f.yaml", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var desc []string
+			for _, s := range got {
+				desc = append(desc, describe(s))
+			}
+			if strings.Join(desc, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(desc, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestReadConfigKeepsBase(t *testing.T) {
+	t.Parallel()
+	base := &types.SystemContext{CertDir: "/base", InsecureSkipTLSVerify: types.OptionalBoolTrue}
+	got, err := ReadConfig(strings.NewReader("q.example:\n  tls-verify: true\n  images: {a: []}\nr.example:\n  images: {b: []}\n"), "f.yaml", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].SystemContext.InsecureSkipTLSVerify != types.OptionalBoolFalse || got[0].SystemContext.CertDir != "/base" {
+		t.Errorf("q.example: %+v", got[0].SystemContext)
+	}
+	if got[1].SystemContext.InsecureSkipTLSVerify != types.OptionalBoolTrue {
+		t.Errorf("r.example: %+v", got[1].SystemContext)
+	}
+	if base.InsecureSkipTLSVerify != types.OptionalBoolTrue || base.DockerAuthConfig != nil {
+		t.Errorf("base changed: %+v", base)
+	}
+	if got[0].Platforms != nil {
+		t.Errorf("platforms %+v without a platforms key", got[0].Platforms)
+	}
+}
+
+func TestReadConfigRejects(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, yaml, want string // want: "LINE: substring"
+	}{
+		{"empty file", "", "empty file"},
+		{"not a mapping", "- a\n- b\n", "1: the file must be a mapping"},
+		{"unknown registry key", "q.io:\n  images: {a: []}\n  tls_verify: false\n", `3: unknown key "tls_verify"`},
+		{"unknown repository key", "q.io:\n  repositories:\n    a:\n      tag: [v1]\n", `4: unknown key "tag" in repository a`},
+		{"unknown credentials key", "q.io:\n  images: {a: []}\n  credentials: {user: x}\n", `3: unknown key "user"`},
+		{"invalid regex", "q.io:\n  images-by-tag-regex:\n    app: '^v(1'\n", `3: invalid regular expression "^v(1"`},
+		{"invalid exclude", "q.io:\n  repositories:\n    app:\n      exclude: ['a', '[']\n", `4: invalid regular expression "["`},
+		{"invalid semver", "q.io:\n  images-by-semver:\n    app: '>=banana'\n", `3: invalid semver range ">=banana"`},
+		{"invalid tag", "q.io:\n  images:\n    app: ['v1', 'bad tag']\n", `3: invalid tag or digest "bad tag"`},
+		{"repository with tag", "q.io:\n  images:\n    app:v1: []\n", `3: "app:v1" names an image`},
+		{"invalid repository", "q.io:\n  images:\n    App: []\n", `3: invalid repository "App"`},
+		{"not a registry", "busybox:\n  images: {a: []}\n", `1: invalid registry "busybox"`},
+		{"no images", "q.io:\n  tls-verify: false\n", "1: registry q.io lists no images"},
+		{"bad tls-verify", "q.io:\n  images: {a: []}\n  tls-verify: maybe\n", "3: tls-verify must be true or false"},
+		{"bad platforms", "q.io:\n  images: {a: []}\n  platforms: [linux]\n", "3: platforms: invalid platform"},
+		{"bad newest", "q.io:\n  repositories:\n    a: {newest: 0}\n", "3: newest must be"},
+		{"bad template", "q.io:\n  images: {a: []}\n  destination: '{{.Nope}}'\n", "3: "},
+		{"uppercase template result", "q.io:\n  images: {a: []}\n  destination: 'Mirror/{{.Name}}'\n", "3: "},
+		{"duplicate key", "q.io:\n  images: {a: []}\n  images: {b: []}\n", `3: registry q.io: "images" is repeated (first at line 2)`},
+		{"two documents", "q.io:\n  images: {a: []}\n---\nr.io: {}\n", "more than one YAML document"},
+		{"syntax", "q.io:\n  images: [\n", "yaml:"},
+		{"list of tags wanted", "q.io:\n  images:\n    a: {x: 1}\n", "3: the tags of a must be a string or a list"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ReadConfig(strings.NewReader(tc.yaml), "f.yaml", nil)
+			if !errors.Is(err, types.ErrUsage) {
+				t.Fatalf("got %v, want a usage error", err)
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %T, want *ConfigError", err)
+			}
+			if !strings.Contains(err.Error(), "f.yaml:"+tc.want) && !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %q, want it to contain %q", err, "f.yaml:"+tc.want)
+			}
+			if strings.Contains(tc.want, ":") && tc.want[0] >= '0' && tc.want[0] <= '9' && !strings.Contains(err.Error(), "f.yaml:"+tc.want) {
+				t.Errorf("got %q, want line %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadConfigBoundsAliases(t *testing.T) {
+	t.Parallel()
+	// A "billion laughs" document: each level doubles the nodes an alias walk would visit.
+	var b strings.Builder
+	b.WriteString("a0: &a0 [x, x]\n")
+	for i := 1; i < 40; i++ {
+		fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d]\n", i, i, i-1, i-1)
+	}
+	b.WriteString("q.io:\n  images:\n    app: *a39\n")
+	_, err := ReadConfig(strings.NewReader(b.String()), "f.yaml", nil)
+	if !errors.Is(err, types.ErrUsage) {
+		t.Fatalf("got %v, want a usage error", err)
+	}
+}

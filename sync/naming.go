@@ -1,0 +1,173 @@
+package sync
+
+import (
+	"bytes"
+	"hash/fnv"
+	"path"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// RepoTemplate renames the destination repository of a source's images: a Go template over
+// the source's .Registry ("quay.io", "localhost:5000"), .Repository (its whole path,
+// "team/app") and .Name (the last path element, "app"), e.g. "mirror/{{.Name}}". The result
+// is a repository path relative to the destination store.
+type RepoTemplate struct {
+	text string
+	t    *template.Template
+}
+
+// repoVars are the fields a RepoTemplate sees.
+type repoVars struct {
+	Registry, Repository, Name string
+}
+
+// ParseRepoTemplate parses s, checking that it renders a repository path for a sample
+// source; an error wraps types.ErrUsage.
+func ParseRepoTemplate(s string) (*RepoTemplate, error) {
+	t, err := template.New("destination").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return nil, errors.Wrapf(types.ErrUsage, "destination template %q: %v", s, err)
+	}
+	rt := &RepoTemplate{text: s, t: t}
+	if _, err := rt.render(repoVars{Registry: "registry.example", Repository: "team/app", Name: "app"}); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+func (rt *RepoTemplate) render(v repoVars) (string, error) {
+	var b bytes.Buffer
+	if err := rt.t.Execute(&b, v); err != nil {
+		return "", errors.Wrapf(types.ErrUsage, "destination template %q: %v", rt.text, err)
+	}
+	repo := strings.Trim(b.String(), "/")
+	if _, err := reference.ParseNormalizedNamed("registry.example/" + repo); err != nil || repo == "" || strings.ContainsAny(repo, ":@") {
+		return "", errors.Wrapf(types.ErrUsage, "destination template %q gives %q, not a repository path (lower case, [a-z0-9._-] and /)", rt.text, repo)
+	}
+	return repo, nil
+}
+
+// String returns the template's text.
+func (rt *RepoTemplate) String() string { return rt.text }
+
+// sourceName is an image's name at its source, as needed to name it in the destination.
+type sourceName struct {
+	registry string // "" when the stored name has none (a local store's "team/app:1")
+	path     string // repository path; "" for an image stored under a bare tag ("v1")
+	tag      string
+	digest   digest.Digest
+}
+
+// parseSourceName splits a stored name: a registry reference ("quay.io/team/app:1",
+// "docker.io/library/alpine:3"), a path in a local store ("team/app:1", kept as written,
+// without docker.io/library/), or a bare tag ("v1", as skopeo writes OCI layouts). A digest
+// is kept when there is no tag.
+func parseSourceName(s string) (*sourceName, error) {
+	if reference.TagRegexp.MatchString(s) && !strings.Contains(s, "/") && !strings.Contains(s, ":") {
+		return &sourceName{tag: s}, nil
+	}
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return nil, errors.Wrapf(types.ErrUsage, "image name %q: %v", s, err)
+	}
+	n := &sourceName{path: reference.Path(named)}
+	if first, _, ok := strings.Cut(s, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		n.registry = reference.Domain(named)
+	} else {
+		n.path = s
+		if i := strings.IndexAny(s, ":@"); i >= 0 {
+			n.path = s[:i]
+		}
+	}
+	if tagged, ok := named.(reference.Tagged); ok {
+		n.tag = tagged.Tag()
+	} else if c, ok := named.(reference.Canonical); ok {
+		n.digest = c.Digest()
+	}
+	return n, nil
+}
+
+// naming says how source images are named in the destination store.
+type naming struct {
+	template *RepoTemplate // nil: skopeo's naming
+	scoped   bool          // keep the source registry and whole path (skopeo --scoped)
+	suffix   string        // appended to tags (skopeo --append-suffix)
+}
+
+// destinationName returns the name of the image src in the destination store: "REPO:TAG",
+// or "REPO@DIGEST" for an image selected by digest alone. Like skopeo sync, REPO is the last
+// element of the source repository path, or with scoped the source registry and path
+// ("quay.io/team/app"; a port's colon becomes "_", which a path cannot hold); a template
+// decides it instead when given.
+func (n naming) destinationName(src *sourceName) (string, error) {
+	var repo string
+	switch {
+	case n.template != nil:
+		r, err := n.template.render(repoVars{Registry: src.registry, Repository: src.path, Name: path.Base(src.path)})
+		if err != nil {
+			return "", err
+		}
+		repo = r
+	case src.path == "":
+		return "", errors.Wrapf(types.ErrUsage, "the image is stored as %q, a tag without a repository: give its source a destination template", src.tag)
+	case n.scoped && src.registry != "":
+		repo = strings.ReplaceAll(src.registry, ":", "_") + "/" + src.path
+	case n.scoped:
+		repo = src.path
+	default:
+		repo = path.Base(src.path)
+	}
+	if src.tag != "" {
+		return repo + ":" + src.tag + n.suffix, nil
+	}
+	if src.digest != "" {
+		return repo + "@" + src.digest.String(), nil
+	}
+	return "", errors.Errorf("image %s has neither tag nor digest", repo)
+}
+
+// Shard is this process's share of a sync split between Count processes (--shard
+// Index/Count): each image belongs to exactly one shard, chosen by a hash of its destination
+// repository and tag, so that the shards are disjoint, cover the plan together and agree
+// without talking to each other. The zero value is the whole sync.
+type Shard struct {
+	Index, Count int
+}
+
+// ParseShard parses "K/N" with 0 <= K < N.
+func ParseShard(s string) (Shard, error) {
+	k, n, ok := strings.Cut(s, "/")
+	ki, err1 := strconv.Atoi(k)
+	ni, err2 := strconv.Atoi(n)
+	if !ok || err1 != nil || err2 != nil || ni < 1 || ki < 0 || ki >= ni {
+		return Shard{}, errors.Wrapf(types.ErrUsage, "invalid shard %q: want K/N with 0 <= K < N, e.g. 0/3", s)
+	}
+	return Shard{Index: ki, Count: ni}, nil
+}
+
+// String renders the shard as "K/N", or "" for the whole sync.
+func (s Shard) String() string {
+	if s.Count <= 1 {
+		return ""
+	}
+	return strconv.Itoa(s.Index) + "/" + strconv.Itoa(s.Count)
+}
+
+// Owns reports whether the image with destination name (REPO:TAG or REPO@DIGEST) is in the
+// shard.
+func (s Shard) Owns(name string) bool {
+	if s.Count <= 1 {
+		return true
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
+	return h.Sum64()%uint64(s.Count) == uint64(s.Index)
+}

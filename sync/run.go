@@ -1,0 +1,277 @@
+package sync
+
+import (
+	"context"
+	gosync "sync"
+	"time"
+
+	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+
+	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// Run carries out the plan: it copies the images to copy, ImageParallel at a time with one
+// shared transfer budget and blob-info cache, then deletes the tags to prune; the other items
+// are reported as planned. Failures of single images are in the report (Report.Err); the
+// error return is for the run as a whole: a destination store that cannot be opened or
+// committed, or an interruption (then the report says what was done before it).
+//
+// Each image's copy commits only when complete, so an interrupted run leaves every
+// destination image complete or untouched, and the next run copies what is missing.
+func (p *Plan) Run(ctx context.Context) (*Report, error) {
+	start := time.Now()
+	r := &runner{p: p, results: make([]Result, len(p.Items)), total: len(p.Items)}
+	r.budget = copier.NewBudget(p.transfers())
+	if opener, ok := p.store.(types.StoreWriterOpener); ok {
+		w, err := opener.NewStoreWriter(ctx, p.opts.Copy.DestinationCtx)
+		if err != nil {
+			return nil, errors.Wrapf(err, "opening %s", p.Destination)
+		}
+		defer w.Close()
+		r.writer = w
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.cancel = cancel
+	if p.opts.FailFast && p.Counts()[ActionFail] > 0 {
+		r.stopped = "not started: another image could not be planned (--fail-fast)"
+	}
+	r.reportPlanned()
+	r.copyAll(runCtx)
+	commitErr := r.commit(ctx)
+	r.pruneAll(runCtx)
+	if f, ok := p.opts.Copy.BlobInfoCache.(types.BlobInfoCacheFlusher); ok {
+		_ = f.Flush() // the manifest mappings recorded after the copies; a failure costs speed only
+	}
+	rep := &Report{Destination: p.Destination, Shard: p.Shard.String(), Started: start, Images: r.results}
+	rep.Seconds = time.Since(start).Seconds()
+	rep.count()
+	if err := ctx.Err(); err != nil {
+		return rep, errors.Wrap(err, "sync interrupted")
+	}
+	return rep, commitErr
+}
+
+func (p *Plan) transfers() int {
+	switch {
+	case p.opts.Transfers > 0:
+		return p.opts.Transfers
+	case p.opts.Copy.ImageParallelCopies > 0:
+		return p.opts.Copy.ImageParallelCopies
+	}
+	return copier.DefaultParallelCopies
+}
+
+// runner is the state of one Run.
+type runner struct {
+	p       *Plan
+	budget  *copier.Budget
+	writer  types.StoreWriter
+	cancel  context.CancelFunc
+	results []Result // one per plan item
+
+	mu          gosync.Mutex
+	total, done int
+	bytesCopied int64
+	stopped     string // why no further image starts, "" while going on
+}
+
+// reportPlanned reports the items that need no work now: up to date, skipped, failed at
+// planning.
+func (r *runner) reportPlanned() {
+	for i, it := range r.p.Items {
+		res := planResult(it)
+		switch it.Action {
+		case ActionUpToDate:
+		case ActionSkip:
+			res.Action = ActionSkipped
+		case ActionFail:
+			res.Action = ActionFailed
+		default:
+			continue
+		}
+		r.finish(i, res)
+	}
+}
+
+// finish records the result of item i and reports it.
+func (r *runner) finish(i int, res Result) {
+	r.mu.Lock()
+	r.results[i] = res
+	r.done++
+	r.bytesCopied += res.BytesCopied
+	ev := Event{Kind: EventImageDone, Source: res.Source, Destination: res.Destination, Result: &res, Done: r.done, Total: r.total, BytesCopied: r.bytesCopied}
+	r.mu.Unlock()
+	r.emit(ev)
+}
+
+func (r *runner) emit(ev Event) {
+	if r.p.opts.Progress != nil {
+		ev.Total = r.total
+		r.p.opts.Progress(ev)
+	}
+}
+
+// stop makes the run start no further image, for reason.
+func (r *runner) stop(reason string) {
+	r.mu.Lock()
+	if r.stopped == "" {
+		r.stopped = reason
+	}
+	r.mu.Unlock()
+	r.cancel()
+}
+
+func (r *runner) stopReason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopped
+}
+
+// copyAll copies the images to copy, ImageParallel at a time.
+func (r *runner) copyAll(ctx context.Context) {
+	work := make(chan int)
+	var wg gosync.WaitGroup
+	for range r.p.opts.ImageParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				r.finish(i, r.copyItem(ctx, r.p.Items[i]))
+			}
+		}()
+	}
+	for i, it := range r.p.Items {
+		if it.Action == ActionCopy {
+			work <- i
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+// copyItem copies one image and returns its result.
+func (r *runner) copyItem(ctx context.Context, it *Item) Result {
+	res := Result{Source: it.Source, Destination: it.Destination, SourceDigest: it.SourceDigest, Action: ActionSkipped}
+	if reason := r.stopReason(); reason != "" || ctx.Err() != nil {
+		res.Reason = notStarted(reason)
+		return res
+	}
+	dest, err := r.destination(it)
+	if err != nil {
+		res.Action = ActionFailed
+		res.setErr(err)
+		return res
+	}
+	opts := r.p.copyOptions(it)
+	opts.Budget, opts.BudgetScope = r.budget, r.p.Destination
+	opts.Progress = func(ev copier.ProgressEvent) {
+		r.emit(Event{Kind: EventBlob, Source: it.Source, Destination: it.Destination, Blob: &ev})
+	}
+	r.emit(Event{Kind: EventImageStarted, Source: it.Source, Destination: it.Destination})
+	start := time.Now()
+	cr, err := copier.Image(ctx, dest, it.src, &opts)
+	res.Seconds = time.Since(start).Seconds()
+	if err != nil {
+		if reason := r.stopReason(); reason != "" && errors.Is(err, context.Canceled) {
+			res.Reason = "stopped: " + reason
+			return res
+		}
+		res.Action = ActionFailed
+		res.setErr(err)
+		if r.p.opts.FailFast {
+			r.stop(it.Destination + " failed (--fail-fast)")
+		}
+		return res
+	}
+	r.copied(it, cr, &res)
+	return res
+}
+
+func notStarted(reason string) string {
+	if reason == "" {
+		return "not started: interrupted"
+	}
+	return "not started: " + reason
+}
+
+// destination returns the reference to copy it to: in the store, or in the store writer's
+// session for stores written as a whole.
+func (r *runner) destination(it *Item) (types.ImageReference, error) {
+	if r.writer == nil {
+		return it.dest, nil
+	}
+	return r.writer.ImageReference(it.Name)
+}
+
+// copied fills in a successful copy's result and remembers, when the copy changed the
+// manifest, what it wrote for the source manifest, so that the next plan sees it up to date.
+func (r *runner) copied(it *Item, cr *copier.Result, res *Result) {
+	res.Action = ActionCopied
+	res.Digest, res.SourceDigest = cr.ManifestDigest, cr.SourceDigest
+	res.BlobsCopied, res.BlobsReused = cr.BlobsCopied, cr.BlobsReused
+	res.BytesCopied, res.BytesReused = cr.BytesCopied, cr.BytesReused
+	if cr.AlreadyPresent {
+		res.Reason = "the destination had the manifest; only the name was written"
+	}
+	if cr.SourceDigest != "" && cr.SourceDigest != cr.ManifestDigest {
+		if mc, ok := r.p.opts.Copy.BlobInfoCache.(types.ManifestMappingCache); ok {
+			mc.RecordManifestMapping(cr.SourceDigest, r.p.variant(it), cr.ManifestDigest)
+		}
+	}
+	logrus.WithFields(logrus.Fields{"source": it.Source, "destination": it.Destination, "digest": cr.ManifestDigest}).Debug("image synced")
+}
+
+// commit makes the images copied into a store writer's session visible; on failure they
+// are failures too.
+func (r *runner) commit(ctx context.Context) error {
+	if r.writer == nil {
+		return nil
+	}
+	var copied []int
+	for i, res := range r.results {
+		if res.Action == ActionCopied {
+			copied = append(copied, i)
+		}
+	}
+	if len(copied) == 0 {
+		return nil
+	}
+	err := r.writer.Commit(ctx)
+	if err == nil {
+		return nil
+	}
+	err = errors.Wrapf(err, "committing %s", r.p.Destination)
+	for _, i := range copied {
+		r.results[i].Action, r.results[i].Reason = ActionFailed, ""
+		r.results[i].setErr(err)
+	}
+	return err
+}
+
+// pruneAll deletes the tags to prune, one at a time (deletes are rare and cheap).
+func (r *runner) pruneAll(ctx context.Context) {
+	for i, it := range r.p.Items {
+		if it.Action != ActionPrune {
+			continue
+		}
+		res := planResult(it)
+		res.Action = ActionSkipped
+		if reason := r.stopReason(); reason != "" || ctx.Err() != nil {
+			res.Reason = "not pruned: " + notStarted(reason)
+			r.finish(i, res)
+			continue
+		}
+		start := time.Now()
+		if err := r.p.prune(ctx, it); err != nil {
+			res.Action = ActionFailed
+			res.setErr(err)
+		} else {
+			res.Action = ActionPruned
+		}
+		res.Seconds = time.Since(start).Seconds()
+		r.finish(i, res)
+	}
+}

@@ -1,0 +1,141 @@
+package tests
+
+import (
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/imgcopy/imgcopy/blobinfocache/memory"
+	"github.com/imgcopy/imgcopy/internal/testregistry"
+	syncer "github.com/imgcopy/imgcopy/sync"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// syncOnce plans and runs a sync and fails the test on any failure.
+func syncOnce(t *testing.T, opts syncer.Options) *syncer.Report {
+	t.Helper()
+	opts.Transports = e2eTransports
+	if opts.Copy.BlobInfoCache == nil {
+		opts.Copy.BlobInfoCache = memory.New()
+	}
+	p, err := syncer.NewPlan(syncCtx(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Run(syncCtx(t))
+	if err == nil {
+		err = rep.Err()
+	}
+	if err != nil {
+		t.Fatalf("sync %v → %s: %v", opts.Sources, opts.Destination, err)
+	}
+	return rep
+}
+
+// syncDigests maps each entry's destination name (after the store) to its digest.
+func syncDigests(t *testing.T, rep *syncer.Report, store string) map[string]digest.Digest {
+	t.Helper()
+	out := map[string]digest.Digest{}
+	for _, r := range rep.Images {
+		name := r.Destination[len(store):]
+		out[name] = r.Digest
+	}
+	return out
+}
+
+func sortedNames(m map[string]digest.Digest) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestSyncThroughLocalStores syncs a registry's images into each local store that holds
+// several images and from there into another registry: every image arrives with the digest
+// it had at the source (multi-platform indexes too, except in a docker-archive, which keeps
+// one platform per image, like docker save).
+func TestSyncThroughLocalStores(t *testing.T) {
+	t.Parallel()
+	src := testregistry.Start(t, testregistry.Options{})
+	want := map[string]digest.Digest{}
+	for _, tag := range []string{"1", "2", "3"} {
+		want["app:"+tag] = pushSingle(t, src.Host, "team/app", tag, "app"+tag, "amd64").Digest
+	}
+	for _, tag := range []string{"a", "b"} {
+		want["multi:"+tag] = pushIndex(t, src.Host, "team/multi", tag, "multi"+tag).Digest
+	}
+	sources := []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}, {Name: "docker://" + src.Host + "/team/multi"}}
+	cases := []struct {
+		name, store string
+		singleOnly  bool // the store keeps one platform of a multi-platform image
+	}{
+		{"oci layout", "oci:" + filepath.Join(t.TempDir(), "layout"), false},
+		{"oci-archive", "oci-archive:" + filepath.Join(t.TempDir(), "bundle.tar"), false},
+		{"docker-archive", "docker-archive:" + filepath.Join(t.TempDir(), "bundle.tar"), true},
+		{"dir", "dir:" + filepath.Join(t.TempDir(), "tree"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dst := testregistry.Start(t, testregistry.Options{})
+			opts := syncer.Options{Sources: sources, Destination: tc.store}
+			if tc.singleOnly { // a docker-archive takes the running platform's image: make it amd64
+				opts.Copy.SourceCtx = &types.SystemContext{OSChoice: "linux", ArchitectureChoice: "amd64"}
+			}
+			syncOnce(t, opts)
+			out := syncDigests(t, syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: tc.store}}, Destination: "docker://" + dst.Host + "/mirror"}),
+				"docker://"+dst.Host+"/mirror/")
+			if !slices.Equal(sortedNames(out), sortedNames(want)) {
+				t.Fatalf("images at the destination: %v, want %v", sortedNames(out), sortedNames(want))
+			}
+			for name, d := range want {
+				if tc.singleOnly && strings.HasPrefix(name, "multi") {
+					if out[name] == d || out[name] == "" {
+						t.Errorf("%s: %s, want the amd64 image", name, out[name])
+					}
+					continue
+				}
+				if out[name] != d {
+					t.Errorf("%s: digest %s after the round trip, want %s", name, out[name], d)
+				}
+			}
+			// Syncing the store again finds everything there.
+			again := syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: tc.store}}, Destination: "docker://" + dst.Host + "/mirror"})
+			if n := again.Counts[syncer.ActionUpToDate]; n != len(want) {
+				t.Errorf("second sync from the store: %v, want %d up to date", again.Counts, len(want))
+			}
+		})
+	}
+}
+
+// TestSyncPruneLayout prunes a layout destination: the tags of a mapped repository that the
+// selection no longer has go, the others stay, even one sharing the manifest of a pruned tag.
+func TestSyncPruneLayout(t *testing.T) {
+	t.Parallel()
+	src := testregistry.Start(t, testregistry.Options{})
+	for _, tag := range []string{"1", "2", "3"} {
+		pushSingle(t, src.Host, "team/app", tag, "app"+tag, "amd64")
+	}
+	pushSingle(t, src.Host, "team/app", "same-as-3", "app3", "amd64")
+	store := "oci:" + filepath.Join(t.TempDir(), "layout")
+	syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}}, Destination: store})
+	rep := syncOnce(t, syncer.Options{
+		Sources:     []syncer.Source{{Name: "docker://" + src.Host + "/team/app", Tags: []string{"1", "same-as-3"}}},
+		Destination: store, Prune: true,
+	})
+	if got := syncResults(rep, syncer.ActionPruned); len(got) != 2 {
+		t.Errorf("pruned %v, want app:2 and app:3", got)
+	}
+	names, err := e2eRef(t, store).(types.TagLister).ListTags(syncCtx(t), nil)
+	sort.Strings(names)
+	if err != nil || !slices.Equal(names, []string{"app:1", "app:same-as-3"}) {
+		t.Errorf("layout names after prune: %v, %v", names, err)
+	}
+	e2eVerify(t, e2eRef(t, store+":app:same-as-3"), nil)
+}
