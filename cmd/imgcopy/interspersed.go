@@ -18,6 +18,7 @@ func interspersed(app *cli.App, args []string) []string {
 	global := flagArity(app.Flags)
 	current := global
 	var globals, cmdFlags, positional []string
+	var early [][]string // flags (with their values) before the command name, see below
 	cmdName, dashDash := "", false
 	rest := args[1:]
 	for i := 0; i < len(rest); i++ {
@@ -30,15 +31,30 @@ func interspersed(app *cli.App, args []string) []string {
 		if !isFlag {
 			if cmdName == "" && len(positional) == 0 && app.Command(a) != nil {
 				cmdName, current = a, flagArity(app.Command(a).Flags)
+				// A flag of the command written before its name (`imgcopy --all copy SRC
+				// DST`) would set the app-level flag of the default copy, which the command
+				// never reads: give it to the command.
+				for _, f := range early {
+					name, _, _ := splitFlag(f[0])
+					if _, ok := current[name]; ok {
+						cmdFlags = append(cmdFlags, f...)
+					} else {
+						globals = append(globals, f...)
+					}
+				}
+				early = nil
 				continue
 			}
 			positional = append(positional, a)
 			continue
 		}
+		var flag []string
 		target := &cmdFlags
 		takesValue, known := current[name]
-		if cmdName == "" {
+		if cmdName == "" && len(positional) > 0 {
 			target = &globals
+		} else if cmdName == "" {
+			target = &flag
 		} else if !known {
 			if takesValue, known = global[name]; known {
 				target = &globals
@@ -49,6 +65,12 @@ func interspersed(app *cli.App, args []string) []string {
 			i++
 			*target = append(*target, rest[i])
 		}
+		if flag != nil {
+			early = append(early, flag)
+		}
+	}
+	for _, f := range early { // no command followed: the flags are the app's
+		globals = append(globals, f...)
 	}
 	out := append([]string{args[0]}, globals...)
 	if cmdName != "" {

@@ -122,6 +122,11 @@ func TestCopyFlagsMapToOptions(t *testing.T) {
 				t.Errorf("got %+v", o)
 			}
 		}},
+		{name: "copy flags before the command word", args: []string{"--all", "--format", "oci", "--debug", "--no-resume", "copy", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if o.MultiArch != copier.MultiArchAll || o.ForceManifestMIMEType != imgspecv1.MediaTypeImageManifest || o.SourceCtx.Resume != nil {
+				t.Errorf("got %+v", o)
+			}
+		}},
 		{name: "copy command", args: []string{"copy", "--format", "oci", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
 			if o.ForceManifestMIMEType != imgspecv1.MediaTypeImageManifest {
 				t.Errorf("format: %q", o.ForceManifestMIMEType)
