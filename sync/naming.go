@@ -103,7 +103,8 @@ type naming struct {
 }
 
 // destinationName returns the name of the image src in the destination store: "REPO:TAG",
-// or "REPO@DIGEST" for an image selected by digest alone. Like skopeo sync, REPO is the last
+// or "REPO@DIGEST" for an image selected by digest alone, or the bare "TAG" of an image
+// stored under a bare tag. Like skopeo sync, REPO is the last
 // element of the source repository path, or with scoped the source registry and path
 // ("quay.io/team/app"; a port's colon becomes "_", which a path cannot hold); a template
 // decides it instead when given.
@@ -116,8 +117,12 @@ func (n naming) destinationName(src *sourceName) (string, error) {
 			return "", err
 		}
 		repo = r
+	case src.path == "" && src.tag != "":
+		// A bare tag (a layout written by skopeo) stays a bare tag: layouts, archives and dir
+		// stores take it as it is; a registry store refuses it (see expandSource).
+		return src.tag + n.suffix, nil
 	case src.path == "":
-		return "", errors.Wrapf(types.ErrUsage, "the image is stored as %q, a tag without a repository: give its source a destination template", src.tag)
+		return "", errors.Wrapf(types.ErrUsage, "the image is stored without a repository or tag: give its source a destination template")
 	case n.scoped && src.registry != "":
 		repo = strings.ReplaceAll(src.registry, ":", "_") + "/" + src.path
 	case n.scoped:

@@ -38,7 +38,7 @@ func TestDestinationName(t *testing.T) {
 		{"local path", "team/app:1", naming{}, "app:1"},
 		{"local path scoped keeps it as written", "team/app:1", naming{scoped: true}, "team/app:1"},
 		{"local single element", "app:1", naming{scoped: true}, "app:1"},
-		{"bare tag needs a template", "v1", naming{}, ""},
+		{"bare tag stays bare", "v1", naming{}, "v1"},
 		{"bare tag with a template", "v1", naming{template: tmpl("bundle")}, "bundle:v1"},
 	}
 	for _, tc := range cases {

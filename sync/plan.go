@@ -160,8 +160,16 @@ func (p *Plan) expandSource(ctx context.Context, src *Source) []*Item {
 			it.Destination, it.Action, it.Reason = p.Destination, ActionSkip, "the image has no name to give it in the destination"
 			continue
 		}
-		if it.Name, err = n.destinationName(c.name); err == nil {
+		it.Name, err = n.destinationName(c.name)
+		_, localStore := p.store.(types.ImageLister) // registries take a bare name as a repository
+		if err == nil && c.name.path == "" && src.Destination == nil && !localStore {
+			err = errors.Wrapf(types.ErrUsage, "%s needs a repository in every name", p.Destination)
+		}
+		if err == nil {
 			it.dest, err = p.store.ImageReference(it.Name)
+		}
+		if err != nil && c.name.path == "" && src.Destination == nil {
+			err = errors.Wrapf(err, "the image is stored as %q, a tag without a repository: give its source a destination template", c.name.tag)
 		}
 		if err != nil {
 			it.Destination = p.Destination

@@ -161,3 +161,38 @@ func TestCLISyncSkopeoForm(t *testing.T) {
 		}
 	}
 }
+
+// TestCLISyncBareTags syncs the sample layout, whose one image is named by a bare tag as
+// skopeo names layout entries: stores that keep names as they are (an oci-archive, a dir
+// tree) take it as it is; a docker-archive and a registry need a repository, and say to give
+// the source a destination template.
+func TestCLISyncBareTags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cases := []struct {
+		name, dst string
+		code      int
+		want      string // in stderr for a failure
+	}{
+		{"oci-archive", "oci-archive:" + filepath.Join(dir, "b.tar"), 0, ""},
+		{"dir store", "dir:" + filepath.Join(dir, "tree"), 0, ""},
+		{"docker-archive", "docker-archive:" + filepath.Join(dir, "d.tar"), 2, "destination template"},
+		{"registry", "docker://127.0.0.1:1/m", 2, "destination template"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			res := cli(t, "sync", "-q", "oci:examples/hello", tc.dst)
+			if res.code != tc.code || !strings.Contains(res.stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", res.code, res.stderr, tc.code, tc.want)
+			}
+			if tc.code != 0 {
+				return
+			}
+			out := cli(t, "list-tags", tc.dst)
+			if out.code != 0 || !strings.Contains(out.stdout, `"latest"`) {
+				t.Errorf("list-tags %s: exit %d, %s %s", tc.dst, out.code, out.stdout, out.stderr)
+			}
+		})
+	}
+}

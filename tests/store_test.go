@@ -33,7 +33,8 @@ func TestStoreNames(t *testing.T) {
 		{"oci-archive:/s.tar", "team/app:1", "/s.tar:team/app:1"},
 		{"oci-archive:/s.tar@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "a:1", ""},
 		{"docker-archive:/s.tar", "team/app:1", "/s.tar:docker.io/team/app:1"},
-		{"docker-archive:/s.tar", "app", "/s.tar:docker.io/library/app:latest"},
+		{"docker-archive:/s.tar", "app", ""}, // a bare tag: RepoTags need NAME:TAG
+		{"oci:/s", "latest", "/s:latest"},    // a bare tag, kept as skopeo names layout entries
 		{"docker-archive:/s.tar", "app:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "/s.tar:docker.io/library/app:1"},
 		{"docker-archive:/s.tar", digestName, ""},
 		{"docker-archive:/s.tar:app:1", "a:1", ""},

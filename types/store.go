@@ -69,7 +69,11 @@ type StoreReference interface {
 	// repository path relative to the store with a tag, a digest or both ("team/app:1",
 	// "app@sha256:…"): a registry store puts it under its prefix, a layout or an archive
 	// records it as the image's name (ref.name, RepoTag), a dir store makes it a
-	// subdirectory. It returns an error wrapping ErrUsage when name is not valid there.
+	// subdirectory. A name with neither ":" nor "@" is kept as it is by layouts, oci-archives
+	// and dir stores (a bare tag, as skopeo names layout entries), refused by a docker-archive
+	// (RepoTags need NAME:TAG) and taken as a repository by a registry store (a reference
+	// that lists every tag). It returns an error wrapping ErrUsage when name is not valid
+	// there.
 	ImageReference(name string) (ImageReference, error)
 }
 

@@ -55,8 +55,11 @@ func (s storeReference) ImageReference(name string) (types.ImageReference, error
 }
 
 // storedName parses the name of an image in a store as a RepoTag: a digest next to the tag is
-// dropped (RepoTags cannot hold one), no tag means latest.
+// dropped (RepoTags cannot hold one); a bare tag is refused.
 func storedName(name string) (dref.NamedTagged, error) {
+	if !strings.ContainsAny(name, ":@") { // a bare tag (types.StoreReference): no repository
+		return nil, errors.Wrapf(types.ErrUsage, "a docker-archive names images NAME:TAG, and %q is a tag without a name", name)
+	}
 	n, err := dref.ParseNormalizedNamed(name)
 	if err != nil {
 		return nil, errors.Wrapf(types.ErrUsage, "invalid image name %q for a docker-archive: %v", name, err)
