@@ -37,6 +37,9 @@ var (
 	_ types.RelatedSource      = (*source)(nil)
 	_ types.ReferrersLister    = (*destination)(nil)
 	_ types.RelatedDestination = (*destination)(nil)
+	_ types.RelatedDigester    = (*source)(nil)
+	_ types.RelatedDigester    = (*destination)(nil)
+	_ types.LazySourceOpener   = reference{}
 )
 
 // anchoredTagRE matches a whole tag.
@@ -89,6 +92,37 @@ func (s *source) GetRelatedManifest(ctx context.Context, ref string) ([]byte, st
 		return nil, "", errors.Wrapf(err, "reading manifest %s of %s", ref, s.c.name())
 	}
 	return b, mt, nil
+}
+
+// NewLazyImageSource implements types.LazySourceOpener: the source fetches the image's
+// manifest only when asked for it.
+func (r reference) NewLazyImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
+	s, err := newLazySource(sys, r)
+	if err != nil {
+		return nil, err // not a nil *source in the interface
+	}
+	return s, nil
+}
+
+// RelatedDigest implements types.RelatedDigester with a HEAD of the tag.
+func (s *source) RelatedDigest(ctx context.Context, tag string) (digest.Digest, error) {
+	return relatedDigest(ctx, s.c, tag, s.scopes)
+}
+
+func relatedDigest(ctx context.Context, c *client, tag string, scopes []scope) (digest.Digest, error) {
+	if !anchoredTagRE.MatchString(tag) {
+		return "", errors.Errorf("resolving tag %q of %s: not a tag", tag, c.name())
+	}
+	d, err := c.resolveDigest(ctx, tag, scopes)
+	if err != nil {
+		return "", errors.Wrapf(err, "resolving tag %s of %s", tag, c.name())
+	}
+	return d, nil
+}
+
+// RelatedDigest implements types.RelatedDigester with a HEAD of the tag.
+func (d *destination) RelatedDigest(ctx context.Context, tag string) (digest.Digest, error) {
+	return relatedDigest(ctx, d.c, tag, d.scopes)
 }
 
 // ListReferrers implements types.ReferrersLister.

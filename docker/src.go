@@ -37,6 +37,21 @@ type source struct {
 var _ types.ImageSource = (*source)(nil)
 
 func newImageSource(ctx context.Context, sys *types.SystemContext, ref reference) (types.ImageSource, error) {
+	s, err := newLazySource(sys, ref)
+	if err != nil {
+		return nil, err
+	}
+	// Fetch the manifest now so that a missing image or refused access fails the open, as
+	// users expect from "imgcopy docker://nonexistent …".
+	if _, _, err := s.GetManifest(ctx, nil); err != nil {
+		s.c.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// newLazySource returns a source that has read nothing yet.
+func newLazySource(sys *types.SystemContext, ref reference) (*source, error) {
 	c, err := ref.newClient(sys)
 	if err != nil {
 		return nil, err
@@ -45,12 +60,6 @@ func newImageSource(ctx context.Context, sys *types.SystemContext, ref reference
 	s := &source{ref: ref, c: c, scopes: []scope{{repo: ref.repo(), actions: "pull"}}}
 	if sys != nil {
 		s.store = resume.New(sys.Resume)
-	}
-	// Fetch the manifest now so that a missing image or refused access fails the open, as
-	// users expect from "imgcopy docker://nonexistent …".
-	if _, _, err := s.GetManifest(ctx, nil); err != nil {
-		c.close()
-		return nil, err
 	}
 	return s, nil
 }

@@ -75,3 +75,24 @@ type RelatedDestination interface {
 	// (for an index) the manifests it lists. The destination keeps the bytes and so the digest.
 	PutRelatedManifest(ctx context.Context, body []byte, mimeType string, opts PutRelatedOptions) error
 }
+
+// LazySourceOpener is implemented by references whose NewImageSource reads the image as it
+// opens (a registry source fetches the manifest, so that a missing image fails the open) but
+// that can also open without reading anything. A sync opens this way the source of an image
+// the destination already holds, to compare its referrers and digest tags with the
+// destination's from listings alone (ReferrersLister, RelatedDigester): registries such as
+// Docker Hub count every manifest GET as a pull.
+type LazySourceOpener interface {
+	// NewLazyImageSource is NewImageSource without any read at open: a missing image fails
+	// at the first call that needs it.
+	NewLazyImageSource(ctx context.Context, sys *SystemContext) (ImageSource, error)
+}
+
+// RelatedDigester is implemented by sources and destinations that can tell which manifest a
+// tag of their repository or layout names without reading it (a registry's HEAD), so that a
+// digest tag the destination holds already is neither read nor written again.
+type RelatedDigester interface {
+	// RelatedDigest returns the digest of the manifest tag names; ErrManifestNotFound
+	// (wrapped) when there is none.
+	RelatedDigest(ctx context.Context, tag string) (digest.Digest, error)
+}
