@@ -24,11 +24,8 @@ func (c *copier) getManifest(ctx context.Context, instance *digest.Digest) ([]by
 	if err != nil {
 		return nil, "", errors.Wrapf(err, "reading %s from %s", what, types.ImageName(c.srcRef))
 	}
-	mt, _, _ = strings.Cut(mt, ";")
-	if mt = strings.TrimSpace(mt); mt == "" {
-		if mt = manifest.GuessMIMEType(b); mt == "" {
-			return nil, "", errors.Wrapf(manifest.ErrUnsupportedMIMEType, "reading %s from %s: unknown manifest type", what, types.ImageName(c.srcRef))
-		}
+	if mt = manifestMIMEType(b, mt); mt == "" {
+		return nil, "", errors.Wrapf(manifest.ErrUnsupportedMIMEType, "reading %s from %s: unknown manifest type", what, types.ImageName(c.srcRef))
 	}
 	if instance != nil {
 		if err := manifest.CheckDigest(b, *instance, -1); err != nil {
@@ -36,4 +33,14 @@ func (c *copier) getManifest(ctx context.Context, instance *digest.Digest) ([]by
 		}
 	}
 	return b, mt, nil
+}
+
+// manifestMIMEType returns the manifest type a source gave, without parameters, or when it
+// gave none the type b looks like ("" when unknown).
+func manifestMIMEType(b []byte, mt string) string {
+	mt, _, _ = strings.Cut(mt, ";")
+	if mt = strings.TrimSpace(mt); mt == "" {
+		mt = manifest.GuessMIMEType(b)
+	}
+	return mt
 }

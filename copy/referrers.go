@@ -29,14 +29,15 @@ const maxRelatedDepth = 8
 // RelatedResult describes one manifest copied with an image because it relates to it.
 type RelatedResult struct {
 	Digest   digest.Digest
-	MIMEType string
+	MIMEType string // "" for a digest tag found Present without reading it
 	// Subject and ArtifactType are set for a referrer: the manifest it refers to, and its
 	// artifactType as its own manifest says.
 	Subject      digest.Digest
 	ArtifactType string
 	// Tag is set for a digest tag (e.g. "sha256-<hex>.sig").
 	Tag string
-	// Present is true when the destination listed the referrer already: nothing was written.
+	// Present is true when the destination listed the referrer, or had the digest tag pointing
+	// at the same manifest, already: nothing was written.
 	Present bool
 }
 
@@ -234,24 +235,53 @@ func (r *relatedCopy) digestTagsOf(ctx context.Context, d digest.Digest, depth i
 			continue
 		}
 		r.seen["tag:"+tag] = true
-		b, mt, err := r.getManifest(ctx, tag, "")
+		rel, err := r.digestTag(ctx, tag, depth)
 		if err != nil {
 			return errors.Wrapf(err, "copying digest tag %s", tag)
 		}
-		md, err := manifest.Digest(b)
-		if err != nil {
-			return err
-		}
-		r.c.report.line("Copying digest tag %s (%s)", tag, shortDigest(md))
-		if err := r.write(ctx, b, mt, tag, depth); err != nil {
-			return errors.Wrapf(err, "copying digest tag %s", tag)
-		}
-		r.res.Related = append(r.res.Related, RelatedResult{Digest: md, MIMEType: mt, Tag: tag})
-		if err := r.relatedOf(ctx, md, depth+1); err != nil {
+		r.res.Related = append(r.res.Related, rel)
+		if err := r.relatedOf(ctx, rel.Digest, depth+1); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// digestTag copies one digest tag, unless both ends say (types.RelatedDigester) that it
+// names the same manifest already: then the manifest is not even read.
+func (r *relatedCopy) digestTag(ctx context.Context, tag string, depth int) (RelatedResult, error) {
+	if d := r.tagDigest(ctx, r.src, tag); d != "" && r.tagDigest(ctx, r.dest, tag) == d {
+		logrus.WithFields(logrus.Fields{"tag": tag, "digest": d}).Debug("destination has the digest tag already")
+		return RelatedResult{Digest: d, Tag: tag, Present: true}, nil
+	}
+	b, mt, err := r.getManifest(ctx, tag, "")
+	if err != nil {
+		return RelatedResult{}, err
+	}
+	md, err := manifest.Digest(b)
+	if err != nil {
+		return RelatedResult{}, err
+	}
+	r.c.report.line("Copying digest tag %s (%s)", tag, shortDigest(md))
+	if err := r.write(ctx, b, mt, tag, depth); err != nil {
+		return RelatedResult{}, err
+	}
+	return RelatedResult{Digest: md, MIMEType: mt, Tag: tag}, nil
+}
+
+// tagDigest returns the digest end (a source or destination) gives tag without reading the
+// manifest, "" when it cannot say.
+func (r *relatedCopy) tagDigest(ctx context.Context, end any, tag string) digest.Digest {
+	rd, ok := end.(types.RelatedDigester)
+	if !ok {
+		return ""
+	}
+	d, err := rd.RelatedDigest(ctx, tag)
+	if err != nil {
+		logrus.WithFields(logrus.Fields{"tag": tag}).Debugf("cannot resolve the tag: %v", err)
+		return ""
+	}
+	return d
 }
 
 // listSource lists the referrers of subject at the source, sorted by digest.
@@ -297,11 +327,7 @@ func (r *relatedCopy) getManifest(ctx context.Context, ref string, want digest.D
 			return nil, "", errors.Wrapf(err, "reading manifest %s from %s", want, types.ImageName(r.c.srcRef))
 		}
 	}
-	mt, _, _ = strings.Cut(mt, ";")
-	if mt = strings.TrimSpace(mt); mt == "" {
-		mt = manifest.GuessMIMEType(b)
-	}
-	return b, mt, nil
+	return b, manifestMIMEType(b, mt), nil
 }
 
 // write copies a related manifest byte for byte: the manifests of an index first, else the
