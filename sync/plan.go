@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 
@@ -265,6 +266,9 @@ func (p *Plan) resolveItem(ctx context.Context, it *Item) {
 		}
 	}
 	it.Action, it.Reason = p.decide(it)
+	if it.Action == ActionUpToDate {
+		p.checkRelated(ctx, it)
+	}
 }
 
 // decide compares the digests: the destination is up to date when it has the source's
@@ -316,6 +320,7 @@ func (p *Plan) candidates(ctx context.Context, src *Source) ([]candidate, error)
 	if err != nil {
 		return nil, err
 	}
+	listed = slices.DeleteFunc(listed, p.travelsWithImage)
 	return append(out, selectListed(listed, src.Filters)...), nil
 }
 

@@ -38,8 +38,11 @@ type Result struct {
 	BlobsReused  int           `json:"blobsReused"`
 	BytesCopied  int64         `json:"bytesCopied"`
 	BytesReused  int64         `json:"bytesReused"`
-	Seconds      float64       `json:"seconds"`
-	Error        string        `json:"error,omitempty"`
+	// RelatedCopied counts the referrers and digest tags written with the image
+	// (copy.Options.Referrers, DigestTags); those the destination had already are not counted.
+	RelatedCopied int     `json:"relatedCopied,omitempty"`
+	Seconds       float64 `json:"seconds"`
+	Error         string  `json:"error,omitempty"`
 	// ErrorClass is the class of Error (types.ErrorClass): "not-found", "auth", …
 	ErrorClass string `json:"errorClass,omitempty"`
 

@@ -213,7 +213,15 @@ func (r *runner) copied(it *Item, cr *copier.Result, res *Result) {
 	res.Digest, res.SourceDigest = cr.ManifestDigest, cr.SourceDigest
 	res.BlobsCopied, res.BlobsReused = cr.BlobsCopied, cr.BlobsReused
 	res.BytesCopied, res.BytesReused = cr.BytesCopied, cr.BytesReused
-	if cr.AlreadyPresent {
+	for _, rel := range cr.Related {
+		if !rel.Present {
+			res.RelatedCopied++
+		}
+	}
+	switch {
+	case cr.AlreadyPresent && res.RelatedCopied > 0:
+		res.Reason = "the destination had the image; only referrers and digest tags were written"
+	case cr.AlreadyPresent:
 		res.Reason = "the destination had the manifest; only the name was written"
 	}
 	if cr.SourceDigest != "" && cr.SourceDigest != cr.ManifestDigest {

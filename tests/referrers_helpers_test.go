@@ -28,13 +28,13 @@ import (
 var refRegistryKinds = []string{"distribution", "ggcr"}
 
 // refRegistry is a running registry of the referrers tests; it records the write requests
-// (PUT, POST, PATCH, DELETE) it answered.
+// (PUT, POST, PATCH, DELETE) and the reads (GET, HEAD) it answered.
 type refRegistry struct {
 	kind string
 	host string
 	mu   sync.Mutex
-	// writes are "METHOD PATH" of every write request, in order.
-	writes []string
+	// writes and reads are "METHOD PATH" of every request, in order.
+	writes, reads []string
 }
 
 func (r *refRegistry) writeRequests() []string {
@@ -43,20 +43,28 @@ func (r *refRegistry) writeRequests() []string {
 	return append([]string(nil), r.writes...)
 }
 
+func (r *refRegistry) readRequests() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.reads...)
+}
+
 func (r *refRegistry) resetWrites() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.writes = nil
+	r.writes, r.reads = nil, nil
 }
 
-// record wraps a registry handler to note write requests; then, when set, wrap.
+// record wraps a registry handler to note requests; then, when set, wrap.
 func (r *refRegistry) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			r.mu.Lock()
 			r.writes = append(r.writes, req.Method+" "+req.URL.Path)
-			r.mu.Unlock()
+		} else {
+			r.reads = append(r.reads, req.Method+" "+req.URL.Path)
 		}
+		r.mu.Unlock()
 		next.ServeHTTP(w, req)
 	})
 }

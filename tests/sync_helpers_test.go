@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgcopy/imgcopy/internal/testregistry"
+	"github.com/imgcopy/imgcopy/manifest"
 	syncer "github.com/imgcopy/imgcopy/sync"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -142,6 +144,19 @@ func countRequests(reg *testregistry.Registry, method, part string) int {
 		}
 	}
 	return n
+}
+
+// manifestGETs returns "GET PATH" of the manifest GETs among reqs, other than those of
+// referrers indexes (tags sha256-<hex>): where a registry has no referrers API, reading that
+// tag is how its referrers are listed.
+func manifestGETs(reqs []testregistry.RequestRecord) []string {
+	var out []string
+	for _, r := range reqs {
+		if r.Method == http.MethodGet && strings.Contains(r.Path, "/manifests/") && !manifest.IsFallbackTag(path.Base(r.Path)) {
+			out = append(out, r.Method+" "+r.Path)
+		}
+	}
+	return out
 }
 
 // headDigest returns the digest ref (docker://…) has in its registry, "" when none.

@@ -97,10 +97,29 @@ var syncWantPlan = []string{
 	"fail tool:missing",
 }
 
+// TestSyncPlanRunAndIdempotentRerun plans and runs the scenario, then runs it again
+// unchanged: the re-run costs no source manifest GET and no blob. With --referrers and
+// --digest-tags the re-run also compares the referrers and digest tags of every up-to-date
+// image, from listings alone: the only manifests it reads at the source are referrers
+// indexes (sha256-<hex>, which distribution has instead of the referrers API).
 func TestSyncPlanRunAndIdempotentRerun(t *testing.T) {
 	t.Parallel()
-	s := newSyncScenario(t, testregistry.Options{})
-	plan := s.plan(t, s.options())
+	for _, tc := range []struct {
+		name    string
+		related bool
+	}{{"plain", false}, {"referrers and digest tags", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSyncScenario(t, testregistry.Options{})
+			opts := s.options()
+			opts.Copy.Referrers, opts.Copy.DigestTags = tc.related, tc.related
+			s.planRunAndRerun(t, opts)
+		})
+	}
+}
+
+func (s *syncScenario) planRunAndRerun(t *testing.T, opts syncer.Options) {
+	plan := s.plan(t, opts)
 	if got := syncPlanNames(plan); !slices.Equal(got, syncWantPlan) {
 		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(syncWantPlan, "\n"))
 	}
@@ -131,10 +150,10 @@ func TestSyncPlanRunAndIdempotentRerun(t *testing.T) {
 		t.Errorf("base layer fetched %d times from the source, want 1", n)
 	}
 
-	// Nothing changed: every image is up to date from HEADs alone.
+	// Nothing changed: every image is up to date from HEADs (and listings) alone.
 	s.src.ResetRequests()
 	s.dst.ResetRequests()
-	plan = s.plan(t, s.options())
+	plan = s.plan(t, opts)
 	rep = s.run(t, plan)
 	want := []string{"fail tool:missing"}
 	for _, w := range syncWantPlan[:8] {
@@ -144,8 +163,8 @@ func TestSyncPlanRunAndIdempotentRerun(t *testing.T) {
 	if got := syncPlanNames(plan); !slices.Equal(got, want) {
 		t.Errorf("re-run plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if n := countRequests(s.src, http.MethodGet, "/manifests/"); n != 0 {
-		t.Errorf("unchanged re-run made %d manifest GETs at the source, want 0", n)
+	if got := manifestGETs(s.src.Requests()); len(got) != 0 {
+		t.Errorf("unchanged re-run made %d manifest GETs at the source, want 0: %v", len(got), got)
 	}
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		if n := countRequests(s.dst, m, "/"); n != 0 {

@@ -61,8 +61,11 @@ func resultLine(r syncer.Result) string {
 	case r.Error != "":
 		s += ": " + r.Error + " [" + r.ErrorClass + "]"
 	case r.Action == syncer.ActionCopied:
-		s += fmt.Sprintf(" %s: %d blob(s) copied (%s), %d reused, in %s", shortDigest(r.Digest), r.BlobsCopied,
-			humanBytes(r.BytesCopied), r.BlobsReused, (time.Duration(r.Seconds * float64(time.Second))).Round(time.Millisecond))
+		s += fmt.Sprintf(" %s: %d blob(s) copied (%s), %d reused", shortDigest(r.Digest), r.BlobsCopied, humanBytes(r.BytesCopied), r.BlobsReused)
+		if r.RelatedCopied > 0 {
+			s += fmt.Sprintf(", %d referrer(s) and digest tag(s) written", r.RelatedCopied)
+		}
+		s += " in " + (time.Duration(r.Seconds * float64(time.Second))).Round(time.Millisecond).String()
 	case r.Digest != "":
 		s += " " + shortDigest(r.Digest)
 	}
