@@ -33,6 +33,9 @@ func TestConformance(t *testing.T) {
 					return mustParse(t, fmt.Sprintf("//%s/conformance/repo%d:latest", reg.Host, n.Add(1)))
 				},
 				Sys: tc.sys(reg),
+				OtherName: func(t *testing.T, ref types.ImageReference) types.ImageReference {
+					return mustParse(t, "//"+ref.(reference).named.Name()+":other")
+				},
 			})
 		})
 	}

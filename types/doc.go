@@ -35,10 +35,19 @@
 // # Optional interfaces
 //
 // What not every transport can do is a small interface of its own, found with a type
-// assertion: on references ImageDeleter, TagLister, ImageLister and ManifestDigester; on
-// transports StoreTransport (whose StoreReferences may be StoreWriterOpeners); on
-// destinations ManifestChecker and RelatedDestination; on sources and destinations
-// ReferrersLister, on sources RelatedSource. A wrapper around a transport object must
+// assertion:
+//
+//   - on references: ImageDeleter, TagLister, ImageLister, ManifestDigester (store.go),
+//     TagDeleter (sync.go) and LazySourceOpener (referrers.go);
+//   - on transports: StoreTransport, whose StoreReferences may be StoreWriterOpeners;
+//   - on destinations: ManifestChecker and RelatedDestination;
+//   - on sources and destinations: ReferrersLister and RelatedDigester; on sources
+//     RelatedSource; on the streams GetBlob returns, ResumedReader (resume.go);
+//   - on blob-info caches: BlobInfoCacheFlusher and ManifestMappingCache (sync.go).
+//
+// SystemContext carries what a registry transport honours on behalf of many copies: a
+// RequestLimiter shared by a sync's copies (sync.go) and ResumeOptions for keeping and
+// continuing interrupted transfers (resume.go). A wrapper around a transport object must
 // forward every optional interface of what it wraps.
 //
 // # Errors

@@ -25,6 +25,9 @@ func TestConformance(t *testing.T) {
 				Snapshot: func(t *testing.T, ref types.ImageReference) string {
 					return conformance.DirSnapshot(t, filepath.Dir(ref.StringWithinTransport()))
 				},
+				OtherName: func(t *testing.T, ref types.ImageReference) types.ImageReference {
+					return mustRef(t, ref.(reference).path, "other")
+				},
 			})
 		})
 	}

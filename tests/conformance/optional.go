@@ -13,7 +13,7 @@ import (
 	"github.com/imgcopy/imgcopy/types"
 )
 
-// This file tests the optional interfaces of types (store.go, types.go): each test runs
+// This file tests the optional interfaces of types (store.go, sync.go, types.go): each test runs
 // when the transport under test implements the interface and is skipped otherwise.
 
 // testHasManifest checks types.ManifestChecker: false at an empty location and for a digest
@@ -145,6 +145,40 @@ func (s *suite) testDeleteImage(t *testing.T) {
 		t.Fatalf("DeleteImage: %v", err)
 	}
 	s.assertNoImage(t, ref)
+	s.writeImage(t, ref, img, blobWrite{})
+	s.checkImage(t, ref, img)
+}
+
+// testDeleteTag checks types.TagDeleter: the deleted name no longer opens, deleting it again
+// is ErrManifestNotFound, and it can be written again; with Harness.OtherName, the image
+// stays readable under its other name.
+func (s *suite) testDeleteTag(t *testing.T) {
+	ctx := context.Background()
+	ref := s.h.NewReference(t)
+	del, ok := ref.(types.TagDeleter)
+	if !ok {
+		t.Skip("reference does not implement types.TagDeleter")
+	}
+	img := s.image(t, 0)
+	s.writeImage(t, ref, img, blobWrite{})
+	var other types.ImageReference
+	if s.h.OtherName != nil {
+		other = s.h.OtherName(t, ref)
+		s.writeImage(t, other, img, blobWrite{})
+	}
+	if err := del.DeleteTag(ctx, s.h.Sys); err != nil {
+		if errors.Is(err, types.ErrUsage) {
+			t.Skipf("this reference names no tag alone: %v", err)
+		}
+		t.Fatalf("DeleteTag: %v", err)
+	}
+	s.assertNoImage(t, ref)
+	if other != nil {
+		s.checkImage(t, other, img)
+	}
+	if err := del.DeleteTag(ctx, s.h.Sys); !errors.Is(err, types.ErrManifestNotFound) && !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("DeleteTag of a name that is gone: %v; want ErrManifestNotFound or fs.ErrNotExist", err)
+	}
 	s.writeImage(t, ref, img, blobWrite{})
 	s.checkImage(t, ref, img)
 }

@@ -37,6 +37,10 @@ type Harness struct {
 	// file, staging directory or half-written blob behind. Without it the suite can only
 	// check what the transport itself reports.
 	Snapshot func(t *testing.T, ref types.ImageReference) string
+	// OtherName, when set, returns a reference to another name in the same store as ref
+	// (another tag of the repository, another ref.name of the layout). The tests of names
+	// use it: deleting one name (types.TagDeleter) must leave the image under the other.
+	OtherName func(t *testing.T, ref types.ImageReference) types.ImageReference
 }
 
 // Run runs every conformance test as a subtest of t, each named after what it checks (so
@@ -76,6 +80,7 @@ func Run(t *testing.T, h Harness) {
 		{"ListImages", s.testListImages},
 		{"ListTags", s.testListTags},
 		{"DeleteImage", s.testDeleteImage},
+		{"DeleteTag", s.testDeleteTag},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
