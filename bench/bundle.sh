@@ -2,7 +2,7 @@
 # bench/bundle.sh times writing a 20-image bundle (shared base layers, workload "bundle" of
 # bench/gen) from a local registry to disk, in the same run for every tool, and reports time and
 # bytes on disk (see bench/README.md, "Bundles"):
-#   imgcopy  one oci-archive holding the 20 images, through the StoreWriter (bench/bundle)
+#   imgcopy  `imgcopy sync --config` of the 20 images into one oci-archive
 #   skopeo   `skopeo copy` of each image into an oci-archive of its own (20 files)
 #   crane    `crane pull` of the 20 references into one tarball
 #
@@ -26,7 +26,7 @@ log() { echo "bundle: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 require_peers docker-registry skopeo crane /usr/bin/time
-(cd "$root" && go build -o "$bin/" ./bench/gen ./bench/floor ./bench/bundle ./cmd/imgcopy)
+(cd "$root" && go build -o "$bin/" ./bench/gen ./bench/floor ./cmd/imgcopy)
 
 cleanup() {
 	stop_registry A
@@ -40,24 +40,28 @@ A=127.0.0.1:${reg_port[A]}
 # shellcheck disable=SC2046
 read -r _ _ unique _ < <("$bin/gen" $([ "$quick" = 1 ] && echo -quick) -out "$work/src" bundle)
 refs=()
+printf '%s:\n  tls-verify: false\n  images:\n' "$A" >"$work/bundle.yaml"
 for i in $(seq -w 0 19); do
 	"$bin/imgcopy" copy -q --dest-tls-verify=false "oci:$work/src/bundle:app-$i" "docker://$A/bundle/app-$i:bench"
 	refs+=("$A/bundle/app-$i:bench")
+	printf '    bundle/app-%s: [bench]\n' "$i" >>"$work/bundle.yaml"
 done
 log "registry $A holds 20 images; distinct blobs: $unique bytes"
 
-# run TOOL OUT: the timed command of TOOL, writing to OUT.
+# run TOOL OUT: the timed command of TOOL, writing to OUT (a fresh HOME, so that no tool
+# starts with a cache).
 run() {
 	local tool=$1 out=$2 r
+	rm -rf "$work/home" && mkdir -p "$work/home"
 	case $tool in
-	imgcopy) "$bin/bundle" -j 4 -src-tls-verify=false "oci-archive:$out" "${refs[@]/#/docker://}" ;;
+	imgcopy) HOME=$work/home XDG_CACHE_HOME=$work/home/cache "$bin/imgcopy" sync -q --config "$work/bundle.yaml" "oci-archive:$out" ;;
 	skopeo)
 		mkdir -p "$out"
 		for r in "${refs[@]}"; do
-			skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$r" "oci-archive:$out/$(basename "${r%%:bench}").tar:bench"
+			HOME=$work/home skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$r" "oci-archive:$out/$(basename "${r%%:bench}").tar:bench"
 		done
 		;;
-	crane) crane pull --insecure "${refs[@]}" "$out" ;;
+	crane) HOME=$work/home crane pull --insecure "${refs[@]}" "$out" ;;
 	esac
 }
 
@@ -68,7 +72,7 @@ for ((i = 1; i <= runs; i++)); do
 		out=$work/out/$tool
 		rm -rf "$out"
 		status=0
-		/usr/bin/time -f '%e %M' -o "$work/time.out" bash -c "$(declare -p bin refs); $(declare -f run); run $tool $out" \
+		/usr/bin/time -f '%e %M' -o "$work/time.out" bash -c "$(declare -p bin refs work); $(declare -f run); run $tool $out" \
 			>>"$work/runs.log" 2>&1 || status=$?
 		read -r secs rss < <(tail -n 1 "$work/time.out")
 		bytes=$(du -sb "$out" | cut -f1)
@@ -94,7 +98,7 @@ report=$work/results.md
 	declare -A med bytes
 	for tool in $tools; do
 		case $tool in
-		imgcopy) what="one oci-archive" ;;
+		imgcopy) what="one oci-archive (imgcopy sync)" ;;
 		skopeo) what="20 oci-archives" ;;
 		crane) what="one tarball (crane pull)" ;;
 		esac
