@@ -35,12 +35,18 @@ images at once (--image-parallel) sharing one budget of blob transfers, keeps go
 image fails (--fail-fast stops), and exits non-zero when any failed; --report writes every
 image's outcome as JSON.
 
+With --referrers and --digest-tags each image brings its signatures, SBOMs and attestations
+(and cosign's sha256-<hex>.sig tags), which are then not synced as images of their own; an
+up-to-date image whose artifacts changed at the source gets the missing ones (compared from
+listings, without pulling the image).
+
 Examples:
    imgcopy sync docker://quay.io/team/app docker://registry.example:5000/mirror
    imgcopy sync --include '^v1\.' --exclude -rc --dry-run docker://quay.io/team/app docker://registry.example/mirror
    imgcopy sync --config sync.yaml --report report.json docker://registry.example/mirror
    imgcopy sync --shard 0/3 --prune --config sync.yaml docker://registry.example/mirror
    imgcopy sync docker://registry.example/team/app oci:/srv/bundle
+   imgcopy sync --referrers --digest-tags docker://quay.io/team/app docker://registry.example/mirror
    imgcopy sync --src docker --dest docker registry.example/busybox localhost:5000/mirror`,
 		Flags:  syncFlags(),
 		Action: func(c *cli.Context) error { return syncCommand(c, e) },
