@@ -50,11 +50,7 @@ func (s *suite) testHasManifest(t *testing.T) {
 // location, the digest of the stored manifest for a committed image.
 func (s *suite) testManifestDigest(t *testing.T) {
 	ctx := context.Background()
-	ref := s.h.NewReference(t)
-	md, ok := ref.(types.ManifestDigester)
-	if !ok {
-		t.Skip("reference does not implement types.ManifestDigester")
-	}
+	ref, md := optionalRef[types.ManifestDigester](t, s, "types.ManifestDigester")
 	if d, err := md.ManifestDigest(ctx, s.h.Sys); !errors.Is(err, types.ErrManifestNotFound) && !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("ManifestDigest at an empty location: %q, %v; want ErrManifestNotFound or fs.ErrNotExist", d, err)
 	}
@@ -67,6 +63,17 @@ func (s *suite) testManifestDigest(t *testing.T) {
 	if d, err := md.ManifestDigest(ctx, s.h.Sys); err != nil || d != want {
 		t.Errorf("ManifestDigest of a committed image: %q, %v; want %s", d, err, want)
 	}
+}
+
+// optionalRef returns a fresh reference, also as the optional interface T (named what); it
+// skips the test when the reference does not implement T.
+func optionalRef[T any](t *testing.T, s *suite, what string) (types.ImageReference, T) {
+	ref := s.h.NewReference(t)
+	impl, ok := ref.(T)
+	if !ok {
+		t.Skip("reference does not implement " + what)
+	}
+	return ref, impl
 }
 
 // storedDigest returns the digest of the top-level manifest ref serves.
@@ -82,11 +89,7 @@ func (s *suite) storedDigest(t *testing.T, ref types.ImageReference) digest.Dige
 // testListImages checks types.ImageLister: a location holding one committed image lists
 // exactly it, with a reference that opens it.
 func (s *suite) testListImages(t *testing.T) {
-	ref := s.h.NewReference(t)
-	lister, ok := ref.(types.ImageLister)
-	if !ok {
-		t.Skip("reference does not implement types.ImageLister")
-	}
+	ref, lister := optionalRef[types.ImageLister](t, s, "types.ImageLister")
 	img := s.image(t, 0)
 	s.writeImage(t, ref, img, blobWrite{})
 	listed, err := lister.ListImages(context.Background(), s.h.Sys)
@@ -106,11 +109,7 @@ func (s *suite) testListImages(t *testing.T) {
 // testListTags checks types.TagLister: listing succeeds once an image is committed, names
 // appear once each, and a reference with a tag finds it.
 func (s *suite) testListTags(t *testing.T) {
-	ref := s.h.NewReference(t)
-	tl, ok := ref.(types.TagLister)
-	if !ok {
-		t.Skip("reference does not implement types.TagLister")
-	}
+	ref, tl := optionalRef[types.TagLister](t, s, "types.TagLister")
 	s.writeImage(t, ref, s.image(t, 0), blobWrite{})
 	tags, err := tl.ListTags(context.Background(), s.h.Sys)
 	if err != nil {
@@ -131,11 +130,7 @@ func (s *suite) testListTags(t *testing.T) {
 // testDeleteImage checks types.ImageDeleter: a deleted image is gone, and the location can
 // be written again.
 func (s *suite) testDeleteImage(t *testing.T) {
-	ref := s.h.NewReference(t)
-	del, ok := ref.(types.ImageDeleter)
-	if !ok {
-		t.Skip("reference does not implement types.ImageDeleter")
-	}
+	ref, del := optionalRef[types.ImageDeleter](t, s, "types.ImageDeleter")
 	img := s.image(t, 0)
 	s.writeImage(t, ref, img, blobWrite{})
 	if err := del.DeleteImage(context.Background(), s.h.Sys); err != nil {
@@ -154,11 +149,7 @@ func (s *suite) testDeleteImage(t *testing.T) {
 // stays readable under its other name.
 func (s *suite) testDeleteTag(t *testing.T) {
 	ctx := context.Background()
-	ref := s.h.NewReference(t)
-	del, ok := ref.(types.TagDeleter)
-	if !ok {
-		t.Skip("reference does not implement types.TagDeleter")
-	}
+	ref, del := optionalRef[types.TagDeleter](t, s, "types.TagDeleter")
 	img := s.image(t, 0)
 	s.writeImage(t, ref, img, blobWrite{})
 	var other types.ImageReference
