@@ -65,6 +65,7 @@ run() {
 	esac
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 results=$work/results.tsv
 echo -e "# tool\trun\tseconds\tpeak_rss_kib\tbytes\tstatus" >"$results"
 for ((i = 1; i <= runs; i++)); do
@@ -90,6 +91,7 @@ report=$work/results.md
 	echo "## bench/bundle.sh $([ "$quick" = 1 ] && echo "quick (BENCH_QUICK=1)" || echo full) — $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "Machine: $(nproc) CPUs, $(uname -sr). Runs per tool: $runs (median time, highest RSS)."
+	echo "Load average (1, 5, 15 min) at the start of the timed runs: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo "Tools: imgcopy $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?'), skopeo $(skopeo --version | awk '{print $3}'), crane $(crane version)."
 	echo "Workload: 20 images, distinct blobs $unique bytes ($(awk -v u="$unique" 'BEGIN {printf "%.1f MiB", u / 1048576}'))."
 	echo
