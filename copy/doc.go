@@ -21,7 +21,9 @@
 // Image reads as a list of steps: open both ends, choose the instances to copy, plan the
 // manifest, copy the config and the layers, write the manifest (trying the next candidate
 // type when the destination rejects one), copy the related manifests when asked (referrers
-// and digest tags, referrers.go), and commit. Every decision (which manifest types
+// and digest tags, referrers.go), and commit. RelatedMissing (related_check.go) tells, from
+// listings alone, whether that related step would add anything to an image the destination
+// holds already, which a sync asks of every up-to-date image. Every decision (which manifest types
 // to try, which instances to copy, what to do with a layer's compression, which index type to
 // write) is a pure function from an inputs struct to a plan struct, in plan.go, so it can be
 // table-tested without I/O.
@@ -41,10 +43,10 @@
 //
 // # Stability
 //
-// Image, Options, Result, InstanceResult, RelatedResult, MultiArch, ProgressEvent and its
-// kinds, ManifestAttemptsError and DefaultParallelCopies are stable: Options and Result may
-// gain fields (a zero Options field keeps today's behaviour) and new event kinds may be
-// added, so a Progress callback must ignore kinds it does not know. Not covered: the lines
+// Image, RelatedMissing, Options, Result, InstanceResult, RelatedResult, MultiArch,
+// ProgressEvent and its kinds, ManifestAttemptsError and DefaultParallelCopies are stable:
+// Options and Result may gain fields (a zero Options field keeps today's behaviour) and new
+// event kinds may be added, so a Progress callback must ignore kinds it does not know. Not covered: the lines
 // written to ReportWriter, how often EventBlobProgress fires, log output, and which of
 // several equally valid manifest types a conversion picks when the destination accepts more
 // than one.

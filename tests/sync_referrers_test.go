@@ -112,7 +112,8 @@ type refSync struct {
 	home      string
 	report    string
 	src, dest string
-	prefix    string // of destination names in the report, before REPO:TAG
+	prefix    string   // of destination names in the report, before REPO:TAG
+	extra     []string // flags of every run
 }
 
 func newRefSync(t *testing.T, s *refScenario, dst *refRegistry) *refSync {
@@ -128,7 +129,7 @@ func newLocalRefSync(t *testing.T, s *refScenario, src, dest, prefix string) *re
 // run runs the sync with extra flags and returns its report.
 func (r *refSync) run(t *testing.T, extra ...string) refReport {
 	t.Helper()
-	args := append([]string{"sync", "--referrers", "--digest-tags", "--report", r.report}, extra...)
+	args := append(append([]string{"sync", "--referrers", "--digest-tags", "--report", r.report}, r.extra...), extra...)
 	res := cliIn(t, r.home, "", append(args, r.src, r.dest)...)
 	if res.code != 0 {
 		t.Fatalf("imgcopy %s: exit %d\n%s%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
@@ -229,28 +230,51 @@ func blobGET(req string) digest.Digest {
 	return digest.Digest(path.Base(req))
 }
 
-// TestSyncReferrersThroughLayout syncs the signed repository into an OCI layout and from
-// there into a new registry, with --referrers --digest-tags: the layout keeps the artifacts
-// and the tag, an unchanged re-sync into it finds everything up to date, and every artifact
-// arrives in the second registry with its digest.
-func TestSyncReferrersThroughLayout(t *testing.T) {
+// TestSyncReferrersThroughStores syncs the signed repository into each local store and, from
+// those that hold artifacts (an OCI layout, an oci-archive), into a new registry, with
+// --referrers --digest-tags: an unchanged re-sync into the store finds everything up to date
+// (a docker-archive, which cannot hold artifacts, too: it says what it leaves out rather than
+// copying again), and every artifact arrives in the second registry with its digest.
+func TestSyncReferrersThroughStores(t *testing.T) {
 	t.Parallel()
 	s := newRefScenario(t, "ggcr")
-	dir := filepath.Join(t.TempDir(), "bundle")
-	toLayout := newLocalRefSync(t, s, "docker://"+s.src.host+"/"+s.repo, "oci:"+dir, "oci:"+dir+":")
-	for _, want := range []string{"copied signed:v1", "up-to-date signed:v1"} {
-		if got := toLayout.run(t).names(); !slices.Equal(got, []string{want}) {
-			t.Errorf("sync into the layout: %v, want %v", got, want)
-		}
+	for _, tc := range []struct {
+		kind, file string
+		holds      bool
+	}{
+		{"oci", "bundle", true},
+		{"oci-archive", "bundle.tar", true},
+		{"docker-archive", "bundle.tar", false},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			store := tc.kind + ":" + filepath.Join(t.TempDir(), tc.file)
+			name := "signed:v1"
+			if tc.kind == "docker-archive" {
+				name = "docker.io/app/signed:v1" // a docker-archive names images by full reference
+			}
+			into := newLocalRefSync(t, s, "docker://"+s.src.host+"/"+s.repo, store, store+":")
+			if tc.kind == "docker-archive" {
+				into.extra = []string{"--dest-repo", "app/{{.Name}}"}
+			}
+			for _, want := range []string{"copied " + name, "up-to-date " + name} {
+				if got := into.run(t).names(); !slices.Equal(got, []string{want}) {
+					t.Errorf("sync into the store: %v, want %v", got, want)
+				}
+			}
+			if !tc.holds {
+				return
+			}
+			dst := startRefRegistry(t, "distribution", nil)
+			back := newLocalRefSync(t, s, store, "docker://"+dst.host+"/mirror", "docker://"+dst.host+"/")
+			e := back.run(t).entry(t, "mirror/signed:v1")
+			if e.Action != syncer.ActionCopied || e.RelatedCopied != 5 || e.Digest != s.imageDesc.Digest {
+				t.Errorf("from the store: %s %s, %d related written; want %s with the 4 artifacts and the tag", e.Action, e.Digest, e.RelatedCopied, s.imageDesc.Digest)
+			}
+			s.checkArrived(t, dst.host, "mirror/signed")
+			s.checkSigTag(t, dst.host)
+		})
 	}
-	dst := startRefRegistry(t, "distribution", nil)
-	fromLayout := newLocalRefSync(t, s, "oci:"+dir, "docker://"+dst.host+"/mirror", "docker://"+dst.host+"/")
-	rep := fromLayout.run(t)
-	if e := rep.entry(t, "mirror/signed:v1"); e.Action != syncer.ActionCopied || e.RelatedCopied != 5 || e.Digest != s.imageDesc.Digest {
-		t.Errorf("from the layout: %s %s, %d related written; want %s with the 4 artifacts and the tag", e.Action, e.Digest, e.RelatedCopied, s.imageDesc.Digest)
-	}
-	s.checkArrived(t, dst.host, "mirror/signed")
-	s.checkSigTag(t, dst.host)
 }
 
 // TestSyncReferrersTypeStaysUpToDate syncs only the signatures (--referrers-type) from a
