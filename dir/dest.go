@@ -37,9 +37,10 @@ type destination struct {
 	ref        reference
 	root       *os.Root
 	createdDir bool
-	previous   map[string]bool // files present when the destination was opened
-	stagingDir *staging.Dir    // locked while this destination lives
-	staging    string          // stagingDir.Path
+	previous   map[string]bool    // files present when the destination was opened
+	stagingDir *staging.Dir       // locked while this destination lives
+	syncer     *atomicfile.Syncer // fsyncs and names staged blobs in the background
+	staging    string             // stagingDir.Path
 
 	mu        sync.Mutex
 	staged    map[string]int64 // blob file name -> size, in the staging directory
@@ -51,7 +52,7 @@ type destination struct {
 }
 
 func newImageDestination(r reference, resume bool) (*destination, error) {
-	d := &destination{ref: r, previous: map[string]bool{}, staged: map[string]int64{}, kept: map[string]bool{},
+	d := &destination{ref: r, syncer: atomicfile.NewSyncer(true), previous: map[string]bool{}, staged: map[string]int64{}, kept: map[string]bool{},
 		created: map[string]bool{}, used: map[string]bool{}, manifests: map[string][]byte{}}
 	staging.RemoveDead(r.path, nil) // temporary files of dead writers (staging directories: below)
 	entries, err := os.ReadDir(r.path)
@@ -190,13 +191,10 @@ func (d *destination) keep(name string) {
 // and moved to its final name by Commit.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	var name string
-	dg, size, err := atomicfile.WriteBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, func(dg digest.Digest) string {
+	dg, size, err := d.syncer.StageBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, 0o644, func(dg digest.Digest) string {
 		name = dg.Encoded()
 		return filepath.Join(d.staging, name)
 	})
-	if err == nil {
-		err = os.Chmod(filepath.Join(d.staging, name), 0o644)
-	}
 	if err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
 	}
@@ -233,6 +231,9 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	if err := d.writeFile(versionFile, []byte(version)); err != nil {
 		return err
 	}
+	if err := d.syncBlobs(); err != nil {
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
 	if err := d.publishBlobs(); err != nil {
 		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 	}
@@ -246,6 +247,9 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	if err := d.writeFile(manifestFile, top); err != nil {
 		return err
 	}
+	if err := d.syncer.SyncDir(d.ref.path); err != nil { // the blobs' and manifests' names
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
 	d.committed = true
 	if err := d.stagingDir.Remove(); err != nil { // empty now; Close would remove it too
 		logrus.WithError(err).Warn("removing the staging directory")
@@ -258,6 +262,16 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 		}
 	}
 	return nil
+}
+
+// syncBlobs returns once every staged blob is durable: those staged here (the syncer) and
+// those taken over from an interrupted run.
+func (d *destination) syncBlobs() error {
+	var files []string
+	for name := range d.staged {
+		files = append(files, filepath.Join(d.staging, name))
+	}
+	return d.syncer.Sync(files, nil)
 }
 
 // publishBlobs moves the staged blobs to their final names; the caller holds d.mu.
@@ -278,7 +292,7 @@ func (d *destination) publishBlobs() error {
 
 // writeFile atomically writes one metadata file; the caller holds d.mu.
 func (d *destination) writeFile(name string, body []byte) error {
-	if err := atomicfile.WriteFile(d.ref.file(name), body, 0o644); err != nil {
+	if err := d.syncer.WriteFile(d.ref.file(name), body, 0o644); err != nil {
 		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 	}
 	if d.previous[name] {
@@ -292,6 +306,7 @@ func (d *destination) writeFile(name string, body []byte) error {
 // Close implements types.ImageDestination. It removes the staging directory and, without a
 // successful Commit, every file it created, and the directory itself when it created that too.
 func (d *destination) Close() error {
+	d.syncer.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	firstErr := d.stagingDir.Remove()

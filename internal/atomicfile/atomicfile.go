@@ -1,6 +1,10 @@
 // Package atomicfile writes files so that they appear under their final name complete or not
 // at all: a temp file in the same directory, fsync, optional digest check, rename. Blob
 // writes start writeback while they stream (FlushBehind), so that the fsync is short.
+//
+// A destination that writes many files before it publishes them stages them through a
+// Syncer, which does the fsync and rename of each in the background, off the copy's path, and
+// waits for them all before anything may refer to them.
 package atomicfile
 
 import (
@@ -17,54 +21,101 @@ import (
 
 // WriteBlob streams r into a temp file in dir, hashing as it goes, and renames it to the
 // path returned by name(d) once the content matches expected (when given) and size (when
-// >= 0). With trusted, r is verified by the caller (see verify.NewPutReader) and is not
-// hashed again. It returns the digest and size. On any failure nothing is left behind.
+// >= 0), after an fsync. With trusted, r is verified by the caller (see verify.NewPutReader)
+// and is not hashed again. It returns the digest and size. On any failure nothing is left
+// behind.
 func WriteBlob(dir string, r io.Reader, expected digest.Digest, size int64, trusted bool, name func(digest.Digest) string) (digest.Digest, int64, error) {
-	vr, err := verify.NewPutReader(r, expected, size, trusted)
+	t, err := writeTemp(dir, r, expected, size, trusted, true)
 	if err != nil {
 		return "", -1, err
 	}
+	if err := t.publish(name(t.digest), 0, true); err != nil {
+		return "", -1, err
+	}
+	return t.digest, t.size, nil
+}
+
+// temp is a verified blob in an open (locked, see staging.CreateTemp) temporary file.
+type temp struct {
+	f      *os.File
+	digest digest.Digest
+	size   int64
+}
+
+// writeTemp streams r into a new temporary file in dir through the verifier; with flush it
+// starts writeback as it goes (FlushBehind), the tail included. On failure nothing is left.
+func writeTemp(dir string, r io.Reader, expected digest.Digest, size int64, trusted, flush bool) (*temp, error) {
+	vr, err := verify.NewPutReader(r, expected, size, trusted)
+	if err != nil {
+		return nil, err
+	}
 	f, err := staging.CreateTemp(dir, staging.BlobPattern)
 	if err != nil {
-		return "", -1, errors.Wrap(err, "creating temporary blob file")
+		return nil, errors.Wrap(err, "creating temporary blob file")
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	n, err := io.Copy(NewFlushBehind(f, 0), vr)
+	var w io.Writer = f
+	fb := NewFlushBehind(f, 0)
+	if flush {
+		w = fb
+	}
+	n, err := io.Copy(w, vr)
 	if err != nil {
-		return "", -1, errors.Wrapf(err, "writing blob %s", expected)
+		f.Close()
+		os.Remove(f.Name())
+		return nil, errors.Wrapf(err, "writing blob %s", expected)
 	}
-	d := vr.Digest()
-	if err := f.Sync(); err != nil {
-		return "", -1, errors.Wrap(err, "syncing blob file")
+	if flush {
+		fb.Finish()
 	}
-	// Renamed while still open, so that it is never unlocked under its temporary name.
-	final := name(d)
-	if err := os.Rename(tmp, final); err != nil {
-		return "", -1, errors.Wrapf(err, "storing blob %s", d)
+	return &temp{f: f, digest: vr.Digest(), size: n}, nil
+}
+
+// publish gives the file perm (unless 0), fsyncs it (with sync) and renames it to final while
+// it is still open, so that it is never unlocked under its temporary name, then closes it. On
+// failure the temporary file is removed.
+func (t *temp) publish(final string, perm os.FileMode, sync bool) error {
+	tmp := t.f.Name()
+	var err error
+	if perm != 0 {
+		err = t.f.Chmod(perm)
 	}
-	ok = true
-	if err := f.Close(); err != nil {
-		return "", -1, errors.Wrap(err, "closing blob file")
+	if err == nil && sync {
+		if err = t.f.Sync(); err != nil {
+			err = errors.Wrap(err, "syncing blob file")
+		}
 	}
-	return d, n, nil
+	if err == nil {
+		if err = os.Rename(tmp, final); err != nil {
+			err = errors.Wrapf(err, "storing blob %s", t.digest)
+		}
+	}
+	if err != nil {
+		t.f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	return errors.Wrap(t.f.Close(), "closing blob file")
+}
+
+// discard closes and removes the temporary file.
+func (t *temp) discard() {
+	t.f.Close()
+	os.Remove(t.f.Name())
 }
 
 // WriteFile atomically replaces path with data (temp file in the same directory, fsync, rename).
 func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, true)
+}
+
+func writeFile(path string, data []byte, perm os.FileMode, sync bool) error {
 	f, err := staging.CreateTemp(filepath.Dir(path), staging.ReplacementPattern(path))
 	if err != nil {
 		return errors.Wrapf(err, "writing %s", path)
 	}
 	tmp := f.Name()
 	_, werr := f.Write(data)
-	if werr == nil {
+	if werr == nil && sync {
 		werr = f.Sync()
 	}
 	if werr == nil {

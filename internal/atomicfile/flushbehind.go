@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"io"
 	"os"
+	"sync"
 )
 
 // flushChunk is how much a FlushBehind lets pile up before it asks the kernel to write it out.
@@ -11,13 +12,17 @@ const flushChunk = 8 << 20
 // FlushBehind is an io.Writer over a file that asks the kernel to start writing each completed
 // 8 MiB of it to disk while the rest still arrives (sync_file_range with SYNC_FILE_RANGE_WRITE on
 // Linux; nothing elsewhere). It does not wait and promises no durability: the fsync before the
-// rename still does that, but finds most of the file already on disk instead of writing all of
-// it while the copy waits.
+// file is published still does that, but finds most of the file already on disk instead of
+// writing all of it while the copy waits.
+//
+// The requests go to one background goroutine: sync_file_range blocks while the disk's queue
+// is full (9 ms a call on average in a 1 GiB pull, 1.1 s in all), and the stream should not
+// wait for that.
 type FlushBehind struct {
 	f       *os.File
 	at      bool  // write with WriteAt, leaving the file position alone
 	off     int64 // where the next Write lands
-	flushed int64 // writeback was started for everything before this
+	flushed int64 // writeback was requested for everything before this
 }
 
 // NewFlushBehind returns a FlushBehind writing to f, whose position is off.
@@ -32,7 +37,7 @@ func NewFlushBehindAt(f *os.File, off int64) *FlushBehind {
 	return &FlushBehind{f: f, at: true, off: off, flushed: off}
 }
 
-// Write writes p at the file's position (at off for NewFlushBehindAt) and starts writeback
+// Write writes p at the file's position (at off for NewFlushBehindAt) and requests writeback
 // of full chunks behind it.
 func (w *FlushBehind) Write(p []byte) (int, error) {
 	var n int
@@ -44,11 +49,66 @@ func (w *FlushBehind) Write(p []byte) (int, error) {
 	}
 	w.off += int64(n)
 	if w.off-w.flushed >= flushChunk {
-		// Advisory: a failure here shows up again, and is reported, at the fsync.
-		_ = startWriteback(w.f, w.flushed, w.off-w.flushed)
-		w.flushed = w.off
+		w.request()
 	}
 	return n, err
 }
 
+// Finish requests writeback of what was written since the last request, so that a file
+// whose fsync comes later (a staged blob synced at commit, a file smaller than a chunk) is
+// on its way to disk meanwhile.
+func (w *FlushBehind) Finish() {
+	if w.off > w.flushed {
+		w.request()
+	}
+}
+
+func (w *FlushBehind) request() {
+	if requestWriteback(w.f, w.flushed, w.off-w.flushed) {
+		w.flushed = w.off
+	} // else the queue is full: the next request covers this range too
+}
+
 var _ io.Writer = (*FlushBehind)(nil)
+
+// writeback is one range to hand to startWriteback; done, when set, is closed instead (tests
+// use it to wait for the requests before it).
+type writeback struct {
+	f      *os.File
+	off, n int64
+	done   chan struct{}
+}
+
+var (
+	writebackOnce  sync.Once
+	writebackQueue chan writeback
+)
+
+// requestWriteback queues a writeback request without blocking; false when the queue is full.
+// Requests are advisory: one that fails, or comes after f was closed (os.File refuses it),
+// changes nothing but how much the fsync has left to write.
+func requestWriteback(f *os.File, off, n int64) bool {
+	startFlusher()
+	select {
+	case writebackQueue <- writeback{f: f, off: off, n: n}:
+		return true
+	default:
+		return false
+	}
+}
+
+// startFlusher starts the goroutine that serves writebackQueue, once.
+func startFlusher() {
+	writebackOnce.Do(func() {
+		writebackQueue = make(chan writeback, 256)
+		go func() {
+			for r := range writebackQueue {
+				if r.done != nil {
+					close(r.done)
+					continue
+				}
+				_ = startWriteback(r.f, r.off, r.n)
+			}
+		}()
+	})
+}

@@ -6,21 +6,38 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 )
 
 type span struct{ off, n int64 }
 
-// recordWriteback replaces startWriteback for one test and returns the ranges it is asked for.
-func recordWriteback(t *testing.T) *[]span {
+// recordWriteback replaces startWriteback for one test and returns a function that waits for
+// the requests made so far and returns the ranges asked for. Tests using it are not parallel.
+func recordWriteback(t *testing.T) func() []span {
 	var got []span
+	waitWriteback()
 	orig := startWriteback
 	startWriteback = func(f *os.File, off, n int64) error {
 		got = append(got, span{off, n})
 		return nil
 	}
-	t.Cleanup(func() { startWriteback = orig })
-	return &got
+	t.Cleanup(func() {
+		waitWriteback()
+		startWriteback = orig
+	})
+	return func() []span {
+		waitWriteback()
+		return slices.Clone(got)
+	}
+}
+
+// waitWriteback returns once the background goroutine handled every request queued before.
+func waitWriteback() {
+	startFlusher()
+	done := make(chan struct{})
+	writebackQueue <- writeback{done: done}
+	<-done
 }
 
 func TestFlushBehindStartsWritebackPerChunk(t *testing.T) {
@@ -38,8 +55,8 @@ func TestFlushBehindStartsWritebackPerChunk(t *testing.T) {
 		}
 	}
 	want := []span{{0, 9 << 20}, {9 << 20, 9 << 20}}
-	if len(*got) != len(want) || (*got)[0] != want[0] || (*got)[1] != want[1] {
-		t.Fatalf("writeback ranges %v, want %v", *got, want)
+	if len(got()) != len(want) || got()[0] != want[0] || got()[1] != want[1] {
+		t.Fatalf("writeback ranges %v, want %v", got(), want)
 	}
 	if fi, _ := f.Stat(); fi.Size() != 18<<20 {
 		t.Fatalf("file has %d bytes", fi.Size())
@@ -57,8 +74,8 @@ func TestFlushBehindStartsAtGivenOffset(t *testing.T) {
 	if _, err := w.Write(make([]byte, flushChunk)); err != nil {
 		t.Fatal(err)
 	}
-	if len(*got) != 1 || (*got)[0] != (span{100, flushChunk}) {
-		t.Fatalf("writeback ranges %v, want [{100 %d}]", *got, flushChunk)
+	if len(got()) != 1 || got()[0] != (span{100, flushChunk}) {
+		t.Fatalf("writeback ranges %v, want [{100 %d}]", got(), flushChunk)
 	}
 }
 
@@ -101,7 +118,26 @@ func TestFlushBehindAtLeavesFilePosition(t *testing.T) {
 	if _, err := f.ReadAt(b, 100); err != nil || string(b) != "rr" {
 		t.Fatalf("read %q at 100 (%v)", b, err)
 	}
-	if len(*got) != 1 || (*got)[0] != (span{100, flushChunk}) {
-		t.Fatalf("writeback ranges %v", *got)
+	if len(got()) != 1 || got()[0] != (span{100, flushChunk}) {
+		t.Fatalf("writeback ranges %v", got())
+	}
+}
+
+func TestFlushBehindFinishRequestsTail(t *testing.T) {
+	got := recordWriteback(t)
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := NewFlushBehind(f, 0)
+	if _, err := w.Write(make([]byte, flushChunk+100)); err != nil {
+		t.Fatal(err)
+	}
+	w.Finish()
+	w.Finish() // nothing new: no second request
+	want := []span{{0, flushChunk + 100}}
+	if r := got(); !slices.Equal(r, want) {
+		t.Fatalf("writeback ranges %v, want %v", r, want)
 	}
 }

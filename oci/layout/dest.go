@@ -39,6 +39,7 @@ type destination struct {
 	stagingDir *staging.Dir
 	staging    string // stagingDir.Path
 	createdDir bool
+	syncer     *atomicfile.Syncer // fsyncs and names staged files in the background
 
 	mu           sync.Mutex
 	staged       map[digest.Digest]int64
@@ -74,7 +75,7 @@ func newImageDestination(r reference, resume bool) (*destination, error) {
 		root.Close()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	d := &destination{ref: r, root: root, stagingDir: sd, staging: sd.Path, createdDir: createdDir, staged: map[digest.Digest]int64{}, kept: map[digest.Digest]int64{}}
+	d := &destination{ref: r, root: root, stagingDir: sd, staging: sd.Path, createdDir: createdDir, syncer: atomicfile.NewSyncer(true), staged: map[digest.Digest]int64{}, kept: map[digest.Digest]int64{}}
 	d.takeAbandoned(resume)
 	return d, nil
 }
@@ -214,7 +215,7 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 // PutBlob implements types.ImageDestination. The blob is verified into the staging directory
 // and published by Commit.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
-	dg, size, err := atomicfile.WriteBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, func(dg digest.Digest) string {
+	dg, size, err := d.syncer.StageBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, 0, func(dg digest.Digest) string {
 		return filepath.Join(d.staging, stagedName(dg))
 	})
 	if err != nil {
@@ -234,7 +235,7 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	if err != nil {
 		return errors.Wrapf(err, "writing manifest to %s", types.ImageName(d.ref))
 	}
-	if err := atomicfile.WriteFile(filepath.Join(d.staging, stagedName(dg)), body, 0o644); err != nil {
+	if err := d.syncer.StageFile(filepath.Join(d.staging, stagedName(dg)), body, 0o644); err != nil {
 		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
 	}
 	if mimeType == "" {
@@ -279,6 +280,9 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	if err := d.updateIndex(); err != nil {
 		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 	}
+	if err := d.syncer.SyncDir(d.ref.path); err != nil { // index.json's new name
+		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
+	}
 	d.committed = true
 	return nil
 }
@@ -288,24 +292,61 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 func (d *destination) publishBlobs() error {
 	if _, err := d.root.Stat(LayoutFile); errors.Is(err, fs.ErrNotExist) {
 		b, _ := json.Marshal(imgspecv1.ImageLayout{Version: imgspecv1.ImageLayoutVersion})
-		if err := atomicfile.WriteFile(filepath.Join(d.ref.path, LayoutFile), b, 0o644); err != nil {
+		if err := d.syncer.WriteFile(filepath.Join(d.ref.path, LayoutFile), b, 0o644); err != nil {
 			return err
 		}
 	}
-	stagingName := filepath.Base(d.staging)
+	var publish []digest.Digest
+	var files []string
 	for dg, size := range d.staged {
 		p, _ := BlobPath(dg) // staged digests are valid
 		if fi, err := d.root.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == size {
 			continue // already present (another writer, or an earlier copy)
 		}
-		if err := d.root.MkdirAll(path.Dir(p), 0o755); err != nil {
-			return errors.Wrapf(err, "creating %s", path.Dir(p))
+		publish = append(publish, dg)
+		files = append(files, filepath.Join(d.staging, stagedName(dg)))
+	}
+	// The syncer made each staged file durable before giving it its staged name; files taken
+	// over from an interrupted run are synced here. All before anything under blobs/ (and so
+	// index.json) can refer to them.
+	if err := d.syncer.Sync(files, nil); err != nil {
+		return err
+	}
+	if len(publish) == 0 {
+		return nil
+	}
+	_, err := d.root.Stat(blobsDir)
+	newBlobsDir := errors.Is(err, fs.ErrNotExist)
+	stagingName := filepath.Base(d.staging)
+	dirs := map[string]bool{}
+	for _, dg := range publish {
+		p, _ := BlobPath(dg)
+		if !dirs[path.Dir(p)] {
+			if err := d.root.MkdirAll(path.Dir(p), 0o755); err != nil {
+				return errors.Wrapf(err, "creating %s", path.Dir(p))
+			}
+			dirs[path.Dir(p)] = true
 		}
 		if err := d.root.Rename(path.Join(stagingName, stagedName(dg)), p); err != nil {
 			return errors.Wrapf(err, "publishing blob %s", dg)
 		}
 	}
-	return nil
+	return d.syncBlobDirs(dirs, newBlobsDir)
+}
+
+// syncBlobDirs makes the new names in the blobs/ALG directories durable, once per directory,
+// then blobs/ (whose ALG directories may be new) and, when blobs/ itself is new, the layout's
+// root, before index.json can refer to any of them.
+func (d *destination) syncBlobDirs(dirs map[string]bool, newBlobsDir bool) error {
+	var list []string
+	for dir := range dirs {
+		list = append(list, filepath.Join(d.ref.path, filepath.FromSlash(dir)))
+	}
+	list = append(list, filepath.Join(d.ref.path, blobsDir))
+	if newBlobsDir {
+		list = append(list, d.ref.path)
+	}
+	return d.syncer.Sync(nil, list)
 }
 
 // checkComplete verifies that every blob the image top references is in the layout, which
@@ -373,7 +414,7 @@ func (d *destination) updateIndex() error {
 	if err != nil {
 		return errors.Wrap(err, "encoding index.json")
 	}
-	return atomicfile.WriteFile(filepath.Join(d.ref.path, IndexFile), b, 0o644)
+	return d.syncer.WriteFile(filepath.Join(d.ref.path, IndexFile), b, 0o644)
 }
 
 // UpdateIndex returns a copy of idx with desc added as the image called name: it takes the
@@ -407,6 +448,7 @@ func UpdateIndex(idx *imgspecv1.Index, desc imgspecv1.Descriptor, name string) *
 // Close implements types.ImageDestination. It removes the staging directory, and the layout
 // directory when this destination created it and nothing was committed.
 func (d *destination) Close() error {
+	d.syncer.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	err := d.stagingDir.Remove()

@@ -12,7 +12,6 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
-	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -309,7 +308,7 @@ func (d *destination) PutRelatedManifest(ctx context.Context, body []byte, mimeT
 	if err != nil {
 		return errors.Wrapf(err, "writing manifest to %s", types.ImageName(d.ref))
 	}
-	if err := atomicfile.WriteFile(filepath.Join(d.staging, stagedName(r.Desc.Digest)), body, 0o644); err != nil {
+	if err := d.syncer.StageFile(filepath.Join(d.staging, stagedName(r.Desc.Digest)), body, 0o644); err != nil {
 		return errors.Wrapf(err, "writing manifest %s to %s", r.Desc.Digest, types.ImageName(d.ref))
 	}
 	d.mu.Lock()
@@ -342,14 +341,19 @@ func (d *destination) commitRelated(idx *imgspecv1.Index) (*imgspecv1.Index, err
 	if err != nil {
 		return nil, err
 	}
+	dirs := map[string]bool{}
 	for dg, b := range blobs {
 		p, _ := BlobPath(dg)
 		if err := d.root.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return nil, errors.Wrapf(err, "creating %s", filepath.Dir(p))
 		}
-		if err := atomicfile.WriteFile(filepath.Join(d.ref.path, p), b, 0o644); err != nil {
+		if err := d.syncer.WriteFile(filepath.Join(d.ref.path, p), b, 0o644); err != nil {
 			return nil, errors.Wrapf(err, "writing referrers index %s", dg)
 		}
+		dirs[filepath.Dir(p)] = true
 	}
-	return idx, nil
+	if len(dirs) == 0 {
+		return idx, nil
+	}
+	return idx, d.syncBlobDirs(dirs, false)
 }
