@@ -90,4 +90,8 @@ type SystemContext struct {
 	// "gzip", "zstd", or "none"; "" decides by the file name (.gz/.tgz, .zst/.tzst).
 	// Reading detects compression by content and needs no setting.
 	ArchiveCompression string
+	// NoFsync makes local destinations (dir:, oci:, docker-archive:, oci-archive:) skip every
+	// fsync (--fsync=false), as crane does: faster, but a crash or power loss may leave a
+	// destination that looks complete and is not. For scratch output.
+	NoFsync bool
 }

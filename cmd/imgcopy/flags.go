@@ -77,6 +77,7 @@ func copyFlags() []cli.Flag {
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output `MODE`: auto (bars on a terminal, else plain), bars, plain or json"},
 	}
 	flags = append(flags, referrersFlags()...)
+	flags = append(flags, fsyncFlag)
 	flags = append(flags, resumeFlags()...)
 	flags = append(flags, imageFlags("src-", "source")...)
 	return append(flags, imageFlags("dest-", "destination")...)
@@ -195,6 +196,7 @@ func copyOptions(c *cli.Context, e *env) (*copier.Options, error) {
 	if opts.ImageParallelCopies = c.Int("image-parallel-copies"); opts.ImageParallelCopies < 0 {
 		return nil, usageErrorf("--image-parallel-copies must not be negative")
 	}
+	opts.DestinationCtx.NoFsync = !c.Bool("fsync")
 	switch f := c.String("archive-compress"); f {
 	case "", "gzip", "zstd", "none":
 		opts.DestinationCtx.ArchiveCompression = f

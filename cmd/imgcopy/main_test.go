@@ -192,6 +192,16 @@ func TestCopyFlagsMapToOptions(t *testing.T) {
 				t.Errorf("got dest %q, src %q", o.DestinationCtx.ArchiveCompression, o.SourceCtx.ArchiveCompression)
 			}
 		}},
+		{name: "fsync by default", args: []string{"dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if o.DestinationCtx.NoFsync {
+				t.Error("NoFsync set without --fsync=false")
+			}
+		}},
+		{name: "fsync off", args: []string{"--fsync=false", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+			if !o.DestinationCtx.NoFsync || o.SourceCtx.NoFsync {
+				t.Errorf("got dest %v, src %v", o.DestinationCtx.NoFsync, o.SourceCtx.NoFsync)
+			}
+		}},
 		{name: "additional tags", args: []string{"--additional-tag", "hello:v1", "--additional-tag", "quay.io/x/y:z", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
 			tags := o.DestinationCtx.DockerArchiveAdditionalTags
 			if len(tags) != 2 || tags[0].String() != "docker.io/library/hello:v1" || tags[1].String() != "quay.io/x/y:z" {

@@ -51,6 +51,8 @@ type WriterOptions struct {
 	// Resume takes over the blobs that writers killed before their Commit left beside the
 	// archive (see Salvage).
 	Resume bool
+	// NoFsync skips the fsyncs of the finished archive (--fsync=false).
+	NoFsync bool
 }
 
 // NewWriter starts writing an archive that Commit will store at path. A file at path that is
@@ -60,7 +62,7 @@ func NewWriter(path string, opts WriterOptions) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := tarstore.Create(path, tarstore.Options{TempDir: opts.TempDir, Compression: opts.Compression, Resume: opts.Resume})
+	store, err := tarstore.Create(path, tarstore.Options{TempDir: opts.TempDir, Compression: opts.Compression, Resume: opts.Resume, NoFsync: opts.NoFsync})
 	if err != nil {
 		if prev != nil {
 			prev.Close()

@@ -28,6 +28,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/filelock"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
@@ -56,6 +57,8 @@ type Options struct {
 	// Resume offers the blobs that writers killed before their Commit left beside the archive
 	// (Salvage); without it, what they left is only removed.
 	Resume bool
+	// NoFsync skips the fsyncs of the finished archive and its directory (--fsync=false).
+	NoFsync bool
 }
 
 // Store is a tar being written; see the package documentation.
@@ -63,6 +66,7 @@ type Store struct {
 	path        string
 	tempDir     string
 	compression string
+	noFsync     bool
 	staging     *staging.Dir // holds the tar being written (and its compressed form)
 	file        *os.File
 
@@ -96,7 +100,7 @@ func Create(path string, opts Options) (*Store, error) {
 	// Replacement files of this archive that an older run left beside it (each is locked
 	// while in use); unfinished archives are in staging directories (below).
 	staging.RemoveDead(dir, func(name string) bool { return strings.HasPrefix(name, staging.ReplacementPrefix(path)) })
-	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression,
+	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression, noFsync: opts.NoFsync,
 		dirs: map[string]bool{}, inflight: map[digest.Digest]chan struct{}{}, blobs: map[digest.Digest]Blob{}}
 	if opts.Resume {
 		s.takeAbandoned(dir)
@@ -466,8 +470,10 @@ func (s *Store) finishLocked() error {
 		os.Remove(s.file.Name())
 		s.file, final = f, f
 	}
-	if err := final.Sync(); err != nil {
-		return err
+	if !s.noFsync {
+		if err := final.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := final.Chmod(0o644); err != nil {
 		return err
@@ -484,7 +490,10 @@ func (s *Store) finishLocked() error {
 		logrus.WithError(err).Warn("removing the staging directory of an archive")
 	}
 	s.dropAbandoned()
-	return nil
+	if s.noFsync {
+		return nil
+	}
+	return atomicfile.SyncDir(filepath.Dir(s.path)) // the archive's new name
 }
 
 // Abort abandons the archive: the temporary file is removed and nothing appears at the path.

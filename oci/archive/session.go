@@ -52,7 +52,7 @@ func newSession(path string, sys *types.SystemContext) (*session, error) {
 		return nil, err
 	}
 	resume := sys != nil && sys.Resume != nil
-	if s.store, err = tarstore.Create(path, tarstore.Options{TempDir: s.tempDir, Compression: compression, Resume: resume}); err != nil {
+	if s.store, err = tarstore.Create(path, tarstore.Options{TempDir: s.tempDir, Compression: compression, Resume: resume, NoFsync: sys != nil && sys.NoFsync}); err != nil {
 		s.abort()
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -80,5 +81,12 @@ func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemCon
 	if r.digest != "" {
 		return nil, errors.Errorf("writing to %s: a digest reference can only be read; use PATH:NAME", types.ImageName(r))
 	}
-	return newImageDestination(r, sys != nil && sys.Resume != nil)
+	d, err := newImageDestination(r, sys != nil && sys.Resume != nil)
+	if err != nil {
+		return nil, err
+	}
+	if sys != nil && sys.NoFsync {
+		d.syncer = atomicfile.NewSyncer(false)
+	}
+	return d, nil
 }
