@@ -246,6 +246,7 @@ type copier struct {
 	resumesDiscarded         atomic.Int64
 	compressing              atomic.Int32 // layers being compressed right now
 	alreadyPresent           bool         // set by skipIfPresent, before any concurrent work
+	cacheFlushed             bool         // run flushed the cache (alongside Commit)
 }
 
 // Image copies the image srcRef names to destRef and returns what was written. The
@@ -269,8 +270,12 @@ func Image(ctx context.Context, destRef, srcRef types.ImageReference, opts *Opti
 		retErr = types.AddCloseError(retErr, dest.Close(), "closing destination "+types.ImageName(destRef))
 	}()
 
-	defer flushCache(o.BlobInfoCache)
 	c := newCopier(src, dest, srcRef, destRef, o)
+	defer func() {
+		if !c.cacheFlushed {
+			flushCache(o.BlobInfoCache)
+		}
+	}()
 	res, err = c.run(ctx)
 	if err != nil {
 		return nil, errors.Wrapf(err, "copying image %s to %s", types.ImageName(srcRef), types.ImageName(destRef))
@@ -346,7 +351,17 @@ func (c *copier) run(ctx context.Context) (*Result, error) {
 	if len(c.opts.Platforms) > 0 {
 		commit.Platform = &c.opts.Platforms[0]
 	}
-	if err := c.dest.Commit(ctx, commit); err != nil {
+	// The write-behind cache stores its records while the destination commits (both mostly
+	// wait for fsyncs), not after it. Destinations record nothing in Commit.
+	c.cacheFlushed = true
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		flushCache(c.cache)
+	}()
+	err = c.dest.Commit(ctx, commit)
+	<-flushed
+	if err != nil {
 		return nil, errors.Wrapf(err, "committing %s", types.ImageName(c.destRef))
 	}
 	res.BytesCopied, res.BytesReused = c.bytesCopied.Load(), c.bytesReused.Load()
