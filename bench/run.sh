@@ -8,7 +8,8 @@
 #   BENCH_QUICK=1            small workloads (a smoke check in a few minutes)
 #   BENCH_WORKLOADS="big many tree multi"
 #   BENCH_SCENARIOS="reg-reg reg-oci oci-reg reg-archive archive-reg warm"
-#   BENCH_TOOLS="imgcopy skopeo crane floor"
+#   BENCH_TOOLS="imgcopy imgcopy-nofsync skopeo crane floor floor-sync"
+#                            (imgcopy-nofsync and floor-sync: only where the copy writes to disk)
 #   BENCH_JOBS=6             parallelism of the floor (imgcopy's default)
 #   BENCH_WORK=DIR           scratch directory (default: a new one under ${TMPDIR:-/tmp}); needs
 #                            about 6 × the workload size free (≈ 8 GiB for the full run)
@@ -23,7 +24,7 @@ quick=${BENCH_QUICK:-0}
 if [ "$quick" = 1 ]; then runs=${BENCH_N:-1}; else runs=${BENCH_N:-3}; fi
 workloads=${BENCH_WORKLOADS:-big many tree multi}
 scenarios=${BENCH_SCENARIOS:-reg-reg reg-oci oci-reg reg-archive archive-reg warm}
-tools=${BENCH_TOOLS:-imgcopy skopeo crane floor}
+tools=${BENCH_TOOLS:-imgcopy imgcopy-nofsync skopeo crane floor floor-sync}
 jobs=${BENCH_JOBS:-6}
 work=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/imgcopy-bench.XXXXXX")}
 mkdir -p "$work"/{bin,src,out,reg}
@@ -75,6 +76,8 @@ cmd() {
 	imgcopy:reg-oci) echo "$bin/imgcopy" copy -q --src-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "oci:$out:bench" ;;
 	imgcopy:oci-reg) echo "$bin/imgcopy" copy -q --dest-tls-verify=false "${all[@]}" "oci:$work/src/$w:bench" "docker://$B/$w:bench" ;;
 	imgcopy:reg-archive) echo "$bin/imgcopy" copy -q --src-tls-verify=false "docker://$A/$w:bench" "docker-archive:$out.tar:bench/$w:bench" ;;
+	imgcopy-nofsync:reg-oci) echo "$bin/imgcopy" copy -q --fsync=false --src-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "oci:$out:bench" ;;
+	imgcopy-nofsync:reg-archive) echo "$bin/imgcopy" copy -q --fsync=false --src-tls-verify=false "docker://$A/$w:bench" "docker-archive:$out.tar:bench/$w:bench" ;;
 	imgcopy:archive-reg) echo "$bin/imgcopy" copy -q --dest-tls-verify=false "docker-archive:$work/src/$w.tar" "docker://$B/$w:bench" ;;
 	skopeo:reg-reg | skopeo:warm) echo skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "docker://$B/$w:bench" ;;
 	skopeo:reg-oci) echo skopeo --insecure-policy copy -q --src-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "oci:$out:bench" ;;
@@ -89,13 +92,16 @@ cmd() {
 	floor:reg-reg) echo "$bin/floor" copy -j "$jobs" "$A/$w:bench" "$B/$w:bench" ;;
 	floor:warm) echo "$bin/floor" warm "$A/$w:bench" "$B/$w:bench" ;;
 	floor:reg-oci | floor:reg-archive) echo "$bin/floor" pull -j "$jobs" -out "$out" "$A/$w:bench" ;;
+	floor-sync:reg-oci | floor-sync:reg-archive) echo "$bin/floor" pull -sync -j "$jobs" -out "$out" "$A/$w:bench" ;;
 	floor:oci-reg | floor:archive-reg) echo "$bin/floor" push -j "$jobs" "$work/src/$w" "$B/$w:bench" ;;
 	*) return 1 ;;
 	esac
 }
 
 # prepare TOOL SCENARIO WORKLOAD: untimed set-up so that every timed run starts cold (or, for
-# warm, with the image already copied by the same tool).
+# warm, with the image already copied by the same tool), and with nothing left to write back:
+# tools that do not fsync leave their whole output dirty in the page cache, and the next run's
+# fsyncs would otherwise wait for it.
 prepare() {
 	local tool=$1 s=$2 w=$3
 	rm -rf "$work/out/$w-$tool" "$work/out/$w-$tool.tar"
@@ -111,6 +117,7 @@ prepare() {
 		fi
 		;;
 	esac
+	sync
 }
 
 # check SCENARIO WORKLOAD: after a registry destination, the image must be there; copies that

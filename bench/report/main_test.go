@@ -13,6 +13,12 @@ func TestReport(t *testing.T) {
 		"reg-reg\tbig\tskopeo\t1\t20.0\t40960\t0\n" +
 		"reg-reg\tbig\tcrane\t1\t8.0\t10240\t0\n" +
 		"reg-reg\tbig\tfloor\t1\t5.0\t8192\t0\n" +
+		"reg-oci\tmany\timgcopy\t1\t1.04\t8192\t0\n" +
+		"reg-oci\tmany\timgcopy-nofsync\t1\t0.9\t8192\t0\n" +
+		"reg-oci\tmany\tcrane\t1\t1.0\t8192\t0\n" +
+		"reg-oci\tmany\tskopeo\t1\t2.0\t8192\t0\n" +
+		"oci-reg\tmany\timgcopy\t1\t1.04\t8192\t0\n" +
+		"oci-reg\tmany\tcrane\t1\t1.0\t8192\t0\n" +
 		"warm\tmany\timgcopy\t1\t-\t-\tsetup\n" +
 		"warm\tmany\tcrane\t1\t1.0\t10240\t0\n"
 	cells, err := read(strings.NewReader(tsv))
@@ -43,8 +49,11 @@ func TestReport(t *testing.T) {
 		"| big | skopeo | 20.00 | 40 | 0.55 | 1 |", // 11/20
 		"| big | crane | 8.00 | 10 | 1.38 | 1 |",   // 11/8
 		"| big | imgcopy | 11.00 | 30 | — | 2 (+1 failed) |",
-		"| reg-reg | big | 0.55 | 1.38 | 2.20 | 30 | 38% slower than the fastest peer; 2.20× floor > 1.25× |",
-		"| warm | many | — | — | — | — | no imgcopy numbers |",
+		"| reg-reg | big | 0.55 | 1.38 | 2.20 | 30 | — | 1.38× the fastest peer > 1.00×; 2.20× floor > 1.25× |",
+		"| reg-oci | many | 0.52 | 1.04 | — | 8 | 0.90 | met |", // within 1.05 of the fastest peer
+		"| oci-reg | many | — | 1.04 | — | 8 | — | 1.04× the fastest peer > 1.00× |",
+		"| many | imgcopy-nofsync | 0.90 | 8 | 1.16 | 1 |",
+		"| warm | many | — | — | — | — | — | no imgcopy numbers |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
