@@ -8,8 +8,9 @@
 #   BENCH_QUICK=1            small workloads (a smoke check in a few minutes)
 #   BENCH_WORKLOADS="big many tree multi"
 #   BENCH_SCENARIOS="reg-reg reg-oci oci-reg reg-archive archive-reg warm"
-#   BENCH_TOOLS="imgcopy imgcopy-nofsync skopeo crane floor floor-sync"
-#                            (imgcopy-nofsync and floor-sync: only where the copy writes to disk)
+#   BENCH_TOOLS="imgcopy imgcopy-nofsync imgcopy-noresume skopeo crane floor floor-sync"
+#                            (imgcopy-nofsync and floor-sync only where the copy writes to disk,
+#                            imgcopy-noresume only where it downloads from a registry)
 #   BENCH_JOBS=6             parallelism of the floor (imgcopy's default)
 #   BENCH_WORK=DIR           scratch directory (default: a new one under ${TMPDIR:-/tmp}); needs
 #                            about 6 × the workload size free (≈ 8 GiB for the full run)
@@ -24,7 +25,7 @@ quick=${BENCH_QUICK:-0}
 if [ "$quick" = 1 ]; then runs=${BENCH_N:-1}; else runs=${BENCH_N:-3}; fi
 workloads=${BENCH_WORKLOADS:-big many tree multi}
 scenarios=${BENCH_SCENARIOS:-reg-reg reg-oci oci-reg reg-archive archive-reg warm}
-tools=${BENCH_TOOLS:-imgcopy imgcopy-nofsync skopeo crane floor floor-sync}
+tools=${BENCH_TOOLS:-imgcopy imgcopy-nofsync imgcopy-noresume skopeo crane floor floor-sync}
 jobs=${BENCH_JOBS:-6}
 work=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/imgcopy-bench.XXXXXX")}
 mkdir -p "$work"/{bin,src,out,reg}
@@ -76,6 +77,9 @@ cmd() {
 	imgcopy:reg-oci) echo "$bin/imgcopy" copy -q --src-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "oci:$out:bench" ;;
 	imgcopy:oci-reg) echo "$bin/imgcopy" copy -q --dest-tls-verify=false "${all[@]}" "oci:$work/src/$w:bench" "docker://$B/$w:bench" ;;
 	imgcopy:reg-archive) echo "$bin/imgcopy" copy -q --src-tls-verify=false "docker://$A/$w:bench" "docker-archive:$out.tar:bench/$w:bench" ;;
+	imgcopy-noresume:reg-reg) echo "$bin/imgcopy" copy -q --no-resume --src-tls-verify=false --dest-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "docker://$B/$w:bench" ;;
+	imgcopy-noresume:reg-oci) echo "$bin/imgcopy" copy -q --no-resume --src-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "oci:$out:bench" ;;
+	imgcopy-noresume:reg-archive) echo "$bin/imgcopy" copy -q --no-resume --src-tls-verify=false "docker://$A/$w:bench" "docker-archive:$out.tar:bench/$w:bench" ;;
 	imgcopy-nofsync:reg-oci) echo "$bin/imgcopy" copy -q --fsync=false --src-tls-verify=false "${all[@]}" "docker://$A/$w:bench" "oci:$out:bench" ;;
 	imgcopy-nofsync:reg-archive) echo "$bin/imgcopy" copy -q --fsync=false --src-tls-verify=false "docker://$A/$w:bench" "docker-archive:$out.tar:bench/$w:bench" ;;
 	imgcopy:archive-reg) echo "$bin/imgcopy" copy -q --dest-tls-verify=false "docker-archive:$work/src/$w.tar" "docker://$B/$w:bench" ;;

@@ -7,9 +7,10 @@
 // (median wall time over the successful runs, the highest peak RSS, and imgcopy's time as a
 // ratio of each other tool's), then a summary of the ratios against the targets of issue 18.
 //
-// Two rows are there for explanation and count for no target: imgcopy-nofsync (imgcopy with
+// Three rows are there for explanation and count for no target: imgcopy-nofsync (imgcopy with
 // --fsync=false: without the durability crane does not have) and floor-sync (the floor with
-// an fsync per blob), on the scenarios that write to the local disk.
+// an fsync per blob), on the scenarios that write to the local disk, and imgcopy-noresume
+// (imgcopy with --no-resume: without the partial download kept of every blob it downloads).
 package main
 
 import (
@@ -34,7 +35,7 @@ var (
 		"warm":        "warm re-copy (registry → registry, already there)",
 	}
 	workloadOrder = []string{"big", "many", "tree", "multi"}
-	toolOrder     = []string{"imgcopy", "imgcopy-nofsync", "skopeo", "crane", "floor", "floor-sync"}
+	toolOrder     = []string{"imgcopy", "imgcopy-nofsync", "imgcopy-noresume", "skopeo", "crane", "floor", "floor-sync"}
 	peers         = []string{"skopeo", "crane"}
 )
 
@@ -193,8 +194,8 @@ func write(w io.Writer, cells map[key]*cell) {
 func writeSummary(w io.Writer, cells map[key]*cell) {
 	fmt.Fprintln(w, "### Summary against the targets")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | workload | imgcopy/skopeo | imgcopy/crane | imgcopy/floor | imgcopy RSS MiB | --fsync=false/fastest peer | targets |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| scenario | workload | imgcopy/skopeo | imgcopy/crane | imgcopy/floor | imgcopy RSS MiB | --fsync=false/fastest peer | --no-resume/fastest peer | targets |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, s := range scenarioOrder {
 		for _, wl := range workloadOrder {
 			c := cells[key{s, wl, "imgcopy"}]
@@ -203,6 +204,7 @@ func writeSummary(w io.Writer, cells map[key]*cell) {
 				others = others || cells[key{s, wl, t}] != nil
 			}
 			nofsync := fmtRatio(fastestRatio(cells, s, wl, "imgcopy-nofsync"))
+			noresume := fmtRatio(fastestRatio(cells, s, wl, "imgcopy-noresume"))
 			if c == nil && !others {
 				continue
 			}
@@ -236,7 +238,7 @@ func writeSummary(w io.Writer, cells map[key]*cell) {
 			if len(verdicts) > 0 {
 				verdict = strings.Join(verdicts, "; ")
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s, wl, fmtRatio(rs, okS), fmtRatio(rc, okC), fmtRatio(rf, okF), rss, nofsync, verdict)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s, wl, fmtRatio(rs, okS), fmtRatio(rc, okC), fmtRatio(rf, okF), rss, nofsync, noresume, verdict)
 		}
 	}
 }

@@ -49,11 +49,11 @@ func TestReport(t *testing.T) {
 		"| big | skopeo | 20.00 | 40 | 0.55 | 1 |", // 11/20
 		"| big | crane | 8.00 | 10 | 1.38 | 1 |",   // 11/8
 		"| big | imgcopy | 11.00 | 30 | — | 2 (+1 failed) |",
-		"| reg-reg | big | 0.55 | 1.38 | 2.20 | 30 | — | 1.38× the fastest peer > 1.00×; 2.20× floor > 1.25× |",
-		"| reg-oci | many | 0.52 | 1.04 | — | 8 | 0.90 | met |", // within 1.05 of the fastest peer
-		"| oci-reg | many | — | 1.04 | — | 8 | — | 1.04× the fastest peer > 1.00× |",
+		"| reg-reg | big | 0.55 | 1.38 | 2.20 | 30 | — | — | 1.38× the fastest peer > 1.00×; 2.20× floor > 1.25× |",
+		"| reg-oci | many | 0.52 | 1.04 | — | 8 | 0.90 | — | met |", // within 1.05 of the fastest peer
+		"| oci-reg | many | — | 1.04 | — | 8 | — | — | 1.04× the fastest peer > 1.00× |",
 		"| many | imgcopy-nofsync | 0.90 | 8 | 1.16 | 1 |",
-		"| warm | many | — | — | — | — | — | no imgcopy numbers |",
+		"| warm | many | — | — | — | — | — | — | no imgcopy numbers |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
