@@ -51,8 +51,8 @@ type destination struct {
 	committed bool
 }
 
-func newImageDestination(r reference, resume bool) (*destination, error) {
-	d := &destination{ref: r, syncer: atomicfile.NewSyncer(true), previous: map[string]bool{}, staged: map[string]int64{}, kept: map[string]bool{},
+func newImageDestination(r reference, resume, durable bool) (*destination, error) {
+	d := &destination{ref: r, syncer: atomicfile.NewSyncer(durable), previous: map[string]bool{}, staged: map[string]int64{}, kept: map[string]bool{},
 		created: map[string]bool{}, used: map[string]bool{}, manifests: map[string][]byte{}}
 	staging.RemoveDead(r.path, nil) // temporary files of dead writers (staging directories: below)
 	entries, err := os.ReadDir(r.path)

@@ -8,7 +8,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
-	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -45,14 +44,7 @@ func (r reference) NewImageSource(ctx context.Context, sys *types.SystemContext)
 
 // NewImageDestination implements types.ImageReference.
 func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
-	d, err := newImageDestination(r, sys != nil && sys.Resume != nil)
-	if err != nil {
-		return nil, err
-	}
-	if sys != nil && sys.NoFsync {
-		d.syncer = atomicfile.NewSyncer(false)
-	}
-	return d, nil
+	return newImageDestination(r, sys != nil && sys.Resume != nil, sys == nil || !sys.NoFsync)
 }
 
 // blobName returns the file name of a blob inside the directory, validating d first so that

@@ -42,11 +42,7 @@ func waitWriteback() {
 
 func TestFlushBehindStartsWritebackPerChunk(t *testing.T) {
 	got := recordWriteback(t)
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t)
 	w := NewFlushBehind(f, 0)
 	piece := bytes.Repeat([]byte{'x'}, 3<<20)
 	for i := 0; i < 6; i++ { // 18 MiB: two full chunks (at 9 and 18 MiB), nothing for the tail
@@ -65,11 +61,7 @@ func TestFlushBehindStartsWritebackPerChunk(t *testing.T) {
 
 func TestFlushBehindStartsAtGivenOffset(t *testing.T) {
 	got := recordWriteback(t)
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t)
 	w := NewFlushBehind(f, 100)
 	if _, err := w.Write(make([]byte, flushChunk)); err != nil {
 		t.Fatal(err)
@@ -80,11 +72,7 @@ func TestFlushBehindStartsAtGivenOffset(t *testing.T) {
 }
 
 func TestStartWritebackOnRealFile(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t)
 	if _, err := f.Write(make([]byte, 1<<20)); err != nil {
 		t.Fatal(err)
 	}
@@ -99,11 +87,7 @@ func TestStartWritebackOnRealFile(t *testing.T) {
 
 func TestFlushBehindAtLeavesFilePosition(t *testing.T) {
 	got := recordWriteback(t)
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t)
 	if _, err := f.Write([]byte("head")); err != nil {
 		t.Fatal(err)
 	}
@@ -125,11 +109,7 @@ func TestFlushBehindAtLeavesFilePosition(t *testing.T) {
 
 func TestFlushBehindFinishRequestsTail(t *testing.T) {
 	got := recordWriteback(t)
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t)
 	w := NewFlushBehind(f, 0)
 	if _, err := w.Write(make([]byte, flushChunk+100)); err != nil {
 		t.Fatal(err)
@@ -140,4 +120,15 @@ func TestFlushBehindFinishRequestsTail(t *testing.T) {
 	if r := got(); !slices.Equal(r, want) {
 		t.Fatalf("writeback ranges %v, want %v", r, want)
 	}
+}
+
+// tempFile creates a file in a test directory, closed at the end of the test.
+func tempFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

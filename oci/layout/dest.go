@@ -51,7 +51,7 @@ type destination struct {
 	warnedDocker bool
 }
 
-func newImageDestination(r reference, resume bool) (*destination, error) {
+func newImageDestination(r reference, resume, durable bool) (*destination, error) {
 	createdDir := false
 	if _, err := os.Stat(r.path); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(r.path, 0o755); err != nil {
@@ -75,7 +75,7 @@ func newImageDestination(r reference, resume bool) (*destination, error) {
 		root.Close()
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
-	d := &destination{ref: r, root: root, stagingDir: sd, staging: sd.Path, createdDir: createdDir, syncer: atomicfile.NewSyncer(true), staged: map[digest.Digest]int64{}, kept: map[digest.Digest]int64{}}
+	d := &destination{ref: r, root: root, stagingDir: sd, staging: sd.Path, createdDir: createdDir, syncer: atomicfile.NewSyncer(durable), staged: map[digest.Digest]int64{}, kept: map[digest.Digest]int64{}}
 	d.takeAbandoned(resume)
 	return d, nil
 }

@@ -7,7 +7,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
-	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -81,12 +80,5 @@ func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemCon
 	if r.digest != "" {
 		return nil, errors.Errorf("writing to %s: a digest reference can only be read; use PATH:NAME", types.ImageName(r))
 	}
-	d, err := newImageDestination(r, sys != nil && sys.Resume != nil)
-	if err != nil {
-		return nil, err
-	}
-	if sys != nil && sys.NoFsync {
-		d.syncer = atomicfile.NewSyncer(false)
-	}
-	return d, nil
+	return newImageDestination(r, sys != nil && sys.Resume != nil, sys == nil || !sys.NoFsync)
 }
