@@ -342,35 +342,59 @@ func (c *client) ping(ctx context.Context) error {
 		}
 		return nil
 	}
-	schemes := []string{"https"}
-	if c.insecureOK {
-		schemes = append(schemes, "http")
+	httpsBase := &url.URL{Scheme: "https", Host: c.host}
+	base, ch, err := httpsBase, (*challenge)(nil), error(nil)
+	if !c.insecureOK {
+		ch, err = c.pingOnce(ctx, httpsBase, false)
+	} else {
+		base, ch, err = c.pingEither(ctx, httpsBase)
 	}
-	var firstErr error
-	for i, scheme := range schemes {
-		base := &url.URL{Scheme: scheme, Host: c.host}
-		err := c.pingOnce(ctx, base, i < len(schemes)-1)
-		if err == nil {
-			c.base = base
-			c.endpoint.remember(base, c.auth.currentChallenge())
-			return nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	if err != nil {
+		return errors.Wrapf(err, "pinging registry %s", c.host)
 	}
-	return errors.Wrapf(firstErr, "pinging registry %s", c.host)
+	if ch != nil {
+		c.auth.setChallenge(*ch)
+		logrus.WithFields(logrus.Fields{"registry": c.host, "scheme": ch.Scheme}).Debug("registry asks for authentication")
+	}
+	c.base = base
+	c.endpoint.remember(base, ch)
+	return nil
 }
 
-// pingOnce sends GET /v2/; with fallback set, network errors are not retried because
-// another scheme will be tried.
-func (c *client) pingOnce(ctx context.Context, base *url.URL, fallback bool) error {
+// pingEither pings over HTTPS and plain HTTP at once (--tls-verify=false, or a loopback host)
+// and takes HTTPS when it answers, else HTTP: a plain-HTTP registry no longer waits for the
+// HTTPS attempt to fail first (a connection and a refused TLS handshake, per registry and
+// process). The ping sends no credentials, so the plain one gives nothing away.
+func (c *client) pingEither(ctx context.Context, httpsBase *url.URL) (*url.URL, *challenge, error) {
+	type result struct {
+		ch  *challenge
+		err error
+	}
+	plainCtx, cancel := context.WithCancel(ctx)
+	defer cancel() // the plain ping is not needed once HTTPS answered
+	plainBase := &url.URL{Scheme: "http", Host: c.host}
+	plain := make(chan result, 1)
+	go func() {
+		ch, err := c.pingOnce(plainCtx, plainBase, false)
+		plain <- result{ch, err}
+	}()
+	ch, err := c.pingOnce(ctx, httpsBase, true)
+	if err == nil {
+		return httpsBase, ch, nil
+	}
+	p := <-plain
+	if p.err != nil {
+		return nil, nil, err // the HTTPS error: the one a registry that should speak HTTPS gave
+	}
+	return plainBase, p.ch, nil
+}
+
+// pingOnce sends GET /v2/ and returns the authentication challenge of a 401 (nil for a 200);
+// with fallback set, network errors are not retried because another scheme will be used.
+func (c *client) pingOnce(ctx context.Context, base *url.URL, fallback bool) (*challenge, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.String()+"/v2/", nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var resp *http.Response
 	if fallback {
@@ -379,16 +403,19 @@ func (c *client) pingOnce(ctx context.Context, base *url.URL, fallback bool) err
 		resp, err = c.sendRetrying(ctx, req)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		drain(resp)
-		return nil
+		return nil, nil
 	case http.StatusUnauthorized:
-		c.auth.setChallenges(resp, nil)
+		ch, ok := pickChallenge(parseAuthHeader(resp.Header.Values("WWW-Authenticate")))
 		drain(resp)
-		return nil
+		if !ok {
+			return nil, nil
+		}
+		return &ch, nil
 	}
-	return c.statusError(resp, kindOther)
+	return nil, c.statusError(resp, kindOther)
 }

@@ -251,3 +251,84 @@ func fmtErr(err error) string {
 	}
 	return err.Error()
 }
+
+// TestPingTriesPlainHTTPAlongsideHTTPS checks that with plain HTTP allowed the two pings run
+// side by side: the server below holds every TLS handshake until a plain GET /v2/ was served,
+// so a ping that waited for HTTPS to fail first would never finish.
+func TestPingTriesPlainHTTPAlongsideHTTPS(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	var once sync.Once
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		once.Do(func() { close(served) })
+	})}
+	go func() { _ = srv.Serve(&tlsHoldingListener{Listener: l, release: served}) }()
+	t.Cleanup(func() { srv.Close() })
+
+	host := l.Addr().String()
+	c, err := newClient(&types.SystemContext{NoCreds: true, InsecureSkipTLSVerify: types.OptionalBoolTrue}, host, host, "a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(testContext(t), 10*time.Second)
+	defer cancel()
+	if err := c.ping(ctx); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if c.base.Scheme != "http" {
+		t.Errorf("pinged over %s, want http", c.base.Scheme)
+	}
+	if ch := c.auth.currentChallenge(); ch == nil || ch.Scheme != "basic" {
+		t.Errorf("challenge %+v, want the plain ping's basic one", ch)
+	}
+}
+
+// tlsHoldingListener hands plain-HTTP connections to the server at once and holds those that
+// start with a TLS handshake until release is closed, then drops them.
+type tlsHoldingListener struct {
+	net.Listener
+	release chan struct{}
+}
+
+func (l *tlsHoldingListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		first := make([]byte, 1)
+		if _, err := io.ReadFull(conn, first); err != nil {
+			conn.Close()
+			continue
+		}
+		if first[0] == 0x16 { // TLS handshake record
+			go func() {
+				<-l.release
+				conn.Close()
+			}()
+			continue
+		}
+		return &prefixedConn{Conn: conn, prefix: first}, nil
+	}
+}
+
+// prefixedConn gives back the bytes read from it before.
+type prefixedConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
