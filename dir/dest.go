@@ -100,24 +100,14 @@ func onlyTemporary(entries []os.DirEntry) bool {
 
 // takeAbandoned removes the staging directories that dead writers left; with resume, the
 // blobs they had verified (only complete, verified blobs get their digest name in staging,
-// see atomicfile.WriteBlob) move into this destination's staging first, to be reused.
+// see atomicfile.Syncer) move into this destination's staging first, to be reused.
 func (d *destination) takeAbandoned(resume bool) {
-	for _, old := range staging.Abandoned(d.ref.path) {
-		entries, _ := os.ReadDir(old.Path)
-		for _, e := range entries {
-			info, err := e.Info()
-			if !resume || err != nil || !info.Mode().IsRegular() || digest.NewDigestFromEncoded(digest.SHA256, e.Name()).Validate() != nil {
-				continue
-			}
-			if os.Rename(filepath.Join(old.Path, e.Name()), filepath.Join(d.staging, e.Name())) == nil {
-				d.staged[e.Name()], d.kept[e.Name()] = info.Size(), true
-				logrus.WithFields(logrus.Fields{"blob": e.Name(), "size": info.Size()}).Debug("blob kept from an interrupted copy")
-			}
-		}
-		logrus.WithField("path", old.Path).Debug("removing what an interrupted copy left")
-		if err := old.Remove(); err != nil {
-			logrus.WithError(err).Warn("cannot remove what an interrupted copy left")
-		}
+	var take func(name string) bool
+	if resume {
+		take = func(name string) bool { return digest.NewDigestFromEncoded(digest.SHA256, name).Validate() == nil }
+	}
+	for name, size := range staging.TakeAbandoned(d.ref.path, d.staging, take) {
+		d.staged[name], d.kept[name] = size, true
 	}
 }
 

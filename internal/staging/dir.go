@@ -97,12 +97,33 @@ func Abandoned(parent string) []*Dir {
 	return out
 }
 
-// RemoveAbandoned removes the staging directories dead writers left in parent.
-func RemoveAbandoned(parent string) {
-	for _, d := range Abandoned(parent) {
-		logrus.WithField("path", d.Path).Debug("removing what an interrupted copy left")
-		if err := d.Remove(); err != nil {
+// TakeAbandoned removes the staging directories dead writers left in parent (see Abandoned).
+// Before it removes one, it moves the regular files in it whose names take accepts into the
+// directory into (the blobs a dead writer had verified, for a new writer to reuse) and
+// reports their names and sizes; take nil moves nothing.
+func TakeAbandoned(parent, into string, take func(name string) bool) map[string]int64 {
+	moved := map[string]int64{}
+	for _, old := range Abandoned(parent) {
+		entries, _ := os.ReadDir(old.Path)
+		for _, e := range entries {
+			if take == nil || !e.Type().IsRegular() || !take(e.Name()) {
+				continue
+			}
+			info, err := e.Info()
+			if err == nil && os.Rename(filepath.Join(old.Path, e.Name()), filepath.Join(into, e.Name())) == nil {
+				moved[e.Name()] = info.Size()
+				logrus.WithFields(logrus.Fields{"file": e.Name(), "size": info.Size()}).Debug("file kept from an interrupted copy")
+			}
+		}
+		logrus.WithField("path", old.Path).Debug("removing what an interrupted copy left")
+		if err := old.Remove(); err != nil {
 			logrus.WithError(err).Warn("cannot remove what an interrupted copy left")
 		}
 	}
+	return moved
+}
+
+// RemoveAbandoned removes the staging directories dead writers left in parent.
+func RemoveAbandoned(parent string) {
+	TakeAbandoned(parent, "", nil)
 }

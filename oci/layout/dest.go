@@ -85,23 +85,13 @@ func newImageDestination(r reference, resume, durable bool) (*destination, error
 // into this destination's staging first, so that TryReusingBlob finds them (issue 17). Only
 // complete, verified files get their staged name (atomicfile), so nothing else is taken.
 func (d *destination) takeAbandoned(resume bool) {
-	for _, old := range staging.Abandoned(d.ref.path) {
-		entries, _ := os.ReadDir(old.Path)
-		for _, e := range entries {
-			dg, ok := parseStagedName(e.Name())
-			info, err := e.Info()
-			if !resume || !ok || err != nil || !info.Mode().IsRegular() {
-				continue
-			}
-			if os.Rename(filepath.Join(old.Path, e.Name()), filepath.Join(d.staging, e.Name())) == nil {
-				d.kept[dg] = info.Size()
-				logrus.WithFields(logrus.Fields{"digest": dg, "size": info.Size()}).Debug("blob kept from an interrupted copy")
-			}
-		}
-		logrus.WithField("path", old.Path).Debug("removing what an interrupted copy left")
-		if err := old.Remove(); err != nil {
-			logrus.WithError(err).Warn("cannot remove what an interrupted copy left")
-		}
+	var take func(name string) bool
+	if resume {
+		take = func(name string) bool { _, ok := parseStagedName(name); return ok }
+	}
+	for name, size := range staging.TakeAbandoned(d.ref.path, d.staging, take) {
+		dg, _ := parseStagedName(name)
+		d.kept[dg] = size
 	}
 }
 
