@@ -44,7 +44,7 @@ type destination struct {
 
 	mu        sync.Mutex
 	staged    map[string]int64 // blob file name -> size, in the staging directory
-	kept      map[string]bool  // staged blobs taken over from an interrupted copy
+	kept      map[string]int64 // blob file name -> size, staged by an interrupted copy; staged once reused
 	created   map[string]bool  // files this destination created
 	used      map[string]bool  // previous files the new image keeps
 	manifests map[string][]byte
@@ -52,7 +52,7 @@ type destination struct {
 }
 
 func newImageDestination(r reference, resume, durable bool) (*destination, error) {
-	d := &destination{ref: r, syncer: atomicfile.NewSyncer(durable), previous: map[string]bool{}, staged: map[string]int64{}, kept: map[string]bool{},
+	d := &destination{ref: r, syncer: atomicfile.NewSyncer(durable), previous: map[string]bool{}, staged: map[string]int64{}, kept: map[string]int64{},
 		created: map[string]bool{}, used: map[string]bool{}, manifests: map[string][]byte{}}
 	staging.RemoveDead(r.path, nil) // temporary files of dead writers (staging directories: below)
 	entries, err := os.ReadDir(r.path)
@@ -107,7 +107,7 @@ func (d *destination) takeAbandoned(resume bool) {
 		take = func(name string) bool { return digest.NewDigestFromEncoded(digest.SHA256, name).Validate() == nil }
 	}
 	for name, size := range staging.TakeAbandoned(d.ref.path, d.staging, take) {
-		d.staged[name], d.kept[name] = size, true
+		d.kept[name] = size
 	}
 }
 
@@ -146,7 +146,14 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	}
 	d.mu.Lock()
 	size, staged := d.staged[name]
-	kept := d.kept[name]
+	keptSize, kept := d.kept[name]
+	kept = !staged && kept && (info.Size < 0 || keptSize == info.Size)
+	if kept {
+		size, staged = keptSize, true
+		d.staged[name] = keptSize
+		delete(d.kept, name)
+		logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": size}).Debug("reusing a blob an interrupted copy staged")
+	}
 	d.mu.Unlock()
 	if staged && (info.Size < 0 || size == info.Size) {
 		return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}, Kept: kept}, true, nil
@@ -241,7 +248,7 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 		return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 	}
 	d.committed = true
-	if err := d.stagingDir.Remove(); err != nil { // empty now; Close would remove it too
+	if err := d.stagingDir.Remove(); err != nil { // only unused blobs of an interrupted copy left; Close would remove it too
 		logrus.WithError(err).Warn("removing the staging directory")
 	}
 	for name := range d.previous {
