@@ -2,9 +2,8 @@
 // at all: a temp file in the same directory, fsync, optional digest check, rename. Blob
 // writes start writeback while they stream (FlushBehind), so that the fsync is short.
 //
-// A destination that writes many files before it publishes them stages them through a
-// Syncer, which does the fsync and rename of each in the background, off the copy's path, and
-// waits for them all before anything may refer to them.
+// Blobs are staged through a Syncer, which does the fsync and rename of each in the
+// background, off the copy's path, and waits for them all before anything may refer to them.
 package atomicfile
 
 import (
@@ -18,22 +17,6 @@ import (
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/internal/verify"
 )
-
-// WriteBlob streams r into a temp file in dir, hashing as it goes, and renames it to the
-// path returned by name(d) once the content matches expected (when given) and size (when
-// >= 0), after an fsync. With trusted, r is verified by the caller (see verify.NewPutReader)
-// and is not hashed again. It returns the digest and size. On any failure nothing is left
-// behind.
-func WriteBlob(dir string, r io.Reader, expected digest.Digest, size int64, trusted bool, name func(digest.Digest) string) (digest.Digest, int64, error) {
-	t, err := writeTemp(dir, r, expected, size, trusted, true)
-	if err != nil {
-		return "", -1, err
-	}
-	if err := t.publish(name(t.digest), 0, true); err != nil {
-		return "", -1, err
-	}
-	return t.digest, t.size, nil
-}
 
 // temp is a verified blob in an open (locked, see staging.CreateTemp) temporary file.
 type temp struct {

@@ -14,7 +14,8 @@ import (
 	"github.com/imgcopy/imgcopy/types"
 )
 
-func TestWriteBlob(t *testing.T) {
+// TestStageBlob checks the verification of a staged blob and that a failed one leaves nothing.
+func TestStageBlob(t *testing.T) {
 	data := []byte("layer bytes")
 	good := digest.FromBytes(data)
 	boom := errors.New("stream broke")
@@ -35,9 +36,13 @@ func TestWriteBlob(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			d, n, err := WriteBlob(dir, tc.r, tc.expected, tc.size, false, func(d digest.Digest) string {
+			s := NewSyncer(true)
+			d, n, err := s.StageBlob(dir, tc.r, tc.expected, tc.size, false, 0, func(d digest.Digest) string {
 				return filepath.Join(dir, d.Encoded())
 			})
+			if serr := s.Sync(nil, nil); serr != nil {
+				t.Fatal(serr)
+			}
 			entries, _ := os.ReadDir(dir)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {

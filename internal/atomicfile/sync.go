@@ -43,8 +43,10 @@ func NewSyncer(durable bool) *Syncer {
 	return &Syncer{off: !durable, pending: make(chan struct{}, maxPending), workers: make(chan struct{}, syncWorkers), synced: map[string]bool{}}
 }
 
-// StageBlob is WriteBlob with the fsync and the rename to name(d) done in the background;
-// it returns once the blob is written and verified. The name appears at the latest when Sync
+// StageBlob streams r into a temp file in dir, hashing as it goes unless trusted (r is
+// verified by the caller, see verify.NewPutReader), and checks it against expected (when
+// given) and size (when >= 0); the fsync and the rename to name(d) are done in the
+// background. It returns the digest and size once the blob is written and verified. The name appears at the latest when Sync
 // returns, and never for a blob that failed. perm, unless 0, replaces the temporary file's
 // mode (0600).
 func (s *Syncer) StageBlob(dir string, r io.Reader, expected digest.Digest, size int64, trusted bool, perm os.FileMode, name func(digest.Digest) string) (digest.Digest, int64, error) {
@@ -154,12 +156,6 @@ func (s *Syncer) Close() {
 	s.stop = true
 	s.mu.Unlock()
 	s.wg.Wait()
-}
-
-// Sync makes the files at paths durable, several at a time, then the directories in dirs (see
-// Syncer.Sync).
-func Sync(paths []string, dirs []string) error {
-	return NewSyncer(true).Sync(paths, dirs)
 }
 
 func syncFiles(paths []string) error {
