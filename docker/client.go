@@ -108,11 +108,6 @@ func (c *client) name() string {
 	return c.registry + "/" + c.repo
 }
 
-// close releases idle connections.
-// close releases the client. Its connections belong to the endpoint shared with the other
-// clients of the registry, which reuse them; idle ones close after the transport's timeout.
-func (c *client) close() {}
-
 // request describes one registry request.
 type request struct {
 	method string

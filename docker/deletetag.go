@@ -32,7 +32,6 @@ func (r reference) DeleteTag(ctx context.Context, sys *types.SystemContext) erro
 	if err != nil {
 		return err
 	}
-	defer c.close()
 	scopes := []scope{{repo: r.repo(), actions: "*"}}
 	err = c.deleteManifest(ctx, tag, scopes)
 	if !isUnsupported(err) {

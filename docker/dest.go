@@ -275,8 +275,6 @@ func (d *destination) cancelUpload(loc *url.URL) {
 	drain(resp)
 }
 
-// Close implements types.ImageDestination.
-func (d *destination) Close() error {
-	d.c.close()
-	return nil
-}
+// Close implements types.ImageDestination. The connections belong to the endpoint shared
+// with the other clients of the registry (endpoint.go), which reuse them.
+func (d *destination) Close() error { return nil }

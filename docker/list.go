@@ -33,7 +33,6 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
 	tags, err := c.listTags(ctx)
 	if err != nil {
 		return nil, errors.Wrapf(err, "listing tags of %s", c.name())
@@ -69,7 +68,6 @@ func (r reference) ManifestDigest(ctx context.Context, sys *types.SystemContext)
 	if err != nil {
 		return "", err
 	}
-	defer c.close()
 	d, err := c.resolveDigest(ctx, r.manifestRef(), []scope{{repo: r.repo(), actions: "pull"}})
 	if err != nil {
 		return "", errors.Wrapf(err, "resolving the digest of %s", types.ImageName(r))

@@ -26,7 +26,6 @@ func CheckAuth(ctx context.Context, sys *types.SystemContext, registry string) e
 	if err != nil {
 		return err
 	}
-	defer c.close()
 	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/v2/"})
 	if err != nil {
 		return errors.Wrapf(err, "checking the credentials for %s", registry)

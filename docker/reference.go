@@ -125,7 +125,6 @@ func (r reference) DeleteImage(ctx context.Context, sys *types.SystemContext) er
 	if err != nil {
 		return err
 	}
-	defer c.close()
 	scopes := []scope{{repo: r.repo(), actions: "*"}}
 	d := r.digest()
 	if d == "" {
@@ -172,7 +171,6 @@ func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]st
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
 	c.pullOnly = true
 	tags, err := c.listTags(ctx)
 	if err != nil {

@@ -44,7 +44,6 @@ func newImageSource(ctx context.Context, sys *types.SystemContext, ref reference
 	// Fetch the manifest now so that a missing image or refused access fails the open, as
 	// users expect from "imgcopy docker://nonexistent …".
 	if _, _, err := s.GetManifest(ctx, nil); err != nil {
-		s.c.close()
 		return nil, err
 	}
 	return s, nil
@@ -314,8 +313,6 @@ func checkContentRange(v string, offset, size int64) error {
 // Close implements io.Closer.
 func (r *resumingReader) Close() error { return r.body.Close() }
 
-// Close implements types.ImageSource.
-func (s *source) Close() error {
-	s.c.close()
-	return nil
-}
+// Close implements types.ImageSource. The connections belong to the endpoint shared with
+// the other clients of the registry (endpoint.go), which reuse them.
+func (s *source) Close() error { return nil }
