@@ -133,19 +133,12 @@ func (c *copier) newRelatedCopy(ctx context.Context, res *Result, subjects []sub
 	return r, nil
 }
 
-// sourceTags lists the tags of the source's repository or layout, sorted.
+// sourceTags lists the tags of the source's repository or layout, sorted (see listTags).
 func (c *copier) sourceTags(ctx context.Context) ([]string, error) {
-	lister, ok := c.srcRef.(types.TagLister)
-	if !ok {
+	if _, ok := c.srcRef.(types.TagLister); !ok {
 		logrus.Warnf("%s cannot list its tags; no digest tags copied", types.ImageName(c.srcRef))
-		return nil, nil
 	}
-	tags, err := lister.ListTags(ctx, c.opts.SourceCtx)
-	if err != nil {
-		return nil, errors.Wrapf(err, "listing tags of %s for digest tags", types.ImageName(c.srcRef))
-	}
-	sort.Strings(tags)
-	return tags, nil
+	return listTags(ctx, c.srcRef, c.opts.SourceCtx)
 }
 
 // relatedOf copies the referrers and digest tags of the manifest d, and theirs in turn.
