@@ -14,6 +14,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -77,7 +78,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	if req.URL.Host != first.Host || req.URL.Scheme != first.Scheme {
 		req.Header.Del("Authorization")
 	}
-	logrus.WithFields(logrus.Fields{"url": sanitizeURL(req.URL)}).Debug("following registry redirect")
+	logrus.WithFields(logrus.Fields{"url": redact.URL(req.URL)}).Debug("following registry redirect")
 	return nil
 }
 
@@ -188,7 +189,7 @@ func (c *client) backoff(ctx context.Context, attempt int, resp *http.Response, 
 	f := logrus.Fields{"registry": c.host, "attempt": attempt + 1, "delay": d}
 	if resp != nil {
 		f["status"] = resp.StatusCode
-		f["url"] = sanitizeURL(resp.Request.URL)
+		f["url"] = redact.URL(resp.Request.URL)
 	} else {
 		f["error"] = cause
 	}
@@ -220,7 +221,7 @@ func (c *client) send(ctx context.Context, r request) (*http.Response, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
 	if err != nil {
-		return nil, errors.Wrapf(err, "building request for %s", sanitizeURL(u))
+		return nil, errors.Wrapf(err, "building request for %s", redact.URL(u))
 	}
 	if r.stream != nil {
 		req.ContentLength = size // -1: chunked
@@ -259,7 +260,7 @@ func (c *client) sendLogged(req *http.Request) (*http.Response, error) {
 			resp.Body = &watchedBody{ReadCloser: resp.Body, w: wd}
 		}
 	}
-	f := logrus.Fields{"method": req.Method, "url": sanitizeURL(req.URL)}
+	f := logrus.Fields{"method": req.Method, "url": redact.URL(req.URL)}
 	if err != nil {
 		err = sanitizeError(err)
 		f["error"] = err
@@ -283,7 +284,7 @@ func sanitizeError(err error) error {
 	}
 	msg := ue.Op + ": " + ue.Err.Error()
 	if u, perr := url.Parse(ue.URL); perr == nil {
-		msg = ue.Op + " " + sanitizeURL(u) + ": " + ue.Err.Error()
+		msg = ue.Op + " " + redact.URL(u) + ": " + ue.Err.Error()
 	}
 	return &transportError{msg: msg, err: ue.Err}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/manifest"
@@ -241,11 +242,11 @@ func locationOf(resp *http.Response, fallback *url.URL) (*url.URL, error) {
 		if fallback != nil {
 			return fallback, nil
 		}
-		return nil, errors.Errorf("registry sent no Location for %s %s", resp.Request.Method, sanitizeURL(resp.Request.URL))
+		return nil, errors.Errorf("registry sent no Location for %s %s", resp.Request.Method, redact.URL(resp.Request.URL))
 	}
 	u, err := resp.Request.URL.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.Errorf("registry sent an invalid Location header for %s %s", resp.Request.Method, sanitizeURL(resp.Request.URL))
+		return nil, errors.Errorf("registry sent an invalid Location header for %s %s", resp.Request.Method, redact.URL(resp.Request.URL))
 	}
 	return u, nil
 }
@@ -269,7 +270,7 @@ func (d *destination) cancelUpload(loc *url.URL) {
 	defer cancel()
 	resp, err := d.c.send(ctx, request{method: http.MethodDelete, url: loc, scopes: d.scopes})
 	if err != nil {
-		logrus.WithFields(logrus.Fields{"url": sanitizeURL(loc), "error": err}).Debug("cancelling upload session")
+		logrus.WithFields(logrus.Fields{"url": redact.URL(loc), "error": err}).Debug("cancelling upload session")
 		return
 	}
 	drain(resp)

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -141,7 +141,7 @@ func newRegistryError(resp *http.Response, name string, kind objectKind, pullOnl
 	body, _ := iolimits.ReadAtMost(resp.Body, iolimits.MaxErrorBodySize)
 	resp.Body.Close()
 	e := &registryError{
-		status: resp.StatusCode, method: resp.Request.Method, url: sanitizeURL(resp.Request.URL),
+		status: resp.StatusCode, method: resp.Request.Method, url: redact.URL(resp.Request.URL),
 		name: name, details: parseErrorBody(body),
 	}
 	switch resp.StatusCode {
@@ -268,16 +268,6 @@ func (e *registryError) hasCode(codes ...string) bool {
 		}
 	}
 	return false
-}
-
-// sanitizeURL renders u for logs and errors without userinfo, query or fragment, which may
-// carry credentials or signed tokens (redirected blob URLs).
-func sanitizeURL(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	c := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath, Opaque: u.Opaque}
-	return c.String()
 }
 
 // asRegistryError returns err's registryError, if any.

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -93,27 +92,6 @@ func FuzzParseAuthHeader(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestSanitizeURL(t *testing.T) {
-	t.Parallel()
-	cases := map[string]string{
-		"https://user:pw@host:5000/v2/a/blobs/x?sig=SECRET#frag": "https://host:5000/v2/a/blobs/x",
-		"http://host/v2/": "http://host/v2/",
-		"https://storage.example/b%2Fc?X-Amz-Token=1": "https://storage.example/b%2Fc",
-	}
-	for in, want := range cases {
-		u, err := url.Parse(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := sanitizeURL(u); got != want {
-			t.Errorf("sanitizeURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if sanitizeURL(nil) != "" {
-		t.Error("nil URL")
-	}
 }
 
 func TestParseRetryAfter(t *testing.T) {

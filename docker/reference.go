@@ -12,6 +12,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -210,7 +211,7 @@ func (c *client) listTags(ctx context.Context) ([]string, error) {
 		}
 		seen[resp.Request.URL.String()] = true
 		if seen[next.String()] {
-			return nil, errors.Errorf("the tag list's Link header leads back to page %s, read already: the registry's pagination loops", sanitizeURL(next))
+			return nil, errors.Errorf("the tag list's Link header leads back to page %s, read already: the registry's pagination loops", redact.URL(next))
 		}
 		req = request{method: http.MethodGet, url: next, scopes: scopes}
 	}

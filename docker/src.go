@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -199,7 +200,7 @@ func (c *client) getExternalBlob(ctx context.Context, info types.BlobInfo) (io.R
 			continue
 		}
 		if resp.StatusCode != http.StatusOK {
-			logrus.WithFields(logrus.Fields{"digest": info.Digest, "url": sanitizeURL(u), "status": resp.StatusCode}).Debug("foreign layer URL failed")
+			logrus.WithFields(logrus.Fields{"digest": info.Digest, "url": redact.URL(u), "status": resp.StatusCode}).Debug("foreign layer URL failed")
 			drain(resp)
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/internal/tlsconfig"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -55,7 +56,7 @@ func (f *Fetcher) Fetch(ctx context.Context, info types.BlobInfo) (io.ReadCloser
 		if ctx.Err() != nil {
 			return nil, -1, ctx.Err()
 		}
-		logrus.WithFields(logrus.Fields{"digest": info.Digest, "url": sanitize(s)}).Debugf("foreign layer download failed: %v", err)
+		logrus.WithFields(logrus.Fields{"digest": info.Digest, "url": redact.RawURL(s)}).Debugf("foreign layer download failed: %v", err)
 		errs = append(errs, err)
 	}
 	last := errs[len(errs)-1]
@@ -81,9 +82,9 @@ func (f *Fetcher) checkURL(u *url.URL) error {
 	case u.Scheme == "http" && u.Host != "" && f.insecure():
 		return nil
 	case u.Scheme == "http":
-		return errors.Wrapf(ErrInsecureURL, "%s (pass --src-tls-verify=false to allow it)", sanitize(u.String()))
+		return errors.Wrapf(ErrInsecureURL, "%s (pass --src-tls-verify=false to allow it)", redact.URL(u))
 	}
-	return errors.Wrapf(types.ErrUsage, "unsupported URL %s", sanitize(u.String()))
+	return errors.Wrapf(types.ErrUsage, "unsupported URL %s", redact.URL(u))
 }
 
 func (f *Fetcher) fetchOne(ctx context.Context, raw string) (io.ReadCloser, int64, error) {
@@ -100,21 +101,21 @@ func (f *Fetcher) fetchOne(ctx context.Context, raw string) (io.ReadCloser, int6
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, -1, errors.Wrapf(err, "requesting %s", sanitize(raw))
+		return nil, -1, errors.Wrapf(err, "requesting %s", redact.RawURL(raw))
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, -1, errors.Wrapf(sanitizeError(err), "downloading %s", sanitize(raw))
+		return nil, -1, errors.Wrapf(sanitizeError(err), "downloading %s", redact.RawURL(raw))
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		return resp.Body, resp.ContentLength, nil
 	case http.StatusNotFound:
 		resp.Body.Close()
-		return nil, -1, errors.Wrapf(types.ErrBlobNotFound, "downloading %s: 404 Not Found", sanitize(raw))
+		return nil, -1, errors.Wrapf(types.ErrBlobNotFound, "downloading %s: 404 Not Found", redact.RawURL(raw))
 	}
 	resp.Body.Close()
-	return nil, -1, errors.Errorf("downloading %s: %s", sanitize(raw), resp.Status)
+	return nil, -1, errors.Errorf("downloading %s: %s", redact.RawURL(raw), resp.Status)
 }
 
 // client returns an HTTP client for host with its TLS settings; redirects must stay on HTTPS
@@ -139,21 +140,11 @@ func (f *Fetcher) client(host string) (*http.Client, error) {
 	}}, nil
 }
 
-// sanitize renders a URL for messages without user info, query or fragment.
-func sanitize(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<invalid URL>"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
-}
-
-// sanitizeError strips the URL a *url.Error carries (it may hold a token) down to sanitize's form.
+// sanitizeError strips the URL a *url.Error carries (it may hold a token) down to redact's form.
 func sanitizeError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: sanitize(ue.URL), Err: ue.Err}
+		return &url.Error{Op: ue.Op, URL: redact.RawURL(ue.URL), Err: ue.Err}
 	}
 	return err
 }
