@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/fnv"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
@@ -58,6 +59,9 @@ func (rt *RepoTemplate) render(v repoVars) (string, error) {
 // String returns the template's text.
 func (rt *RepoTemplate) String() string { return rt.text }
 
+// anchoredTag matches a whole tag (reference.TagRegexp matches one anywhere in a string).
+var anchoredTag = regexp.MustCompile(`^` + reference.TagRegexp.String() + `$`)
+
 // sourceName is an image's name at its source, as needed to name it in the destination.
 type sourceName struct {
 	registry string // "" when the stored name has none (a local store's "team/app:1")
@@ -71,7 +75,7 @@ type sourceName struct {
 // without docker.io/library/), or a bare tag ("v1", as skopeo writes OCI layouts). A digest
 // is kept when there is no tag.
 func parseSourceName(s string) (*sourceName, error) {
-	if reference.TagRegexp.MatchString(s) && !strings.Contains(s, "/") && !strings.Contains(s, ":") {
+	if anchoredTag.MatchString(s) {
 		return &sourceName{tag: s}, nil
 	}
 	named, err := reference.ParseNormalizedNamed(s)
