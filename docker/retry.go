@@ -15,6 +15,7 @@ import (
 
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -149,12 +150,5 @@ func sleep(ctx context.Context, d time.Duration) error {
 	if s, ok := ctx.Value(sleeperKey{}).(sleeper); ok {
 		return s(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return ctxio.Sleep(ctx, d)
 }

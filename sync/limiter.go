@@ -9,6 +9,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -41,18 +42,7 @@ type registryState struct {
 var _ types.RequestLimiter = (*registryLimiter)(nil)
 
 func newRegistryLimiter(perRegistry, min int) *registryLimiter {
-	return &registryLimiter{perRegistry: perRegistry, min: min, now: time.Now, sleep: sleepCtx, regs: map[string]*registryState{}}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return &registryLimiter{perRegistry: perRegistry, min: min, now: time.Now, sleep: ctxio.Sleep, regs: map[string]*registryState{}}
 }
 
 func (l *registryLimiter) state(registry string) *registryState {

@@ -1,9 +1,10 @@
-// Package ctxio makes blob streams stop when their context ends.
+// Package ctxio makes blob streams, and waits, stop when their context ends.
 package ctxio
 
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // Reader returns a reader that fails with ctx.Err() once ctx is done, checked before each
@@ -22,4 +23,16 @@ func (c reader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// Sleep waits for d, or until ctx is done and then returns ctx.Err().
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
