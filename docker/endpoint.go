@@ -78,14 +78,3 @@ func (a *authenticator) setChallenge(c challenge) {
 	defer a.mu.Unlock()
 	a.challenge = &c
 }
-
-// currentChallenge returns a copy of the challenge answered so far, or nil.
-func (a *authenticator) currentChallenge() *challenge {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.challenge == nil {
-		return nil
-	}
-	c := *a.challenge
-	return &c
-}

@@ -261,3 +261,14 @@ func (c *memCache) CandidateLocations(tr string, s types.BICTransportScope, d di
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func digestOf(b []byte) digest.Digest { return digest.FromBytes(b) }
+
+// currentChallenge returns a copy of the challenge answered so far, or nil.
+func (a *authenticator) currentChallenge() *challenge {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.challenge == nil {
+		return nil
+	}
+	c := *a.challenge
+	return &c
+}
