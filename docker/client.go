@@ -135,7 +135,7 @@ func (c *client) do(ctx context.Context, r request) (*http.Response, error) {
 		func(resp *http.Response) bool { return c.auth.setChallenges(resp, r.scopes) })
 }
 
-// sendRetrying sends a prepared request (ping, token requests, foreign layer URLs) with
+// sendRetrying sends a prepared request (ping, token requests) with
 // retries of transient failures; a body is resent only when req.GetBody can replay it. It
 // does not answer auth challenges.
 func (c *client) sendRetrying(ctx context.Context, req *http.Request) (*http.Response, error) {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +15,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
-	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -155,18 +153,15 @@ func manifestMIMEType(contentType string, body []byte) string {
 	return mt
 }
 
-// GetBlob implements types.ImageSource. The stream follows redirects to storage backends and
+// GetBlob implements types.ImageSource. A foreign layer is asked of the registry like any
+// blob; its URLs are for the copy engine's ForeignLayerFetcher (internal/urlfetch), which
+// applies the TLS rules of each URL's own host. The stream follows redirects to storage backends and
 // resumes with a Range request if the connection breaks. With resuming on (SystemContext.Resume),
 // the blob is kept in a partial download as it arrives, and a later run continues from there
 // (see getKeptBlob).
 func (s *source) GetBlob(ctx context.Context, info types.BlobInfo, opts types.GetBlobOptions) (io.ReadCloser, int64, error) {
 	if err := info.Digest.Validate(); err != nil {
 		return nil, -1, errors.Wrapf(err, "fetching blob %q from %s", info.Digest, types.ImageName(s.ref))
-	}
-	if len(info.URLs) > 0 { // a foreign layer: its URLs first, the registry as fallback
-		if rc, size, ok := s.c.getExternalBlob(ctx, info); ok {
-			return rc, size, nil
-		}
 	}
 	rc, kept, err := s.getKeptBlob(ctx, info, opts)
 	size := info.Size
@@ -181,32 +176,6 @@ func (s *source) GetBlob(ctx context.Context, info types.BlobInfo, opts types.Ge
 			types.BICLocationReference{Opaque: s.ref.repo()})
 	}
 	return rc, size, nil
-}
-
-// getExternalBlob tries a foreign layer's URLs (without registry credentials).
-func (c *client) getExternalBlob(ctx context.Context, info types.BlobInfo) (io.ReadCloser, int64, bool) {
-	for _, raw := range info.URLs {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-			continue
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		if err != nil {
-			continue
-		}
-		resp, err := c.sendRetrying(ctx, req)
-		if err != nil {
-			logrus.WithFields(logrus.Fields{"digest": info.Digest, "error": err}).Debug("foreign layer URL failed")
-			continue
-		}
-		if resp.StatusCode != http.StatusOK {
-			logrus.WithFields(logrus.Fields{"digest": info.Digest, "url": redact.URL(u), "status": resp.StatusCode}).Debug("foreign layer URL failed")
-			drain(resp)
-			continue
-		}
-		return resp.Body, resp.ContentLength, true
-	}
-	return nil, -1, false
 }
 
 func (c *client) getBlob(ctx context.Context, d digest.Digest, scopes []scope) (io.ReadCloser, int64, error) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pkg/errors"
@@ -28,17 +29,24 @@ var ErrInsecureURL = errors.New("refusing a plain-HTTP URL")
 const (
 	dialTimeout           = 30 * time.Second
 	responseHeaderTimeout = 60 * time.Second
+	idleConnTimeout       = 90 * time.Second
 	maxRedirects          = 10
 )
 
-// Fetcher downloads blobs from URLs with the TLS settings of one side of a copy.
+// Fetcher downloads blobs from URLs with the TLS settings of one side of a copy. It keeps one
+// HTTP client per host, so that the downloads of a run share its connections.
 type Fetcher struct {
 	sys *types.SystemContext
+
+	mu      sync.Mutex
+	clients map[string]*http.Client // by host
 }
 
 // New returns a Fetcher using sys: HTTPS only, with the certs.d CAs of each URL's host, unless
 // sys.InsecureSkipTLSVerify is true (--src-tls-verify=false), which also allows plain HTTP.
-func New(sys *types.SystemContext) *Fetcher { return &Fetcher{sys: sys} }
+func New(sys *types.SystemContext) *Fetcher {
+	return &Fetcher{sys: sys, clients: map[string]*http.Client{}}
+}
 
 // Fetch tries info.URLs in order and returns the first successful download and its size (-1
 // when unknown). The caller verifies the content against info. URLs are named in errors and
@@ -118,9 +126,14 @@ func (f *Fetcher) fetchOne(ctx context.Context, raw string) (io.ReadCloser, int6
 	return nil, -1, errors.Errorf("downloading %s: %s", redact.RawURL(raw), resp.Status)
 }
 
-// client returns an HTTP client for host with its TLS settings; redirects must stay on HTTPS
+// client returns the HTTP client for host with its TLS settings; redirects must stay on HTTPS
 // unless insecure.
 func (f *Fetcher) client(host string) (*http.Client, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.clients[host]; ok {
+		return c, nil
+	}
 	tlsCfg, err := tlsconfig.ForHost(f.sys, host)
 	if err != nil {
 		return nil, err
@@ -131,13 +144,16 @@ func (f *Fetcher) client(host string) (*http.Client, error) {
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   dialTimeout,
 		ResponseHeaderTimeout: responseHeaderTimeout,
+		IdleConnTimeout:       idleConnTimeout,
 	}
-	return &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+	c := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) >= maxRedirects {
 			return errors.Errorf("stopped after %d redirects", maxRedirects)
 		}
 		return f.checkURL(req.URL)
-	}}, nil
+	}}
+	f.clients[host] = c
+	return c, nil
 }
 
 // sanitizeError strips the URL a *url.Error carries (it may hold a token) down to redact's form.
