@@ -31,7 +31,7 @@ var (
 // sync writes it.
 func (dirTransport) ParseStoreReference(s string) (types.StoreReference, error) {
 	if _, err := NewReference(s); err != nil {
-		return nil, errors.Wrap(types.ErrUsage, err.Error())
+		return nil, types.UsageError{Err: err}
 	}
 	return storeReference{path: s}, nil
 }

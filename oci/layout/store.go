@@ -69,7 +69,7 @@ func ParseStore(s string) (types.StoreReference, error) {
 		}
 	}
 	if err := checkPath(s); err != nil {
-		return nil, errors.Wrap(types.ErrUsage, err.Error())
+		return nil, types.UsageError{Err: err}
 	}
 	return storeReference{path: strings.TrimSuffix(s, ":")}, nil
 }
@@ -100,7 +100,7 @@ func CheckStoredName(name string) error {
 		return errors.Wrap(types.ErrUsage, "an image in a store needs a name")
 	}
 	if err := ValidateRefName(name); err != nil {
-		return errors.Wrap(types.ErrUsage, err.Error())
+		return types.UsageError{Err: err}
 	}
 	return nil
 }
