@@ -257,6 +257,11 @@ func Image(ctx context.Context, destRef, srcRef types.ImageReference, opts *Opti
 	if err := validateOptions(&o); err != nil {
 		return nil, types.UsageError{Err: err}
 	}
+	if w, ok := destRef.(types.ReferenceWarmer); ok {
+		// The destination's registry answers its ping while the source opens.
+		stop := w.Warm(ctx, o.DestinationCtx)
+		defer stop()
+	}
 	src, err := srcRef.NewImageSource(ctx, o.SourceCtx)
 	if err != nil {
 		return nil, errors.Wrap(err, "opening source") // the transport names the image

@@ -324,6 +324,13 @@ func drain(resp *http.Response) {
 // ping finds the scheme the registry speaks (HTTPS, else plain HTTP when allowed) and its
 // authentication challenge, once per client.
 func (c *client) ping(ctx context.Context) error {
+	return c.pingAs(ctx, nil)
+}
+
+// pingAs is ping. With warm set it is the warm-up ping of reference.Warm: a failure is
+// recorded in warm and left on the endpoint, for the next client that pings to report
+// instead of pinging again.
+func (c *client) pingAs(ctx context.Context, warm *pingFailure) error {
 	c.pingMu.Lock()
 	defer c.pingMu.Unlock()
 	if c.base != nil {
@@ -338,6 +345,22 @@ func (c *client) ping(ctx context.Context) error {
 		}
 		return nil
 	}
+	if f := c.endpoint.warmFailure; f != nil {
+		c.endpoint.warmFailure = nil // reported once; a later client tries again
+		if warm == nil {
+			return f.err
+		}
+	}
+	err := c.pingRegistry(ctx)
+	if warm != nil && err != nil && ctx.Err() == nil {
+		warm.err = err
+		c.endpoint.warmFailure = warm
+	}
+	return err
+}
+
+// pingRegistry sends the ping; the caller holds the endpoint's pingMu.
+func (c *client) pingRegistry(ctx context.Context) error {
 	httpsBase := &url.URL{Scheme: "https", Host: c.host}
 	base, ch, err := httpsBase, (*challenge)(nil), error(nil)
 	if !c.insecureOK {

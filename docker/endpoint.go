@@ -21,11 +21,17 @@ type endpoint struct {
 	transport *http.Transport
 	// pingMu lets one client ping at a time, so that clients starting together ping once.
 	pingMu sync.Mutex
+	// warmFailure is the failure of a warm-up ping (reference.Warm), for the next client that
+	// pings to report instead of pinging again; guarded by pingMu.
+	warmFailure *pingFailure
 
 	mu        sync.Mutex
 	base      *url.URL   // nil until a ping succeeded
 	challenge *challenge // nil when the registry did not ask for authentication
 }
+
+// pingFailure is a failed ping's error.
+type pingFailure struct{ err error }
 
 // endpointKey is everything a transport's TLS configuration and the ping's outcome depend on.
 type endpointKey struct {

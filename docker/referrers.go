@@ -43,7 +43,7 @@ var (
 )
 
 // anchoredTagRE matches a whole tag.
-var anchoredTagRE = regexp.MustCompile(`^` + distref.TagRegexp.String() + `$`)
+var anchoredTagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^` + distref.TagRegexp.String() + `$`) })
 
 // relatedWrites are what a destination records for Commit: referrers the registry did not
 // process, by subject in first-seen order, and tags of related manifests.
@@ -84,7 +84,7 @@ func (s *source) ListReferrers(ctx context.Context, subject digest.Digest) ([]im
 // GetRelatedManifest implements types.RelatedSource: a manifest of the repository by digest
 // (verified) or tag.
 func (s *source) GetRelatedManifest(ctx context.Context, ref string) ([]byte, string, error) {
-	if _, err := digest.Parse(ref); err != nil && !anchoredTagRE.MatchString(ref) {
+	if _, err := digest.Parse(ref); err != nil && !anchoredTagRE().MatchString(ref) {
 		return nil, "", errors.Errorf("reading manifest %q of %s: neither a digest nor a tag", ref, s.c.name())
 	}
 	b, mt, err := s.c.getManifest(ctx, ref, s.scopes)
@@ -110,7 +110,7 @@ func (s *source) RelatedDigest(ctx context.Context, tag string) (digest.Digest, 
 }
 
 func relatedDigest(ctx context.Context, c *client, tag string, scopes []scope) (digest.Digest, error) {
-	if !anchoredTagRE.MatchString(tag) {
+	if !anchoredTagRE().MatchString(tag) {
 		return "", errors.Errorf("resolving tag %q of %s: not a tag", tag, c.name())
 	}
 	d, err := c.resolveDigest(ctx, tag, scopes)
@@ -246,7 +246,7 @@ func (d *destination) PutRelatedManifest(ctx context.Context, body []byte, mimeT
 		return errors.Wrapf(err, "computing manifest digest for %s", types.ImageName(d.ref))
 	}
 	if opts.Tag != "" {
-		if !anchoredTagRE.MatchString(opts.Tag) {
+		if !anchoredTagRE().MatchString(opts.Tag) {
 			return errors.Wrapf(types.ErrUsage, "invalid tag %q for manifest %s", opts.Tag, dg)
 		}
 		at, err := d.tagPointsAt(ctx, opts.Tag, dg, http.Header{"Accept": manifest.SupportedMIMETypes()})

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/imgcopy/imgcopy/types"
@@ -68,7 +69,7 @@ type schema1Entry struct {
 	index   int // position in FSLayers/History
 }
 
-var v1IDRegexp = regexp.MustCompile(`^[a-f0-9]{64}$`)
+var v1IDRegexp = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-f0-9]{64}$`) })
 
 // schema1FromBlob parses and validates a schema1 manifest. For a signed one the content is
 // read from the signed payload, which must agree with the full document.
@@ -152,7 +153,7 @@ func parseSchema1Entry(i int, blobSum digest.Digest, h Schema1History) (schema1E
 	if err := json.Unmarshal([]byte(h.V1Compatibility), &e.compat); err != nil {
 		return e, errors.Wrapf(ErrInvalidManifest, "parsing schema1 history[%d]: %v", i, err)
 	}
-	if !v1IDRegexp.MatchString(e.compat.ID) {
+	if !v1IDRegexp().MatchString(e.compat.ID) {
 		return e, errors.Wrapf(ErrInvalidManifest, "schema1 history[%d] has invalid ID %q", i, e.compat.ID)
 	}
 	return e, nil

@@ -38,7 +38,7 @@
 // assertion:
 //
 //   - on references: ImageDeleter, TagLister, ImageLister, ManifestDigester (store.go),
-//     TagDeleter (sync.go) and LazySourceOpener (referrers.go);
+//     TagDeleter (sync.go), LazySourceOpener (referrers.go) and ReferenceWarmer (warm.go);
 //   - on transports: StoreTransport, whose StoreReferences may be StoreWriterOpeners;
 //   - on destinations: ManifestChecker and RelatedDestination;
 //   - on sources and destinations: ReferrersLister and RelatedDigester; on sources

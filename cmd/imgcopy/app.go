@@ -73,8 +73,10 @@ func newApp(e *env) *cli.App {
 			versionCmd(e),
 		},
 	}
+	app.Flags = withCachedNames(app.Flags)
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = onUsageError
+		cmd.Flags = withCachedNames(cmd.Flags)
 	}
 	return app
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
@@ -31,7 +32,7 @@ type salvaged struct {
 }
 
 // hexName finds a sha256 digest in a member name (blobs/sha256/HEX, HEX.tar, HEX.json).
-var hexName = regexp.MustCompile(`(?:^|/)([a-f0-9]{64})(?:\.tar|\.json)?$`)
+var hexName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?:^|/)([a-f0-9]{64})(?:\.tar|\.json)?$`) })
 
 // takeAbandoned locks the staging directories dead writers left beside the archive and
 // indexes the blobs in their tars. The directories are removed when the store ends.
@@ -74,7 +75,7 @@ func (s *Store) indexAbandoned(f *os.File) {
 		if err != nil || h.Typeflag != tar.TypeReg {
 			continue
 		}
-		m := hexName.FindStringSubmatch(h.Name)
+		m := hexName().FindStringSubmatch(h.Name)
 		consumed, _ := sr.Seek(0, io.SeekCurrent)
 		dataOff := off + consumed // the content follows the header blocks the reader consumed
 		if m == nil || dataOff+h.Size > fi.Size() {

@@ -3,6 +3,7 @@ package layout
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
@@ -56,11 +57,13 @@ func NewDigestReference(path string, d digest.Digest) (types.ImageReference, err
 // refNameRE is the grammar of org.opencontainers.image.ref.name (annotations.md):
 // component ("/" component)*, component = alphanum+ (separator alphanum+)*, separators
 // "-._:@+" or "--".
-var refNameRE = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$`)
+var refNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$`)
+})
 
 // ValidateRefName checks that name is a valid org.opencontainers.image.ref.name value.
 func ValidateRefName(name string) error {
-	if len(name) > 4096 || !refNameRE.MatchString(name) {
+	if len(name) > 4096 || !refNameRE().MatchString(name) {
 		return types.UsageError{Err: errors.Errorf("invalid image name %q in an OCI layout reference: want a tag or a reference such as example.com/repo:tag", name)}
 	}
 	return nil
@@ -77,14 +80,14 @@ func checkPath(path string) error {
 }
 
 // digestAlgorithmRE is the algorithm part of a digest (descriptor.md).
-var digestAlgorithmRE = regexp.MustCompile(`^[a-z0-9]+(?:[+._-][a-z0-9]+)*$`)
+var digestAlgorithmRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(?:[+._-][a-z0-9]+)*$`) })
 
 // SplitReference parses "PATH", "PATH:NAME" or "PATH@DIGEST" (the part after "oci:" or
 // "oci-archive:"). PATH ends at the first ":", as in skopeo, so a path cannot contain one;
 // "@alg:hex" at the end selects by digest.
 func SplitReference(ref string) (path, name string, d digest.Digest, err error) {
 	if at := strings.LastIndexByte(ref, '@'); at >= 0 {
-		if alg, _, ok := strings.Cut(ref[at+1:], ":"); ok && digestAlgorithmRE.MatchString(alg) && !strings.Contains(ref[:at], ":") {
+		if alg, _, ok := strings.Cut(ref[at+1:], ":"); ok && digestAlgorithmRE().MatchString(alg) && !strings.Contains(ref[:at], ":") {
 			d = digest.Digest(ref[at+1:])
 			if err := d.Validate(); err != nil {
 				return "", "", "", types.UsageError{Err: errors.Wrapf(err, "invalid digest %q in OCI layout reference", d)}
