@@ -262,6 +262,14 @@ func startCLI(t *testing.T, home string, args ...string) *cliProc {
 // returns when the held request is over at the registry.
 func killAtHold(t *testing.T, rt *proxyRoute, home string, args ...string) {
 	t.Helper()
+	killAtHoldWhen(t, rt, nil, home, args...)
+}
+
+// killAtHoldWhen is killAtHold that, once the hold point is reached, also waits for ready to
+// hold (checked every few milliseconds, for at most the same two minutes) before the kill:
+// for what the process finishes in the background, such as a staged blob's fsync and name.
+func killAtHoldWhen(t *testing.T, rt *proxyRoute, ready func() bool, home string, args ...string) {
+	t.Helper()
 	p := startCLI(t, home, args...)
 	timeout := time.NewTimer(2 * time.Minute)
 	defer timeout.Stop()
@@ -272,6 +280,17 @@ func killAtHold(t *testing.T, rt *proxyRoute, home string, args ...string) {
 		t.Fatalf("imgcopy ended (%v) before the hold point\nstdout: %s\nstderr: %s", err, p.stdout.String(), p.stderr.String())
 	case <-timeout.C:
 		t.Fatal("the transfer did not reach the hold point in 2 minutes")
+	}
+	if ready != nil {
+		tick := time.NewTicker(5 * time.Millisecond)
+		for !ready() {
+			select {
+			case <-tick.C:
+			case <-timeout.C:
+				t.Fatal("the process held at the hold point did not get ready in 2 minutes")
+			}
+		}
+		tick.Stop()
 	}
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -555,14 +574,19 @@ func TestCLIResumeLocalStaging(t *testing.T) {
 	layers := writeLayersLayout(t, layoutDir, sizes...)
 	base := "docker://" + reg.Host + "/resume/local:v1"
 	imageDigest := e2eCopy(t, e2eRef(t, base), e2eRef(t, "oci:"+layoutDir+":v1"), nil).ManifestDigest
+	// staged is the name a layout or dir: gives a blob in its staging directory once the blob
+	// is verified and durable (before that, the blob would not be taken over: a SIGKILL in
+	// between loses it, and the test must not kill there). Archives salvage blobs from the
+	// unfinished tar by hashing them, so they need no wait ("").
 	cases := []struct {
 		transport string
 		dest      func(dir string) (name, stagingParent string)
+		staged    string
 	}{
-		{"oci", func(dir string) (string, string) { return "oci:" + dir + "/layout:v1", dir + "/layout" }},
-		{"dir", func(dir string) (string, string) { return "dir:" + dir + "/dir", dir + "/dir" }},
-		{"oci-archive", func(dir string) (string, string) { return "oci-archive:" + dir + "/img.tar:v1", dir }},
-		{"docker-archive", func(dir string) (string, string) { return "docker-archive:" + dir + "/img.tar:resume/local:v1", dir }},
+		{"oci", func(dir string) (string, string) { return "oci:" + dir + "/layout:v1", dir + "/layout" }, "sha256-" + layers[0].Encoded()},
+		{"dir", func(dir string) (string, string) { return "dir:" + dir + "/dir", dir + "/dir" }, layers[0].Encoded()},
+		{"oci-archive", func(dir string) (string, string) { return "oci-archive:" + dir + "/img.tar:v1", dir }, ""},
+		{"docker-archive", func(dir string) (string, string) { return "docker-archive:" + dir + "/img.tar:resume/local:v1", dir }, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.transport, func(t *testing.T) {
@@ -572,7 +596,7 @@ func TestCLIResumeLocalStaging(t *testing.T) {
 			rt := proxy.route(repo)
 			var mu sync.Mutex
 			seen := map[string]bool{}
-			rt.arm = func(path string) bool { // the second layer to start; the first is staged by then
+			rt.arm = func(path string) bool { // the second layer to start
 				mu.Lock()
 				defer mu.Unlock()
 				for _, l := range layers {
@@ -587,7 +611,14 @@ func TestCLIResumeLocalStaging(t *testing.T) {
 			home, dir := t.TempDir(), t.TempDir()
 			dest, stagingParent := tc.dest(dir)
 			args := []string{"--progress", "json", "--image-parallel-copies", "1", "--src-tls-verify=false", "docker://" + reg.Host + "/" + repo + ":v1", dest}
-			killAtHold(t, rt, home, args...)
+			var ready func() bool
+			if tc.staged != "" {
+				ready = func() bool {
+					m, _ := filepath.Glob(filepath.Join(stagingParent, ".imgcopy-staging-*", tc.staged))
+					return len(m) == 1
+				}
+			}
+			killAtHoldWhen(t, rt, ready, home, args...)
 			rt.take()
 			if left, _ := filepath.Glob(filepath.Join(stagingParent, ".imgcopy-staging-*")); len(left) != 1 {
 				t.Fatalf("staging after the kill: %v, want one directory", left)
