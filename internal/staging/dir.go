@@ -13,9 +13,9 @@ import (
 	"github.com/imgcopy/imgcopy/internal/filelock"
 )
 
-// lockName is the lock file inside a staging directory. Its writer holds an flock on it for
+// LockName is the lock file inside a staging directory. Its writer holds an flock on it for
 // as long as it lives; a process that dies (even by SIGKILL) releases it.
-const lockName = ".lock"
+const LockName = ".lock"
 
 // unlockedGrace is how old a staging directory without a lock file must be to count as
 // abandoned: its writer creates the lock file right after the directory, so one without is
@@ -38,14 +38,14 @@ func NewDir(parent string) (*Dir, error) {
 	}
 	// The lock file gets its name only once locked, so that no other process can find it
 	// unlocked (and take the directory for a dead writer's) in between.
-	f, err := os.OpenFile(filepath.Join(p, lockName+"-new"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(filepath.Join(p, LockName+"-new"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		var ok bool
 		if ok, err = filelock.TryLock(f); err == nil && !ok {
 			err = errors.New("locked by another process")
 		}
 		if err == nil {
-			err = os.Rename(f.Name(), filepath.Join(p, lockName))
+			err = os.Rename(f.Name(), filepath.Join(p, LockName))
 		}
 		if err != nil {
 			f.Close()
@@ -79,10 +79,10 @@ func Abandoned(parent string) []*Dir {
 			continue
 		}
 		p := filepath.Join(parent, e.Name())
-		f, err := os.OpenFile(filepath.Join(p, lockName), os.O_RDWR, 0)
+		f, err := os.OpenFile(filepath.Join(p, LockName), os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			if info, ierr := e.Info(); ierr == nil && time.Since(info.ModTime()) > unlockedGrace {
-				f, err = os.OpenFile(filepath.Join(p, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+				f, err = os.OpenFile(filepath.Join(p, LockName), os.O_RDWR|os.O_CREATE, 0o600)
 			}
 		}
 		if err != nil {

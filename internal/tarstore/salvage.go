@@ -42,7 +42,7 @@ func (s *Store) takeAbandoned(dir string) {
 		s.abandoned = append(s.abandoned, old)
 		entries, _ := os.ReadDir(old.Path)
 		for _, e := range entries {
-			if !e.Type().IsRegular() || e.Name() == ".lock" {
+			if !e.Type().IsRegular() || e.Name() == staging.LockName {
 				continue
 			}
 			f, err := os.Open(filepath.Join(old.Path, e.Name()))
