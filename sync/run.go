@@ -36,7 +36,7 @@ func (p *Plan) Run(ctx context.Context) (*Report, error) {
 	defer cancel()
 	r.cancel = cancel
 	if p.opts.FailFast && p.Counts()[ActionFail] > 0 {
-		r.stopped = "not started: another image could not be planned (--fail-fast)"
+		r.stopped = "another image could not be planned (--fail-fast)"
 	}
 	r.reportPlanned()
 	r.copyAll(runCtx)

@@ -313,6 +313,11 @@ func TestSyncFailFast(t *testing.T) {
 	if got := syncResults(rep, syncer.ActionCopied); len(got) != 0 {
 		t.Errorf("copied despite a planning failure: %v", got)
 	}
+	for _, r := range rep.Images {
+		if r.Action == syncer.ActionSkipped && r.Reason != "not started: another image could not be planned (--fail-fast)" {
+			t.Errorf("%s skipped because %q", r.Destination, r.Reason)
+		}
+	}
 }
 
 // TestSyncInterruptedThenResumed cancels a sync while one image's layer is in transfer: the
