@@ -35,6 +35,10 @@ type Plan struct {
 	storeListed bool
 	storeImages []types.ListedImage
 	storeErr    error
+
+	// onTurnWait, set by tests, is called when Run holds an image back for another copy of
+	// the same manifest into the same repository (runner.takeTurn).
+	onTurnWait func(*Item)
 }
 
 // Plan lists the sources, names each image in the destination, keeps this shard's share and
