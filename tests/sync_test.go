@@ -373,3 +373,32 @@ func TestSyncInterruptedThenResumed(t *testing.T) {
 		t.Errorf("resumed run: %v, want the 5 images there", rep.Counts)
 	}
 }
+
+// TestSyncPlanChecksLiteralDigests: a literal digest the destination lacks must exist at the
+// source, so that a dry run reports a missing one, as it does a missing literal tag, rather
+// than planning a copy that then fails.
+func TestSyncPlanChecksLiteralDigests(t *testing.T) {
+	t.Parallel()
+	src, dst := testregistry.Start(t, testregistry.Options{}), testregistry.Start(t, testregistry.Options{})
+	present := pushSingle(t, src.Host, "team/app", "v1", "app-v1", "amd64").Digest
+	missing := "sha256:" + strings.Repeat("0", 64)
+	cfg := fmt.Sprintf("%s:\n  tls-verify: false\n  images:\n    team/app: [%q, %q]\n", src.Host, present, missing)
+	sources, err := syncer.ReadConfig(strings.NewReader(cfg), "sync.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := syncer.NewPlan(syncCtx(t), syncer.Options{Transports: e2eTransports, Sources: sources, Destination: "docker://" + dst.Host + "/mirror"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*syncer.Item{}
+	for _, it := range p.Items {
+		got[it.SourceDigest.String()] = it
+	}
+	if it := got[present.String()]; it == nil || it.Action != syncer.ActionCopy {
+		t.Errorf("present digest: %+v, want copy", it)
+	}
+	if it := got[missing]; it == nil || it.Action != syncer.ActionFail || types.Classify(it.Err) != types.ClassNotFound {
+		t.Errorf("missing digest: %+v, want fail (not found)", it)
+	}
+}
