@@ -36,9 +36,12 @@ func NewBudget(transfers int) *Budget {
 }
 
 // transfer runs fn for key unless another copy is running it: then it waits for that to end
-// and runs fn itself, without registering, when that succeeded (fn checks the destination
-// first and finds the blob), or in its place when that failed (e.g. the other copy was
-// cancelled). It never holds a transfer slot while waiting.
+// and runs fn itself (fn checks the destination first and finds the blob, or mounts it, or
+// transfers it when the other copy failed), registered in its turn, so that copies waiting for
+// one blob take turns rather than all mounting it into one repository at once (CNCF
+// distribution 2.x rewrites the repository's link to the blob on every mount, and a manifest
+// pushed meanwhile is refused with "blob unknown"). It never holds a transfer slot while
+// waiting.
 func (b *Budget) transfer(ctx context.Context, key string, fn func() (blobResult, error)) (blobResult, error) {
 	for {
 		b.mu.Lock()
@@ -64,9 +67,6 @@ func (b *Budget) transfer(ctx context.Context, key string, fn func() (blobResult
 		case <-f.done:
 		case <-ctx.Done():
 			return blobResult{}, ctx.Err()
-		}
-		if f.err == nil {
-			return fn()
 		}
 	}
 }

@@ -183,3 +183,44 @@ func TestBudgetSharedAcrossCopies(t *testing.T) {
 		})
 	}
 }
+
+// TestBudgetWaitersTakeTurns: two copies waiting for one blob's transfer must not both go on
+// at once when it ends (they would mount the blob into one repository side by side), but one
+// after the other, the second finding the blob the first placed.
+func TestBudgetWaitersTakeTurns(t *testing.T) {
+	t.Parallel()
+	b := NewBudget(4)
+	events := make(chan string, 8)
+	b.onWait = func(string) { events <- "wait" }
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	start := func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = b.transfer(context.Background(), "blob", func() (blobResult, error) {
+				events <- "run"
+				<-release
+				return blobResult{}, nil
+			})
+		}()
+	}
+	start()
+	if ev := <-events; ev != "run" {
+		t.Fatalf("first copy: %s, want run", ev)
+	}
+	start()
+	start()
+	for range 2 {
+		if ev := <-events; ev != "wait" {
+			t.Fatalf("waiting copies: %s, want wait", ev)
+		}
+	}
+	release <- struct{}{} // the first transfer ends
+	next := []string{<-events, <-events}
+	close(release)
+	wg.Wait()
+	if next[0] == "run" && next[1] == "run" {
+		t.Errorf("both waiting copies went on at once; want one to run and the other to wait for it")
+	}
+}

@@ -20,9 +20,12 @@ var _ types.TagDeleter = reference{}
 
 // DeleteTag implements types.TagDeleter. It asks the registry to delete the tag itself
 // (distribution-spec v1.1 allows DELETE of a manifest by tag). A registry that refuses that
-// (405 or UNSUPPORTED, e.g. CNCF distribution 2.x) gets the work-around regclient uses: the tag
-// is first pointed at a manifest of its own, unique to this deletion, which is then deleted by
-// digest, so that no other tag of the image is touched.
+// (405 or UNSUPPORTED; CNCF distribution 2.x answers 400 DIGEST_INVALID, since it takes the
+// tag for a digest) gets the work-around regclient uses: the tag is first pointed at a
+// manifest of its own, unique to this deletion, which is then deleted by digest, so that no
+// other tag of the image is touched. Should the registry refuse that delete too (deletes
+// disabled, e.g. distribution without storage.delete.enabled), the tag is put back on the
+// manifest it had, so a refused prune never leaves the tag on the throw-away manifest.
 func (r reference) DeleteTag(ctx context.Context, sys *types.SystemContext) error {
 	tag := r.tag()
 	if tag == "" || r.digest() != "" {
@@ -34,15 +37,25 @@ func (r reference) DeleteTag(ctx context.Context, sys *types.SystemContext) erro
 	}
 	scopes := []scope{{repo: r.repo(), actions: "*"}}
 	err = c.deleteManifest(ctx, tag, scopes)
-	if !isUnsupported(err) {
+	if !tagDeleteRefused(err) {
 		return errors.Wrapf(err, "deleting tag %s", types.ImageName(r))
 	}
 	logrus.WithFields(logrus.Fields{"repository": c.name(), "tag": tag}).Debug("registry cannot delete a tag; pointing it at a throw-away manifest to delete that")
-	d, err := r.pushPlaceholder(ctx, sys, tag)
-	if err == nil {
-		err = c.deleteManifest(ctx, d.String(), scopes)
+	body, mimeType, err := c.getManifest(ctx, tag, scopes)
+	if err != nil {
+		return errors.Wrapf(err, "deleting tag %s", types.ImageName(r))
 	}
-	return errors.Wrapf(err, "deleting tag %s", types.ImageName(r))
+	d, err := r.pushPlaceholder(ctx, sys, tag)
+	if err != nil {
+		return errors.Wrapf(err, "deleting tag %s", types.ImageName(r))
+	}
+	if err := c.deleteManifest(ctx, d.String(), scopes); err != nil {
+		if _, rerr := c.putManifest(ctx, tag, body, mimeType, nil, scopes); rerr != nil {
+			return errors.Wrapf(err, "deleting tag %s (putting the tag back on its manifest failed too, it names throw-away manifest %s: %v)", types.ImageName(r), d, rerr)
+		}
+		return errors.Wrapf(err, "deleting tag %s (the registry refuses deletes; the tag is unchanged)", types.ImageName(r))
+	}
+	return nil
 }
 
 // deleteManifest sends DELETE for a manifest by tag or digest.
@@ -58,10 +71,12 @@ func (c *client) deleteManifest(ctx context.Context, ref string, scopes []scope)
 	return nil
 }
 
-// isUnsupported reports whether err is a registry refusing an operation it does not offer.
-func isUnsupported(err error) bool {
+// tagDeleteRefused reports whether err is a registry refusing to delete a manifest by tag:
+// 405 or UNSUPPORTED, or distribution 2.x's 400 DIGEST_INVALID (it reads the tag as a digest).
+func tagDeleteRefused(err error) bool {
 	re, ok := asRegistryError(err)
-	return ok && (re.status == http.StatusMethodNotAllowed || re.hasCode(codeUnsupported))
+	return ok && (re.status == http.StatusMethodNotAllowed || re.hasCode(codeUnsupported) ||
+		(re.status == http.StatusBadRequest && re.hasCode(codeDigestInvalid)))
 }
 
 // pushPlaceholder tags a new, unique, layerless schema2 image as tag and returns its digest.

@@ -19,6 +19,7 @@ const (
 	codeManifestInvalid    = "MANIFEST_INVALID"
 	codeManifestUnverified = "MANIFEST_UNVERIFIED"
 	codeUnsupported        = "UNSUPPORTED"
+	codeDigestInvalid      = "DIGEST_INVALID"
 	codeTooManyRequests    = "TOOMANYREQUESTS"
 )
 

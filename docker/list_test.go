@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,48 +133,62 @@ func TestManifestDigestUsesHEAD(t *testing.T) {
 
 func TestDeleteTag(t *testing.T) {
 	t.Parallel()
+	unsupported := func(w http.ResponseWriter) {
+		writeRegistryError(w, http.StatusMethodNotAllowed, codeUnsupported, "The operation is unsupported.")
+	}
 	cases := []struct {
 		name string
-		// refuseTagDelete makes the registry answer DELETE by tag as distribution 2.x does.
-		refuseTagDelete bool
+		// refuseByTag answers DELETE by tag; refuseByDigest, when set, DELETE by digest.
+		refuseByTag, refuseByDigest func(w http.ResponseWriter)
+		wantTags                    string
+		wantErr                     bool
 	}{
-		{"registry deletes the tag", false},
-		{"placeholder work-around", true},
+		{name: "registry deletes the tag", wantTags: "keep"},
+		{name: "placeholder work-around after UNSUPPORTED", refuseByTag: unsupported, wantTags: "keep"},
+		{name: "placeholder work-around after distribution 2.x's DIGEST_INVALID", refuseByTag: func(w http.ResponseWriter) {
+			writeRegistryError(w, http.StatusBadRequest, codeDigestInvalid, "provided digest did not match uploaded content")
+		}, wantTags: "keep"},
+		// distribution 2.x without storage.delete.enabled: the tag must keep its image.
+		{name: "deletes disabled", refuseByTag: unsupported, refuseByDigest: unsupported, wantTags: "keep,old", wantErr: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t)
-			opts := testregistry.Options{}
-			if tc.refuseTagDelete {
-				opts.Wrap = func(next http.Handler) http.Handler {
-					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-						if r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/manifests/") && !strings.Contains(r.URL.Path, "sha256:") {
-							writeRegistryError(w, http.StatusMethodNotAllowed, codeUnsupported, "The operation is unsupported.")
+			opts := testregistry.Options{Wrap: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/manifests/") {
+						byDigest := strings.Contains(r.URL.Path, "sha256:")
+						if refuse := map[bool]func(http.ResponseWriter){false: tc.refuseByTag, true: tc.refuseByDigest}[byDigest]; refuse != nil {
+							refuse(w)
 							return
 						}
-						next.ServeHTTP(w, r)
-					})
-				}
-			}
+					}
+					next.ServeHTTP(w, r)
+				})
+			}}
 			reg := testregistry.Start(t, opts)
 			img := newTestImage(t, 3, "amd64")
 			for _, tag := range []string{"old", "keep"} {
 				pushImage(t, ctx, mustParse(t, "//"+reg.Host+"/app:"+tag), anonSys(), nil, nil, []testImage{img}, nil)
 			}
-			if err := mustParse(t, "//"+reg.Host+"/app:old").(types.TagDeleter).DeleteTag(ctx, anonSys()); err != nil {
-				t.Fatal(err)
+			err := mustParse(t, "//"+reg.Host+"/app:old").(types.TagDeleter).DeleteTag(ctx, anonSys())
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("DeleteTag: %v, want error %v", err, tc.wantErr)
 			}
 			tags, err := mustParse(t, "//"+reg.Host+"/app").(types.TagLister).ListTags(ctx, anonSys())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(tags, ",") != "keep" {
-				t.Errorf("tags after deleting old: %v, want [keep]", tags)
+			slices.Sort(tags)
+			if strings.Join(tags, ",") != tc.wantTags {
+				t.Errorf("tags after deleting old: %v, want %s", tags, tc.wantTags)
 			}
-			d, err := mustParse(t, "//"+reg.Host+"/app:keep").(types.ManifestDigester).ManifestDigest(ctx, anonSys())
-			if err != nil || d != img.digest {
-				t.Errorf("keep: %s, %v; want %s", d, err, img.digest)
+			for _, tag := range tags {
+				d, err := mustParse(t, "//"+reg.Host+"/app:"+tag).(types.ManifestDigester).ManifestDigest(ctx, anonSys())
+				if err != nil || d != img.digest {
+					t.Errorf("%s: %s, %v; want %s", tag, d, err, img.digest)
+				}
 			}
 		})
 	}

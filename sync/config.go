@@ -88,9 +88,17 @@ func (c *configReader) mapping(n *yaml.Node, what string, known []string) ([]pai
 		return nil, c.errorf(n, "%s must be a mapping", what)
 	}
 	seen := map[string]int{}
-	var out []pair
+	var out, merged []pair
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" { // "<<: *defaults", as skopeo's YAML reader allows
+			m, err := c.merge(v, what, known)
+			if err != nil {
+				return nil, err
+			}
+			merged = append(merged, m...)
+			continue
+		}
 		if k.Kind != yaml.ScalarNode {
 			return nil, c.errorf(k, "%s: keys must be plain strings", what)
 		}
@@ -106,6 +114,44 @@ func (c *configReader) mapping(n *yaml.Node, what string, known []string) ([]pai
 			return nil, err
 		}
 		out = append(out, pair{key: k.Value, k: k, v: rv, isNil: isNull(rv)})
+	}
+	// The keys written in the mapping win over merged ones, and earlier merges over later.
+	for _, m := range merged {
+		if _, dup := seen[m.key]; !dup {
+			seen[m.key] = m.k.Line
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// merge returns the pairs a YAML merge key ("<<") brings in: those of one mapping, or of a
+// list of mappings.
+func (c *configReader) merge(v *yaml.Node, what string, known []string) ([]pair, error) {
+	v, err := c.resolve(v)
+	if err != nil {
+		return nil, err
+	}
+	if v.Kind != yaml.SequenceNode {
+		if v.Kind != yaml.MappingNode {
+			return nil, c.errorf(v, "%s: << must merge a mapping or a list of mappings", what)
+		}
+		return c.mapping(v, what, known)
+	}
+	var out []pair
+	for _, e := range v.Content {
+		e, err := c.resolve(e)
+		if err != nil {
+			return nil, err
+		}
+		if e.Kind != yaml.MappingNode {
+			return nil, c.errorf(e, "%s: << must merge a mapping or a list of mappings", what)
+		}
+		m, err := c.mapping(e, what, known)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m...)
 	}
 	return out, nil
 }

@@ -35,9 +35,12 @@ var credentialKeys = []string{"username", "password", "identitytoken"}
 // sources' access settings start from (the command line's source flags); it is copied, never
 // changed. Errors are *ConfigError values (types.ErrUsage) naming the line.
 func ReadConfig(r io.Reader, file string, base *types.SystemContext) ([]Source, error) {
-	data, err := iolimits.ReadAtMost(r, iolimits.MaxManifestBodySize)
-	if err != nil {
-		return nil, errors.Wrapf(err, "reading %s", file)
+	data, err := iolimits.ReadAtMost(r, maxConfigSize)
+	switch {
+	case errors.Is(err, iolimits.ErrTooLarge):
+		return nil, &ConfigError{File: file, Msg: fmt.Sprintf("larger than %d MiB", maxConfigSize>>20)}
+	case err != nil:
+		return nil, &ConfigError{File: file, Msg: err.Error()}
 	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -45,7 +48,7 @@ func ReadConfig(r io.Reader, file string, base *types.SystemContext) ([]Source, 
 		if err == io.EOF {
 			return nil, &ConfigError{File: file, Msg: "empty file: no registries"}
 		}
-		return nil, &ConfigError{File: file, Msg: err.Error()}
+		return nil, syntaxError(file, data, err)
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); err != io.EOF {
@@ -65,13 +68,53 @@ func ReadConfig(r io.Reader, file string, base *types.SystemContext) ([]Source, 
 	}
 	var sources []Source
 	for _, reg := range regs {
+		if anchorsOnly(reg) {
+			continue
+		}
 		s, err := c.registry(reg, base)
 		if err != nil {
 			return nil, err
 		}
 		sources = append(sources, s...)
 	}
+	if len(sources) == 0 {
+		return nil, c.errorf(root, "no registries")
+	}
 	return sources, nil
+}
+
+// maxConfigSize bounds a configuration file.
+const maxConfigSize = 4 << 20
+
+// anchorsOnly reports whether a top-level entry only holds settings for YAML anchors
+// (".defaults: &defaults {tls-verify: false}", merged into registries with "<<: *defaults"):
+// a mapping that lists no images under a key that is no registry host name. skopeo ignores
+// such entries, so they are skipped; a registry without images is still refused, as a typo.
+func anchorsOnly(reg pair) bool {
+	if reg.v.Kind != yaml.MappingNode || checkRegistry(reg.key) == nil {
+		return false
+	}
+	for i := 0; i+1 < len(reg.v.Content); i += 2 {
+		if contains([]string{"images", "images-by-tag-regex", "images-by-semver", "repositories"}, reg.v.Content[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// syntaxError turns a YAML syntax error ("yaml: line N: ...") into a ConfigError naming the
+// line.
+func syntaxError(file string, data []byte, err error) error {
+	rest, ok := strings.CutPrefix(err.Error(), "yaml: line ")
+	num, msg, ok2 := strings.Cut(rest, ": ")
+	line, aerr := strconv.Atoi(num)
+	if !ok || !ok2 || aerr != nil {
+		return &ConfigError{File: file, Msg: err.Error()}
+	}
+	if lines := bytes.Split(data, []byte("\n")); line >= 1 && line <= len(lines) && bytes.ContainsRune(lines[line-1], '\t') {
+		msg += " (a tab: YAML indents with spaces only)"
+	}
+	return &ConfigError{File: file, Line: line, Msg: msg}
 }
 
 // access holds the settings of a registry or repository entry that apply to its sources.

@@ -3,7 +3,9 @@ package sync
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
+	"testing/iotest"
 
 	"github.com/pkg/errors"
 
@@ -121,6 +123,21 @@ func TestReadConfig(t *testing.T) {
 			`docker://reg.example:5000/team/web tags= platforms=2 dest={{.Repository}} user=bob insecure=true authfile=/run/auth.json at=f.yaml:12`,
 			`docker://reg.example:5000/team/all tags= platforms=1 dest=mirror/{{.Name}} authfile=/run/auth.json at=f.yaml:17`,
 		}},
+		{"merge keys and an anchors-only entry, as skopeo reads them", `.defaults: &defaults
+  tls-verify: false
+  credentials: {username: bot, password: x}
+.web: &web {cert-dir: /certs}
+q.example:
+  <<: *defaults
+  images: {app: [v1]}
+r.example:
+  <<: [*web, *defaults]
+  tls-verify: true
+  images: {web: [v2]}
+`, []string{
+			"docker://q.example/app tags=v1 user=bot insecure=true at=f.yaml:7",
+			"docker://r.example/web tags=v2 user=bot insecure=false certs=/certs at=f.yaml:11",
+		}},
 		{"anchors", "a.example: &reg\n  images: {app: [v1]}\nb.example: *reg\n", []string{
 			"docker://a.example/app tags=v1 at=f.yaml:2",
 			"docker://b.example/app tags=v1 at=f.yaml:2",
@@ -190,7 +207,12 @@ func TestReadConfigRejects(t *testing.T) {
 		{"uppercase template result", "q.io:\n  images: {a: []}\n  destination: 'Mirror/{{.Name}}'\n", "3: "},
 		{"duplicate key", "q.io:\n  images: {a: []}\n  images: {b: []}\n", `3: registry q.io: "images" is repeated (first at line 2)`},
 		{"two documents", "q.io:\n  images: {a: []}\n---\nr.io: {}\n", "more than one YAML document"},
-		{"syntax", "q.io:\n  images: [\n", "yaml:"},
+		{"syntax", "q.io:\n  images: [\n", "2: did not find expected node content"},
+		{"tab indentation", "q.io:\n\timages:\n\t\ta: []\n", "2: found character that cannot start any token (a tab: YAML indents with spaces only)"},
+		{"too large", "q.io:\n  images:\n" + strings.Repeat("    app: []\n", 400000), "larger than 4 MiB"},
+		{"only anchors", ".defaults: {tls-verify: false}\n", "1: no registries"},
+		{"unknown key merged in", ".d: &d {tls_verify: false}\nq.io:\n  <<: *d\n  images: {a: []}\n", `1: unknown key "tls_verify" in registry q.io`},
+		{"merge of a scalar", "q.io:\n  <<: x\n  images: {a: []}\n", "2: registry q.io: << must merge a mapping"},
 		{"list of tags wanted", "q.io:\n  images:\n    a: {x: 1}\n", "3: the tags of a must be a string or a list"},
 	}
 	for _, tc := range cases {
@@ -216,15 +238,27 @@ func TestReadConfigRejects(t *testing.T) {
 
 func TestReadConfigBoundsAliases(t *testing.T) {
 	t.Parallel()
-	// A "billion laughs" document: each level doubles the nodes an alias walk would visit.
+	// An alias bomb that passes every other check: many registries share, by alias, one
+	// mapping of many repositories, so a small file would expand to a million sources.
 	var b strings.Builder
-	b.WriteString("a0: &a0 [x, x]\n")
-	for i := 1; i < 40; i++ {
-		fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d]\n", i, i, i-1, i-1)
+	b.WriteString("r0.example:\n  images: &big\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "    app%d: []\n", i)
 	}
-	b.WriteString("q.io:\n  images:\n    app: *a39\n")
+	for i := 1; i < 1000; i++ {
+		fmt.Fprintf(&b, "r%d.example: {images: *big}\n", i)
+	}
 	_, err := ReadConfig(strings.NewReader(b.String()), "f.yaml", nil)
-	if !errors.Is(err, types.ErrUsage) {
-		t.Fatalf("got %v, want a usage error", err)
+	if !errors.Is(err, types.ErrUsage) || !strings.Contains(err.Error(), "YAML nodes") {
+		t.Fatalf("got %v, want a usage error about the YAML nodes", err)
+	}
+}
+
+func TestReadConfigUnreadable(t *testing.T) {
+	t.Parallel()
+	_, err := ReadConfig(iotest.ErrReader(syscall.EISDIR), "dir.yaml", nil)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !errors.Is(err, types.ErrUsage) {
+		t.Fatalf("got %v, want a *ConfigError", err)
 	}
 }

@@ -35,6 +35,10 @@ type Plan struct {
 	storeListed bool
 	storeImages []types.ListedImage
 	storeErr    error
+
+	// onTurnWait, set by tests, is called when Run holds an image back for another copy of
+	// the same manifest into the same repository (runner.takeTurn).
+	onTurnWait func(*Item)
 }
 
 // Plan lists the sources, names each image in the destination, keeps this shard's share and
@@ -240,6 +244,7 @@ func (p *Plan) resolve(ctx context.Context, items []*Item) error {
 }
 
 func (p *Plan) resolveItem(ctx context.Context, it *Item) {
+	literalDigest := it.literal && it.SourceDigest != ""
 	if it.SourceDigest == "" {
 		if md, ok := it.src.(types.ManifestDigester); ok {
 			d, err := md.ManifestDigest(ctx, p.sourceCtx(it.source))
@@ -266,6 +271,16 @@ func (p *Plan) resolveItem(ctx context.Context, it *Item) {
 		}
 	}
 	it.Action, it.Reason = p.decide(it)
+	if it.Action == ActionCopy && literalDigest {
+		// A literal digest the destination lacks must exist at the source, as a literal tag
+		// must (one HEAD), so that a dry run finds it missing rather than the copy.
+		if md, ok := it.src.(types.ManifestDigester); ok {
+			if _, err := md.ManifestDigest(ctx, p.sourceCtx(it.source)); err != nil {
+				it.Action, it.Reason, it.Err = ActionFail, "", err
+				return
+			}
+		}
+	}
 	if it.Action == ActionUpToDate {
 		p.checkRelated(ctx, it)
 	}

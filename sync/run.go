@@ -22,7 +22,7 @@ import (
 // destination image complete or untouched, and the next run copies what is missing.
 func (p *Plan) Run(ctx context.Context) (*Report, error) {
 	start := time.Now()
-	r := &runner{p: p, results: make([]Result, len(p.Items)), total: len(p.Items)}
+	r := &runner{p: p, results: make([]Result, len(p.Items)), total: len(p.Items), turns: map[string]chan struct{}{}}
 	r.budget = copier.NewBudget(p.transfers())
 	if opener, ok := p.store.(types.StoreWriterOpener); ok {
 		w, err := opener.NewStoreWriter(ctx, p.opts.Copy.DestinationCtx)
@@ -36,7 +36,7 @@ func (p *Plan) Run(ctx context.Context) (*Report, error) {
 	defer cancel()
 	r.cancel = cancel
 	if p.opts.FailFast && p.Counts()[ActionFail] > 0 {
-		r.stopped = "not started: another image could not be planned (--fail-fast)"
+		r.stopped = "another image could not be planned (--fail-fast)"
 	}
 	r.reportPlanned()
 	r.copyAll(runCtx)
@@ -76,6 +76,9 @@ type runner struct {
 	total, done int
 	bytesCopied int64
 	stopped     string // why no further image starts, "" while going on
+	// turns holds, per destination repository and source manifest, the copy in progress (see
+	// takeTurn); closed when it ends.
+	turns map[string]chan struct{}
 }
 
 // reportPlanned reports the items that need no work now: up to date, skipped, failed at
@@ -159,6 +162,12 @@ func (r *runner) copyItem(ctx context.Context, it *Item) Result {
 		res.Reason = notStarted(reason)
 		return res
 	}
+	release, ok := r.takeTurn(ctx, it)
+	if !ok {
+		res.Reason = notStarted(r.stopReason())
+		return res
+	}
+	defer release()
 	dest, err := r.destination(it)
 	if err != nil {
 		res.Action = ActionFailed
@@ -188,6 +197,42 @@ func (r *runner) copyItem(ctx context.Context, it *Item) Result {
 	}
 	r.copied(it, cr, &res)
 	return res
+}
+
+// takeTurn waits while another image with the same source manifest is being copied into the
+// same destination repository (two tags of one image). Side by side, both copies would push
+// the same manifests at once, which CNCF distribution 2.x may refuse ("blob unknown": it
+// rewrites a manifest's link in the repository on every push); one after the other, the
+// second finds the image there and writes only its tag. It returns false when ctx ends first.
+func (r *runner) takeTurn(ctx context.Context, it *Item) (release func(), ok bool) {
+	if it.SourceDigest == "" {
+		return func() {}, true
+	}
+	key := repository(it.Name) + "@" + it.SourceDigest.String()
+	for {
+		r.mu.Lock()
+		busy, taken := r.turns[key]
+		if !taken {
+			mine := make(chan struct{})
+			r.turns[key] = mine
+			r.mu.Unlock()
+			return func() {
+				r.mu.Lock()
+				delete(r.turns, key)
+				r.mu.Unlock()
+				close(mine)
+			}, true
+		}
+		r.mu.Unlock()
+		if r.p.onTurnWait != nil {
+			r.p.onTurnWait(it)
+		}
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
 }
 
 func notStarted(reason string) string {

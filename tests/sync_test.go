@@ -313,6 +313,11 @@ func TestSyncFailFast(t *testing.T) {
 	if got := syncResults(rep, syncer.ActionCopied); len(got) != 0 {
 		t.Errorf("copied despite a planning failure: %v", got)
 	}
+	for _, r := range rep.Images {
+		if r.Action == syncer.ActionSkipped && r.Reason != "not started: another image could not be planned (--fail-fast)" {
+			t.Errorf("%s skipped because %q", r.Destination, r.Reason)
+		}
+	}
 }
 
 // TestSyncInterruptedThenResumed cancels a sync while one image's layer is in transfer: the
@@ -366,5 +371,34 @@ func TestSyncInterruptedThenResumed(t *testing.T) {
 	}
 	if n := rep.Counts[syncer.ActionCopied] + rep.Counts[syncer.ActionUpToDate]; n != 5 {
 		t.Errorf("resumed run: %v, want the 5 images there", rep.Counts)
+	}
+}
+
+// TestSyncPlanChecksLiteralDigests: a literal digest the destination lacks must exist at the
+// source, so that a dry run reports a missing one, as it does a missing literal tag, rather
+// than planning a copy that then fails.
+func TestSyncPlanChecksLiteralDigests(t *testing.T) {
+	t.Parallel()
+	src, dst := testregistry.Start(t, testregistry.Options{}), testregistry.Start(t, testregistry.Options{})
+	present := pushSingle(t, src.Host, "team/app", "v1", "app-v1", "amd64").Digest
+	missing := "sha256:" + strings.Repeat("0", 64)
+	cfg := fmt.Sprintf("%s:\n  tls-verify: false\n  images:\n    team/app: [%q, %q]\n", src.Host, present, missing)
+	sources, err := syncer.ReadConfig(strings.NewReader(cfg), "sync.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := syncer.NewPlan(syncCtx(t), syncer.Options{Transports: e2eTransports, Sources: sources, Destination: "docker://" + dst.Host + "/mirror"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*syncer.Item{}
+	for _, it := range p.Items {
+		got[it.SourceDigest.String()] = it
+	}
+	if it := got[present.String()]; it == nil || it.Action != syncer.ActionCopy {
+		t.Errorf("present digest: %+v, want copy", it)
+	}
+	if it := got[missing]; it == nil || it.Action != syncer.ActionFail || types.Classify(it.Err) != types.ClassNotFound {
+		t.Errorf("missing digest: %+v, want fail (not found)", it)
 	}
 }

@@ -26,6 +26,10 @@ func hint(err error) string {
 		recordHeader     tls.RecordHeaderError
 		opErr            *net.OpError
 	)
+	var several interface{ Unwrap() []error }
+	if errors.As(err, &several) {
+		return commonHint(several.Unwrap())
+	}
 	switch {
 	case errors.Is(err, types.ErrUnknownTransport):
 		return ""
@@ -59,6 +63,20 @@ func hint(err error) string {
 		return "choose another --format, or a destination that stores this manifest type as is"
 	}
 	return ""
+}
+
+// commonHint returns the hint that every one of errs gets, or "": a failure of several images
+// (a sync) gets no advice that fits only some of them.
+func commonHint(errs []error) string {
+	h := ""
+	for i, err := range errs {
+		eh := hint(err)
+		if eh == "" || (i > 0 && eh != h) {
+			return ""
+		}
+		h = eh
+	}
+	return h
 }
 
 // exitCodeHelp is the exit-code table of imgcopy --help (and of the README).
@@ -105,7 +123,9 @@ func reportError(w io.Writer, ctx context.Context, err error, debug bool) int {
 		return exitCode(ctx, err)
 	}
 	msg := err.Error()
-	if h := hint(err); h != "" {
+	if h := hint(err); h != "" && strings.Contains(msg, "\n") {
+		msg += "\n" + h // after a list of failures, on a line of its own
+	} else if h != "" {
 		msg += " — " + h
 	}
 	printf(w, "imgcopy: %s\n", msg)

@@ -100,7 +100,7 @@ func usageErrorf(format string, args ...any) error {
 }
 
 func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return usageError{err}
+	return usageError{skopeoFlagError(err)}
 }
 
 // setupLogging configures logrus from --debug and --log-level; only the CLI does this.
