@@ -39,7 +39,7 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	if present {
 		logrus.WithFields(logrus.Fields{"digest": dg}).Debug("manifest already stored; not pushing it by digest again")
 	} else if hdr, err := d.c.putManifest(ctx, dg.String(), body, mimeType, nil, d.scopes); err != nil {
-		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
+		return errors.Wrapf(explainForeignRefusal(err, body, mimeType), "writing manifest %s to %s", dg, types.ImageName(d.ref))
 	} else {
 		d.noteReferrer(body, mimeType, hdr)
 	}
