@@ -136,7 +136,7 @@ func (r *Reader) Choose(name reference.NamedTagged, index int) (int, error) {
 		return index, nil
 	case name == nil:
 		if len(r.items) != 1 {
-			return -1, errors.Errorf("docker archive %s holds %d images: choose one with :NAME:TAG or :@N", r.path, len(r.items))
+			return -1, types.UsageError{Err: errors.Errorf("docker archive %s holds %d images: choose one with :NAME:TAG or :@N", r.path, len(r.items))}
 		}
 		return 0, nil
 	}
