@@ -39,7 +39,7 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	if present {
 		logrus.WithFields(logrus.Fields{"digest": dg}).Debug("manifest already stored; not pushing it by digest again")
 	} else if hdr, err := d.c.putManifest(ctx, dg.String(), body, mimeType, nil, d.scopes); err != nil {
-		return errors.Wrapf(err, "writing manifest %s to %s", dg, types.ImageName(d.ref))
+		return errors.Wrapf(explainForeignRefusal(err, body, mimeType), "writing manifest %s to %s", dg, types.ImageName(d.ref))
 	} else {
 		d.noteReferrer(body, mimeType, hdr)
 	}
@@ -128,10 +128,20 @@ func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeT
 	status := resp.StatusCode
 	err = c.statusError(resp, kindManifest)
 	if re, ok := asRegistryError(err); status == http.StatusUnsupportedMediaType ||
-		(ok && status == http.StatusBadRequest && re.hasCode(codeManifestInvalid, codeUnsupported, codeManifestUnverified)) {
+		(ok && status == http.StatusBadRequest && re.hasCode(codeManifestInvalid, codeUnsupported, codeManifestUnverified)) ||
+		(ok && schema1Refused(mimeType, status, re)) {
 		return nil, types.ManifestTypeRejectedError{MIMEType: mimeType, Err: err}
 	}
 	return nil, err
+}
+
+// schema1Refused reports whether a registry answered the push of a schema1 manifest with
+// CNCF distribution 2.x's refusal: with schema1 support off (its default), it answers 500
+// UNKNOWN, the reason ("manifest schema v1 unsupported") only in its own log. It is seen
+// after the retries of a 500 are spent, so a transient failure does not pass for it.
+func schema1Refused(mimeType string, status int, re *registryError) bool {
+	return (mimeType == manifest.DockerV2Schema1SignedMediaType || mimeType == manifest.DockerV2Schema1MediaType) &&
+		status == http.StatusInternalServerError && re.hasCode(codeUnknown)
 }
 
 // Commit implements types.ImageDestination: it tags the top-level manifest.

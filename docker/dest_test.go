@@ -2,6 +2,7 @@ package docker
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -229,6 +231,7 @@ func TestPutManifestRejection(t *testing.T) {
 		name       string
 		status     int
 		code       string
+		mimeType   string // default: OCI manifest
 		wantReject bool
 	}{
 		{name: "MANIFEST_INVALID", status: 400, code: codeManifestInvalid, wantReject: true},
@@ -236,6 +239,9 @@ func TestPutManifestRejection(t *testing.T) {
 		{name: "415", status: 415, code: "", wantReject: true},
 		{name: "MANIFEST_BLOB_UNKNOWN is not a type problem", status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
 		{name: "DENIED", status: 403, code: "DENIED"},
+		// CNCF distribution 2.x (Debian's docker-registry 2.8) refuses schema1 this way.
+		{name: "schema1 answered with 500 UNKNOWN", status: 500, code: codeUnknown, mimeType: manifest.DockerV2Schema1SignedMediaType, wantReject: true},
+		{name: "500 UNKNOWN for another type is a failure", status: 500, code: codeUnknown},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,13 +251,19 @@ func TestPutManifestRejection(t *testing.T) {
 					writeRegistryError(w, tc.status, tc.code, "nope")
 				}
 			})
-			dest := openDest(t, srv.host)
-			err := dest.PutManifest(testContext(t), img.manifest, imgspecv1.MediaTypeImageManifest, nil)
+			noRetry := 0
+			dest, err := mustParse(t, "//"+srv.host+"/a/b:t").NewImageDestination(testContext(t), &types.SystemContext{NoCreds: true, RetryTimes: &noRetry})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { dest.Close() })
+			mimeType := cmp.Or(tc.mimeType, imgspecv1.MediaTypeImageManifest)
+			err = dest.PutManifest(testContext(t), img.manifest, mimeType, nil)
 			var rej types.ManifestTypeRejectedError
 			if got := errors.As(err, &rej); got != tc.wantReject || err == nil {
 				t.Fatalf("error %v: rejected=%v, want %v", err, got, tc.wantReject)
 			}
-			if tc.wantReject && rej.MIMEType != imgspecv1.MediaTypeImageManifest {
+			if tc.wantReject && rej.MIMEType != mimeType {
 				t.Errorf("rejected MIME type %q", rej.MIMEType)
 			}
 			if tc.status == 403 && !errors.Is(err, types.ErrDenied) {

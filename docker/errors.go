@@ -21,6 +21,7 @@ const (
 	codeUnsupported        = "UNSUPPORTED"
 	codeDigestInvalid      = "DIGEST_INVALID"
 	codeTooManyRequests    = "TOOMANYREQUESTS"
+	codeUnknown            = "UNKNOWN"
 )
 
 // errorDetail is one entry of a registry's {"errors":[...]} body.

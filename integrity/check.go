@@ -47,7 +47,10 @@ func (c *checker) image(ctx context.Context, img types.ListedImage, src types.Im
 	if !c.first(d) {
 		return nil // the same manifest under another name, checked already
 	}
-	return c.manifest(ctx, src, name, b, mimeType, d, 0)
+	if err := c.manifest(ctx, src, name, b, mimeType, d, 0); err != nil {
+		return err
+	}
+	return c.related(ctx, src, name, subjects(b, mimeType, d), 0)
 }
 
 // fail records err as a problem of name, unless the context ended, which stops the check.

@@ -3,6 +3,7 @@ package integrity
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
 
@@ -29,6 +30,10 @@ type Report struct {
 	// images share it).
 	Blobs int
 	Bytes int64
+	// Related is the number of manifests checked because they travel with an image (also
+	// counted in Manifests): artifacts that refer to it and manifests named by its digest
+	// tags (types.ReferrersLister, types.RelatedSource, cosign's sha256-<hex>.sig tags).
+	Related int
 	// Problems lists every mismatch, missing blob or unreadable manifest, in the order found.
 	Problems []Problem
 }
@@ -86,14 +91,18 @@ func (e *Error) Unwrap() []error {
 
 // Check verifies the images ref selects: when ref implements types.ImageLister, every image
 // it lists (all images of oci:PATH, oci-archive:PATH, docker-archive:PATH, dir:STORE, or a
-// registry repository named without a tag), otherwise ref's own image. It returns the report
-// and, when anything is wrong, an *Error; an error that prevented the check itself (the
-// store does not exist, the registry refused access) is returned as it is, with a nil report.
+// registry repository named without a tag), otherwise ref's own image, and with each image
+// what travels with it: the artifacts that refer to it and the manifests its digest tags
+// name, recursively. It returns the report and, when anything is wrong, an *Error; a store
+// whose own structure is damaged (a truncated or corrupt archive, a malformed index.json,
+// unsafe or duplicate members) is such a problem too. An error that prevented the check
+// itself (the store does not exist, the registry refused access or cannot be reached) is
+// returned as it is, with a nil report.
 func Check(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, opts Options) (*Report, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
-	c := &checker{sys: sys, opts: opts, seen: map[digest.Digest]bool{}, report: &Report{}}
+	c := &checker{sys: sys, opts: opts, seen: map[digest.Digest]bool{}, report: &Report{}, tags: &relatedTags{ref: ref, sys: sys}}
 	lister, ok := ref.(types.ImageLister)
 	if !ok {
 		// One image: an image that cannot be opened at all is an error of the check (not
@@ -109,7 +118,11 @@ func Check(ctx context.Context, ref types.ImageReference, sys *types.SystemConte
 	}
 	images, err := lister.ListImages(ctx, sys)
 	if err != nil {
-		return nil, errors.Wrapf(err, "verifying %s", types.ImageName(ref))
+		if !damaged(err) {
+			return nil, errors.Wrapf(err, "verifying %s", types.ImageName(ref))
+		}
+		c.problem(types.ImageName(ref), "", err)
+		return c.result()
 	}
 	for _, img := range images {
 		if err := c.image(ctx, img, nil); err != nil {
@@ -134,6 +147,7 @@ type checker struct {
 	mu     sync.Mutex
 	seen   map[digest.Digest]bool // manifests and blobs checked (or being checked)
 	report *Report
+	tags   *relatedTags
 }
 
 // problem records a problem in image; the caller does not hold mu.
@@ -158,4 +172,18 @@ func (c *checker) count(f func(r *Report)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f(c.report)
+}
+
+// damaged reports whether err, from listing a store, says that the store was read and its
+// content is not intact (truncated, corrupt, malformed, unsafe), rather than that it could
+// not be read at all: missing (3), refused (4), unreachable (7), misnamed (2), interrupted,
+// or a file system error (permission denied).
+func damaged(err error) bool {
+	switch types.Classify(err) {
+	case types.ClassOther, types.ClassVerification:
+	default:
+		return false
+	}
+	var pathErr *fs.PathError
+	return !errors.As(err, &pathErr)
 }

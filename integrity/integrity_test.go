@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"strings"
+	"syscall"
 	"testing"
 
 	dref "github.com/distribution/reference"
@@ -14,6 +16,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -154,5 +157,164 @@ func TestCheckStopsOnCancel(t *testing.T) {
 	var ierr *Error
 	if errors.As(err, &ierr) {
 		t.Fatalf("cancelled check reported problems: %v", err)
+	}
+}
+
+// memRelated holds what travels with a memImage: referrers by subject and tagged manifests.
+type memRelated struct {
+	referrers map[digest.Digest][]imgspecv1.Descriptor
+	tagged    map[string][]byte
+}
+
+// relatedRef is a memRef whose source can also read referrers and digest tags.
+type relatedRef struct {
+	memRef
+	rel *memRelated
+}
+
+func (r relatedRef) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
+	return relatedSource{memSource{r.memRef}, r.rel}, nil
+}
+
+func (r relatedRef) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
+	tags := []string{"latest"}
+	for t := range r.rel.tagged {
+		tags = append(tags, t)
+	}
+	return tags, nil
+}
+
+type relatedSource struct {
+	memSource
+	rel *memRelated
+}
+
+var (
+	_ types.ReferrersLister = relatedSource{}
+	_ types.RelatedSource   = relatedSource{}
+)
+
+func (s relatedSource) ListReferrers(ctx context.Context, subject digest.Digest) ([]imgspecv1.Descriptor, error) {
+	return s.rel.referrers[subject], nil
+}
+
+func (s relatedSource) GetRelatedManifest(ctx context.Context, ref string) ([]byte, string, error) {
+	if b, ok := s.rel.tagged[ref]; ok {
+		return b, "", nil
+	}
+	if b, ok := s.r.img.manifests[digest.Digest(ref)]; ok {
+		return b, "", nil
+	}
+	return nil, "", errors.Wrapf(types.ErrManifestNotFound, "manifest %s", ref)
+}
+
+// addArtifact stores an artifact manifest with one blob, referring to subject when it is set,
+// and returns the manifest's descriptor and the blob's.
+func addArtifact(t *testing.T, img *memImage, subject *imgspecv1.Descriptor, content string) (imgspecv1.Descriptor, imgspecv1.Descriptor) {
+	t.Helper()
+	blob := []byte(content)
+	layer := descriptor("application/octet-stream", blob)
+	m := mustJSON(t, imgspecv1.Manifest{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageManifest,
+		ArtifactType: "application/example", Config: imgspecv1.DescriptorEmptyJSON, Layers: []imgspecv1.Descriptor{layer}, Subject: subject})
+	desc := descriptor(imgspecv1.MediaTypeImageManifest, m)
+	img.manifests[desc.Digest] = m
+	img.blobs[layer.Digest] = blob
+	img.blobs[imgspecv1.DescriptorEmptyJSON.Digest] = imgspecv1.DescriptorEmptyJSON.Data
+	return desc, layer
+}
+
+// TestCheckRelated: the artifacts that refer to an image, what refers to those, and the
+// manifests its digest tags name are checked with it, and damage to any of them is a problem.
+func TestCheckRelated(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(img *memImage, rel *memRelated, d map[string]imgspecv1.Descriptor)
+		want   string // "" for intact, else the key in d of the digest the problem names
+	}{
+		{name: "intact", damage: func(*memImage, *memRelated, map[string]imgspecv1.Descriptor) {}},
+		{name: "SBOM blob changed", damage: func(img *memImage, _ *memRelated, d map[string]imgspecv1.Descriptor) {
+			img.blobs[d["sbom-blob"].Digest] = []byte("tampered")
+		}, want: "sbom-blob"},
+		{name: "signature of the SBOM missing", damage: func(img *memImage, _ *memRelated, d map[string]imgspecv1.Descriptor) {
+			delete(img.manifests, d["sbom-sig"].Digest)
+		}, want: "sbom-sig"},
+		{name: "blob of the .sig tag missing", damage: func(img *memImage, _ *memRelated, d map[string]imgspecv1.Descriptor) {
+			delete(img.blobs, d["tag-blob"].Digest)
+		}, want: "tag-blob"},
+		{name: "referrer of an instance changed", damage: func(img *memImage, _ *memRelated, d map[string]imgspecv1.Descriptor) {
+			img.blobs[d["inst-att-blob"].Digest] = []byte("tampered")
+		}, want: "inst-att-blob"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			img, inst, _ := newImage(t)
+			top := descriptor(imgspecv1.MediaTypeImageIndex, img.top)
+			d := map[string]imgspecv1.Descriptor{}
+			d["sbom"], d["sbom-blob"] = addArtifact(t, img, &top, "sbom")
+			sbom := d["sbom"]
+			d["sbom-sig"], _ = addArtifact(t, img, &sbom, "signature of the sbom")
+			d["inst-att"], d["inst-att-blob"] = addArtifact(t, img, &inst, "attestation of the instance")
+			tagged, tagBlob := addArtifact(t, img, nil, "cosign signature")
+			d["tag-blob"] = tagBlob
+			rel := &memRelated{
+				referrers: map[digest.Digest][]imgspecv1.Descriptor{top.Digest: {d["sbom"]}, d["sbom"].Digest: {d["sbom-sig"]}, inst.Digest: {d["inst-att"]}},
+				tagged:    map[string][]byte{manifest.DigestTagPrefix(top.Digest) + "sig": img.manifests[tagged.Digest]},
+			}
+			tc.damage(img, rel, d)
+			rep, err := Check(context.Background(), relatedRef{memRef{img}, rel}, nil, Options{})
+			if tc.want == "" {
+				if err != nil || rep.Related != 4 || rep.Manifests != 6 {
+					t.Fatalf("intact image and artifacts: %+v, %v", rep, err)
+				}
+				return
+			}
+			var ierr *Error
+			if !errors.As(err, &ierr) || types.Classify(err) != types.ClassVerification || !strings.Contains(err.Error(), d[tc.want].Digest.String()) {
+				t.Fatalf("want a verification error naming %s (%s), got %v", tc.want, d[tc.want].Digest, err)
+			}
+		})
+	}
+}
+
+// listerRef is a store whose listing fails with err.
+type listerRef struct {
+	memRef
+	err error
+}
+
+func (r listerRef) ListImages(ctx context.Context, sys *types.SystemContext) ([]types.ListedImage, error) {
+	return nil, r.err
+}
+
+// TestCheckDamagedStore: a store that cannot be listed because its content is damaged is a
+// problem found (exit code 6); one that cannot be read at all is an error of the check.
+func TestCheckDamagedStore(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		problem bool
+	}{
+		{name: "truncated archive", err: errors.Wrap(io.ErrUnexpectedEOF, `archive truncated in member "blobs/sha256/ab"`), problem: true},
+		{name: "duplicate member", err: errors.Wrap(types.ErrDuplicateEntry, "indexing"), problem: true},
+		{name: "malformed index.json", err: errors.Wrap(types.ErrInvalidLayout, "parsing index.json"), problem: true},
+		{name: "no such store", err: errors.Wrap(types.ErrManifestNotFound, "layout directory does not exist")},
+		{name: "permission denied", err: &fs.PathError{Op: "open", Path: "bundle.tar", Err: syscall.EACCES}},
+		{name: "registry refused", err: errors.Wrap(types.ErrUnauthorized, "listing tags")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			img, _, _ := newImage(t)
+			rep, err := Check(context.Background(), listerRef{memRef{img}, tc.err}, nil, Options{})
+			var ierr *Error
+			if got := errors.As(err, &ierr); got != tc.problem {
+				t.Fatalf("reported as a problem: %v, want %v (%v)", got, tc.problem, err)
+			}
+			if !errors.Is(err, tc.err) {
+				t.Errorf("%v does not wrap %v", err, tc.err)
+			}
+			if tc.problem && (rep == nil || len(rep.Problems) != 1 || types.Classify(err) != types.ClassVerification) {
+				t.Errorf("report %+v, class %v", rep, types.Classify(err))
+			}
+		})
 	}
 }

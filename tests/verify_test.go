@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -121,6 +122,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 		"flipped byte":   func(t *testing.T, p string) { flipByte(t, filepath.Join(p, blobPath(layer.Digest)), 100) },
 		"missing blob":   func(t *testing.T, p string) { os.Remove(filepath.Join(p, blobPath(layer.Digest))) },
 		"missing config": func(t *testing.T, p string) { os.Remove(filepath.Join(p, blobPath(config.Digest))) },
+		"truncated":      func(t *testing.T, p string) { os.Truncate(filepath.Join(p, blobPath(layer.Digest)), 100) },
 	}
 	archive := map[string]damage{
 		"flipped byte": func(t *testing.T, p string) {
@@ -133,13 +135,21 @@ func TestVerifyFindsDamage(t *testing.T) {
 		"missing config": func(t *testing.T, p string) {
 			renameMember(t, p, blobPath(config.Digest), strings.Replace(blobPath(config.Digest), "blobs/", "gone!/", 1))
 		},
+		// Cut short on its way (a full USB stick, an interrupted transfer): the whole archive
+		// cannot be indexed, which is a problem found, not a failure to check.
+		"truncated": func(t *testing.T, p string) {
+			off, _ := tarMember(t, p, blobPath(layer.Digest))
+			if err := os.Truncate(p, off+100); err != nil {
+				t.Fatal(err)
+			}
+		},
 	}
 	for _, kind := range []string{"oci", "oci-archive", "docker-archive"} {
 		damages := archive
 		if kind == "oci" {
 			damages = oci
 		}
-		for _, name := range []string{"", "flipped byte", "missing blob", "missing config"} {
+		for _, name := range []string{"", "flipped byte", "missing blob", "missing config", "truncated"} {
 			t.Run(kind+"/"+name, func(t *testing.T) {
 				t.Parallel()
 				path := filepath.Join(t.TempDir(), "bundle")
@@ -158,8 +168,12 @@ func TestVerifyFindsDamage(t *testing.T) {
 					sentinel = types.ErrBlobNotFound
 				case "missing config":
 					want, sentinel = config.Digest, types.ErrBlobNotFound
+				case "truncated":
+					if kind != "oci" {
+						sentinel = io.ErrUnexpectedEOF
+					}
 				}
-				if kind == "docker-archive" && name != "flipped byte" {
+				if kind == "docker-archive" && name != "flipped byte" && name != "truncated" {
 					sentinel = nil // the archive cannot serve the image at all: ErrInvalidArchive
 				}
 				rep, err := verifyStore(t, kind+":"+path)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/integrity"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -25,7 +26,11 @@ func hint(err error) string {
 		verifyErr        *tls.CertificateVerificationError
 		recordHeader     tls.RecordHeaderError
 		opErr            *net.OpError
+		problems         *integrity.Error
 	)
+	if errors.As(err, &problems) {
+		return "" // problems found in stored content: advice about names and paths misleads
+	}
 	var several interface{ Unwrap() []error }
 	if errors.As(err, &several) {
 		return commonHint(several.Unwrap())

@@ -22,6 +22,7 @@ import (
 	"github.com/pkg/errors"
 
 	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/integrity"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -316,6 +317,9 @@ func TestCopyErrorsAreOneActionableLine(t *testing.T) {
 			code: 2, want: []string{"invalid auth file"}, wantNone: "imgcopy --help"},
 		{name: "invalid manifest", err: errors.Wrap(types.ErrInvalidManifest, "parsing manifest"),
 			code: 1, want: []string{"invalid manifest"}},
+		// verify found a missing manifest in a bundle: the name given was right, so no hint.
+		{name: "problems found by verify", err: &integrity.Error{Problems: []integrity.Problem{{Image: "oci:/b:app", Err: errors.Wrap(types.ErrManifestNotFound, "manifest sha256:aa listed in index sha256:bb")}}},
+			code: 6, want: []string{"verification failed", "listed in index"}, wantNone: "list-tags"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/imgcopy/imgcopy/integrity"
@@ -14,9 +16,11 @@ func verifyCmd(e *env) *cli.Command {
 		Description: `Reads every manifest, config and layer of the images REF selects and checks each against
 its digest and size, and that everything a manifest references is there: all images of an
 OCI layout, oci-archive or docker-archive named by its path alone (or of a dir: store), the
-image REF names otherwise. Blobs shared by several images are read once; nothing is held in
-memory. Prints a summary; any problem (a mismatch, a missing blob or manifest) is listed with
-the digest at fault and the exit code is 6.
+image REF names otherwise, each with the artifacts that refer to it (signatures, SBOMs) and
+the manifests its digest tags (sha256-<hex>.sig) name. Blobs shared by several images are
+read once; nothing is held in memory. Prints a summary; any problem (a mismatch, a missing
+blob or manifest, a truncated or corrupt archive) is listed with the digest at fault and the
+exit code is 6.
 
 Examples:
    imgcopy verify oci-archive:/media/usb/bundle.tar
@@ -47,8 +51,12 @@ func verifyCommand(c *cli.Context, e *env) error {
 	}
 	rep, err := integrity.Check(c.Context, ref, sys, integrity.Options{Parallel: c.Int("parallel")})
 	if rep != nil && !c.Bool("quiet") {
-		printf(e.stdout, "Checked %d image(s): %d manifest(s), %d blob(s) (%s); %d problem(s)\n",
-			rep.Images, rep.Manifests, rep.Blobs, humanBytes(rep.Bytes), len(rep.Problems))
+		related := ""
+		if rep.Related > 0 {
+			related = fmt.Sprintf(" and %d related manifest(s) (referrers, digest tags)", rep.Related)
+		}
+		printf(e.stdout, "Checked %d image(s)%s: %d manifest(s), %d blob(s) (%s); %d problem(s)\n",
+			rep.Images, related, rep.Manifests, rep.Blobs, humanBytes(rep.Bytes), len(rep.Problems))
 	}
 	return err
 }

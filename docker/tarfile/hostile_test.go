@@ -3,7 +3,6 @@ package tarfile
 import (
 	"bytes"
 	"io"
-	"io/fs"
 	"strings"
 	"testing"
 
@@ -67,8 +66,12 @@ func TestHostileArchives(t *testing.T) {
 			wantErr: tarindex.ErrDuplicateEntry, wantMsg: cfgName},
 		{name: "duplicate member as a symlink", archive: buildTar(t, append(good, member{name: cfgName, link: layer0})),
 			wantErr: tarindex.ErrDuplicateEntry, wantMsg: cfgName},
+		// The file exists, so it is not "not found" (exit 3, "check the path"): it is not a
+		// docker archive, and an OCI layout in a tar gets told how to read it.
 		{name: "manifest.json missing", archive: buildTar(t, withoutMember(good, "manifest.json")),
-			wantErr: fs.ErrNotExist, wantMsg: "manifest.json"},
+			wantErr: ErrInvalidArchive, wantMsg: "has no manifest.json"},
+		{name: "OCI layout without manifest.json", archive: buildTar(t, []member{{name: "oci-layout", data: []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {name: "index.json", data: []byte(`{"schemaVersion":2,"manifests":[]}`)}}),
+			wantErr: ErrInvalidArchive, wantMsg: "holds an OCI image layout: read it as oci-archive:"},
 		{name: "manifest.json names a missing layer", archive: buildTar(t, replaceMember(good, item(cfgName, layer0, "missing.tar"))),
 			wantErr: ErrInvalidArchive, wantMsg: `layer "missing.tar"`},
 		{name: "manifest.json names a missing config", archive: buildTar(t, replaceMember(good, item("nope.json", layer0))),

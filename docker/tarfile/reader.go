@@ -63,6 +63,9 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 		return nil, errors.Wrapf(err, "reading docker archive %s", path)
 	}
 	b, err := r.ReadMember(manifestFileName, iolimits.MaxIndexFileSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, r.noManifestJSON()
+	}
 	if err != nil {
 		return nil, errors.Wrapf(err, "reading docker archive %s", path)
 	}
@@ -71,6 +74,16 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 	}
 	ok = true
 	return r, nil
+}
+
+// noManifestJSON is the error for an archive without manifest.json: not a docker archive
+// (the file exists, so it is not "not found"). An OCI layout in a tar (regctl image export,
+// crane pull --format oci, skopeo's oci-archive) is the usual case: say how to read it.
+func (r *Reader) noManifestJSON() error {
+	if _, err := r.index.Lookup(ociLayoutFileName); err == nil {
+		return errors.Wrapf(ErrInvalidArchive, "reading docker archive %s: it has no %s but holds an OCI image layout: read it as oci-archive:%s", r.path, manifestFileName, r.path)
+	}
+	return errors.Wrapf(ErrInvalidArchive, "reading docker archive %s: it has no %s", r.path, manifestFileName)
 }
 
 // Close releases the archive.
@@ -123,7 +136,7 @@ func (r *Reader) Choose(name reference.NamedTagged, index int) (int, error) {
 		return index, nil
 	case name == nil:
 		if len(r.items) != 1 {
-			return -1, errors.Errorf("docker archive %s holds %d images: choose one with :NAME:TAG or :@N", r.path, len(r.items))
+			return -1, types.UsageError{Err: errors.Errorf("docker archive %s holds %d images: choose one with :NAME:TAG or :@N", r.path, len(r.items))}
 		}
 		return 0, nil
 	}

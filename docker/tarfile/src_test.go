@@ -177,8 +177,8 @@ func TestReadMultiImage(t *testing.T) {
 			}
 		})
 	}
-	if _, err := openSource(t, path, nil, "", -1); err == nil || !strings.Contains(err.Error(), "holds 2 images") {
-		t.Errorf("opening a multi-image archive without a name: %v", err)
+	if _, err := openSource(t, path, nil, "", -1); err == nil || !strings.Contains(err.Error(), "holds 2 images") || types.Classify(err) != types.ClassUsage {
+		t.Errorf("opening a multi-image archive without a name: %v (class %v, want usage)", err, types.Classify(err))
 	}
 }
 

@@ -6,7 +6,8 @@
 // and read there; never into memory. The spool file is unlinked as soon as it is created, so
 // it disappears with the last open handle even if the process dies.
 //
-// Opens of the same compressed file share one spool while any of them is open, and for a
+// Opens of the same compressed file (or of the same pipe, which can be read only once) share
+// one spool while any of them is open, and for a
 // short while after the last one closes (spoolLinger), so that listing the images of a bundle
 // and then reading each of them decompresses it once.
 package archivefile
@@ -88,11 +89,18 @@ func Open(path, tempDir string) (*File, error) {
 		f.Close()
 		return nil, err
 	}
+	key, ok := keyOf(st)
 	if !st.Mode().IsRegular() {
 		defer f.Close()
-		br := bufio.NewReaderSize(f, 64<<10)
-		magic, _ := br.Peek(4)
-		return spool(br, Sniff(magic), path, tempDir)
+		// A pipe can be read once: every open of it in this process (listing a bundle read
+		// from stdin, then reading each image) shares the one spool. Its size and time change
+		// as it is written, so only the pipe itself is the key.
+		key.size, key.mtime = 0, 0
+		return shared(key, ok, func() (*File, error) {
+			br := bufio.NewReaderSize(f, 64<<10)
+			magic, _ := br.Peek(4)
+			return spool(br, Sniff(magic), path, tempDir)
+		})
 	}
 	var magic [4]byte
 	n, _ := f.ReadAt(magic[:], 0)
@@ -101,7 +109,9 @@ func Open(path, tempDir string) (*File, error) {
 		return &File{ra: f, size: st.Size(), close: f.Close}, nil
 	}
 	defer f.Close()
-	return shared(f, st, compression, path, tempDir)
+	return shared(key, ok, func() (*File, error) {
+		return spool(io.NewSectionReader(f, 0, st.Size()), compression, path, tempDir)
+	})
 }
 
 // spool decompresses (or copies) r into an unlinked temporary file.
@@ -173,11 +183,11 @@ var spools = struct {
 	m map[spoolKey]*spoolEntry
 }{m: map[spoolKey]*spoolEntry{}}
 
-// shared returns a handle on the spool of f, creating it when no open one exists.
-func shared(f *os.File, st os.FileInfo, compression, path, tempDir string) (*File, error) {
-	key, ok := keyOf(st)
+// shared returns a handle on the spool of the file key identifies, creating it with
+// makeSpool when no open one exists; without a key (ok false) every open spools on its own.
+func shared(key spoolKey, ok bool, makeSpool func() (*File, error)) (*File, error) {
 	if !ok {
-		return spool(io.NewSectionReader(f, 0, st.Size()), compression, path, tempDir)
+		return makeSpool()
 	}
 	spools.Lock()
 	e := spools.m[key]
@@ -185,7 +195,7 @@ func shared(f *os.File, st os.FileInfo, compression, path, tempDir string) (*Fil
 		e = &spoolEntry{ready: make(chan struct{})}
 		spools.m[key] = e
 		spools.Unlock()
-		e.file, e.err = spool(io.NewSectionReader(f, 0, st.Size()), compression, path, tempDir)
+		e.file, e.err = makeSpool()
 		spools.Lock()
 		if e.err != nil {
 			delete(spools.m, key)
@@ -204,7 +214,7 @@ func shared(f *os.File, st os.FileInfo, compression, path, tempDir string) (*Fil
 		return nil, e.err
 	}
 	once := sync.Once{}
-	return &File{ra: e.file.ra, size: e.file.size, compression: compression, close: func() error {
+	return &File{ra: e.file.ra, size: e.file.size, compression: e.file.compression, close: func() error {
 		once.Do(func() { release(key, e) })
 		return nil
 	}}, nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,40 @@ func TestForWriting(t *testing.T) {
 	}
 	if _, err := ForWriting("a.tar", "lz4"); err == nil {
 		t.Error("unknown compression accepted")
+	}
+}
+
+// TestPipeOpenedTwice: a bundle read from a pipe (`zstdcat bundle.tar.zst | imgcopy verify
+// oci-archive:/dev/stdin`) is opened once to list its images and again for each image; the
+// pipe can be read only once, so every open shares the first one's spool.
+func TestPipeOpenedTwice(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc/self/fd")
+	}
+	for _, compression := range []string{"", Zstd} {
+		t.Run("compression="+compression, func(t *testing.T) {
+			data := bytes.Repeat([]byte("tar bytes "), 10000)
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			go func() {
+				w.Write(compress(t, compression, data))
+				w.Close()
+			}()
+			path := "/proc/self/fd/" + strconv.Itoa(int(r.Fd()))
+			tmp := t.TempDir()
+			for i := range 2 {
+				f, err := Open(path, tmp)
+				if err != nil {
+					t.Fatalf("open %d: %v", i, err)
+				}
+				if got := readAll(t, f); !bytes.Equal(got, data) || f.Compression() != compression {
+					t.Errorf("open %d read %d bytes (compression %q), want %d (%q)", i, len(got), f.Compression(), len(data), compression)
+				}
+				f.Close()
+			}
+		})
 	}
 }

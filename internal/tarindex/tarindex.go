@@ -28,6 +28,11 @@ var ErrDuplicateEntry = types.ErrDuplicateEntry
 
 const maxLinkHops = 16
 
+// maxEntries bounds the members an index holds (a few hundred bytes of memory each), so that a
+// hostile archive of millions of empty members cannot exhaust memory. Real bundles hold a
+// few per blob: a million covers hundreds of thousands of layers.
+const maxEntries = 1 << 20
+
 // Entry is one member of the archive.
 type Entry struct {
 	Name     string // normalized: relative, slash-separated, no "./" prefix
@@ -41,6 +46,7 @@ type Entry struct {
 type Index struct {
 	ra      io.ReaderAt
 	entries map[string]*Entry
+	limit   int // most entries Build accepts
 }
 
 type countingReader struct {
@@ -77,9 +83,14 @@ func Clean(name string) (string, error) {
 // a config shared by several images once per image) and the first copy is kept; differing
 // duplicates are ErrDuplicateEntry.
 func Build(ra io.ReaderAt, size int64) (*Index, error) {
+	return build(ra, size, maxEntries)
+}
+
+// build is Build with at most limit members; more is types.ErrTooLarge.
+func build(ra io.ReaderAt, size int64, limit int) (*Index, error) {
 	cr := &countingReader{r: io.NewSectionReader(ra, 0, size)}
 	tr := tar.NewReader(cr)
-	ix := &Index{ra: ra, entries: map[string]*Entry{}}
+	ix := &Index{ra: ra, entries: map[string]*Entry{}, limit: limit}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -133,6 +144,9 @@ func (ix *Index) add(hdr *tar.Header, offset, total int64) error {
 			return nil
 		}
 		return errors.Wrapf(ErrDuplicateEntry, "%q", name)
+	}
+	if len(ix.entries) >= ix.limit {
+		return errors.Wrapf(types.ErrTooLarge, "archive has more than %d members", ix.limit)
 	}
 	ix.entries[name] = e
 	return nil

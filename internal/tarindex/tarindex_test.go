@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/types"
 )
 
 type member struct {
@@ -169,4 +171,21 @@ func FuzzBuild(f *testing.F) {
 			_, _ = io.Copy(io.Discard, sr)
 		}
 	})
+}
+
+// TestBuildBoundsMembers: an archive of more members than the index may hold (a hostile
+// archive of millions of empty members would exhaust memory) is ErrTooLarge; identical
+// duplicates and members that are never image content do not count.
+func TestBuildBoundsMembers(t *testing.T) {
+	t.Parallel()
+	ok := []member{{name: "a", content: "1"}, {name: "./a", content: "1"}, {name: "fifo", typ: tar.TypeFifo}, {name: "b", content: "2"}}
+	data := buildTar(t, ok)
+	if _, err := build(bytes.NewReader(data), int64(len(data)), 2); err != nil {
+		t.Fatalf("two members, limit 2: %v", err)
+	}
+	data = buildTar(t, append(ok, member{name: "c", content: "3"}))
+	_, err := build(bytes.NewReader(data), int64(len(data)), 2)
+	if !errors.Is(err, types.ErrTooLarge) {
+		t.Fatalf("three members, limit 2: got %v, want ErrTooLarge", err)
+	}
 }

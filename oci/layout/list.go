@@ -48,7 +48,7 @@ func OnlyDigest(ctx context.Context, ref types.ImageReference, sys *types.System
 		return "", err
 	}
 	if len(images) != 1 {
-		return "", errors.Errorf("reading the digest of %s: it holds %d images; name one with PATH:NAME", types.ImageName(ref), len(images))
+		return "", types.UsageError{Err: errors.Errorf("reading the digest of %s: it holds %d images; name one with PATH:NAME", types.ImageName(ref), len(images))}
 	}
 	return images[0].Digest, nil
 }

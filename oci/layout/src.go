@@ -126,10 +126,11 @@ func selectImage(idx *imgspecv1.Index, name string, d digest.Digest, where strin
 		return imgspecv1.Descriptor{}, errors.Wrapf(types.ErrManifestNotFound, "no image named %q in %s (available: %s)", name, where, listNames(idx.Manifests))
 	case len(candidates) == 0:
 		return imgspecv1.Descriptor{}, errors.Wrapf(types.ErrManifestNotFound, "%s holds no image", where)
+	// A reference that selects several images is one the user must change (exit code 2).
 	case !sameDigest(candidates) && name != "":
-		return imgspecv1.Descriptor{}, errors.Errorf("%d different images match %q in %s: %s", len(candidates), name, where, listNames(candidates))
+		return imgspecv1.Descriptor{}, types.UsageError{Err: errors.Errorf("%d different images match %q in %s: %s", len(candidates), name, where, listNames(candidates))}
 	case !sameDigest(candidates):
-		return imgspecv1.Descriptor{}, errors.Errorf("%s holds %d images, choose one with PATH:NAME or PATH@DIGEST: %s", where, len(candidates), listNames(candidates))
+		return imgspecv1.Descriptor{}, types.UsageError{Err: errors.Errorf("%s holds %d images, choose one with PATH:NAME or PATH@DIGEST: %s", where, len(candidates), listNames(candidates))}
 	}
 	return candidates[0], nil
 }

@@ -126,6 +126,7 @@ func TestSelectImage(t *testing.T) {
 		want    digest.Digest
 		wantErr string
 		notFnd  bool
+		usage   bool // the reference must be changed: exit code 2
 	}{
 		{ref: ":v1", want: amd.Digest},
 		{ref: ":latest", want: arm.Digest},
@@ -135,7 +136,7 @@ func TestSelectImage(t *testing.T) {
 		{ref: "@" + arm.Digest.String(), want: arm.Digest},
 		{ref: ":v2", wantErr: `no image named "v2"`, notFnd: true},
 		{ref: "@" + digest.FromString("x").String(), wantErr: "no image with digest", notFnd: true},
-		{ref: "", wantErr: "holds 3 images, choose one with PATH:NAME or PATH@DIGEST: docker.io"},
+		{ref: "", wantErr: "holds 3 images, choose one with PATH:NAME or PATH@DIGEST: docker.io", usage: true},
 	} {
 		t.Run(tc.ref, func(t *testing.T) {
 			src, err := openSource(t, l.dir+tc.ref)
@@ -145,6 +146,9 @@ func TestSelectImage(t *testing.T) {
 				}
 				if tc.notFnd != errors.Is(err, types.ErrManifestNotFound) {
 					t.Errorf("errors.Is(ErrManifestNotFound) = %v for %v", !tc.notFnd, err)
+				}
+				if tc.usage != (types.Classify(err) == types.ClassUsage) {
+					t.Errorf("class %v for %v, want usage: %v", types.Classify(err), err, tc.usage)
 				}
 				return
 			}
