@@ -98,23 +98,26 @@ func keepable(in manifestPlanInput) bool {
 }
 
 // appendConversionCandidates adds the types we can convert to that the destination accepts:
-// in the destination's order when it lists types, else OCI and schema2; zstd layers put OCI
-// first, a Docker-family source puts schema2 first.
+// in the destination's order when it lists types, else OCI and schema2; schema1 puts schema2
+// first unless the destination's readers cannot use schema1 (an OCI layout gets OCI); zstd
+// layers put OCI first.
 func appendConversionCandidates(c []string, in manifestPlanInput, accepts func(string) bool) []string {
 	order := in.DestSupported
 	if order == nil {
 		order = []string{imgspecv1.MediaTypeImageManifest, manifest.DockerV2Schema2MediaType}
-		if isSchema1(in.SrcMIMEType) && !slices.Contains(in.DestUnusable, in.SrcMIMEType) {
-			// A destination that keeps schema1 (dir:) gets the Docker family first; one whose
-			// readers cannot use it (an OCI layout) gets OCI.
-			order = []string{manifest.DockerV2Schema2MediaType, imgspecv1.MediaTypeImageManifest}
-		}
 	}
 	var conv []string
 	for _, t := range order {
 		if isConversionTarget(t) && accepts(t) && !slices.Contains(c, t) && !slices.Contains(conv, t) {
 			conv = append(conv, t)
 		}
+	}
+	if isSchema1(in.SrcMIMEType) && !slices.Contains(in.DestUnusable, in.SrcMIMEType) {
+		// A destination that could keep schema1 but refuses it (or layers change) gets the
+		// Docker family first, whatever order it lists: as skopeo converts schema1.
+		slices.SortStableFunc(conv, func(a, b string) int {
+			return boolRank(a == manifest.DockerV2Schema2MediaType, b == manifest.DockerV2Schema2MediaType)
+		})
 	}
 	if in.NeedsOCI {
 		slices.SortStableFunc(conv, func(a, b string) int {

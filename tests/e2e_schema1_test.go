@@ -42,7 +42,7 @@ func e2eSchema1Source(t testing.TB) (*fixtures.Schema1Image, types.ImageReferenc
 // destination: OCI layouts and archives get an OCI image, a docker-archive a schema2 one
 // (both with the original layers, their diff IDs and a config built from the history),
 // dir: keeps the schema1 bytes, and a registry that refuses schema1 (distribution v3) gets
-// the converted image.
+// the image converted to schema2, the Docker family's successor, as skopeo converts it.
 func TestE2ESchema1Destinations(t *testing.T) {
 	t.Parallel()
 	img, src := e2eSchema1Source(t)
@@ -55,7 +55,7 @@ func TestE2ESchema1Destinations(t *testing.T) {
 		{"oci-archive", imgspecv1.MediaTypeImageManifest},
 		{"docker-archive", manifest.DockerV2Schema2MediaType},
 		{"dir", manifest.DockerV2Schema1SignedMediaType},
-		{"registry", imgspecv1.MediaTypeImageManifest},
+		{"registry", manifest.DockerV2Schema2MediaType}, // skopeo's choice too
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {
