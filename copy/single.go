@@ -418,7 +418,12 @@ func (c *copier) putManifest(ctx context.Context, b []byte, mimeType string, ins
 	err = c.dest.PutManifest(ctx, b, mimeType, inst)
 	c.manifestMu.Unlock()
 	if err != nil {
-		return nil, errors.Wrapf(err, "writing %s manifest %s to %s", mimeType, d, types.ImageName(c.destRef))
+		logrus.WithFields(logrus.Fields{"digest": d, "type": mimeType, "error": err}).Debug("writing the manifest failed")
+		if name := types.ImageName(c.destRef); !strings.Contains(err.Error(), name) {
+			// Our transports name the manifest and themselves; a third party's may not.
+			return nil, errors.Wrapf(err, "writing %s manifest %s to %s", mimeType, d, name)
+		}
+		return nil, err
 	}
 	logrus.WithFields(logrus.Fields{"digest": d, "type": mimeType, "instance": instance != nil}).Debug("manifest written")
 	c.report.event(ProgressEvent{Kind: EventManifestWritten, Digest: d, MediaType: mimeType, Size: int64(len(b))})
