@@ -1,6 +1,7 @@
 package types
 
 import (
+	"io"
 	"time"
 
 	"github.com/pkg/errors"
@@ -50,3 +51,19 @@ type ResumedReader interface {
 // blob once more with PutBlobOptions.NoResume, as it does when a resumed stream fails
 // verification (ErrDigestMismatch).
 var ErrResumeFailed = errors.New("continuing an interrupted transfer failed")
+
+// PartialBlobKeeper is implemented by a destination that keeps what it receives of a blob when
+// a copy stops before the blob is complete (a registry's upload session, a partly written
+// file in a local destination's staging), so that a later run continues from there. The copy
+// engine asks it about each blob it streams unchanged (no compression change) and tells the
+// source (GetBlobOptions.DestinationKeeps) that it need not keep a partial download of its
+// own, and hands it the bytes the destination can give back (GetBlobOptions.Prefix).
+type PartialBlobKeeper interface {
+	// KeepsPartialBlob reports whether the destination keeps what it receives of blob info
+	// (known digest and size) when interrupted. When an earlier run left the first n > 0
+	// bytes of it and the destination can read them back (a registry cannot), prefix reads
+	// them; the caller closes it. A PutBlob of the blob takes the whole stream as usual
+	// (the bytes it held are rewritten from the verified stream, or skipped when continued
+	// as with PutBlobOptions.Resumed).
+	KeepsPartialBlob(info BlobInfo) (keeps bool, prefix io.ReadCloser, n int64)
+}
