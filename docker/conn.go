@@ -4,32 +4,22 @@ import (
 	"context"
 	"io"
 	"net"
-	"sync"
+
+	"github.com/imgcopy/imgcopy/internal/copybuf"
 )
 
-// sendBufferSize is how much of a request body is written to a plain-HTTP connection at once.
-// net/http copies a body of known length into the connection through the connection's
-// ReadFrom, whose generic path moves 32 KiB at a time: a 1 GiB push was 32 768 reads of the
-// source and as many socket writes, 0.5 s of CPU, almost as much as hashing it (issue 18;
-// crane sends layout files with sendfile, which a push that verifies what it sends cannot).
-const sendBufferSize = 256 << 10
-
-var sendBuffers = sync.Pool{New: func() any { b := make([]byte, sendBufferSize); return &b }}
-
-// bulkConn is a connection whose ReadFrom (what net/http sends request bodies through) copies
-// in writes of sendBufferSize. TLS connections wrap it and write records of their own size,
-// so only plain HTTP gains.
+// bulkConn is a connection whose ReadFrom (what net/http sends a request body of known length
+// through) writes pieces of copybuf.Size: net/http's copy through the connection's own
+// ReadFrom moved 32 KiB at a time, 32 768 reads of the source and as many socket writes for
+// a 1 GiB push, 0.5 s of CPU, almost as much as hashing it (issue 18; crane sends layout files
+// with sendfile, which a push that verifies what it sends cannot). TLS connections wrap it
+// and write records of their own size, so only plain HTTP gains.
 type bulkConn struct{ net.Conn }
 
 // ReadFrom implements io.ReaderFrom.
 func (c bulkConn) ReadFrom(r io.Reader) (int64, error) {
-	bp := sendBuffers.Get().(*[]byte)
-	defer sendBuffers.Put(bp)
-	return io.CopyBuffer(writeOnly{c.Conn}, r, *bp)
+	return copybuf.Copy(c.Conn, r)
 }
-
-// writeOnly hides the connection's own ReadFrom from io.CopyBuffer, so that the buffer is used.
-type writeOnly struct{ io.Writer }
 
 // bulkDialer wraps dial so that the connections it makes are bulkConns.
 func bulkDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {

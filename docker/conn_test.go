@@ -1,37 +1,41 @@
 package docker
 
 import (
-	"bytes"
+	"context"
 	"io"
 	"net"
-	"slices"
 	"testing"
+
+	"github.com/imgcopy/imgcopy/types"
 )
 
-// writeSizes is a net.Conn that records the size of each Write.
-type writeSizes struct {
-	net.Conn
-	sizes []int
-	buf   bytes.Buffer
-}
-
-func (w *writeSizes) Write(p []byte) (int, error) {
-	w.sizes = append(w.sizes, len(p))
-	return w.buf.Write(p)
-}
-
-// TestBulkConnWritesLarge: a request body of known length (what net/http hands the
-// connection's ReadFrom, wrapped in an io.LimitedReader) goes out in writes of
-// sendBufferSize, not of io.Copy's 32 KiB, and intact.
-func TestBulkConnWritesLarge(t *testing.T) {
+// TestEndpointDialsBulkConns: the connections registry clients use send request bodies
+// through copybuf (bulkConn's ReadFrom), not in io.Copy's 32 KiB pieces.
+func TestEndpointDialsBulkConns(t *testing.T) {
 	t.Parallel()
-	body := bigBlob(9, 2*sendBufferSize+100)
-	w := &writeSizes{}
-	n, err := io.Copy(bulkConn{w}, io.LimitReader(bytes.NewReader(body), int64(len(body))))
-	if err != nil || n != int64(len(body)) || !bytes.Equal(w.buf.Bytes(), body) {
-		t.Fatalf("copied %d bytes (err %v), want the body's %d intact", n, err, len(body))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if want := []int{sendBufferSize, sendBufferSize, 100}; !slices.Equal(w.sizes, want) {
-		t.Errorf("write sizes %v, want %v", w.sizes, want)
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	ep, err := sharedEndpoint(&types.SystemContext{}, "bulk-conn-test.invalid:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ep.transport.DialContext(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(bulkConn); !ok {
+		t.Fatalf("dialled a %T, want a bulkConn", c)
+	}
+	if _, ok := c.(io.ReaderFrom); !ok {
+		t.Fatal("a bulkConn must be an io.ReaderFrom, which net/http sends bodies through")
 	}
 }

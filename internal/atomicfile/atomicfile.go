@@ -10,24 +10,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/copybuf"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/internal/verify"
 )
-
-// copyBufferSize is what a blob is written in: io.Copy's 32 KiB made a 1 GiB pull 32 768
-// reads of the network stream and as many writes of the file (issue 18).
-const copyBufferSize = 256 << 10
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
-
-// writerOnly hides an *os.File's ReadFrom, whose generic path would copy 32 KiB at a time
-// whatever buffer io.CopyBuffer is given.
-type writerOnly struct{ io.Writer }
 
 // temp is a verified blob in an open (locked, see staging.CreateTemp) temporary file.
 type temp struct {
@@ -52,9 +42,7 @@ func writeTemp(dir string, r io.Reader, expected digest.Digest, size int64, trus
 	if flush {
 		w = fb
 	}
-	bp := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(writerOnly{w}, vr, *bp)
-	copyBuffers.Put(bp)
+	n, err := copybuf.Copy(w, vr) // not io.Copy's 32 KiB pieces (issue 18)
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
