@@ -26,17 +26,6 @@ type uploadSession struct {
 	resumed  bool // continued from an earlier run
 }
 
-var _ types.PartialBlobKeeper = (*destination)(nil)
-
-// KeepsPartialBlob implements types.PartialBlobKeeper: with resuming on, the upload session of
-// a blob of known digest and size (MinSize and up) is recorded, and a later run continues it
-// where the registry says it stopped. The registry cannot give those bytes back, so a source
-// told about it keeps no partial download: a copy interrupted at X % re-reads the first X %
-// from the source (it must verify them) but does not send them again.
-func (d *destination) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser, int64) {
-	return d.store != nil && info.Digest != "" && info.Size >= resume.MinSize, nil, 0
-}
-
 // openUploadRecord locks the record of this blob's uploads to this repository, or returns nil
 // when uploads are not recorded (resuming off, digest or size unknown, a small blob, another
 // process uploading the same blob).

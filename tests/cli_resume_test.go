@@ -562,44 +562,50 @@ func TestCLIResumeAfterKill(t *testing.T) {
 }
 
 // TestCLIResumeRegistryToRegistry kills a registry-to-registry copy (SIGKILL) at 60 % of the
-// upload of a 256 MiB blob and runs it again: the upload session is continued (the second run
-// sends at most 45 % of the blob), while the source is read again from the start, because a
-// destination that keeps what it receives needs no partial download besides (issue 18); the
-// result verifies and nothing is left in the resume directory.
+// upload of a 256 MiB blob and runs it again: both ends continue, the download from its
+// partial download (kept although the destination records its upload session, since not
+// every registry continues one) and the upload in the recorded session, so that the second
+// run moves at most 45 % of the blob each way; the result verifies and nothing is left in
+// the resume directory.
 func TestCLIResumeRegistryToRegistry(t *testing.T) {
 	t.Parallel()
-	srcReg := testregistry.Start(t, testregistry.Options{Filesystem: true})
-	proxy := &resumeProxy{}
-	reg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: proxy.wrap})
+	srcProxy, destProxy := &resumeProxy{}, &resumeProxy{}
+	srcReg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: srcProxy.wrap})
+	reg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: destProxy.wrap})
 	layoutDir := filepath.Join(t.TempDir(), "layout")
 	layer := writeBigLayout(t, layoutDir, resumeBlobSize)
 	src := "docker://" + srcReg.Host + "/resume/rr:v1"
 	imageDigest := e2eCopy(t, e2eRef(t, src), e2eRef(t, "oci:"+layoutDir+":v1"), nil).ManifestDigest
+	down := srcProxy.route("resume/rr")
 	repo := "resume/rr-dest"
-	rt := proxy.route(repo)
+	up := destProxy.route(repo)
 	home := t.TempDir()
 	args := []string{"--progress", "json", "--src-tls-verify=false", "--dest-tls-verify=false", src, "docker://" + reg.Host + "/" + repo + ":v1"}
 
-	rt.holdAfter(int64(resumeBlobSize) * 6 / 10)
-	killAtHold(t, rt, home, args...)
-	first, _ := rt.take()
-	if files := keptFiles(t, home); len(files) != 1 || !strings.HasPrefix(files[0], "uploads/") {
-		t.Fatalf("resume files after the kill: %v, want one upload record and no partial download", files)
+	up.holdAfter(int64(resumeBlobSize) * 6 / 10)
+	killAtHold(t, up, home, args...)
+	down.take()
+	up.take()
+	if files := keptFiles(t, home); len(files) != 2 {
+		t.Fatalf("resume files after the kill: %v, want a partial download and an upload record", files)
 	}
 	res := cliIn(t, home, "", args...)
 	if res.code != 0 {
 		t.Fatalf("second run: exit %d\nstderr: %s", res.code, res.stderr)
 	}
-	second, _ := rt.take()
-	done := jsonDone(t, res.stdout)
-	t.Logf("sent %d bytes, then %d (%.1f %%); done %v", first, second, 100*float64(second)/resumeBlobSize, done)
-	if second > int64(resumeBlobSize)*45/100 {
-		t.Errorf("second run sent %d bytes of the %d-byte blob, want at most 45 %%", second, resumeBlobSize)
+	downloaded, _ := down.take()
+	sent, _ := up.take()
+	t.Logf("second run: %d bytes downloaded, %d sent (%.1f %%, %.1f %%); done %v", downloaded, sent,
+		100*float64(downloaded)/resumeBlobSize, 100*float64(sent)/resumeBlobSize, jsonDone(t, res.stdout))
+	for what, n := range map[string]int64{"downloaded": downloaded, "sent": sent} {
+		if n > int64(resumeBlobSize)*45/100 {
+			t.Errorf("second run %s %d bytes of the %d-byte blob, want at most 45 %%", what, n, resumeBlobSize)
+		}
 	}
 	if files := keptFiles(t, home); len(files) != 0 {
 		t.Errorf("resume files left: %v", files)
 	}
-	if done["digest"] != imageDigest.String() {
+	if done := jsonDone(t, res.stdout); done["digest"] != imageDigest.String() {
 		t.Errorf("wrote manifest %v, want %s", done["digest"], imageDigest)
 	}
 	resp, err := http.Head(reg.URL + "/v2/" + repo + "/blobs/" + layer.String())
