@@ -67,8 +67,8 @@ type PartialBlobKeeper interface {
 	// KeepsPartialBlob reports whether the destination keeps what it receives of blob info
 	// (known digest and size) when interrupted. When an earlier run left the first n > 0
 	// bytes of it and the destination can read them back, prefix reads them; the caller
-	// closes it. A PutBlob of the blob takes the whole stream as usual
-	// (the bytes it held are rewritten from the verified stream, or skipped when continued
-	// as with PutBlobOptions.Resumed).
+	// closes it. A PutBlob of the blob stores the whole stream as usual: what the
+	// destination held is not trusted, since the source may not have used it (a registry
+	// that sent the whole blob), and only the stream is verified.
 	KeepsPartialBlob(info BlobInfo) (keeps bool, prefix io.ReadCloser, n int64)
 }
