@@ -243,7 +243,12 @@ func (c *copier) openBlob(ctx context.Context, job *blobJob, fresh bool, kept *k
 	if job.data != nil {
 		return io.NopCloser(bytes.NewReader(job.data)), int64(len(job.data)), nil
 	}
-	rc, size, err := c.src.GetBlob(ctx, job.info, types.GetBlobOptions{Cache: c.cache, NoResume: fresh})
+	opts := types.GetBlobOptions{Cache: c.cache, NoResume: fresh}
+	prefix := c.destinationKeeps(job, fresh, &opts)
+	rc, size, err := c.src.GetBlob(ctx, job.info, opts)
+	if prefix != nil && err != nil {
+		prefix.Close()
+	}
 	if err != nil && job.foreign && errors.Is(err, types.ErrBlobNotFound) && len(job.info.URLs) > 0 {
 		return c.fetchForeign(ctx, job, err)
 	}
@@ -252,6 +257,9 @@ func (c *copier) openBlob(ctx context.Context, job *blobJob, fresh bool, kept *k
 	}
 	if rr, ok := rc.(types.ResumedReader); ok {
 		kept.source = rr.ResumedBytes()
+	}
+	if prefix != nil {
+		rc = &closeBoth{ReadCloser: rc, also: prefix}
 	}
 	return rc, size, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -123,6 +124,9 @@ func (r *fakeRef) NewImageDestination(ctx context.Context, sys *types.SystemCont
 	if r.dest.hasManifest != nil {
 		return &checkingDest{d}, nil
 	}
+	if r.dest.keeps != nil {
+		return keepingDest{d}, nil
+	}
 	return d, nil
 }
 
@@ -160,10 +164,12 @@ type fakeSource struct {
 	ref *fakeRef
 	cfg *fakeSourceConfig
 
-	mu       sync.Mutex
-	getBlobs []digest.Digest
-	noResume []bool // GetBlobOptions.NoResume of each GetBlob
-	closed   bool
+	mu        sync.Mutex
+	getBlobs  []digest.Digest
+	noResume  []bool // GetBlobOptions.NoResume of each GetBlob
+	destKeeps []bool // GetBlobOptions.DestinationKeeps of each GetBlob
+	prefixes  []int64
+	closed    bool
 }
 
 var _ types.ImageSource = (*fakeSource)(nil)
@@ -194,6 +200,8 @@ func (s *fakeSource) GetBlob(ctx context.Context, info types.BlobInfo, opts type
 	s.mu.Lock()
 	s.getBlobs = append(s.getBlobs, info.Digest)
 	s.noResume = append(s.noResume, opts.NoResume)
+	s.destKeeps = append(s.destKeeps, opts.DestinationKeeps)
+	s.prefixes = append(s.prefixes, opts.PrefixSize)
 	s.mu.Unlock()
 	if s.cfg.gate != nil {
 		if err := s.cfg.gate(ctx, info.Digest); err != nil {
@@ -207,6 +215,13 @@ func (s *fakeSource) GetBlob(ctx context.Context, info types.BlobInfo, opts type
 	if s.cfg.corrupt[info.Digest] {
 		b = slices.Clone(b)
 		b[len(b)/2] ^= 0xff
+	}
+	if opts.Prefix != nil { // stream what the destination kept, then the rest
+		kept := make([]byte, opts.PrefixSize)
+		if _, err := io.ReadFull(opts.Prefix, kept); err != nil {
+			return nil, -1, err
+		}
+		return resumedStream{Reader: bytes.NewReader(append(kept, b[opts.PrefixSize:]...)), kept: opts.PrefixSize}, int64(len(b)), nil
 	}
 	switch n, ok := s.cfg.kept[info.Digest]; {
 	case ok && !opts.NoResume:
@@ -275,6 +290,10 @@ type fakeDestConfig struct {
 	// continued upload then fails with types.ErrResumeFailed. NoResume uploads afresh.
 	held        map[digest.Digest]int64
 	heldRefused bool
+	// keeps makes the destination a types.PartialBlobKeeper keeping every blob, offering
+	// these bytes as what an earlier run left of the blob (none when absent).
+	keeps                  map[digest.Digest][]byte
+	keptOpened, keptClosed atomic.Int32 // kept prefixes handed out, and closed
 }
 
 // fakeDest stages blobs and manifests and copies them into the store on Commit.
@@ -450,3 +469,24 @@ func (d checkingDest) HasManifest(ctx context.Context, dg digest.Digest) (bool, 
 	d.mu.Unlock()
 	return d.cfg.hasManifest(dg)
 }
+
+// keepingDest is a fakeDest that keeps what it receives (types.PartialBlobKeeper).
+type keepingDest struct{ *fakeDest }
+
+var _ types.PartialBlobKeeper = keepingDest{}
+
+func (d keepingDest) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser, int64) {
+	b, ok := d.cfg.keeps[info.Digest]
+	if !ok {
+		return true, nil, 0
+	}
+	d.cfg.keptOpened.Add(1)
+	return true, &countedCloser{Reader: bytes.NewReader(b), n: &d.cfg.keptClosed}, int64(len(b))
+}
+
+type countedCloser struct {
+	io.Reader
+	n *atomic.Int32
+}
+
+func (c *countedCloser) Close() error { c.n.Add(1); return nil }

@@ -2,6 +2,7 @@ package copy
 
 import (
 	"context"
+	"io"
 	"sync/atomic"
 
 	"github.com/pkg/errors"
@@ -50,4 +51,40 @@ func (c *copier) streamBlob(ctx context.Context, job *blobJob) (blobResult, erro
 	c.resumesDiscarded.Add(1)
 	res, _, err = c.transferBlob(ctx, job, true)
 	return res, err
+}
+
+// destinationKeeps asks a destination that keeps what it receives of a blob when interrupted
+// (types.PartialBlobKeeper) about job's blob, and tells the source in opts: it then keeps no
+// partial download of its own, and starts from the bytes the destination kept, when it has
+// them. Only for blobs stored as they come (what the destination kept is then the blob's
+// first bytes) and of known digest and size. The returned prefix, if any, is the caller's to
+// close.
+func (c *copier) destinationKeeps(job *blobJob, fresh bool, opts *types.GetBlobOptions) io.Closer {
+	keeper, ok := c.dest.(types.PartialBlobKeeper)
+	if !ok || job.plan.transforms() || job.info.Digest == "" || job.info.Size < 0 {
+		return nil
+	}
+	keeps, prefix, n := keeper.KeepsPartialBlob(job.info)
+	opts.DestinationKeeps = keeps
+	if prefix == nil {
+		return nil
+	}
+	if !keeps || fresh || n <= 0 || n > job.info.Size {
+		prefix.Close()
+		return nil
+	}
+	opts.Prefix, opts.PrefixSize = prefix, n
+	return prefix
+}
+
+// closeBoth is a source stream that also closes what it was given to read from.
+type closeBoth struct {
+	io.ReadCloser
+	also io.Closer
+}
+
+func (c *closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	c.also.Close()
+	return err
 }

@@ -144,3 +144,61 @@ func TestCopyDoesNotRetryPlainMismatch(t *testing.T) {
 		t.Errorf("a plain mismatch was retried (GetBlob %d with NoResume)", n)
 	}
 }
+
+// TestCopyDestinationKeeps: for a destination that keeps what it receives
+// (types.PartialBlobKeeper), the source is told so for every blob stored as it comes, and gets
+// the bytes the destination kept to start from; kept bytes that do not verify are discarded
+// and the blob fetched again without them; a layer whose compression changes is not
+// announced (what the destination keeps is not the source blob's bytes).
+func TestCopyDestinationKeeps(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name         string
+		alter        bool
+		compress     string
+		wantResumed  int64
+		wantPrefixes []int64
+		wantKeeps    bool
+	}{
+		{name: "kept prefix used", wantResumed: 1000, wantPrefixes: []int64{1000}, wantKeeps: true},
+		{name: "kept prefix altered", alter: true, wantPrefixes: []int64{1000, 0}, wantKeeps: true},
+		{name: "compression changes", compress: "zstd", wantPrefixes: []int64{0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			layer := makeLayer(t, 1, 20<<10, "gzip")
+			src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, layer)
+			dest := newFakeRef("dest", newMemStore())
+			prefix := slices.Clone(layer.blob[:1000])
+			if tc.alter {
+				prefix[100] ^= 0xff
+			}
+			dest.dest.keeps = map[digest.Digest][]byte{layer.digest(): prefix}
+			res := mustCopy(t, dest, src, &Options{DestinationCompression: tc.compress})
+			if res.BytesResumed != tc.wantResumed {
+				t.Errorf("BytesResumed %d, want %d", res.BytesResumed, tc.wantResumed)
+			}
+			s := src.lastSource()
+			var prefixes []int64
+			for i, dg := range s.getBlobs {
+				if dg == layer.digest() {
+					prefixes = append(prefixes, s.prefixes[i])
+				}
+				if s.destKeeps[i] != tc.wantKeeps {
+					t.Errorf("GetBlob of %s: DestinationKeeps %v, want %v", dg, s.destKeeps[i], tc.wantKeeps)
+				}
+			}
+			if !slices.Equal(prefixes, tc.wantPrefixes) {
+				t.Errorf("layer fetched with prefixes %v, want %v", prefixes, tc.wantPrefixes)
+			}
+			if tc.compress == "" {
+				if b, ok := dest.store.blob(layer.digest()); !ok || digest.FromBytes(b) != layer.digest() {
+					t.Errorf("layer not stored intact")
+				}
+			}
+			if opened, closed := dest.dest.keptOpened.Load(), dest.dest.keptClosed.Load(); opened != closed {
+				t.Errorf("%d kept prefixes handed out, %d closed", opened, closed)
+			}
+		})
+	}
+}

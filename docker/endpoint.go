@@ -60,6 +60,9 @@ func sharedEndpoint(sys *types.SystemContext, host string) (*endpoint, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
+	if tr.DialContext != nil {
+		tr.DialContext = bulkDialer(tr.DialContext)
+	}
 	ep, _ := endpoints.LoadOrStore(key, &endpoint{transport: tr})
 	return ep.(*endpoint), nil
 }

@@ -20,8 +20,15 @@ import (
 // blob's first byte either way, so the copy engine verifies all of it. ok is false when the
 // blob is not kept (resuming off, size unknown, too small or too large, another process
 // fetching it); the caller then fetches it as usual.
+//
+// A destination that keeps what it receives (opts.DestinationKeeps) makes a partial download
+// redundant: none is kept, and the stream continues from the bytes the destination kept, if
+// any (opts.Prefix).
 func (s *source) getKeptBlob(ctx context.Context, info types.BlobInfo, opts types.GetBlobOptions) (_ io.ReadCloser, ok bool, _ error) {
-	if s.store == nil || info.Size < 0 {
+	if opts.Prefix != nil && opts.PrefixSize > 0 && opts.PrefixSize <= info.Size && !opts.NoResume {
+		return s.getAfterPrefix(ctx, info, opts.Prefix, opts.PrefixSize)
+	}
+	if s.store == nil || info.Size < 0 || opts.DestinationKeeps {
 		return nil, false, nil
 	}
 	p, err := s.store.OpenPartial(info.Digest, info.Size)
@@ -60,10 +67,32 @@ func (s *source) getKeptBlob(ctx context.Context, info types.BlobInfo, opts type
 	return ks, true, nil
 }
 
-// keptStream is a blob read from a partial download (prefix), then from the registry (net),
-// recording what the registry sends into the partial download.
+// getAfterPrefix streams the n bytes of blob info the destination kept (prefix), then the rest
+// from the registry with a Range request; when the registry sends the whole blob instead, the
+// prefix is not used.
+func (s *source) getAfterPrefix(ctx context.Context, info types.BlobInfo, prefix io.Reader, n int64) (io.ReadCloser, bool, error) {
+	log := logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": info.Size, "kept": n})
+	ks := &keptStream{d: info.Digest, size: info.Size, resumed: n, prefix: io.LimitReader(prefix, n)}
+	if n < info.Size {
+		body, from, err := s.c.getBlobFrom(ctx, info.Digest, s.scopes, n, info.Size)
+		if err != nil {
+			return nil, true, err
+		}
+		if from < n {
+			log.Debug("the registry sent the whole blob; not using what the destination kept")
+			return body, true, nil
+		}
+		ks.net = body
+	}
+	log.Debug("continuing from what the destination kept of an interrupted copy")
+	return ks, true, nil
+}
+
+// keptStream is a blob read from kept bytes (prefix: a partial download, or what the
+// destination kept), then from the registry (net), recording what the registry sends into the
+// partial download, if any.
 type keptStream struct {
-	p       *resume.Partial
+	p       *resume.Partial // nil when the destination keeps what it receives
 	d       digest.Digest
 	size    int64
 	resumed int64
@@ -95,7 +124,9 @@ func (k *keptStream) Read(b []byte) (int, error) {
 	}
 	n, err := k.net.Read(b)
 	if n > 0 {
-		k.p.Record(b[:n])
+		if k.p != nil {
+			k.p.Record(b[:n])
+		}
 		k.offset += int64(n)
 	}
 	return n, err
@@ -106,6 +137,9 @@ func (k *keptStream) Close() error {
 	var err error
 	if k.net != nil {
 		err = k.net.Close()
+	}
+	if k.p == nil {
+		return err
 	}
 	complete := k.offset >= k.size
 	if complete {

@@ -220,3 +220,76 @@ func TestDownloadNotKept(t *testing.T) {
 		t.Errorf("blob requests %q, want two without Range", got)
 	}
 }
+
+// TestDownloadDestinationKeeps: a source told that the destination keeps what it receives
+// keeps no partial download; given the bytes the destination kept (Prefix), it streams them
+// and asks the registry only for the rest, or, when the registry sends the whole blob, does
+// not use them.
+func TestDownloadDestinationKeeps(t *testing.T) {
+	t.Parallel()
+	blob := bigBlob(8, resume.MinSize+4567)
+	d := digest.FromBytes(blob)
+	const kept = 3000
+	altered := append([]byte("XXXX"), blob[4:kept]...) // proves where the stream's first bytes came from
+	for _, tc := range []struct {
+		name, mode  string
+		prefix      []byte
+		wantResumed int64
+		wantRanges  []string
+		wantStart   []byte
+	}{
+		{name: "prefix", mode: "ranges", prefix: altered, wantResumed: kept, wantRanges: []string{"bytes=3000-"}, wantStart: altered[:4]},
+		{name: "registry ignores Range", mode: "ignore", prefix: altered, wantRanges: []string{"bytes=3000-", "bytes=3000-" + strconv.Itoa(len(blob)-1)}, wantStart: blob[:4]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := rangeServer(t, blob, tc.mode)
+			dir := t.TempDir()
+			ctx := testContext(t)
+			src, err := mustParse(t, "//"+srv.host+"/a/b:t").NewImageSource(ctx, resumeSys(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			opts := types.GetBlobOptions{DestinationKeeps: true}
+			if tc.prefix != nil {
+				opts.Prefix, opts.PrefixSize = bytes.NewReader(tc.prefix), int64(len(tc.prefix))
+			}
+			rc, _, err := src.GetBlob(ctx, types.BlobInfo{Digest: d, Size: int64(len(blob))}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var resumed int64
+			if rr, ok := rc.(types.ResumedReader); ok {
+				resumed = rr.ResumedBytes()
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || len(got) != len(blob) || !bytes.Equal(got[kept:], blob[kept:]) || !bytes.Equal(got[:4], tc.wantStart) {
+				t.Fatalf("read %d bytes (err %v), starting %q; want %d starting %q", len(got), err, got[:min(4, len(got))], len(blob), tc.wantStart)
+			}
+			if resumed != tc.wantResumed {
+				t.Errorf("ResumedBytes %d, want %d", resumed, tc.wantResumed)
+			}
+			if got := blobRanges(srv, blob); !slices.Equal(got, tc.wantRanges) {
+				t.Errorf("blob requests %q, want %q", got, tc.wantRanges)
+			}
+			if files := keptFiles(t, dir); len(files) != 0 {
+				t.Errorf("a partial download was kept though the destination keeps: %v", files)
+			}
+		})
+	}
+	t.Run("interrupted", func(t *testing.T) {
+		t.Parallel()
+		srv := rangeServer(t, blob, "ranges")
+		dir := t.TempDir()
+		fetch(t, srv, resumeSys(dir), blob, 1000, types.GetBlobOptions{DestinationKeeps: true})
+		if files := keptFiles(t, dir); len(files) != 0 {
+			t.Errorf("a partial download was kept though the destination keeps: %v", files)
+		}
+		fetch(t, srv, resumeSys(dir), blob, 1000, types.GetBlobOptions{})
+		if files := keptFiles(t, dir); len(files) != 1 {
+			t.Errorf("without DestinationKeeps: kept files %v, want one", files)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"text/template"
 
 	"github.com/distribution/reference"
@@ -59,8 +60,9 @@ func (rt *RepoTemplate) render(v repoVars) (string, error) {
 // String returns the template's text.
 func (rt *RepoTemplate) String() string { return rt.text }
 
-// anchoredTag matches a whole tag (reference.TagRegexp matches one anywhere in a string).
-var anchoredTag = regexp.MustCompile(`^` + reference.TagRegexp.String() + `$`)
+// anchoredTag matches a whole tag (reference.TagRegexp matches one anywhere in a string). It
+// is compiled on first use, not at start-up (issue 18: every run paid for it).
+var anchoredTag = gosync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^` + reference.TagRegexp.String() + `$`) })
 
 // sourceName is an image's name at its source, as needed to name it in the destination.
 type sourceName struct {
@@ -75,7 +77,7 @@ type sourceName struct {
 // without docker.io/library/), or a bare tag ("v1", as skopeo writes OCI layouts). A digest
 // is kept when there is no tag.
 func parseSourceName(s string) (*sourceName, error) {
-	if anchoredTag.MatchString(s) {
+	if anchoredTag().MatchString(s) {
 		return &sourceName{tag: s}, nil
 	}
 	named, err := reference.ParseNormalizedNamed(s)

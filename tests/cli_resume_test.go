@@ -561,6 +561,59 @@ func TestCLIResumeAfterKill(t *testing.T) {
 	})
 }
 
+// TestCLIResumeRegistryToRegistry kills a registry-to-registry copy (SIGKILL) at 60 % of the
+// upload of a 256 MiB blob and runs it again: both ends continue, the download from its
+// partial download (kept although the destination records its upload session, since not
+// every registry continues one) and the upload in the recorded session, so that the second
+// run moves at most 45 % of the blob each way; the result verifies and nothing is left in
+// the resume directory.
+func TestCLIResumeRegistryToRegistry(t *testing.T) {
+	t.Parallel()
+	srcProxy, destProxy := &resumeProxy{}, &resumeProxy{}
+	srcReg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: srcProxy.wrap})
+	reg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: destProxy.wrap})
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	layer := writeBigLayout(t, layoutDir, resumeBlobSize)
+	src := "docker://" + srcReg.Host + "/resume/rr:v1"
+	imageDigest := e2eCopy(t, e2eRef(t, src), e2eRef(t, "oci:"+layoutDir+":v1"), nil).ManifestDigest
+	down := srcProxy.route("resume/rr")
+	repo := "resume/rr-dest"
+	up := destProxy.route(repo)
+	home := t.TempDir()
+	args := []string{"--progress", "json", "--src-tls-verify=false", "--dest-tls-verify=false", src, "docker://" + reg.Host + "/" + repo + ":v1"}
+
+	up.holdAfter(int64(resumeBlobSize) * 6 / 10)
+	killAtHold(t, up, home, args...)
+	down.take()
+	up.take()
+	if files := keptFiles(t, home); len(files) != 2 {
+		t.Fatalf("resume files after the kill: %v, want a partial download and an upload record", files)
+	}
+	res := cliIn(t, home, "", args...)
+	if res.code != 0 {
+		t.Fatalf("second run: exit %d\nstderr: %s", res.code, res.stderr)
+	}
+	downloaded, _ := down.take()
+	sent, _ := up.take()
+	t.Logf("second run: %d bytes downloaded, %d sent (%.1f %%, %.1f %%); done %v", downloaded, sent,
+		100*float64(downloaded)/resumeBlobSize, 100*float64(sent)/resumeBlobSize, jsonDone(t, res.stdout))
+	for what, n := range map[string]int64{"downloaded": downloaded, "sent": sent} {
+		if n > int64(resumeBlobSize)*45/100 {
+			t.Errorf("second run %s %d bytes of the %d-byte blob, want at most 45 %%", what, n, resumeBlobSize)
+		}
+	}
+	if files := keptFiles(t, home); len(files) != 0 {
+		t.Errorf("resume files left: %v", files)
+	}
+	if done := jsonDone(t, res.stdout); done["digest"] != imageDigest.String() {
+		t.Errorf("wrote manifest %v, want %s", done["digest"], imageDigest)
+	}
+	resp, err := http.Head(reg.URL + "/v2/" + repo + "/blobs/" + layer.String())
+	if err != nil || resp.StatusCode != http.StatusOK || resp.ContentLength != resumeBlobSize {
+		t.Errorf("HEAD of the copied layer: %v %v", resp, err)
+	}
+}
+
 // TestCLIResumeLocalStaging kills a copy from a registry into each local transport (SIGKILL)
 // while the second of two layers downloads, after the first was verified and staged, then
 // runs it again: the staged layer is taken over (not fetched again, counted as resumed), the

@@ -21,7 +21,9 @@
 //     and the top-level manifest would be written unchanged, HasManifest once. When it returns
 //     true, steps 2 and the per-instance part of 3 are skipped.
 //  2. For every blob (config and layers, in any order and, when Properties().ConcurrentBlobs
-//     is true, concurrently): TryReusingBlob, then PutBlob if the blob was not reused.
+//     is true, concurrently): TryReusingBlob, then PutBlob if the blob was not reused (before
+//     it, KeepsPartialBlob when the destination is a PartialBlobKeeper and the blob is
+//     stored as it comes).
 //  3. PutManifest for every per-instance manifest of a multi-platform image
 //     (instance != nil), each after that instance's blobs, then PutManifest for the top-level
 //     manifest (instance == nil). With ConcurrentBlobs on both ends, the instances of an index
@@ -40,7 +42,7 @@
 //   - on references: ImageDeleter, TagLister, ImageLister, ManifestDigester (store.go),
 //     TagDeleter (sync.go), LazySourceOpener (referrers.go) and ReferenceWarmer (warm.go);
 //   - on transports: StoreTransport, whose StoreReferences may be StoreWriterOpeners;
-//   - on destinations: ManifestChecker and RelatedDestination;
+//   - on destinations: ManifestChecker, RelatedDestination and PartialBlobKeeper (resume.go);
 //   - on sources and destinations: ReferrersLister and RelatedDigester; on sources
 //     RelatedSource; on the streams GetBlob returns, ResumedReader (resume.go);
 //   - on blob-info caches: BlobInfoCacheFlusher and ManifestMappingCache (sync.go).

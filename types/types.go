@@ -77,6 +77,16 @@ type GetBlobOptions struct {
 	// of this blob (see ResumedReader): the copy engine sets it when fetching a blob again
 	// after a resumed stream failed verification.
 	NoResume bool
+	// DestinationKeeps is set by a caller whose destination keeps what it receives of this
+	// blob when the copy is interrupted (PartialBlobKeeper): the source then keeps no partial
+	// download of its own, which would store the same bytes a second time.
+	DestinationKeeps bool
+	// Prefix, when not nil, reads the first PrefixSize bytes of the blob, which the
+	// destination kept from an earlier, interrupted run (PartialBlobKeeper). A source that
+	// can fetch a blob from an offset streams them first and fetches only the rest (its
+	// stream then implements ResumedReader); one that cannot ignores them.
+	Prefix     io.Reader
+	PrefixSize int64
 }
 
 // ImageSource reads one image (and, for an index, its instances).

@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/copybuf"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/internal/verify"
 )
@@ -41,7 +42,7 @@ func writeTemp(dir string, r io.Reader, expected digest.Digest, size int64, trus
 	if flush {
 		w = fb
 	}
-	n, err := io.Copy(w, vr)
+	n, err := copybuf.Copy(w, vr) // not io.Copy's 32 KiB pieces (issue 18)
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())

@@ -44,7 +44,7 @@ func (s *Store) OpenPartial(d digest.Digest, size int64) (*Partial, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.prune(size)
+	s.reserve(size)
 	path := filepath.Join(dir, d.Algorithm().String()+"-"+d.Encoded())
 	f, err := openLocked(path)
 	if err != nil || f == nil {
@@ -58,8 +58,10 @@ func (s *Store) OpenPartial(d digest.Digest, size int64) (*Partial, error) {
 		f.Close()
 		return nil, errors.Wrapf(err, "reading %s", path)
 	}
-	now := time.Now()
-	_ = os.Chtimes(path, now, now) // in use: young, whatever its age
+	if fi.Size() > 0 { // a new file is young already
+		now := time.Now()
+		_ = os.Chtimes(path, now, now) // in use: young, whatever its age
+	}
 	return &Partial{f: f, path: path, digest: d, kept: fi.Size()}, nil
 }
 

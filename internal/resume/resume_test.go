@@ -240,3 +240,20 @@ func TestUploadRecordCorruptIgnored(t *testing.T) {
 		t.Fatal("a truncated record was trusted")
 	}
 }
+
+// TestReservePrunesOnlyWhenNeeded: the directory is pruned by the first reservation, then only
+// when the bytes reserved since might overflow the size limit, not once per blob.
+func TestReservePrunesOnlyWhenNeeded(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, time.Hour, 4*MinSize)
+	s.reserve(MinSize) // first: prunes (nothing there yet)
+	stale := writeKept(t, s, 30, 1000, time.Now().Add(-2*time.Hour))
+	s.reserve(MinSize) // 2 MiB reserved of 4: fits, the directory is not listed
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatalf("a reservation that fits pruned the directory: %v", err)
+	}
+	s.reserve(3 * MinSize) // might overflow: prunes, and finds the stale file
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("a reservation that may overflow did not prune: %v", err)
+	}
+}

@@ -17,12 +17,12 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
+	"github.com/imgcopy/imgcopy/internal/copybuf"
 )
 
 const blockSize = 512
@@ -195,14 +195,10 @@ func (r *Region) Size() int64 { return r.size }
 // padding is what follows size bytes of content up to the next block.
 func padding(size int64) int64 { return (blockSize - size%blockSize) % blockSize }
 
-var copyBufs = sync.Pool{New: func() any { return make([]byte, 256<<10) }}
-
 // Fill writes exactly the member's size in bytes from src, and the padding.
 func (r *Region) Fill(src io.Reader) error {
-	buf := copyBufs.Get().([]byte)
-	defer copyBufs.Put(buf)
 	dst := &regionWriter{w: atomicfile.NewFlushBehindAt(r.t.f, r.contentOff), left: r.size}
-	n, err := io.CopyBuffer(dst, failWhole{src}, buf)
+	n, err := copybuf.Copy(dst, failWhole{src})
 	if err != nil {
 		return err
 	}
