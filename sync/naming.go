@@ -106,14 +106,22 @@ type naming struct {
 	template *RepoTemplate // nil: skopeo's naming
 	scoped   bool          // keep the source registry and whole path (skopeo --scoped)
 	suffix   string        // appended to tags (skopeo --append-suffix)
+	// portColon keeps a scoped registry's port colon ("localhost:5000/app"), for dir: stores,
+	// where skopeo sync --scoped writes it so; registry paths cannot hold it ("localhost_5000").
+	portColon bool
+}
+
+// namingFor is how p names the images of src in its destination.
+func (p *Plan) namingFor(src *Source) naming {
+	return naming{template: src.Destination, scoped: p.opts.Scoped, suffix: p.opts.AppendSuffix, portColon: p.store.Transport().Name() == "dir"}
 }
 
 // destinationName returns the name of the image src in the destination store: "REPO:TAG",
 // or "REPO@DIGEST" for an image selected by digest alone, or the bare "TAG" of an image
 // stored under a bare tag. Like skopeo sync, REPO is the last
 // element of the source repository path, or with scoped the source registry and path
-// ("quay.io/team/app"; a port's colon becomes "_", which a path cannot hold); a template
-// decides it instead when given.
+// ("quay.io/team/app"; a port's colon becomes "_", which a registry path cannot hold, unless
+// portColon); a template decides it instead when given.
 func (n naming) destinationName(src *sourceName) (string, error) {
 	var repo string
 	switch {
@@ -129,6 +137,8 @@ func (n naming) destinationName(src *sourceName) (string, error) {
 		return src.tag + n.suffix, nil
 	case src.path == "":
 		return "", errors.Wrapf(types.ErrUsage, "the image is stored without a repository or tag: give its source a destination template")
+	case n.scoped && src.registry != "" && n.portColon:
+		repo = src.registry + "/" + src.path
 	case n.scoped && src.registry != "":
 		repo = strings.ReplaceAll(src.registry, ":", "_") + "/" + src.path
 	case n.scoped:

@@ -29,6 +29,7 @@ func TestDestinationName(t *testing.T) {
 		{"scoped keeps registry and path", "quay.io/team/app:1", naming{scoped: true}, "quay.io/team/app:1"},
 		{"scoped docker hub", "docker.io/library/busybox:1", naming{scoped: true}, "docker.io/library/busybox:1"},
 		{"scoped port", "localhost:5000/app:1", naming{scoped: true}, "localhost_5000/app:1"},
+		{"scoped port into dir: keeps the colon, as skopeo", "localhost:5000/app:1", naming{scoped: true, portColon: true}, "localhost:5000/app:1"},
 		{"suffix", "quay.io/team/app:1", naming{suffix: "-mirror"}, "app:1-mirror"},
 		{"digest alone", "quay.io/team/app@" + dg, naming{suffix: "-x"}, "app@" + dg},
 		{"tag and digest keep the tag", "quay.io/team/app:1@" + dg, naming{}, "app:1"},
@@ -108,6 +109,25 @@ func TestShard(t *testing.T) {
 	for k, n := range counts {
 		if n < 60 {
 			t.Errorf("shard %d/3 got %d of 300 images", k, n)
+		}
+	}
+}
+
+func TestRepository(t *testing.T) {
+	t.Parallel()
+	const dg = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for name, want := range map[string]string{
+		"app:1":                      "app",
+		"team/app:1":                 "team/app",
+		"app@" + dg:                  "app",
+		"localhost_5000/app:1":       "localhost_5000/app",
+		"localhost:5000/team/app:1":  "localhost:5000/team/app",
+		"localhost:5000/app@" + dg:   "localhost:5000/app",
+		"localhost:5000/app:1@" + dg: "localhost:5000/app",
+		"v1":                         "v1",
+	} {
+		if got := repository(name); got != want {
+			t.Errorf("repository(%q) = %q, want %q", name, got, want)
 		}
 	}
 }

@@ -156,7 +156,7 @@ func (p *Plan) expandSource(ctx context.Context, src *Source) []*Item {
 		}
 		return []*Item{{Source: src.Name, Destination: src.Name, Action: ActionFail, Err: err, source: src}}
 	}
-	n := naming{template: src.Destination, scoped: p.opts.Scoped, suffix: p.opts.AppendSuffix}
+	n := p.namingFor(src)
 	items := make([]*Item, 0, len(cands))
 	for _, c := range cands {
 		it := &Item{Source: types.ImageName(c.ref), src: c.ref, source: src, literal: c.literal, SourceDigest: c.digest}
@@ -425,11 +425,15 @@ func (p *Plan) Counts() map[Action]int {
 	return n
 }
 
-// repository returns the repository part of a destination name (REPO:TAG or REPO@DIGEST);
-// a repository path never holds ":" or "@".
+// repository returns the repository part of a destination name (REPO:TAG or REPO@DIGEST).
+// REPO holds no "@", and a ":" only in a scoped registry's port in a dir: store
+// ("localhost:5000/app:1").
 func repository(name string) string {
-	if i := strings.IndexAny(name, ":@"); i >= 0 {
-		return name[:i]
+	if i := strings.IndexByte(name, '@'); i >= 0 {
+		name = name[:i]
+	}
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		return name[:i] // a tag; a colon before the last slash is a registry's port
 	}
 	return name
 }

@@ -62,7 +62,9 @@ func (p *Plan) mappedRepository(src *Source) (string, bool) {
 	if sn == nil {
 		return "", false
 	}
-	name, err := naming{template: src.Destination, scoped: p.opts.Scoped}.destinationName(sn)
+	n := p.namingFor(src)
+	n.suffix = "" // the repository is what matters here, not the tag
+	name, err := n.destinationName(sn)
 	if err != nil {
 		return "", false
 	}
