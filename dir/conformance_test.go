@@ -18,6 +18,11 @@ func TestConformance(t *testing.T) {
 		Snapshot: func(t *testing.T, ref types.ImageReference) string {
 			return conformance.DirSnapshot(t, filepath.Dir(ref.StringWithinTransport()))
 		},
+		// A second image directory beside it, as in a store: deleting one name (DeleteTag)
+		// must leave the other.
+		OtherName: func(t *testing.T, ref types.ImageReference) types.ImageReference {
+			return mustRef(t, filepath.Join(filepath.Dir(ref.StringWithinTransport()), "other"))
+		},
 	})
 }
 

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -138,4 +139,34 @@ func TestSyncPruneLayout(t *testing.T) {
 		t.Errorf("layout names after prune: %v, %v", names, err)
 	}
 	e2eVerify(t, e2eRef(t, store+":app:same-as-3"), nil)
+}
+
+// TestSyncPruneDir prunes a dir: store: each name is a directory of its own, so pruning a name
+// removes its directory (and nothing else), leaving no staging directory behind.
+func TestSyncPruneDir(t *testing.T) {
+	t.Parallel()
+	src := testregistry.Start(t, testregistry.Options{})
+	for _, tag := range []string{"1", "2", "3"} {
+		pushSingle(t, src.Host, "team/app", tag, "app"+tag, "amd64")
+	}
+	pushSingle(t, src.Host, "team/app", "same-as-3", "app3", "amd64")
+	dir := filepath.Join(t.TempDir(), "tree")
+	store := "dir:" + dir
+	syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}}, Destination: store})
+	rep := syncOnce(t, syncer.Options{
+		Sources:     []syncer.Source{{Name: "docker://" + src.Host + "/team/app", Tags: []string{"1", "same-as-3"}}},
+		Destination: store, Prune: true,
+	})
+	if got := syncResults(rep, syncer.ActionPruned); len(got) != 2 {
+		t.Errorf("pruned %v, want app:2 and app:3", got)
+	}
+	entries, err := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if err != nil || !slices.Equal(names, []string{"app:1", "app:same-as-3"}) {
+		t.Errorf("dir: store after prune holds %v (%v), want app:1 and app:same-as-3 only", names, err)
+	}
+	e2eVerify(t, e2eRef(t, "dir:"+filepath.Join(dir, "app:same-as-3")), nil)
 }
