@@ -50,10 +50,10 @@ func TestSuiteRejectsBrokenTransports(t *testing.T) {
 	for _, f := range faults {
 		t.Run(f.fault, func(t *testing.T) {
 			t.Parallel()
-			if out, err := runBrokenChild(t, "", f.subtest); err != nil || !strings.Contains(out, "--- PASS: TestBrokenTransport/"+f.subtest) {
+			if out, err := runChild(t, "TestBrokenTransport", "", f.subtest); err != nil || !strings.Contains(out, "--- PASS: TestBrokenTransport/"+f.subtest) {
 				t.Fatalf("subtest %s fails (or does not run) against the wrapper without a fault: %v\n%s", f.subtest, err, out)
 			}
-			out, err := runBrokenChild(t, f.fault, f.subtest)
+			out, err := runChild(t, "TestBrokenTransport", f.fault, f.subtest)
 			if err == nil {
 				t.Fatalf("the suite passed a transport that %s:\n%s", f.what, out)
 			}
@@ -64,10 +64,11 @@ func TestSuiteRejectsBrokenTransports(t *testing.T) {
 	}
 }
 
-// runBrokenChild runs subtest of TestBrokenTransport in a child process with fault.
-func runBrokenChild(t *testing.T, fault, subtest string) (string, error) {
+// runChild runs subtest of test (TestBrokenTransport, TestBrokenSource) in a child process
+// with fault.
+func runChild(t *testing.T, test, fault, subtest string) (string, error) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestBrokenTransport$/^"+regexp.QuoteMeta(subtest)+"$", "-test.v", "-test.count=1")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+test+"$/^"+regexp.QuoteMeta(subtest)+"$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), brokenEnv+"="+fault)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -95,7 +96,10 @@ func TestBrokenTransport(t *testing.T) {
 }
 
 // brokenTransport wraps dir: with one fault.
-type brokenTransport struct{ fault string }
+type brokenTransport struct {
+	fault    string
+	readOnly bool // NewImageDestination fails (RunSource's wrapper)
+}
 
 var (
 	_ types.ImageTransport   = (*brokenTransport)(nil)
@@ -142,6 +146,9 @@ func (r *brokenRef) NewImageSource(ctx context.Context, sys *types.SystemContext
 }
 
 func (r *brokenRef) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
+	if r.t.readOnly {
+		return nil, errReadOnly
+	}
 	dest, err := r.ImageReference.NewImageDestination(ctx, sys)
 	if err != nil {
 		return nil, err
