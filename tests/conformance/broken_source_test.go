@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/pkg/errors"
@@ -18,34 +17,14 @@ import (
 // TestSuiteRejectsBrokenTransports, with the dir wrapper made read-only.
 
 // sourceFaults maps each fault to the subtest of RunSource that must catch it.
-var sourceFaults = []struct {
-	fault, subtest, what string
-}{
+var sourceFaults = []fault{
 	{"untyped-not-found", "MissingBlob", "reports a missing blob without ErrBlobNotFound"},
 	{"writable", "NoDestination", "opens a destination although it cannot write"},
 	{"unparsable-reference", "ReferenceRoundTrip", "cannot parse its own references"},
 }
 
 func TestRunSourceRejectsBrokenTransports(t *testing.T) {
-	if _, ok := os.LookupEnv(brokenEnv); ok {
-		t.Skip("running as the child of TestRunSourceRejectsBrokenTransports")
-	}
-	t.Parallel()
-	for _, f := range sourceFaults {
-		t.Run(f.fault, func(t *testing.T) {
-			t.Parallel()
-			if out, err := runChild(t, "TestBrokenSource", "", f.subtest); err != nil || !strings.Contains(out, "--- PASS: TestBrokenSource/"+f.subtest) {
-				t.Fatalf("subtest %s fails (or does not run) against the read-only wrapper without a fault: %v\n%s", f.subtest, err, out)
-			}
-			out, err := runChild(t, "TestBrokenSource", f.fault, f.subtest)
-			if err == nil {
-				t.Fatalf("RunSource passed a transport that %s:\n%s", f.what, out)
-			}
-			if !strings.Contains(out, "--- FAIL: TestBrokenSource/"+f.subtest) {
-				t.Fatalf("RunSource failed, but not in %s, for a transport that %s:\n%s", f.subtest, f.what, out)
-			}
-		})
-	}
+	checkRejects(t, "TestBrokenSource", sourceFaults)
 }
 
 // TestBrokenSource runs RunSource against the read-only wrapper with the fault its parent

@@ -26,10 +26,13 @@ import (
 // brokenEnv names the fault for the child process; the child test skips without it.
 const brokenEnv = "IMGCOPY_CONFORMANCE_FAULT"
 
-// faults maps each fault to the subtest of Run that must catch it.
-var faults = []struct {
+// fault is one rule a broken transport breaks, and the subtest that must catch it.
+type fault struct {
 	fault, subtest, what string
-}{
+}
+
+// faults maps each fault to the subtest of Run that must catch it.
+var faults = []fault{
 	{"skips-verification", "WrongDigest", "stores content under a digest it never checked"},
 	{"visible-before-commit", "CloseWithoutCommit", "makes the image visible at PutManifest"},
 	{"untyped-not-found", "MissingBlob", "reports a missing blob without ErrBlobNotFound"},
@@ -43,21 +46,27 @@ var faults = []struct {
 }
 
 func TestSuiteRejectsBrokenTransports(t *testing.T) {
+	checkRejects(t, "TestBrokenTransport", faults)
+}
+
+// checkRejects runs test (which runs the suite against the wrapper) in a child process once
+// per fault: the fault's subtest must pass without the fault and fail with it.
+func checkRejects(t *testing.T, test string, faults []fault) {
 	if _, ok := os.LookupEnv(brokenEnv); ok {
-		t.Skip("running as the child of TestSuiteRejectsBrokenTransports")
+		t.Skip("running as the child of a test of the suite")
 	}
 	t.Parallel()
 	for _, f := range faults {
 		t.Run(f.fault, func(t *testing.T) {
 			t.Parallel()
-			if out, err := runChild(t, "TestBrokenTransport", "", f.subtest); err != nil || !strings.Contains(out, "--- PASS: TestBrokenTransport/"+f.subtest) {
+			if out, err := runChild(t, test, "", f.subtest); err != nil || !strings.Contains(out, "--- PASS: "+test+"/"+f.subtest) {
 				t.Fatalf("subtest %s fails (or does not run) against the wrapper without a fault: %v\n%s", f.subtest, err, out)
 			}
-			out, err := runChild(t, "TestBrokenTransport", f.fault, f.subtest)
+			out, err := runChild(t, test, f.fault, f.subtest)
 			if err == nil {
 				t.Fatalf("the suite passed a transport that %s:\n%s", f.what, out)
 			}
-			if !strings.Contains(out, "--- FAIL: TestBrokenTransport/"+f.subtest) {
+			if !strings.Contains(out, "--- FAIL: "+test+"/"+f.subtest) {
 				t.Fatalf("the suite failed, but not in %s, for a transport that %s:\n%s", f.subtest, f.what, out)
 			}
 		})
