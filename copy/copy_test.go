@@ -620,6 +620,25 @@ func TestCopyInvalidOptions(t *testing.T) {
 	}
 }
 
+// TestCopyNilReference: a nil reference, e.g. from a parse whose error was dropped, is a
+// usage error, not a panic inside the engine.
+func TestCopyNilReference(t *testing.T) {
+	t.Parallel()
+	src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, makeLayer(t, 1, 10, ""))
+	dest := newFakeRef("dest", newMemStore())
+	for _, tc := range []struct {
+		name      string
+		dest, src types.ImageReference
+	}{{"nil destination", nil, src}, {"nil source", dest, nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := Image(context.Background(), tc.dest, tc.src, nil); types.Classify(err) != types.ClassUsage {
+				t.Errorf("error %v, want a usage error", err)
+			}
+		})
+	}
+}
+
 // recordingCache is a minimal thread-safe BlobInfoCache for assertions.
 type recordingCache struct {
 	mu   sync.Mutex

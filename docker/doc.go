@@ -10,8 +10,15 @@
 // client does comes from the types.SystemContext given when an image is opened: credentials
 // (DockerAuthConfig, else the auth file and credential helpers, as podman and skopeo find
 // them), certificates (CertDir, else /etc/containers/certs.d/HOST), plain HTTP and
-// unverified TLS (InsecureSkipTLSVerify), retries (RetryTimes, RetryDelay). CheckAuth checks
-// credentials against a registry without touching an image, as `imgcopy login` does.
+// unverified TLS (InsecureSkipTLSVerify; a loopback host, localhost or 127.0.0.0/8 or ::1,
+// may answer over plain HTTP without it, as with docker), retries (RetryTimes, RetryDelay).
+// CheckAuth checks credentials against a registry without touching an image, as `imgcopy
+// login` does.
+//
+// The clients of a process share one HTTP connection pool per registry host and TLS
+// setting, so that copies reuse connections; CloseIdleConnections releases the idle ones
+// (they are otherwise closed after 90 s), for a program that wants no connection or
+// goroutine left once its copies returned.
 //
 // References also implement types.TagLister and types.ImageDeleter (deleting a manifest by
 // digest, which removes every tag on it); destinations implement types.ManifestChecker (a
@@ -22,7 +29,7 @@
 //
 // # Stability
 //
-// Transport, NewReference, CheckAuth, the reference syntax (skopeo's) and the SystemContext
+// Transport, NewReference, CheckAuth, CloseIdleConnections, the reference syntax (skopeo's) and the SystemContext
 // fields it reads are stable. Log output, retry timing and which requests it sends (HEAD or
 // GET, mount attempts, chunking) may change.
 package docker

@@ -44,6 +44,9 @@ var (
 // NewReference returns a docker reference for a normalized name (as returned by
 // distref.ParseNormalizedNamed). A name without tag or digest gets the tag "latest".
 func NewReference(named distref.Named) (types.ImageReference, error) {
+	if named == nil {
+		return nil, types.UsageError{Err: errors.New("docker reference needs a name")}
+	}
 	implicit := distref.IsNameOnly(named)
 	if implicit {
 		named = distref.TagNameOnly(named)

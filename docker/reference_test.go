@@ -11,6 +11,15 @@ import (
 	"github.com/imgcopy/imgcopy/types"
 )
 
+// TestNewReferenceNil: a nil name (a parse whose error was dropped) is a usage error, not a
+// panic.
+func TestNewReferenceNil(t *testing.T) {
+	t.Parallel()
+	if _, err := NewReference(nil); types.Classify(err) != types.ClassUsage {
+		t.Fatalf("NewReference(nil): %v, want a usage error", err)
+	}
+}
+
 func TestListTagsPagination(t *testing.T) {
 	t.Parallel()
 	var srv *fakeServer

@@ -10,10 +10,18 @@ import (
 // TransportList is an explicit list of transports; there is no global registry.
 type TransportList []ImageTransport
 
-// NewTransportList returns a TransportList, or an error when two transports share a name.
+// NewTransportList returns a TransportList, or a usage error when a transport is nil, has a
+// name that cannot prefix an image name (empty, or with a colon), or shares its name with
+// another.
 func NewTransportList(transports ...ImageTransport) (TransportList, error) {
 	seen := map[string]bool{}
-	for _, t := range transports {
+	for i, t := range transports {
+		if t == nil {
+			return nil, UsageError{Err: errors.Errorf("transport %d of the list is nil", i)}
+		}
+		if n := t.Name(); n == "" || strings.Contains(n, ":") {
+			return nil, UsageError{Err: errors.Errorf("transport name %q: want a non-empty name without a colon", n)}
+		}
 		if seen[t.Name()] {
 			return nil, errors.Errorf("two transports are named %q", t.Name())
 		}

@@ -38,6 +38,26 @@ func (r fakeRef) NewImageDestination(context.Context, *SystemContext) (ImageDest
 	return nil, errors.New("not implemented")
 }
 
+func TestNewTransportListRejectsUnusableTransports(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		list []ImageTransport
+	}{
+		{"nil", []ImageTransport{fakeTransport{"dir"}, nil}},
+		{"empty name", []ImageTransport{fakeTransport{""}}},
+		{"colon in name", []ImageTransport{fakeTransport{"my:t"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := NewTransportList(tc.list...)
+			if Classify(err) != ClassUsage {
+				t.Fatalf("NewTransportList: %v (class %v), want a usage error", err, Classify(err))
+			}
+		})
+	}
+}
+
 func TestNewTransportListRejectsDuplicates(t *testing.T) {
 	_, err := NewTransportList(fakeTransport{"dir"}, fakeTransport{"oci"}, fakeTransport{"dir"})
 	if err == nil || !strings.Contains(err.Error(), `two transports are named "dir"`) {

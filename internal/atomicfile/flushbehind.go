@@ -79,36 +79,58 @@ type writeback struct {
 	done   chan struct{}
 }
 
+// The queue lives for the process; the goroutine serving it only while requests wait, so
+// that none is left running once a copy's files are written (a program or test that checks
+// for leaked goroutines after a copy finds none).
 var (
-	writebackOnce  sync.Once
-	writebackQueue chan writeback
+	writebackQueue   = make(chan writeback, 256)
+	writebackMu      sync.Mutex
+	writebackServing bool // a serveWriteback goroutine runs; guarded by writebackMu
 )
 
 // requestWriteback queues a writeback request without blocking; false when the queue is full.
 // Requests are advisory: one that fails, or comes after f was closed (os.File refuses it),
 // changes nothing but how much the fsync has left to write.
 func requestWriteback(f *os.File, off, n int64) bool {
-	startFlusher()
 	select {
 	case writebackQueue <- writeback{f: f, off: off, n: n}:
-		return true
 	default:
 		return false
 	}
+	startFlusher()
+	return true
 }
 
-// startFlusher starts the goroutine that serves writebackQueue, once.
+// startFlusher starts the goroutine that serves writebackQueue unless it runs already. Call
+// it after queueing a request.
 func startFlusher() {
-	writebackOnce.Do(func() {
-		writebackQueue = make(chan writeback, 256)
-		go func() {
-			for r := range writebackQueue {
-				if r.done != nil {
-					close(r.done)
-					continue
-				}
-				_ = startWriteback(r.f, r.off, r.n)
+	writebackMu.Lock()
+	defer writebackMu.Unlock()
+	if !writebackServing {
+		writebackServing = true
+		go serveWriteback()
+	}
+}
+
+// serveWriteback handles queued requests and returns once the queue is empty. A request
+// queued while it decides to return finds writebackServing false and starts another.
+func serveWriteback() {
+	for {
+		select {
+		case r := <-writebackQueue:
+			if r.done != nil {
+				close(r.done)
+				continue
 			}
-		}()
-	})
+			_ = startWriteback(r.f, r.off, r.n)
+		default:
+			writebackMu.Lock()
+			if len(writebackQueue) == 0 {
+				writebackServing = false
+				writebackMu.Unlock()
+				return
+			}
+			writebackMu.Unlock()
+		}
+	}
 }

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 type span struct{ off, n int64 }
@@ -34,9 +36,9 @@ func recordWriteback(t *testing.T) func() []span {
 
 // waitWriteback returns once the background goroutine handled every request queued before.
 func waitWriteback() {
-	startFlusher()
 	done := make(chan struct{})
 	writebackQueue <- writeback{done: done}
+	startFlusher()
 	<-done
 }
 
@@ -131,4 +133,41 @@ func tempFile(t *testing.T) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// TestFlusherExitsWhenIdle checks that the goroutine serving writeback requests does not
+// outlive them: a library that leaves a goroutine behind after a copy fails the goroutine
+// leak checks of the programs embedding it.
+func TestFlusherExitsWhenIdle(t *testing.T) {
+	got := recordWriteback(t)
+	f := tempFile(t)
+	w := NewFlushBehind(f, 0)
+	if _, err := w.Write(make([]byte, flushChunk)); err != nil {
+		t.Fatal(err)
+	}
+	if len(got()) != 1 {
+		t.Fatalf("writeback ranges %v, want one", got())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for flusherRunning() {
+		if time.Now().After(deadline) {
+			t.Fatal("the writeback goroutine still runs with nothing queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// It comes back for the next request.
+	if _, err := w.Write(make([]byte, flushChunk)); err != nil {
+		t.Fatal(err)
+	}
+	if len(got()) != 2 {
+		t.Fatalf("writeback ranges %v, want two", got())
+	}
+}
+
+// flusherRunning says whether a goroutine serving writebackQueue exists, by its stack (so
+// that the check does not depend on how the package tracks it).
+func flusherRunning() bool {
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	return strings.Contains(stacks, "atomicfile.serveWriteback(") || strings.Contains(stacks, "atomicfile.startFlusher.func")
 }

@@ -26,10 +26,13 @@ import (
 // brokenEnv names the fault for the child process; the child test skips without it.
 const brokenEnv = "IMGCOPY_CONFORMANCE_FAULT"
 
-// faults maps each fault to the subtest of Run that must catch it.
-var faults = []struct {
+// fault is one rule a broken transport breaks, and the subtest that must catch it.
+type fault struct {
 	fault, subtest, what string
-}{
+}
+
+// faults maps each fault to the subtest of Run that must catch it.
+var faults = []fault{
 	{"skips-verification", "WrongDigest", "stores content under a digest it never checked"},
 	{"visible-before-commit", "CloseWithoutCommit", "makes the image visible at PutManifest"},
 	{"untyped-not-found", "MissingBlob", "reports a missing blob without ErrBlobNotFound"},
@@ -43,31 +46,38 @@ var faults = []struct {
 }
 
 func TestSuiteRejectsBrokenTransports(t *testing.T) {
+	checkRejects(t, "TestBrokenTransport", faults)
+}
+
+// checkRejects runs test (which runs the suite against the wrapper) in a child process once
+// per fault: the fault's subtest must pass without the fault and fail with it.
+func checkRejects(t *testing.T, test string, faults []fault) {
 	if _, ok := os.LookupEnv(brokenEnv); ok {
-		t.Skip("running as the child of TestSuiteRejectsBrokenTransports")
+		t.Skip("running as the child of a test of the suite")
 	}
 	t.Parallel()
 	for _, f := range faults {
 		t.Run(f.fault, func(t *testing.T) {
 			t.Parallel()
-			if out, err := runBrokenChild(t, "", f.subtest); err != nil || !strings.Contains(out, "--- PASS: TestBrokenTransport/"+f.subtest) {
+			if out, err := runChild(t, test, "", f.subtest); err != nil || !strings.Contains(out, "--- PASS: "+test+"/"+f.subtest) {
 				t.Fatalf("subtest %s fails (or does not run) against the wrapper without a fault: %v\n%s", f.subtest, err, out)
 			}
-			out, err := runBrokenChild(t, f.fault, f.subtest)
+			out, err := runChild(t, test, f.fault, f.subtest)
 			if err == nil {
 				t.Fatalf("the suite passed a transport that %s:\n%s", f.what, out)
 			}
-			if !strings.Contains(out, "--- FAIL: TestBrokenTransport/"+f.subtest) {
+			if !strings.Contains(out, "--- FAIL: "+test+"/"+f.subtest) {
 				t.Fatalf("the suite failed, but not in %s, for a transport that %s:\n%s", f.subtest, f.what, out)
 			}
 		})
 	}
 }
 
-// runBrokenChild runs subtest of TestBrokenTransport in a child process with fault.
-func runBrokenChild(t *testing.T, fault, subtest string) (string, error) {
+// runChild runs subtest of test (TestBrokenTransport, TestBrokenSource) in a child process
+// with fault.
+func runChild(t *testing.T, test, fault, subtest string) (string, error) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestBrokenTransport$/^"+regexp.QuoteMeta(subtest)+"$", "-test.v", "-test.count=1")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+test+"$/^"+regexp.QuoteMeta(subtest)+"$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), brokenEnv+"="+fault)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -95,7 +105,10 @@ func TestBrokenTransport(t *testing.T) {
 }
 
 // brokenTransport wraps dir: with one fault.
-type brokenTransport struct{ fault string }
+type brokenTransport struct {
+	fault    string
+	readOnly bool // NewImageDestination fails (RunSource's wrapper)
+}
 
 var (
 	_ types.ImageTransport   = (*brokenTransport)(nil)
@@ -142,6 +155,9 @@ func (r *brokenRef) NewImageSource(ctx context.Context, sys *types.SystemContext
 }
 
 func (r *brokenRef) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
+	if r.t.readOnly {
+		return nil, errReadOnly
+	}
 	dest, err := r.ImageReference.NewImageDestination(ctx, sys)
 	if err != nil {
 		return nil, err

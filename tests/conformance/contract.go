@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/pkg/errors"
@@ -16,7 +15,13 @@ import (
 // testReferenceRoundTrip checks that a reference names its transport and survives a round
 // trip through the transport's parser, as types.ImageReference promises.
 func (s *suite) testReferenceRoundTrip(t *testing.T) {
-	ref := s.h.NewReference(t)
+	checkReferenceRoundTrip(t, s.h.NewReference(t))
+}
+
+// checkReferenceRoundTrip checks that ref names its transport and that parsing its
+// StringWithinTransport gives it back.
+func checkReferenceRoundTrip(t *testing.T, ref types.ImageReference) {
+	t.Helper()
 	tr := ref.Transport()
 	if tr == nil {
 		t.Fatalf("Transport() of %s is nil", ref.StringWithinTransport())
@@ -74,28 +79,7 @@ func (s *suite) testConcurrentGetBlob(t *testing.T) {
 	img := s.image(t, 6)
 	ref := s.h.NewReference(t)
 	s.writeImage(t, ref, img, blobWrite{})
-	src := s.openSource(t, ref)
-	if !src.Properties().ConcurrentBlobs {
-		t.Skip("source does not allow concurrent blob calls")
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*len(img.Blobs()))
-	for _, b := range img.Blobs() {
-		for range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs <- readBlob(context.Background(), src, b)
-			}()
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	checkConcurrentGetBlob(t, s.openSource(t, ref), img.Blobs())
 }
 
 // readBlob reads b back from src and compares the bytes and the reported size. It returns

@@ -42,13 +42,20 @@
 //		})
 //	}
 //
+// A transport that only reads (images served from an embed.FS, a web server, a read-only
+// mount) cannot have the suite write its test images; it runs RunSource instead, whose
+// SourceHarness.Serve stores each test image (a Stored: manifests and blobs, byte for byte)
+// where the transport reads, and which checks the source half of the contract and that
+// NewImageDestination refuses with a usage error.
+//
 // RunLargeBlob, called from a benchmark, checks that memory stays flat while a large blob
 // streams through PutBlob and GetBlob.
 //
 // # Stability
 //
-// Run, Harness, RunLargeBlob and DirSnapshot are stable: fields may be added to Harness (always
-// optional) and checks may be added to Run (a transport that follows the contract of the
+// Run, Harness, RunSource, SourceHarness, Stored, RunLargeBlob and DirSnapshot are stable:
+// fields may be added to Harness and SourceHarness (always optional) and checks may be added
+// to Run and RunSource (a transport that follows the contract of the
 // types package keeps passing), but nothing is removed or renamed. The image builders
 // (BuildImage, BuildIndex, Image, Index, Blob, DeterministicBytes) serve the in-tree tests
 // and may change.

@@ -127,19 +127,8 @@ func (s *suite) testMissingBlob(t *testing.T) {
 	img := s.image(t, 0)
 	ref := s.h.NewReference(t)
 	s.writeImage(t, ref, img, blobWrite{})
+	checkMissingInSource(t, s.openSource(t, ref))
 	missing := digest.FromString("this blob is not in the image")
-	src := s.openSource(t, ref)
-	rc, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: missing, Size: -1}, types.GetBlobOptions{})
-	if err == nil {
-		rc.Close()
-		t.Fatalf("GetBlob of a missing blob succeeded")
-	}
-	if !errors.Is(err, types.ErrBlobNotFound) {
-		t.Errorf("GetBlob of a missing blob: want ErrBlobNotFound, got %v", err)
-	}
-	if _, _, err := src.GetManifest(context.Background(), &missing); !errors.Is(err, types.ErrManifestNotFound) {
-		t.Errorf("GetManifest of a missing instance: want ErrManifestNotFound, got %v", err)
-	}
 	s.assertNotReusable(t, ref, missing)
 }
 
