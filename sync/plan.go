@@ -154,7 +154,7 @@ func (p *Plan) expandSource(ctx context.Context, src *Source) []*Item {
 		if src.Origin != "" {
 			err = errors.Wrapf(err, "source at %s", src.Origin)
 		}
-		return []*Item{{Source: src.Name, Destination: src.Name, Action: ActionFail, Err: err, source: src}}
+		return []*Item{{Source: src.Name, Destination: p.Destination, Action: ActionFail, Err: err, source: src}}
 	}
 	n := p.namingFor(src)
 	items := make([]*Item, 0, len(cands))
