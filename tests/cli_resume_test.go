@@ -462,9 +462,16 @@ func TestCLIResumeAfterKill(t *testing.T) {
 				args := []string{"--progress", "json", "--src-tls-verify=false", "docker://" + reg.Host + "/" + repo + ":v1", "oci:" + out + ":v1"}
 
 				rt.holdAfter(holdAt)
-				killAtHold(t, rt, home, args...)
-				first, _ := rt.take()
 				partial := filepath.Join(home, "cache", "imgcopy", "resume", "blobs", "sha256-"+layer.Encoded())
+				// The kill waits until imgcopy has read what the proxy sent before the hold and
+				// kept it (all but its last, unflushed record buffer): on a loaded machine it can
+				// be many MiB behind, still in socket buffers, when the hold is reached.
+				caughtUp := func() bool {
+					fi, err := os.Stat(partial)
+					return err == nil && fi.Size() >= holdAt-1<<20
+				}
+				killAtHoldWhen(t, rt, caughtUp, home, args...)
+				first, _ := rt.take()
 				kept := fileSize(t, partial)
 				t.Logf("first run: %d bytes through the proxy, %d kept (%.1f %%)", first, kept, 100*float64(kept)/resumeBlobSize)
 				if tc.alter {
