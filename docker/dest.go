@@ -175,6 +175,12 @@ func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.Bl
 	}
 	stored := types.BlobInfo{Digest: vr.Digest(), Size: vr.Size(), MediaType: info.MediaType, URLs: info.URLs, Annotations: info.Annotations}
 	if err := d.finishUpload(ctx, sess.loc, stored.Digest); err != nil {
+		if d.completedUnanswered(ctx, err, stored) {
+			if sess.rec != nil {
+				sess.rec.Forget()
+			}
+			return stored, restartNone, nil
+		}
 		d.endSession(ctx, sess, err, false)
 		if _, refused := asRegistryError(err); refused && sess.resumed {
 			// Our stream verified, so the bytes the registry kept from the earlier run did not.
@@ -281,6 +287,22 @@ func (d *destination) finishUpload(ctx context.Context, loc *url.URL, dg digest.
 	}
 	drain(resp)
 	return nil
+}
+
+// completedUnanswered reports whether a final PUT that failed with 404 (the session unknown)
+// had in fact completed: when the connection drops before the registry's answer arrives, the
+// PUT is sent again and finds the session gone, since the first one closed it. The registry
+// then holds the blob.
+func (d *destination) completedUnanswered(ctx context.Context, err error, stored types.BlobInfo) bool {
+	if re, ok := asRegistryError(err); !ok || re.status != http.StatusNotFound {
+		return false
+	}
+	size, ok, herr := d.blobExists(ctx, stored.Digest)
+	if herr != nil || !ok || (size >= 0 && size != stored.Size) {
+		return false
+	}
+	logrus.WithFields(logrus.Fields{"digest": stored.Digest, "error": err}).Debug("the registry completed the upload although its answer was lost")
+	return true
 }
 
 // cancelUpload deletes an upload session, best effort: it expires on its own anyway.

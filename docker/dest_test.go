@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,10 @@ type uploadHandler struct {
 	failPatch  atomic.Int32
 	failStatus int    // status of failed PATCHes (0: 503)
 	retryAfter string // Retry-After of failed PATCHes, which are then 429s
+	// loseFinish makes the first PUT ?digest= complete the upload but drop the connection
+	// before answering; the session is then unknown (404), and HEAD finds the blob.
+	loseFinish bool
+	finished   atomic.Int32
 	sessions   atomic.Int32
 	got        atomic.Value // []byte of the last completed upload
 	mountReply int          // status for POST ?mount= (0: 202)
@@ -70,6 +75,18 @@ func (u *uploadHandler) serve(w http.ResponseWriter, r *http.Request, base strin
 		u.got.Store(b)
 		w.Header().Set("Location", r.URL.Path+"?_state=x")
 		w.WriteHeader(http.StatusAccepted)
+	case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/uploads/") && u.loseFinish && u.finished.Load() > 0:
+		writeRegistryError(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")
+	case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/uploads/") && u.loseFinish:
+		u.finished.Add(1)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	case r.Method == http.MethodHead && u.finished.Load() > 0:
+		b, _ := u.got.Load().([]byte)
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(http.StatusOK)
 	case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/uploads/"):
 		b, _ := u.got.Load().([]byte)
 		if r.URL.Query().Get("digest") != digest.FromBytes(b).String() || r.URL.Query().Get("_state") != "x" {
@@ -124,6 +141,7 @@ func TestPutBlobUploads(t *testing.T) {
 		{name: "bad Location", handler: &uploadHandler{location: "http://[::1"}, size: info.Size, wantErr: "invalid Location"},
 		{name: "PATCH 503 retried in a new session", handler: failingPatch(1), size: info.Size, wantSessions: 2},
 		{name: "upload session lost (404) restarts", handler: func() *uploadHandler { u := failingPatch(1); u.failStatus = 404; return u }(), size: info.Size, wantSessions: 2},
+		{name: "answer to the final PUT lost", handler: &uploadHandler{loseFinish: true}, size: info.Size, wantSessions: 1},
 		{name: "PATCH 503 with a stream that cannot rewind", handler: failingPatch(1), size: info.Size,
 			reader: func() io.Reader { return onlyReader{bytes.NewReader(blob)} }, wantErr: "503", wantSessions: 1, newStream: true},
 		{name: "PATCH 400 with a stream that cannot rewind", handler: func() *uploadHandler { u := failingPatch(1); u.failStatus = 400; return u }(), size: info.Size,
