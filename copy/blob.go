@@ -202,15 +202,17 @@ func (ch *blobChain) stop() {
 }
 
 // transferBlob transfers one blob: source GetBlob → verify → transform → progress → PutBlob.
-// fresh asks both ends not to continue what an earlier run kept. retry reports a failure that
-// a fresh transfer may not have (see retryFresh); it is then reported as such, not as a failure.
-func (c *copier) transferBlob(ctx context.Context, job *blobJob, fresh bool) (_ blobResult, retry bool, _ error) {
+// fresh asks both ends not to continue what an earlier run kept; attempt counts the earlier
+// transfers that broke off (types.StreamRetryError). retry reports a failure that another
+// transfer may not have (see retryFresh, types.StreamRetryError); it is then reported as such,
+// not as a failure.
+func (c *copier) transferBlob(ctx context.Context, job *blobJob, fresh bool, attempt int) (_ blobResult, retry transferRetry, _ error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	kept := &keptBytes{}
 	rc, size, err := c.openBlob(ctx, job, fresh, kept)
 	if err != nil {
-		return blobResult{}, false, err
+		return blobResult{}, retryNone, err
 	}
 	defer rc.Close()
 	info := job.info
@@ -221,22 +223,26 @@ func (c *copier) transferBlob(ctx context.Context, job *blobJob, fresh bool) (_ 
 	c.report.event(ProgressEvent{Kind: EventBlobStarted, Digest: info.Digest, MediaType: info.MediaType, Size: info.Size, Resumed: kept.source})
 	ch, err := c.buildChain(ctx, rc, info, job)
 	if err != nil {
-		return blobResult{}, false, err
+		return blobResult{}, retryNone, err
 	}
-	stored, err := c.putBlob(ctx, ch, info, job, fresh, kept)
+	stored, err := c.putBlob(ctx, ch, info, job, fresh, attempt, kept)
 	cancel() // unblocks transport reads still pending in transform goroutines
 	ch.stop()
 	if err != nil {
-		retry = !fresh && retryFresh(err, kept)
+		retry = retryNone
 		kind := EventBlobFailed
-		if retry {
-			kind = EventBlobResumeDiscarded
+		var broke *types.StreamRetryError
+		switch {
+		case !fresh && retryFresh(err, kept):
+			retry, kind = retryDiscarding, EventBlobResumeDiscarded
+		case attempt < maxStreamRetries && errors.As(err, &broke):
+			retry, kind = retryStream, EventBlobRetried
 		}
 		c.report.event(ProgressEvent{Kind: kind, Digest: info.Digest, MediaType: info.MediaType, Size: info.Size, Resumed: kept.bytes(), Err: err})
 		return blobResult{}, retry, err
 	}
 	res := c.finishBlob(job, info, stored, ch, kept)
-	return res, false, nil
+	return res, retryNone, nil
 }
 
 func (c *copier) openBlob(ctx context.Context, job *blobJob, fresh bool, kept *keptBytes) (io.ReadCloser, int64, error) {
@@ -319,7 +325,7 @@ func (c *copier) buildChain(ctx context.Context, rc io.Reader, info types.BlobIn
 
 // putBlob hands the chain to the destination. A failure of the chain (source read,
 // verification, transform) is reported as such, whatever the destination made of it.
-func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo, job *blobJob, fresh bool, kept *keptBytes) (types.BlobInfo, error) {
+func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo, job *blobJob, fresh bool, attempt int, kept *keptBytes) (types.BlobInfo, error) {
 	putInfo := info
 	if job.plan.transforms() {
 		putInfo = types.BlobInfo{Digest: "", Size: -1, MediaType: job.plan.MediaType, URLs: info.URLs, Annotations: info.Annotations}
@@ -331,7 +337,7 @@ func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo
 	// The chain verifies the stream against info and fails at EOF on a mismatch, so a
 	// destination given that digest need not hash the bytes a second time.
 	opts := types.PutBlobOptions{Cache: c.cache, IsConfig: job.isConfig, LayerIndex: layerIndex, Verified: putInfo.Digest != "",
-		NoResume: fresh, Resumed: kept.setDestination}
+		NoResume: fresh, Resumed: kept.setDestination, Attempt: attempt}
 	stored, err := c.dest.PutBlob(ctx, ch.reader, putInfo, opts)
 	if err == nil && !ch.reader.sawEOF() {
 		// The destination did not read to EOF; finish reading so the blob is still verified.

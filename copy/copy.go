@@ -125,6 +125,10 @@ const (
 	// failed because of that data (Err says how); the data was discarded and the blob is copied
 	// again from the start, with a new EventBlobStarted.
 	EventBlobResumeDiscarded
+	// EventBlobRetried: the destination's transfer of the blob broke off (Err says how) after
+	// it had read from the stream; the blob is transferred again, with a new EventBlobStarted
+	// (continuing what either end kept of it).
+	EventBlobRetried
 )
 
 // ReasonForeignLayer is the Reason of an EventBlobSkipped for a foreign layer kept as a reference.
@@ -151,6 +155,8 @@ func (k ProgressEventKind) String() string {
 		return "blob-skipped"
 	case EventBlobResumeDiscarded:
 		return "blob-resume-discarded"
+	case EventBlobRetried:
+		return "blob-retried"
 	}
 	return "unknown"
 }

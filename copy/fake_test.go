@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -283,6 +284,9 @@ type fakeDestConfig struct {
 	// substitutes are offered by TryReusingBlob when substitution is allowed.
 	substitutes map[digest.Digest]types.BlobInfo
 	putBlobErr  error
+	// breaks makes PutBlob of these blobs read the stream, then fail with a
+	// types.StreamRetryError while PutBlobOptions.Attempt is below the given number.
+	breaks map[digest.Digest]int
 	// hasManifest, when set, makes the destination a types.ManifestChecker answering with it.
 	hasManifest func(digest.Digest) (bool, error)
 	// held makes PutBlob continue an upload an earlier run left of these blobs, holding the
@@ -381,6 +385,9 @@ func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo
 	}
 	if d.cfg.putBlobErr != nil {
 		return types.BlobInfo{}, d.cfg.putBlobErr
+	}
+	if n, ok := d.cfg.breaks[info.Digest]; ok && opts.Attempt < n {
+		return types.BlobInfo{}, &types.StreamRetryError{Err: errors.Wrap(syscall.ECONNRESET, "fake upload broke off")}
 	}
 	got := digest.FromBytes(buf.Bytes())
 	// Like real destinations, trust a verified stream: the engine alone must catch corruption.

@@ -19,7 +19,8 @@ import (
 // skipIfPresent writes only the top-level manifest blob (the source bytes, of srcDigest) when
 // exact says it would be written unchanged and the destination already has it. ok is false
 // when the normal copy must run: the destination cannot tell, does not have it, the check
-// failed (logged), or it refused the manifest type (the normal copy may then convert).
+// failed (logged) other than for the network (an error), or it refused the manifest type (the
+// normal copy may then convert).
 func (c *copier) skipIfPresent(ctx context.Context, blob []byte, mimeType string, srcDigest digest.Digest, exact bool) (w *writtenManifest, ok bool, err error) {
 	checker, isChecker := c.dest.(types.ManifestChecker)
 	if !exact || !isChecker {
@@ -27,6 +28,11 @@ func (c *copier) skipIfPresent(ctx context.Context, blob []byte, mimeType string
 	}
 	log := logrus.WithFields(logrus.Fields{"digest": srcDigest})
 	has, err := checker.HasManifest(ctx, srcDigest)
+	if err != nil && types.Classify(err) == types.ClassNetwork {
+		// A destination that could not be reached, after every retry, will not take the blobs
+		// either: report the failure now rather than wait for it again for each blob.
+		return nil, false, err
+	}
 	if err != nil {
 		log.Debugf("cannot tell whether the destination has the manifest, copying it all: %v", err)
 		return nil, false, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -88,6 +89,23 @@ func TestCopySkipIfPresentSingle(t *testing.T) {
 				t.Errorf("normal copy copied %d blobs, want 3", res.BlobsCopied)
 			}
 		})
+	}
+}
+
+// TestCopySkipIfPresentUnreachable: a presence check that failed for the network (after the
+// destination's retries) fails the copy with that error, before any blob is tried.
+func TestCopySkipIfPresentUnreachable(t *testing.T) {
+	t.Parallel()
+	src, _ := newSingleSource(t, manifest.DockerV2Schema2MediaType, makeLayer(t, 1, 20<<10, "gzip"))
+	dest := newFakeRef("dest", newMemStore())
+	down := errors.Wrap(syscall.ECONNREFUSED, "pinging registry")
+	dest.dest.hasManifest = answer(false, down)
+	err := expectFailure(t, dest, src, &Options{})
+	if !errors.Is(err, syscall.ECONNREFUSED) || types.Classify(err) != types.ClassNetwork {
+		t.Errorf("error %v, want the check's (network)", err)
+	}
+	if n := blobCalls(src, dest); n != 0 {
+		t.Errorf("%d blob calls after the destination was found unreachable, want 0", n)
 	}
 }
 

@@ -38,19 +38,41 @@ func retryFresh(err error, kept *keptBytes) bool {
 	return errors.Is(err, types.ErrResumeFailed) || (kept.source > 0 && errors.Is(err, types.ErrDigestMismatch))
 }
 
+// transferRetry says whether and how a failed blob transfer is made again.
+type transferRetry int
+
+const (
+	retryNone       transferRetry = iota
+	retryDiscarding               // from the start, discarding what an earlier run kept (retryFresh)
+	retryStream                   // with a new stream: the destination's transfer broke off (types.StreamRetryError)
+)
+
+// maxStreamRetries bounds the transfers of one blob that end in types.StreamRetryError, in case
+// a destination does not bound them itself (through PutBlobOptions.Attempt).
+const maxStreamRetries = 20
+
 // streamBlob transfers one blob, once more from the start (the kept data discarded at both
-// ends) when a transfer that resumed failed because of what it resumed.
+// ends) when a transfer that resumed failed because of what it resumed, and again (continuing
+// what either end kept) as often as the destination asks when its transfer broke off.
 func (c *copier) streamBlob(ctx context.Context, job *blobJob) (blobResult, error) {
-	res, retry, err := c.transferBlob(ctx, job, false)
-	if !retry {
-		return res, err
+	fresh := false
+	for attempt := 0; ; {
+		res, retry, err := c.transferBlob(ctx, job, fresh, attempt)
+		switch {
+		case retry == retryNone || ctx.Err() != nil:
+			return res, err
+		case retry == retryDiscarding:
+			logrus.WithFields(logrus.Fields{"digest": job.info.Digest, "error": err}).
+				Warn("data kept from an interrupted copy did not verify; discarded it and copying the blob again from the start")
+			c.report.line("Copying %s %s: data kept from an interrupted copy did not verify; copying it again", job.kind(), shortDigest(job.info.Digest))
+			c.resumesDiscarded.Add(1)
+			fresh = true
+		default:
+			attempt++
+			logrus.WithFields(logrus.Fields{"digest": job.info.Digest, "attempt": attempt, "error": err}).
+				Debug("blob transfer broke off; transferring the blob again")
+		}
 	}
-	logrus.WithFields(logrus.Fields{"digest": job.info.Digest, "error": err}).
-		Warn("data kept from an interrupted copy did not verify; discarded it and copying the blob again from the start")
-	c.report.line("Copying %s %s: data kept from an interrupted copy did not verify; copying it again", job.kind(), shortDigest(job.info.Digest))
-	c.resumesDiscarded.Add(1)
-	res, _, err = c.transferBlob(ctx, job, true)
-	return res, err
 }
 
 // destinationKeeps asks a destination that keeps what it receives of a blob when interrupted

@@ -7,6 +7,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/imgcopy/imgcopy/types"
 )
 
 // eventLog collects progress events.
@@ -201,4 +203,71 @@ func TestCopyDestinationKeeps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCopyTransfersAgainWhenTheDestinationBrokeOff: a destination whose transfer broke off after
+// it read the stream (types.StreamRetryError) gets the blob again from a new stream, with
+// PutBlobOptions.Attempt counting the tries, and the copy says so with EventBlobRetried; the
+// engine gives up after maxStreamRetries even if the destination does not, with the
+// destination's error (network class).
+func TestCopyTransfersAgainWhenTheDestinationBrokeOff(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		breaks int
+		fails  bool
+	}{
+		{"twice", 2, false},
+		{"always", 1000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			layer, other := makeLayer(t, 1, 20<<10, "gzip"), makeLayer(t, 2, 20<<10, "gzip")
+			src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, layer, other)
+			dest := newFakeRef("dest", newMemStore())
+			dest.dest.breaks = map[digest.Digest]int{layer.digest(): tc.breaks}
+			var log eventLog
+			want := tc.breaks + 1
+			if tc.fails {
+				err := expectFailure(t, dest, src, &Options{Progress: log.add})
+				if c := types.Classify(err); c != types.ClassNetwork {
+					t.Errorf("error %v has class %v, want network", err, c)
+				}
+				want = maxStreamRetries + 1
+			} else {
+				mustCopy(t, dest, src, &Options{Progress: log.add})
+				if b, ok := dest.store.blob(layer.digest()); !ok || digest.FromBytes(b) != layer.digest() {
+					t.Errorf("layer not stored intact")
+				}
+				if got := log.of(EventBlobFailed, layer.digest()); len(got) != 0 {
+					t.Errorf("failed events %+v, want none", got)
+				}
+			}
+			var attempts []int
+			for _, o := range dest.lastDest().putOpts {
+				if o.LayerIndex == 0 {
+					attempts = append(attempts, o.Attempt)
+				}
+			}
+			if len(attempts) != want || attempts[0] != 0 || attempts[want-1] != want-1 {
+				t.Errorf("PutBlob attempts %v, want 0..%d", attempts, want-1)
+			}
+			if got := log.of(EventBlobRetried, layer.digest()); len(got) != want-1 || got[0].Err == nil {
+				t.Errorf("%d retried events (first %+v), want %d with the error", len(got), got, want-1)
+			}
+			if got := src.lastSource().getBlobs; countOf(got, layer.digest()) != want {
+				t.Errorf("layer fetched %d times, want %d", countOf(got, layer.digest()), want)
+			}
+		})
+	}
+}
+
+func countOf(ds []digest.Digest, d digest.Digest) int {
+	n := 0
+	for _, x := range ds {
+		if x == d {
+			n++
+		}
+	}
+	return n
 }

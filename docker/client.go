@@ -184,8 +184,13 @@ func (c *client) withRetries(ctx context.Context, replayable bool, send func(att
 	}
 }
 
+// backoff waits before retry number attempt (0-based): the Retry-After of resp, or of the
+// registry's answer in cause when resp is gone, else the back-off of the retry policy.
 func (c *client) backoff(ctx context.Context, attempt int, resp *http.Response, cause error) error {
 	d := c.retry.delayFor(attempt, resp)
+	if re, ok := asRegistryError(cause); ok && resp == nil && re.hasRetryAfter {
+		d = re.retryAfter
+	}
 	f := logrus.Fields{"registry": c.host, "attempt": attempt + 1, "delay": d}
 	if resp != nil {
 		f["status"] = resp.StatusCode

@@ -103,8 +103,8 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 	if rec != nil {
 		defer rec.Close()
 	}
-	for attempt := 0; ; attempt++ {
-		stored, restartable, err := d.uploadOnce(ctx, r, info, opts, rec)
+	for attempt := opts.Attempt; ; attempt++ {
+		stored, restart, err := d.uploadOnce(ctx, r, info, opts, rec)
 		if err == nil {
 			if opts.Cache != nil {
 				opts.Cache.RecordKnownLocation(transportName, d.cacheScope(), stored.Digest, types.BICLocationReference{Opaque: d.ref.repo()})
@@ -112,61 +112,86 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 			logrus.WithFields(logrus.Fields{"digest": stored.Digest, "size": stored.Size}).Debug("blob upload done")
 			return stored, nil
 		}
-		if !restartable || attempt >= d.c.retry.times || ctx.Err() != nil {
-			return types.BlobInfo{}, errors.Wrapf(err, "uploading blob %s to %s", info.Digest, types.ImageName(d.ref))
-		}
-		if err := d.c.backoff(ctx, attempt, nil, err); err != nil {
+		err = errors.Wrapf(err, "uploading blob %s to %s", info.Digest, types.ImageName(d.ref))
+		if restart == restartNone || attempt >= d.c.retry.times || ctx.Err() != nil {
 			return types.BlobInfo{}, err
+		}
+		if berr := d.c.backoff(ctx, attempt, nil, err); berr != nil {
+			return types.BlobInfo{}, berr
+		}
+		if restart == restartNewStream {
+			// The stream was read and cannot be rewound: the caller opens it again.
+			return types.BlobInfo{}, &types.StreamRetryError{Err: err}
 		}
 	}
 }
 
+// uploadRestart is what may follow a failed upload attempt.
+type uploadRestart int
+
+const (
+	restartNone       uploadRestart = iota // the failure is final
+	restartSameReader                      // retry with r (nothing was read from it, or it was rewound)
+	restartNewStream                       // retry, but with a new stream: r was read and cannot be rewound
+)
+
 // uploadOnce makes one upload attempt, in the session an earlier run recorded (rec) or a new
-// one. restartable tells whether r can be sent again (nothing was read from it, or it could
-// be rewound).
-func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions, rec *resume.Upload) (types.BlobInfo, bool, error) {
+// one, and says whether and how it may be retried.
+func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions, rec *resume.Upload) (types.BlobInfo, uploadRestart, error) {
 	sess, err := d.openSession(ctx, info, opts.NoResume, rec)
 	if err != nil {
-		return types.BlobInfo{}, false, err // the POST itself was already retried
+		return types.BlobInfo{}, restartNone, err // the POST itself was already retried
 	}
 	vr, err := verify.NewPutReader(r, info.Digest, info.Size, opts.Verified)
 	if err != nil {
 		d.endSession(ctx, sess, err, false)
-		return types.BlobInfo{}, false, err
+		return types.BlobInfo{}, restartNone, err
 	}
 	sr := &sourceReader{r: vr}
 	status, err := d.sendBlob(ctx, sess, sr, info.Size, opts.Resumed)
 	sr.fence()
 	if sr.err != nil { // the source stream failed or did not match: blame it, not the registry
 		d.endSession(ctx, sess, sr.err, true)
-		return types.BlobInfo{}, false, sr.err
+		return types.BlobInfo{}, restartNone, sr.err
 	}
 	if err != nil {
 		d.endSession(ctx, sess, err, false)
 		if sess.resumed && status == http.StatusRequestedRangeNotSatisfiable {
-			return types.BlobInfo{}, false, resumeFailed(err)
+			return types.BlobInfo{}, restartNone, resumeFailed(err)
 		}
 		// 404 means the session vanished (BLOB_UPLOAD_UNKNOWN): a new one may work.
 		restart := retryableStatus(status) || status == http.StatusNotFound || (status == 0 && retryableError(ctx, err))
-		return types.BlobInfo{}, restart && d.rewind(r, sr), err
+		switch {
+		case !restart:
+			return types.BlobInfo{}, restartNone, err
+		case d.rewind(r, sr):
+			return types.BlobInfo{}, restartSameReader, err
+		}
+		return types.BlobInfo{}, restartNewStream, err
 	}
 	if !vr.Verified() { // the registry answered before we sent everything
 		d.endSession(ctx, sess, nil, false)
-		return types.BlobInfo{}, false, errors.Errorf("registry ended the upload after %d bytes", vr.Size())
+		return types.BlobInfo{}, restartNone, errors.Errorf("registry ended the upload after %d bytes", vr.Size())
 	}
 	stored := types.BlobInfo{Digest: vr.Digest(), Size: vr.Size(), MediaType: info.MediaType, URLs: info.URLs, Annotations: info.Annotations}
 	if err := d.finishUpload(ctx, sess.loc, stored.Digest); err != nil {
+		if d.completedUnanswered(ctx, err, stored) {
+			if sess.rec != nil {
+				sess.rec.Forget()
+			}
+			return stored, restartNone, nil
+		}
 		d.endSession(ctx, sess, err, false)
 		if _, refused := asRegistryError(err); refused && sess.resumed {
 			// Our stream verified, so the bytes the registry kept from the earlier run did not.
-			return types.BlobInfo{}, false, resumeFailed(err)
+			return types.BlobInfo{}, restartNone, resumeFailed(err)
 		}
-		return types.BlobInfo{}, false, err
+		return types.BlobInfo{}, restartNone, err
 	}
 	if sess.rec != nil {
 		sess.rec.Forget()
 	}
-	return stored, false, nil
+	return stored, restartNone, nil
 }
 
 // errUploadEnded is what the HTTP transport reads from a request body after the request
@@ -262,6 +287,22 @@ func (d *destination) finishUpload(ctx context.Context, loc *url.URL, dg digest.
 	}
 	drain(resp)
 	return nil
+}
+
+// completedUnanswered reports whether a final PUT that failed with 404 (the session unknown)
+// had in fact completed: when the connection drops before the registry's answer arrives, the
+// PUT is sent again and finds the session gone, since the first one closed it. The registry
+// then holds the blob.
+func (d *destination) completedUnanswered(ctx context.Context, err error, stored types.BlobInfo) bool {
+	if re, ok := asRegistryError(err); !ok || re.status != http.StatusNotFound {
+		return false
+	}
+	size, ok, herr := d.blobExists(ctx, stored.Digest)
+	if herr != nil || !ok || (size >= 0 && size != stored.Size) {
+		return false
+	}
+	logrus.WithFields(logrus.Fields{"digest": stored.Digest, "error": err}).Debug("the registry completed the upload although its answer was lost")
+	return true
 }
 
 // cancelUpload deletes an upload session, best effort: it expires on its own anyway.

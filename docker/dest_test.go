@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -26,7 +28,12 @@ type uploadHandler struct {
 	absolute   bool
 	location   string // overrides the Location of POST responses
 	failPatch  atomic.Int32
-	failStatus int // status of failed PATCHes (0: 503)
+	failStatus int    // status of failed PATCHes (0: 503)
+	retryAfter string // Retry-After of failed PATCHes, which are then 429s
+	// loseFinish makes the first PUT ?digest= complete the upload but drop the connection
+	// before answering; the session is then unknown (404), and HEAD finds the blob.
+	loseFinish bool
+	finished   atomic.Int32
 	sessions   atomic.Int32
 	got        atomic.Value // []byte of the last completed upload
 	mountReply int          // status for POST ?mount= (0: 202)
@@ -56,13 +63,30 @@ func (u *uploadHandler) serve(w http.ResponseWriter, r *http.Request, base strin
 				writeRegistryError(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")
 				return
 			}
-			writeRegistryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "busy")
+			if u.retryAfter != "" {
+				w.Header().Set("Retry-After", u.retryAfter)
+				writeRegistryError(w, http.StatusTooManyRequests, codeTooManyRequests, "slow down")
+				return
+			}
+			writeRegistryError(w, cmp.Or(u.failStatus, http.StatusServiceUnavailable), "UNAVAILABLE", "busy")
 			return
 		}
 		b, _ := io.ReadAll(r.Body)
 		u.got.Store(b)
 		w.Header().Set("Location", r.URL.Path+"?_state=x")
 		w.WriteHeader(http.StatusAccepted)
+	case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/uploads/") && u.loseFinish && u.finished.Load() > 0:
+		writeRegistryError(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")
+	case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/uploads/") && u.loseFinish:
+		u.finished.Add(1)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	case r.Method == http.MethodHead && u.finished.Load() > 0:
+		b, _ := u.got.Load().([]byte)
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(http.StatusOK)
 	case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/uploads/"):
 		b, _ := u.got.Load().([]byte)
 		if r.URL.Query().Get("digest") != digest.FromBytes(b).String() || r.URL.Query().Get("_state") != "x" {
@@ -109,6 +133,7 @@ func TestPutBlobUploads(t *testing.T) {
 		reader       func() io.Reader
 		wantErr      string
 		wantSessions int32
+		newStream    bool // the error asks for the blob again (types.StreamRetryError)
 	}{
 		{name: "known size, relative Location", handler: &uploadHandler{}, size: info.Size, wantSessions: 1},
 		{name: "unknown size streams chunked", handler: &uploadHandler{}, size: -1, wantSessions: 1},
@@ -116,8 +141,11 @@ func TestPutBlobUploads(t *testing.T) {
 		{name: "bad Location", handler: &uploadHandler{location: "http://[::1"}, size: info.Size, wantErr: "invalid Location"},
 		{name: "PATCH 503 retried in a new session", handler: failingPatch(1), size: info.Size, wantSessions: 2},
 		{name: "upload session lost (404) restarts", handler: func() *uploadHandler { u := failingPatch(1); u.failStatus = 404; return u }(), size: info.Size, wantSessions: 2},
+		{name: "answer to the final PUT lost", handler: &uploadHandler{loseFinish: true}, size: info.Size, wantSessions: 1},
 		{name: "PATCH 503 with a stream that cannot rewind", handler: failingPatch(1), size: info.Size,
-			reader: func() io.Reader { return onlyReader{bytes.NewReader(blob)} }, wantErr: "503", wantSessions: 1},
+			reader: func() io.Reader { return onlyReader{bytes.NewReader(blob)} }, wantErr: "503", wantSessions: 1, newStream: true},
+		{name: "PATCH 400 with a stream that cannot rewind", handler: func() *uploadHandler { u := failingPatch(1); u.failStatus = 400; return u }(), size: info.Size,
+			reader: func() io.Reader { return onlyReader{bytes.NewReader(blob)} }, wantErr: "400", wantSessions: 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +161,10 @@ func TestPutBlobUploads(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)
 				}
+				var sre *types.StreamRetryError
+				if errors.As(err, &sre) != tc.newStream {
+					t.Errorf("error %v: StreamRetryError %v, want %v", err, !tc.newStream, tc.newStream)
+				}
 			} else if err != nil || got.Digest != info.Digest || got.Size != info.Size {
 				t.Fatalf("PutBlob = %+v, %v", got, err)
 			}
@@ -146,6 +178,57 @@ func TestPutBlobUploads(t *testing.T) {
 				if req.Method == http.MethodPatch && tc.size < 0 && req.ContentLength != -1 {
 					t.Errorf("PATCH with unknown size has Content-Length %d, want chunked", req.ContentLength)
 				}
+			}
+		})
+	}
+}
+
+// TestPutBlobHonoursRetryAfter: an upload refused with 429 and Retry-After is sent again
+// after that delay, not the retry policy's back-off, whether PutBlob sends it again itself
+// (a stream it can rewind) or asks for the blob again (types.StreamRetryError), and with the
+// attempts so far (PutBlobOptions.Attempt) counted against --retry-times.
+func TestPutBlobHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	blob := bytes.Repeat([]byte("imgcopy"), 1000)
+	info := types.BlobInfo{Digest: digest.FromBytes(blob), Size: int64(len(blob))}
+	for _, tc := range []struct {
+		name      string
+		rewind    bool
+		attempt   int
+		wantRetry bool // a StreamRetryError, after the delay
+	}{
+		{"rewindable", true, 0, false},
+		{"read once", false, 0, true},
+		{"read once, retries used up", false, defaultRetryTimes, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := failingPatch(1)
+			h.retryAfter = "7"
+			srv := newUploadServer(t, h)
+			dest := openDest(t, srv.host)
+			rs := &recordingSleeper{}
+			ctx := withSleeper(testContext(t), rs.sleep)
+			r := io.Reader(bytes.NewReader(blob))
+			if !tc.rewind {
+				r = onlyReader{r}
+			}
+			_, err := dest.PutBlob(ctx, r, info, types.PutBlobOptions{Attempt: tc.attempt})
+			var sre *types.StreamRetryError
+			switch {
+			case tc.rewind && err != nil:
+				t.Fatalf("PutBlob: %v", err)
+			case !tc.rewind && errors.As(err, &sre) != tc.wantRetry:
+				t.Fatalf("error %v, want StreamRetryError %v", err, tc.wantRetry)
+			case !tc.rewind && !errors.Is(err, types.ErrRateLimited):
+				t.Errorf("error %v, want the 429", err)
+			}
+			want := []time.Duration{7 * time.Second}
+			if tc.attempt >= defaultRetryTimes {
+				want = nil
+			}
+			if got := rs.get(); !equalDurations(got, want) {
+				t.Errorf("delays %v, want %v", got, want)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pkg/errors"
@@ -134,6 +135,10 @@ type registryError struct {
 	details   []errorDetail
 	rateLimit string // the rate-limit headers of a 429, "Retry-After: 60, RateLimit-Remaining: 0"
 	sentinels []error
+	// retryAfter is the answer's Retry-After, when it had one (hasRetryAfter), for a retry
+	// made after the response is gone (an upload sent again).
+	retryAfter    time.Duration
+	hasRetryAfter bool
 }
 
 // newRegistryError reads (a capped amount of) resp's body and closes it. It is the one place
@@ -167,6 +172,7 @@ func newRegistryError(resp *http.Response, name string, kind objectKind, pullOnl
 	if e.is(types.ErrRateLimited) {
 		e.rateLimit = rateLimitInfo(resp.Header)
 	}
+	e.retryAfter, e.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e
 }
 

@@ -12,7 +12,8 @@ import (
 // TestCLIStalledRegistry serves headers and part of a body, then stalls until the client goes
 // away: a download stalled once resumes and succeeds; one that keeps stalling (a blob, a
 // manifest), and an upload the registry stops reading, fail within the read timeout and the
-// retries with a timeout error (network class, exit 7), leaving the destination unchanged.
+// retries with a timeout error (network class, exit 7), leaving the destination unchanged; an
+// upload stalled once is sent again, from a new read of the source, and succeeds.
 func TestCLIStalledRegistry(t *testing.T) {
 	t.Parallel()
 	reg := startFaultRegistry(t, testregistry.Options{})
@@ -36,6 +37,9 @@ func TestCLIStalledRegistry(t *testing.T) {
 		{"upload stalls", func(repo, blob string, size int) fault {
 			return fault{kind: "upload", repeat: true}
 		}, true, 7, []string{"timeout", "--read-timeout"}},
+		{"upload stalls once", func(repo, blob string, size int) fault {
+			return fault{kind: "upload"}
+		}, true, 0, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

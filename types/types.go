@@ -195,6 +195,9 @@ type PutBlobOptions struct {
 	// reads those bytes from the stream (so that they are verified) but does not store or send
 	// them again.
 	Resumed func(n int64)
+	// Attempt is how many earlier PutBlob calls for this blob in this copy ended in a
+	// StreamRetryError (0 for the first call).
+	Attempt int
 }
 
 // CommitOptions are the optional arguments of ImageDestination.Commit.

@@ -97,6 +97,8 @@ func (p *plainOutput) event(ev copier.ProgressEvent) {
 		}
 	case copier.EventBlobResumeDiscarded:
 		line = fmt.Sprintf("Copying blob %s again: data kept from an interrupted copy did not verify: %v", ev.Digest, ev.Err)
+	case copier.EventBlobRetried:
+		line = fmt.Sprintf("Copying blob %s again: the transfer broke off: %v", ev.Digest, ev.Err)
 	case copier.EventBlobReused:
 		line = fmt.Sprintf("Copying blob %s skipped: already exists", ev.Digest)
 	case copier.EventBlobMounted:
@@ -291,7 +293,7 @@ func (b *barsOutput) event(ev copier.ProgressEvent) {
 			b.done[bar] = true
 			bar.SetTotal(-1, true)
 		}
-	case copier.EventBlobFailed, copier.EventBlobResumeDiscarded:
+	case copier.EventBlobFailed, copier.EventBlobResumeDiscarded, copier.EventBlobRetried:
 		if bar := b.bars[ev.Digest]; bar != nil {
 			b.done[bar] = true
 			bar.Abort(false)
