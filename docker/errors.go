@@ -124,7 +124,8 @@ var rateLimitHeaders = []string{
 }
 
 // registryError is an unexpected HTTP response from a registry. It matches, with errors.Is,
-// the sentinels its status and error codes map to (types.ErrUnauthorized, types.ErrDenied,
+// the sentinels its status and error codes map to (types.ErrUnauthorized,
+// types.ErrCredentialsRefused, types.ErrDenied,
 // types.ErrNotFoundOrDenied, types.ErrManifestNotFound, types.ErrBlobNotFound,
 // types.ErrRepositoryNotFound, types.ErrRateLimited).
 type registryError struct {
@@ -154,6 +155,10 @@ func newRegistryError(resp *http.Response, name string, kind objectKind, pullOnl
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		e.sentinels = append(e.sentinels, types.ErrUnauthorized)
+		if strings.HasPrefix(resp.Request.Header.Get("Authorization"), "Basic ") {
+			// A user name and password were sent (to the registry or its token server).
+			e.sentinels = append(e.sentinels, types.ErrCredentialsRefused)
+		}
 	case http.StatusForbidden:
 		e.sentinels = append(e.sentinels, types.ErrDenied)
 	case http.StatusTooManyRequests:

@@ -54,6 +54,7 @@ func TestClassify(t *testing.T) {
 		{"blob not found", errors.Wrap(ErrBlobNotFound, "reading"), ClassNotFound, 3},
 		{"file not found", errors.Wrap(&fs.PathError{Op: "open", Path: "/x", Err: fs.ErrNotExist}, "opening"), ClassNotFound, 3},
 		{"unauthorized", errors.Wrap(ErrUnauthorized, "GET"), ClassAuth, 4},
+		{"credentials refused", errors.Wrap(ErrCredentialsRefused, "GET"), ClassAuth, 4},
 		{"denied", fmt.Errorf("push: %w", ErrDenied), ClassAuth, 4},
 		{"rate limited", errors.Wrap(ErrRateLimited, "GET"), ClassRateLimited, 5},
 		{"digest mismatch", errors.Wrap(DigestMismatchError{Expected: "a", Actual: "b"}, "blob"), ClassVerification, 6},

@@ -23,6 +23,10 @@ var (
 	// ErrUnauthorized is returned (wrapped) when a registry requires authentication that was
 	// not provided or was refused.
 	ErrUnauthorized = errors.New("authentication required")
+	// ErrCredentialsRefused is returned (wrapped, together with ErrUnauthorized) when the
+	// registry or its token server answered 401 to a request that carried a user name and
+	// password: the credentials given are wrong, rather than missing.
+	ErrCredentialsRefused = errors.New("credentials refused")
 	// ErrDenied is returned (wrapped) when credentials were accepted but the access is forbidden.
 	ErrDenied = errors.New("access denied")
 	// ErrNotFoundOrDenied is returned (wrapped, together with ErrUnauthorized or ErrDenied)
@@ -110,6 +114,7 @@ var sentinelClasses = []struct {
 	{ErrResumeFailed, ClassVerification},
 	{ErrSignatureInvalid, ClassVerification},
 	{ErrNotFoundOrDenied, ClassAuth},
+	{ErrCredentialsRefused, ClassAuth},
 	{ErrUnauthorized, ClassAuth},
 	{ErrDenied, ClassAuth},
 	{ErrRateLimited, ClassRateLimited},

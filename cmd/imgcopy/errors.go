@@ -40,6 +40,8 @@ func hint(err error) string {
 		return ""
 	case errors.Is(err, types.ErrNotFoundOrDenied):
 		return "the registry does not say which: check the name, and if the repository is private pass --src-creds/--dest-creds (or --creds) or run imgcopy login REGISTRY"
+	case errors.Is(err, types.ErrCredentialsRefused):
+		return "the registry refused the user name and password given: check them (--src-creds/--dest-creds, --creds, the auth file, or imgcopy login REGISTRY again)"
 	case errors.Is(err, types.ErrUnauthorized):
 		return "pass --src-creds/--dest-creds (or --creds) or run imgcopy login REGISTRY"
 	case errors.Is(err, types.ErrDenied):
