@@ -119,17 +119,8 @@ func TestSyncThroughLocalStores(t *testing.T) {
 // selection no longer has go, the others stay, even one sharing the manifest of a pruned tag.
 func TestSyncPruneLayout(t *testing.T) {
 	t.Parallel()
-	src := testregistry.Start(t, testregistry.Options{})
-	for _, tag := range []string{"1", "2", "3"} {
-		pushSingle(t, src.Host, "team/app", tag, "app"+tag, "amd64")
-	}
-	pushSingle(t, src.Host, "team/app", "same-as-3", "app3", "amd64")
 	store := "oci:" + filepath.Join(t.TempDir(), "layout")
-	syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}}, Destination: store})
-	rep := syncOnce(t, syncer.Options{
-		Sources:     []syncer.Source{{Name: "docker://" + src.Host + "/team/app", Tags: []string{"1", "same-as-3"}}},
-		Destination: store, Prune: true,
-	})
+	rep := syncThenPrune(t, store)
 	if got := syncResults(rep, syncer.ActionPruned); len(got) != 2 {
 		t.Errorf("pruned %v, want app:2 and app:3", got)
 	}
@@ -145,18 +136,8 @@ func TestSyncPruneLayout(t *testing.T) {
 // removes its directory (and nothing else), leaving no staging directory behind.
 func TestSyncPruneDir(t *testing.T) {
 	t.Parallel()
-	src := testregistry.Start(t, testregistry.Options{})
-	for _, tag := range []string{"1", "2", "3"} {
-		pushSingle(t, src.Host, "team/app", tag, "app"+tag, "amd64")
-	}
-	pushSingle(t, src.Host, "team/app", "same-as-3", "app3", "amd64")
 	dir := filepath.Join(t.TempDir(), "tree")
-	store := "dir:" + dir
-	syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}}, Destination: store})
-	rep := syncOnce(t, syncer.Options{
-		Sources:     []syncer.Source{{Name: "docker://" + src.Host + "/team/app", Tags: []string{"1", "same-as-3"}}},
-		Destination: store, Prune: true,
-	})
+	rep := syncThenPrune(t, "dir:"+dir)
 	if got := syncResults(rep, syncer.ActionPruned); len(got) != 2 {
 		t.Errorf("pruned %v, want app:2 and app:3", got)
 	}
@@ -169,4 +150,21 @@ func TestSyncPruneDir(t *testing.T) {
 		t.Errorf("dir: store after prune holds %v (%v), want app:1 and app:same-as-3 only", names, err)
 	}
 	e2eVerify(t, e2eRef(t, "dir:"+filepath.Join(dir, "app:same-as-3")), nil)
+}
+
+// syncThenPrune syncs every tag of a repository (1, 2, 3 and same-as-3, an alias of 3) into
+// store, then syncs tags 1 and same-as-3 alone with --prune, and returns that second report:
+// app:2 and app:3 should be pruned, and app:same-as-3 kept although it shares app:3's image.
+func syncThenPrune(t *testing.T, store string) *syncer.Report {
+	t.Helper()
+	src := testregistry.Start(t, testregistry.Options{})
+	for _, tag := range []string{"1", "2", "3"} {
+		pushSingle(t, src.Host, "team/app", tag, "app"+tag, "amd64")
+	}
+	pushSingle(t, src.Host, "team/app", "same-as-3", "app3", "amd64")
+	syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}}, Destination: store})
+	return syncOnce(t, syncer.Options{
+		Sources:     []syncer.Source{{Name: "docker://" + src.Host + "/team/app", Tags: []string{"1", "same-as-3"}}},
+		Destination: store, Prune: true,
+	})
 }
