@@ -68,7 +68,7 @@ func planManifest(in manifestPlanInput) (manifestPlan, error) {
 		p.Reason = "destination does not accept the source manifest type"
 		if slices.Contains(in.DestUnusable, in.SrcMIMEType) {
 			p.Reason = "the destination's readers cannot use the source manifest type"
-		} else if isSchema1(in.SrcMIMEType) && in.LayersChange {
+		} else if manifest.IsSchema1Type(in.SrcMIMEType) && in.LayersChange {
 			p.Reason = "layers change, schema1 manifests are converted rather than edited"
 		} else if in.NeedsOCI && accepts(in.SrcMIMEType) {
 			p.Reason = "zstd layers need an OCI manifest"
@@ -91,7 +91,7 @@ func planManifest(in manifestPlanInput) (manifestPlan, error) {
 
 // keepable reports whether the source type can be written again (possibly with edited layers).
 func keepable(in manifestPlanInput) bool {
-	if isSchema1(in.SrcMIMEType) {
+	if manifest.IsSchema1Type(in.SrcMIMEType) {
 		return !in.LayersChange && !in.NeedsOCI
 	}
 	return !(in.NeedsOCI && in.SrcMIMEType != imgspecv1.MediaTypeImageManifest)
@@ -112,7 +112,7 @@ func appendConversionCandidates(c []string, in manifestPlanInput, accepts func(s
 			conv = append(conv, t)
 		}
 	}
-	if isSchema1(in.SrcMIMEType) && !slices.Contains(in.DestUnusable, in.SrcMIMEType) {
+	if manifest.IsSchema1Type(in.SrcMIMEType) && !slices.Contains(in.DestUnusable, in.SrcMIMEType) {
 		// A destination that could keep schema1 but refuses it (or layers change) gets the
 		// Docker family first, whatever order it lists: as skopeo converts schema1.
 		slices.SortStableFunc(conv, func(a, b string) int {
@@ -145,7 +145,7 @@ func boolRank(a, b bool) int {
 // not kept with PreserveDigests, and what to do instead.
 func unusableTypeError(srcType string) error {
 	why := "its readers cannot use " + srcType + " manifests"
-	if isSchema1(srcType) {
+	if manifest.IsSchema1Type(srcType) {
 		why = "no OCI tool can use a Docker schema1 manifest (it has no image config), so schema1 is converted there"
 	}
 	return errors.Wrapf(types.ErrUsage, "preserving digests: the destination would store the manifest but %s, "+
@@ -167,10 +167,6 @@ func digestChangeReason(in manifestPlanInput, p manifestPlan) string {
 
 func isConversionTarget(t string) bool {
 	return t == manifest.DockerV2Schema2MediaType || t == imgspecv1.MediaTypeImageManifest
-}
-
-func isSchema1(t string) bool {
-	return t == manifest.DockerV2Schema1MediaType || t == manifest.DockerV2Schema1SignedMediaType
 }
 
 // layerAction is what happens to a layer's bytes.

@@ -137,7 +137,7 @@ func (c *copier) planSingle(manBlob []byte, mimeType string) (*singleCopy, error
 	if sc.mplan, err = planManifest(in); err != nil {
 		return nil, err
 	}
-	sc.convert1 = isSchema1(m.MIMEType()) && (!sc.mplan.KeepOriginal || len(sc.mplan.Candidates) > 1)
+	sc.convert1 = manifest.IsSchema1Type(m.MIMEType()) && (!sc.mplan.KeepOriginal || len(sc.mplan.Candidates) > 1)
 	logrus.WithFields(logrus.Fields{
 		"source": m.MIMEType(), "candidates": strings.Join(sc.mplan.Candidates, ","),
 		"keepOriginal": sc.mplan.KeepOriginal, "layersChange": in.LayersChange,
@@ -152,7 +152,7 @@ func (c *copier) expectedDiffIDs(ctx context.Context, sc *singleCopy) ([]digest.
 	for _, p := range sc.plans {
 		needed = needed || p.Action == layerDecompress || p.Action == layerRecompress
 	}
-	if !needed || isSchema1(sc.m.MIMEType()) {
+	if !needed || manifest.IsSchema1Type(sc.m.MIMEType()) {
 		return nil, nil
 	}
 	cfg, err := c.readConfig(ctx, sc.m.ConfigInfo())

@@ -140,8 +140,7 @@ func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeT
 // UNKNOWN, the reason ("manifest schema v1 unsupported") only in its own log. It is seen
 // after the retries of a 500 are spent, so a transient failure does not pass for it.
 func schema1Refused(mimeType string, status int, re *registryError) bool {
-	return (mimeType == manifest.DockerV2Schema1SignedMediaType || mimeType == manifest.DockerV2Schema1MediaType) &&
-		status == http.StatusInternalServerError && re.hasCode(codeUnknown)
+	return manifest.IsSchema1Type(mimeType) && status == http.StatusInternalServerError && re.hasCode(codeUnknown)
 }
 
 // Commit implements types.ImageDestination: it tags the top-level manifest.

@@ -63,6 +63,12 @@ func IsIndexType(mimeType string) bool {
 	return mt == DockerV2ListMediaType || mt == imgspecv1.MediaTypeImageIndex
 }
 
+// IsSchema1Type reports whether mimeType is a Docker schema1 manifest, signed or not.
+func IsSchema1Type(mimeType string) bool {
+	mt := normalizeMIMEType(mimeType)
+	return mt == DockerV2Schema1MediaType || mt == DockerV2Schema1SignedMediaType
+}
+
 // normalizeMIMEType drops MIME parameters and case, and maps the generic types registries
 // serve old manifests with ("application/json", "text/plain") to "" so that callers guess.
 func normalizeMIMEType(mimeType string) string {
