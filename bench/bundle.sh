@@ -13,18 +13,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-quick=${BENCH_QUICK:-0}
-if [ "$quick" = 1 ]; then runs=${BENCH_N:-1}; else runs=${BENCH_N:-3}; fi
-tools=${BENCH_TOOLS:-imgcopy skopeo crane}
-work=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/imgcopy-bundle.XXXXXX")}
-mkdir -p "$work"/{bin,src,out,reg}
-work=$(cd "$work" && pwd)
-bin=$work/bin
-
-log() { echo "bundle: $*" >&2; }
-
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
+bench_init bundle "imgcopy skopeo crane" src out reg
 require_peers docker-registry skopeo crane /usr/bin/time
 (cd "$root" && go build -o "$bin/" ./bench/gen ./bench/floor ./cmd/imgcopy)
 

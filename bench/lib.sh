@@ -1,6 +1,24 @@
 # bench/lib.sh, sourced by run.sh, bundle.sh and sync.sh: the peer tools, and the Debian docker-registry
 # (CNCF distribution, filesystem storage under $work/reg/NAME, plain HTTP on 127.0.0.1).
 
+# bench_init NAME DEFAULT_TOOLS SUBDIR...: the settings bundle.sh, resume.sh and sync.sh share.
+# Sets quick (BENCH_QUICK), runs (BENCH_N: 3, or 1 when quick), tools (BENCH_TOOLS, else
+# DEFAULT_TOOLS), work (BENCH_WORK, else a new directory; absolute) with bin/ and each SUBDIR in
+# it, bin, and log(), which prefixes its messages with NAME. Needs $root; builds nothing.
+bench_init() {
+	local name=$1 default_tools=$2 d
+	shift 2
+	quick=${BENCH_QUICK:-0}
+	if [ "$quick" = 1 ]; then runs=${BENCH_N:-1}; else runs=${BENCH_N:-3}; fi
+	tools=${BENCH_TOOLS:-$default_tools}
+	work=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/imgcopy-$name.XXXXXX")}
+	for d in bin "$@"; do mkdir -p "$work/$d"; done
+	work=$(cd "$work" && pwd)
+	bin=$work/bin
+	bench_name=$name
+}
+log() { echo "${bench_name:-bench}: $*" >&2; }
+
 # require_peers TOOL...: installs the peers (unless BENCH_SKIP_INSTALL=1), puts GOPATH/bin on
 # PATH and fails unless every TOOL is there.
 require_peers() {

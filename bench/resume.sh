@@ -18,18 +18,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-quick=${BENCH_QUICK:-0}
-if [ "$quick" = 1 ]; then runs=${BENCH_N:-1}; else runs=${BENCH_N:-3}; fi
-tools=${BENCH_TOOLS:-imgcopy skopeo crane}
-work=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/imgcopy-resume.XXXXXX")}
-mkdir -p "$work"/{bin,src,out,reg,home}
-work=$(cd "$work" && pwd)
-bin=$work/bin
-
-log() { echo "resume: $*" >&2; }
-
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
+bench_init resume "imgcopy skopeo crane" src out reg home
 require_peers docker-registry skopeo crane /usr/bin/time
 (cd "$root" && go build -o "$bin/" ./bench/gen ./bench/floor ./cmd/imgcopy)
 

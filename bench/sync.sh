@@ -15,18 +15,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-quick=${BENCH_QUICK:-0}
-if [ "$quick" = 1 ]; then runs=${BENCH_N:-1}; else runs=${BENCH_N:-3}; fi
-tools=${BENCH_TOOLS:-imgcopy skopeo regsync}
-work=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/imgcopy-sync.XXXXXX")}
-mkdir -p "$work"/{bin,src,reg,home}
-work=$(cd "$work" && pwd)
-bin=$work/bin
-
-log() { echo "sync: $*" >&2; }
-
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
+bench_init sync "imgcopy skopeo regsync" src reg home
 require_peers docker-registry skopeo regsync /usr/bin/time
 (cd "$root" && go build -o "$bin/" ./bench/gen ./bench/floor ./cmd/imgcopy)
 
