@@ -22,12 +22,14 @@ import (
 // temp is a verified blob in an open (locked, see staging.CreateTemp) temporary file.
 type temp struct {
 	f      *os.File
+	fb     *FlushBehind
 	digest digest.Digest
 	size   int64
 }
 
 // writeTemp streams r into a new temporary file in dir through the verifier; with flush it
-// starts writeback as it goes (FlushBehind), the tail included. On failure nothing is left.
+// starts writeback and data syncs as it goes (FlushBehind), the tail included. On failure
+// nothing is left.
 func writeTemp(dir string, r io.Reader, expected digest.Digest, size int64, trusted, flush bool) (*temp, error) {
 	vr, err := verify.NewPutReader(r, expected, size, trusted)
 	if err != nil {
@@ -38,12 +40,13 @@ func writeTemp(dir string, r io.Reader, expected digest.Digest, size int64, trus
 		return nil, errors.Wrap(err, "creating temporary blob file")
 	}
 	var w io.Writer = f
-	fb := NewFlushBehind(f, 0)
+	fb := NewFlushBehind(f, 0).SyncBehind()
 	if flush {
 		w = fb
 	}
 	n, err := copybuf.Copy(w, vr) // not io.Copy's 32 KiB pieces (issue 18)
 	if err != nil {
+		fb.Wait()
 		f.Close()
 		os.Remove(f.Name())
 		return nil, errors.Wrapf(err, "writing blob %s", expected)
@@ -51,13 +54,14 @@ func writeTemp(dir string, r io.Reader, expected digest.Digest, size int64, trus
 	if flush {
 		fb.Finish()
 	}
-	return &temp{f: f, digest: vr.Digest(), size: n}, nil
+	return &temp{f: f, fb: fb, digest: vr.Digest(), size: n}, nil
 }
 
 // publish gives the file perm (unless 0), fsyncs it (with sync) and renames it to final while
 // it is still open, so that it is never unlocked under its temporary name, then closes it. On
 // failure the temporary file is removed.
 func (t *temp) publish(final string, perm os.FileMode, sync bool) error {
+	t.fb.Wait()
 	tmp := t.f.Name()
 	var err error
 	if perm != 0 {
@@ -83,6 +87,7 @@ func (t *temp) publish(final string, perm os.FileMode, sync bool) error {
 
 // discard closes and removes the temporary file.
 func (t *temp) discard() {
+	t.fb.Wait()
 	t.f.Close()
 	os.Remove(t.f.Name())
 }

@@ -6,8 +6,15 @@ import (
 	"sync"
 )
 
-// flushChunk is how much a FlushBehind lets pile up before it asks the kernel to write it out.
-const flushChunk = 8 << 20
+const (
+	// flushChunk is how much a FlushBehind lets pile up before it asks the kernel to write it out.
+	flushChunk = 8 << 20
+	// syncChunk is how much a FlushBehind with SyncBehind writes between the data syncs it
+	// starts in the background.
+	syncChunk = 64 << 20
+	// maxSyncsBehind bounds the background data syncs running at once, in the process.
+	maxSyncsBehind = 4
+)
 
 // FlushBehind is an io.Writer over a file that asks the kernel to start writing each completed
 // 8 MiB of it to disk while the rest still arrives (sync_file_range with SYNC_FILE_RANGE_WRITE on
@@ -18,11 +25,17 @@ const flushChunk = 8 << 20
 // The requests go to one background goroutine: sync_file_range blocks while the disk's queue
 // is full (9 ms a call on average in a 1 GiB pull, 1.1 s in all), and the stream should not
 // wait for that.
+//
+// With SyncBehind it also makes the written data durable every 64 MiB, in the background.
 type FlushBehind struct {
 	f       *os.File
 	at      bool  // write with WriteAt, leaving the file position alone
 	off     int64 // where the next Write lands
 	flushed int64 // writeback was requested for everything before this
+
+	syncBehind bool          // start data syncs while writing (SyncBehind)
+	synced     int64         // the last data sync started when this much was written
+	syncing    chan struct{} // closed when the last data sync started has returned
 }
 
 // NewFlushBehind returns a FlushBehind writing to f, whose position is off.
@@ -51,7 +64,57 @@ func (w *FlushBehind) Write(p []byte) (int, error) {
 	if w.off-w.flushed >= flushChunk {
 		w.request()
 	}
+	if w.syncBehind && w.off-w.synced >= syncChunk {
+		w.startSync()
+	}
 	return n, err
+}
+
+// SyncBehind makes w also start a data sync (fdatasync) of the file in the background after
+// every 64 MiB it writes, one at a time, and returns w. Writeback alone puts the data on its
+// way to the disk; the sync also has the device's write cache flushed, which on a VM is the
+// host's and costs as much again. Done while the rest of the file streams in, that flush is
+// off the copy's path instead of all of it waiting in the fsync at the end (issue 18:
+// 4 × 256 MiB written at 800 MB/s and synced took 1.85 s with writeback alone, 1.47 s with
+// the syncs behind, of which 1.40 s writing). Call Wait before the file's own fsync or close.
+func (w *FlushBehind) SyncBehind() *FlushBehind {
+	w.syncBehind = true
+	w.synced = w.off
+	return w
+}
+
+// startSync starts a data sync of w's file unless one of w's still runs, or the process has
+// maxSyncsBehind running: the next Write tries again.
+func (w *FlushBehind) startSync() {
+	if w.syncing != nil {
+		select {
+		case <-w.syncing:
+		default:
+			return
+		}
+	}
+	select {
+	case syncsBehind <- struct{}{}:
+	default:
+		return
+	}
+	done := make(chan struct{})
+	w.syncing, w.synced = done, w.off
+	go func(f *os.File) {
+		defer close(done)
+		defer func() { <-syncsBehind }()
+		_ = dataSync(f) // advisory: the fsync before the file is published reports errors
+	}(w.f)
+}
+
+// syncsBehind holds one token per background data sync running.
+var syncsBehind = make(chan struct{}, maxSyncsBehind)
+
+// Wait returns once the background data sync SyncBehind started, if any, has returned.
+func (w *FlushBehind) Wait() {
+	if w.syncing != nil {
+		<-w.syncing
+	}
 }
 
 // Finish requests writeback of what was written since the last request, so that a file

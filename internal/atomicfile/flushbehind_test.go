@@ -171,3 +171,101 @@ func flusherRunning() bool {
 	stacks := string(buf[:runtime.Stack(buf, true)])
 	return strings.Contains(stacks, "atomicfile.serveWriteback(") || strings.Contains(stacks, "atomicfile.startFlusher.func")
 }
+
+// recordDataSyncs replaces dataSync for one test: each call sends its file on the returned
+// channel, then blocks until the test sends on release. Tests using it are not parallel.
+func recordDataSyncs(t *testing.T) (started <-chan *os.File, release chan<- struct{}) {
+	s, r := make(chan *os.File, 8), make(chan struct{}, 8)
+	orig := dataSync
+	dataSync = func(f *os.File) error {
+		s <- f
+		<-r
+		return nil
+	}
+	t.Cleanup(func() { dataSync = orig })
+	return s, r
+}
+
+func TestSyncBehindSyncsEveryChunkOneAtATime(t *testing.T) {
+	_ = recordWriteback(t)
+	started, release := recordDataSyncs(t)
+	f := tempFile(t)
+	w := NewFlushBehind(f, 0).SyncBehind()
+	chunk := make([]byte, syncChunk)
+	if _, err := w.Write(chunk[:syncChunk-1]); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(syncsBehind); n != 0 {
+		t.Fatalf("%d data syncs started before a whole chunk was written", n)
+	}
+	if _, err := w.Write(chunk[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-started; got != f {
+		t.Fatalf("data sync of %v, want %v", got.Name(), f.Name())
+	}
+	// A second chunk while the first sync runs starts none: one at a time per file.
+	if _, err := w.Write(chunk); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(syncsBehind); n != 1 {
+		t.Fatalf("%d data syncs running, want 1", n)
+	}
+	release <- struct{}{}
+	w.Wait()
+	// The first Write after the sync returned starts the next one.
+	if _, err := w.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-started; got != f {
+		t.Fatalf("data sync of %v, want %v", got.Name(), f.Name())
+	}
+	release <- struct{}{}
+	w.Wait()
+	if n := len(syncsBehind); n != 0 {
+		t.Fatalf("%d data syncs running after Wait, want 0", n)
+	}
+}
+
+func TestFlushBehindWithoutSyncBehindSyncsNothing(t *testing.T) {
+	_ = recordWriteback(t)
+	started, _ := recordDataSyncs(t)
+	w := NewFlushBehind(tempFile(t), 0)
+	if _, err := w.Write(make([]byte, 2*syncChunk)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(syncsBehind) + len(started); n != 0 {
+		t.Fatalf("%d data syncs without SyncBehind", n)
+	}
+}
+
+func TestDataSyncOnRealFile(t *testing.T) {
+	f := tempFile(t)
+	if _, err := f.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := dataSync(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWriteTempSyncsBehindAndPublishWaits(t *testing.T) {
+	_ = recordWriteback(t)
+	started, release := recordDataSyncs(t)
+	dir := t.TempDir()
+	tmp, err := writeTemp(dir, bytes.NewReader(make([]byte, syncChunk+1)), "", syncChunk+1, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(syncsBehind); n != 1 {
+		t.Fatalf("%d data syncs running while the blob was written, want 1", n)
+	}
+	<-started
+	release <- struct{}{}
+	if err := tmp.publish(filepath.Join(dir, "blob"), 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(syncsBehind); n != 0 {
+		t.Fatalf("%d data syncs still running after publish, want 0", n)
+	}
+}

@@ -23,3 +23,16 @@ var startWriteback = func(f *os.File, off, n int64) error {
 	}
 	return serr
 }
+
+// dataSync is fdatasync(2) of f. A variable so that tests can count the calls.
+var dataSync = func(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Fdatasync(int(fd)) }); err != nil {
+		return err
+	}
+	return serr
+}
