@@ -34,6 +34,10 @@ type File struct {
 	tw     *tar.Writer
 	offset int64 // the end of what was flushed to f; where the next member starts
 	broken error // set when the tar could not be kept consistent after a failure
+
+	// SyncBehind makes Region.Fill start data syncs of the file while it writes (see
+	// atomicfile.FlushBehind.SyncBehind), for a tar that is fsynced once finished.
+	SyncBehind bool
 }
 
 // New starts an empty tar at the start of f.
@@ -197,7 +201,12 @@ func padding(size int64) int64 { return (blockSize - size%blockSize) % blockSize
 
 // Fill writes exactly the member's size in bytes from src, and the padding.
 func (r *Region) Fill(src io.Reader) error {
-	dst := &regionWriter{w: atomicfile.NewFlushBehindAt(r.t.f, r.contentOff), left: r.size}
+	fb := atomicfile.NewFlushBehindAt(r.t.f, r.contentOff)
+	if r.t.SyncBehind {
+		fb.SyncBehind()
+		defer fb.Wait()
+	}
+	dst := &regionWriter{w: fb, left: r.size}
 	n, err := copybuf.Copy(dst, failWhole{src})
 	if err != nil {
 		return err

@@ -125,6 +125,7 @@ func Create(path string, opts Options) (*Store, error) {
 		s.tempDir = sd.Path
 	}
 	s.tf = tarappend.New(f)
+	s.tf.SyncBehind = !s.noFsync
 	return s, nil
 }
 
