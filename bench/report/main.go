@@ -130,6 +130,15 @@ func ratio(cells map[key]*cell, scenario, workload, tool string) (float64, bool)
 	return a / b, true
 }
 
+// fmtSecs shows a time to the hundredth of a second, and below a second to the millisecond
+// (bench/run.sh measures to the millisecond; a warm copy takes 30 ms).
+func fmtSecs(s float64) string {
+	if s < 1 {
+		return fmt.Sprintf("%.3f", s)
+	}
+	return fmt.Sprintf("%.2f", s)
+}
+
 func fmtRatio(r float64, ok bool) string {
 	if !ok {
 		return missing
@@ -160,7 +169,7 @@ func write(w io.Writer, cells map[key]*cell) {
 				med, ok := c.median()
 				medS, rssS := missing, missing
 				if ok {
-					medS = fmt.Sprintf("%.2f", med)
+					medS = fmtSecs(med)
 					rssS = fmt.Sprintf("%.0f", float64(c.rssKiB)/kibPerMiB)
 				}
 				runs := fmt.Sprintf("%d", len(c.times))
