@@ -259,8 +259,8 @@ type copier struct {
 // destination is committed only when every blob and manifest was written; on any failure
 // nothing is committed and both ends are closed.
 func Image(ctx context.Context, destRef, srcRef types.ImageReference, opts *Options) (res *Result, retErr error) {
-	if destRef == nil || srcRef == nil {
-		return nil, types.UsageError{Err: errors.New("copying an image needs a source and a destination reference")}
+	if err := types.RequireReferences("copying an image", destRef, srcRef); err != nil {
+		return nil, err
 	}
 	o := withDefaults(opts)
 	if err := validateOptions(&o); err != nil {

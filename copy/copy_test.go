@@ -635,6 +635,9 @@ func TestCopyNilReference(t *testing.T) {
 			if _, err := Image(context.Background(), tc.dest, tc.src, nil); types.Classify(err) != types.ClassUsage {
 				t.Errorf("error %v, want a usage error", err)
 			}
+			if _, err := RelatedMissing(context.Background(), tc.dest, tc.src, &Options{Referrers: true}); types.Classify(err) != types.ClassUsage {
+				t.Errorf("RelatedMissing: error %v, want a usage error", err)
+			}
 		})
 	}
 }

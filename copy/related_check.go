@@ -32,6 +32,9 @@ import (
 // out). An image whose digest the copy changed has no referrers at the destination to
 // compare, and none is reported missing.
 func RelatedMissing(ctx context.Context, destRef, srcRef types.ImageReference, opts *Options) (_ string, retErr error) {
+	if err := types.RequireReferences("comparing referrers", destRef, srcRef); err != nil {
+		return "", err
+	}
 	o := withDefaults(opts)
 	if !o.Referrers && !o.DigestTags {
 		return "", nil

@@ -63,6 +63,9 @@ type Options struct {
 
 // RawManifest returns the top-level manifest exactly as stored, with its MIME type.
 func RawManifest(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (b []byte, mimeType string, err error) {
+	if err := types.RequireReferences("reading a manifest", ref); err != nil {
+		return nil, "", err
+	}
 	src, err := ref.NewImageSource(ctx, sys)
 	if err != nil {
 		return nil, "", errors.Wrapf(err, "opening %s", types.ImageName(ref))
@@ -81,6 +84,9 @@ func RawManifest(ctx context.Context, ref types.ImageReference, sys *types.Syste
 // Read reads the top-level manifest, chooses the instance for the platform when it is an
 // index, and reads that image's config (verifying its digest).
 func Read(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (img *Image, err error) {
+	if err := types.RequireReferences("reading an image", ref); err != nil {
+		return nil, err
+	}
 	src, err := ref.NewImageSource(ctx, sys)
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(ref))

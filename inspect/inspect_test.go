@@ -238,3 +238,25 @@ func TestCloseErrorKept(t *testing.T) {
 		})
 	}
 }
+
+// TestNilReference: a nil reference (a parse whose error was dropped) is a usage error from
+// every entry point, not a panic.
+func TestNilReference(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"RawManifest": func() error { _, _, err := RawManifest(ctx, nil, nil); return err },
+		"Read":        func() error { _, err := Read(ctx, nil, nil); return err },
+		"Inspect":     func() error { _, err := Inspect(ctx, nil, nil, Options{}); return err },
+		"InspectStore": func() error {
+			_, _, err := InspectStore(ctx, nil, nil)
+			return err
+		},
+		"ListStore":     func() error { _, err := ListStore(ctx, nil, nil); return err },
+		"ListReferrers": func() error { _, err := ListReferrers(ctx, nil, nil, ReferrersOptions{}); return err },
+	} {
+		if err := call(); !errors.Is(err, types.ErrUsage) {
+			t.Errorf("%s(nil): error %v, want a usage error", name, err)
+		}
+	}
+}

@@ -49,6 +49,9 @@ type ReferrersOptions struct {
 // referrers (a registry, an OCI layout or archive); others are an error wrapping
 // types.ErrUsage.
 func ListReferrers(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, opts ReferrersOptions) (res *ReferrersList, retErr error) {
+	if err := types.RequireReferences("listing referrers", ref); err != nil {
+		return nil, err
+	}
 	src, err := ref.NewImageSource(ctx, sys)
 	if err != nil {
 		return nil, err

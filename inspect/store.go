@@ -36,6 +36,9 @@ type StoreOutput struct {
 // image, which Inspect describes; a registry reference always does (the tag defaults to
 // latest), as in skopeo.
 func InspectStore(ctx context.Context, ref types.ImageReference, sys *types.SystemContext) (out *StoreOutput, ok bool, err error) {
+	if err := types.RequireReferences("inspecting a store", ref); err != nil {
+		return nil, false, err
+	}
 	lister, isLister := ref.(types.ImageLister)
 	if !isLister || ref.DockerReference() != nil {
 		return nil, false, nil
@@ -57,6 +60,9 @@ func InspectStore(ctx context.Context, ref types.ImageReference, sys *types.Syst
 // ListStore lists the images of a store with their digests and platforms (read from each
 // image's index or config).
 func ListStore(ctx context.Context, lister types.ImageLister, sys *types.SystemContext) ([]StoredImage, error) {
+	if lister == nil {
+		return nil, types.UsageError{Err: errors.New("listing a store needs a store, got nil")}
+	}
 	listed, err := lister.ListImages(ctx, sys)
 	if err != nil {
 		return nil, err

@@ -99,6 +99,9 @@ func (e *Error) Unwrap() []error {
 // itself (the store does not exist, the registry refused access or cannot be reached) is
 // returned as it is, with a nil report.
 func Check(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, opts Options) (*Report, error) {
+	if err := types.RequireReferences("verifying an image", ref); err != nil {
+		return nil, err
+	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}

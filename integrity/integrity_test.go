@@ -318,3 +318,11 @@ func TestCheckDamagedStore(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckNilReference: a nil reference is a usage error, not a panic.
+func TestCheckNilReference(t *testing.T) {
+	t.Parallel()
+	if _, err := Check(context.Background(), nil, nil, Options{}); !errors.Is(err, types.ErrUsage) {
+		t.Errorf("error %v, want a usage error", err)
+	}
+}

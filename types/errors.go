@@ -136,6 +136,18 @@ var sentinelClasses = []struct {
 	{ErrNotLoggedIn, ClassOther},
 }
 
+// RequireReferences returns a UsageError naming what (e.g. "inspecting an image") when one of
+// refs is a nil interface, for library entry points that would otherwise fail with a nil
+// pointer dereference.
+func RequireReferences(what string, refs ...ImageReference) error {
+	for _, r := range refs {
+		if r == nil {
+			return UsageError{Err: errors.New(what + " needs an image reference, got nil")}
+		}
+	}
+	return nil
+}
+
 // UsageError marks Err as a mistake by the caller (a malformed reference, a bad option
 // value): Classify gives ClassUsage and errors.Is(err, ErrUsage) holds, while the message is
 // Err's alone.
