@@ -174,11 +174,24 @@ func newRegistryError(resp *http.Response, name string, kind objectKind, pullOnl
 	if e.hasCode(codeTooManyRequests) && resp.StatusCode != http.StatusTooManyRequests {
 		e.sentinels = append(e.sentinels, types.ErrRateLimited)
 	}
+	if len(e.sentinels) == 0 && unavailableStatus(resp.StatusCode) {
+		// Still unavailable after every retry: the registry or a gateway in front of it is
+		// down or overloaded, a failure to reach it, like a refused connection, that a later
+		// run may not meet.
+		e.sentinels = append(e.sentinels, types.ErrNetwork)
+	}
 	if e.is(types.ErrRateLimited) {
 		e.rateLimit = rateLimitInfo(resp.Header)
 	}
 	e.retryAfter, e.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e
+}
+
+// unavailableStatus reports whether status says that the registry could not be reached or
+// could not serve now (502 Bad Gateway, 503 Service Unavailable, 504 Gateway Timeout), rather
+// than that it failed on this request (500, 501).
+func unavailableStatus(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
 // ambiguousDenial reports whether a 401/403 answer to a read may just as well mean that the

@@ -246,6 +246,11 @@ func TestRegistryErrorMapping(t *testing.T) {
 		{name: "TOOMANYREQUESTS with 503", status: 503, kind: kindBlob, code: "TOOMANYREQUESTS",
 			wantIs: []error{types.ErrRateLimited}, wantClass: types.ClassRateLimited},
 		{name: "server error", status: 500, kind: kindManifest, pullOnly: true, code: "UNKNOWN", wantClass: types.ClassOther},
+		{name: "service unavailable", status: 503, kind: kindBlob, pullOnly: true,
+			wantIs: []error{types.ErrNetwork}, wantClass: types.ClassNetwork, wantPhrase: []string{"503 Service Unavailable"}},
+		{name: "bad gateway", status: 502, method: http.MethodPut, kind: kindManifest,
+			wantIs: []error{types.ErrNetwork}, wantClass: types.ClassNetwork},
+		{name: "gateway timeout", status: 504, kind: kindOther, wantIs: []error{types.ErrNetwork}, wantClass: types.ClassNetwork},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 // faultyRegistry wraps the test registry's handler and breaks some repositories on purpose:
 // blobless/ lacks a layer, corrupt/ serves a damaged layer, denied/ refuses pushes and
-// throttled/ answers 429 to every manifest request.
+// throttled/ answers 429 to every manifest request and unavailable/ 503 to every request.
 func faultyRegistry(layer fixtures.Blob) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +33,8 @@ func faultyRegistry(layer fixtures.Blob) func(http.Handler) http.Handler {
 				w.Header().Set("Retry-After", "0")
 				w.Header().Set("RateLimit-Remaining", "0;w=21600")
 				registryError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", "You have reached your pull rate limit")
+			case strings.HasPrefix(p, "/v2/unavailable/"):
+				registryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "back-end storage is down")
 			default:
 				next.ServeHTTP(w, r)
 			}
@@ -116,6 +118,8 @@ func TestCLIErrorClasses(t *testing.T) {
 			code: 6, class: "verification", want: []string{"digest mismatch", layer.Digest.String()}},
 		{name: "connection refused", args: append(fast, "docker://"+refused+"/a/b:v1", dir()),
 			code: 7, class: "network", want: []string{"connection refused", "reachable"}},
+		{name: "registry unavailable after every retry", args: append(fast, "docker://"+reg.Host+"/unavailable/hello:v1", dir()),
+			code: 7, class: "network", want: []string{"503 Service Unavailable", "back-end storage is down"}},
 		{name: "unknown certificate authority", args: append(fast, "oci:examples/hello:latest", "docker://"+tlsReg.Host+"/a/b:v1"),
 			code: 7, class: "network", want: []string{"certificate", "--dest-cert-dir"}},
 		{name: "malformed reference", args: []string{"docker://UPPER/Case:v1", dir()},

@@ -47,7 +47,9 @@ var (
 
 	// ErrNetwork is returned (wrapped) for transfer failures that are the network's fault and
 	// that the standard library does not already describe as a net.Error, e.g. a transfer that
-	// stalled for longer than the read timeout or a body cut short after every resume.
+	// stalled for longer than the read timeout, a body cut short after every resume, or a
+	// registry that still answered 502, 503 or 504 (down, or a gateway that cannot reach it)
+	// after every retry.
 	ErrNetwork = errors.New("network failure")
 
 	// ErrUsage marks a mistake by the caller: a malformed reference, a bad option value, an

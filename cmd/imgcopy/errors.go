@@ -97,7 +97,7 @@ const exitCodeHelp = `Exit codes:
         not authorized" for a repository that may not exist
    5    rate limited by the registry (429) after all retries
    6    verification failed: digest or size mismatch, schema1 signature that does not verify
-   7    network or TLS failure after all retries (connection refused, unknown certificate, ...)
+   7    network or TLS failure, or registry unavailable (502, 503, 504), after all retries
    130  interrupted (Ctrl-C or SIGTERM); nothing half-written is left behind`
 
 // errorClass returns the class of err, the failure of a command: types.Classify, except that
