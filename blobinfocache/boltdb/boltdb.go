@@ -1,7 +1,6 @@
 package boltdb
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -248,41 +247,17 @@ func (c *cache) withDB(readOnly bool, fn func(db *bolt.DB) error) (err error) {
 // validate runs validateFile once per handle, before bbolt first reads the file. A missing or
 // empty file is valid: bbolt initializes it.
 func (c *cache) validate() error {
-	b, err := readLocked(c.path, c.lockTimeout)
-	if errors.Is(err, os.ErrNotExist) {
-		c.validated = true
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if len(b) > 0 {
-		if err := validateFile(b); err != nil {
-			return err
+	err := checkLocked(c.path, c.lockTimeout, func(b []byte) error {
+		if len(b) == 0 {
+			return nil
 		}
+		return validateFile(b)
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	c.validated = true
 	return nil
-}
-
-// readCappedFile reads f whole, refusing files larger than a cache file ever grows to. The
-// buffer is allocated once at the file's size (the caller holds a shared lock, so no writer
-// changes it): io.ReadAll's doubling made reading a 2 MiB cache 25 ms of CPU per run on the
-// benchmark VM, a fifth of a small pull (issue 18).
-func readCappedFile(f *os.File) ([]byte, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, errors.Wrap(err, "reading the cache file")
-	}
-	if fi.Size() > maxValidateLen {
-		return nil, errors.Wrap(errCorrupt, "file larger than a cache file grows to")
-	}
-	b := make([]byte, fi.Size())
-	n, err := io.ReadFull(f, b)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, errors.Wrap(err, "reading the cache file")
-	}
-	return b[:n], nil
 }
 
 // closeQuietly closes db; a failure to close after a finished transaction loses nothing.
