@@ -4,9 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
@@ -66,6 +68,9 @@ type cache struct {
 type pendingRecord struct {
 	apply  func(tx *bolt.Tx) error   // writes it into the file
 	replay func(types.BlobInfoCache) // makes it again in the in-memory fallback
+	// digests are those under which apply writes (see lookup): a blob's digest for its
+	// location or compressor, both digests of a pair, a manifest mapping's source digest.
+	digests []digest.Digest
 }
 
 var (
@@ -183,6 +188,44 @@ func (c *cache) view(fn func(tx *bolt.Tx) error) bool {
 		return true
 	}
 	return c.check(err)
+}
+
+// lookup is view for a query that tells, through read, the digests whose records it reads.
+// While records wait to be stored, it first runs fn in a read-only transaction on the file
+// alone; when no waiting record is stored under one of the digests fn read, they could not
+// change its answer, and that answer stands. Only otherwise does fn run again in view, with
+// the waiting records applied in a read-write transaction: that took the file's exclusive
+// lock, loaded its freelist and applied every waiting record again for each query, 15 % of
+// the CPU of pushing 60 blobs (one query per blob, issue 18). (Storing them could also prune
+// old records; a query answered from the file alone may still list those.)
+func (c *cache) lookup(fn func(tx *bolt.Tx, read func(...digest.Digest)) error) bool {
+	ignore := func(...digest.Digest) {}
+	if len(c.pending) > 0 {
+		var seen []digest.Digest
+		read := func(ds ...digest.Digest) { seen = append(seen, ds...) }
+		err := c.withDB(true, func(db *bolt.DB) error {
+			return db.View(func(tx *bolt.Tx) error { return fn(tx, read) })
+		})
+		if err == nil && !c.pendingConcerns(seen) {
+			return true
+		}
+		if err != nil && !errors.Is(err, errNoFile) {
+			return c.check(err)
+		}
+	}
+	return c.view(func(tx *bolt.Tx) error { return fn(tx, ignore) })
+}
+
+// pendingConcerns reports whether a waiting record is stored under one of ds.
+func (c *cache) pendingConcerns(ds []digest.Digest) bool {
+	for _, p := range c.pending {
+		for _, pd := range p.digests {
+			if slices.Contains(ds, pd) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // check switches to the in-memory fallback on err, warning once, and moves the waiting
