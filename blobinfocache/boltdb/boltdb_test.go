@@ -323,7 +323,7 @@ func TestPruning(t *testing.T) {
 				}
 			},
 			check: func(t *testing.T, c *cache, tx *bolt.Tx) {
-				got := candidates(tx, "docker", scope, dg(0), false)
+				got := candidates(tx, "docker", scope, dg(0), false, func(...digest.Digest) {})
 				if len(got) != 3 {
 					t.Fatalf("got %+v", got)
 				}
@@ -350,7 +350,7 @@ func TestPruning(t *testing.T) {
 				if len(all) > 10 || len(all) != getCount(tx, locationsCounter) {
 					t.Fatalf("%d locations, counter %d", len(all), getCount(tx, locationsCounter))
 				}
-				if len(candidates(tx, "t0", scope, dg(24), false)) != 1 || len(candidates(tx, "t0", scope, dg(0), false)) != 0 {
+				if len(candidates(tx, "t0", scope, dg(24), false, func(...digest.Digest) {})) != 1 || len(candidates(tx, "t0", scope, dg(0), false, func(...digest.Digest) {})) != 0 {
 					t.Fatal("wrong locations pruned")
 				}
 			},

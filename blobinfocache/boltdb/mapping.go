@@ -42,7 +42,8 @@ func (c *cache) RecordManifestMapping(src digest.Digest, variant string, written
 		apply: func(tx *bolt.Tx) error {
 			return putFlat(tx, manifestMappingBucket, mappingsCounter, mappingKey(src, variant), string(written), now, c.maxDigests)
 		},
-		replay: replay,
+		replay:  replay,
+		digests: []digest.Digest{src},
 	})
 }
 
@@ -60,7 +61,8 @@ func (c *cache) ManifestMapping(src digest.Digest, variant string) digest.Digest
 		return fromFallback()
 	}
 	var res digest.Digest
-	if !c.view(func(tx *bolt.Tx) error {
+	if !c.lookup(func(tx *bolt.Tx, read func(...digest.Digest)) error {
+		read(src)
 		if b := tx.Bucket(manifestMappingBucket); b != nil {
 			if _, w, ok := decodeStamped(b.Get(mappingKey(src, variant))); ok {
 				res = digest.Digest(w)

@@ -62,7 +62,8 @@ func (c *cache) UncompressedDigest(anyDigest digest.Digest) digest.Digest {
 		return c.fallback.UncompressedDigest(anyDigest)
 	}
 	var res digest.Digest
-	if !c.view(func(tx *bolt.Tx) error {
+	if !c.lookup(func(tx *bolt.Tx, read func(...digest.Digest)) error {
+		read(anyDigest)
 		res = uncompressedDigest(tx, anyDigest)
 		return nil
 	}) {
@@ -115,8 +116,9 @@ func (c *cache) RecordDigestUncompressedPair(anyDigest, uncompressed digest.Dige
 	}
 	now := c.clock.Now()
 	c.queue(pendingRecord{
-		apply:  func(tx *bolt.Tx) error { return recordPair(tx, anyDigest, uncompressed, now, c.maxDigests) },
-		replay: replay,
+		apply:   func(tx *bolt.Tx) error { return recordPair(tx, anyDigest, uncompressed, now, c.maxDigests) },
+		replay:  replay,
+		digests: []digest.Digest{anyDigest, uncompressed},
 	})
 }
 
@@ -184,7 +186,8 @@ func (c *cache) RecordDigestCompressorName(anyDigest digest.Digest, name string)
 		apply: func(tx *bolt.Tx) error {
 			return putFlat(tx, compressorBucket, compressorsCounter, []byte(anyDigest), name, now, c.maxDigests)
 		},
-		replay: replay,
+		replay:  replay,
+		digests: []digest.Digest{anyDigest},
 	})
 }
 
@@ -209,7 +212,8 @@ func (c *cache) RecordKnownLocation(transport string, scope types.BICTransportSc
 		apply: func(tx *bolt.Tx) error {
 			return c.recordLocation(tx, transport, scope, blobDigest, location, now)
 		},
-		replay: replay,
+		replay:  replay,
+		digests: []digest.Digest{blobDigest},
 	})
 }
 
@@ -250,8 +254,8 @@ func (c *cache) CandidateLocations(transport string, scope types.BICTransportSco
 		return c.fallback.CandidateLocations(transport, scope, d, canSubstitute)
 	}
 	var res []types.BICReplacementCandidate
-	if !c.view(func(tx *bolt.Tx) error {
-		res = candidates(tx, transport, scope, d, canSubstitute)
+	if !c.lookup(func(tx *bolt.Tx, read func(...digest.Digest)) error {
+		res = candidates(tx, transport, scope, d, canSubstitute, read)
 		return nil
 	}) {
 		return c.fallback.CandidateLocations(transport, scope, d, canSubstitute)
@@ -259,16 +263,21 @@ func (c *cache) CandidateLocations(transport string, scope types.BICTransportSco
 	return prioritize.Sort(d, res)
 }
 
-func candidates(tx *bolt.Tx, transport string, scope types.BICTransportScope, d digest.Digest, canSubstitute bool) []types.BICReplacementCandidate {
+// candidates reads the records of d, of its uncompressed digest and of the digests sharing it
+// (those it passes to read).
+func candidates(tx *bolt.Tx, transport string, scope types.BICTransportScope, d digest.Digest, canSubstitute bool, read func(...digest.Digest)) []types.BICReplacementCandidate {
+	read(d)
 	u := uncompressedDigest(tx, d)
 	var others []digest.Digest
 	if canSubstitute && u != "" {
+		read(u)
 		if sub := nested(tx.Bucket(byUncompressedBucket), []byte(u)); sub != nil {
 			_ = sub.ForEach(func(k, _ []byte) error {
 				others = append(others, digest.Digest(k))
 				return nil
 			})
 		}
+		read(others...)
 	}
 	scopeBucket := nested(tx.Bucket(locationsBucket), strKey(transport), strKey(scope.Opaque))
 	var res []types.BICReplacementCandidate

@@ -16,6 +16,11 @@ import (
 // costs few system calls, small enough for six blobs at once.
 const recordBufferSize = 256 << 10
 
+// directRecordSize is the smallest piece Record writes to the file as it is, without copying
+// it into the buffer first. The copy reads a stream in 256 KiB pieces, and the buffer took a
+// copy of every downloaded byte (a 256 KiB write does not bypass a 256 KiB bufio.Writer).
+const directRecordSize = 64 << 10
+
 // Partial is the locked partial download of one blob: the bytes an earlier run kept (Kept,
 // Reader) followed by what this run records (Record). Recording is best effort: a failed
 // write stops it (and the kept file is dropped), but never fails the download.
@@ -24,7 +29,8 @@ type Partial struct {
 	path   string
 	digest digest.Digest
 	kept   int64
-	w      *bufio.Writer // created by the first Record, appending after kept
+	ow     *io.OffsetWriter // created by the first Record, appending after kept
+	w      *bufio.Writer    // gathers smaller pieces; created for the first of them
 	failed bool
 }
 
@@ -84,10 +90,20 @@ func (p *Partial) Record(b []byte) {
 	if p.failed {
 		return
 	}
-	if p.w == nil {
-		p.w = bufio.NewWriterSize(io.NewOffsetWriter(p.f, p.kept), recordBufferSize)
+	if p.ow == nil {
+		p.ow = io.NewOffsetWriter(p.f, p.kept)
 	}
-	if _, err := p.w.Write(b); err != nil {
+	var err error
+	switch {
+	case len(b) >= directRecordSize && (p.w == nil || p.w.Buffered() == 0):
+		_, err = p.ow.Write(b)
+	default:
+		if p.w == nil {
+			p.w = bufio.NewWriterSize(p.ow, recordBufferSize)
+		}
+		_, err = p.w.Write(b)
+	}
+	if err != nil {
 		p.fail(err)
 	}
 }

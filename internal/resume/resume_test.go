@@ -257,3 +257,41 @@ func TestReservePrunesOnlyWhenNeeded(t *testing.T) {
 		t.Fatalf("a reservation that may overflow did not prune: %v", err)
 	}
 }
+
+// TestPartialRecordsLargePiecesUnbuffered: pieces of directRecordSize and more go to the file
+// without a buffer (no copy of every downloaded byte); smaller ones are gathered, and a mix of
+// both is kept whole and in order.
+func TestPartialRecordsLargePiecesUnbuffered(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, 0, 0)
+	d := testDigest(7)
+	data := make([]byte, 2*MinSize)
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	p, err := s.OpenPartial(d, int64(len(data)))
+	if err != nil || p == nil {
+		t.Fatalf("OpenPartial: %v, %v", p, err)
+	}
+	pieces := []int{256 << 10, 256 << 10, 100, directRecordSize + 5, 256 << 10, 10, directRecordSize}
+	off := 0
+	for i, n := range pieces {
+		p.Record(data[off : off+n])
+		off += n
+		if i == 1 && p.w != nil {
+			t.Fatal("large pieces went through a buffer")
+		}
+	}
+	if err := p.Close(false); err != nil {
+		t.Fatal(err)
+	}
+	p, err = s.OpenPartial(d, int64(len(data)))
+	if err != nil || p == nil {
+		t.Fatalf("reopen: %v, %v", p, err)
+	}
+	defer p.Close(false)
+	got, err := io.ReadAll(p.Reader())
+	if err != nil || !bytes.Equal(got, data[:off]) {
+		t.Fatalf("kept %d bytes, want the %d recorded, in order (err %v)", len(got), off, err)
+	}
+}
