@@ -46,7 +46,7 @@ func writeTemp(dir string, r io.Reader, expected digest.Digest, size int64, trus
 	}
 	n, err := copybuf.Copy(w, vr) // not io.Copy's 32 KiB pieces (issue 18)
 	if err != nil {
-		fb.Wait()
+		_ = fb.Wait() // the blob is given up
 		f.Close()
 		os.Remove(f.Name())
 		return nil, errors.Wrapf(err, "writing blob %s", expected)
@@ -61,10 +61,9 @@ func writeTemp(dir string, r io.Reader, expected digest.Digest, size int64, trus
 // it is still open, so that it is never unlocked under its temporary name, then closes it. On
 // failure the temporary file is removed.
 func (t *temp) publish(final string, perm os.FileMode, sync bool) error {
-	t.fb.Wait()
+	err := t.fb.Wait()
 	tmp := t.f.Name()
-	var err error
-	if perm != 0 {
+	if err == nil && perm != 0 {
 		err = t.f.Chmod(perm)
 	}
 	if err == nil && sync {
@@ -87,7 +86,7 @@ func (t *temp) publish(final string, perm os.FileMode, sync bool) error {
 
 // discard closes and removes the temporary file.
 func (t *temp) discard() {
-	t.fb.Wait()
+	_ = t.fb.Wait() // the blob is given up
 	t.f.Close()
 	os.Remove(t.f.Name())
 }

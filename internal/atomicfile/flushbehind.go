@@ -4,6 +4,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/pkg/errors"
 )
 
 const (
@@ -36,6 +38,7 @@ type FlushBehind struct {
 	syncBehind bool          // start data syncs while writing (SyncBehind)
 	synced     int64         // the last data sync started when this much was written
 	syncing    chan struct{} // closed when the last data sync started has returned
+	syncErr    error         // the first failed data sync's error; read after syncing closed
 }
 
 // NewFlushBehind returns a FlushBehind writing to f, whose position is off.
@@ -103,18 +106,25 @@ func (w *FlushBehind) startSync() {
 	go func(f *os.File) {
 		defer close(done)
 		defer func() { <-syncsBehind }()
-		_ = dataSync(f) // advisory: the fsync before the file is published reports errors
+		// A write-back error is reported once per descriptor: the file's own fsync through
+		// the same descriptor would not see it again, so Wait returns it.
+		if err := dataSync(f); err != nil && w.syncErr == nil && !errors.Is(err, os.ErrClosed) {
+			w.syncErr = err
+		}
 	}(w.f)
 }
 
 // syncsBehind holds one token per background data sync running.
 var syncsBehind = make(chan struct{}, maxSyncsBehind)
 
-// Wait returns once the background data sync SyncBehind started, if any, has returned.
-func (w *FlushBehind) Wait() {
+// Wait returns once the background data sync SyncBehind started, if any, has returned, with
+// the error of the first that failed: the data written may not be on disk, and an fsync
+// through the same descriptor may not say so again.
+func (w *FlushBehind) Wait() error {
 	if w.syncing != nil {
 		<-w.syncing
 	}
+	return errors.Wrap(w.syncErr, "syncing the file")
 }
 
 // Finish requests writeback of what was written since the last request, so that a file

@@ -2,6 +2,7 @@ package atomicfile
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -267,5 +268,27 @@ func TestWriteTempSyncsBehindAndPublishWaits(t *testing.T) {
 	}
 	if n := len(syncsBehind); n != 0 {
 		t.Fatalf("%d data syncs still running after publish, want 0", n)
+	}
+}
+
+// A failed background sync must fail the publish: the error is reported once per descriptor,
+// so the blob's own fsync through the same descriptor could succeed although the data was lost.
+func TestPublishFailsWhenASyncBehindFailed(t *testing.T) {
+	_ = recordWriteback(t)
+	eio := errors.New("input/output error")
+	orig := dataSync
+	dataSync = func(*os.File) error { return eio }
+	t.Cleanup(func() { dataSync = orig })
+	dir := t.TempDir()
+	tmp, err := writeTemp(dir, bytes.NewReader(make([]byte, syncChunk+1)), "", syncChunk+1, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := filepath.Join(dir, "blob")
+	if err := tmp.publish(final, 0, true); !errors.Is(err, eio) {
+		t.Fatalf("publish: error %v, want the failed sync's", err)
+	}
+	if _, err := os.Stat(final); !os.IsNotExist(err) {
+		t.Errorf("the blob was published after a failed sync (%v)", err)
 	}
 }

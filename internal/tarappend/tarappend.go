@@ -200,11 +200,15 @@ func (r *Region) Size() int64 { return r.size }
 func padding(size int64) int64 { return (blockSize - size%blockSize) % blockSize }
 
 // Fill writes exactly the member's size in bytes from src, and the padding.
-func (r *Region) Fill(src io.Reader) error {
+func (r *Region) Fill(src io.Reader) (err error) {
 	fb := atomicfile.NewFlushBehindAt(r.t.f, r.contentOff)
 	if r.t.SyncBehind {
 		fb.SyncBehind()
-		defer fb.Wait()
+		defer func() {
+			if serr := fb.Wait(); err == nil {
+				err = serr
+			}
+		}()
 	}
 	dst := &regionWriter{w: fb, left: r.size}
 	n, err := copybuf.Copy(dst, failWhole{src})
