@@ -15,6 +15,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -40,6 +41,7 @@ type destination struct {
 	previous   map[string]bool    // files present when the destination was opened
 	stagingDir *staging.Dir       // locked while this destination lives
 	syncer     *atomicfile.Syncer // fsyncs and names staged blobs in the background
+	keeper     *resume.Keeper     // stages large blobs as partial downloads; nil when resuming is off
 	staging    string             // stagingDir.Path
 
 	mu        sync.Mutex
@@ -51,7 +53,7 @@ type destination struct {
 	committed bool
 }
 
-func newImageDestination(r reference, resume, durable bool) (*destination, error) {
+func newImageDestination(r reference, resumeOpts *types.ResumeOptions, durable bool) (*destination, error) {
 	d := &destination{ref: r, syncer: atomicfile.NewSyncer(durable), previous: map[string]bool{}, staged: map[string]int64{}, kept: map[string]int64{},
 		created: map[string]bool{}, used: map[string]bool{}, manifests: map[string][]byte{}}
 	staging.RemoveDead(r.path, nil) // temporary files of dead writers (staging directories: below)
@@ -83,7 +85,8 @@ func newImageDestination(r reference, resume, durable bool) (*destination, error
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
 	d.staging = d.stagingDir.Path
-	d.takeAbandoned(resume)
+	d.takeAbandoned(resumeOpts != nil)
+	d.keeper = resume.NewKeeper(resumeOpts, d.staging)
 	return d, nil
 }
 
@@ -188,10 +191,14 @@ func (d *destination) keep(name string) {
 // and moved to its final name by Commit.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	var name string
-	dg, size, err := d.syncer.StageBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, 0o644, func(dg digest.Digest) string {
+	stagedAs := func(dg digest.Digest) string {
 		name = dg.Encoded()
 		return filepath.Join(d.staging, name)
-	})
+	}
+	dg, size, kept, err := d.keeper.Stage(d.syncer, ctxio.Reader(ctx, r), info, opts, 0o644, stagedAs)
+	if !kept {
+		dg, size, err = d.syncer.StageBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, 0o644, stagedAs)
+	}
 	if err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
 	}
@@ -304,6 +311,7 @@ func (d *destination) writeFile(name string, body []byte) error {
 // successful Commit, every file it created, and the directory itself when it created that too.
 func (d *destination) Close() error {
 	d.syncer.Close()
+	d.keeper.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	firstErr := d.stagingDir.Remove()
@@ -321,4 +329,11 @@ func (d *destination) Close() error {
 		os.Remove(d.ref.path) // only succeeds when empty; a leftover directory is harmless
 	}
 	return firstErr
+}
+
+// KeepsPartialBlob implements types.PartialBlobKeeper, as an OCI layout does: with resuming
+// on, a large blob is staged in the resume directory's partial downloads (when it is on this
+// directory's file system) and moved into the staging directory once complete.
+func (d *destination) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser, int64) {
+	return d.keeper.Keeps(info)
 }

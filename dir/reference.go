@@ -44,7 +44,11 @@ func (r reference) NewImageSource(ctx context.Context, sys *types.SystemContext)
 
 // NewImageDestination implements types.ImageReference.
 func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemContext) (types.ImageDestination, error) {
-	return newImageDestination(r, sys != nil && sys.Resume != nil, sys == nil || !sys.NoFsync)
+	var resume *types.ResumeOptions
+	if sys != nil {
+		resume = sys.Resume
+	}
+	return newImageDestination(r, resume, sys == nil || !sys.NoFsync)
 }
 
 // blobName returns the file name of a blob inside the directory, validating d first so that

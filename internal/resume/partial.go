@@ -118,7 +118,7 @@ func (p *Partial) fail(err error) {
 }
 
 // Close releases the file: with complete (the whole blob went by) it is removed; otherwise
-// what was recorded stays for a later run.
+// what was recorded stays for a later run (an empty file is removed).
 func (p *Partial) Close(complete bool) error {
 	if complete || p.failed {
 		err := os.Remove(p.path) // still under our lock
@@ -131,6 +131,9 @@ func (p *Partial) Close(complete bool) error {
 	var err error
 	if p.w != nil {
 		err = p.w.Flush()
+	}
+	if fi, serr := p.f.Stat(); err == nil && serr == nil && fi.Size() == 0 {
+		_ = os.Remove(p.path) // nothing kept; still under our lock
 	}
 	if cerr := p.f.Close(); err == nil {
 		err = cerr

@@ -18,6 +18,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -40,6 +41,7 @@ type destination struct {
 	staging    string // stagingDir.Path
 	createdDir bool
 	syncer     *atomicfile.Syncer // fsyncs and names staged files in the background
+	keeper     *resume.Keeper     // stages large blobs as partial downloads; nil when resuming is off
 
 	mu           sync.Mutex
 	staged       map[digest.Digest]int64
@@ -51,7 +53,7 @@ type destination struct {
 	warnedDocker bool
 }
 
-func newImageDestination(r reference, resume, durable bool) (*destination, error) {
+func newImageDestination(r reference, resumeOpts *types.ResumeOptions, durable bool) (*destination, error) {
 	createdDir := false
 	if _, err := os.Stat(r.path); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(r.path, 0o755); err != nil {
@@ -76,7 +78,8 @@ func newImageDestination(r reference, resume, durable bool) (*destination, error
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
 	d := &destination{ref: r, root: root, stagingDir: sd, staging: sd.Path, createdDir: createdDir, syncer: atomicfile.NewSyncer(durable), staged: map[digest.Digest]int64{}, kept: map[digest.Digest]int64{}}
-	d.takeAbandoned(resume)
+	d.takeAbandoned(resumeOpts != nil)
+	d.keeper = resume.NewKeeper(resumeOpts, sd.Path)
 	return d, nil
 }
 
@@ -205,9 +208,11 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 // PutBlob implements types.ImageDestination. The blob is verified into the staging directory
 // and published by Commit.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
-	dg, size, err := d.syncer.StageBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, 0, func(dg digest.Digest) string {
-		return filepath.Join(d.staging, stagedName(dg))
-	})
+	name := func(dg digest.Digest) string { return filepath.Join(d.staging, stagedName(dg)) }
+	dg, size, kept, err := d.keeper.Stage(d.syncer, ctxio.Reader(ctx, r), info, opts, 0, name)
+	if !kept {
+		dg, size, err = d.syncer.StageBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, 0, name)
+	}
 	if err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
 	}
@@ -439,6 +444,7 @@ func UpdateIndex(idx *imgspecv1.Index, desc imgspecv1.Descriptor, name string) *
 // directory when this destination created it and nothing was committed.
 func (d *destination) Close() error {
 	d.syncer.Close()
+	d.keeper.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	err := d.stagingDir.Remove()
@@ -449,4 +455,12 @@ func (d *destination) Close() error {
 		os.Remove(d.ref.path) // only succeeds when empty; another writer may be using it
 	}
 	return err
+}
+
+// KeepsPartialBlob implements types.PartialBlobKeeper: with resuming on, a large blob is
+// staged in the resume directory's partial downloads (when it is on the layout's file system)
+// and moved into the layout's staging once complete, so that a blob pulled from a registry is
+// written once, and what an interrupted copy received stays for the next run.
+func (d *destination) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser, int64) {
+	return d.keeper.Keeps(info)
 }

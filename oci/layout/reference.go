@@ -80,5 +80,9 @@ func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemCon
 	if r.digest != "" {
 		return nil, errors.Errorf("writing to %s: a digest reference can only be read; use PATH:NAME", types.ImageName(r))
 	}
-	return newImageDestination(r, sys != nil && sys.Resume != nil, sys == nil || !sys.NoFsync)
+	var resume *types.ResumeOptions
+	if sys != nil {
+		resume = sys.Resume
+	}
+	return newImageDestination(r, resume, sys == nil || !sys.NoFsync)
 }

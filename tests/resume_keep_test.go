@@ -1,0 +1,101 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pkg/errors"
+
+	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/internal/testregistry"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// TestLocalDestinationKeepsWhatArrived interrupts (cancels) a pull from a registry into an OCI
+// layout and into a dir: halfway through a 24 MiB layer, and runs it again (issue 18). The
+// destination stages the layer directly in the resume directory's partial download, so the
+// layer is written once: while it streams there is no temporary file of it in the
+// destination's staging, and once interrupted the partial download holds what arrived while
+// the destination holds nothing. The second run asks the registry only for the rest, and
+// leaves nothing in the resume directory.
+func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
+	t.Parallel()
+	proxy := &resumeProxy{}
+	reg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: proxy.wrap})
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	const size = 24 << 20
+	layer := writeBigLayout(t, layoutDir, size)
+	base := "docker://" + reg.Host + "/keep/base:v1"
+	imageDigest := e2eCopy(t, e2eRef(t, base), e2eRef(t, "oci:"+layoutDir+":v1"), nil).ManifestDigest
+
+	for _, kind := range []string{"oci", "dir"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			repo := "keep/" + kind
+			e2eCopy(t, e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1"), e2eRef(t, base), nil) // a mount
+			rt := proxy.route(repo)
+			out := filepath.Join(t.TempDir(), "out")
+			dest := e2eRef(t, map[string]string{"oci": "oci:" + out + ":v1", "dir": "dir:" + out}[kind])
+			src := e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1")
+			resumeDir := t.TempDir()
+			sys := &types.SystemContext{Resume: &types.ResumeOptions{Dir: resumeDir}}
+			opts := &copier.Options{SourceCtx: sys, DestinationCtx: sys}
+			partial := filepath.Join(resumeDir, "blobs", "sha256-"+layer.Encoded())
+
+			rt.holdAfter(size / 2)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { _, err := copier.Image(ctx, dest, src, opts); done <- err }()
+			waitClosed(t, rt.reached, time.Minute, "the hold point")
+			// The layer streams into the partial download, not into a temporary file of the
+			// destination's staging as well.
+			if tmp, _ := filepath.Glob(filepath.Join(out, ".imgcopy-staging-*", ".tmp-blob-*")); len(tmp) != 0 {
+				t.Errorf("temporary blob files in the destination's staging while the layer streams: %v", tmp)
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted copy: %v, want context.Canceled", err)
+			}
+			close(rt.release)
+			waitClosed(t, rt.ended, time.Minute, "the held request")
+			first, _ := rt.take()
+			kept := fileSize(t, partial)
+			if kept <= 0 || kept > first {
+				t.Fatalf("partial download holds %d bytes after %d went by; want some of them", kept, first)
+			}
+			if left, _ := filepath.Glob(filepath.Join(out, ".imgcopy-staging-*")); len(left) != 0 {
+				t.Errorf("staging left in the destination: %v", left)
+			}
+
+			res, err := copier.Image(context.Background(), dest, src, opts)
+			if err != nil {
+				t.Fatalf("second run: %v", err)
+			}
+			second, ranges := rt.take()
+			t.Logf("first run: %d bytes, %d kept; second run: %d bytes, ranges %q, resumed %d", first, kept, second, ranges, res.BytesResumed)
+			if want := fmt.Sprintf("bytes=%d-", kept); !slices.ContainsFunc(ranges, func(r string) bool { return r == want || r == fmt.Sprintf("%s%d", want, size-1) }) {
+				t.Errorf("ranges %q: none starts at the %d kept bytes", ranges, kept)
+			}
+			if second > size-kept+4096 {
+				t.Errorf("second run moved %d bytes, want the %d the first did not keep (and the config)", second, size-kept)
+			}
+			if res.BytesResumed < kept {
+				t.Errorf("BytesResumed %d, want at least the %d kept", res.BytesResumed, kept)
+			}
+			if res.ManifestDigest != imageDigest {
+				t.Errorf("wrote manifest %s, want %s", res.ManifestDigest, imageDigest)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(resumeDir, "blobs")); len(entries) != 0 {
+				t.Errorf("resume directory still holds %d partial downloads", len(entries))
+			}
+			blob := map[string]string{"oci": filepath.Join(out, "blobs", "sha256", layer.Encoded()), "dir": filepath.Join(out, layer.Encoded())}[kind]
+			checkBlobFile(t, blob, layer)
+		})
+	}
+}
