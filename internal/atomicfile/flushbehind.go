@@ -207,3 +207,12 @@ func serveWriteback() {
 		}
 	}
 }
+
+// ReplaceDataSyncForTest makes the background data syncs of every FlushBehind call f instead
+// of fdatasync(2), until the returned function restores it; for tests of packages that write
+// through a FlushBehind (a failing disk). Not safe while data syncs run.
+func ReplaceDataSyncForTest(f func(*os.File) error) (restore func()) {
+	orig := dataSync
+	dataSync = f
+	return func() { dataSync = orig }
+}

@@ -149,7 +149,7 @@ func (t *temp) publishMoving(final string, perm os.FileMode, sync bool) error {
 		err = errors.Wrap(t.f.Sync(), "syncing blob file")
 	}
 	if err != nil {
-		_ = t.f.Truncate(0) // what is on disk is not known
+		_ = os.Remove(t.f.Name()) // what is on disk is not known; still ours: locked by its owner
 		return err
 	}
 	err = os.Rename(t.f.Name(), final)

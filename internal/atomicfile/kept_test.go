@@ -194,3 +194,28 @@ func fillRandom(b []byte, seed uint64) {
 		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
 	}
 }
+
+// A kept blob whose background data sync failed is not published, and not kept either.
+func TestStageKeptBlobFailsWhenASyncBehindFailed(t *testing.T) {
+	_ = recordWriteback(t)
+	eio := errors.New("input/output error")
+	defer ReplaceDataSyncForTest(func(*os.File) error { return eio })()
+	keepDir, stageDir := t.TempDir(), t.TempDir()
+	f := keptFile(t, keepDir, nil)
+	s := NewSyncer(true)
+	data := make([]byte, syncChunk+1)
+	if _, _, _, err := s.StageKeptBlob(f, 0, bytes.NewReader(data), digest.FromBytes(data), int64(len(data)), false, 0, func(d digest.Digest) string {
+		return filepath.Join(stageDir, d.Encoded())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(nil, nil); !errors.Is(err, eio) {
+		t.Fatalf("Sync: %v, want the failed data sync's error", err)
+	}
+	if entries, _ := os.ReadDir(stageDir); len(entries) != 0 {
+		t.Errorf("published %d files after a failed sync", len(entries))
+	}
+	if _, err := os.Stat(f.Name()); !os.IsNotExist(err) {
+		t.Errorf("the kept file is still there after a failed sync (%v)", err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/internal/atomicfile"
 )
 
 func newFile(t *testing.T) (*File, *os.File) {
@@ -202,4 +204,29 @@ func TestRegionHeaderWithLongName(t *testing.T) {
 	if len(names) != 1 || names[0] != name || contents[name] != "abc" {
 		t.Fatalf("members %v", names)
 	}
+}
+
+// A member whose background data sync failed is a failed member: Linux reports a write-back
+// error once per descriptor, so the tar's own fsync at the end may not see it again.
+func TestFillFailsWhenASyncBehindFailed(t *testing.T) {
+	eio := errors.New("input/output error")
+	defer atomicfile.ReplaceDataSyncForTest(func(*os.File) error { return eio })()
+	tf, f := newFile(t)
+	tf.SyncBehind = true
+	const size = 64<<20 + 1 // past the first background data sync
+	r := mustReserve(t, tf, "big", size)
+	err := tf.Done(r, r.Fill(io.LimitReader(zeros{}, size)))
+	if !errors.Is(err, eio) {
+		t.Fatalf("Fill of a member whose data sync failed: %v, want the sync's error", err)
+	}
+	if names, _ := members(t, tf, f); len(names) != 0 {
+		t.Errorf("members %v, want none", names)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
