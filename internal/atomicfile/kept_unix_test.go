@@ -46,4 +46,3 @@ func TestStageKeptBlobAcrossFileSystems(t *testing.T) {
 		t.Errorf("the kept file was not removed after the copy (%v)", err)
 	}
 }
-
