@@ -61,16 +61,8 @@ func writeTemp(dir string, r io.Reader, expected digest.Digest, size int64, trus
 // it is still open, so that it is never unlocked under its temporary name, then closes it. On
 // failure the temporary file is removed.
 func (t *temp) publish(final string, perm os.FileMode, sync bool) error {
-	err := t.fb.Wait()
 	tmp := t.f.Name()
-	if err == nil && perm != 0 {
-		err = t.f.Chmod(perm)
-	}
-	if err == nil && sync {
-		if err = t.f.Sync(); err != nil {
-			err = errors.Wrap(err, "syncing blob file")
-		}
-	}
+	err := t.settle(perm, sync)
 	if err == nil {
 		if err = os.Rename(tmp, final); err != nil {
 			err = errors.Wrapf(err, "storing blob %s", t.digest)
@@ -82,6 +74,19 @@ func (t *temp) publish(final string, perm os.FileMode, sync bool) error {
 		return err
 	}
 	return errors.Wrap(t.f.Close(), "closing blob file")
+}
+
+// settle waits for the file's background data syncs, gives it perm (unless 0) and fsyncs it
+// (with sync): what comes before its rename.
+func (t *temp) settle(perm os.FileMode, sync bool) error {
+	err := t.fb.Wait()
+	if err == nil && perm != 0 {
+		err = t.f.Chmod(perm)
+	}
+	if err == nil && sync {
+		err = errors.Wrap(t.f.Sync(), "syncing blob file")
+	}
+	return err
 }
 
 // discard closes and removes the temporary file.

@@ -141,18 +141,11 @@ func mismatch(a, b []byte) int {
 // there (verified, synced like the original) and renamed, the original then removed.
 func (t *temp) publishMoving(final string, perm os.FileMode, sync bool) error {
 	defer t.f.Close()
-	err := t.fb.Wait()
-	if err == nil && perm != 0 {
-		err = t.f.Chmod(perm)
-	}
-	if err == nil && sync {
-		err = errors.Wrap(t.f.Sync(), "syncing blob file")
-	}
-	if err != nil {
+	if err := t.settle(perm, sync); err != nil {
 		_ = os.Remove(t.f.Name()) // what is on disk is not known; still ours: locked by its owner
 		return err
 	}
-	err = os.Rename(t.f.Name(), final)
+	err := os.Rename(t.f.Name(), final)
 	if errors.Is(err, syscall.EXDEV) {
 		var tmp *temp
 		if _, err = t.f.Seek(0, io.SeekStart); err == nil {

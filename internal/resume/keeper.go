@@ -16,10 +16,11 @@ import (
 // Keeper lets a local destination (an OCI layout, a dir:) stage the blobs it receives in the
 // store's partial downloads, and so implement types.PartialBlobKeeper: a blob pulled from a
 // registry is then written once, where it had been written twice, as the source's partial
-// download and as the destination's staged file (issue 18: 0.4 s of a 1.8 s 1 GiB pull). When
-// the copy breaks off, what arrived stays in the store, as any partial download, for a later
-// run; a complete blob leaves the store by a rename into the destination's staging directory,
-// so only a store on the destination's file system is used.
+// download and as the destination's staged file (issue 18: a 1 GiB pull into a layout took
+// 1.40 s, 1.22 s written once). When the copy breaks off, what arrived stays in the store, as
+// any partial download, for a later run; a complete blob leaves the store by a rename into
+// the destination's staging directory, so only a store on the destination's file system is
+// used.
 type Keeper struct {
 	store      *Store
 	stagingDir string
@@ -79,10 +80,10 @@ func (k *Keeper) Keeps(info types.BlobInfo) (bool, io.ReadCloser, int64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p := k.open[info.Digest]
-	if p == nil && !k.usableLocked() {
-		return false, nil, 0
-	}
 	if p == nil {
+		if !k.usableLocked() {
+			return false, nil, 0
+		}
 		var err error
 		if p, err = k.store.OpenPartial(info.Digest, info.Size); err != nil || p == nil {
 			if err != nil {
