@@ -13,6 +13,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/internal/resume"
@@ -39,6 +40,9 @@ type destination struct {
 	tagged    digest.Digest // the manifest HasManifest found the tag pointing at; not tagged again
 
 	mountRefusals atomic.Int32 // refused cross-repository mounts, to warn only once
+
+	spareMu sync.Mutex
+	spares  []spareSession // upload sessions refused mounts opened, for the next uploads
 
 	related relatedWrites // referrers and tags to record at Commit (referrers.go)
 }
@@ -356,6 +360,51 @@ func (d *destination) cancelUpload(loc *url.URL) {
 	drain(resp)
 }
 
-// Close implements types.ImageDestination. The connections belong to the endpoint shared
+// Close implements types.ImageDestination: it cancels the upload sessions refused mounts
+// opened that no upload used, a few at a time. The connections belong to the endpoint shared
 // with the other clients of the registry (endpoint.go), which reuse them.
-func (d *destination) Close() error { return nil }
+func (d *destination) Close() error {
+	d.spareMu.Lock()
+	spares := d.spares
+	d.spares = nil
+	d.spareMu.Unlock()
+	var g errgroup.Group
+	g.SetLimit(maxSpareCancels)
+	for _, s := range spares {
+		g.Go(func() error {
+			d.cancelUpload(s.loc)
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// maxSpareCancels is how many unused spare sessions Close cancels at once.
+const maxSpareCancels = 6
+
+// spareSession is an upload session the registry opened instead of a cross-repository mount
+// (202): an ordinary session of this repository, which the next upload uses instead of POSTing
+// a new one (as go-containerregistry does), so that a stale cache costs no extra requests.
+type spareSession struct {
+	loc      *url.URL
+	minChunk int64
+}
+
+func (d *destination) addSpare(s spareSession) {
+	d.spareMu.Lock()
+	defer d.spareMu.Unlock()
+	d.spares = append(d.spares, s)
+}
+
+// newUpload returns a spare session when there is one, else POSTs a new one.
+func (d *destination) newUpload(ctx context.Context) (*url.URL, int64, error) {
+	d.spareMu.Lock()
+	if n := len(d.spares); n > 0 {
+		s := d.spares[n-1]
+		d.spares = d.spares[:n-1]
+		d.spareMu.Unlock()
+		return s.loc, s.minChunk, nil
+	}
+	d.spareMu.Unlock()
+	return d.startUpload(ctx, nil)
+}
