@@ -190,6 +190,7 @@ func retyped(job *blobJob, info types.BlobInfo) types.BlobInfo {
 // blobChain is the reader chain of one blob transfer.
 type blobChain struct {
 	reader   *recordingReader // what PutBlob reads
+	file     *fileStream      // what PutBlob is given instead when it may take the file; else nil
 	diff     *uncompressedDigest
 	stops    []func() // run in reverse order once PutBlob returned
 	srcBytes *int64
@@ -221,9 +222,17 @@ func (c *copier) transferBlob(ctx context.Context, job *blobJob, fresh bool, att
 	}
 	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": info.Size, "action": job.plan.Action, "resumed": kept.source}).Debug("blob transfer started")
 	c.report.event(ProgressEvent{Kind: EventBlobStarted, Digest: info.Digest, MediaType: info.MediaType, Size: info.Size, Resumed: kept.source})
-	ch, err := c.buildChain(ctx, rc, info, job)
+	var src io.Reader = rc
+	var fs *fileStream
+	if f := sendableFile(rc, job, info, kept); f != nil {
+		src, fs = newFileStream(f, info.Size)
+	}
+	ch, err := c.buildChain(ctx, src, info, job)
 	if err != nil {
 		return blobResult{}, retryNone, err
+	}
+	if fs != nil {
+		fs.chain, ch.file = ch.reader, fs
 	}
 	stored, err := c.putBlob(ctx, ch, info, job, fresh, attempt, kept)
 	cancel() // unblocks transport reads still pending in transform goroutines
@@ -338,7 +347,14 @@ func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo
 	// destination given that digest need not hash the bytes a second time.
 	opts := types.PutBlobOptions{Cache: c.cache, IsConfig: job.isConfig, LayerIndex: layerIndex, Verified: putInfo.Digest != "",
 		NoResume: fresh, Resumed: kept.setDestination, Attempt: attempt}
-	stored, err := c.dest.PutBlob(ctx, ch.reader, putInfo, opts)
+	var stream io.Reader = ch.reader
+	if ch.file != nil {
+		stream = ch.file
+	}
+	stored, err := c.dest.PutBlob(ctx, stream, putInfo, opts)
+	if ch.file != nil {
+		ch.file.wait() // a destination that took the file: the chain's verdict
+	}
 	if err == nil && !ch.reader.sawEOF() {
 		// The destination did not read to EOF; finish reading so the blob is still verified.
 		_, err = io.Copy(io.Discard, ch.reader)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -159,6 +161,10 @@ type fakeSourceConfig struct {
 	// serves the plain blob.
 	kept        map[digest.Digest]int64
 	keptCorrupt bool
+	// fileDir, when set, makes GetBlob serve each blob (altered when corrupt, with extra
+	// appended) as an *os.File written there, like the local transports.
+	fileDir string
+	extra   map[digest.Digest][]byte
 }
 
 type fakeSource struct {
@@ -216,6 +222,22 @@ func (s *fakeSource) GetBlob(ctx context.Context, info types.BlobInfo, opts type
 	if s.cfg.corrupt[info.Digest] {
 		b = slices.Clone(b)
 		b[len(b)/2] ^= 0xff
+	}
+	if s.cfg.fileDir != "" {
+		p := filepath.Join(s.cfg.fileDir, info.Digest.Encoded())
+		if err := os.WriteFile(p, append(slices.Clone(b), s.cfg.extra[info.Digest]...), 0o600); err != nil {
+			return nil, -1, err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, -1, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, -1, err
+		}
+		return f, fi.Size(), nil
 	}
 	if opts.Prefix != nil { // stream what the destination kept, then the rest
 		kept := make([]byte, opts.PrefixSize)
@@ -298,6 +320,9 @@ type fakeDestConfig struct {
 	// these bytes as what an earlier run left of the blob (none when absent).
 	keeps                  map[digest.Digest][]byte
 	keptOpened, keptClosed atomic.Int32 // kept prefixes handed out, and closed
+	// takesFiles makes PutBlob take the file of a types.FileBlob stream (as the registry
+	// destination does over plain HTTP), read it and ask for its verification.
+	takesFiles bool
 }
 
 // fakeDest stages blobs and manifests and copies them into the store on Commit.
@@ -311,6 +336,8 @@ type fakeDest struct {
 	top       *storedManifest
 	putBlobs  map[digest.Digest]int  // PutBlob calls by stored digest
 	verified  map[digest.Digest]bool // PutBlobOptions.Verified by stored digest
+	tookFiles []digest.Digest        // blobs whose file PutBlob took
+	fileErrs  []error                // what their verification returned
 	putBytes  int64
 	reuseOpts []types.ReuseOptions
 	putOpts   []types.PutBlobOptions
@@ -374,6 +401,11 @@ func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo
 	d.putOpts = append(d.putOpts, opts)
 	d.mu.Unlock()
 	var buf bytes.Buffer
+	if fb, ok := r.(types.FileBlob); ok && d.cfg.takesFiles {
+		if f, size, verified, ok := fb.TakeFile(); ok {
+			return d.putFile(ctx, f, size, verified, info)
+		}
+	}
 	if _, err := io.Copy(&buf, ctxio.Reader(ctx, r)); err != nil {
 		return types.BlobInfo{}, err
 	}
@@ -404,6 +436,28 @@ func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo
 	}
 	d.verified[got] = opts.Verified
 	return types.BlobInfo{Digest: got, Size: int64(buf.Len()), MediaType: info.MediaType}, nil
+}
+
+// putFile stores size bytes of a taken file once the engine verified it.
+func (d *fakeDest) putFile(ctx context.Context, f *os.File, size int64, verified func() error, info types.BlobInfo) (types.BlobInfo, error) {
+	b, err := io.ReadAll(io.LimitReader(f, size))
+	verr := verified()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tookFiles = append(d.tookFiles, info.Digest)
+	d.fileErrs = append(d.fileErrs, verr)
+	switch {
+	case verr != nil:
+		return types.BlobInfo{}, verr
+	case err != nil:
+		return types.BlobInfo{}, err
+	case d.cfg.putBlobErr != nil:
+		return types.BlobInfo{}, d.cfg.putBlobErr
+	}
+	d.staged[info.Digest] = b
+	d.putBlobs[info.Digest]++
+	d.putBytes += int64(len(b))
+	return types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}, nil
 }
 
 func (d *fakeDest) PutManifest(ctx context.Context, b []byte, mimeType string, instance *digest.Digest) error {

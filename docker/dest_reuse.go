@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -19,7 +20,7 @@ const cancelTimeout = 30 * time.Second
 // TryReusingBlob implements types.ImageDestination: a HEAD in this repository, then a
 // cross-repository mount from each other repository of this registry where the cache (or
 // the source reference) says the blob is. A mount the registry answers with an upload
-// session (202) is cancelled and the next candidate tried. With opts.RequiredCompression,
+// session (202) leaves the session to the next upload, and the next candidate is tried. With opts.RequiredCompression,
 // the requested blob is neither checked nor mounted unless it has that compression, and only
 // substitutes the cache records with that compressor are tried.
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
@@ -120,7 +121,7 @@ func (d *destination) tryCandidate(ctx context.Context, info types.BlobInfo, can
 }
 
 // mount asks the registry to mount cand into this repository: 201 means done, 202 means the
-// registry opened an upload session instead, which we cancel.
+// registry opened an upload session instead, which the next upload uses (spareSession).
 func (d *destination) mount(ctx context.Context, cand candidate) (bool, error) {
 	scopes := append([]scope{{repo: cand.repo, actions: "pull"}}, d.scopes...)
 	q := url.Values{"mount": {cand.digest.String()}, "from": {cand.repo}}
@@ -136,7 +137,8 @@ func (d *destination) mount(ctx context.Context, cand candidate) (bool, error) {
 		drain(resp)
 		d.warnMountRefused(cand)
 		if loc, err := locationOf(resp, nil); err == nil {
-			d.cancelUpload(loc)
+			minChunk, _ := strconv.ParseInt(resp.Header.Get("OCI-Chunk-Min-Length"), 10, 64)
+			d.addSpare(spareSession{loc: loc, minChunk: max(minChunk, 0)})
 		}
 		return false, nil
 	}

@@ -254,30 +254,50 @@ func TestPutBlobDigestMismatchCancelsSession(t *testing.T) {
 	}
 }
 
+// TestMountFallsBackOn202: a mount the registry answers with an upload session (202) is not
+// reused; the session serves the next upload instead of a new POST (a stale cache costs no
+// extra requests), and one no upload used is cancelled when the destination closes.
 func TestMountFallsBackOn202(t *testing.T) {
 	t.Parallel()
-	h := &uploadHandler{}
-	srv := newUploadServer(t, h)
-	dest := openDest(t, srv.host)
-	d := digest.FromString("layer")
-	cache := newMemCache()
-	cache.RecordKnownLocation(transportName, types.BICTransportScope{Opaque: srv.host}, d, types.BICLocationReference{Opaque: "x/y"})
-	_, ok, err := dest.TryReusingBlob(testContext(t), types.BlobInfo{Digest: d, Size: 5}, types.ReuseOptions{Cache: cache})
-	if err != nil || ok {
-		t.Fatalf("TryReusingBlob = %v, %v; want not reused", ok, err)
-	}
-	reqs := srv.requests()
-	var seq []string
-	for _, r := range reqs[1:] { // after the ping
-		seq = append(seq, r.Method+" "+r.Path+"?"+r.RawQuery)
-	}
-	want := []string{
-		"HEAD /v2/a/b/blobs/" + d.String() + "?",
-		"POST /v2/a/b/blobs/uploads/?from=x%2Fy&mount=" + strings.ReplaceAll(d.String(), ":", "%3A"),
-		"DELETE /v2/a/b/blobs/uploads/session1?",
-	}
-	if strings.Join(seq, "\n") != strings.Join(want, "\n") {
-		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(seq, "\n"), strings.Join(want, "\n"))
+	for _, upload := range []bool{true, false} {
+		h := &uploadHandler{}
+		srv := newUploadServer(t, h)
+		dest, err := mustParse(t, "//"+srv.host+"/a/b:t").NewImageDestination(testContext(t), anonSys())
+		if err != nil {
+			t.Fatal(err)
+		}
+		blob := []byte("layer")
+		d := digest.FromBytes(blob)
+		cache := newMemCache()
+		cache.RecordKnownLocation(transportName, types.BICTransportScope{Opaque: srv.host}, d, types.BICLocationReference{Opaque: "x/y"})
+		_, ok, err := dest.TryReusingBlob(testContext(t), types.BlobInfo{Digest: d, Size: 5}, types.ReuseOptions{Cache: cache})
+		if err != nil || ok {
+			t.Fatalf("TryReusingBlob = %v, %v; want not reused", ok, err)
+		}
+		if upload {
+			if _, err := dest.PutBlob(testContext(t), bytes.NewReader(blob), types.BlobInfo{Digest: d, Size: 5}, types.PutBlobOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := dest.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var seq []string
+		for _, r := range srv.requests()[1:] { // after the ping
+			seq = append(seq, r.Method+" "+r.Path+"?"+r.RawQuery)
+		}
+		want := []string{
+			"HEAD /v2/a/b/blobs/" + d.String() + "?",
+			"POST /v2/a/b/blobs/uploads/?from=x%2Fy&mount=" + strings.ReplaceAll(d.String(), ":", "%3A"),
+		}
+		if upload {
+			want = append(want, "PATCH /v2/a/b/blobs/uploads/session1?", "PUT /v2/a/b/blobs/uploads/session1?_state=x&digest="+strings.ReplaceAll(d.String(), ":", "%3A"))
+		} else {
+			want = append(want, "DELETE /v2/a/b/blobs/uploads/session1?")
+		}
+		if strings.Join(seq, "\n") != strings.Join(want, "\n") {
+			t.Errorf("upload %v: requests:\n%s\nwant:\n%s", upload, strings.Join(seq, "\n"), strings.Join(want, "\n"))
+		}
 	}
 }
 

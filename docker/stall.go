@@ -134,6 +134,16 @@ func (b *watchedRequestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// fileBody implements fileBodySender: while the connection sends the file itself, every piece
+// it sends restarts the countdown.
+func (b *watchedRequestBody) fileBody() (*fileBody, func()) {
+	fb, _ := fileBodyOf(b.ReadCloser)
+	if fb == nil {
+		return nil, nil
+	}
+	return fb, b.w.start
+}
+
 // watchedBody runs the countdown while a Read waits for the registry.
 type watchedBody struct {
 	io.ReadCloser

@@ -57,7 +57,7 @@ func (d *destination) openSession(ctx context.Context, info types.BlobInfo, noRe
 			}
 		}
 	}
-	loc, minChunk, err := d.startUpload(ctx, nil)
+	loc, minChunk, err := d.newUpload(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package types
 import (
 	"context"
 	"io"
+	"os"
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -198,6 +199,22 @@ type PutBlobOptions struct {
 	// Attempt is how many earlier PutBlob calls for this blob in this copy ended in a
 	// StreamRetryError (0 for the first call).
 	Attempt int
+}
+
+// FileBlob is implemented by the stream PutBlob is given when the blob is a local file copied
+// unchanged (a blob of an OCI layout or a dir: going to a registry). A destination that can
+// send a file without reading it into memory (sendfile(2)) may take the file instead of
+// reading the stream; the stream is then read and verified on the side, as the file goes out.
+type FileBlob interface {
+	// TakeFile hands the file over, positioned at the blob's first byte, with the blob's size
+	// (the file may hold more or fewer bytes: the verification says so). ok is false when the
+	// stream was read or taken already; the destination then reads the stream. A destination
+	// that took the file sends size bytes from the file's current offset and must not read
+	// the stream. Before it makes the blob visible it calls verified, which waits until every
+	// byte of the file was read and checked against the blob's digest and size, and returns
+	// what the stream's reader would have failed with (ErrDigestMismatch naming both digests,
+	// a read error, a cancelled context); on an error the blob must not become visible.
+	TakeFile() (f *os.File, size int64, verified func() error, ok bool)
 }
 
 // CommitOptions are the optional arguments of ImageDestination.Commit.
