@@ -8,9 +8,10 @@
 #   BENCH_QUICK=1            small workloads (a smoke check in a few minutes)
 #   BENCH_WORKLOADS="big many tree multi"
 #   BENCH_SCENARIOS="reg-reg reg-oci oci-reg reg-archive archive-reg warm"
-#   BENCH_TOOLS="imgcopy imgcopy-nofsync imgcopy-noresume skopeo crane floor floor-sync"
+#   BENCH_TOOLS="imgcopy imgcopy-nofsync imgcopy-noresume skopeo crane floor floor-sync floor-sendfile floor-nohash"
 #                            (imgcopy-nofsync and floor-sync only where the copy writes to disk,
-#                            imgcopy-noresume only where it downloads from a registry)
+#                            imgcopy-noresume only where it downloads from a registry,
+#                            floor-sendfile and floor-nohash only for oci-reg)
 #   BENCH_JOBS=6             parallelism of the floor (imgcopy's default)
 #   BENCH_WORK=DIR           scratch directory (default: a new one under ${TMPDIR:-/tmp}); needs
 #                            about 6 × the workload size free (≈ 8 GiB for the full run)
@@ -26,7 +27,7 @@ quick=${BENCH_QUICK:-0}
 if [ "$quick" = 1 ]; then runs=${BENCH_N:-1}; else runs=${BENCH_N:-3}; fi
 workloads=${BENCH_WORKLOADS:-big many tree multi}
 scenarios=${BENCH_SCENARIOS:-reg-reg reg-oci oci-reg reg-archive archive-reg warm}
-tools=${BENCH_TOOLS:-imgcopy imgcopy-nofsync imgcopy-noresume skopeo crane floor floor-sync}
+tools=${BENCH_TOOLS:-imgcopy imgcopy-nofsync imgcopy-noresume skopeo crane floor floor-sync floor-sendfile floor-nohash}
 jobs=${BENCH_JOBS:-6}
 work=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/imgcopy-bench.XXXXXX")}
 mkdir -p "$work"/{bin,src,out,reg}
@@ -99,6 +100,8 @@ cmd() {
 	floor:reg-oci | floor:reg-archive) echo "$bin/floor" pull -j "$jobs" -out "$out" "$A/$w:bench" ;;
 	floor-sync:reg-oci | floor-sync:reg-archive) echo "$bin/floor" pull -sync -j "$jobs" -out "$out" "$A/$w:bench" ;;
 	floor:oci-reg | floor:archive-reg) echo "$bin/floor" push -j "$jobs" "$work/src/$w" "$B/$w:bench" ;;
+	floor-sendfile:oci-reg) echo "$bin/floor" push -j "$jobs" -send sendfile "$work/src/$w" "$B/$w:bench" ;;
+	floor-nohash:oci-reg) echo "$bin/floor" push -j "$jobs" -send nohash "$work/src/$w" "$B/$w:bench" ;;
 	*) return 1 ;;
 	esac
 }

@@ -32,9 +32,10 @@ func (c bulkConn) ReadFrom(r io.Reader) (int64, error) {
 	return copybuf.Copy(c.Conn, r)
 }
 
-// sendFilePiece is how much of a file body one sendfile call is given: after each piece the
-// stall watchdog hears that bytes moved.
-const sendFilePiece = 8 << 20
+// sendFilePiece is how much of a file body the connection's ReadFrom (sendfile) is given at a
+// time: after each piece the stall watchdog hears that bytes moved. It is the piece a body
+// read through copybuf is written in, so a slow link counts as stalled exactly as before.
+const sendFilePiece = copybuf.Size
 
 // filePiecesSent counts the pieces of file bodies handed to a connection's ReadFrom (tests).
 var filePiecesSent atomic.Int64

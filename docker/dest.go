@@ -187,11 +187,12 @@ func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.Bl
 }
 
 // sendsFile reports whether a blob whose stream is a file (types.FileBlob) is better sent as
-// the file itself: over plain HTTP (where the connection uses sendfile(2); TLS encrypts in
-// our process anyway), in one PATCH from the start, of a blob whose stream the engine verifies.
+// the file itself: to a plain HTTP upload URL (where the connection uses sendfile(2); TLS
+// encrypts in our process anyway), in one PATCH from the start, of a blob whose stream the
+// engine verifies.
 func (d *destination) sendsFile(sess *uploadSession, info types.BlobInfo, opts types.PutBlobOptions) bool {
 	return opts.Verified && info.Digest != "" && info.Size > 0 && sess.offset == 0 && d.chunkSize == 0 &&
-		d.c.base != nil && d.c.base.Scheme == "http"
+		sess.loc.Scheme == "http"
 }
 
 // uploadFile sends the file the engine handed over in one PATCH, and completes the upload once

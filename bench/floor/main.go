@@ -4,8 +4,14 @@
 //	floor pull [-j N] [-out DIR] HOST/REPO:TAG        GET + sha256 of every manifest and blob
 //	                                                  (with -out: also written to DIR/blobs/sha256/,
 //	                                                  temp file + rename; -sync adds an fsync)
-//	floor push [-j N] LAYOUT HOST/REPO:TAG            POST + PUT of every blob of the layout's
-//	                                                  entry, then PUT of the manifests
+//	floor push [-j N] [-send MODE] LAYOUT HOST/REPO:TAG
+//	                                                  POST + PUT of every blob of the layout's
+//	                                                  entry, then PUT of the manifests; the body
+//	                                                  is read and hashed as it goes (-send read,
+//	                                                  the default), or sent with sendfile while a
+//	                                                  second reader hashes the file (sendfile),
+//	                                                  or sent with sendfile and not hashed
+//	                                                  (nohash: what crane does)
 //	floor copy [-j N] SRC-HOST/REPO:TAG DST-HOST/REPO:TAG
 //	                                                  each blob streamed from a GET into a PUT
 //	floor warm SRC-HOST/REPO:TAG DST-HOST/REPO:TAG    GET the source manifest, HEAD the
@@ -65,6 +71,7 @@ func main() {
 	syncFiles := fs.Bool("sync", false, "pull -out: fsync every file before renaming it")
 	cut := fs.Int64("cut", 0, "proxy: cut the link for good after this many response bytes")
 	countFile := fs.String("count", "", "proxy: write the response bytes passed so far to this file")
+	send := fs.String("send", "read", "push: read, sendfile or nohash (see the package documentation)")
 	_ = fs.Parse(args)
 	args = fs.Args()
 	var err error
@@ -73,7 +80,7 @@ func main() {
 		fsync = *syncFiles
 		err = pull(*jobs, *out, parseRef(args[0]))
 	case cmd == "push" && len(args) == 2:
-		err = push(*jobs, args[0], parseRef(args[1]))
+		err = push(*jobs, *send, args[0], parseRef(args[1]))
 	case cmd == "copy" && len(args) == 2:
 		err = copyImage(*jobs, parseRef(args[0]), parseRef(args[1]))
 	case cmd == "warm" && len(args) == 2:
@@ -406,7 +413,10 @@ func copyImage(jobs int, src, dst ref) error {
 	return putManifests(dst, img)
 }
 
-func push(jobs int, layout string, dst ref) error {
+func push(jobs int, send, layout string, dst ref) error {
+	if send != "read" && send != "sendfile" && send != "nohash" {
+		return fmt.Errorf("-send %q: want read, sendfile or nohash", send)
+	}
 	var index struct {
 		Manifests []struct {
 			Digest string `json:"digest"`
@@ -438,6 +448,25 @@ func push(jobs int, layout string, dst ref) error {
 			return err
 		}
 		defer f.Close()
+		switch send {
+		case "nohash": // the *os.File body goes out with sendfile
+			return upload(dst, b, f)
+		case "sendfile": // sendfile, and the file hashed by a second reader at the same time
+			hashed := make(chan error, 1)
+			go func() {
+				h := sha256.New()
+				n, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, b.size+1), make([]byte, 256<<10))
+				if err == nil {
+					err = verify(b, h.Sum(nil), n)
+				}
+				hashed <- err
+			}()
+			if err := upload(dst, b, f); err != nil {
+				<-hashed
+				return err
+			}
+			return <-hashed
+		}
 		h := sha256.New()
 		cr := &counter{r: io.TeeReader(f, h)}
 		if err := upload(dst, b, cr); err != nil {

@@ -7,10 +7,13 @@
 // (median wall time over the successful runs, the highest peak RSS, and imgcopy's time as a
 // ratio of each other tool's), then a summary of the ratios against the targets of issue 18.
 //
-// Three rows are there for explanation and count for no target: imgcopy-nofsync (imgcopy with
+// Some rows are there for explanation and count for no target: imgcopy-nofsync (imgcopy with
 // --fsync=false: without the durability crane does not have) and floor-sync (the floor with
-// an fsync per blob), on the scenarios that write to the local disk, and imgcopy-noresume
-// (imgcopy with --no-resume: without the partial download kept of every blob it downloads).
+// an fsync per blob), on the scenarios that write to the local disk; imgcopy-noresume
+// (imgcopy with --no-resume: without the partial download kept of every blob it downloads);
+// and, for pushes from a layout, floor-sendfile (the floor sending files with sendfile and
+// hashing them with a second reader, as imgcopy does) and floor-nohash (sendfile without
+// hashing, as crane does).
 package main
 
 import (
@@ -35,7 +38,7 @@ var (
 		"warm":        "warm re-copy (registry → registry, already there)",
 	}
 	workloadOrder = []string{"big", "many", "tree", "multi"}
-	toolOrder     = []string{"imgcopy", "imgcopy-nofsync", "imgcopy-noresume", "skopeo", "crane", "floor", "floor-sync"}
+	toolOrder     = []string{"imgcopy", "imgcopy-nofsync", "imgcopy-noresume", "skopeo", "crane", "floor", "floor-sync", "floor-sendfile", "floor-nohash"}
 	peers         = []string{"skopeo", "crane"}
 )
 
