@@ -45,20 +45,14 @@ var filePiecesSent atomic.Int64
 // few bytes net/http buffers with the request's header, it is read like any body.
 type fileBody struct {
 	f    *os.File
-	left int64
+	left io.LimitedReader // f, limited to the bytes still to send
 }
 
-func (b *fileBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.f.Read(p)
-	b.left -= int64(n)
-	return n, err
+func newFileBody(f *os.File, size int64) *fileBody {
+	return &fileBody{f: f, left: io.LimitedReader{R: f, N: size}}
 }
+
+func (b *fileBody) Read(p []byte) (int, error) { return b.left.Read(p) }
 
 // Close implements io.Closer (the file belongs to the caller), so that net/http does not wrap
 // the body in a type bulkConn cannot see through.
@@ -85,13 +79,13 @@ func fileBodyOf(r io.Reader) (*fileBody, func()) {
 // after each.
 func sendFileBody(rf io.ReaderFrom, fb *fileBody, lr *io.LimitedReader, sent func()) (int64, error) {
 	var total int64
-	for lr.N > 0 && fb.left > 0 {
-		piece := min(lr.N, fb.left, sendFilePiece)
+	for lr.N > 0 && fb.left.N > 0 {
+		piece := min(lr.N, fb.left.N, sendFilePiece)
 		filePiecesSent.Add(1)
 		n, err := rf.ReadFrom(&io.LimitedReader{R: fb.f, N: piece})
 		total += n
 		lr.N -= n
-		fb.left -= n
+		fb.left.N -= n
 		if sent != nil && n > 0 {
 			sent()
 		}

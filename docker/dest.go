@@ -148,7 +148,7 @@ func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.Bl
 	}
 	if fb, ok := r.(types.FileBlob); ok && d.sendsFile(sess, info, opts) {
 		if f, size, verified, ok := fb.TakeFile(); ok {
-			return d.uploadFile(ctx, sess, &fileBody{f: f, left: size}, verified, info)
+			return d.uploadFile(ctx, sess, newFileBody(f, size), verified, info)
 		}
 	}
 	vr, err := verify.NewPutReader(r, info.Digest, info.Size, opts.Verified)
@@ -199,7 +199,7 @@ func (d *destination) sendsFile(sess *uploadSession, info types.BlobInfo, opts t
 // the engine verified the file (read on the side while it went out): a file that did not match
 // its digest is cancelled at the registry, never PUT.
 func (d *destination) uploadFile(ctx context.Context, sess *uploadSession, body *fileBody, verified func() error, info types.BlobInfo) (types.BlobInfo, uploadRestart, error) {
-	size := body.left
+	size := body.left.N
 	status, err := d.patch(ctx, sess, body, -1, size)
 	if verr := verified(); verr != nil { // blame the source, not the registry
 		d.endSession(ctx, sess, verr, true)

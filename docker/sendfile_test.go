@@ -171,7 +171,7 @@ func TestBulkConnSendsFileBody(t *testing.T) {
 	fs := newFileStream(t, data)
 	rec := &readFromRecorder{}
 	var ticks int
-	body := tickingBody{fb: &fileBody{f: fs.f, left: int64(len(data))}, tick: func() { ticks++ }}
+	body := tickingBody{fb: newFileBody(fs.f, int64(len(data))), tick: func() { ticks++ }}
 	limit := int64(len(data) - 50)
 	lr := &io.LimitedReader{R: body, N: limit}
 	n, err := bulkConn{rec}.ReadFrom(lr)

@@ -448,9 +448,12 @@ func push(jobs int, send, layout string, dst ref) error {
 			return err
 		}
 		defer f.Close()
+		// net/http closes a body that is an io.Closer once sent; the file must stay open for
+		// the second reader. (io.NopCloser would hide it from sendfile.)
+		body := openFile{f}
 		switch send {
 		case "nohash": // the *os.File body goes out with sendfile
-			return upload(dst, b, f)
+			return upload(dst, b, body)
 		case "sendfile": // sendfile, and the file hashed by a second reader at the same time
 			hashed := make(chan error, 1)
 			go func() {
@@ -461,7 +464,7 @@ func push(jobs int, send, layout string, dst ref) error {
 				}
 				hashed <- err
 			}()
-			if err := upload(dst, b, f); err != nil {
+			if err := upload(dst, b, body); err != nil {
 				<-hashed
 				return err
 			}
@@ -479,6 +482,11 @@ func push(jobs int, send, layout string, dst ref) error {
 	}
 	return putManifests(dst, img)
 }
+
+// openFile is a request body that net/http cannot close, still an *os.File for sendfile.
+type openFile struct{ *os.File }
+
+func (openFile) Close() error { return nil }
 
 func warm(src, dst ref) error {
 	body, _, err := remoteFetch(src)(src.tag)
