@@ -353,7 +353,7 @@ func (c *copier) putBlob(ctx context.Context, ch *blobChain, info types.BlobInfo
 	}
 	stored, err := c.dest.PutBlob(ctx, stream, putInfo, opts)
 	if ch.file != nil {
-		ch.file.wait() // a destination that took the file: the chain's verdict
+		ch.file.finish(err != nil) // a destination that took the file: the chain's verdict
 	}
 	if err == nil && !ch.reader.sawEOF() {
 		// The destination did not read to EOF; finish reading so the blob is still verified.

@@ -18,14 +18,20 @@ const minFileBlob = 512 << 10
 // errFileTaken is what reading a stream whose file a destination took returns.
 var errFileTaken = errors.New("blob stream read after its file was taken")
 
+// errSideReadStopped ends the side reading of a taken file once its destination failed.
+var errSideReadStopped = errors.New("side reading stopped: the destination failed")
+
 // sendableFile returns the file a blob is read from when a destination may take it instead
-// of the stream (types.FileBlob): a regular file the source opened for this blob, at its
-// start, with nothing kept from an earlier run, copied unchanged and needing no diff ID.
-// Otherwise nil.
+// of the stream (types.FileBlob): a regular file of the blob's size that the source opened
+// for this blob, at its start, with nothing kept from an earlier run, copied unchanged and
+// needing no diff ID. Otherwise nil (a file of another size fails through the stream).
 func sendableFile(rc io.ReadCloser, job *blobJob, info types.BlobInfo, kept *keptBytes) *os.File {
 	f, ok := rc.(*os.File)
 	if !ok || job.data != nil || kept.source != 0 || info.Digest == "" || info.Size < minFileBlob ||
 		job.plan.Action != layerKeep || job.needDiffID {
+		return nil
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != info.Size {
 		return nil
 	}
 	if off, err := f.Seek(0, io.SeekCurrent); err != nil || off != 0 {
@@ -47,6 +53,7 @@ type fileStream struct {
 	read  bool
 	taken bool
 	done  chan struct{} // closed when the side reading ended; nil until taken
+	stop  chan struct{} // closed to end the side reading early
 	err   error         // of the side reading, once done
 }
 
@@ -76,12 +83,28 @@ func (s *fileStream) TakeFile() (*os.File, int64, func() error, bool) {
 		return nil, 0, nil, false
 	}
 	s.taken = true
-	s.done = make(chan struct{})
+	s.done, s.stop = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(s.done)
-		_, s.err = copybuf.Copy(io.Discard, s.chain)
+		_, s.err = copybuf.Copy(io.Discard, stoppable{r: s.chain, stop: s.stop})
 	}()
 	return s.f, s.size, s.verified, true
+}
+
+// stoppable reads r until stop is closed. The stop is not the chain's error: the chain
+// records only what happened to the blob.
+type stoppable struct {
+	r    io.Reader
+	stop <-chan struct{}
+}
+
+func (s stoppable) Read(p []byte) (int, error) {
+	select {
+	case <-s.stop:
+		return 0, errSideReadStopped
+	default:
+		return s.r.Read(p)
+	}
 }
 
 // verified waits for the side reading and returns its error.
@@ -90,14 +113,19 @@ func (s *fileStream) verified() error {
 	return s.err
 }
 
-// wait waits for the side reading of a taken file, so that the chain's verdict is known once
-// PutBlob returned (whatever the destination did). A cancelled copy stops it at the next
-// piece.
-func (s *fileStream) wait() {
+// finish is called once PutBlob returned. For a taken file it waits for the side reading,
+// so that the chain's verdict is known; when PutBlob failed, it first stops the side reading
+// at the next piece (the destination's error is then reported, unless the chain had failed
+// already): a registry that refused a 10 GiB upload is not kept waiting for 6 s of hashing.
+func (s *fileStream) finish(failed bool) {
 	s.mu.Lock()
-	done := s.done
+	done, stop := s.done, s.stop
 	s.mu.Unlock()
-	if done != nil {
-		<-done
+	if done == nil {
+		return
 	}
+	if failed {
+		close(stop)
+	}
+	<-done
 }

@@ -56,16 +56,18 @@ func TestFileBlobReadAsStream(t *testing.T) {
 	}
 }
 
-// TestFileBlobTakenMismatch: a file that does not match its digest, or holds more than the
-// blob, fails the copy with the mismatch (both digests named) from the verification the
-// destination waits for, and the destination stores nothing of it.
+// TestFileBlobTakenMismatch: a file that does not match its digest fails the copy with the
+// mismatch (both digests named) from the verification the destination waits for, and the
+// destination stores nothing of it. A file longer than the blob is not offered: it fails
+// through the stream.
 func TestFileBlobTakenMismatch(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		corrupt bool
 		extra   []byte
-	}{{"altered", true, nil}, {"longer", false, []byte("x")}} {
+		taken   bool
+	}{{"altered", true, nil, true}, {"longer", false, []byte("x"), false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			src, big, _ := fileSource(t)
@@ -81,13 +83,39 @@ func TestFileBlobTakenMismatch(t *testing.T) {
 				t.Fatalf("error %v, want the mismatch of %s", err, big.digest())
 			}
 			d := dest.lastDest()
-			if len(d.fileErrs) != 1 || !errors.Is(d.fileErrs[0], types.ErrDigestMismatch) {
+			switch {
+			case tc.taken && (len(d.fileErrs) != 1 || !errors.Is(d.fileErrs[0], types.ErrDigestMismatch)):
 				t.Errorf("verification returned %v to the destination, want the mismatch", d.fileErrs)
+			case !tc.taken && len(d.tookFiles) != 0:
+				t.Errorf("files %v taken, want none", d.tookFiles)
 			}
 			if _, ok := d.staged[big.digest()]; ok {
 				t.Errorf("corrupt layer staged")
 			}
 		})
+	}
+}
+
+// endless never ends: reading it through stops only when told to.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) { return copy(p, "x"), nil }
+
+// TestFileStreamFinishStopsSideReading: once a destination that took the file failed, the
+// side reading stops at its next piece instead of reading the rest of the file, and the stop
+// is not taken for a failure of the blob.
+func TestFileStreamFinishStopsSideReading(t *testing.T) {
+	t.Parallel()
+	s := &fileStream{chain: &recordingReader{r: endless{}}, size: 1}
+	if _, _, _, ok := s.TakeFile(); !ok {
+		t.Fatal("file not taken")
+	}
+	s.finish(true) // would never return without the stop
+	if err := s.chain.chainError(); err != nil {
+		t.Errorf("chain error %v after the stop, want none", err)
+	}
+	if _, _, _, ok := s.TakeFile(); ok {
+		t.Error("file taken twice")
 	}
 }
 

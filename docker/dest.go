@@ -197,19 +197,18 @@ func (d *destination) sendsFile(sess *uploadSession, info types.BlobInfo, opts t
 
 // uploadFile sends the file the engine handed over in one PATCH, and completes the upload once
 // the engine verified the file (read on the side while it went out): a file that did not match
-// its digest is cancelled at the registry, never PUT.
+// its digest is cancelled at the registry, never PUT. A failed PATCH is returned at once.
 func (d *destination) uploadFile(ctx context.Context, sess *uploadSession, body *fileBody, verified func() error, info types.BlobInfo) (types.BlobInfo, uploadRestart, error) {
 	size := body.left.N
-	status, err := d.patch(ctx, sess, body, -1, size)
-	if verr := verified(); verr != nil { // blame the source, not the registry
-		d.endSession(ctx, sess, verr, true)
-		return types.BlobInfo{}, restartNone, verr
-	}
-	if err != nil {
+	if status, err := d.patch(ctx, sess, body, -1, size); err != nil {
 		d.endSession(ctx, sess, err, false)
 		if retryableStatus(status) || status == http.StatusNotFound || (status == 0 && retryableError(ctx, err)) {
 			return types.BlobInfo{}, restartNewStream, err // the file was taken: a new stream
 		}
+		return types.BlobInfo{}, restartNone, err
+	}
+	if err := verified(); err != nil { // blame the source, not the registry
+		d.endSession(ctx, sess, err, true)
 		return types.BlobInfo{}, restartNone, err
 	}
 	stored := types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType, URLs: info.URLs, Annotations: info.Annotations}

@@ -200,3 +200,22 @@ type tickingBody struct {
 
 func (b tickingBody) Read(p []byte) (int, error)    { return b.fb.Read(p) }
 func (b tickingBody) fileBody() (*fileBody, func()) { return b.fb, b.tick }
+
+// TestPutBlobSentFileRefused: a PATCH the registry refuses is reported at once, without
+// waiting for the engine's verification of the file (the engine stops it).
+func TestPutBlobSentFileRefused(t *testing.T) {
+	t.Parallel()
+	h := &uploadHandler{failStatus: http.StatusForbidden}
+	h.failPatch.Store(1)
+	srv := newUploadServer(t, h)
+	dest := openDest(t, srv.host)
+	data := bytes.Repeat([]byte("y"), 4096)
+	fs := newFileStream(t, data)
+	_, err := dest.PutBlob(testContext(t), fs, types.BlobInfo{Digest: digest.FromBytes(data), Size: 4096}, types.PutBlobOptions{Verified: true})
+	if err == nil || errors.Is(err, types.ErrDigestMismatch) {
+		t.Fatalf("error %v, want the registry's refusal", err)
+	}
+	if fs.taken.Load() != 1 || fs.verified.Load() != 0 || srv.count(http.MethodPut, "/uploads/") != 0 {
+		t.Errorf("taken %d, verification waited for %d times, PUTs %d; want 1, 0, 0", fs.taken.Load(), fs.verified.Load(), srv.count(http.MethodPut, "/uploads/"))
+	}
+}
