@@ -85,3 +85,37 @@ func e2eCheckZstdLayers(t *testing.T, ref types.ImageReference, rb e2eReadBack) 
 		}
 	}
 }
+
+// TestE2EDestCompressionLayoutVariants: a second copy with --dest-compress-format into an OCI
+// layout that already holds the converted layers (written by the first) reuses them through
+// the blob-info cache instead of compressing every layer again, and writes the same manifest;
+// without the cache's knowledge (a fresh cache) it compresses them again.
+func TestE2EDestCompressionLayoutVariants(t *testing.T) {
+	t.Parallel()
+	l, origin := e2eFixture(t, fixtures.Options{DockerMediaTypes: true})
+	cache := memory.New()
+	layout := t.TempDir()
+	opts := func(cache types.BlobInfoCache, compressed *int) *copier.Options {
+		var mu sync.Mutex
+		return &copier.Options{BlobInfoCache: cache, DestinationCompression: "zstd", Progress: func(ev copier.ProgressEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			if ev.Kind == copier.EventBlobDone && ev.MediaType == imgspecv1.MediaTypeImageLayerZstd {
+				*compressed++
+			}
+		}}
+	}
+	var first, second, fresh int
+	res := e2eCopy(t, e2eRef(t, "oci:"+layout+":v1"), origin, opts(cache, &first))
+	res2 := e2eCopy(t, e2eRef(t, "oci:"+layout+":v2"), origin, opts(cache, &second))
+	res3 := e2eCopy(t, e2eRef(t, "oci:"+layout+":v3"), origin, opts(memory.New(), &fresh))
+	layers := len(l.Images[0].Layers)
+	if first != layers || second != 0 || fresh != layers {
+		t.Errorf("layers compressed: %d, then %d with the cache, %d with a fresh one; want %d, 0, %d", first, second, fresh, layers, layers)
+	}
+	if res2.ManifestDigest != res.ManifestDigest || res3.ManifestDigest != res.ManifestDigest {
+		t.Errorf("manifests %s, %s, %s; want the same", res.ManifestDigest, res2.ManifestDigest, res3.ManifestDigest)
+	}
+	v2 := e2eRef(t, "oci:"+layout+":v2")
+	e2eCheckZstdLayers(t, v2, e2eVerify(t, v2, nil))
+}

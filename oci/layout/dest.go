@@ -51,6 +51,7 @@ type destination struct {
 	related      []Related // manifests to name or record as referrers at Commit (referrers.go)
 	committed    bool
 	warnedDocker bool
+	scope        types.BICTransportScope // where the blob-info cache records this layout's blobs
 }
 
 func newImageDestination(r reference, resumeOpts *types.ResumeOptions, durable bool) (*destination, error) {
@@ -78,6 +79,9 @@ func newImageDestination(r reference, resumeOpts *types.ResumeOptions, durable b
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
 	d := &destination{ref: r, root: root, stagingDir: sd, staging: sd.Path, createdDir: createdDir, syncer: atomicfile.NewSyncer(durable), staged: map[digest.Digest]int64{}, kept: map[digest.Digest]int64{}}
+	if abs, err := filepath.Abs(r.path); err == nil {
+		d.scope = types.BICTransportScope{Opaque: abs}
+	}
 	d.takeAbandoned(resumeOpts != nil)
 	d.keeper = resume.NewKeeper(resumeOpts, sd.Path)
 	return d, nil
@@ -162,47 +166,87 @@ func stagedName(dg digest.Digest) string {
 }
 
 // TryReusingBlob implements types.ImageDestination; it answers from the blobs in the layout
-// and those staged by this destination.
+// and those staged by this destination: the blob itself when its compression is acceptable,
+// else (with substitution allowed) a variant of it in the required compression that the
+// blob-info cache knows this layout holds.
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
 	if info.Digest == "" {
 		return types.ReusedBlob{}, false, errors.New("checking for a blob with an unknown digest")
 	}
-	if !opts.AcceptsOriginal() {
-		return types.ReusedBlob{}, false, nil // another compression is required
+	if opts.AcceptsOriginal() {
+		size, found, isKept, err := d.holds(info.Digest, info.Size, true)
+		if err != nil {
+			return types.ReusedBlob{}, false, err
+		}
+		if found {
+			d.recordLocation(opts.Cache, info.Digest)
+			logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": size}).Debug("blob reused")
+			return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}, Kept: isKept}, true, nil
+		}
 	}
-	p, err := BlobPath(info.Digest)
+	if opts.Cache == nil || !opts.CanSubstitute || d.scope.Opaque == "" {
+		return types.ReusedBlob{}, false, nil
+	}
+	// A variant of the blob (the same content, compressed otherwise) that the cache saw
+	// stored in this layout, e.g. by an earlier copy with --dest-compress-format.
+	for _, c := range opts.Cache.CandidateLocations(Transport.Name(), d.scope, info.Digest, true) {
+		if c.Digest == info.Digest || !opts.AcceptsCompression(c.CompressorName) || c.Digest.Validate() != nil {
+			continue
+		}
+		size, found, _, err := d.holds(c.Digest, -1, false)
+		if err != nil || !found {
+			continue
+		}
+		logrus.WithFields(logrus.Fields{"digest": info.Digest, "substitute": c.Digest, "size": size}).Debug("blob reused as a variant the layout holds")
+		return types.ReusedBlob{Info: types.BlobInfo{Digest: c.Digest, Size: size}}, true, nil
+	}
+	return types.ReusedBlob{}, false, nil
+}
+
+// holds reports whether the layout has blob dg, of size bytes when size >= 0: staged by this
+// destination, staged by an interrupted writer (taken over when takeKept; isKept then), or
+// stored. A file of another size is a damaged copy (PutBlob replaces it).
+func (d *destination) holds(dg digest.Digest, size int64, takeKept bool) (_ int64, found, isKept bool, _ error) {
+	p, err := BlobPath(dg)
 	if err != nil {
-		return types.ReusedBlob{}, false, err
+		return 0, false, false, err
 	}
 	d.mu.Lock()
-	size, ok := d.staged[info.Digest]
-	kept, isKept := d.kept[info.Digest]
-	isKept = !ok && isKept && (info.Size < 0 || kept == info.Size)
+	got, ok := d.staged[dg]
+	kept, inKept := d.kept[dg]
+	isKept = takeKept && !ok && inKept && (size < 0 || kept == size)
 	if isKept {
-		size, ok = kept, true
-		d.staged[info.Digest] = kept
-		delete(d.kept, info.Digest)
-		logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": size}).Debug("reusing a blob an interrupted copy staged")
+		got, ok = kept, true
+		d.staged[dg] = kept
+		delete(d.kept, dg)
+		logrus.WithFields(logrus.Fields{"digest": dg, "size": got}).Debug("reusing a blob an interrupted copy staged")
 	}
 	d.mu.Unlock()
 	if !ok {
 		fi, err := d.root.Stat(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			return types.ReusedBlob{}, false, nil
+			return 0, false, false, nil
 		}
 		if err != nil {
-			return types.ReusedBlob{}, false, errors.Wrapf(err, "checking for blob %s in %s", info.Digest, types.ImageName(d.ref))
+			return 0, false, false, errors.Wrapf(err, "checking for blob %s in %s", dg, types.ImageName(d.ref))
 		}
 		if !fi.Mode().IsRegular() {
-			return types.ReusedBlob{}, false, nil
+			return 0, false, false, nil
 		}
-		size = fi.Size()
+		got = fi.Size()
 	}
-	if info.Size >= 0 && size != info.Size {
-		return types.ReusedBlob{}, false, nil // a damaged copy; PutBlob replaces it
+	if size >= 0 && got != size {
+		return 0, false, false, nil
 	}
-	logrus.WithFields(logrus.Fields{"digest": info.Digest, "size": size}).Debug("blob reused")
-	return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}, Kept: isKept}, true, nil
+	return got, true, isKept, nil
+}
+
+// recordLocation tells the cache that this layout holds blob dg, so that a later copy asking
+// for another compression of it finds it (TryReusingBlob).
+func (d *destination) recordLocation(cache types.BlobInfoCache, dg digest.Digest) {
+	if cache != nil && d.scope.Opaque != "" {
+		cache.RecordKnownLocation(Transport.Name(), d.scope, dg, types.BICLocationReference{})
+	}
 }
 
 // PutBlob implements types.ImageDestination. The blob is verified into the staging directory
@@ -219,6 +263,7 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 	d.mu.Lock()
 	d.staged[dg] = size
 	d.mu.Unlock()
+	d.recordLocation(opts.Cache, dg)
 	logrus.WithFields(logrus.Fields{"digest": dg, "size": size}).Debug("blob staged")
 	return types.BlobInfo{Digest: dg, Size: size, MediaType: info.MediaType}, nil
 }

@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/imgcopy/imgcopy/blobinfocache/memory"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/tests/conformance"
 	"github.com/imgcopy/imgcopy/types"
@@ -131,5 +133,53 @@ func TestWarnsOnceAboutDockerTypes(t *testing.T) {
 		if warned != tc.want {
 			t.Errorf("%s: %d warnings, want %d", tc.mimeType, warned, tc.want)
 		}
+	}
+}
+
+// TestTryReusingBlobVariant: a blob asked for in another compression is answered with the
+// variant the blob-info cache saw stored in this layout, only when substitution is allowed,
+// in the required compression, and the variant's file is there.
+func TestTryReusingBlobVariant(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "layout")
+	cache := memory.New()
+	gz, zst, diffID := digest.FromString("gzip bytes"), []byte("zstd bytes"), digest.FromString("tar")
+	zd := digest.FromBytes(zst)
+	cache.RecordDigestUncompressedPair(gz, diffID)
+	cache.RecordDigestUncompressedPair(zd, diffID)
+	cache.RecordDigestCompressorName(gz, types.GzipCompressorName)
+	cache.RecordDigestCompressorName(zd, types.ZstdCompressorName)
+	dest, err := mustRef(t, dir, "a").NewImageDestination(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dest.PutBlob(context.Background(), bytes.NewReader(zst), types.BlobInfo{Digest: zd, Size: int64(len(zst))}, types.PutBlobOptions{Cache: cache}); err != nil {
+		t.Fatal(err)
+	}
+	zstdWanted := types.ReuseOptions{Cache: cache, CanSubstitute: true, OriginalCompression: types.GzipCompressorName, RequiredCompression: types.ZstdCompressorName}
+	cases := []struct {
+		name string
+		opts types.ReuseOptions
+		want digest.Digest // "" for not reused
+	}{
+		{"zstd required", zstdWanted, zd},
+		{"no substitution", types.ReuseOptions{Cache: cache, OriginalCompression: types.GzipCompressorName, RequiredCompression: types.ZstdCompressorName}, ""},
+		{"gzip required", types.ReuseOptions{Cache: cache, CanSubstitute: true, OriginalCompression: types.GzipCompressorName, RequiredCompression: types.GzipCompressorName}, ""},
+		{"no cache", types.ReuseOptions{CanSubstitute: true, OriginalCompression: types.GzipCompressorName, RequiredCompression: types.ZstdCompressorName}, ""},
+	}
+	for _, tc := range cases {
+		got, ok, err := dest.TryReusingBlob(context.Background(), types.BlobInfo{Digest: gz, Size: 10}, tc.opts)
+		if err != nil || ok != (tc.want != "") || (ok && (got.Info.Digest != tc.want || got.Info.Size != int64(len(zst)))) {
+			t.Errorf("%s: reused %v %+v (%v), want %q", tc.name, ok, got.Info, err, tc.want)
+		}
+	}
+	dest.Close() // not committed: the staged variant is gone
+	dest, err = mustRef(t, dir, "b").NewImageDestination(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	if got, ok, err := dest.TryReusingBlob(context.Background(), types.BlobInfo{Digest: gz, Size: 10}, zstdWanted); ok || err != nil {
+		t.Errorf("variant whose file is gone: reused %v %+v (%v)", ok, got.Info, err)
 	}
 }
