@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 
@@ -168,5 +169,41 @@ func TestE2EManifestFallback(t *testing.T) {
 	if err == nil || !errors.As(err, &rejected) || !strings.Contains(err.Error(), imgspecv1.MediaTypeImageManifest) ||
 		!strings.Contains(err.Error(), manifest.DockerV2Schema2MediaType) {
 		t.Errorf("copy to a registry refusing every type: %v, want a ManifestTypeRejectedError naming both types", err)
+	}
+}
+
+// TestE2EStaleCacheMountsUploadInTheirSessions: with a blob-info cache naming a repository the
+// registry does not have (deleted, say), every cross-repository mount is refused with an
+// upload session, and the blob is uploaded into that session: one POST per blob, no session
+// cancelled, the image intact.
+func TestE2EStaleCacheMountsUploadInTheirSessions(t *testing.T) {
+	t.Parallel()
+	l, origin := e2eFixture(t, fixtures.Options{})
+	reg := testregistry.Start(t, testregistry.Options{})
+	cache := memory.New()
+	scope := types.BICTransportScope{Opaque: reg.Host}
+	img := l.Images[0]
+	blobs := []digest.Digest{img.ConfigDigest}
+	for _, b := range img.Layers {
+		blobs = append(blobs, b.Digest)
+	}
+	for _, d := range blobs {
+		cache.RecordKnownLocation("docker", scope, d, types.BICLocationReference{Opaque: "gone/repo"})
+	}
+	dest := e2eRef(t, "docker://"+reg.Host+"/e2e/stale:v1")
+	res := e2eCopy(t, dest, origin, &copier.Options{BlobInfoCache: cache})
+	if res.ManifestDigest != l.ManifestDigest {
+		t.Errorf("wrote %s, want %s", res.ManifestDigest, l.ManifestDigest)
+	}
+	e2eVerify(t, dest, nil)
+	posts, mounts := countRequests(reg, "POST", "/blobs/uploads/"), 0
+	for _, r := range reg.Requests() {
+		if r.Method == "POST" && strings.Contains(r.RawQuery, "mount=") {
+			mounts++
+		}
+	}
+	if mounts != len(blobs) || posts != mounts || countRequests(reg, "DELETE", "/blobs/uploads/") != 0 {
+		t.Errorf("%d POSTs (%d mounts), %d DELETEs of sessions; want %d mounts, no other POST, no DELETE",
+			posts, mounts, countRequests(reg, "DELETE", "/blobs/uploads/"), len(blobs))
 	}
 }
