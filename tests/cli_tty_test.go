@@ -1,11 +1,15 @@
 package tests
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +19,13 @@ import (
 // ttyRun runs the imgcopy binary with args under a pseudo-terminal, using util-linux
 // script(1), and returns what the terminal showed.
 func ttyRun(t *testing.T, args ...string) string {
+	t.Helper()
+	return ttyRunWatching(t, nil, args...)
+}
+
+// ttyRunWatching is ttyRun calling watch (when not nil) with everything the terminal showed
+// so far, each time it shows more.
+func ttyRunWatching(t *testing.T, watch func(shown string), args ...string) string {
 	t.Helper()
 	if cliBuildErr != nil {
 		t.Fatal(cliBuildErr)
@@ -35,11 +46,31 @@ func ttyRun(t *testing.T, args ...string) string {
 	cmd.Dir = ".."
 	home := t.TempDir()
 	cmd.Env = append(cmd.Environ(), "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, "cache"), "TERM=xterm")
-	out, err := cmd.CombinedOutput()
+	var out bytes.Buffer
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		buf := make([]byte, 4096)
+		for {
+			n, err := pr.Read(buf)
+			out.Write(buf[:n])
+			if n > 0 && watch != nil {
+				watch(out.String())
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	err = cmd.Run()
+	pw.Close()
+	<-read
 	if err != nil {
-		t.Fatalf("imgcopy %v under a pty: %v\n%s", args, err, out)
+		t.Fatalf("imgcopy %v under a pty: %v\n%s", args, err, out.String())
 	}
-	return string(out)
+	return out.String()
 }
 
 func shellQuote(s string) string {
@@ -51,18 +82,28 @@ func shellQuote(s string) string {
 func TestCLITerminalShowsBars(t *testing.T) {
 	t.Parallel()
 	// Bars are redrawn (with escape sequences) on the refresh tick; the sample copies faster
-	// than that, so the first copy reads from a registry that answers blob requests slowly.
+	// than that, so the first copy reads from a registry that sends the first bytes of each
+	// blob and holds the rest until the terminal has shown a redraw (or 30 s have passed: then
+	// the check below fails).
+	var held atomic.Bool
+	redrawn := make(chan struct{})
+	var once sync.Once
 	slow := testregistry.Start(t, testregistry.Options{Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-				time.Sleep(300 * time.Millisecond) // longer than the bars' refresh interval
+			if held.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				w = &firstByteWriter{ResponseWriter: w, release: redrawn}
 			}
 			next.ServeHTTP(w, r)
 		})
 	}})
 	mustCLI(t, "--dest-tls-verify=false", "oci:examples/hello:latest", "docker://"+slow.Host+"/hello:latest")
 	dest := "oci:" + filepath.Join(t.TempDir(), "layout")
-	out := ttyRun(t, "--src-tls-verify=false", "docker://"+slow.Host+"/hello:latest", dest+":latest")
+	held.Store(true)
+	out := ttyRunWatching(t, func(shown string) {
+		if strings.Contains(shown, "\x1b[") {
+			once.Do(func() { close(redrawn) })
+		}
+	}, "--src-tls-verify=false", "docker://"+slow.Host+"/hello:latest", dest+":latest")
 	for _, want := range []string{"Copying blob sha256:", "KiB", "done", "Wrote sha256:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("terminal output does not contain %q:\n%q", want, out)
@@ -81,4 +122,30 @@ func TestCLITerminalShowsBars(t *testing.T) {
 	if !strings.Contains(out, "skipped: already exists") {
 		t.Errorf("dir re-copy does not show skipped blobs:\n%q", out)
 	}
+}
+
+// firstByteWriter sends the first byte of a response body, then waits for release (at most
+// 30 s) before sending the rest.
+type firstByteWriter struct {
+	http.ResponseWriter
+	release <-chan struct{}
+	sent    bool
+}
+
+func (h *firstByteWriter) Write(p []byte) (int, error) {
+	if h.sent || len(p) < 2 {
+		return h.ResponseWriter.Write(p)
+	}
+	h.sent = true
+	n, err := h.ResponseWriter.Write(p[:1])
+	if err != nil {
+		return n, err
+	}
+	http.NewResponseController(h.ResponseWriter).Flush()
+	select {
+	case <-h.release:
+	case <-time.After(30 * time.Second):
+	}
+	m, err := h.ResponseWriter.Write(p[1:])
+	return n + m, err
 }
