@@ -297,9 +297,15 @@ func (d *destination) startUpload(ctx context.Context, query url.Values) (*url.U
 		return nil, 0, d.c.statusError(resp, kindOther)
 	}
 	drain(resp)
-	minChunk, _ := strconv.ParseInt(resp.Header.Get("OCI-Chunk-Min-Length"), 10, 64)
 	loc, err := locationOf(resp, nil)
-	return loc, max(minChunk, 0), err
+	return loc, chunkMinOf(resp), err
+}
+
+// chunkMinOf returns the OCI-Chunk-Min-Length a registry announced with an upload session,
+// 0 when it did not.
+func chunkMinOf(resp *http.Response) int64 {
+	n, _ := strconv.ParseInt(resp.Header.Get("OCI-Chunk-Min-Length"), 10, 64)
+	return max(n, 0)
 }
 
 // locationOf returns resp's Location resolved against the request URL (it may be relative);

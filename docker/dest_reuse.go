@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -20,9 +19,10 @@ const cancelTimeout = 30 * time.Second
 // TryReusingBlob implements types.ImageDestination: a HEAD in this repository, then a
 // cross-repository mount from each other repository of this registry where the cache (or
 // the source reference) says the blob is. A mount the registry answers with an upload
-// session (202) leaves the session to the next upload, and the next candidate is tried. With opts.RequiredCompression,
-// the requested blob is neither checked nor mounted unless it has that compression, and only
-// substitutes the cache records with that compressor are tried.
+// session (202) leaves the session to the next upload, and the next candidate is tried.
+// With opts.RequiredCompression, the requested blob is neither checked nor mounted unless it
+// has that compression, and only substitutes the cache records with that compressor are
+// tried.
 func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
 	if info.Digest == "" {
 		return types.ReusedBlob{}, false, nil
@@ -137,8 +137,7 @@ func (d *destination) mount(ctx context.Context, cand candidate) (bool, error) {
 		drain(resp)
 		d.warnMountRefused(cand)
 		if loc, err := locationOf(resp, nil); err == nil {
-			minChunk, _ := strconv.ParseInt(resp.Header.Get("OCI-Chunk-Min-Length"), 10, 64)
-			d.addSpare(spareSession{loc: loc, minChunk: max(minChunk, 0)})
+			d.addSpare(spareSession{loc: loc, minChunk: chunkMinOf(resp)})
 		}
 		return false, nil
 	}
