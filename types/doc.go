@@ -47,7 +47,8 @@
 //     PartialBlobKeeper (resume.go);
 //   - on sources and destinations: ReferrersLister and RelatedDigester; on sources
 //     RelatedSource; on the streams GetBlob returns, ResumedReader (resume.go);
-//   - on blob-info caches: BlobInfoCacheFlusher and ManifestMappingCache (sync.go).
+//   - on blob-info caches: BlobInfoCacheFlusher, BlobLocationForgetter and
+//     ManifestMappingCache (sync.go).
 //
 // SystemContext carries what a registry transport honours on behalf of many copies: a
 // RequestLimiter shared by a sync's copies (sync.go) and ResumeOptions for keeping and
