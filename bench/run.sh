@@ -32,6 +32,10 @@ jobs=${BENCH_JOBS:-6}
 work=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/imgcopy-bench.XXXXXX")}
 mkdir -p "$work"/{bin,src,out,reg}
 work=$(cd "$work" && pwd)
+# imgcopy's blob-info cache and resume records start empty in every run of this script, as
+# for a new user, and persist from copy to copy within it; the user's own cache (and what
+# earlier experiments left there) plays no part.
+export XDG_CACHE_HOME=$work/cache
 
 log() { echo "bench: $*" >&2; }
 

@@ -345,6 +345,9 @@ func newCopier(src types.ImageSource, dest types.ImageDestination, srcRef, destR
 // run is the whole copy after opening: read the top-level manifest, copy an index or a
 // single image, commit.
 func (c *copier) run(ctx context.Context) (*Result, error) {
+	if n, ok := c.dest.(types.ManifestNamer); ok && !c.opts.Referrers && !c.opts.DigestTags {
+		n.NameOnPut() // nothing is written between the top-level manifest and Commit
+	}
 	manBlob, mimeType, err := c.getManifest(ctx, nil)
 	if err != nil {
 		return nil, err

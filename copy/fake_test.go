@@ -330,26 +330,37 @@ type fakeDest struct {
 	ref *fakeRef
 	cfg *fakeDestConfig
 
-	mu        sync.Mutex
-	staged    map[digest.Digest][]byte
-	instances map[digest.Digest]storedManifest
-	top       *storedManifest
-	putBlobs  map[digest.Digest]int  // PutBlob calls by stored digest
-	verified  map[digest.Digest]bool // PutBlobOptions.Verified by stored digest
-	tookFiles []digest.Digest        // blobs whose file PutBlob took
-	fileErrs  []error                // what their verification returned
-	putBytes  int64
-	reuseOpts []types.ReuseOptions
-	putOpts   []types.PutBlobOptions
-	manifests []string        // MIME types of PutManifest calls, in order
-	checked   []digest.Digest // HasManifest calls
-	committed bool
-	closed    bool
-	inFlight  int
-	maxFlight int
+	mu         sync.Mutex
+	staged     map[digest.Digest][]byte
+	instances  map[digest.Digest]storedManifest
+	top        *storedManifest
+	putBlobs   map[digest.Digest]int  // PutBlob calls by stored digest
+	verified   map[digest.Digest]bool // PutBlobOptions.Verified by stored digest
+	tookFiles  []digest.Digest        // blobs whose file PutBlob took
+	fileErrs   []error                // what their verification returned
+	putBytes   int64
+	reuseOpts  []types.ReuseOptions
+	putOpts    []types.PutBlobOptions
+	manifests  []string        // MIME types of PutManifest calls, in order
+	checked    []digest.Digest // HasManifest calls
+	namedOnPut bool            // NameOnPut was called
+	committed  bool
+	closed     bool
+	inFlight   int
+	maxFlight  int
 }
 
-var _ types.ImageDestination = (*fakeDest)(nil)
+var (
+	_ types.ImageDestination = (*fakeDest)(nil)
+	_ types.ManifestNamer    = (*fakeDest)(nil)
+)
+
+// NameOnPut records the call; the fake stores the manifest at Commit either way.
+func (d *fakeDest) NameOnPut() {
+	d.mu.Lock()
+	d.namedOnPut = true
+	d.mu.Unlock()
+}
 
 func (d *fakeDest) Reference() types.ImageReference         { return d.ref }
 func (d *fakeDest) Properties() types.DestinationProperties { return d.cfg.props }

@@ -92,6 +92,31 @@ func TestCopySkipIfPresentSingle(t *testing.T) {
 	}
 }
 
+// TestCopyNameOnPut checks that a copy tells the destination it may name the top-level
+// manifest as it writes it only when no referrers or digest tags follow that manifest.
+func TestCopyNameOnPut(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want bool
+	}{
+		{name: "image only", want: true},
+		{name: "referrers", opts: Options{Referrers: true}},
+		{name: "digest tags", opts: Options{DigestTags: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src, _ := newSingleSource(t, manifest.DockerV2Schema2MediaType, makeLayer(t, 1, 1<<10, "gzip"))
+			dest := newFakeRef("dest", newMemStore())
+			mustCopy(t, dest, src, &tc.opts)
+			if got := dest.lastDest().namedOnPut; got != tc.want {
+				t.Errorf("NameOnPut called: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestCopySkipIfPresentUnreachable: a presence check that failed for the network (after the
 // destination's retries) fails the copy with that error, before any blob is tried.
 func TestCopySkipIfPresentUnreachable(t *testing.T) {

@@ -24,7 +24,8 @@ import (
 
 // destination writes one image to a registry. Blobs and per-instance manifests are pushed
 // as they come; the top-level manifest is pushed by digest in PutManifest and tagged only in
-// Commit, so that nothing appears under the tag before Commit.
+// Commit, so that nothing appears under the tag before Commit, unless the copy said with
+// NameOnPut that nothing follows it: then PutManifest pushes it by tag at once.
 type destination struct {
 	ref       reference
 	c         *client
@@ -37,7 +38,8 @@ type destination struct {
 	topMIME   string
 	topDigest digest.Digest
 	present   digest.Digest // a manifest HasManifest found stored; not pushed again
-	tagged    digest.Digest // the manifest HasManifest found the tag pointing at; not tagged again
+	tagged    digest.Digest // the manifest the tag points at (HasManifest found it, or pushed by tag); not tagged again
+	nameOnPut bool          // NameOnPut: the top-level manifest is pushed by tag in PutManifest
 
 	mountRefusals atomic.Int32 // refused cross-repository mounts, to warn only once
 
@@ -50,6 +52,7 @@ type destination struct {
 var (
 	_ types.ImageDestination = (*destination)(nil)
 	_ types.ManifestChecker  = (*destination)(nil)
+	_ types.ManifestNamer    = (*destination)(nil)
 )
 
 func newImageDestination(_ context.Context, sys *types.SystemContext, ref reference) (types.ImageDestination, error) {

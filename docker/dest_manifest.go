@@ -13,8 +13,9 @@ import (
 )
 
 // PutManifest implements types.ImageDestination. Manifests are pushed by digest; the
-// top-level one is tagged in Commit. A registry refusing the type (MANIFEST_INVALID,
-// UNSUPPORTED, 415) yields types.ManifestTypeRejectedError so the copy can try another type.
+// top-level one is tagged in Commit, or pushed by tag at once after NameOnPut. A registry
+// refusing the type (MANIFEST_INVALID, UNSUPPORTED, 415) yields
+// types.ManifestTypeRejectedError so the copy can try another type.
 func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType string, instance *digest.Digest) error {
 	if mimeType == "" {
 		mimeType = manifest.GuessMIMEType(body)
@@ -32,6 +33,9 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 			return errors.Wrapf(err, "writing manifest to %s", types.ImageName(d.ref))
 		}
 		dg = want
+	}
+	if instance == nil && d.namesOnPut(body) {
+		return d.putTagged(ctx, body, mimeType, dg)
 	}
 	d.mu.Lock()
 	present := d.present == dg
@@ -51,30 +55,93 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	return nil
 }
 
-// HasManifest implements types.ManifestChecker with a HEAD of the manifest in this
-// repository: first of the tag, whose Docker-Content-Digest tells whether it points at dg
-// already (then nothing is pushed, not even the tag, as crane does), else by digest. A
-// registry accepts a manifest only when the blobs and child manifests it references exist in
-// the repository, so a stored manifest is complete (the assumption crane and regctl make
-// too). A manifest found is not pushed by digest again in PutManifest; Commit still tags it
-// unless the tag pointed at it already.
+// NameOnPut implements types.ManifestNamer.
+func (d *destination) NameOnPut() {
+	d.mu.Lock()
+	d.nameOnPut = true
+	d.mu.Unlock()
+}
+
+// namesOnPut reports whether the top-level manifest body is pushed by tag in PutManifest: after
+// NameOnPut, for a reference with a tag, and unless body has a subject (a referrer whose
+// registry does not process subjects has its referrers index updated in Commit, before the
+// tag moves).
+func (d *destination) namesOnPut(body []byte) bool {
+	d.mu.Lock()
+	on := d.nameOnPut
+	d.mu.Unlock()
+	if !on || d.ref.tag() == "" {
+		return false
+	}
+	a, err := manifest.ArtifactOf(body)
+	return err == nil && a.Subject == nil
+}
+
+// putTagged pushes the top-level manifest dg by tag, unless the tag points at it already, and
+// keeps it for Commit, which then has nothing left to push.
+func (d *destination) putTagged(ctx context.Context, body []byte, mimeType string, dg digest.Digest) error {
+	d.mu.Lock()
+	tagged := d.tagged == dg
+	d.mu.Unlock()
+	tag := d.ref.tag()
+	if tagged {
+		logrus.WithFields(logrus.Fields{"tag": tag, "digest": dg}).Debug("tag already points at the manifest; not tagging again")
+	} else if _, err := d.c.putManifest(ctx, tag, body, mimeType, nil, d.scopes); err != nil {
+		return errors.Wrapf(explainForeignRefusal(err, body, mimeType), "writing manifest %s to %s", dg, types.ImageName(d.ref))
+	}
+	d.mu.Lock()
+	d.topBody, d.topMIME, d.topDigest, d.tagged = body, mimeType, dg, dg
+	d.mu.Unlock()
+	return nil
+}
+
+// HasManifest implements types.ManifestChecker with HEADs of the manifest in this
+// repository: of the tag, whose Docker-Content-Digest tells whether it points at dg already
+// (then nothing is pushed, not even the tag, as crane does), and by digest, both at once (a
+// copy of a new image waits for one round trip, not two). A registry accepts a manifest only
+// when the blobs and child manifests it references exist in the repository, so a stored
+// manifest is complete (the assumption crane and regctl make too). A manifest found is not
+// pushed by digest again in PutManifest; Commit still tags it unless the tag pointed at it
+// already. A failed request for the tag (refused credentials, say) is the answer, whatever the
+// HEAD by digest says.
 func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, error) {
 	if err := dg.Validate(); err != nil {
 		return false, errors.Wrapf(err, "invalid manifest digest %q", dg)
 	}
 	hdr := http.Header{"Accept": manifest.SupportedMIMETypes()}
-	if tag := d.ref.tag(); tag != "" && d.ref.digest() == "" {
-		at, err := d.tagPointsAt(ctx, tag, dg, hdr)
-		if err != nil {
-			return false, err
-		}
-		if at {
-			d.mu.Lock()
-			d.present, d.tagged = dg, dg
-			d.mu.Unlock()
-			return true, nil
-		}
+	tag := d.ref.tag()
+	if tag == "" || d.ref.digest() != "" {
+		return d.hasDigest(ctx, dg, hdr)
 	}
+	type answer struct {
+		has bool
+		err error
+	}
+	byDigest := make(chan answer, 1)
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		has, err := d.hasDigest(dctx, dg, hdr)
+		byDigest <- answer{has, err}
+	}()
+	at, err := d.tagPointsAt(ctx, tag, dg, hdr)
+	if err != nil {
+		cancel()
+		<-byDigest
+		return false, err
+	}
+	a := <-byDigest
+	if at {
+		d.mu.Lock()
+		d.present, d.tagged = dg, dg
+		d.mu.Unlock()
+		return true, nil
+	}
+	return a.has, a.err
+}
+
+// hasDigest is HasManifest's HEAD by digest.
+func (d *destination) hasDigest(ctx context.Context, dg digest.Digest, hdr http.Header) (bool, error) {
 	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: manifestPath(d.ref.repo(), dg.String()), header: hdr, scopes: d.scopes})
 	if err != nil {
 		return false, errors.Wrapf(err, "checking manifest %s in %s", dg, types.ImageName(d.ref))
@@ -94,8 +161,7 @@ func (d *destination) HasManifest(ctx context.Context, dg digest.Digest) (bool, 
 }
 
 // tagPointsAt reports whether tag is known to point at the manifest dg. No such tag, no
-// Docker-Content-Digest or another digest is false: the caller then checks by digest. A
-// failed request (refused credentials, say) is an error, so that it is not repeated by digest.
+// Docker-Content-Digest or another digest is false: the HEAD by digest answers then.
 func (d *destination) tagPointsAt(ctx context.Context, tag string, dg digest.Digest, hdr http.Header) (bool, error) {
 	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: manifestPath(d.ref.repo(), tag), header: hdr, scopes: d.scopes})
 	if err != nil {

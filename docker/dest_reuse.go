@@ -19,7 +19,8 @@ const cancelTimeout = 30 * time.Second
 // TryReusingBlob implements types.ImageDestination: a HEAD in this repository, then a
 // cross-repository mount from each other repository of this registry where the cache (or
 // the source reference) says the blob is. A mount the registry answers with an upload
-// session (202) leaves the session to the next upload, and the next candidate is tried.
+// session (202) leaves the session to the next upload, makes the cache forget that location
+// (types.BlobLocationForgetter), and the next candidate is tried.
 // With opts.RequiredCompression, the requested blob is neither checked nor mounted unless it
 // has that compression, and only substitutes the cache records with that compressor are
 // tried.
@@ -107,6 +108,10 @@ func (d *destination) tryCandidate(ctx context.Context, info types.BlobInfo, can
 	mounted, err := d.mount(ctx, cand)
 	if err != nil || !mounted {
 		log.WithField("error", err).Debug("cross-repository mount not done")
+		if f, ok := cache.(types.BlobLocationForgetter); ok && err == nil {
+			// Refused: the blob is no longer there (or never will be mounted from there).
+			f.ForgetKnownLocation(transportName, d.cacheScope(), cand.digest, types.BICLocationReference{Opaque: cand.repo})
+		}
 		return types.ReusedBlob{}, false
 	}
 	size := info.Size

@@ -3,11 +3,13 @@ package docker
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -404,6 +406,73 @@ func TestTagOnlyOnCommit(t *testing.T) {
 	}
 }
 
+// TestNameOnPut checks that after NameOnPut the top-level manifest is pushed by tag in
+// PutManifest and not again in Commit, that instances stay by digest, that a tag already
+// pointing at it is not pushed at all, and that a manifest with a subject keeps the push by
+// digest and the tag at Commit (its referrers index is updated before the tag moves).
+func TestNameOnPut(t *testing.T) {
+	t.Parallel()
+	img, other := newTestImage(t, 22, "amd64"), newTestImage(t, 23, "arm64") // other: an instance
+	subject := imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: img.digest, Size: int64(len(img.manifest))}
+	rm := imgspecv1.Manifest{MediaType: imgspecv1.MediaTypeImageManifest, ArtifactType: "a/b",
+		Config: imgspecv1.DescriptorEmptyJSON, Layers: []imgspecv1.Descriptor{}, Subject: &subject}
+	rm.SchemaVersion = 2
+	referrer, err := json.Marshal(rm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name                      string
+		body                      []byte
+		tagPointsAt               bool // HasManifest finds the tag pointing at the manifest
+		byTag, byDigest, atCommit int  // PUTs by tag and by digest in PutManifest, PUTs in Commit
+	}{
+		{name: "image", body: img.manifest, byTag: 1},
+		{name: "tag points at it already", body: img.manifest, tagPointsAt: true},
+		{name: "manifest with a subject", body: referrer, byDigest: 1, atCommit: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dg := digest.FromBytes(tc.body)
+			srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodHead && tc.tagPointsAt:
+					w.Header().Set("Docker-Content-Digest", dg.String())
+				case r.Method == http.MethodHead:
+					w.WriteHeader(http.StatusNotFound)
+				case r.Method == http.MethodPut:
+					w.Header().Set("OCI-Subject", subject.Digest.String())
+					w.WriteHeader(http.StatusCreated)
+				}
+			})
+			dest := openDest(t, srv.host)
+			ctx := testContext(t)
+			dest.(types.ManifestNamer).NameOnPut()
+			if _, err := dest.(types.ManifestChecker).HasManifest(ctx, dg); err != nil {
+				t.Fatal(err)
+			}
+			instance := other.digest
+			if err := dest.PutManifest(ctx, other.manifest, imgspecv1.MediaTypeImageManifest, &instance); err != nil {
+				t.Fatal(err)
+			}
+			instancePuts := srv.count(http.MethodPut, "/manifests/"+other.digest.String())
+			if err := dest.PutManifest(ctx, tc.body, imgspecv1.MediaTypeImageManifest, nil); err != nil {
+				t.Fatal(err)
+			}
+			byTag, byDigest := srv.count(http.MethodPut, "/manifests/t"), srv.count(http.MethodPut, "/manifests/"+dg.String())
+			if err := dest.Commit(ctx, types.CommitOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			atCommit := srv.count(http.MethodPut, "/manifests/t") - byTag
+			if instancePuts != 1 || byTag != tc.byTag || byDigest != tc.byDigest || atCommit != tc.atCommit {
+				t.Fatalf("instance PUTs %d, by tag %d, by digest %d, at Commit %d; want 1, %d, %d, %d: %+v",
+					instancePuts, byTag, byDigest, atCommit, tc.byTag, tc.byDigest, tc.atCommit, srv.requests())
+			}
+		})
+	}
+}
+
 func TestUploadToAnotherHostGetsNoCredentials(t *testing.T) {
 	t.Parallel()
 	blob := []byte("blob on another host")
@@ -444,18 +513,22 @@ func TestHasManifestStatuses(t *testing.T) {
 	t.Parallel()
 	dg := digest.FromString("manifest")
 	cases := []struct {
-		name       string
-		status     int
-		tagDigest  digest.Digest // Docker-Content-Digest of the tag's HEAD
-		want       bool
-		wantErr    error
-		digestHEAD int // HEADs by digest expected after the tag's
+		name         string
+		status       int
+		digestStatus int           // default: status
+		tagDigest    digest.Digest // Docker-Content-Digest of the tag's HEAD
+		want         bool
+		wantErr      error
 	}{
 		{name: "tag points at it", status: http.StatusOK, tagDigest: dg, want: true},
-		{name: "tag points elsewhere, digest present", status: http.StatusOK, tagDigest: digest.FromString("other"), want: true, digestHEAD: 1},
-		{name: "present without Docker-Content-Digest", status: http.StatusOK, want: true, digestHEAD: 1},
-		{name: "absent", status: http.StatusNotFound, digestHEAD: 1},
-		{name: "denied: not asked again by digest", status: http.StatusForbidden, wantErr: types.ErrDenied},
+		{name: "tag points at it, digest unknown", status: http.StatusOK, digestStatus: http.StatusNotFound, tagDigest: dg, want: true},
+		{name: "tag points elsewhere, digest present", status: http.StatusOK, tagDigest: digest.FromString("other"), want: true},
+		{name: "tag points elsewhere, digest absent", status: http.StatusOK, digestStatus: http.StatusNotFound, tagDigest: digest.FromString("other")},
+		{name: "present without Docker-Content-Digest", status: http.StatusOK, want: true},
+		{name: "absent", status: http.StatusNotFound},
+		{name: "no tag, digest present", status: http.StatusNotFound, digestStatus: http.StatusOK, want: true},
+		{name: "denied", status: http.StatusForbidden, wantErr: types.ErrDenied},
+		{name: "denied for the tag: the answer whatever the digest's", status: http.StatusForbidden, digestStatus: http.StatusOK, wantErr: types.ErrDenied},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -464,10 +537,14 @@ func TestHasManifestStatuses(t *testing.T) {
 				if r.URL.Path == "/v2/" {
 					return
 				}
-				if tc.tagDigest != "" && r.URL.Path == "/v2/a/b/manifests/t" {
-					w.Header().Set("Docker-Content-Digest", tc.tagDigest.String())
+				if r.URL.Path == "/v2/a/b/manifests/t" {
+					if tc.tagDigest != "" {
+						w.Header().Set("Docker-Content-Digest", tc.tagDigest.String())
+					}
+					w.WriteHeader(tc.status)
+					return
 				}
-				w.WriteHeader(tc.status)
+				w.WriteHeader(cmp.Or(tc.digestStatus, tc.status))
 			})
 			got, err := openDest(t, srv.host).(types.ManifestChecker).HasManifest(testContext(t), dg)
 			if got != tc.want || (tc.wantErr == nil) != (err == nil) || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
@@ -476,10 +553,37 @@ func TestHasManifestStatuses(t *testing.T) {
 			if n := srv.count(http.MethodHead, "/v2/a/b/manifests/t"); n != 1 {
 				t.Errorf("%d HEAD requests for the tag, want 1", n)
 			}
-			if n := srv.count(http.MethodHead, "/v2/a/b/manifests/"+dg.String()); n != tc.digestHEAD {
-				t.Errorf("%d HEAD requests for the manifest digest, want %d", n, tc.digestHEAD)
+			if n := srv.count(http.MethodHead, "/v2/a/b/manifests/"+dg.String()); n != 1 && tc.wantErr == nil {
+				t.Errorf("%d HEAD requests for the manifest digest, want 1", n)
 			}
 		})
+	}
+}
+
+// TestHasManifestAsksTagAndDigestAtOnce checks that the HEAD by digest does not wait for the
+// tag's answer: the registry answers the tag only once the digest was asked for.
+func TestHasManifestAsksTagAndDigestAtOnce(t *testing.T) {
+	t.Parallel()
+	dg := digest.FromString("manifest")
+	asked := make(chan struct{})
+	var once sync.Once
+	srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v2/a/b/manifests/" + dg.String():
+			once.Do(func() { close(asked) })
+			w.WriteHeader(http.StatusNotFound)
+		case "/v2/a/b/manifests/t":
+			select {
+			case <-asked:
+				w.WriteHeader(http.StatusNotFound)
+			case <-time.After(10 * time.Second):
+				writeRegistryError(w, http.StatusForbidden, "DENIED", "the digest was not asked for while the tag's answer was pending")
+			}
+		}
+	})
+	has, err := openDest(t, srv.host).(types.ManifestChecker).HasManifest(testContext(t), dg)
+	if has || err != nil {
+		t.Fatalf("HasManifest = %v, %v; want false, nil", has, err)
 	}
 }
 

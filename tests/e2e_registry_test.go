@@ -206,4 +206,12 @@ func TestE2EStaleCacheMountsUploadInTheirSessions(t *testing.T) {
 		t.Errorf("%d POSTs (%d mounts), %d DELETEs of sessions; want %d mounts, no other POST, no DELETE",
 			posts, mounts, countRequests(reg, "DELETE", "/blobs/uploads/"), len(blobs))
 	}
+	// The refused locations are forgotten: the cache now names only where the blobs went, so
+	// the next copy does not ask the registry for them in gone/repo again.
+	for _, d := range blobs {
+		got := cache.CandidateLocations("docker", scope, d, false)
+		if len(got) != 1 || got[0].Location.Opaque != "e2e/stale" {
+			t.Errorf("cache locations of %s: %+v, want only e2e/stale", d, got)
+		}
+	}
 }

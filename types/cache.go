@@ -64,3 +64,11 @@ type BlobInfoCache interface {
 type BlobInfoCacheFlusher interface {
 	Flush() error
 }
+
+// BlobLocationForgetter is implemented by a BlobInfoCache that can drop a location a transport
+// found wrong: a registry that refuses to mount a blob from a repository the cache names (the
+// blob was deleted or garbage-collected there, or the repository is gone). Later copies then
+// do not ask there again. Forgetting a location that is not recorded does nothing.
+type BlobLocationForgetter interface {
+	ForgetKnownLocation(transport string, scope BICTransportScope, blobDigest digest.Digest, location BICLocationReference)
+}

@@ -30,7 +30,8 @@
 //     are copied side by side, so one instance's blobs may be written after another's
 //     manifest; GetManifest and PutManifest calls never overlap each other.
 //  4. Commit. (A copy that carries referrers and digest tags writes them between 3 and 4,
-//     through the optional interfaces of referrers.go, which describes that part.)
+//     through the optional interfaces of referrers.go, which describes that part; a copy
+//     that carries none tells a ManifestNamer so with NameOnPut, before step 1.)
 //  5. Close, always, also after a failed or missing Commit. Nothing written by steps 2–3 may
 //     become visible under a name (tag, index entry, archive path) before Commit succeeds.
 //
@@ -42,10 +43,12 @@
 //   - on references: ImageDeleter, TagLister, ImageLister, ManifestDigester (store.go),
 //     TagDeleter (sync.go), LazySourceOpener (referrers.go) and ReferenceWarmer (warm.go);
 //   - on transports: StoreTransport, whose StoreReferences may be StoreWriterOpeners;
-//   - on destinations: ManifestChecker, RelatedDestination and PartialBlobKeeper (resume.go);
+//   - on destinations: ManifestChecker, ManifestNamer, RelatedDestination and
+//     PartialBlobKeeper (resume.go);
 //   - on sources and destinations: ReferrersLister and RelatedDigester; on sources
 //     RelatedSource; on the streams GetBlob returns, ResumedReader (resume.go);
-//   - on blob-info caches: BlobInfoCacheFlusher and ManifestMappingCache (sync.go).
+//   - on blob-info caches: BlobInfoCacheFlusher, BlobLocationForgetter and
+//     ManifestMappingCache (sync.go).
 //
 // SystemContext carries what a registry transport honours on behalf of many copies: a
 // RequestLimiter shared by a sync's copies (sync.go) and ResumeOptions for keeping and

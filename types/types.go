@@ -270,5 +270,16 @@ type ManifestChecker interface {
 	HasManifest(ctx context.Context, d digest.Digest) (bool, error)
 }
 
+// ManifestNamer is implemented by destinations that write the top-level manifest in
+// PutManifest and write it again under its name in Commit (a registry: a PUT by digest, then
+// one by tag, so that the tag moves only after the referrers and digest tags written between
+// the two). A copy that writes nothing between the top-level manifest and Commit calls
+// NameOnPut once, before any PutManifest: the top-level manifest may then be written under its
+// name at once (one PUT by tag), as it is the last thing before Commit. It still becomes
+// visible only after every blob and instance, and Commit still follows.
+type ManifestNamer interface {
+	NameOnPut()
+}
+
 // Platform is an OCI platform (os, architecture, variant, os.version, os.features).
 type Platform = imgspecv1.Platform

@@ -74,8 +74,9 @@ type pendingRecord struct {
 }
 
 var (
-	_ types.BlobInfoCache        = (*cache)(nil)
-	_ types.BlobInfoCacheFlusher = (*cache)(nil)
+	_ types.BlobInfoCache         = (*cache)(nil)
+	_ types.BlobInfoCacheFlusher  = (*cache)(nil)
+	_ types.BlobLocationForgetter = (*cache)(nil)
 )
 
 // Open returns a cache stored in the bolt file at path. It does no I/O: the file (and its

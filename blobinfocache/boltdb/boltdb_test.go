@@ -39,7 +39,14 @@ type split struct {
 	w, r types.BlobInfoCache
 }
 
-var _ types.BlobInfoCache = split{}
+var (
+	_ types.BlobInfoCache         = split{}
+	_ types.BlobLocationForgetter = split{}
+)
+
+func (s split) ForgetKnownLocation(tr string, sc types.BICTransportScope, d digest.Digest, l types.BICLocationReference) {
+	s.w.(types.BlobLocationForgetter).ForgetKnownLocation(tr, sc, d, l)
+}
 
 // flushed stores what the writing handle still holds, so that the reading handle can see it.
 func (s split) flushed() types.BlobInfoCache {

@@ -246,6 +246,48 @@ func (c *cache) recordLocation(tx *bolt.Tx, transport string, scope types.BICTra
 	return pruneLocations(tx, c.maxLocations)
 }
 
+// ForgetKnownLocation implements types.BlobLocationForgetter.
+func (c *cache) ForgetKnownLocation(transport string, scope types.BICTransportScope, blobDigest digest.Digest, location types.BICLocationReference) {
+	if blobDigest == "" || len(blobDigest) > maxKeyLen || len(transport) > maxKeyLen ||
+		len(scope.Opaque) > maxKeyLen || len(location.Opaque) > maxKeyLen {
+		return // never recorded
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	replay := func(m types.BlobInfoCache) {
+		if f, ok := m.(types.BlobLocationForgetter); ok {
+			f.ForgetKnownLocation(transport, scope, blobDigest, location)
+		}
+	}
+	if c.fallback != nil {
+		replay(c.fallback)
+		return
+	}
+	c.queue(pendingRecord{
+		apply: func(tx *bolt.Tx) error {
+			return forgetLocation(tx, transport, scope, blobDigest, location)
+		},
+		replay:  replay,
+		digests: []digest.Digest{blobDigest},
+	})
+}
+
+// forgetLocation deletes one location record, if there is one, and counts it.
+func forgetLocation(tx *bolt.Tx, transport string, scope types.BICTransportScope, d digest.Digest, location types.BICLocationReference) error {
+	root := tx.Bucket(locationsBucket)
+	if root == nil {
+		return nil
+	}
+	r := locationRecord{transport: strKey(transport), scope: strKey(scope.Opaque), digest: []byte(d), location: strKey(location.Opaque)}
+	if db := nested(root, r.transport, r.scope, r.digest); db == nil || db.Get(r.location) == nil {
+		return nil
+	}
+	if err := deleteLocation(root, r); err != nil {
+		return err
+	}
+	return addCount(tx, locationsCounter, -1)
+}
+
 // CandidateLocations implements types.BlobInfoCache.
 func (c *cache) CandidateLocations(transport string, scope types.BICTransportScope, d digest.Digest, canSubstitute bool) []types.BICReplacementCandidate {
 	c.mu.Lock()

@@ -69,7 +69,10 @@ type cache struct {
 	mappings       map[mappingKey]stamped[digest.Digest] // see mapping.go
 }
 
-var _ types.BlobInfoCache = (*cache)(nil)
+var (
+	_ types.BlobInfoCache         = (*cache)(nil)
+	_ types.BlobLocationForgetter = (*cache)(nil)
+)
 
 // New returns an empty in-memory cache with the default limits.
 func New() types.BlobInfoCache {
@@ -184,6 +187,22 @@ func (c *cache) RecordKnownLocation(transport string, scope types.BICTransportSc
 	}
 	if c.nLocations > c.limits.MaxLocations {
 		c.pruneLocationsLocked()
+	}
+}
+
+// ForgetKnownLocation implements types.BlobLocationForgetter.
+func (c *cache) ForgetKnownLocation(transport string, scope types.BICTransportScope, blobDigest digest.Digest, location types.BICLocationReference) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := locationKey{transport: transport, scope: scope.Opaque, digest: blobDigest}
+	locs := c.locations[key]
+	if _, ok := locs[location.Opaque]; !ok {
+		return
+	}
+	delete(locs, location.Opaque)
+	c.nLocations--
+	if len(locs) == 0 {
+		delete(c.locations, key)
 	}
 }
 

@@ -38,6 +38,7 @@ func Run(t *testing.T, newCache func(t *testing.T) types.BlobInfoCache) {
 		{"EmptyDigestsIgnored", testEmptyDigestsIgnored},
 		{"KnownLocationsSeparated", testKnownLocationsSeparated},
 		{"RecordAgainMovesToFront", testRecordAgainMovesToFront},
+		{"ForgetKnownLocation", testForgetKnownLocation},
 		{"CandidatesWithSubstitution", testCandidatesWithSubstitution},
 		{"CandidatesCompressorName", testCandidatesCompressorName},
 		{"CandidatesLastSeen", testCandidatesLastSeen},
@@ -146,6 +147,35 @@ func testRecordAgainMovesToFront(t *testing.T, c types.BlobInfoCache) {
 	c.RecordKnownLocation(transportA, scope, digestCompressedA, loc("old"))
 	assertCandidates(t, c.CandidateLocations(transportA, scope, digestCompressedA, false),
 		[]want{{digestCompressedA, "old"}, {digestCompressedA, "new"}, {digestCompressedA, "mid"}})
+}
+
+// testForgetKnownLocation checks that a forgotten location is no longer a candidate, that
+// nothing else is forgotten with it, that forgetting an unknown location does nothing, and that
+// the location can be recorded again. Every cache of this module implements the interface.
+func testForgetKnownLocation(t *testing.T, c types.BlobInfoCache) {
+	f, ok := c.(types.BlobLocationForgetter)
+	if !ok {
+		t.Fatal("the cache is not a types.BlobLocationForgetter")
+	}
+	scope, other := types.BICTransportScope{Opaque: "reg"}, types.BICTransportScope{Opaque: "other"}
+	for _, l := range []string{"gone", "kept"} {
+		c.RecordKnownLocation(transportA, scope, digestCompressedA, loc(l))
+		c.RecordKnownLocation(transportA, scope, digestCompressedB, loc(l))
+		c.RecordKnownLocation(transportA, other, digestCompressedA, loc(l))
+		c.RecordKnownLocation(transportB, scope, digestCompressedA, loc(l))
+	}
+	f.ForgetKnownLocation(transportA, scope, digestCompressedA, loc("gone"))
+	f.ForgetKnownLocation(transportA, scope, digestCompressedA, loc("never"))
+	f.ForgetKnownLocation(transportA, scope, digestUnknown, loc("gone"))
+	assertCandidates(t, c.CandidateLocations(transportA, scope, digestCompressedA, false), []want{{digestCompressedA, "kept"}})
+	both := []want{{digestCompressedB, "kept"}, {digestCompressedB, "gone"}}
+	assertCandidates(t, c.CandidateLocations(transportA, scope, digestCompressedB, false), both)
+	assertCandidates(t, c.CandidateLocations(transportA, other, digestCompressedA, false), []want{{digestCompressedA, "kept"}, {digestCompressedA, "gone"}})
+	assertCandidates(t, c.CandidateLocations(transportB, scope, digestCompressedA, false), []want{{digestCompressedA, "kept"}, {digestCompressedA, "gone"}})
+	f.ForgetKnownLocation(transportA, scope, digestCompressedA, loc("kept"))
+	assertCandidates(t, c.CandidateLocations(transportA, scope, digestCompressedA, false), nil)
+	c.RecordKnownLocation(transportA, scope, digestCompressedA, loc("gone"))
+	assertCandidates(t, c.CandidateLocations(transportA, scope, digestCompressedA, false), []want{{digestCompressedA, "gone"}})
 }
 
 func testCandidatesWithSubstitution(t *testing.T, c types.BlobInfoCache) {
