@@ -243,7 +243,8 @@ type copier struct {
 	// for it in blobs, so waiting never starves a transfer.
 	slots chan struct{}
 	// manifestMu serializes the source's GetManifest and the destination's PutManifest, which
-	// instances copied side by side would otherwise call concurrently.
+	// instances copied side by side would otherwise call concurrently; a side whose properties
+	// say ConcurrentManifests does not take it.
 	manifestMu sync.Mutex
 
 	bytesCopied, bytesReused atomic.Int64

@@ -5,11 +5,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -472,6 +474,41 @@ func TestCopySerialWhenNotConcurrent(t *testing.T) {
 	mustCopy(t, dest, src, nil)
 	if m := dest.lastDest().maxFlight; m != 1 {
 		t.Errorf("%d concurrent PutBlob calls on a non-concurrent source", m)
+	}
+}
+
+// TestCopyConcurrentManifests checks that the instances of an index are written side by side
+// to a destination whose properties say ConcurrentManifests (the three instance manifests are
+// all in PutManifest before any returns), and one at a time to any other.
+func TestCopyConcurrentManifests(t *testing.T) {
+	t.Parallel()
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("concurrent=%v", concurrent), func(t *testing.T) {
+			t.Parallel()
+			src, _, _ := newIndexSource(t, imgspecv1.MediaTypeImageIndex, "amd64", "arm64", "s390x")
+			dest := newFakeRef("dest", newMemStore())
+			dest.dest.props.ConcurrentManifests = concurrent
+			if concurrent {
+				var arrived sync.WaitGroup
+				arrived.Add(3)
+				all := make(chan struct{})
+				go func() { arrived.Wait(); close(all) }()
+				dest.dest.instanceGate = func() error {
+					arrived.Done()
+					select {
+					case <-all:
+						return nil
+					case <-time.After(10 * time.Second):
+						return errors.New("the other instance manifests did not come while this one was being written")
+					}
+				}
+			}
+			mustCopy(t, dest, src, &Options{MultiArch: MultiArchAll})
+			d := dest.lastDest()
+			if want := map[bool]int{false: 1, true: 3}[concurrent]; d.maxManifestFlight != want {
+				t.Errorf("%d PutManifest calls at once, want %d", d.maxManifestFlight, want)
+			}
+		})
 	}
 }
 

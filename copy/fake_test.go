@@ -323,6 +323,9 @@ type fakeDestConfig struct {
 	// takesFiles makes PutBlob take the file of a types.FileBlob stream (as the registry
 	// destination does over plain HTTP), read it and ask for its verification.
 	takesFiles bool
+	// instanceGate, when set, runs at the start of every PutManifest of an instance, outside
+	// the fake's lock; an error fails that PutManifest.
+	instanceGate func() error
 }
 
 // fakeDest stages blobs and manifests and copies them into the store on Commit.
@@ -348,6 +351,8 @@ type fakeDest struct {
 	closed     bool
 	inFlight   int
 	maxFlight  int
+	// PutManifest calls in progress, and the most at once
+	manifestFlight, maxManifestFlight int
 }
 
 var (
@@ -472,6 +477,20 @@ func (d *fakeDest) putFile(ctx context.Context, f *os.File, size int64, verified
 }
 
 func (d *fakeDest) PutManifest(ctx context.Context, b []byte, mimeType string, instance *digest.Digest) error {
+	d.mu.Lock()
+	d.manifestFlight++
+	d.maxManifestFlight = max(d.maxManifestFlight, d.manifestFlight)
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.manifestFlight--
+		d.mu.Unlock()
+	}()
+	if gate := d.cfg.instanceGate; gate != nil && instance != nil {
+		if err := gate(); err != nil {
+			return err
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.manifests = append(d.manifests, mimeType)

@@ -89,6 +89,7 @@ func (d *destination) Properties() types.DestinationProperties {
 		DesiredLayerCompression: types.Compress, // as skopeo and crane: registries serve gzip schema2 layers
 		AcceptsForeignLayerURLs: true,
 		ConcurrentBlobs:         true,
+		ConcurrentManifests:     true,
 	}
 }
 
