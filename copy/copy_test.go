@@ -512,6 +512,47 @@ func TestCopyConcurrentManifests(t *testing.T) {
 	}
 }
 
+// TestCopyConfigTakesNoSlot copies an image with one transfer slot whose layer cannot finish
+// before the config is uploaded: the layer's GetBlob (in its slot) waits for the config's
+// PutBlob, and the config's TryReusingBlob waits for the layer's GetBlob to start. With the
+// config in need of a slot, one of them would wait for the other for good.
+func TestCopyConfigTakesNoSlot(t *testing.T) {
+	t.Parallel()
+	src, img := newSingleSource(t, imgspecv1.MediaTypeImageManifest, makeLayer(t, 1, 40<<10, "gzip"))
+	dest := newFakeRef("dest", newMemStore())
+	layerStarted, configPut := make(chan struct{}), make(chan struct{})
+	var startOnce, putOnce sync.Once
+	wait := func(ctx context.Context, ch chan struct{}, what string) error {
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			return errors.New(what)
+		}
+	}
+	src.src.gate = func(ctx context.Context, d digest.Digest) error {
+		if d == img.configDigest() {
+			return nil
+		}
+		startOnce.Do(func() { close(layerStarted) })
+		return wait(ctx, configPut, "the config was not uploaded while the layer held the slot")
+	}
+	dest.dest.reuseGate = func(info types.BlobInfo) error {
+		if info.Digest != img.configDigest() {
+			return nil
+		}
+		return wait(context.Background(), layerStarted, "the layer did not start while the config was being checked")
+	}
+	dest.dest.onPut = func(info types.BlobInfo) {
+		if info.Digest == img.configDigest() {
+			putOnce.Do(func() { close(configPut) })
+		}
+	}
+	mustCopy(t, dest, src, &Options{ImageParallelCopies: 1})
+}
+
 func TestCopyMultiArch(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

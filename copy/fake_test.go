@@ -326,6 +326,10 @@ type fakeDestConfig struct {
 	// instanceGate, when set, runs at the start of every PutManifest of an instance, outside
 	// the fake's lock; an error fails that PutManifest.
 	instanceGate func() error
+	// reuseGate, when set, runs at the start of every TryReusingBlob, and onPut at the start
+	// of every PutBlob; an error of reuseGate fails that TryReusingBlob.
+	reuseGate func(info types.BlobInfo) error
+	onPut     func(info types.BlobInfo)
 }
 
 // fakeDest stages blobs and manifests and copies them into the store on Commit.
@@ -371,6 +375,11 @@ func (d *fakeDest) Reference() types.ImageReference         { return d.ref }
 func (d *fakeDest) Properties() types.DestinationProperties { return d.cfg.props }
 
 func (d *fakeDest) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
+	if gate := d.cfg.reuseGate; gate != nil {
+		if err := gate(info); err != nil {
+			return types.ReusedBlob{}, false, err
+		}
+	}
 	d.mu.Lock()
 	d.reuseOpts = append(d.reuseOpts, opts)
 	d.mu.Unlock()
@@ -404,6 +413,9 @@ func (d *fakeDest) sniffCompression(dg digest.Digest) string {
 }
 
 func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
+	if d.cfg.onPut != nil {
+		d.cfg.onPut(info)
+	}
 	d.mu.Lock()
 	d.inFlight++
 	d.maxFlight = max(d.maxFlight, d.inFlight)
