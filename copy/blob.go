@@ -103,14 +103,22 @@ func (c *copier) copyBlob(ctx context.Context, job *blobJob) (blobResult, error)
 	return res, err
 }
 
+// slotFreeConfigSize is the largest config that takes no transfer slot (see reuseOrStream).
+const slotFreeConfigSize = 1 << 20
+
 // reuseOrStream takes a transfer slot, then reuses the blob at the destination if possible,
-// else transfers it.
+// else transfers it. A config of up to slotFreeConfigSize (its size as the manifest says,
+// checked as it streams) takes no slot: its copy is a few round trips, not bandwidth, and
+// behind six large layers on a slow link it would otherwise wait for one of them to finish,
+// then add its round trips to the end of the copy.
 func (c *copier) reuseOrStream(ctx context.Context, job *blobJob) (blobResult, error) {
-	select {
-	case c.slots <- struct{}{}:
-		defer func() { <-c.slots }()
-	case <-ctx.Done():
-		return blobResult{}, ctx.Err()
+	if !job.isConfig || job.info.Size < 0 || job.info.Size > slotFreeConfigSize {
+		select {
+		case c.slots <- struct{}{}:
+			defer func() { <-c.slots }()
+		case <-ctx.Done():
+			return blobResult{}, ctx.Err()
+		}
 	}
 	if res, ok, err := c.tryReuse(ctx, job); err != nil || ok {
 		return res, err

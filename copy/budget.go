@@ -6,12 +6,12 @@ import (
 )
 
 // Budget is shared by copies that run side by side, such as the images of a sync: it bounds
-// the blobs they transfer at once, all together, and lets a blob that several of them need
-// cross the network once. A copy that needs a blob another copy with the same Budget and
-// BudgetScope is transferring waits for that transfer to end and then asks its own
-// destination for the blob, which finds it (the same repository or layout), mounts it (another
-// repository of the registry) or, if it cannot, transfers it after all. Create one with
-// NewBudget; it is safe for concurrent use.
+// the layers they transfer at once, all together (configs of up to 1 MiB are not counted), and
+// lets a blob that several of them need cross the network once. A copy that needs a blob
+// another copy with the same Budget and BudgetScope is transferring waits for that transfer to
+// end and then asks its own destination for the blob, which finds it (the same repository or
+// layout), mounts it (another repository of the registry) or, if it cannot, transfers it after
+// all. Create one with NewBudget; it is safe for concurrent use.
 type Budget struct {
 	slots chan struct{}
 

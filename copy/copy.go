@@ -240,10 +240,11 @@ type copier struct {
 	blobs     *blobGroup
 	// slots bounds the blobs transferred at once across all instances of an index to
 	// parallelism(); only the caller that transfers a blob holds a slot, not those waiting
-	// for it in blobs, so waiting never starves a transfer.
+	// for it in blobs, so waiting never starves a transfer. Small configs take none.
 	slots chan struct{}
 	// manifestMu serializes the source's GetManifest and the destination's PutManifest, which
-	// instances copied side by side would otherwise call concurrently.
+	// instances copied side by side would otherwise call concurrently; a side whose properties
+	// say ConcurrentManifests does not take it.
 	manifestMu sync.Mutex
 
 	bytesCopied, bytesReused atomic.Int64

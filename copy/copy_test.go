@@ -5,11 +5,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -473,6 +475,82 @@ func TestCopySerialWhenNotConcurrent(t *testing.T) {
 	if m := dest.lastDest().maxFlight; m != 1 {
 		t.Errorf("%d concurrent PutBlob calls on a non-concurrent source", m)
 	}
+}
+
+// TestCopyConcurrentManifests checks that the instances of an index are written side by side
+// to a destination whose properties say ConcurrentManifests (the three instance manifests are
+// all in PutManifest before any returns), and one at a time to any other.
+func TestCopyConcurrentManifests(t *testing.T) {
+	t.Parallel()
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("concurrent=%v", concurrent), func(t *testing.T) {
+			t.Parallel()
+			src, _, _ := newIndexSource(t, imgspecv1.MediaTypeImageIndex, "amd64", "arm64", "s390x")
+			dest := newFakeRef("dest", newMemStore())
+			dest.dest.props.ConcurrentManifests = concurrent
+			if concurrent {
+				var arrived sync.WaitGroup
+				arrived.Add(3)
+				all := make(chan struct{})
+				go func() { arrived.Wait(); close(all) }()
+				dest.dest.instanceGate = func() error {
+					arrived.Done()
+					select {
+					case <-all:
+						return nil
+					case <-time.After(10 * time.Second):
+						return errors.New("the other instance manifests did not come while this one was being written")
+					}
+				}
+			}
+			mustCopy(t, dest, src, &Options{MultiArch: MultiArchAll})
+			d := dest.lastDest()
+			if want := map[bool]int{false: 1, true: 3}[concurrent]; d.maxManifestFlight != want {
+				t.Errorf("%d PutManifest calls at once, want %d", d.maxManifestFlight, want)
+			}
+		})
+	}
+}
+
+// TestCopyConfigTakesNoSlot copies an image with one transfer slot whose layer cannot finish
+// before the config is uploaded: the layer's GetBlob (in its slot) waits for the config's
+// PutBlob, and the config's TryReusingBlob waits for the layer's GetBlob to start. With the
+// config in need of a slot, one of them would wait for the other for good.
+func TestCopyConfigTakesNoSlot(t *testing.T) {
+	t.Parallel()
+	src, img := newSingleSource(t, imgspecv1.MediaTypeImageManifest, makeLayer(t, 1, 40<<10, "gzip"))
+	dest := newFakeRef("dest", newMemStore())
+	layerStarted, configPut := make(chan struct{}), make(chan struct{})
+	var startOnce, putOnce sync.Once
+	wait := func(ctx context.Context, ch chan struct{}, what string) error {
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			return errors.New(what)
+		}
+	}
+	src.src.gate = func(ctx context.Context, d digest.Digest) error {
+		if d == img.configDigest() {
+			return nil
+		}
+		startOnce.Do(func() { close(layerStarted) })
+		return wait(ctx, configPut, "the config was not uploaded while the layer held the slot")
+	}
+	dest.dest.reuseGate = func(info types.BlobInfo) error {
+		if info.Digest != img.configDigest() {
+			return nil
+		}
+		return wait(context.Background(), layerStarted, "the layer did not start while the config was being checked")
+	}
+	dest.dest.onPut = func(info types.BlobInfo) {
+		if info.Digest == img.configDigest() {
+			putOnce.Do(func() { close(configPut) })
+		}
+	}
+	mustCopy(t, dest, src, &Options{ImageParallelCopies: 1})
 }
 
 func TestCopyMultiArch(t *testing.T) {

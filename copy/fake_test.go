@@ -323,6 +323,13 @@ type fakeDestConfig struct {
 	// takesFiles makes PutBlob take the file of a types.FileBlob stream (as the registry
 	// destination does over plain HTTP), read it and ask for its verification.
 	takesFiles bool
+	// instanceGate, when set, runs at the start of every PutManifest of an instance, outside
+	// the fake's lock; an error fails that PutManifest.
+	instanceGate func() error
+	// reuseGate, when set, runs at the start of every TryReusingBlob, and onPut at the start
+	// of every PutBlob; an error of reuseGate fails that TryReusingBlob.
+	reuseGate func(info types.BlobInfo) error
+	onPut     func(info types.BlobInfo)
 }
 
 // fakeDest stages blobs and manifests and copies them into the store on Commit.
@@ -348,6 +355,8 @@ type fakeDest struct {
 	closed     bool
 	inFlight   int
 	maxFlight  int
+	// PutManifest calls in progress, and the most at once
+	manifestFlight, maxManifestFlight int
 }
 
 var (
@@ -366,6 +375,11 @@ func (d *fakeDest) Reference() types.ImageReference         { return d.ref }
 func (d *fakeDest) Properties() types.DestinationProperties { return d.cfg.props }
 
 func (d *fakeDest) TryReusingBlob(ctx context.Context, info types.BlobInfo, opts types.ReuseOptions) (types.ReusedBlob, bool, error) {
+	if gate := d.cfg.reuseGate; gate != nil {
+		if err := gate(info); err != nil {
+			return types.ReusedBlob{}, false, err
+		}
+	}
 	d.mu.Lock()
 	d.reuseOpts = append(d.reuseOpts, opts)
 	d.mu.Unlock()
@@ -399,6 +413,9 @@ func (d *fakeDest) sniffCompression(dg digest.Digest) string {
 }
 
 func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
+	if d.cfg.onPut != nil {
+		d.cfg.onPut(info)
+	}
 	d.mu.Lock()
 	d.inFlight++
 	d.maxFlight = max(d.maxFlight, d.inFlight)
@@ -472,6 +489,20 @@ func (d *fakeDest) putFile(ctx context.Context, f *os.File, size int64, verified
 }
 
 func (d *fakeDest) PutManifest(ctx context.Context, b []byte, mimeType string, instance *digest.Digest) error {
+	d.mu.Lock()
+	d.manifestFlight++
+	d.maxManifestFlight = max(d.maxManifestFlight, d.manifestFlight)
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.manifestFlight--
+		d.mu.Unlock()
+	}()
+	if gate := d.cfg.instanceGate; gate != nil && instance != nil {
+		if err := gate(); err != nil {
+			return err
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.manifests = append(d.manifests, mimeType)

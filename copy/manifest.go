@@ -18,9 +18,13 @@ func (c *copier) getManifest(ctx context.Context, instance *digest.Digest) ([]by
 	if instance != nil {
 		what = "manifest " + instance.String()
 	}
-	c.manifestMu.Lock()
+	if !c.srcProps.ConcurrentManifests {
+		c.manifestMu.Lock()
+	}
 	b, mt, err := c.src.GetManifest(ctx, instance)
-	c.manifestMu.Unlock()
+	if !c.srcProps.ConcurrentManifests {
+		c.manifestMu.Unlock()
+	}
 	if err != nil {
 		return nil, "", errors.Wrapf(err, "reading %s from %s", what, types.ImageName(c.srcRef))
 	}

@@ -414,9 +414,13 @@ func (c *copier) putManifest(ctx context.Context, b []byte, mimeType string, ins
 	if instance != nil {
 		inst = &d
 	}
-	c.manifestMu.Lock()
+	if !c.destProps.ConcurrentManifests {
+		c.manifestMu.Lock()
+	}
 	err = c.dest.PutManifest(ctx, b, mimeType, inst)
-	c.manifestMu.Unlock()
+	if !c.destProps.ConcurrentManifests {
+		c.manifestMu.Unlock()
+	}
 	if err != nil {
 		logrus.WithFields(logrus.Fields{"digest": d, "type": mimeType, "error": err}).Debug("writing the manifest failed")
 		return nil, err // the destination names the manifest and itself (docs/transports.md)

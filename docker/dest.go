@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -41,6 +42,8 @@ type destination struct {
 	tagged    digest.Digest // the manifest the tag points at (HasManifest found it, or pushed by tag); not tagged again
 	nameOnPut bool          // NameOnPut: the top-level manifest is pushed by tag in PutManifest
 
+	digestDelay time.Duration // digestHEADDelay; tests change it
+
 	mountRefusals atomic.Int32 // refused cross-repository mounts, to warn only once
 
 	spareMu sync.Mutex
@@ -60,7 +63,7 @@ func newImageDestination(_ context.Context, sys *types.SystemContext, ref refere
 	if err != nil {
 		return nil, err
 	}
-	d := &destination{ref: ref, c: c, scopes: []scope{{repo: ref.repo(), actions: "pull,push"}}}
+	d := &destination{ref: ref, c: c, scopes: []scope{{repo: ref.repo(), actions: "pull,push"}}, digestDelay: digestHEADDelay}
 	if sys != nil {
 		d.store, d.chunkSize = resume.New(sys.Resume), sys.UploadChunkSize
 	}
@@ -86,6 +89,7 @@ func (d *destination) Properties() types.DestinationProperties {
 		DesiredLayerCompression: types.Compress, // as skopeo and crane: registries serve gzip schema2 layers
 		AcceptsForeignLayerURLs: true,
 		ConcurrentBlobs:         true,
+		ConcurrentManifests:     true,
 	}
 }
 

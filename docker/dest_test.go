@@ -519,49 +519,56 @@ func TestHasManifestStatuses(t *testing.T) {
 		tagDigest    digest.Digest // Docker-Content-Digest of the tag's HEAD
 		want         bool
 		wantErr      error
+		digestHEAD   int // HEADs by digest when the tag answers first
 	}{
 		{name: "tag points at it", status: http.StatusOK, tagDigest: dg, want: true},
 		{name: "tag points at it, digest unknown", status: http.StatusOK, digestStatus: http.StatusNotFound, tagDigest: dg, want: true},
-		{name: "tag points elsewhere, digest present", status: http.StatusOK, tagDigest: digest.FromString("other"), want: true},
-		{name: "tag points elsewhere, digest absent", status: http.StatusOK, digestStatus: http.StatusNotFound, tagDigest: digest.FromString("other")},
-		{name: "present without Docker-Content-Digest", status: http.StatusOK, want: true},
-		{name: "absent", status: http.StatusNotFound},
-		{name: "no tag, digest present", status: http.StatusNotFound, digestStatus: http.StatusOK, want: true},
-		{name: "denied", status: http.StatusForbidden, wantErr: types.ErrDenied},
+		{name: "tag points elsewhere, digest present", status: http.StatusOK, tagDigest: digest.FromString("other"), want: true, digestHEAD: 1},
+		{name: "tag points elsewhere, digest absent", status: http.StatusOK, digestStatus: http.StatusNotFound, tagDigest: digest.FromString("other"), digestHEAD: 1},
+		{name: "present without Docker-Content-Digest", status: http.StatusOK, want: true, digestHEAD: 1},
+		{name: "absent", status: http.StatusNotFound, digestHEAD: 1},
+		{name: "no tag, digest present", status: http.StatusNotFound, digestStatus: http.StatusOK, want: true, digestHEAD: 1},
+		{name: "denied: not asked again by digest", status: http.StatusForbidden, wantErr: types.ErrDenied},
 		{name: "denied for the tag: the answer whatever the digest's", status: http.StatusForbidden, digestStatus: http.StatusOK, wantErr: types.ErrDenied},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/v2/" {
-					return
-				}
-				if r.URL.Path == "/v2/a/b/manifests/t" {
-					if tc.tagDigest != "" {
-						w.Header().Set("Docker-Content-Digest", tc.tagDigest.String())
+		// The tag answers before digestHEADDelay (a registry close by), or the digest is asked
+		// at once (one far away): the same answers.
+		for _, atOnce := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/at once=%v", tc.name, atOnce), func(t *testing.T) {
+				t.Parallel()
+				srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path == "/v2/" {
+						return
 					}
-					w.WriteHeader(tc.status)
-					return
+					if r.URL.Path == "/v2/a/b/manifests/t" {
+						if tc.tagDigest != "" {
+							w.Header().Set("Docker-Content-Digest", tc.tagDigest.String())
+						}
+						w.WriteHeader(tc.status)
+						return
+					}
+					w.WriteHeader(cmp.Or(tc.digestStatus, tc.status))
+				})
+				dest := openDest(t, srv.host)
+				dest.(*destination).digestDelay = map[bool]time.Duration{false: time.Hour, true: 0}[atOnce]
+				got, err := dest.(types.ManifestChecker).HasManifest(testContext(t), dg)
+				if got != tc.want || (tc.wantErr == nil) != (err == nil) || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
+					t.Fatalf("HasManifest = %v, %v; want %v, %v", got, err, tc.want, tc.wantErr)
 				}
-				w.WriteHeader(cmp.Or(tc.digestStatus, tc.status))
+				if n := srv.count(http.MethodHead, "/v2/a/b/manifests/t"); n != 1 {
+					t.Errorf("%d HEAD requests for the tag, want 1", n)
+				}
+				if n := srv.count(http.MethodHead, "/v2/a/b/manifests/"+dg.String()); !atOnce && n != tc.digestHEAD || n > 1 {
+					t.Errorf("%d HEAD requests for the manifest digest, want %d", n, tc.digestHEAD)
+				}
 			})
-			got, err := openDest(t, srv.host).(types.ManifestChecker).HasManifest(testContext(t), dg)
-			if got != tc.want || (tc.wantErr == nil) != (err == nil) || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
-				t.Fatalf("HasManifest = %v, %v; want %v, %v", got, err, tc.want, tc.wantErr)
-			}
-			if n := srv.count(http.MethodHead, "/v2/a/b/manifests/t"); n != 1 {
-				t.Errorf("%d HEAD requests for the tag, want 1", n)
-			}
-			if n := srv.count(http.MethodHead, "/v2/a/b/manifests/"+dg.String()); n != 1 && tc.wantErr == nil {
-				t.Errorf("%d HEAD requests for the manifest digest, want 1", n)
-			}
-		})
+		}
 	}
 }
 
-// TestHasManifestAsksTagAndDigestAtOnce checks that the HEAD by digest does not wait for the
-// tag's answer: the registry answers the tag only once the digest was asked for.
+// TestHasManifestAsksTagAndDigestAtOnce checks that the HEAD by digest does not wait for a
+// slow tag's answer: the registry answers the tag only once the digest was asked for.
 func TestHasManifestAsksTagAndDigestAtOnce(t *testing.T) {
 	t.Parallel()
 	dg := digest.FromString("manifest")

@@ -67,7 +67,7 @@ func (s *source) Reference() types.ImageReference { return s.ref }
 
 // Properties implements types.ImageSource.
 func (s *source) Properties() types.SourceProperties {
-	return types.SourceProperties{ConcurrentBlobs: true}
+	return types.SourceProperties{ConcurrentBlobs: true, ConcurrentManifests: true}
 }
 
 // GetManifest implements types.ImageSource. Manifests fetched by digest are checked against

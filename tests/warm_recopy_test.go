@@ -67,8 +67,8 @@ func countWarm(recs []testregistry.RequestRecord, method, pathPart string) int {
 }
 
 // TestWarmRecopySkipsBlobs copies an image to a registry, then again with a fresh engine
-// run: the second copy HEADs the tag and the manifest digest (at once), touches no blob and
-// writes at most the tag (issue 8).
+// run: the second copy HEADs the tag (and, for a new tag, the manifest digest), touches no
+// blob and writes at most the tag (issue 8).
 func TestWarmRecopySkipsBlobs(t *testing.T) {
 	t.Parallel()
 	img, err := conformance.BuildImage(conformance.ImageOptions{MIMEType: imgspecv1.MediaTypeImageManifest, Layers: 8})
@@ -105,18 +105,19 @@ func TestWarmRecopySkipsBlobs(t *testing.T) {
 				if err != nil || !res.AlreadyPresent || !bytes.Equal(res.Manifest, tc.top) || res.BlobsCopied+res.BlobsReused != 0 {
 					t.Fatalf("warm copy to %s: %+v, %v", tag, res, err)
 				}
-				// One HEAD of the tag and one of the digest, side by side. v1 points at the
-				// manifest already: nothing written. v2 is new: the tag's HEAD finds nothing,
-				// the digest's finds the manifest, and only the tag is written.
+				// v1 points at the manifest already: one HEAD of the tag, nothing written (and
+				// a HEAD of the digest only if the tag took longer than 5 ms to answer). v2 is
+				// new: the tag's HEAD finds nothing, the digest's finds the manifest, and only
+				// the tag is written.
 				recs := reg.Requests()
-				wantDigestHEADs, wantPUTs := 1, 0
+				wantDigestHEADs, wantPUTs := 0, 0
 				if tag == "v2" {
-					wantPUTs = 1
+					wantDigestHEADs, wantPUTs = 1, 1
 				}
 				if n := countWarm(recs, http.MethodHead, "/manifests/"+tag); n != 1 {
 					t.Errorf("%s: %d HEADs of the tag, want 1", tag, n)
 				}
-				if n := countWarm(recs, http.MethodHead, "/manifests/"+digest.FromBytes(tc.top).String()); n != wantDigestHEADs {
+				if n := countWarm(recs, http.MethodHead, "/manifests/"+digest.FromBytes(tc.top).String()); n != wantDigestHEADs && (tag != "v1" || n > 1) {
 					t.Errorf("%s: %d HEADs of the manifest digest, want %d", tag, n, wantDigestHEADs)
 				}
 				if n := countWarm(recs, http.MethodHead, "/blobs/") + countWarm(recs, http.MethodPost, "/blobs/") + countWarm(recs, http.MethodPatch, "/blobs/"); n != 0 {

@@ -28,7 +28,9 @@
 //     (instance != nil), each after that instance's blobs, then PutManifest for the top-level
 //     manifest (instance == nil). With ConcurrentBlobs on both ends, the instances of an index
 //     are copied side by side, so one instance's blobs may be written after another's
-//     manifest; GetManifest and PutManifest calls never overlap each other.
+//     manifest; GetManifest and PutManifest calls never overlap each other, except that a
+//     source or destination whose Properties say ConcurrentManifests gets its calls as they
+//     come.
 //  4. Commit. (A copy that carries referrers and digest tags writes them between 3 and 4,
 //     through the optional interfaces of referrers.go, which describes that part; a copy
 //     that carries none tells a ManifestNamer so with NameOnPut, before step 1.)

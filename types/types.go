@@ -69,6 +69,10 @@ type BlobInfo struct {
 type SourceProperties struct {
 	// ConcurrentBlobs is true when GetBlob may be called from several goroutines at once.
 	ConcurrentBlobs bool
+	// ConcurrentManifests is true when GetManifest may be called from several goroutines at
+	// once and while the destination writes manifests; otherwise a copy makes one manifest
+	// call at a time (see the call order in doc.go).
+	ConcurrentManifests bool
 }
 
 // GetBlobOptions are the optional arguments of ImageSource.GetBlob.
@@ -143,6 +147,9 @@ type DestinationProperties struct {
 	UnusableManifestMIMETypes []string
 	// ConcurrentBlobs is true when TryReusingBlob and PutBlob may be called concurrently.
 	ConcurrentBlobs bool
+	// ConcurrentManifests is true when PutManifest may be called from several goroutines at
+	// once (instances of an index that finish together) and while the source reads manifests.
+	ConcurrentManifests bool
 }
 
 // ReuseOptions are the optional arguments of ImageDestination.TryReusingBlob.

@@ -17,10 +17,12 @@
 //	floor warm SRC-HOST/REPO:TAG DST-HOST/REPO:TAG    GET the source manifest, HEAD the
 //	                                                  destination's, compare digests
 //	floor wait HOST [SECONDS]                         wait until http://HOST/v2/ answers 200
-//	floor proxy [-cut N] [-count FILE] LISTEN UPSTREAM
+//	floor proxy [-cut N] [-count FILE] [-delay D] LISTEN UPSTREAM
 //	                                                  reverse proxy to the registry UPSTREAM
 //	                                                  counting response bytes (into FILE); with
-//	                                                  -cut, the link breaks for good after N
+//	                                                  -cut, the link breaks for good after N;
+//	                                                  with -delay, every request waits D before
+//	                                                  it is forwarded (a link of that round trip)
 //	floor freeport                                    print a free 127.0.0.1 port
 //
 // Registries are plain HTTP. -j (default 6, like imgcopy's default) bounds concurrent blobs.
@@ -72,6 +74,7 @@ func main() {
 	cut := fs.Int64("cut", 0, "proxy: cut the link for good after this many response bytes")
 	countFile := fs.String("count", "", "proxy: write the response bytes passed so far to this file")
 	send := fs.String("send", "read", "push: read, sendfile or nohash (see the package documentation)")
+	delay := fs.Duration("delay", 0, "proxy: hold every request this long before forwarding it")
 	_ = fs.Parse(args)
 	args = fs.Args()
 	var err error
@@ -92,7 +95,7 @@ func main() {
 		}
 		err = wait(args[0], time.Duration(secs)*time.Second)
 	case cmd == "proxy" && len(args) == 2:
-		err = proxy(*cut, *countFile, args[0], args[1])
+		err = proxy(*cut, *countFile, *delay, args[0], args[1])
 	case cmd == "freeport" && len(args) == 0:
 		err = freeport()
 	default:

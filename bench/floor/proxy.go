@@ -9,14 +9,17 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // proxy serves a reverse proxy to the plain-HTTP registry upstream on listen and counts the
 // bytes of every response body it passes, writing the total to countFile after each response.
 // With cut > 0, once cut bytes went by it cuts the response in flight and, from then on, every
-// request (the connection is dropped with no answer): a link that broke for good.
-func proxy(cut int64, countFile, listen, upstream string) error {
-	p := &cuttingProxy{cut: cut, countFile: countFile}
+// request (the connection is dropped with no answer): a link that broke for good. With delay >
+// 0 every request waits that long before it is forwarded: each request-and-answer exchange
+// takes one round trip of a link that far away (its bandwidth is not limited).
+func proxy(cut int64, countFile string, delay time.Duration, listen, upstream string) error {
+	p := &cuttingProxy{cut: cut, countFile: countFile, delay: delay}
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: upstream})
 	rp.Transport = client.Transport
 	rp.ModifyResponse = func(resp *http.Response) error {
@@ -31,6 +34,7 @@ type cuttingProxy struct {
 	next      http.Handler
 	cut       int64
 	countFile string
+	delay     time.Duration
 
 	mu    sync.Mutex
 	count int64
@@ -45,6 +49,13 @@ func (p *cuttingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // drop the connection without an answer
 	}
 	defer p.save()
+	if p.delay > 0 {
+		select {
+		case <-time.After(p.delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	p.next.ServeHTTP(w, r)
 }
 
