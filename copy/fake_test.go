@@ -412,19 +412,25 @@ func (d *fakeDest) sniffCompression(dg digest.Digest) string {
 	return types.UncompressedCompressorName
 }
 
+// enter counts a call in progress in *n, keeping in *most the most there were at once; the
+// function it returns ends the call.
+func (d *fakeDest) enter(n, most *int) func() {
+	d.mu.Lock()
+	*n++
+	*most = max(*most, *n)
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		*n--
+		d.mu.Unlock()
+	}
+}
+
 func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	if d.cfg.onPut != nil {
 		d.cfg.onPut(info)
 	}
-	d.mu.Lock()
-	d.inFlight++
-	d.maxFlight = max(d.maxFlight, d.inFlight)
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		d.inFlight--
-		d.mu.Unlock()
-	}()
+	defer d.enter(&d.inFlight, &d.maxFlight)()
 	d.mu.Lock()
 	d.putOpts = append(d.putOpts, opts)
 	d.mu.Unlock()
@@ -489,15 +495,7 @@ func (d *fakeDest) putFile(ctx context.Context, f *os.File, size int64, verified
 }
 
 func (d *fakeDest) PutManifest(ctx context.Context, b []byte, mimeType string, instance *digest.Digest) error {
-	d.mu.Lock()
-	d.manifestFlight++
-	d.maxManifestFlight = max(d.maxManifestFlight, d.manifestFlight)
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		d.manifestFlight--
-		d.mu.Unlock()
-	}()
+	defer d.enter(&d.manifestFlight, &d.maxManifestFlight)()
 	if gate := d.cfg.instanceGate; gate != nil && instance != nil {
 		if err := gate(); err != nil {
 			return err
