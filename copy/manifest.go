@@ -18,13 +18,9 @@ func (c *copier) getManifest(ctx context.Context, instance *digest.Digest) ([]by
 	if instance != nil {
 		what = "manifest " + instance.String()
 	}
-	if !c.srcProps.ConcurrentManifests {
-		c.manifestMu.Lock()
-	}
+	unlock := c.lockManifests(c.srcProps.ConcurrentManifests)
 	b, mt, err := c.src.GetManifest(ctx, instance)
-	if !c.srcProps.ConcurrentManifests {
-		c.manifestMu.Unlock()
-	}
+	unlock()
 	if err != nil {
 		return nil, "", errors.Wrapf(err, "reading %s from %s", what, types.ImageName(c.srcRef))
 	}
@@ -47,4 +43,14 @@ func manifestMIMEType(b []byte, mt string) string {
 		mt = manifest.GuessMIMEType(b)
 	}
 	return mt
+}
+
+// lockManifests takes manifestMu for a manifest call, unless the side it goes to says
+// ConcurrentManifests (concurrent); the function it returns releases it.
+func (c *copier) lockManifests(concurrent bool) (unlock func()) {
+	if concurrent {
+		return func() {}
+	}
+	c.manifestMu.Lock()
+	return c.manifestMu.Unlock
 }

@@ -414,13 +414,9 @@ func (c *copier) putManifest(ctx context.Context, b []byte, mimeType string, ins
 	if instance != nil {
 		inst = &d
 	}
-	if !c.destProps.ConcurrentManifests {
-		c.manifestMu.Lock()
-	}
+	unlock := c.lockManifests(c.destProps.ConcurrentManifests)
 	err = c.dest.PutManifest(ctx, b, mimeType, inst)
-	if !c.destProps.ConcurrentManifests {
-		c.manifestMu.Unlock()
-	}
+	unlock()
 	if err != nil {
 		logrus.WithFields(logrus.Fields{"digest": d, "type": mimeType, "error": err}).Debug("writing the manifest failed")
 		return nil, err // the destination names the manifest and itself (docs/transports.md)
