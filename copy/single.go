@@ -78,10 +78,11 @@ func (c *copier) copySingle(ctx context.Context, manBlob []byte, mimeType string
 
 // copyBlobs copies the layers and, side by side with them, the config when it is copied as
 // it is (a schema1 source's config is made from the layers afterwards, in copyConfig): one
-// round of transfers instead of a config round after the layer round.
+// round of transfers instead of a config round after the layer round. When an end takes one
+// blob call at a time, the config comes after the layers, in copyConfig.
 func (c *copier) copyBlobs(ctx context.Context, sc *singleCopy, diffIDs []digest.Digest) ([]blobResult, error) {
 	info := sc.m.ConfigInfo()
-	if sc.convert1 || info.Digest == "" {
+	if sc.convert1 || info.Digest == "" || !c.concurrentBlobs() {
 		return c.copyLayers(ctx, sc, diffIDs)
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -235,10 +236,15 @@ func (c *copier) copyLayers(ctx context.Context, sc *singleCopy, diffIDs []diges
 }
 
 func (c *copier) parallelism() int {
-	if c.srcProps.ConcurrentBlobs && c.destProps.ConcurrentBlobs {
+	if c.concurrentBlobs() {
 		return c.opts.ImageParallelCopies
 	}
 	return 1
+}
+
+// concurrentBlobs tells whether both ends take blob calls from several goroutines at once.
+func (c *copier) concurrentBlobs() bool {
+	return c.srcProps.ConcurrentBlobs && c.destProps.ConcurrentBlobs
 }
 
 // manifestEdits are the changes the written manifest may need.
