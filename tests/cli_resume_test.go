@@ -624,7 +624,8 @@ func TestCLIResumeRegistryToRegistry(t *testing.T) {
 // TestCLIResumeLocalStaging kills a copy from a registry into each local transport (SIGKILL)
 // while the second of two layers downloads, after the first was verified and staged, then
 // runs it again: the staged layer is taken over (not fetched again, counted as resumed), the
-// second layer continues from its partial download, and no staging directory is left behind.
+// second layer continues from its partial download (from what the unfinished tar holds of it,
+// for an archive), and no staging directory is left behind.
 func TestCLIResumeLocalStaging(t *testing.T) {
 	t.Parallel()
 	proxy := &resumeProxy{}
@@ -637,7 +638,8 @@ func TestCLIResumeLocalStaging(t *testing.T) {
 	// staged is the name a layout or dir: gives a blob in its staging directory once the blob
 	// is verified and durable (before that, the blob would not be taken over: a SIGKILL in
 	// between loses it, and the test must not kill there). Archives salvage blobs from the
-	// unfinished tar by hashing them, so they need no wait ("").
+	// unfinished tar by hashing them (""); they wait for the held layer's fill record instead,
+	// which says how much of it the unfinished tar holds.
 	cases := []struct {
 		transport string
 		dest      func(dir string) (name, stagingParent string)
@@ -671,11 +673,13 @@ func TestCLIResumeLocalStaging(t *testing.T) {
 			home, dir := t.TempDir(), t.TempDir()
 			dest, stagingParent := tc.dest(dir)
 			args := []string{"--progress", "json", "--image-parallel-copies", "1", "--src-tls-verify=false", "docker://" + reg.Host + "/" + repo + ":v1", dest}
-			var ready func() bool
-			if tc.staged != "" {
+			ready := func() bool {
+				m, _ := filepath.Glob(filepath.Join(stagingParent, ".imgcopy-staging-*", tc.staged))
+				return len(m) == 1
+			}
+			if tc.staged == "" {
 				ready = func() bool {
-					m, _ := filepath.Glob(filepath.Join(stagingParent, ".imgcopy-staging-*", tc.staged))
-					return len(m) == 1
+					return keptByFill(t, filepath.Join(stagingParent, ".imgcopy-staging-*", ".fill-"+layers[1].Encoded())) > 0
 				}
 			}
 			killAtHoldWhen(t, rt, ready, home, args...)

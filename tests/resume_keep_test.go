@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +103,131 @@ func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
 			blob := map[string]string{"oci": filepath.Join(out, "blobs", "sha256", layer.Encoded()), "dir": filepath.Join(out, layer.Encoded())}[kind]
 			checkBlobFile(t, blob, layer)
 		})
+	}
+}
+
+// TestArchiveKeepsWhatArrived interrupts (cancels, as Ctrl-C does) a pull from a registry into
+// a docker-archive and an oci-archive halfway through a 24 MiB layer, and runs it again (issue
+// 18). The layer streams into its region of the unfinished archive and nowhere else (no
+// partial download in the resume directory); once interrupted, the archive's staging stays,
+// with a fill record saying how much of the layer arrived, and the second run offers those
+// bytes, asks the registry only for the rest, and leaves neither staging nor resume files.
+func TestArchiveKeepsWhatArrived(t *testing.T) {
+	t.Parallel()
+	proxy := &resumeProxy{}
+	reg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: proxy.wrap})
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	const size = 24 << 20
+	layer := writeBigLayout(t, layoutDir, size)
+	base := "docker://" + reg.Host + "/keep/abase:v1"
+	imageDigest := e2eCopy(t, e2eRef(t, base), e2eRef(t, "oci:"+layoutDir+":v1"), nil).ManifestDigest
+
+	for _, kind := range []string{"docker-archive", "oci-archive"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			repo := "keep/" + kind
+			e2eCopy(t, e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1"), e2eRef(t, base), nil) // a mount
+			rt := proxy.route(repo)
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out.tar")
+			dest := e2eRef(t, map[string]string{"docker-archive": "docker-archive:" + out + ":keep/x:v1", "oci-archive": "oci-archive:" + out + ":v1"}[kind])
+			src := e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1")
+			resumeDir := t.TempDir()
+			sys := &types.SystemContext{Resume: &types.ResumeOptions{Dir: resumeDir}}
+			opts := &copier.Options{SourceCtx: sys, DestinationCtx: sys}
+			fillGlob := filepath.Join(dir, ".imgcopy-staging-*", ".fill-"+layer.Encoded())
+
+			rt.holdAfter(size / 2)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { _, err := copier.Image(ctx, dest, src, opts); done <- err }()
+			waitClosed(t, rt.reached, time.Minute, "the hold point")
+			// Wait until the layer's fill record counts some of what went by (the copy may
+			// still be reading what the proxy sent before the hold).
+			waitFor(t, time.Minute, "a fill record", func() bool { return keptByFill(t, fillGlob) > 0 })
+			if fi, err := os.Stat(filepath.Join(resumeDir, "blobs", "sha256-"+layer.Encoded())); err == nil && fi.Size() > 0 {
+				t.Errorf("the layer is kept as a partial download too (%d bytes): written twice", fi.Size())
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted copy: %v, want context.Canceled", err)
+			}
+			close(rt.release)
+			waitClosed(t, rt.ended, time.Minute, "the held request")
+			first, _ := rt.take()
+			kept := keptByFill(t, fillGlob)
+			if kept <= 0 || kept > first {
+				t.Fatalf("the unfinished archive keeps %d bytes of the layer after %d went by; want some of them", kept, first)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("an interrupted copy left %s: %v", out, err)
+			}
+
+			res, err := copier.Image(context.Background(), dest, src, opts)
+			if err != nil {
+				t.Fatalf("second run: %v", err)
+			}
+			second, ranges := rt.take()
+			t.Logf("first run: %d bytes, %d kept; second run: %d bytes, ranges %q, resumed %d", first, kept, second, ranges, res.BytesResumed)
+			if want := fmt.Sprintf("bytes=%d-", kept); !slices.ContainsFunc(ranges, func(r string) bool { return r == want || r == fmt.Sprintf("%s%d", want, size-1) }) {
+				t.Errorf("ranges %q: none starts at the %d kept bytes", ranges, kept)
+			}
+			if second > size-kept+4096 {
+				t.Errorf("second run moved %d bytes, want the %d the first did not keep (and the config)", second, size-kept)
+			}
+			if res.BytesResumed < kept || res.ManifestDigest != imageDigest {
+				t.Errorf("second run: resumed %d (want at least %d), manifest %s (want %s)", res.BytesResumed, kept, res.ManifestDigest, imageDigest)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".imgcopy-staging-*")); len(left) != 0 {
+				t.Errorf("staging left beside the archive: %v", left)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(resumeDir, "blobs")); len(entries) != 0 {
+				t.Errorf("resume directory holds %d partial downloads", len(entries))
+			}
+			rb := e2eVerify(t, dest, nil)
+			if rb.TopDigest != imageDigest {
+				t.Errorf("the archive holds %s, want %s", rb.TopDigest, imageDigest)
+			}
+		})
+	}
+}
+
+// keptByFill returns the count of the one fill record matching glob (see internal/tarstore),
+// 0 when there is none yet.
+func keptByFill(t *testing.T, glob string) int64 {
+	t.Helper()
+	m, _ := filepath.Glob(glob)
+	if len(m) == 0 {
+		return 0
+	}
+	if len(m) > 1 {
+		t.Fatalf("fill records %v, want one", m)
+	}
+	b, err := os.ReadFile(m[0])
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[2], 10, 64)
+	return n
+}
+
+// waitFor polls cond until it holds, failing the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-timeout.C:
+			t.Fatalf("%s did not appear in %v", what, d)
+		}
 	}
 }

@@ -101,6 +101,12 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	return types.ReusedBlob{}, false, nil
 }
 
+// KeepsPartialBlob implements types.PartialBlobKeeper (see Writer.KeepsPartialBlob): a
+// blob pulled into the archive is written once, not also as a partial download.
+func (d *destination) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser, int64) {
+	return d.w.KeepsPartialBlob(info)
+}
+
 // PutBlob implements types.ImageDestination.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	got, err := d.w.PutBlob(ctx, r, info, opts)

@@ -103,6 +103,13 @@ func (w *Writer) Salvage(ctx context.Context, info types.BlobInfo) (int64, bool)
 	return b.Size, ok
 }
 
+// KeepsPartialBlob implements types.PartialBlobKeeper for the archive's destinations: with
+// Resume, a blob being written that the copy leaves unfinished stays in the unfinished
+// archive for the next writer, which offers what arrived (tarstore.Store.KeepsPartial).
+func (w *Writer) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser, int64) {
+	return w.store.KeepsPartial(info.Digest, info.Size)
+}
+
 // blobMember is where a blob is stored.
 func (w *Writer) blobMember(d digest.Digest, isConfig bool) string {
 	switch {

@@ -162,6 +162,10 @@ type Region struct {
 	start, end int64
 	contentOff int64
 	size       int64
+
+	// OnWritten, when set before Fill, is called by Fill after each write with how many bytes
+	// of content are in the file so far.
+	OnWritten func(n int64)
 }
 
 // Reserve claims a region at the end of the tar for a member of hdr.Size bytes and writes
@@ -210,7 +214,7 @@ func (r *Region) Fill(src io.Reader) (err error) {
 			}
 		}()
 	}
-	dst := &regionWriter{w: fb, left: r.size}
+	dst := &regionWriter{w: fb, left: r.size, size: r.size, onWritten: r.OnWritten}
 	n, err := copybuf.Copy(dst, failWhole{src})
 	if err != nil {
 		return err
@@ -228,8 +232,10 @@ func (r *Region) Fill(src io.Reader) (err error) {
 
 // regionWriter refuses bytes beyond the region's content.
 type regionWriter struct {
-	w    io.Writer
-	left int64
+	w         io.Writer
+	left      int64
+	size      int64
+	onWritten func(n int64)
 }
 
 func (rw *regionWriter) Write(p []byte) (int, error) {
@@ -238,28 +244,42 @@ func (rw *regionWriter) Write(p []byte) (int, error) {
 	}
 	n, err := rw.w.Write(p)
 	rw.left -= int64(n)
+	if rw.onWritten != nil && n > 0 {
+		rw.onWritten(rw.size - rw.left)
+	}
 	return n, err
 }
 
 // Done ends a region: with fillErr nil the member stands; otherwise the region is given up
 // (see the package documentation) and fillErr is returned.
 func (t *File) Done(r *Region, fillErr error) error {
+	return t.done(r, fillErr, false)
+}
+
+// DoneKeeping is Done, except that a failed member's content stays where it is in the file
+// (under the name of a discarded member), even when nothing follows it, for a later run to
+// read what arrived.
+func (t *File) DoneKeeping(r *Region, fillErr error) error {
+	return t.done(r, fillErr, true)
+}
+
+func (t *File) done(r *Region, fillErr error, keep bool) error {
 	if fillErr == nil {
 		return t.broken
 	}
 	if t.broken == nil {
-		if err := t.discard(r); err != nil {
+		if err := t.discard(r, keep); err != nil {
 			t.broken = errors.Wrapf(err, "giving up the failed member %s", r.name)
 		}
 	}
 	return fillErr
 }
 
-func (t *File) discard(r *Region) error {
+func (t *File) discard(r *Region, keep bool) error {
 	if err := t.buf.Flush(); err != nil {
 		return err
 	}
-	if r.end == t.offset { // nothing after it: cut it off
+	if r.end == t.offset && !keep { // nothing after it: cut it off
 		if err := t.f.Truncate(r.start); err != nil {
 			return err
 		}

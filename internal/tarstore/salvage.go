@@ -4,17 +4,23 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/staging"
+	"github.com/imgcopy/imgcopy/internal/tarappend"
 	"github.com/imgcopy/imgcopy/internal/verify"
 )
 
@@ -24,11 +30,106 @@ import (
 // finished) are zeros. A Store created with Options.Resume scans those tars for member headers
 // and offers the blobs to its destination (Salvage), which copies them into the new tar while
 // hashing them: a member cut short or damaged fails the check and is simply not taken.
+//
+// A blob it had begun is offered too (KeepsPartial), so that a pull into an archive keeps no
+// partial download of its own in the resume directory, which wrote every pulled blob twice
+// (issue 18): while a blob of resume.MinSize or more streams into its region, a fill record
+// beside the tar (fillPrefix + the digest's hex) says where its content starts and how much of
+// it is written, updated every fillRecordEvery bytes. The next writer offers those bytes as
+// the start of the blob; the copy streams them, then fetches the rest, and verifies the whole,
+// so a record ahead of the data it describes (a power cut) costs a second fetch, no more. A
+// writer whose copy is interrupted (its context ends; Ctrl-C) keeps the regions begun and their
+// records, and leaves its staging as a killed one would (Abort).
+const (
+	fillPrefix      = ".fill-"
+	fillRecordEvery = 1 << 20
+)
 
-// salvaged is a blob found in an abandoned tar.
+// fillRecord is the fill record of a blob being written into its region.
+type fillRecord struct {
+	f        *os.File
+	prefix   string // the record's text before the count: the content offset and size
+	suffix   string // after it: the tar's file name
+	recorded int64  // the count written last
+	failed   bool
+}
+
+// startFill creates the fill record of blob d, which reg holds, when it is worth keeping, and
+// has reg's Fill update it; nil otherwise.
+func (s *Store) startFill(reg *tarappend.Region, d digest.Digest) *fillRecord {
+	if !s.resume || reg.Size() < resume.MinSize {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(s.staging.Path, fillPrefix+d.Encoded()), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		logrus.WithFields(logrus.Fields{"digest": d, "error": err}).Debug("no fill record; an interruption loses what arrived of the blob")
+		return nil
+	}
+	r := &fillRecord{f: f, prefix: fmt.Sprintf("%d %d ", reg.ContentOffset(), reg.Size()), suffix: " " + filepath.Base(s.file.Name()) + "\n"}
+	reg.OnWritten = func(n int64) {
+		if n-r.recorded >= fillRecordEvery || n == reg.Size() {
+			r.record(n)
+		}
+	}
+	return r
+}
+
+// record writes the count n; the record only grows, so it overwrites the last one whole.
+func (r *fillRecord) record(n int64) {
+	if r.failed {
+		return
+	}
+	if _, err := r.f.WriteAt([]byte(r.prefix+strconv.FormatInt(n, 10)+r.suffix), 0); err != nil {
+		r.failed = true
+		_ = r.f.Truncate(0)
+		return
+	}
+	r.recorded = n
+}
+
+// keep closes the record for a later run and reports whether it holds anything.
+func (r *fillRecord) keep() bool {
+	if r == nil {
+		return false
+	}
+	r.f.Close()
+	if r.recorded == 0 || r.failed {
+		os.Remove(r.f.Name())
+		return false
+	}
+	return true
+}
+
+// remove drops the record.
+func (r *fillRecord) remove() {
+	if r != nil {
+		r.f.Close()
+		os.Remove(r.f.Name())
+	}
+}
+
+// KeepsPartial reports whether blob d of size bytes, stored with Put, is kept for a later run
+// when the copy is interrupted (with Options.Resume, from resume.MinSize up), and returns the
+// first n bytes of it that an interrupted writer left beside the archive, if any (to be
+// verified with the rest of the blob).
+func (s *Store) KeepsPartial(d digest.Digest, size int64) (keeps bool, prefix io.ReadCloser, n int64) {
+	if !s.resume || d == "" || size < resume.MinSize {
+		return false, nil, 0
+	}
+	s.mu.Lock()
+	p, ok := s.partial[d]
+	s.mu.Unlock()
+	if !ok || p.size != size {
+		return true, nil, 0
+	}
+	return true, io.NopCloser(io.NewSectionReader(p.file, p.off, p.kept)), p.kept
+}
+
+// salvaged is a blob found in an abandoned tar: complete, or its first kept bytes.
 type salvaged struct {
 	file      *os.File
 	off, size int64
+	kept      int64 // of a blob begun (Store.partial)
 }
 
 // hexName finds a sha256 digest in a member name (blobs/sha256/HEX, HEX.tar, HEX.json).
@@ -37,12 +138,18 @@ var hexName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`
 // takeAbandoned locks the staging directories dead writers left beside the archive and
 // indexes the blobs in their tars. The directories are removed when the store ends.
 func (s *Store) takeAbandoned(dir string) {
-	s.salvage = map[digest.Digest]salvaged{}
+	s.salvage, s.partial = map[digest.Digest]salvaged{}, map[digest.Digest]salvaged{}
 	for _, old := range staging.Abandoned(dir) {
 		s.abandoned = append(s.abandoned, old)
 		entries, _ := os.ReadDir(old.Path)
+		tars := map[string]*os.File{}
+		var fills []string
 		for _, e := range entries {
-			if !e.Type().IsRegular() || e.Name() == staging.LockName {
+			switch {
+			case !e.Type().IsRegular() || e.Name() == staging.LockName:
+				continue
+			case strings.HasPrefix(e.Name(), fillPrefix):
+				fills = append(fills, e.Name())
 				continue
 			}
 			f, err := os.Open(filepath.Join(old.Path, e.Name()))
@@ -50,8 +157,46 @@ func (s *Store) takeAbandoned(dir string) {
 				continue
 			}
 			s.salvageFiles = append(s.salvageFiles, f)
+			tars[e.Name()] = f
 			s.indexAbandoned(f)
 		}
+		for _, name := range fills {
+			s.indexBegun(filepath.Join(old.Path, name), tars)
+		}
+	}
+}
+
+// indexBegun records the blob a fill record describes, unless it is complete elsewhere.
+func (s *Store) indexBegun(path string, tars map[string]*os.File) {
+	rf, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	b, err := iolimits.ReadAtMost(rf, 1024)
+	rf.Close()
+	if err != nil {
+		return
+	}
+	d := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimPrefix(filepath.Base(path), fillPrefix))
+	fields := strings.SplitN(strings.TrimSuffix(string(b), "\n"), " ", 4) // the tar's name may hold spaces
+	if len(fields) != 4 || d.Validate() != nil {
+		return
+	}
+	off, err1 := strconv.ParseInt(fields[0], 10, 64)
+	size, err2 := strconv.ParseInt(fields[1], 10, 64)
+	n, err3 := strconv.ParseInt(fields[2], 10, 64)
+	f := tars[fields[3]]
+	if err1 != nil || err2 != nil || err3 != nil || f == nil || off < 0 || n <= 0 || n > size {
+		return
+	}
+	if fi, err := f.Stat(); err != nil || off+n > fi.Size() {
+		return
+	}
+	if _, done := s.salvage[d]; done {
+		return
+	}
+	if p, ok := s.partial[d]; !ok || p.kept < n {
+		s.partial[d] = salvaged{file: f, off: off, size: size, kept: n}
 	}
 }
 

@@ -6,12 +6,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/staging"
 )
 
@@ -70,4 +73,124 @@ func TestSalvage(t *testing.T) {
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Errorf("the dead writer's staging directory is still there: %v", err)
 	}
+}
+
+// cancelAfter serves data, and once n bytes went by cancels the context and fails as a reader
+// of a cancelled stream does; with cancel nil it fails with a plain error instead.
+type cancelAfter struct {
+	data   []byte
+	n, off int
+	cancel context.CancelFunc
+}
+
+var errBroke = errors.New("the stream broke")
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.off >= c.n {
+		if c.cancel == nil {
+			return 0, errBroke
+		}
+		c.cancel()
+		return 0, context.Canceled
+	}
+	k := copy(p, c.data[c.off:min(c.n, len(c.data))])
+	c.off += k
+	return k, nil
+}
+
+// TestKeepsBegunBlob: with Resume, a blob whose Put is interrupted (its context ends) keeps
+// what arrived in the unfinished tar, which Abort leaves; the next store offers those bytes
+// (KeepsPartial), a whole number of fill records' worth, and takes the staging over. A Put
+// that fails otherwise, a small blob and a store without Resume keep nothing.
+func TestKeepsBegunBlob(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("0123456789abcdef"), (resume.MinSize+3*fillRecordEvery/2)/16)
+	d := digest.FromBytes(big)
+	size := int64(len(big))
+	interrupt := func(t *testing.T, dir string, opts Options, failAt int, cancelled bool) {
+		t.Helper()
+		s, err := Create(filepath.Join(dir, "out.tar"), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(t, s, []byte("a small blob"), digest.FromBytes([]byte("a small blob")), 12)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		r := &cancelAfter{data: big, n: failAt}
+		if cancelled {
+			r.cancel = cancel
+		}
+		if _, _, err := s.Put(ctx, r, d, size, false, member); err == nil {
+			t.Fatal("Put of a broken stream succeeded")
+		}
+		s.Abort()
+	}
+	next := func(t *testing.T, dir string, opts Options) *Store {
+		t.Helper()
+		s, err := Create(filepath.Join(dir, "out.tar"), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Abort)
+		return s
+	}
+	stagings := func(dir string) int {
+		m, _ := filepath.Glob(filepath.Join(dir, staging.LayoutPrefix+"*"))
+		return len(m)
+	}
+
+	t.Run("interrupted", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		failAt := 2*fillRecordEvery + 12345
+		interrupt(t, dir, Options{Resume: true}, failAt, true)
+		if n := stagings(dir); n != 1 {
+			t.Fatalf("%d staging directories after the interruption, want the unfinished archive's", n)
+		}
+		s := next(t, dir, Options{Resume: true})
+		keeps, prefix, n := s.KeepsPartial(d, size)
+		if !keeps || prefix == nil || n != 2*fillRecordEvery {
+			t.Fatalf("KeepsPartial = %v, %v, %d; want true, the first %d bytes", keeps, prefix != nil, n, 2*fillRecordEvery)
+		}
+		got, err := io.ReadAll(prefix)
+		if err != nil || !bytes.Equal(got, big[:n]) {
+			t.Errorf("the kept bytes read back wrong (%d bytes, %v)", len(got), err)
+		}
+		prefix.Close()
+		if keeps, _, _ := s.KeepsPartial(d, size+1); !keeps {
+			t.Error("a blob of another size is not kept")
+		}
+		if keeps, _, _ := s.KeepsPartial(d, resume.MinSize-1); keeps {
+			t.Error("a blob under resume.MinSize is kept")
+		}
+		put(t, s, big, d, size)
+		if err := s.Commit(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := stagings(dir); n != 0 {
+			t.Errorf("%d staging directories after the commit", n)
+		}
+	})
+	t.Run("broken", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		interrupt(t, dir, Options{Resume: true}, 2*fillRecordEvery+12345, false)
+		if n := stagings(dir); n != 0 {
+			t.Errorf("%d staging directories after a failure with nothing worth keeping", n)
+		}
+		if keeps, prefix, n := next(t, dir, Options{Resume: true}).KeepsPartial(d, size); !keeps || prefix != nil || n != 0 {
+			t.Errorf("KeepsPartial = %v, %v, %d; want true, nothing kept", keeps, prefix != nil, n)
+		}
+	})
+	t.Run("no resume", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		interrupt(t, dir, Options{}, 2*fillRecordEvery+12345, true)
+		if n := stagings(dir); n != 0 {
+			t.Errorf("%d staging directories after an interruption without Resume", n)
+		}
+		if keeps, _, _ := next(t, dir, Options{}).KeepsPartial(d, size); keeps {
+			t.Error("a store without Resume keeps blobs")
+		}
+	})
 }

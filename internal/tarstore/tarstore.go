@@ -34,6 +34,7 @@ import (
 	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/filelock"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/internal/tarappend"
 	"github.com/imgcopy/imgcopy/internal/verify"
@@ -73,9 +74,12 @@ type Store struct {
 	file        *os.File
 
 	// What killed writers left (salvage.go), taken at Create and released at the end.
+	resume       bool
 	abandoned    []*staging.Dir
 	salvageFiles []*os.File
 	salvage      map[digest.Digest]salvaged // guarded by mu
+	partial      map[digest.Digest]salvaged // blobs they had begun (kept bytes); guarded by mu
+	keptFills    int                        // fill records this writer kept for a later run; guarded by mu
 
 	// mu serializes writing the tar and guards everything below but blobs.
 	mu       sync.Mutex
@@ -102,7 +106,7 @@ func Create(path string, opts Options) (*Store, error) {
 	// Replacement files of this archive that an older run left beside it (each is locked
 	// while in use); unfinished archives are in staging directories (below).
 	staging.RemoveDead(dir, func(name string) bool { return strings.HasPrefix(name, staging.ReplacementPrefix(path)) })
-	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression, noFsync: opts.NoFsync,
+	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression, noFsync: opts.NoFsync, resume: opts.Resume,
 		dirs: map[string]bool{}, inflight: map[digest.Digest]chan struct{}{}, blobs: map[digest.Digest]Blob{}}
 	if opts.Resume {
 		s.takeAbandoned(dir)
@@ -187,7 +191,9 @@ func (s *Store) Put(ctx context.Context, r io.Reader, d digest.Digest, size int6
 				return "", -1, ctx.Err()
 			}
 		}
-		if err := s.release(reg, d, reg.Fill(vr)); err != nil {
+		fill := s.startFill(reg, d)
+		err = reg.Fill(vr)
+		if err := s.release(reg, d, err, fill, ctx.Err() != nil); err != nil {
 			return "", -1, err
 		}
 		logrus.WithFields(logrus.Fields{"digest": d, "size": size}).Debug("blob written into the archive")
@@ -255,19 +261,30 @@ func (s *Store) putUsableLocked() error {
 }
 
 // release ends the region of blob d: with fillErr nil the blob is recorded, otherwise the
-// region is given up (see tarappend) and fillErr returned.
-func (s *Store) release(reg *tarappend.Region, d digest.Digest, fillErr error) error {
+// region is given up (see tarappend) and fillErr returned. A blob whose copy was interrupted
+// (the context ended) keeps what arrived in place, with its fill record, for a later run.
+func (s *Store) release(reg *tarappend.Region, d digest.Digest, fillErr error, fill *fillRecord, interrupted bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	close(s.inflight[d])
 	delete(s.inflight, d)
+	keep := fillErr != nil && interrupted && fill.keep()
+	if keep {
+		s.keptFills++
+	} else {
+		fill.remove()
+	}
 	if s.done {
 		if fillErr != nil {
 			return fillErr
 		}
 		return s.usableLocked()
 	}
-	if err := s.tf.Done(reg, fillErr); err != nil {
+	done := s.tf.Done
+	if keep {
+		done = s.tf.DoneKeeping
+	}
+	if err := done(reg, fillErr); err != nil {
 		return err
 	}
 	s.recordLocked(d, Blob{Member: reg.Name(), Offset: reg.ContentOffset(), Size: reg.Size()})
@@ -499,8 +516,11 @@ func (s *Store) finishLocked() error {
 	return atomicfile.SyncDir(filepath.Dir(s.path)) // the archive's new name
 }
 
-// Abort abandons the archive: the temporary file is removed and nothing appears at the path.
-// It is a no-op after a successful Commit.
+// Abort abandons the archive: nothing appears at the path, and the temporary file is
+// removed, unless the store resumes (Options.Resume) and holds something worth keeping (blobs
+// begun when the copy was interrupted, or 4 MiB of stored blobs): it then stays in its
+// staging directory, released, for the next writer beside the archive to take over, as if
+// this one had been killed. It is a no-op after a successful Commit.
 func (s *Store) Abort() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -513,6 +533,24 @@ func (s *Store) abortLocked() {
 	}
 	s.done = true
 	s.file.Close()
-	s.staging.Remove()
+	if s.resume && (s.keptFills > 0 || s.storedBytesLocked() >= resume.MinSize) {
+		// What arrived stays for the next writer beside the archive, as if this one had
+		// been killed (salvage.go).
+		logrus.WithFields(logrus.Fields{"path": s.staging.Path, "blobsBegun": s.keptFills}).Debug("leaving the unfinished archive for a later run")
+		s.staging.Leave()
+	} else {
+		s.staging.Remove()
+	}
 	s.dropAbandoned()
+}
+
+// storedBytesLocked is the size of the blobs stored so far.
+func (s *Store) storedBytesLocked() int64 {
+	s.blobsMu.RLock()
+	defer s.blobsMu.RUnlock()
+	var n int64
+	for _, b := range s.blobs {
+		n += b.Size
+	}
+	return n
 }

@@ -83,6 +83,13 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 	return types.ReusedBlob{Info: types.BlobInfo{Digest: info.Digest, Size: size, MediaType: info.MediaType}}, true, nil
 }
 
+// KeepsPartialBlob implements types.PartialBlobKeeper (see tarstore.Store.KeepsPartial): with
+// resuming on, a blob pulled into the archive is written once, not also as a partial
+// download, and what an interrupted copy wrote of it is offered to the next.
+func (d *destination) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser, int64) {
+	return d.s.store.KeepsPartial(info.Digest, info.Size)
+}
+
 // PutBlob implements types.ImageDestination (see tarstore.Store.Put): a blob of known digest
 // and size streams straight into the archive, concurrently with other blobs.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
