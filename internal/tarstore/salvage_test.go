@@ -101,7 +101,8 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 // TestKeepsBegunBlob: with Resume, a blob whose Put is interrupted (its context ends) keeps
 // what arrived in the unfinished tar, which Abort leaves; the next store offers those bytes
 // (KeepsPartial), a whole number of fill records' worth, and takes the staging over. A Put
-// that fails otherwise, a small blob and a store without Resume keep nothing.
+// that fails otherwise (beside a complete 4 MiB blob), a small blob and a store without
+// Resume keep nothing.
 func TestKeepsBegunBlob(t *testing.T) {
 	t.Parallel()
 	big := bytes.Repeat([]byte("0123456789abcdef"), (resume.MinSize+3*fillRecordEvery/2)/16)
@@ -113,7 +114,8 @@ func TestKeepsBegunBlob(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		put(t, s, []byte("a small blob"), digest.FromBytes([]byte("a small blob")), 12)
+		filler := bytes.Repeat([]byte("f"), resume.MinSize) // a complete blob worth keeping
+		put(t, s, filler, digest.FromBytes(filler), int64(len(filler)))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		r := &cancelAfter{data: big, n: failAt}
@@ -176,7 +178,7 @@ func TestKeepsBegunBlob(t *testing.T) {
 		dir := t.TempDir()
 		interrupt(t, dir, Options{Resume: true}, 2*fillRecordEvery+12345, false)
 		if n := stagings(dir); n != 0 {
-			t.Errorf("%d staging directories after a failure with nothing worth keeping", n)
+			t.Errorf("%d staging directories after a failure that was no interruption", n)
 		}
 		if keeps, prefix, n := next(t, dir, Options{Resume: true}).KeepsPartial(d, size); !keeps || prefix != nil || n != 0 {
 			t.Errorf("KeepsPartial = %v, %v, %d; want true, nothing kept", keeps, prefix != nil, n)

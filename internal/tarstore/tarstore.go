@@ -80,6 +80,7 @@ type Store struct {
 	salvage      map[digest.Digest]salvaged // guarded by mu
 	partial      map[digest.Digest]salvaged // blobs they had begun (kept bytes); guarded by mu
 	keptFills    int                        // fill records this writer kept for a later run; guarded by mu
+	interrupted  bool                       // a Put ended because its context did; guarded by mu
 
 	// mu serializes writing the tar and guards everything below but blobs.
 	mu       sync.Mutex
@@ -268,6 +269,7 @@ func (s *Store) release(reg *tarappend.Region, d digest.Digest, fillErr error, f
 	defer s.mu.Unlock()
 	close(s.inflight[d])
 	delete(s.inflight, d)
+	s.interrupted = s.interrupted || (fillErr != nil && interrupted)
 	keep := fillErr != nil && interrupted && fill.keep()
 	if keep {
 		s.keptFills++
@@ -517,10 +519,11 @@ func (s *Store) finishLocked() error {
 }
 
 // Abort abandons the archive: nothing appears at the path, and the temporary file is
-// removed, unless the store resumes (Options.Resume) and holds something worth keeping (blobs
-// begun when the copy was interrupted, or 4 MiB of stored blobs): it then stays in its
-// staging directory, released, for the next writer beside the archive to take over, as if
-// this one had been killed. It is a no-op after a successful Commit.
+// removed, unless the store resumes (Options.Resume), the copy was interrupted (a Put ended
+// because its context did) and the tar holds something worth keeping (blobs begun, or 4 MiB
+// of stored blobs): it then stays in its staging directory, released, for the next writer
+// beside the archive to take over, as if this one had been killed. It is a no-op after a
+// successful Commit.
 func (s *Store) Abort() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -533,7 +536,7 @@ func (s *Store) abortLocked() {
 	}
 	s.done = true
 	s.file.Close()
-	if s.resume && (s.keptFills > 0 || s.storedBytesLocked() >= resume.MinSize) {
+	if s.resume && s.interrupted && (s.keptFills > 0 || s.storedBytesLocked() >= resume.MinSize) {
 		// What arrived stays for the next writer beside the archive, as if this one had
 		// been killed (salvage.go).
 		logrus.WithFields(logrus.Fields{"path": s.staging.Path, "blobsBegun": s.keptFills}).Debug("leaving the unfinished archive for a later run")
