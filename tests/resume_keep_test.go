@@ -18,13 +18,16 @@ import (
 	"github.com/imgcopy/imgcopy/types"
 )
 
-// TestLocalDestinationKeepsWhatArrived interrupts (cancels) a pull from a registry into an OCI
-// layout and into a dir: halfway through a 24 MiB layer, and runs it again (issue 18). The
-// destination stages the layer directly in the resume directory's partial download, so the
-// layer is written once: while it streams there is no temporary file of it in the
-// destination's staging, and once interrupted the partial download holds what arrived while
-// the destination holds nothing. The second run asks the registry only for the rest, and
-// leaves nothing in the resume directory.
+// TestLocalDestinationKeepsWhatArrived interrupts (cancels, as Ctrl-C does) a pull from a
+// registry into each local destination halfway through a 24 MiB layer, and runs it again
+// (issue 18). The destination keeps the layer where it writes it anyway, so the layer is
+// written once: an OCI layout or a dir: stages it in the resume directory's partial download
+// (while it streams there is no temporary file of it in the destination's staging, and once
+// interrupted the partial download holds what arrived while the destination holds nothing);
+// an archive writes it into its region of the unfinished tar (no partial download; once
+// interrupted, the archive's staging stays, with a fill record saying how much of the layer
+// arrived). The second run asks the registry only for the rest, and leaves neither staging nor
+// partial downloads.
 func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
 	t.Parallel()
 	proxy := &resumeProxy{}
@@ -35,19 +38,35 @@ func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
 	base := "docker://" + reg.Host + "/keep/base:v1"
 	imageDigest := e2eCopy(t, e2eRef(t, base), e2eRef(t, "oci:"+layoutDir+":v1"), nil).ManifestDigest
 
-	for _, kind := range []string{"oci", "dir"} {
+	for _, kind := range []string{"oci", "dir", "docker-archive", "oci-archive"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			repo := "keep/" + kind
 			e2eCopy(t, e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1"), e2eRef(t, base), nil) // a mount
 			rt := proxy.route(repo)
-			out := filepath.Join(t.TempDir(), "out")
-			dest := e2eRef(t, map[string]string{"oci": "oci:" + out + ":v1", "dir": "dir:" + out}[kind])
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			dest := e2eRef(t, map[string]string{
+				"oci": "oci:" + out + ":v1", "dir": "dir:" + out,
+				"docker-archive": "docker-archive:" + out + ":keep/x:v1", "oci-archive": "oci-archive:" + out + ":v1",
+			}[kind])
+			archive := strings.HasSuffix(kind, "-archive")
+			stagingGlob := filepath.Join(out, ".imgcopy-staging-*")
+			if archive {
+				stagingGlob = filepath.Join(dir, ".imgcopy-staging-*")
+			}
 			src := e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1")
 			resumeDir := t.TempDir()
 			sys := &types.SystemContext{Resume: &types.ResumeOptions{Dir: resumeDir}}
 			opts := &copier.Options{SourceCtx: sys, DestinationCtx: sys}
 			partial := filepath.Join(resumeDir, "blobs", "sha256-"+layer.Encoded())
+			fill := filepath.Join(stagingGlob, ".fill-"+layer.Encoded())
+			kept := func() int64 {
+				if archive {
+					return keptByFill(t, fill)
+				}
+				return fileSize(t, partial)
+			}
 
 			rt.holdAfter(size / 2)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -55,13 +74,22 @@ func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { _, err := copier.Image(ctx, dest, src, opts); done <- err }()
 			waitClosed(t, rt.reached, time.Minute, "the hold point")
-			// The layer streams into the partial download, not into a temporary file of the
-			// destination's staging as well. (The config's temporary file may be there, being
-			// synced: a layer's would hold the half of it that went by.)
-			tmp, _ := filepath.Glob(filepath.Join(out, ".imgcopy-staging-*", ".tmp-blob-*"))
-			for _, f := range tmp {
-				if fi, err := os.Stat(f); err == nil && fi.Size() >= 1<<20 {
-					t.Errorf("temporary blob file of %d bytes in the destination's staging while the layer streams: %s", fi.Size(), f)
+			if archive {
+				// Wait until the layer's fill record counts some of what went by (the copy
+				// may still be reading what the proxy sent before the hold).
+				waitFor(t, time.Minute, "a fill record", func() bool { return kept() > 0 })
+				if fi, err := os.Stat(partial); err == nil && fi.Size() > 0 {
+					t.Errorf("the layer is kept as a partial download too (%d bytes): written twice", fi.Size())
+				}
+			} else {
+				// The layer streams into the partial download, not into a temporary file of
+				// the destination's staging as well. (The config's temporary file may be
+				// there, being synced: a layer's would hold the half of it that went by.)
+				tmp, _ := filepath.Glob(filepath.Join(stagingGlob, ".tmp-blob-*"))
+				for _, f := range tmp {
+					if fi, err := os.Stat(f); err == nil && fi.Size() >= 1<<20 {
+						t.Errorf("temporary blob file of %d bytes in the destination's staging while the layer streams: %s", fi.Size(), f)
+					}
 				}
 			}
 			cancel()
@@ -71,12 +99,13 @@ func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
 			close(rt.release)
 			waitClosed(t, rt.ended, time.Minute, "the held request")
 			first, _ := rt.take()
-			kept := fileSize(t, partial)
-			if kept <= 0 || kept > first {
-				t.Fatalf("partial download holds %d bytes after %d went by; want some of them", kept, first)
+			k := kept()
+			if k <= 0 || k > first {
+				t.Fatalf("%d bytes of the layer kept after %d went by; want some of them", k, first)
 			}
-			if left, _ := filepath.Glob(filepath.Join(out, ".imgcopy-staging-*")); len(left) != 0 {
-				t.Errorf("staging left in the destination: %v", left)
+			left, _ := filepath.Glob(stagingGlob)
+			if wantLeft := map[bool]int{true: 1}[archive]; len(left) != wantLeft {
+				t.Errorf("staging after the interruption: %v, want %d directories", left, wantLeft)
 			}
 
 			res, err := copier.Image(context.Background(), dest, src, opts)
@@ -84,15 +113,15 @@ func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
 				t.Fatalf("second run: %v", err)
 			}
 			second, ranges := rt.take()
-			t.Logf("first run: %d bytes, %d kept; second run: %d bytes, ranges %q, resumed %d", first, kept, second, ranges, res.BytesResumed)
-			if want := fmt.Sprintf("bytes=%d-", kept); !slices.ContainsFunc(ranges, func(r string) bool { return r == want || r == fmt.Sprintf("%s%d", want, size-1) }) {
-				t.Errorf("ranges %q: none starts at the %d kept bytes", ranges, kept)
+			t.Logf("first run: %d bytes, %d kept; second run: %d bytes, ranges %q, resumed %d", first, k, second, ranges, res.BytesResumed)
+			if want := fmt.Sprintf("bytes=%d-", k); !slices.ContainsFunc(ranges, func(r string) bool { return r == want || r == fmt.Sprintf("%s%d", want, size-1) }) {
+				t.Errorf("ranges %q: none starts at the %d kept bytes", ranges, k)
 			}
-			if second > size-kept+4096 {
-				t.Errorf("second run moved %d bytes, want the %d the first did not keep (and the config)", second, size-kept)
+			if second > size-k+4096 {
+				t.Errorf("second run moved %d bytes, want the %d the first did not keep (and the config)", second, size-k)
 			}
-			if res.BytesResumed < kept {
-				t.Errorf("BytesResumed %d, want at least the %d kept", res.BytesResumed, kept)
+			if res.BytesResumed < k {
+				t.Errorf("BytesResumed %d, want at least the %d kept", res.BytesResumed, k)
 			}
 			if res.ManifestDigest != imageDigest {
 				t.Errorf("wrote manifest %s, want %s", res.ManifestDigest, imageDigest)
@@ -100,94 +129,16 @@ func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
 			if entries, _ := os.ReadDir(filepath.Join(resumeDir, "blobs")); len(entries) != 0 {
 				t.Errorf("resume directory still holds %d partial downloads", len(entries))
 			}
-			blob := map[string]string{"oci": filepath.Join(out, "blobs", "sha256", layer.Encoded()), "dir": filepath.Join(out, layer.Encoded())}[kind]
-			checkBlobFile(t, blob, layer)
-		})
-	}
-}
-
-// TestArchiveKeepsWhatArrived interrupts (cancels, as Ctrl-C does) a pull from a registry into
-// a docker-archive and an oci-archive halfway through a 24 MiB layer, and runs it again (issue
-// 18). The layer streams into its region of the unfinished archive and nowhere else (no
-// partial download in the resume directory); once interrupted, the archive's staging stays,
-// with a fill record saying how much of the layer arrived, and the second run offers those
-// bytes, asks the registry only for the rest, and leaves neither staging nor resume files.
-func TestArchiveKeepsWhatArrived(t *testing.T) {
-	t.Parallel()
-	proxy := &resumeProxy{}
-	reg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: proxy.wrap})
-	layoutDir := filepath.Join(t.TempDir(), "layout")
-	const size = 24 << 20
-	layer := writeBigLayout(t, layoutDir, size)
-	base := "docker://" + reg.Host + "/keep/abase:v1"
-	imageDigest := e2eCopy(t, e2eRef(t, base), e2eRef(t, "oci:"+layoutDir+":v1"), nil).ManifestDigest
-
-	for _, kind := range []string{"docker-archive", "oci-archive"} {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			repo := "keep/" + kind
-			e2eCopy(t, e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1"), e2eRef(t, base), nil) // a mount
-			rt := proxy.route(repo)
-			dir := t.TempDir()
-			out := filepath.Join(dir, "out.tar")
-			dest := e2eRef(t, map[string]string{"docker-archive": "docker-archive:" + out + ":keep/x:v1", "oci-archive": "oci-archive:" + out + ":v1"}[kind])
-			src := e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1")
-			resumeDir := t.TempDir()
-			sys := &types.SystemContext{Resume: &types.ResumeOptions{Dir: resumeDir}}
-			opts := &copier.Options{SourceCtx: sys, DestinationCtx: sys}
-			fillGlob := filepath.Join(dir, ".imgcopy-staging-*", ".fill-"+layer.Encoded())
-
-			rt.holdAfter(size / 2)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { _, err := copier.Image(ctx, dest, src, opts); done <- err }()
-			waitClosed(t, rt.reached, time.Minute, "the hold point")
-			// Wait until the layer's fill record counts some of what went by (the copy may
-			// still be reading what the proxy sent before the hold).
-			waitFor(t, time.Minute, "a fill record", func() bool { return keptByFill(t, fillGlob) > 0 })
-			if fi, err := os.Stat(filepath.Join(resumeDir, "blobs", "sha256-"+layer.Encoded())); err == nil && fi.Size() > 0 {
-				t.Errorf("the layer is kept as a partial download too (%d bytes): written twice", fi.Size())
+			if left, _ := filepath.Glob(stagingGlob); len(left) != 0 {
+				t.Errorf("staging left: %v", left)
 			}
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Fatalf("interrupted copy: %v, want context.Canceled", err)
-			}
-			close(rt.release)
-			waitClosed(t, rt.ended, time.Minute, "the held request")
-			first, _ := rt.take()
-			kept := keptByFill(t, fillGlob)
-			if kept <= 0 || kept > first {
-				t.Fatalf("the unfinished archive keeps %d bytes of the layer after %d went by; want some of them", kept, first)
-			}
-			if _, err := os.Stat(out); !os.IsNotExist(err) {
-				t.Errorf("an interrupted copy left %s: %v", out, err)
-			}
-
-			res, err := copier.Image(context.Background(), dest, src, opts)
-			if err != nil {
-				t.Fatalf("second run: %v", err)
-			}
-			second, ranges := rt.take()
-			t.Logf("first run: %d bytes, %d kept; second run: %d bytes, ranges %q, resumed %d", first, kept, second, ranges, res.BytesResumed)
-			if want := fmt.Sprintf("bytes=%d-", kept); !slices.ContainsFunc(ranges, func(r string) bool { return r == want || r == fmt.Sprintf("%s%d", want, size-1) }) {
-				t.Errorf("ranges %q: none starts at the %d kept bytes", ranges, kept)
-			}
-			if second > size-kept+4096 {
-				t.Errorf("second run moved %d bytes, want the %d the first did not keep (and the config)", second, size-kept)
-			}
-			if res.BytesResumed < kept || res.ManifestDigest != imageDigest {
-				t.Errorf("second run: resumed %d (want at least %d), manifest %s (want %s)", res.BytesResumed, kept, res.ManifestDigest, imageDigest)
-			}
-			if left, _ := filepath.Glob(filepath.Join(dir, ".imgcopy-staging-*")); len(left) != 0 {
-				t.Errorf("staging left beside the archive: %v", left)
-			}
-			if entries, _ := os.ReadDir(filepath.Join(resumeDir, "blobs")); len(entries) != 0 {
-				t.Errorf("resume directory holds %d partial downloads", len(entries))
-			}
-			rb := e2eVerify(t, dest, nil)
-			if rb.TopDigest != imageDigest {
-				t.Errorf("the archive holds %s, want %s", rb.TopDigest, imageDigest)
+			switch kind {
+			case "oci", "dir":
+				checkBlobFile(t, map[string]string{"oci": filepath.Join(out, "blobs", "sha256", layer.Encoded()), "dir": filepath.Join(out, layer.Encoded())}[kind], layer)
+			default:
+				if rb := e2eVerify(t, dest, nil); rb.TopDigest != imageDigest {
+					t.Errorf("the archive holds %s, want %s", rb.TopDigest, imageDigest)
+				}
 			}
 		})
 	}
