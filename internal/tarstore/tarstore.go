@@ -3,8 +3,8 @@
 //
 // The tar is a temporary file in a staging directory beside the final path (internal/staging:
 // locked while the writer lives, so that the next writer removes, or with Options.Resume
-// salvages, what a killed one left) that Commit renames into place, so a failed or abandoned
-// write never leaves a partial archive. Each blob
+// salvages, what a killed or interrupted one left: salvage.go) that Commit renames into place,
+// so a failed or abandoned write never leaves a partial archive. Each blob
 // is stored once. A Store is safe for concurrent use: a blob of known digest and size gets its
 // region of the tar reserved (internal/tarappend) and streams straight into it while other
 // blobs are written elsewhere in the file; a blob of unknown size or digest is verified into
