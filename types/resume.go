@@ -61,11 +61,12 @@ var ErrResumeFailed = errors.New("continuing an interrupted transfer failed")
 // (GetBlobOptions.Prefix). The OCI layout and dir: destinations implement it when resuming is
 // on, staging large blobs in the resume directory's partial downloads (issue 18: a blob
 // pulled into them is then written once); the archive destinations too, keeping what
-// arrived of a blob in its place in the unfinished archive. A registry destination does not
-// implement it: its recorded upload session would do only where the registry continues
-// sessions, and CNCF distribution 2.x cancels every session an interrupted request left
-// (issue 18 measured the trade: 0.3 s of CPU per GiB of registry-to-registry copy, against
-// re-reading the whole source after an interruption on such registries).
+// arrived of a blob in its place in the unfinished archive (copied into the partial download
+// only when the copy is interrupted). A registry destination does not implement it: its
+// recorded upload session would do only where the registry continues sessions, and CNCF
+// distribution 2.x cancels every session an interrupted request left (issue 18 measured the
+// trade: 0.3 s of CPU per GiB of registry-to-registry copy, against re-reading the whole
+// source after an interruption on such registries).
 type PartialBlobKeeper interface {
 	// KeepsPartialBlob reports whether the destination keeps what it receives of blob info
 	// (known digest and size) when interrupted. When an earlier run left the first n > 0

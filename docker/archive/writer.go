@@ -136,5 +136,5 @@ func writerOptions(path string, sys *types.SystemContext) (tarfile.WriterOptions
 	}
 	compression, err := archivefile.ForWriting(path, sys.ArchiveCompression)
 	return tarfile.WriterOptions{Classic: sys.DockerArchiveClassic, TempDir: sys.BigFilesTemporaryDir, Compression: compression,
-		Resume: sys.Resume != nil, NoFsync: sys.NoFsync}, err
+		Resume: sys.Resume, NoFsync: sys.NoFsync}, err
 }

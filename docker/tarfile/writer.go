@@ -49,8 +49,10 @@ type WriterOptions struct {
 	// Compression ("", "gzip" or "zstd") compresses the whole archive.
 	Compression string
 	// Resume takes over the blobs that writers killed before their Commit left beside the
-	// archive (see Salvage).
-	Resume bool
+	// archive (see Salvage), and keeps what arrived of blobs being written when the copy is
+	// interrupted, in the partial downloads of this resume directory (KeepsPartialBlob); nil:
+	// neither.
+	Resume *types.ResumeOptions
 	// NoFsync skips the fsyncs of the finished archive (--fsync=false).
 	NoFsync bool
 }
@@ -104,8 +106,9 @@ func (w *Writer) Salvage(ctx context.Context, info types.BlobInfo) (int64, bool)
 }
 
 // KeepsPartialBlob implements types.PartialBlobKeeper for the archive's destinations: with
-// Resume, a blob being written that the copy leaves unfinished stays in the unfinished
-// archive for the next writer, which offers what arrived (tarstore.Store.KeepsPartial).
+// Resume, what arrived of a blob that a killed copy left unfinished stays in the unfinished
+// archive, and that of an interrupted one goes to the resume directory, for the next writer,
+// which offers it (tarstore.Store.KeepsPartial).
 func (w *Writer) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser, int64) {
 	return w.store.KeepsPartial(info.Digest, info.Size)
 }

@@ -65,12 +65,6 @@ func (d *Dir) Remove() error {
 	return errors.Wrapf(err, "removing staging directory %s", d.Path)
 }
 
-// Leave releases the staging directory without removing it: the next writer in its parent
-// finds it abandoned, as if its writer had died, and takes over what it can use.
-func (d *Dir) Leave() {
-	d.lock.Close()
-}
-
 // Abandoned returns the staging directories in parent that dead writers left (their lock
 // file is not held), each locked by the caller now, who takes what it can use from them and
 // removes them. Directories of live writers are left alone.

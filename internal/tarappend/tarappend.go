@@ -253,33 +253,22 @@ func (rw *regionWriter) Write(p []byte) (int, error) {
 // Done ends a region: with fillErr nil the member stands; otherwise the region is given up
 // (see the package documentation) and fillErr is returned.
 func (t *File) Done(r *Region, fillErr error) error {
-	return t.done(r, fillErr, false)
-}
-
-// DoneKeeping is Done, except that a failed member's content stays where it is in the file
-// (under the name of a discarded member), even when nothing follows it, for a later run to
-// read what arrived.
-func (t *File) DoneKeeping(r *Region, fillErr error) error {
-	return t.done(r, fillErr, true)
-}
-
-func (t *File) done(r *Region, fillErr error, keep bool) error {
 	if fillErr == nil {
 		return t.broken
 	}
 	if t.broken == nil {
-		if err := t.discard(r, keep); err != nil {
+		if err := t.discard(r); err != nil {
 			t.broken = errors.Wrapf(err, "giving up the failed member %s", r.name)
 		}
 	}
 	return fillErr
 }
 
-func (t *File) discard(r *Region, keep bool) error {
+func (t *File) discard(r *Region) error {
 	if err := t.buf.Flush(); err != nil {
 		return err
 	}
-	if r.end == t.offset && !keep { // nothing after it: cut it off
+	if r.end == t.offset { // nothing after it: cut it off
 		if err := t.f.Truncate(r.start); err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/copybuf"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
 	"github.com/imgcopy/imgcopy/internal/resume"
@@ -37,9 +38,12 @@ import (
 // beside the tar (fillPrefix + the digest's hex) says where its content starts and how much of
 // it is written, updated every fillRecordEvery bytes. The next writer offers those bytes as
 // the start of the blob; the copy streams them, then fetches the rest, and verifies the whole,
-// so a record ahead of the data it describes (a power cut) costs a second fetch, no more. A
-// writer whose copy is interrupted (its context ends; Ctrl-C) keeps the regions begun and their
-// records, and leaves its staging as a killed one would (Abort).
+// so a record ahead of the data it describes (a power cut) costs a second fetch, no more.
+//
+// A copy that is interrupted (its context ends: Ctrl-C) removes its unfinished tar as any
+// failed one does, so that nothing is left beside the archive; what arrived of the blobs
+// being written is copied into their partial downloads in the resume directory first (the
+// only time those bytes are written twice), and KeepsPartial offers those too.
 const (
 	fillPrefix      = ".fill-"
 	fillRecordEvery = 1 << 20
@@ -51,6 +55,7 @@ type fillRecord struct {
 	prefix   string // the record's text before the count: the content offset and size
 	suffix   string // after it: the tar's file name
 	recorded int64  // the count written last
+	written  int64  // the bytes of content in the tar
 	failed   bool
 }
 
@@ -62,11 +67,12 @@ func (s *Store) startFill(reg *tarappend.Region, d digest.Digest) *fillRecord {
 	}
 	f, err := os.OpenFile(filepath.Join(s.staging.Path, fillPrefix+d.Encoded()), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		logrus.WithFields(logrus.Fields{"digest": d, "error": err}).Debug("no fill record; an interruption loses what arrived of the blob")
+		logrus.WithFields(logrus.Fields{"digest": d, "error": err}).Debug("no fill record; a killed copy loses what arrived of the blob")
 		return nil
 	}
 	r := &fillRecord{f: f, prefix: fmt.Sprintf("%d %d ", reg.ContentOffset(), reg.Size()), suffix: " " + filepath.Base(s.file.Name()) + "\n"}
 	reg.OnWritten = func(n int64) {
+		r.written = n
 		if n-r.recorded >= fillRecordEvery || n == reg.Size() {
 			r.record(n)
 		}
@@ -87,19 +93,6 @@ func (r *fillRecord) record(n int64) {
 	r.recorded = n
 }
 
-// keep closes the record for a later run and reports whether it holds anything.
-func (r *fillRecord) keep() bool {
-	if r == nil {
-		return false
-	}
-	r.f.Close()
-	if r.recorded == 0 || r.failed {
-		os.Remove(r.f.Name())
-		return false
-	}
-	return true
-}
-
 // remove drops the record.
 func (r *fillRecord) remove() {
 	if r != nil {
@@ -110,19 +103,83 @@ func (r *fillRecord) remove() {
 
 // KeepsPartial reports whether blob d of size bytes, stored with Put, is kept for a later run
 // when the copy is interrupted (with Options.Resume, from resume.MinSize up), and returns the
-// first n bytes of it that an interrupted writer left beside the archive, if any (to be
-// verified with the rest of the blob).
+// first n bytes of it that an earlier run kept, if any (to be verified with the rest of the
+// blob): in an unfinished tar a killed writer left beside the archive, or in the blob's partial
+// download, which stays open (locked) for the Put.
 func (s *Store) KeepsPartial(d digest.Digest, size int64) (keeps bool, prefix io.ReadCloser, n int64) {
 	if !s.resume || d == "" || size < resume.MinSize {
 		return false, nil, 0
 	}
 	s.mu.Lock()
-	p, ok := s.partial[d]
-	s.mu.Unlock()
-	if !ok || p.size != size {
-		return true, nil, 0
+	defer s.mu.Unlock()
+	p := s.keptOpen[d]
+	if p == nil && s.kept != nil && !s.done {
+		var err error
+		if p, err = s.kept.OpenPartial(d, size); err != nil {
+			logrus.WithFields(logrus.Fields{"digest": d, "error": err}).Debug("cannot open the partial download of the blob")
+		}
+		if p != nil {
+			s.keptOpen[d] = p
+		}
 	}
-	return true, io.NopCloser(io.NewSectionReader(p.file, p.off, p.kept)), p.kept
+	if t, ok := s.partial[d]; ok && t.size == size && (p == nil || t.kept > p.Kept()) {
+		return true, io.NopCloser(io.NewSectionReader(t.file, t.off, t.kept)), t.kept
+	}
+	if p != nil && p.Kept() > 0 && p.Kept() <= size {
+		return true, io.NopCloser(p.Reader()), p.Kept()
+	}
+	return true, nil, 0
+}
+
+// takeKeptOpen returns the partial download KeepsPartial opened for d, if any, for its Put to
+// close.
+func (s *Store) takeKeptOpen(d digest.Digest) *resume.Partial {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.keptOpen[d]
+	delete(s.keptOpen, d)
+	return p
+}
+
+// closeKept closes a partial download: removed when the blob is complete, else kept.
+func (s *Store) closeKept(p *resume.Partial, complete bool) {
+	if p == nil {
+		return
+	}
+	if err := p.Close(complete); err != nil {
+		logrus.WithError(err).Debug("closing a partial download")
+	}
+}
+
+// keepBegun copies what arrived of blob d (the first written bytes of reg's content) into
+// its partial download p (opened now when nil), after the bytes p holds already, and closes
+// it.
+func (s *Store) keepBegun(reg *tarappend.Region, d digest.Digest, written int64, p *resume.Partial) {
+	if p == nil && s.kept != nil && written > 0 {
+		var err error
+		if p, err = s.kept.OpenPartial(d, reg.Size()); err != nil {
+			logrus.WithFields(logrus.Fields{"digest": d, "error": err}).Debug("cannot keep what arrived of the blob")
+		}
+	}
+	if p == nil {
+		return
+	}
+	if from := p.Kept(); written > from {
+		_, err := copybuf.Copy(recorder{p}, io.NewSectionReader(s.file, reg.ContentOffset()+from, written-from))
+		if err != nil {
+			p.Discard()
+		}
+		logrus.WithFields(logrus.Fields{"digest": d, "kept": written, "error": err}).Debug("kept what arrived of the blob for a later run")
+	}
+	s.closeKept(p, false)
+}
+
+// recorder appends to a partial download.
+type recorder struct{ p *resume.Partial }
+
+func (r recorder) Write(b []byte) (int, error) {
+	r.p.Record(b)
+	return len(b), nil
 }
 
 // salvaged is a blob found in an abandoned tar: complete, or its first kept bytes.
@@ -255,8 +312,13 @@ func (s *Store) Salvage(ctx context.Context, d digest.Digest, size int64, member
 	return s.Blob(d)
 }
 
-// dropAbandoned releases and removes what takeAbandoned took.
+// dropAbandoned releases and removes what takeAbandoned took, and releases the partial
+// downloads KeepsPartial opened for Puts that never came.
 func (s *Store) dropAbandoned() {
+	for d, p := range s.keptOpen {
+		s.closeKept(p, false)
+		delete(s.keptOpen, d)
+	}
 	for _, f := range s.salvageFiles {
 		f.Close()
 	}

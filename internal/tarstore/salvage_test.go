@@ -16,6 +16,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/staging"
+	"github.com/imgcopy/imgcopy/types"
 )
 
 // TestSalvage: a store created with Resume takes the complete, intact blobs of a tar that a
@@ -46,7 +47,7 @@ func TestSalvage(t *testing.T) {
 		}
 	}
 
-	s, err := Create(filepath.Join(dir, "out.tar"), Options{Resume: true})
+	s, err := Create(filepath.Join(dir, "out.tar"), Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,18 +76,21 @@ func TestSalvage(t *testing.T) {
 	}
 }
 
-// cancelAfter serves data, and once n bytes went by cancels the context and fails as a reader
-// of a cancelled stream does; with cancel nil it fails with a plain error instead.
+// cancelAfter serves data, and once n bytes went by calls atBreak, then cancels the context
+// and fails as a reader of a cancelled stream does; with cancel nil it fails with a plain
+// error instead.
 type cancelAfter struct {
-	data   []byte
-	n, off int
-	cancel context.CancelFunc
+	data    []byte
+	n, off  int
+	atBreak func()
+	cancel  context.CancelFunc
 }
 
 var errBroke = errors.New("the stream broke")
 
 func (c *cancelAfter) Read(p []byte) (int, error) {
 	if c.off >= c.n {
+		c.atBreak()
 		if c.cancel == nil {
 			return 0, errBroke
 		}
@@ -98,28 +102,36 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// TestKeepsBegunBlob: with Resume, a blob whose Put is interrupted (its context ends) keeps
-// what arrived in the unfinished tar, which Abort leaves; the next store offers those bytes
-// (KeepsPartial), a whole number of fill records' worth, and takes the staging over. A Put
-// that fails otherwise (beside a complete 4 MiB blob), a small blob and a store without
-// Resume keep nothing.
+// TestKeepsBegunBlob: with Resume, what arrived of a blob whose Put breaks off is offered to
+// the next store (KeepsPartial) as the blob's first bytes: from the unfinished tar and its
+// fill record (a whole number of records' worth) when the writer was killed, from the blob's
+// partial download in the resume directory (all of it) when the copy was interrupted (its
+// context ended), in which case nothing is left beside the archive. A Put of the whole blob
+// then removes the partial download; one that does not verify with the kept bytes empties
+// it. A Put that fails otherwise, a small blob and a store without Resume keep nothing.
 func TestKeepsBegunBlob(t *testing.T) {
 	t.Parallel()
 	big := bytes.Repeat([]byte("0123456789abcdef"), (resume.MinSize+3*fillRecordEvery/2)/16)
 	d := digest.FromBytes(big)
 	size := int64(len(big))
-	interrupt := func(t *testing.T, dir string, opts Options, failAt int, cancelled bool) {
+	const failAt = 2*fillRecordEvery + 12345
+	// begin starts a store in dir and a Put of big that breaks off after failAt bytes, calling
+	// atBreak (when not nil) then, by an interruption (the context ends) or a plain failure;
+	// the store is aborted after.
+	begin := func(t *testing.T, dir string, opts Options, atBreak func(s *Store), interrupt bool) {
 		t.Helper()
 		s, err := Create(filepath.Join(dir, "out.tar"), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		filler := bytes.Repeat([]byte("f"), resume.MinSize) // a complete blob worth keeping
-		put(t, s, filler, digest.FromBytes(filler), int64(len(filler)))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		r := &cancelAfter{data: big, n: failAt}
-		if cancelled {
+		r := &cancelAfter{data: big, n: failAt, atBreak: func() {
+			if atBreak != nil {
+				atBreak(s)
+			}
+		}}
+		if interrupt {
 			r.cancel = cancel
 		}
 		if _, _, err := s.Put(ctx, r, d, size, false, member); err == nil {
@@ -136,63 +148,123 @@ func TestKeepsBegunBlob(t *testing.T) {
 		t.Cleanup(s.Abort)
 		return s
 	}
-	stagings := func(dir string) int {
-		m, _ := filepath.Glob(filepath.Join(dir, staging.LayoutPrefix+"*"))
-		return len(m)
+	beside := func(dir string) []string {
+		m, _ := filepath.Glob(filepath.Join(dir, ".*"))
+		return m
+	}
+	partialFile := func(resumeDir string) string {
+		return filepath.Join(resumeDir, "blobs", "sha256-"+d.Encoded())
+	}
+	wantKept := func(t *testing.T, s *Store, n int64) {
+		t.Helper()
+		keeps, prefix, got := s.KeepsPartial(d, size)
+		if !keeps || got != n || (n > 0) != (prefix != nil) {
+			t.Fatalf("KeepsPartial = %v, %v, %d; want true, the first %d bytes", keeps, prefix != nil, got, n)
+		}
+		if prefix != nil {
+			b, err := io.ReadAll(prefix)
+			if err != nil || !bytes.Equal(b, big[:n]) {
+				t.Errorf("the kept bytes read back wrong (%d bytes, %v)", len(b), err)
+			}
+			prefix.Close()
+		}
 	}
 
-	t.Run("interrupted", func(t *testing.T) {
+	t.Run("killed", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		failAt := 2*fillRecordEvery + 12345
-		interrupt(t, dir, Options{Resume: true}, failAt, true)
-		if n := stagings(dir); n != 1 {
-			t.Fatalf("%d staging directories after the interruption, want the unfinished archive's", n)
-		}
-		s := next(t, dir, Options{Resume: true})
-		keeps, prefix, n := s.KeepsPartial(d, size)
-		if !keeps || prefix == nil || n != 2*fillRecordEvery {
-			t.Fatalf("KeepsPartial = %v, %v, %d; want true, the first %d bytes", keeps, prefix != nil, n, 2*fillRecordEvery)
-		}
-		got, err := io.ReadAll(prefix)
-		if err != nil || !bytes.Equal(got, big[:n]) {
-			t.Errorf("the kept bytes read back wrong (%d bytes, %v)", len(got), err)
-		}
-		prefix.Close()
-		if keeps, _, _ := s.KeepsPartial(d, size+1); !keeps {
-			t.Error("a blob of another size is not kept")
-		}
-		if keeps, _, _ := s.KeepsPartial(d, resume.MinSize-1); keeps {
-			t.Error("a blob under resume.MinSize is kept")
-		}
+		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
+		// At the break, the staging directory is copied as a killed writer would leave it
+		// (its lock file not held), before the Put and the store clean up.
+		begin(t, dir, opts, func(s *Store) { copyDir(t, s.staging.Path, filepath.Join(dir, staging.LayoutPrefix+"killed")) }, false)
+		s := next(t, dir, opts)
+		wantKept(t, s, 2*fillRecordEvery)
 		put(t, s, big, d, size)
 		if err := s.Commit(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
-		if n := stagings(dir); n != 0 {
-			t.Errorf("%d staging directories after the commit", n)
+		if left := beside(dir); len(left) != 0 {
+			t.Errorf("left beside the archive after the commit: %v", left)
 		}
+	})
+	t.Run("interrupted", func(t *testing.T) {
+		t.Parallel()
+		dir, resumeDir := t.TempDir(), t.TempDir()
+		opts := Options{Resume: &types.ResumeOptions{Dir: resumeDir}}
+		begin(t, dir, opts, nil, true)
+		if left := beside(dir); len(left) != 0 {
+			t.Errorf("left beside the archive after the interruption: %v", left)
+		}
+		s := next(t, dir, opts)
+		wantKept(t, s, failAt)
+		put(t, s, big, d, size)
+		if _, err := os.Stat(partialFile(resumeDir)); !os.IsNotExist(err) {
+			t.Errorf("the partial download is still there once the blob is stored: %v", err)
+		}
+	})
+	t.Run("interrupted, then altered", func(t *testing.T) {
+		t.Parallel()
+		dir, resumeDir := t.TempDir(), t.TempDir()
+		opts := Options{Resume: &types.ResumeOptions{Dir: resumeDir}}
+		begin(t, dir, opts, nil, true)
+		f, err := os.OpenFile(partialFile(resumeDir), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte("altered"), 1000)
+		f.Close()
+		s := next(t, dir, opts)
+		_, prefix, n := s.KeepsPartial(d, size)
+		if n != failAt {
+			t.Fatalf("%d bytes kept, want %d", n, failAt)
+		}
+		stream := io.MultiReader(prefix, bytes.NewReader(big[n:]))
+		if _, _, err := s.Put(context.Background(), stream, d, size, false, member); !errors.Is(err, types.ErrDigestMismatch) {
+			t.Fatalf("Put with altered kept bytes: %v, want a digest mismatch", err)
+		}
+		wantKept(t, s, 0)
 	})
 	t.Run("broken", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		interrupt(t, dir, Options{Resume: true}, 2*fillRecordEvery+12345, false)
-		if n := stagings(dir); n != 0 {
-			t.Errorf("%d staging directories after a failure that was no interruption", n)
+		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
+		begin(t, dir, opts, nil, false)
+		if left := beside(dir); len(left) != 0 {
+			t.Errorf("left beside the archive after a failure: %v", left)
 		}
-		if keeps, prefix, n := next(t, dir, Options{Resume: true}).KeepsPartial(d, size); !keeps || prefix != nil || n != 0 {
-			t.Errorf("KeepsPartial = %v, %v, %d; want true, nothing kept", keeps, prefix != nil, n)
-		}
+		wantKept(t, next(t, dir, opts), 0)
 	})
 	t.Run("no resume", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		interrupt(t, dir, Options{}, 2*fillRecordEvery+12345, true)
-		if n := stagings(dir); n != 0 {
-			t.Errorf("%d staging directories after an interruption without Resume", n)
-		}
+		begin(t, dir, Options{}, nil, true)
 		if keeps, _, _ := next(t, dir, Options{}).KeepsPartial(d, size); keeps {
 			t.Error("a store without Resume keeps blobs")
 		}
+		s := next(t, t.TempDir(), Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}})
+		if keeps, _, _ := s.KeepsPartial(d, resume.MinSize-1); keeps {
+			t.Error("a blob under resume.MinSize is kept")
+		}
 	})
+}
+
+// copyDir copies the regular files of a directory into a new one.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.Mkdir(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

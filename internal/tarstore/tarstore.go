@@ -3,8 +3,8 @@
 //
 // The tar is a temporary file in a staging directory beside the final path (internal/staging:
 // locked while the writer lives, so that the next writer removes, or with Options.Resume
-// salvages, what a killed or interrupted one left: salvage.go) that Commit renames into place,
-// so a failed or abandoned write never leaves a partial archive. Each blob
+// salvages, what a killed one left: salvage.go) that Commit renames into place, so a failed
+// or abandoned write never leaves a partial archive. Each blob
 // is stored once. A Store is safe for concurrent use: a blob of known digest and size gets its
 // region of the tar reserved (internal/tarappend) and streams straight into it while other
 // blobs are written elsewhere in the file; a blob of unknown size or digest is verified into
@@ -38,6 +38,7 @@ import (
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/internal/tarappend"
 	"github.com/imgcopy/imgcopy/internal/verify"
+	"github.com/imgcopy/imgcopy/types"
 )
 
 // memberTime is the modification time of every member, for reproducible archives.
@@ -58,8 +59,10 @@ type Options struct {
 	// Compression ("", "gzip" or "zstd") compresses the finished tar at Commit.
 	Compression string
 	// Resume offers the blobs that writers killed before their Commit left beside the archive
-	// (Salvage); without it, what they left is only removed.
-	Resume bool
+	// (Salvage, KeepsPartial), and keeps what arrived of the blobs being written when a copy
+	// is interrupted in its partial downloads (salvage.go); nil: what killed writers left is
+	// only removed.
+	Resume *types.ResumeOptions
 	// NoFsync skips the fsyncs of the finished archive and its directory (--fsync=false).
 	NoFsync bool
 }
@@ -79,8 +82,10 @@ type Store struct {
 	salvageFiles []*os.File
 	salvage      map[digest.Digest]salvaged // guarded by mu
 	partial      map[digest.Digest]salvaged // blobs they had begun (kept bytes); guarded by mu
-	keptFills    int                        // fill records this writer kept for a later run; guarded by mu
-	interrupted  bool                       // a Put ended because its context did; guarded by mu
+
+	// The resume directory's partial downloads (salvage.go): nil without Options.Resume.
+	kept     *resume.Store
+	keptOpen map[digest.Digest]*resume.Partial // opened by KeepsPartial for a Put; guarded by mu
 
 	// mu serializes writing the tar and guards everything below but blobs.
 	mu       sync.Mutex
@@ -107,9 +112,10 @@ func Create(path string, opts Options) (*Store, error) {
 	// Replacement files of this archive that an older run left beside it (each is locked
 	// while in use); unfinished archives are in staging directories (below).
 	staging.RemoveDead(dir, func(name string) bool { return strings.HasPrefix(name, staging.ReplacementPrefix(path)) })
-	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression, noFsync: opts.NoFsync, resume: opts.Resume,
+	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression, noFsync: opts.NoFsync,
+		resume: opts.Resume != nil, kept: resume.New(opts.Resume), keptOpen: map[digest.Digest]*resume.Partial{},
 		dirs: map[string]bool{}, inflight: map[digest.Digest]chan struct{}{}, blobs: map[digest.Digest]Blob{}}
-	if opts.Resume {
+	if s.resume {
 		s.takeAbandoned(dir)
 	} else {
 		staging.RemoveAbandoned(dir) // archives that dead writers left unfinished
@@ -262,31 +268,33 @@ func (s *Store) putUsableLocked() error {
 }
 
 // release ends the region of blob d: with fillErr nil the blob is recorded, otherwise the
-// region is given up (see tarappend) and fillErr returned. A blob whose copy was interrupted
-// (the context ended) keeps what arrived in place, with its fill record, for a later run.
+// region is given up (see tarappend) and fillErr returned. What arrived of a blob whose copy
+// was interrupted (the context ended) is kept first (keepBegun).
 func (s *Store) release(reg *tarappend.Region, d digest.Digest, fillErr error, fill *fillRecord, interrupted bool) error {
+	p := s.takeKeptOpen(d)
+	switch {
+	case fillErr == nil:
+		s.closeKept(p, true)
+	case interrupted && fill != nil:
+		s.keepBegun(reg, d, fill.written, p)
+	case errors.Is(fillErr, types.ErrDigestMismatch) && p != nil:
+		p.Discard() // kept bytes the blob did not verify with
+		s.closeKept(p, false)
+	default:
+		s.closeKept(p, false)
+	}
+	fill.remove()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	close(s.inflight[d])
 	delete(s.inflight, d)
-	s.interrupted = s.interrupted || (fillErr != nil && interrupted)
-	keep := fillErr != nil && interrupted && fill.keep()
-	if keep {
-		s.keptFills++
-	} else {
-		fill.remove()
-	}
 	if s.done {
 		if fillErr != nil {
 			return fillErr
 		}
 		return s.usableLocked()
 	}
-	done := s.tf.Done
-	if keep {
-		done = s.tf.DoneKeeping
-	}
-	if err := done(reg, fillErr); err != nil {
+	if err := s.tf.Done(reg, fillErr); err != nil {
 		return err
 	}
 	s.recordLocked(d, Blob{Member: reg.Name(), Offset: reg.ContentOffset(), Size: reg.Size()})
@@ -518,12 +526,8 @@ func (s *Store) finishLocked() error {
 	return atomicfile.SyncDir(filepath.Dir(s.path)) // the archive's new name
 }
 
-// Abort abandons the archive: nothing appears at the path, and the temporary file is
-// removed, unless the store resumes (Options.Resume), the copy was interrupted (a Put ended
-// because its context did) and the tar holds something worth keeping (blobs begun, or 4 MiB
-// of stored blobs): it then stays in its staging directory, released, for the next writer
-// beside the archive to take over, as if this one had been killed. It is a no-op after a
-// successful Commit.
+// Abort abandons the archive: the temporary file is removed and nothing appears at the path.
+// It is a no-op after a successful Commit.
 func (s *Store) Abort() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -536,24 +540,6 @@ func (s *Store) abortLocked() {
 	}
 	s.done = true
 	s.file.Close()
-	if s.resume && s.interrupted && (s.keptFills > 0 || s.storedBytesLocked() >= resume.MinSize) {
-		// What arrived stays for the next writer beside the archive, as if this one had
-		// been killed (salvage.go).
-		logrus.WithFields(logrus.Fields{"path": s.staging.Path, "blobsBegun": s.keptFills}).Debug("leaving the unfinished archive for a later run")
-		s.staging.Leave()
-	} else {
-		s.staging.Remove()
-	}
+	s.staging.Remove()
 	s.dropAbandoned()
-}
-
-// storedBytesLocked is the size of the blobs stored so far.
-func (s *Store) storedBytesLocked() int64 {
-	s.blobsMu.RLock()
-	defer s.blobsMu.RUnlock()
-	var n int64
-	for _, b := range s.blobs {
-		n += b.Size
-	}
-	return n
 }

@@ -85,7 +85,7 @@ func (d *destination) TryReusingBlob(ctx context.Context, info types.BlobInfo, o
 
 // KeepsPartialBlob implements types.PartialBlobKeeper (see tarstore.Store.KeepsPartial): with
 // resuming on, a blob pulled into the archive is written once, not also as a partial
-// download, and what an interrupted copy wrote of it is offered to the next.
+// download, and what a killed or interrupted copy wrote of it is offered to the next.
 func (d *destination) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser, int64) {
 	return d.s.store.KeepsPartial(info.Digest, info.Size)
 }

@@ -51,7 +51,10 @@ func newSession(path string, sys *types.SystemContext) (*session, error) {
 	if s.old, err = openExisting(path, s.tempDir); err != nil {
 		return nil, err
 	}
-	resume := sys != nil && sys.Resume != nil
+	var resume *types.ResumeOptions
+	if sys != nil {
+		resume = sys.Resume
+	}
 	if s.store, err = tarstore.Create(path, tarstore.Options{TempDir: s.tempDir, Compression: compression, Resume: resume, NoFsync: sys != nil && sys.NoFsync}); err != nil {
 		s.abort()
 		return nil, err
