@@ -51,7 +51,7 @@ func (s *Store) OpenPartial(d digest.Digest, size int64) (*Partial, error) {
 		return nil, err
 	}
 	s.reserve(size)
-	path := filepath.Join(dir, d.Algorithm().String()+"-"+d.Encoded())
+	path := filepath.Join(dir, partialName(d))
 	f, err := openLocked(path)
 	if err != nil || f == nil {
 		if f == nil && err == nil {
@@ -69,6 +69,17 @@ func (s *Store) OpenPartial(d digest.Digest, size int64) (*Partial, error) {
 		_ = os.Chtimes(path, now, now) // in use: young, whatever its age
 	}
 	return &Partial{f: f, path: path, digest: d, kept: fi.Size()}, nil
+}
+
+// partialName is the file name of d's partial download.
+func partialName(d digest.Digest) string { return d.Algorithm().String() + "-" + d.Encoded() }
+
+// HasPartial reports whether an earlier run kept bytes of d, without opening, creating or
+// locking anything: a destination that keeps blobs itself (an archive) opens the partial
+// download only to read what an interrupted run left there.
+func (s *Store) HasPartial(d digest.Digest) bool {
+	fi, err := os.Stat(filepath.Join(s.dir, blobsDir, partialName(d)))
+	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 
 // Kept returns the number of bytes kept by an earlier run (0 after Discard).

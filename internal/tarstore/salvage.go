@@ -105,7 +105,7 @@ func (r *fillRecord) remove() {
 // when the copy is interrupted (with Options.Resume, from resume.MinSize up), and returns the
 // first n bytes of it that an earlier run kept, if any (to be verified with the rest of the
 // blob): in an unfinished tar a killed writer left beside the archive, or in the blob's partial
-// download, which stays open (locked) for the Put.
+// download, which (when there is one) stays open, locked, for the Put.
 func (s *Store) KeepsPartial(d digest.Digest, size int64) (keeps bool, prefix io.ReadCloser, n int64) {
 	if !s.resume || d == "" || size < resume.MinSize {
 		return false, nil, 0
@@ -113,7 +113,7 @@ func (s *Store) KeepsPartial(d digest.Digest, size int64) (keeps bool, prefix io
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.keptOpen[d]
-	if p == nil && s.kept != nil && !s.done {
+	if p == nil && s.kept != nil && !s.done && s.kept.HasPartial(d) {
 		var err error
 		if p, err = s.kept.OpenPartial(d, size); err != nil {
 			logrus.WithFields(logrus.Fields{"digest": d, "error": err}).Debug("cannot open the partial download of the blob")
