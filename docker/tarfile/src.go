@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/distribution/reference"
@@ -64,6 +65,10 @@ func NewSource(r *Reader, ownsReader bool, ref types.ImageReference, pos int) (t
 		return nil, s.archiveErr(err, "reading config %q", s.item.Config)
 	}
 	s.configDigest = digest.FromBytes(config)
+	if want, ok := namedDigest(s.item.Config); ok && want != s.configDigest {
+		return nil, errors.Wrapf(types.DigestMismatchError{Expected: want.String(), Actual: s.configDigest.String(), ExpectedSize: -1, ActualSize: int64(len(config))},
+			"image %s: config %q does not match the digest it is named after", r.imageName(pos), s.item.Config)
+	}
 	if s.diffIDs, err = manifest.ConfigDiffIDs(config); err != nil {
 		return nil, s.archiveErr(err, "parsing config %q", s.item.Config)
 	}
@@ -167,6 +172,28 @@ func (s *source) GetBlob(ctx context.Context, info types.BlobInfo, opts types.Ge
 		return nil, -1, errors.Wrapf(types.ErrBlobNotFound, "blob %s in %s", info.Digest, s.name())
 	}
 	return rc, n, err
+}
+
+// namedDigest returns the digest a config member is named after, as every writer of docker
+// archives names it: blobs/sha256/<hex> (Docker 25+, imgcopy), <hex>.json (docker save,
+// skopeo), sha256:<hex> (crane). Other names carry none.
+func namedDigest(member string) (digest.Digest, bool) {
+	var d digest.Digest
+	switch {
+	case strings.HasPrefix(member, "blobs/"):
+		alg, enc, ok := strings.Cut(strings.TrimPrefix(member, "blobs/"), "/")
+		if !ok {
+			return "", false
+		}
+		d = digest.NewDigestFromEncoded(digest.Algorithm(alg), enc)
+	case strings.HasPrefix(member, "sha256:"):
+		d = digest.Digest(member)
+	case strings.HasSuffix(member, ".json") && !strings.Contains(member, "/"):
+		d = digest.NewDigestFromEncoded(digest.SHA256, strings.TrimSuffix(member, ".json"))
+	default:
+		return "", false
+	}
+	return d, d.Validate() == nil
 }
 
 func blobPath(d digest.Digest) string {

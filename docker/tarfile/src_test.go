@@ -289,3 +289,55 @@ func TestReadCraneSharedConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestContentThatDoesNotMatchItsDigest damages an archive where nothing else would notice:
+// a config whose member name is its digest (each writer's naming), and a compressed layer,
+// whose digest is computed from its bytes, so only its diff ID can tell.
+func TestContentThatDoesNotMatchItsDigest(t *testing.T) {
+	t.Parallel()
+	img := newTestImage(t, 2, "amd64")
+	flipped := func(b []byte) []byte {
+		c := bytes.Clone(b)
+		c[len(c)/2] ^= 0x01
+		return c
+	}
+	badConfig := flipped(img.config)
+	otherLayer := gzipData(t, buildTar(t, []member{{name: "other.txt", data: []byte("not the layer of the config")}}))
+	withMember := func(ms []member, name string, data []byte) []member {
+		return replaceMember(ms, member{name: name, data: data})
+	}
+	crane, blobs := craneMembers(t, img, "x:1", gzipData)
+	craneLayer1 := digest.FromBytes(blobs[1]).Encoded() + ".tar.gz"
+	d25, _ := docker25Members(t, img, "x:1")
+	cases := []struct {
+		name    string
+		members []member
+		wantMsg string
+	}{
+		{name: "classic config <hex>.json", members: withMember(classicMembers(t, img, "x:1"), img.configDigest().Encoded()+".json", badConfig),
+			wantMsg: "does not match the digest it is named after"},
+		{name: "crane config sha256:<hex>", members: withMember(crane, img.configDigest().String(), badConfig),
+			wantMsg: "does not match the digest it is named after"},
+		{name: "Docker 25 config blobs/sha256/<hex>", members: withMember(d25, "blobs/sha256/"+img.configDigest().Encoded(), badConfig),
+			wantMsg: "does not match the digest it is named after"},
+		{name: "crane layer corrupt gzip", members: withMember(crane, craneLayer1, flipped(blobs[1])),
+			wantMsg: "content is corrupt"},
+		{name: "crane layer of other content", members: withMember(crane, craneLayer1, otherLayer),
+			wantMsg: "does not decompress to its diff ID"},
+		{name: "crane layer zstd of other content", members: withMember(crane, craneLayer1, zstdData(t, img.layers[0])),
+			wantMsg: "does not decompress to its diff ID"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src, err := openSource(t, writeArchive(t, buildTar(t, tc.members)), nil, "", -1)
+			if err == nil {
+				defer src.Close()
+				_, _, err = src.GetManifest(context.Background(), nil)
+			}
+			if !errors.Is(err, types.ErrDigestMismatch) || types.Classify(err) != types.ClassVerification || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("want a digest mismatch (%q), got %v", tc.wantMsg, err)
+			}
+		})
+	}
+}
