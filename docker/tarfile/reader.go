@@ -35,7 +35,6 @@ type layerFacts struct {
 	compression string // "gzip", "zstd" or "" for none
 	digest      digest.Digest
 	size        int64
-	diffID      digest.Digest // of the decompressed content, for a compressed layer
 }
 
 // NewReader opens and indexes the archive at path. sys may be nil; sys.BigFilesTemporaryDir
@@ -162,11 +161,10 @@ func (r *Reader) Choose(name reference.NamedTagged, index int) (int, error) {
 }
 
 // facts returns (and caches) the compression, digest and size of the layer member name. The
-// digest is only computed for compressed layers, in one pass over the member that also
-// decompresses it and checks the content against diffID, the layer's diff ID in the image
-// config: a compressed layer has no other digest to be checked against (its member name is
-// not one), and docker load refuses a layer that does not match its diff ID. For uncompressed
-// layers the digest is diffID itself, checked when the layer is served.
+// digest is only computed (by streaming the member once) for compressed layers; for
+// uncompressed ones the caller supplies it (the diff ID, checked when served). A compressed
+// layer is checked against its diff ID when served (diffIDReader), where its bytes are read
+// anyway, so that planning a copy costs no decompression.
 func (r *Reader) facts(name string, diffID digest.Digest) (layerFacts, error) {
 	resolved, err := r.resolve(name)
 	if err != nil {
@@ -175,68 +173,28 @@ func (r *Reader) facts(name string, diffID digest.Digest) (layerFacts, error) {
 	r.mu.Lock()
 	f, ok := r.digests[resolved]
 	r.mu.Unlock()
-	if !ok {
-		sr, err := r.index.Open(resolved)
-		if err != nil {
-			return layerFacts{}, err
+	if ok {
+		if f.compression == "" {
+			f.digest = diffID
 		}
-		f = layerFacts{compression: sniffCompression(sr), size: sr.Size()}
-		if f.compression != "" {
-			if f.digest, f.diffID, err = hashCompressed(io.NewSectionReader(sr, 0, sr.Size()), f.compression); err != nil {
-				return layerFacts{}, errors.Wrapf(err, "hashing layer %q", name)
-			}
+		return f, nil
+	}
+	sr, err := r.index.Open(resolved)
+	if err != nil {
+		return layerFacts{}, err
+	}
+	f = layerFacts{compression: sniffCompression(sr), size: sr.Size(), digest: diffID}
+	if f.compression != "" {
+		h := digest.Canonical.Digester()
+		if _, err := io.Copy(h.Hash(), io.NewSectionReader(sr, 0, sr.Size())); err != nil {
+			return layerFacts{}, errors.Wrapf(err, "hashing layer %q", name)
 		}
-		r.mu.Lock()
-		r.digests[resolved] = f
-		r.mu.Unlock()
+		f.digest = h.Digest()
 	}
-	if f.compression == "" {
-		f.digest = diffID
-	} else if f.diffID != diffID {
-		return layerFacts{}, errors.Wrapf(types.DigestMismatchError{Expected: diffID.String(), Actual: f.diffID.String(), ExpectedSize: -1, ActualSize: -1},
-			"layer %q in docker archive %s does not decompress to its diff ID", name, r.path)
-	}
+	r.mu.Lock()
+	r.digests[resolved] = f
+	r.mu.Unlock()
 	return f, nil
-}
-
-// hashCompressed returns the digest of the compressed stream r and of its decompressed
-// content, reading r once. A stream that cannot be decompressed (a corrupt gzip member) has
-// no diff ID: it is reported as a mismatch; an error reading r is returned as it is.
-func hashCompressed(r io.Reader, compression string) (compressed, uncompressed digest.Digest, err error) {
-	ch := digest.Canonical.Digester()
-	rec := &readErr{r: r}
-	tee := io.TeeReader(rec, ch.Hash())
-	zr, err := archivefile.Decompress(tee, compression)
-	if err == nil {
-		uh := digest.Canonical.Digester()
-		_, err = io.Copy(uh.Hash(), zr)
-		zr.Close()
-		uncompressed = uh.Digest()
-	}
-	if err == nil {
-		_, err = io.Copy(io.Discard, tee) // what the decompressor left unread
-	}
-	switch {
-	case rec.err != nil:
-		return "", "", rec.err
-	case err != nil:
-		return "", "", errors.Wrapf(types.ErrDigestMismatch, "its %s content is corrupt (%v), so it matches no diff ID", compression, err)
-	}
-	return ch.Digest(), uncompressed, nil
-}
-
-// readErr remembers the first error of r other than io.EOF.
-type readErr struct {
-	r   io.Reader
-	err error
-}
-
-func (e *readErr) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF && e.err == nil {
-		e.err = err
-	}
-	return n, err
 }
 
 // sniffCompression reports "gzip", "zstd" or "" from the first bytes of a member.

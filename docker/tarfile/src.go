@@ -46,9 +46,10 @@ type source struct {
 
 // servedLayer is a layer of a synthesized manifest.
 type servedLayer struct {
-	member string
-	size   int64
-	verify bool // uncompressed: the member must hash to the diff ID
+	member      string
+	size        int64
+	compression string        // "" (the member must hash to the diff ID), "gzip" or "zstd"
+	diffID      digest.Digest // what the content decompresses to
 }
 
 var _ types.ImageSource = (*source)(nil)
@@ -208,12 +209,16 @@ func (s *source) openMember(name string) (io.ReadCloser, int64, error) {
 	return io.NopCloser(sr), sr.Size(), nil
 }
 
-// openLayer serves a layer of a synthesized manifest; an uncompressed one is checked against
-// its diff ID as it streams, so that a mismatch names the layer.
+// openLayer serves a layer of a synthesized manifest, checked against its diff ID as it
+// streams, so that a mismatch names the layer: an uncompressed one by its digest (its diff
+// ID), a compressed one by its decompressed content (diffIDReader).
 func (s *source) openLayer(l servedLayer, d digest.Digest) (io.ReadCloser, int64, error) {
 	rc, n, err := s.openMember(l.member)
-	if err != nil || !l.verify {
+	if err != nil {
 		return rc, n, err
+	}
+	if l.compression != "" {
+		return newDiffIDReader(rc, l.compression, l.diffID, l.member, s.r.path), n, nil
 	}
 	vr, err := verify.NewReader(rc, d, l.size)
 	if err != nil {
@@ -255,7 +260,7 @@ func (s *source) doSynthesize() error {
 		}
 		facts[i] = f
 		zstd = zstd || f.compression == "zstd"
-		s.layers[f.digest] = servedLayer{member: l, size: f.size, verify: f.compression == ""}
+		s.layers[f.digest] = servedLayer{member: l, size: f.size, compression: f.compression, diffID: s.diffIDs[i]}
 	}
 	configSize, err := s.memberSize(s.item.Config)
 	if err != nil {

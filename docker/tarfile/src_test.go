@@ -290,9 +290,39 @@ func TestReadCraneSharedConfig(t *testing.T) {
 	}
 }
 
+// readAll reads src's manifest and every blob it references to the end, as a copy or verify
+// does, and returns the first error.
+func readAll(src types.ImageSource) error {
+	ctx := context.Background()
+	b, mt, err := src.GetManifest(ctx, nil)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.FromBlob(b, mt)
+	if err != nil {
+		return err
+	}
+	infos := []types.BlobInfo{m.ConfigInfo()}
+	for _, l := range m.LayerInfos() {
+		infos = append(infos, l.BlobInfo)
+	}
+	for _, info := range infos {
+		rc, _, err := src.GetBlob(ctx, info, types.GetBlobOptions{})
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // TestContentThatDoesNotMatchItsDigest damages an archive where nothing else would notice:
 // a config whose member name is its digest (each writer's naming), and a compressed layer,
-// whose digest is computed from its bytes, so only its diff ID can tell.
+// whose digest is computed from its bytes, so only its diff ID can tell, once it is read.
 func TestContentThatDoesNotMatchItsDigest(t *testing.T) {
 	t.Parallel()
 	img := newTestImage(t, 2, "amd64")
@@ -333,11 +363,39 @@ func TestContentThatDoesNotMatchItsDigest(t *testing.T) {
 			src, err := openSource(t, writeArchive(t, buildTar(t, tc.members)), nil, "", -1)
 			if err == nil {
 				defer src.Close()
-				_, _, err = src.GetManifest(context.Background(), nil)
+				err = readAll(src)
 			}
 			if !errors.Is(err, types.ErrDigestMismatch) || types.Classify(err) != types.ClassVerification || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Errorf("want a digest mismatch (%q), got %v", tc.wantMsg, err)
 			}
 		})
+	}
+}
+
+// TestCompressedLayerClosedEarly closes a compressed layer read only in part (a copy that
+// failed elsewhere): the diff ID check behind it stops, and nothing blocks.
+func TestCompressedLayerClosedEarly(t *testing.T) {
+	t.Parallel()
+	img := newTestImage(t, 1, "amd64")
+	ms, blobs := craneMembers(t, img, "x:1", gzipData)
+	src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, _, err := src.GetManifest(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		rc, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: digest.FromBytes(blobs[0]), Size: -1}, types.GetBlobOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(rc, make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
