@@ -346,14 +346,24 @@ func (s *source) findOCIManifest() error {
 		logrus.WithField("archive", s.r.path).Warnf("ignoring unparseable %s: %v", ociIndexFileName, err)
 		return nil
 	}
+	var damaged error
 	for _, desc := range s.orderByName(idx.Manifests) {
 		if err := s.tryDescriptor(desc); err != nil {
+			if errors.Is(err, types.ErrDigestMismatch) && damaged == nil {
+				damaged = err
+			}
 			logrus.WithFields(logrus.Fields{"archive": s.r.path, "digest": desc.Digest}).Debugf("skipping %s entry: %v", ociIndexFileName, err)
 			continue
 		}
 		if s.top != nil {
 			return nil
 		}
+	}
+	if damaged != nil {
+		// A manifest of the OCI part that does not match its digest is damage, not an
+		// absent OCI part: it may be this image's, whose digest a synthesized manifest
+		// would silently change.
+		return errors.Wrapf(damaged, "image %s: a manifest in %s of docker archive %s", s.r.imageName(s.pos), ociIndexFileName, s.r.path)
 	}
 	return nil
 }
@@ -427,6 +437,9 @@ func (s *source) tryIndex(b []byte, mt string) error {
 	complete := true
 	for _, child := range idx.Manifests {
 		cb, err := s.readBlob(child, iolimits.MaxManifestBodySize)
+		if errors.Is(err, types.ErrDigestMismatch) {
+			return err // damaged, not left out as Docker 25 leaves other platforms out
+		}
 		if err != nil {
 			complete = false
 			continue

@@ -338,7 +338,9 @@ func TestContentThatDoesNotMatchItsDigest(t *testing.T) {
 	}
 	crane, blobs := craneMembers(t, img, "x:1", gzipData)
 	craneLayer1 := digest.FromBytes(blobs[1]).Encoded() + ".tar.gz"
-	d25, _ := docker25Members(t, img, "x:1")
+	d25, d25Manifest := docker25Members(t, img, "x:1")
+	d25ManifestName := "blobs/sha256/" + digest.FromBytes(d25Manifest).Encoded()
+	nested := withNestedIndex(t, d25, imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromBytes(d25Manifest), Size: int64(len(d25Manifest))})
 	cases := []struct {
 		name    string
 		members []member
@@ -350,6 +352,12 @@ func TestContentThatDoesNotMatchItsDigest(t *testing.T) {
 			wantMsg: "does not match the digest it is named after"},
 		{name: "Docker 25 config blobs/sha256/<hex>", members: withMember(d25, "blobs/sha256/"+img.configDigest().Encoded(), badConfig),
 			wantMsg: "does not match the digest it is named after"},
+		// The OCI part's manifest: reading the image from manifest.json instead would change
+		// its digest without a word.
+		{name: "Docker 25 manifest", members: withMember(d25, d25ManifestName, flipped(d25Manifest)),
+			wantMsg: "a manifest in index.json"},
+		{name: "Docker 25 instance of an index", members: withMember(nested, d25ManifestName, flipped(d25Manifest)),
+			wantMsg: "a manifest in index.json"},
 		{name: "crane layer corrupt gzip", members: withMember(crane, craneLayer1, flipped(blobs[1])),
 			wantMsg: "content is corrupt"},
 		{name: "crane layer of other content", members: withMember(crane, craneLayer1, otherLayer),

@@ -20,9 +20,9 @@ import (
 // TestVerifyRefusesTamperedPeerArchives writes one image as crane (tarball, gzip layers,
 // config "sha256:<hex>"), skopeo (docker-archive, config "<hex>.json") and regctl (image
 // export: an OCI layout plus manifest.json, config "blobs/sha256/<hex>") do; imgcopy verify
-// accepts each, and exits 6 naming a digest mismatch once the config (still valid JSON), or
-// crane's compressed layer, has one byte changed (the tar keeps its size, as damage in
-// transit would).
+// accepts each, and exits 6 naming a digest mismatch once the config (still valid JSON),
+// crane's compressed layer or the manifest regctl stores has one byte changed (the tar keeps
+// its size, as damage in transit would).
 func TestVerifyRefusesTamperedPeerArchives(t *testing.T) {
 	tmp := setup(t, "skopeo", "crane", "regctl", "docker-registry")
 	f := getFixture(t)
@@ -47,6 +47,7 @@ func TestVerifyRefusesTamperedPeerArchives(t *testing.T) {
 		{"crane gzip layer", craneTar, func(n string) bool { return strings.HasSuffix(n, ".tar.gz") }, flip},
 		{"skopeo config", skopeoTar, func(n string) bool { return n == configHex+".json" }, config},
 		{"regctl config", regctlTar, func(n string) bool { return n == "blobs/sha256/"+configHex }, config},
+		{"regctl manifest", regctlTar, func(n string) bool { return n == "blobs/sha256/"+strings.TrimPrefix(f.digests["v1"], "sha256:") }, flip},
 	}
 	for _, tc := range cases {
 		if code, out := imgcopyExit(t, "verify", "docker-archive:"+tc.archive); code != 0 || !strings.Contains(out, "0 problem(s)") {
