@@ -92,7 +92,7 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 		if err != nil || !ok {
 			return err
 		}
-		img := types.ListedImage{Ref: r, Digest: d, Name: r.name}
+		img := types.ListedImage{Ref: r, Digest: d, Name: r.name, SeparateBlobs: true}
 		if p != "." {
 			img.Ref, img.StoredName = reference{path: filepath.Join(r.path, filepath.FromSlash(p))}, p
 			if n, err := dockerref.ParseNormalizedNamed(p); err == nil {

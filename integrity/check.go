@@ -22,6 +22,9 @@ const maxDepth = 8
 // only when the check must stop (the context ended); everything wrong with the image is
 // recorded as a problem.
 func (c *checker) image(ctx context.Context, img types.ListedImage, src types.ImageSource) error {
+	if img.SeparateBlobs {
+		c = c.apart()
+	}
 	name := types.ImageName(img.Ref)
 	c.count(func(r *Report) { r.Images++ })
 	if src == nil {

@@ -27,7 +27,7 @@ type Report struct {
 	// Manifests is the number of manifests and indexes read and checked.
 	Manifests int
 	// Blobs and Bytes count the distinct configs and layers checked (each once, however many
-	// images share it).
+	// images share it, unless each image stores its own copy: types.ListedImage.SeparateBlobs).
 	Blobs int
 	Bytes int64
 	// Related is the number of manifests checked because they travel with an image (also
@@ -105,7 +105,7 @@ func Check(ctx context.Context, ref types.ImageReference, sys *types.SystemConte
 	if opts.Parallel <= 0 {
 		opts.Parallel = 4
 	}
-	c := &checker{sys: sys, opts: opts, seen: map[digest.Digest]bool{}, report: &Report{}, tags: &relatedTags{ref: ref, sys: sys}}
+	c := &checker{sys: sys, opts: opts, mu: &sync.Mutex{}, seen: map[digest.Digest]bool{}, report: &Report{}, tags: &relatedTags{ref: ref, sys: sys}}
 	lister, ok := ref.(types.ImageLister)
 	if !ok {
 		// One image: an image that cannot be opened at all is an error of the check (not
@@ -142,12 +142,19 @@ func (c *checker) result() (*Report, error) {
 	return c.report, nil
 }
 
+// apart returns a checker for an image whose blobs are stored apart from the others'
+// (types.ListedImage.SeparateBlobs): it shares the report, but checks every manifest and
+// blob of the image again, since what was checked elsewhere is another copy.
+func (c *checker) apart() *checker {
+	return &checker{sys: c.sys, opts: c.opts, mu: c.mu, seen: map[digest.Digest]bool{}, report: c.report, tags: c.tags}
+}
+
 // checker holds the state of one Check.
 type checker struct {
 	sys  *types.SystemContext
 	opts Options
 
-	mu     sync.Mutex
+	mu     *sync.Mutex
 	seen   map[digest.Digest]bool // manifests and blobs checked (or being checked)
 	report *Report
 	tags   *relatedTags

@@ -326,3 +326,40 @@ func TestCheckNilReference(t *testing.T) {
 		t.Errorf("error %v, want a usage error", err)
 	}
 }
+
+// storeRef lists images as a store does.
+type storeRef struct {
+	memRef
+	images []types.ListedImage
+}
+
+func (r storeRef) ListImages(ctx context.Context, sys *types.SystemContext) ([]types.ListedImage, error) {
+	return r.images, nil
+}
+
+// TestCheckSeparateBlobs lists the same image twice, as two copies (a dir: store keeps each
+// image's blobs in its own directory) of which the second has a damaged layer: the damage
+// is found although the first copy of that digest was intact. Images of a store that keeps
+// each blob once (a layout) share the check.
+func TestCheckSeparateBlobs(t *testing.T) {
+	t.Parallel()
+	for _, separate := range []bool{true, false} {
+		intact, _, layer := newImage(t)
+		damaged, _, _ := newImage(t)
+		damaged.blobs[layer.Digest] = []byte("layer bytez")
+		store := storeRef{memRef: memRef{intact}, images: []types.ListedImage{
+			{Ref: memRef{intact}, SeparateBlobs: separate},
+			{Ref: memRef{damaged}, SeparateBlobs: separate},
+		}}
+		rep, err := Check(context.Background(), store, nil, Options{})
+		if !separate {
+			if err != nil || rep.Blobs != 2 {
+				t.Errorf("shared blobs: %+v, %v; want each blob checked once", rep, err)
+			}
+			continue
+		}
+		if !errors.Is(err, types.ErrDigestMismatch) || !strings.Contains(err.Error(), layer.Digest.String()) || rep.Blobs != 3 {
+			t.Errorf("separate blobs: %+v, %v; want the second copy's layer found damaged", rep, err)
+		}
+	}
+}

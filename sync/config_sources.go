@@ -359,14 +359,20 @@ func (c *configReader) selection(s *Source, repo string, fields []pair) error {
 	return nil
 }
 
-// checkRegistry checks a registry key ("quay.io", "localhost:5000", "docker.io"): a host
-// name (with a dot or a port, or localhost) and nothing else.
-func checkRegistry(host string) error {
+// checkRegistry checks a registry key: a host name (with a dot or a port, or localhost:
+// "quay.io", "localhost:5000", "docker.io"), optionally followed by a repository path that
+// the repositories listed under it continue ("quay.io/prometheus"), since skopeo joins the
+// key and each repository with a slash.
+func checkRegistry(key string) error {
+	host, _, hasPath := strings.Cut(key, "/")
 	if !strings.ContainsAny(host, ".:") && host != "localhost" {
 		return fmt.Errorf("not a registry host name (want e.g. quay.io or localhost:5000)")
 	}
-	named, err := reference.ParseNormalizedNamed(host + "/x")
+	named, err := reference.ParseNormalizedNamed(key + "/x")
 	if err != nil {
+		if hasPath {
+			return fmt.Errorf("not a registry host name and repository path: %v", err)
+		}
 		return err
 	}
 	if d := reference.Domain(named); d != host && !(host == "index.docker.io" && d == "docker.io") {

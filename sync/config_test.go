@@ -138,6 +138,12 @@ r.example:
 			"docker://q.example/app tags=v1 user=bot insecure=true at=f.yaml:7",
 			"docker://r.example/web tags=v2 user=bot insecure=false certs=/certs at=f.yaml:11",
 		}},
+		// skopeo joins the key and each repository with a slash, so a key may carry a path.
+		{"registry key with a repository path, as skopeo takes it", "q.example:5000/team:\n  images: {app: [v1]}\n  images-by-tag-regex: {web/ui: ^v2}\ndocker.io/library:\n  images: {busybox: [latest]}\n", []string{
+			"docker://q.example:5000/team/app tags=v1 at=f.yaml:2",
+			"docker://q.example:5000/team/web/ui tags= filter(include=^v2 exclude=) at=f.yaml:3",
+			"docker://docker.io/library/busybox tags=latest at=f.yaml:5",
+		}},
 		{"anchors", "a.example: &reg\n  images: {app: [v1]}\nb.example: *reg\n", []string{
 			"docker://a.example/app tags=v1 at=f.yaml:2",
 			"docker://b.example/app tags=v1 at=f.yaml:2",
@@ -199,6 +205,8 @@ func TestReadConfigRejects(t *testing.T) {
 		{"repository with tag", "q.io:\n  images:\n    app:v1: []\n", `3: "app:v1" names an image`},
 		{"invalid repository", "q.io:\n  images:\n    App: []\n", `3: invalid repository "App"`},
 		{"not a registry", "busybox:\n  images: {a: []}\n", `1: invalid registry "busybox"`},
+		{"invalid registry path", "q.io/Team:\n  images: {a: []}\n", `1: invalid registry "q.io/Team"`},
+		{"registry path with a tag", "q.io/team:v1:\n  images: {a: []}\n", `1: invalid registry "q.io/team:v1"`},
 		{"no images", "q.io:\n  tls-verify: false\n", "1: registry q.io lists no images"},
 		{"bad tls-verify", "q.io:\n  images: {a: []}\n  tls-verify: maybe\n", "3: tls-verify must be true or false"},
 		{"bad platforms", "q.io:\n  images: {a: []}\n  platforms: [linux]\n", "3: platforms: invalid platform"},

@@ -126,7 +126,11 @@ func (n naming) destinationName(src *sourceName) (string, error) {
 	var repo string
 	switch {
 	case n.template != nil:
-		r, err := n.template.render(repoVars{Registry: src.registry, Repository: src.path, Name: path.Base(src.path)})
+		name := "" // an unnamed image (selected by digest) has none; path.Base would say "."
+		if src.path != "" {
+			name = path.Base(src.path)
+		}
+		r, err := n.template.render(repoVars{Registry: src.registry, Repository: src.path, Name: name})
 		if err != nil {
 			return "", err
 		}

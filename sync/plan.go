@@ -161,20 +161,26 @@ func (p *Plan) expandSource(ctx context.Context, src *Source) []*Item {
 	for _, c := range cands {
 		it := &Item{Source: types.ImageName(c.ref), src: c.ref, source: src, literal: c.literal, SourceDigest: c.digest}
 		items = append(items, it)
-		if c.name == nil {
-			it.Destination, it.Action, it.Reason = p.Destination, ActionSkip, "the image has no name to give it in the destination"
+		name := c.name
+		if name == nil && src.Destination != nil && c.digest != "" {
+			// An unnamed image (crane pull --format oci of several images) has its digest;
+			// the template gives the repository.
+			name = &sourceName{digest: c.digest}
+		}
+		if name == nil {
+			it.Destination, it.Action, it.Reason = p.Destination, ActionSkip, "the image has no name to give it in the destination (give its source a destination template to copy it by digest)"
 			continue
 		}
-		it.Name, err = n.destinationName(c.name)
+		it.Name, err = n.destinationName(name)
 		_, localStore := p.store.(types.ImageLister) // registries take a bare name as a repository
-		if err == nil && c.name.path == "" && src.Destination == nil && !localStore {
+		if err == nil && name.path == "" && src.Destination == nil && !localStore {
 			err = errors.Wrapf(types.ErrUsage, "%s needs a repository in every name", p.Destination)
 		}
 		if err == nil {
 			it.dest, err = p.store.ImageReference(it.Name)
 		}
-		if err != nil && c.name.path == "" && src.Destination == nil {
-			err = errors.Wrapf(err, "the image is stored as %q, a tag without a repository: give its source a destination template", c.name.tag)
+		if err != nil && name.path == "" && src.Destination == nil {
+			err = errors.Wrapf(err, "the image is stored as %q, a tag without a repository: give its source a destination template", name.tag)
 		}
 		if err != nil {
 			it.Destination = p.Destination

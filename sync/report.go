@@ -40,9 +40,12 @@ type Result struct {
 	BytesReused  int64         `json:"bytesReused"`
 	// RelatedCopied counts the referrers and digest tags written with the image
 	// (copy.Options.Referrers, DigestTags); those the destination had already are not counted.
-	RelatedCopied int     `json:"relatedCopied,omitempty"`
-	Seconds       float64 `json:"seconds"`
-	Error         string  `json:"error,omitempty"`
+	RelatedCopied int `json:"relatedCopied,omitempty"`
+	// LeftOut says what related manifests the copy could not write and why (a destination
+	// that holds none, a conversion that changed the subject's digest): copier.Result.LeftOut.
+	LeftOut []string `json:"leftOut,omitempty"`
+	Seconds float64  `json:"seconds"`
+	Error   string   `json:"error,omitempty"`
 	// ErrorClass is the class of Error (types.ErrorClass): "not-found", "auth", …
 	ErrorClass string `json:"errorClass,omitempty"`
 

@@ -263,6 +263,7 @@ func (r *runner) copied(it *Item, cr *copier.Result, res *Result) {
 			res.RelatedCopied++
 		}
 	}
+	res.LeftOut = cr.LeftOut
 	switch {
 	case cr.AlreadyPresent && res.RelatedCopied > 0:
 		res.Reason = "the destination had the image; only referrers and digest tags were written"

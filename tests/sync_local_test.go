@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -167,4 +168,61 @@ func syncThenPrune(t *testing.T, store string) *syncer.Report {
 		Sources:     []syncer.Source{{Name: "docker://" + src.Host + "/team/app", Tags: []string{"1", "same-as-3"}}},
 		Destination: store, Prune: true,
 	})
+}
+
+// TestSyncUnnamedLayoutImagesByTemplate syncs a layout whose images have no name, as
+// `crane pull --format oci A B DIR` writes it: without a destination template they are
+// skipped (nothing says where they go); with one, each is copied by digest into the
+// repository the template names, keeping its digest.
+func TestSyncUnnamedLayoutImagesByTemplate(t *testing.T) {
+	t.Parallel()
+	src := testregistry.Start(t, testregistry.Options{})
+	want := []string{
+		string(pushSingle(t, src.Host, "team/app", "1", "unnamed1", "amd64").Digest),
+		string(pushSingle(t, src.Host, "team/app", "2", "unnamed2", "amd64").Digest),
+	}
+	slices.Sort(want)
+	dir := filepath.Join(t.TempDir(), "layout")
+	syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}}, Destination: "oci:" + dir})
+	indexFile := filepath.Join(dir, "index.json")
+	b, err := os.ReadFile(indexFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx map[string]any
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range idx["manifests"].([]any) {
+		delete(m.(map[string]any), "annotations")
+	}
+	if b, err = json.Marshal(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(indexFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dst := testregistry.Start(t, testregistry.Options{})
+	mirror := "docker://" + dst.Host + "/mirror"
+	rep := syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "oci:" + dir}}, Destination: mirror})
+	if n := rep.Counts[syncer.ActionSkipped]; n != 2 {
+		t.Errorf("without a template: %v, want both images skipped", rep.Counts)
+	}
+	tmpl, err := syncer.ParseRepoTemplate("unnamed/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "oci:" + dir, Destination: tmpl}}, Destination: mirror})
+	var got []string
+	for _, r := range rep.Images {
+		if r.Action != syncer.ActionCopied || r.Destination != mirror+"/unnamed/app@"+string(r.Digest) {
+			t.Errorf("with a template: %+v, want copied to %s/unnamed/app@DIGEST", r, mirror)
+		}
+		got = append(got, string(r.Digest))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("copied %v, want %v", got, want)
+	}
 }

@@ -263,6 +263,12 @@ func TestSyncReferrersThroughStores(t *testing.T) {
 				}
 			}
 			if !tc.holds {
+				// What could not go into the store is in the report, not only in a warning.
+				e := into.run(t, "--dest-repo", "other/{{.Name}}").entry(t, "docker.io/other/signed:v1")
+				if left := strings.Join(e.LeftOut, "\n"); e.Action != syncer.ActionCopied || !strings.Contains(left, "cannot hold artifacts") ||
+					!strings.Contains(left, "referrer "+s.artifacts[1].desc.Digest.String()) || !strings.Contains(left, "tag "+s.sigTag) {
+					t.Errorf("into a store without referrers: %s, left out %q; want copied, the artifacts and the tag left out", e.Action, e.LeftOut)
+				}
 				return
 			}
 			dst := startRefRegistry(t, "distribution", nil)

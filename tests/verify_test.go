@@ -219,3 +219,21 @@ func TestVerifyRegistryImage(t *testing.T) {
 		t.Fatalf("absent image: want not found, got %v (class %v)", err, types.Classify(err))
 	}
 }
+
+// TestVerifyDirStoreChecksEveryCopy damages one of two names of an image in a dir: store,
+// which keeps a whole copy of the image per name (as skopeo sync --dest dir writes it): the
+// damaged copy is found although the other name's copy of the same blob is intact.
+func TestVerifyDirStoreChecksEveryCopy(t *testing.T) {
+	t.Parallel()
+	img := bundleImages(t)[0]
+	second := img
+	second.name = "team/app0:latest" // listed before team/app0:v0, whose copy is damaged
+	path := filepath.Join(t.TempDir(), "tree")
+	writeBundle(t, "dir:"+path, []bundleImage{img, second})
+	layer := img.img.Layers[1]
+	flipByte(t, filepath.Join(path, "team", "app0:v0", layer.Digest.Encoded()), 10)
+	rep, err := verifyStore(t, "dir:"+path)
+	if !errors.Is(err, types.ErrDigestMismatch) || rep == nil || len(rep.Problems) != 1 || !strings.Contains(err.Error(), "app0:v0") || !strings.Contains(err.Error(), layer.Digest.String()) {
+		t.Fatalf("want one digest mismatch of %s in team/app0:v0, got %v (%+v)", layer.Digest, err, rep)
+	}
+}

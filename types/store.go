@@ -30,6 +30,10 @@ type ListedImage struct {
 	Digest digest.Digest
 	// MIMEType is the top-level manifest type when known, "" otherwise.
 	MIMEType string
+	// SeparateBlobs is set when the image keeps its own copy of every blob (a dir: store has a
+	// directory per image): a blob it shares with another image of the store is stored, and
+	// must be checked, once per image.
+	SeparateBlobs bool
 }
 
 // ImageLister is implemented by references that may select several images: a registry

@@ -119,20 +119,27 @@ func (p *plainSync) finish(rep *syncer.Report) {
 	printf(p.w, "%s\n", summaryLine(rep))
 }
 
-// jsonSyncEvent is a line of --progress json for the sync's own events; blob events use the
-// copy's jsonEvent with the image added.
+// jsonSyncEvent is a line of --progress json for the sync's own events but image-done
+// (jsonImageDone); blob events use the copy's jsonEvent with the image added.
 type jsonSyncEvent struct {
 	Event       string `json:"event"`
 	Source      string `json:"source,omitempty"`
 	Destination string `json:"destination,omitempty"`
-	*syncer.Result
-	Done  int `json:"done,omitempty"`
-	Total int `json:"total,omitempty"`
 	// Summary fields, on the final "sync-done" event.
 	Counts      map[syncer.Action]int `json:"counts,omitempty"`
 	BytesCopied *int64                `json:"bytesCopied,omitempty"`
 	BytesReused *int64                `json:"bytesReused,omitempty"`
 	Seconds     float64               `json:"seconds,omitempty"`
+}
+
+// jsonImageDone is the "image-done" line: the image's report entry with the progress
+// counts. It has no field of its own that the entry has too: encoding/json would keep the
+// outer one and drop the entry's source, destination, bytes and seconds.
+type jsonImageDone struct {
+	Event string `json:"event"`
+	*syncer.Result
+	Done  int `json:"done,omitempty"`
+	Total int `json:"total,omitempty"`
 }
 
 // jsonSync writes one JSON object per image event and per blob event, then "sync-done".
@@ -156,7 +163,7 @@ func (j *jsonSync) event(ev syncer.Event) {
 			j.write(jsonBlobEvent{Source: ev.Source, Destination: ev.Destination, jsonEvent: je})
 		}
 	case syncer.EventImageDone:
-		j.write(jsonSyncEvent{Event: ev.Kind.String(), Result: ev.Result, Done: ev.Done, Total: ev.Total})
+		j.write(jsonImageDone{Event: ev.Kind.String(), Result: ev.Result, Done: ev.Done, Total: ev.Total})
 	default:
 		j.write(jsonSyncEvent{Event: ev.Kind.String(), Source: ev.Source, Destination: ev.Destination})
 	}

@@ -15,10 +15,11 @@ func verifyCmd(e *env) *cli.Command {
 		ArgsUsage: "REF",
 		Description: `Reads every manifest, config and layer of the images REF selects and checks each against
 its digest and size, and that everything a manifest references is there: all images of an
-OCI layout, oci-archive or docker-archive named by its path alone (or of a dir: store), the
-image REF names otherwise, each with the artifacts that refer to it (signatures, SBOMs) and
-the manifests its digest tags (sha256-<hex>.sig) name. Blobs shared by several images are
-read once; nothing is held in memory. Prints a summary; any problem (a mismatch, a missing
+OCI layout, oci-archive or docker-archive named by its path alone (or of a dir: store), every
+tag of a registry repository named without a tag, the image REF names otherwise, each with the
+artifacts that refer to it (signatures, SBOMs) and the manifests its digest tags
+(sha256-<hex>.sig) name. Blobs shared by several images are read once (in a dir: store, where
+each image has its own copy, once per image); nothing is held in memory. Prints a summary; any problem (a mismatch, a missing
 blob or manifest, a truncated or corrupt archive) is listed with the digest at fault and the
 exit code is 6.
 

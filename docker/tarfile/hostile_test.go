@@ -48,6 +48,13 @@ func TestHostileArchives(t *testing.T) {
 		return member{name: "manifest.json", data: mustJSON(t, []ManifestItem{{Config: config, RepoTags: []string{"x:1"}, Layers: layers}})}
 	}
 	goodTar := buildTar(t, good)
+	var items []ManifestItem
+	for _, m := range good {
+		if m.name == "manifest.json" {
+			mustUnmarshal(t, m.data, &items)
+		}
+	}
+	layers := items[0].Layers // the legacy <id>/layer.tar names
 	cases := []struct {
 		name    string
 		archive []byte
@@ -88,7 +95,8 @@ func TestHostileArchives(t *testing.T) {
 			wantErr: iolimits.ErrTooLarge},
 		{name: "config oversized", archive: buildTar(t, replaceMember(good, member{name: cfgName, data: bytes.Repeat([]byte(" "), iolimits.MaxConfigBodySize+1)})),
 			wantErr: iolimits.ErrTooLarge},
-		{name: "config invalid JSON", archive: buildTar(t, replaceMember(good, member{name: cfgName, data: []byte("{")})),
+		// Named after no digest, so that the name check does not come first.
+		{name: "config invalid JSON", archive: buildTar(t, append(replaceMember(good, item("config.json", layers...)), member{name: "config.json", data: []byte("{")})),
 			wantErr: manifest.ErrInvalidManifest},
 		{name: "layer count differs from diff_ids", archive: buildTar(t, replaceMember(good, item(cfgName, layer0))),
 			wantErr: ErrInvalidArchive, wantMsg: "config lists 2 layers, manifest.json 1"},

@@ -162,7 +162,9 @@ func (r *Reader) Choose(name reference.NamedTagged, index int) (int, error) {
 
 // facts returns (and caches) the compression, digest and size of the layer member name. The
 // digest is only computed (by streaming the member once) for compressed layers; for
-// uncompressed ones the caller supplies it (the diff ID, checked when served).
+// uncompressed ones the caller supplies it (the diff ID, checked when served). A compressed
+// layer is checked against its diff ID when served (diffIDReader), where its bytes are read
+// anyway, so that planning a copy costs no decompression.
 func (r *Reader) facts(name string, diffID digest.Digest) (layerFacts, error) {
 	resolved, err := r.resolve(name)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/distribution/reference"
@@ -45,9 +46,10 @@ type source struct {
 
 // servedLayer is a layer of a synthesized manifest.
 type servedLayer struct {
-	member string
-	size   int64
-	verify bool // uncompressed: the member must hash to the diff ID
+	member      string
+	size        int64
+	compression string        // "" (the member must hash to the diff ID), "gzip" or "zstd"
+	diffID      digest.Digest // what the content decompresses to
 }
 
 var _ types.ImageSource = (*source)(nil)
@@ -64,6 +66,10 @@ func NewSource(r *Reader, ownsReader bool, ref types.ImageReference, pos int) (t
 		return nil, s.archiveErr(err, "reading config %q", s.item.Config)
 	}
 	s.configDigest = digest.FromBytes(config)
+	if want, ok := namedDigest(s.item.Config); ok && want != s.configDigest {
+		return nil, errors.Wrapf(types.DigestMismatchError{Expected: want.String(), Actual: s.configDigest.String(), ExpectedSize: -1, ActualSize: int64(len(config))},
+			"image %s: config %q does not match the digest it is named after", r.imageName(pos), s.item.Config)
+	}
 	if s.diffIDs, err = manifest.ConfigDiffIDs(config); err != nil {
 		return nil, s.archiveErr(err, "parsing config %q", s.item.Config)
 	}
@@ -169,6 +175,28 @@ func (s *source) GetBlob(ctx context.Context, info types.BlobInfo, opts types.Ge
 	return rc, n, err
 }
 
+// namedDigest returns the digest a config member is named after, as every writer of docker
+// archives names it: blobs/sha256/<hex> (Docker 25+, imgcopy), <hex>.json (docker save,
+// skopeo), sha256:<hex> (crane). Other names carry none.
+func namedDigest(member string) (digest.Digest, bool) {
+	var d digest.Digest
+	switch {
+	case strings.HasPrefix(member, "blobs/"):
+		alg, enc, ok := strings.Cut(strings.TrimPrefix(member, "blobs/"), "/")
+		if !ok {
+			return "", false
+		}
+		d = digest.NewDigestFromEncoded(digest.Algorithm(alg), enc)
+	case strings.HasPrefix(member, "sha256:"):
+		d = digest.Digest(member)
+	case strings.HasSuffix(member, ".json") && !strings.Contains(member, "/"):
+		d = digest.NewDigestFromEncoded(digest.SHA256, strings.TrimSuffix(member, ".json"))
+	default:
+		return "", false
+	}
+	return d, d.Validate() == nil
+}
+
 func blobPath(d digest.Digest) string {
 	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded()
 }
@@ -181,12 +209,16 @@ func (s *source) openMember(name string) (io.ReadCloser, int64, error) {
 	return io.NopCloser(sr), sr.Size(), nil
 }
 
-// openLayer serves a layer of a synthesized manifest; an uncompressed one is checked against
-// its diff ID as it streams, so that a mismatch names the layer.
+// openLayer serves a layer of a synthesized manifest, checked against its diff ID as it
+// streams, so that a mismatch names the layer: an uncompressed one by its digest (its diff
+// ID), a compressed one by its decompressed content (diffIDReader).
 func (s *source) openLayer(l servedLayer, d digest.Digest) (io.ReadCloser, int64, error) {
 	rc, n, err := s.openMember(l.member)
-	if err != nil || !l.verify {
+	if err != nil {
 		return rc, n, err
+	}
+	if l.compression != "" {
+		return newDiffIDReader(rc, l.compression, l.diffID, l.member, s.r.path), n, nil
 	}
 	vr, err := verify.NewReader(rc, d, l.size)
 	if err != nil {
@@ -228,7 +260,7 @@ func (s *source) doSynthesize() error {
 		}
 		facts[i] = f
 		zstd = zstd || f.compression == "zstd"
-		s.layers[f.digest] = servedLayer{member: l, size: f.size, verify: f.compression == ""}
+		s.layers[f.digest] = servedLayer{member: l, size: f.size, compression: f.compression, diffID: s.diffIDs[i]}
 	}
 	configSize, err := s.memberSize(s.item.Config)
 	if err != nil {
@@ -314,14 +346,24 @@ func (s *source) findOCIManifest() error {
 		logrus.WithField("archive", s.r.path).Warnf("ignoring unparseable %s: %v", ociIndexFileName, err)
 		return nil
 	}
+	var damaged error
 	for _, desc := range s.orderByName(idx.Manifests) {
 		if err := s.tryDescriptor(desc); err != nil {
+			if errors.Is(err, types.ErrDigestMismatch) && damaged == nil {
+				damaged = err
+			}
 			logrus.WithFields(logrus.Fields{"archive": s.r.path, "digest": desc.Digest}).Debugf("skipping %s entry: %v", ociIndexFileName, err)
 			continue
 		}
 		if s.top != nil {
 			return nil
 		}
+	}
+	if damaged != nil {
+		// A manifest of the OCI part that does not match its digest is damage, not an
+		// absent OCI part: it may be this image's, whose digest a synthesized manifest
+		// would silently change.
+		return errors.Wrapf(damaged, "image %s: a manifest in %s of docker archive %s", s.r.imageName(s.pos), ociIndexFileName, s.r.path)
 	}
 	return nil
 }
@@ -395,6 +437,9 @@ func (s *source) tryIndex(b []byte, mt string) error {
 	complete := true
 	for _, child := range idx.Manifests {
 		cb, err := s.readBlob(child, iolimits.MaxManifestBodySize)
+		if errors.Is(err, types.ErrDigestMismatch) {
+			return err // damaged, not left out as Docker 25 leaves other platforms out
+		}
 		if err != nil {
 			complete = false
 			continue

@@ -289,3 +289,121 @@ func TestReadCraneSharedConfig(t *testing.T) {
 		}
 	}
 }
+
+// readAll reads src's manifest and every blob it references to the end, as a copy or verify
+// does, and returns the first error.
+func readAll(src types.ImageSource) error {
+	ctx := context.Background()
+	b, mt, err := src.GetManifest(ctx, nil)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.FromBlob(b, mt)
+	if err != nil {
+		return err
+	}
+	infos := []types.BlobInfo{m.ConfigInfo()}
+	for _, l := range m.LayerInfos() {
+		infos = append(infos, l.BlobInfo)
+	}
+	for _, info := range infos {
+		rc, _, err := src.GetBlob(ctx, info, types.GetBlobOptions{})
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestContentThatDoesNotMatchItsDigest damages an archive where nothing else would notice:
+// a config whose member name is its digest (each writer's naming), and a compressed layer,
+// whose digest is computed from its bytes, so only its diff ID can tell, once it is read.
+func TestContentThatDoesNotMatchItsDigest(t *testing.T) {
+	t.Parallel()
+	img := newTestImage(t, 2, "amd64")
+	flipped := func(b []byte) []byte {
+		c := bytes.Clone(b)
+		c[len(c)/2] ^= 0x01
+		return c
+	}
+	badConfig := flipped(img.config)
+	otherLayer := gzipData(t, buildTar(t, []member{{name: "other.txt", data: []byte("not the layer of the config")}}))
+	withMember := func(ms []member, name string, data []byte) []member {
+		return replaceMember(ms, member{name: name, data: data})
+	}
+	crane, blobs := craneMembers(t, img, "x:1", gzipData)
+	craneLayer1 := digest.FromBytes(blobs[1]).Encoded() + ".tar.gz"
+	d25, d25Manifest := docker25Members(t, img, "x:1")
+	d25ManifestName := "blobs/sha256/" + digest.FromBytes(d25Manifest).Encoded()
+	nested := withNestedIndex(t, d25, imgspecv1.Descriptor{MediaType: imgspecv1.MediaTypeImageManifest, Digest: digest.FromBytes(d25Manifest), Size: int64(len(d25Manifest))})
+	cases := []struct {
+		name    string
+		members []member
+		wantMsg string
+	}{
+		{name: "classic config <hex>.json", members: withMember(classicMembers(t, img, "x:1"), img.configDigest().Encoded()+".json", badConfig),
+			wantMsg: "does not match the digest it is named after"},
+		{name: "crane config sha256:<hex>", members: withMember(crane, img.configDigest().String(), badConfig),
+			wantMsg: "does not match the digest it is named after"},
+		{name: "Docker 25 config blobs/sha256/<hex>", members: withMember(d25, "blobs/sha256/"+img.configDigest().Encoded(), badConfig),
+			wantMsg: "does not match the digest it is named after"},
+		// The OCI part's manifest: reading the image from manifest.json instead would change
+		// its digest without a word.
+		{name: "Docker 25 manifest", members: withMember(d25, d25ManifestName, flipped(d25Manifest)),
+			wantMsg: "a manifest in index.json"},
+		{name: "Docker 25 instance of an index", members: withMember(nested, d25ManifestName, flipped(d25Manifest)),
+			wantMsg: "a manifest in index.json"},
+		{name: "crane layer corrupt gzip", members: withMember(crane, craneLayer1, flipped(blobs[1])),
+			wantMsg: "content is corrupt"},
+		{name: "crane layer of other content", members: withMember(crane, craneLayer1, otherLayer),
+			wantMsg: "does not decompress to its diff ID"},
+		{name: "crane layer zstd of other content", members: withMember(crane, craneLayer1, zstdData(t, img.layers[0])),
+			wantMsg: "does not decompress to its diff ID"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src, err := openSource(t, writeArchive(t, buildTar(t, tc.members)), nil, "", -1)
+			if err == nil {
+				defer src.Close()
+				err = readAll(src)
+			}
+			if !errors.Is(err, types.ErrDigestMismatch) || types.Classify(err) != types.ClassVerification || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("want a digest mismatch (%q), got %v", tc.wantMsg, err)
+			}
+		})
+	}
+}
+
+// TestCompressedLayerClosedEarly closes a compressed layer read only in part (a copy that
+// failed elsewhere): the diff ID check behind it stops, and nothing blocks.
+func TestCompressedLayerClosedEarly(t *testing.T) {
+	t.Parallel()
+	img := newTestImage(t, 1, "amd64")
+	ms, blobs := craneMembers(t, img, "x:1", gzipData)
+	src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, _, err := src.GetManifest(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		rc, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: digest.FromBytes(blobs[0]), Size: -1}, types.GetBlobOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(rc, make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

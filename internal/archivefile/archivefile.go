@@ -77,6 +77,24 @@ func Sniff(b []byte) string {
 	return ""
 }
 
+// Decompress returns the content of r, compressed as compression (Gzip, Zstd, or "" for none:
+// r itself). A zstd stream may not make the decoder use more than 128 MiB, whatever its
+// frame header asks for.
+func Decompress(r io.Reader, compression string) (io.ReadCloser, error) {
+	switch compression {
+	case Gzip:
+		return gzip.NewReader(r)
+	case Zstd:
+		// A hostile frame header may ask for any window size; 128 MiB covers `zstd --long`.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
+		if err != nil {
+			return nil, err
+		}
+		return zr.IOReadCloser(), nil
+	}
+	return io.NopCloser(r), nil
+}
+
 // Open opens the archive at path. tempDir is where a spool goes ("" means os.TempDir()).
 // A missing file is fs.ErrNotExist (wrapped).
 func Open(path, tempDir string) (*File, error) {
@@ -119,24 +137,11 @@ func spool(r io.Reader, compression, path, tempDir string) (*File, error) {
 	if tempDir == "" {
 		tempDir = os.TempDir()
 	}
-	var src io.Reader = r
-	switch compression {
-	case Gzip:
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, errors.Wrapf(err, "decompressing %s", path)
-		}
-		defer zr.Close()
-		src = zr
-	case Zstd:
-		// A hostile frame header may ask for any window size; 128 MiB covers `zstd --long`.
-		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
-		if err != nil {
-			return nil, errors.Wrapf(err, "decompressing %s", path)
-		}
-		defer zr.Close()
-		src = zr
+	src, err := Decompress(r, compression)
+	if err != nil {
+		return nil, errors.Wrapf(err, "decompressing %s", path)
 	}
+	defer src.Close()
 	tmp, err := os.CreateTemp(tempDir, staging.SpoolPattern)
 	if err != nil {
 		return nil, errors.Wrapf(err, "creating a temporary file for %s", path)

@@ -74,7 +74,7 @@ func ListIndex(idx *imgspecv1.Index, where, name string, d digest.Digest, newRef
 		if IsRelatedEntry(e) {
 			continue // a referrers index or a digest tag travels with its image (referrers.go)
 		}
-		n := RefName(e)
+		n := storedName(e)
 		var ref types.ImageReference
 		var err error
 		if n != "" && unique(idx, n) {
@@ -91,8 +91,30 @@ func ListIndex(idx *imgspecv1.Index, where, name string, d digest.Digest, newRef
 }
 
 func listed(ref types.ImageReference, e imgspecv1.Descriptor) types.ListedImage {
-	n := RefName(e)
+	n := storedName(e)
 	return types.ListedImage{Ref: ref, Name: listedName(n), StoredName: n, Digest: e.Digest, MIMEType: e.MediaType}
+}
+
+// storedName is the name an index.json entry is listed under: its ref.name, or, when that
+// is a bare tag or absent, the full reference that containerd, Docker 25+ (docker save) and
+// regctl (image export) write beside it in io.containerd.image.name, with the same tag. So a
+// bundle of several images from these tools keeps their repositories, which a bare tag
+// ("latest", the same for every image) does not tell.
+func storedName(e imgspecv1.Descriptor) string {
+	n := RefName(e)
+	if n != "" && !isBareTag(n) {
+		return n
+	}
+	full := e.Annotations[containerdNameAnnotation]
+	named, err := dockerref.ParseNormalizedNamed(full)
+	if err != nil {
+		return n
+	}
+	tagged, ok := named.(dockerref.NamedTagged)
+	if _, digested := named.(dockerref.Digested); !ok || digested || (n != "" && tagged.Tag() != n) {
+		return n
+	}
+	return full
 }
 
 // unique reports whether name selects one image (entries carrying it all have one digest).
