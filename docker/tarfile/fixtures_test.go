@@ -195,14 +195,20 @@ func withNestedIndex(t testing.TB, ms []member, children ...imgspecv1.Descriptor
 // <hex>.tar.gz (compress is gzipData or zstdData).
 func craneMembers(t testing.TB, img testImage, tag string, compress func(testing.TB, []byte) []byte) ([]member, [][]byte) {
 	t.Helper()
+	return craneMembersNamed(t, img, tag, compress, func(_ int, c []byte) string { return digest.FromBytes(c).Encoded() + ".tar.gz" })
+}
+
+// craneMembersNamed is craneMembers with layer i (compressed content c) named name(i, c).
+func craneMembersNamed(t testing.TB, img testImage, tag string, compress func(testing.TB, []byte) []byte, name func(i int, c []byte) string) ([]member, [][]byte) {
+	t.Helper()
 	ms := []member{{name: img.configDigest().String(), data: img.config}}
 	item := ManifestItem{Config: img.configDigest().String(), RepoTags: []string{tag}}
 	var blobs [][]byte
-	for _, l := range img.layers {
+	for i, l := range img.layers {
 		c := compress(t, l)
-		name := digest.FromBytes(c).Encoded() + ".tar.gz"
-		ms = append(ms, member{name: name, data: c})
-		item.Layers = append(item.Layers, name)
+		n := name(i, c)
+		ms = append(ms, member{name: n, data: c})
+		item.Layers = append(item.Layers, n)
 		blobs = append(blobs, c)
 	}
 	return append(ms, member{name: "manifest.json", data: mustJSON(t, []ManifestItem{item})}), blobs

@@ -50,6 +50,10 @@ type servedLayer struct {
 	size        int64
 	compression string        // "" (the member must hash to the diff ID), "gzip" or "zstd"
 	diffID      digest.Digest // what the content decompresses to
+	// named: the compressed member hashed to the digest its name carries (a crane tarball's
+	// <hex>.tar.gz) when the manifest was made, so it is served checked against that digest,
+	// without decompressing a copy for its diff ID.
+	named bool
 }
 
 var _ types.ImageSource = (*source)(nil)
@@ -66,7 +70,7 @@ func NewSource(r *Reader, ownsReader bool, ref types.ImageReference, pos int) (t
 		return nil, s.archiveErr(err, "reading config %q", s.item.Config)
 	}
 	s.configDigest = digest.FromBytes(config)
-	if want, ok := namedDigest(s.item.Config); ok && want != s.configDigest {
+	if want, ok := namedDigest(s.item.Config, ".json"); ok && want != s.configDigest {
 		return nil, errors.Wrapf(types.DigestMismatchError{Expected: want.String(), Actual: s.configDigest.String(), ExpectedSize: -1, ActualSize: int64(len(config))},
 			"image %s: config %q does not match the digest it is named after", r.imageName(pos), s.item.Config)
 	}
@@ -175,10 +179,11 @@ func (s *source) GetBlob(ctx context.Context, info types.BlobInfo, opts types.Ge
 	return rc, n, err
 }
 
-// namedDigest returns the digest a config member is named after, as every writer of docker
-// archives names it: blobs/sha256/<hex> (Docker 25+, imgcopy), <hex>.json (docker save,
-// skopeo), sha256:<hex> (crane). Other names carry none.
-func namedDigest(member string) (digest.Digest, bool) {
+// namedDigest returns the digest a member is named after, as the writers of docker archives
+// name configs and compressed layers: blobs/sha256/<hex> (Docker 25+, imgcopy), sha256:<hex>
+// (a crane config), or <hex> followed by ext (<hex>.json: a docker save or skopeo config;
+// <hex>.tar.gz: a crane layer). Other names carry none.
+func namedDigest(member, ext string) (digest.Digest, bool) {
 	var d digest.Digest
 	switch {
 	case strings.HasPrefix(member, "blobs/"):
@@ -189,13 +194,17 @@ func namedDigest(member string) (digest.Digest, bool) {
 		d = digest.NewDigestFromEncoded(digest.Algorithm(alg), enc)
 	case strings.HasPrefix(member, "sha256:"):
 		d = digest.Digest(member)
-	case strings.HasSuffix(member, ".json") && !strings.Contains(member, "/"):
-		d = digest.NewDigestFromEncoded(digest.SHA256, strings.TrimSuffix(member, ".json"))
+	case strings.HasSuffix(member, ext) && !strings.Contains(member, "/"):
+		d = digest.NewDigestFromEncoded(digest.SHA256, strings.TrimSuffix(member, ext))
 	default:
 		return "", false
 	}
 	return d, d.Validate() == nil
 }
+
+// compressedLayerExts are the extensions after the digest in the name of a compressed layer
+// (crane writes .tar.gz whatever the compression).
+var compressedLayerExts = []string{".tar.gz", ".tar.zst"}
 
 func blobPath(d digest.Digest) string {
 	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded()
@@ -209,15 +218,17 @@ func (s *source) openMember(name string) (io.ReadCloser, int64, error) {
 	return io.NopCloser(sr), sr.Size(), nil
 }
 
-// openLayer serves a layer of a synthesized manifest, checked against its diff ID as it
-// streams, so that a mismatch names the layer: an uncompressed one by its digest (its diff
-// ID), a compressed one by its decompressed content (diffIDReader).
+// openLayer serves a layer of a synthesized manifest, checked as it streams, so that a
+// mismatch names the layer: an uncompressed one against its digest (its diff ID), a
+// compressed one named after its digest against that digest (the name and the bytes agreed
+// when the manifest was made), any other compressed one by its decompressed content against
+// its diff ID (diffIDReader).
 func (s *source) openLayer(l servedLayer, d digest.Digest) (io.ReadCloser, int64, error) {
 	rc, n, err := s.openMember(l.member)
 	if err != nil {
 		return rc, n, err
 	}
-	if l.compression != "" {
+	if l.compression != "" && !l.named {
 		return newDiffIDReader(rc, l.compression, l.diffID, l.member, s.r.path), n, nil
 	}
 	vr, err := verify.NewReader(rc, d, l.size)
@@ -260,7 +271,14 @@ func (s *source) doSynthesize() error {
 		}
 		facts[i] = f
 		zstd = zstd || f.compression == "zstd"
-		s.layers[f.digest] = servedLayer{member: l, size: f.size, compression: f.compression, diffID: s.diffIDs[i]}
+		named := false
+		for _, ext := range compressedLayerExts {
+			if want, ok := namedDigest(l, ext); ok && f.compression != "" {
+				named = want == f.digest
+				break
+			}
+		}
+		s.layers[f.digest] = servedLayer{member: l, size: f.size, compression: f.compression, diffID: s.diffIDs[i], named: named}
 	}
 	configSize, err := s.memberSize(s.item.Config)
 	if err != nil {

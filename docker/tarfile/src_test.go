@@ -3,6 +3,7 @@ package tarfile
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -385,7 +386,7 @@ func TestContentThatDoesNotMatchItsDigest(t *testing.T) {
 func TestCompressedLayerClosedEarly(t *testing.T) {
 	t.Parallel()
 	img := newTestImage(t, 1, "amd64")
-	ms, blobs := craneMembers(t, img, "x:1", gzipData)
+	ms, blobs := craneMembersNamed(t, img, "x:1", gzipData, func(i int, _ []byte) string { return fmt.Sprintf("layer%d.tar.gz", i) })
 	src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
 	if err != nil {
 		t.Fatal(err)
@@ -405,5 +406,50 @@ func TestCompressedLayerClosedEarly(t *testing.T) {
 		if err := rc.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestNamedCompressedLayerNotDecompressed: a compressed layer whose member name carries its
+// digest (crane's <hex>.tar.gz), and whose bytes matched it when the manifest was made, is
+// served checked against that digest, without a copy decompressed for its diff ID; a layer
+// named otherwise, or named after other bytes, gets the diff ID check.
+func TestNamedCompressedLayerNotDecompressed(t *testing.T) {
+	t.Parallel()
+	img := newTestImage(t, 1, "amd64")
+	cases := []struct {
+		name       string
+		layerName  func(i int, c []byte) string
+		wantDiffID bool
+	}{
+		{"crane <hex>.tar.gz", func(_ int, c []byte) string { return digest.FromBytes(c).Encoded() + ".tar.gz" }, false},
+		{"<hex>.tar.zst", func(_ int, c []byte) string { return digest.FromBytes(c).Encoded() + ".tar.zst" }, false},
+		{"blobs/sha256/<hex>", func(_ int, c []byte) string { return "blobs/sha256/" + digest.FromBytes(c).Encoded() }, false},
+		{"no digest in the name", func(i int, _ []byte) string { return fmt.Sprintf("layer%d.tar.gz", i) }, true},
+		{"another digest in the name", func(_ int, _ []byte) string { return digest.FromString("other").Encoded() + ".tar.gz" }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ms, blobs := craneMembersNamed(t, img, "x:1", gzipData, tc.layerName)
+			src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			if _, _, err := src.GetManifest(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			rc, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: digest.FromBytes(blobs[0]), Size: -1}, types.GetBlobOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			if _, isDiffID := rc.(*diffIDReader); isDiffID != tc.wantDiffID {
+				t.Errorf("served with the diff ID check: %v, want %v", isDiffID, tc.wantDiffID)
+			}
+			if b, err := io.ReadAll(rc); err != nil || !bytes.Equal(b, blobs[0]) {
+				t.Errorf("read %d bytes, %v; want the layer", len(b), err)
+			}
+		})
 	}
 }
