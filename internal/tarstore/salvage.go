@@ -199,14 +199,17 @@ func (s *Store) takeAbandoned(dir string) {
 	for _, old := range staging.Abandoned(dir) {
 		s.abandoned = append(s.abandoned, old)
 		entries, _ := os.ReadDir(old.Path)
-		tars := map[string]*os.File{}
-		var fills []string
+		var fills []begun
 		for _, e := range entries {
-			switch {
-			case !e.Type().IsRegular() || e.Name() == staging.LockName:
-				continue
-			case strings.HasPrefix(e.Name(), fillPrefix):
-				fills = append(fills, e.Name())
+			if e.Type().IsRegular() && strings.HasPrefix(e.Name(), fillPrefix) {
+				if b, ok := readFill(filepath.Join(old.Path, e.Name())); ok {
+					fills = append(fills, b)
+				}
+			}
+		}
+		tars := map[string]*os.File{}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || e.Name() == staging.LockName || strings.HasPrefix(e.Name(), fillPrefix) {
 				continue
 			}
 			f, err := os.Open(filepath.Join(old.Path, e.Name()))
@@ -215,51 +218,76 @@ func (s *Store) takeAbandoned(dir string) {
 			}
 			s.salvageFiles = append(s.salvageFiles, f)
 			tars[e.Name()] = f
-			s.indexAbandoned(f)
+			// A member whose fill record counts less than its size was being written: its
+			// region holds a whole member's header and size whenever a later member follows it,
+			// but only its first bytes are in.
+			unfinished := map[int64]bool{}
+			for _, b := range fills {
+				if b.tar == e.Name() && b.n < b.size {
+					unfinished[b.off] = true
+				}
+			}
+			s.indexAbandoned(f, unfinished)
 		}
-		for _, name := range fills {
-			s.indexBegun(filepath.Join(old.Path, name), tars)
+		for _, b := range fills {
+			s.indexBegun(b, tars)
 		}
 	}
 }
 
-// indexBegun records the blob a fill record describes, unless it is complete elsewhere.
-func (s *Store) indexBegun(path string, tars map[string]*os.File) {
+// begun is what a fill record says of a blob being written.
+type begun struct {
+	d            digest.Digest
+	off, size, n int64  // where its content starts in the tar, its size, how much of it is in
+	tar          string // the tar's file name
+}
+
+// readFill reads and checks a fill record.
+func readFill(path string) (begun, bool) {
 	rf, err := os.Open(path)
 	if err != nil {
-		return
+		return begun{}, false
 	}
 	b, err := iolimits.ReadAtMost(rf, 1024)
 	rf.Close()
 	if err != nil {
-		return
+		return begun{}, false
 	}
 	d := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimPrefix(filepath.Base(path), fillPrefix))
 	fields := strings.SplitN(strings.TrimSuffix(string(b), "\n"), " ", 4) // the tar's name may hold spaces
 	if len(fields) != 4 || d.Validate() != nil {
-		return
+		return begun{}, false
 	}
 	off, err1 := strconv.ParseInt(fields[0], 10, 64)
 	size, err2 := strconv.ParseInt(fields[1], 10, 64)
 	n, err3 := strconv.ParseInt(fields[2], 10, 64)
-	f := tars[fields[3]]
-	if err1 != nil || err2 != nil || err3 != nil || f == nil || off < 0 || n <= 0 || n > size {
+	if err1 != nil || err2 != nil || err3 != nil || off < 0 || n <= 0 || n > size {
+		return begun{}, false
+	}
+	return begun{d: d, off: off, size: size, n: n, tar: fields[3]}, true
+}
+
+// indexBegun records the blob a fill record describes, unless it is complete elsewhere.
+func (s *Store) indexBegun(b begun, tars map[string]*os.File) {
+	f := tars[b.tar]
+	if f == nil {
 		return
 	}
-	if fi, err := f.Stat(); err != nil || off+n > fi.Size() {
+	if fi, err := f.Stat(); err != nil || b.off > fi.Size()-b.n {
 		return
 	}
-	if _, done := s.salvage[d]; done {
+	if _, done := s.salvage[b.d]; done {
 		return
 	}
-	if p, ok := s.partial[d]; !ok || p.kept < n {
-		s.partial[d] = salvaged{file: f, off: off, size: size, kept: n}
+	if p, ok := s.partial[b.d]; !ok || p.kept < b.n {
+		s.partial[b.d] = salvaged{file: f, off: b.off, size: b.size, kept: b.n}
 	}
 }
 
 // indexAbandoned records the blob members of an unfinished tar: every 512-byte block that
-// starts a valid header (ustar magic, checksum) is tried.
-func (s *Store) indexAbandoned(f *os.File) {
+// starts a valid header (ustar magic, checksum) is tried. Members whose content starts at an
+// offset in unfinished are not complete (see takeAbandoned).
+func (s *Store) indexAbandoned(f *os.File, unfinished map[int64]bool) {
 	fi, err := f.Stat()
 	if err != nil {
 		return
@@ -283,8 +311,10 @@ func (s *Store) indexAbandoned(f *os.File) {
 		if m == nil || dataOff+h.Size > fi.Size() {
 			continue
 		}
-		d := digest.NewDigestFromEncoded(digest.SHA256, m[1])
-		s.salvage[d] = salvaged{file: f, off: dataOff, size: h.Size}
+		if !unfinished[dataOff] {
+			d := digest.NewDigestFromEncoded(digest.SHA256, m[1])
+			s.salvage[d] = salvaged{file: f, off: dataOff, size: h.Size}
+		}
 		off = dataOff + (h.Size+511)/512*512 - 512
 	}
 }

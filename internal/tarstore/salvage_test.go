@@ -6,7 +6,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -266,5 +268,83 @@ func copyDir(t *testing.T, from, to string) {
 		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestKeepsBegunBlobOfKilledWriter: what a fill record counts of a blob a killed writer was
+// writing is offered (KeepsPartial) and not taken for a complete member when later members
+// follow its region (its header then names its whole size inside the tar, as with parallel
+// downloads); a record that points past the end of the tar, even by an offset that
+// overflows, offers nothing.
+func TestKeepsBegunBlobOfKilledWriter(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("0123456789abcdef"), (resume.MinSize+fillRecordEvery)/16)
+	d, size := digest.FromBytes(big), int64(len(big))
+	const kept = 2 * fillRecordEvery
+	// The dead writer's tar: big's region with its first kept bytes in, then (when followed)
+	// another member.
+	tarOf := func(followed bool) ([]byte, int64) {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(d), Size: size, Format: tar.FormatPAX}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Flush()
+		contentOff := int64(buf.Len())
+		buf.Write(big[:kept])
+		if !followed {
+			return buf.Bytes(), contentOff
+		}
+		buf.Write(make([]byte, (size+511)/512*512-kept)) // the rest of the region and its padding
+		other := []byte("a member written after the region")
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(digest.FromBytes(other)), Size: int64(len(other)), Format: tar.FormatPAX})
+		tw.Write(other)
+		tw.Flush()
+		return buf.Bytes(), contentOff
+	}
+	const tarName = ".tmp-out.tar-1"
+
+	for _, tc := range []struct {
+		name     string
+		followed bool
+		off      func(contentOff, tarSize int64) int64
+		want     int64
+	}{
+		{"followed by another member", true, func(c, _ int64) int64 { return c }, kept},
+		{"last", false, func(c, _ int64) int64 { return c }, kept},
+		{"past the end", false, func(_, end int64) int64 { return end - kept + 1 }, 0},
+		{"past the end, overflowing", false, func(_, _ int64) int64 { return math.MaxInt64 - kept/2 }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			dead := filepath.Join(dir, staging.LayoutPrefix+"killed")
+			if err := os.Mkdir(dead, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			tarBytes, contentOff := tarOf(tc.followed)
+			record := fmt.Sprintf("%d %d %d %s\n", tc.off(contentOff, int64(len(tarBytes))), size, kept, tarName)
+			for name, b := range map[string][]byte{".lock": nil, tarName: tarBytes, fillPrefix + d.Encoded(): []byte(record)} {
+				if err := os.WriteFile(filepath.Join(dead, name), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := Create(filepath.Join(dir, "out.tar"), Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Abort()
+			keeps, prefix, n := s.KeepsPartial(d, size)
+			if !keeps || n != tc.want || (n > 0) != (prefix != nil) {
+				t.Fatalf("KeepsPartial = %v, %v, %d; want true, the first %d bytes", keeps, prefix != nil, n, tc.want)
+			}
+			if prefix != nil {
+				b, err := io.ReadAll(prefix)
+				if err != nil || !bytes.Equal(b, big[:n]) {
+					t.Errorf("the kept bytes read back wrong (%d bytes, %v)", len(b), err)
+				}
+				prefix.Close()
+			}
+		})
 	}
 }
