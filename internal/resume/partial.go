@@ -78,7 +78,7 @@ func partialName(d digest.Digest) string { return d.Algorithm().String() + "-" +
 // locking anything: a destination that keeps blobs itself (an archive) opens the partial
 // download only to read what an interrupted run left there.
 func (s *Store) HasPartial(d digest.Digest) bool {
-	fi, err := os.Stat(filepath.Join(s.dir, blobsDir, partialName(d)))
+	fi, err := os.Lstat(filepath.Join(s.dir, blobsDir, partialName(d)))
 	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,5 +294,54 @@ func TestPartialRecordsLargePiecesUnbuffered(t *testing.T) {
 	got, err := io.ReadAll(p.Reader())
 	if err != nil || !bytes.Equal(got, data[:off]) {
 		t.Fatalf("kept %d bytes, want the %d recorded, in order (err %v)", len(got), off, err)
+	}
+}
+
+// TestOpenPartialOnlyOwnRegularFiles: a partial download that is a symbolic link, a FIFO or
+// a directory, or a resume directory other users may write to, is not used: OpenPartial
+// fails (its callers then fetch without keeping), never writes or truncates the file a
+// link points to, and never blocks on a FIFO.
+func TestOpenPartialOnlyOwnRegularFiles(t *testing.T) {
+	t.Parallel()
+	d := testDigest(7)
+	const victimText = "a file outside the resume directory"
+	for _, tc := range []struct {
+		name  string
+		plant func(t *testing.T, dir, path, victim string)
+	}{
+		{"symlink", func(t *testing.T, _, path, victim string) { must(t, os.Symlink(victim, path)) }},
+		{"fifo", func(t *testing.T, _, path, _ string) { must(t, syscall.Mkfifo(path, 0o600)) }},
+		{"directory", func(t *testing.T, _, path, _ string) { must(t, os.MkdirAll(filepath.Join(path, "x"), 0o700)) }},
+		{"directory others may write to", func(t *testing.T, dir, _, _ string) { must(t, os.Chmod(dir, 0o777)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			victim := filepath.Join(t.TempDir(), "victim")
+			must(t, os.WriteFile(victim, []byte(victimText), 0o600))
+			must(t, os.MkdirAll(filepath.Join(dir, blobsDir), 0o700))
+			tc.plant(t, dir, filepath.Join(dir, blobsDir, partialName(d)), victim)
+			s := New(&types.ResumeOptions{Dir: dir})
+			if s.HasPartial(d) {
+				t.Error("HasPartial: true")
+			}
+			p, err := s.OpenPartial(d, MinSize)
+			if err == nil || p != nil {
+				p.Discard()
+				p.Record([]byte("blob bytes"))
+				p.Close(false)
+				t.Errorf("OpenPartial: %v, %v; want an error", p != nil, err)
+			}
+			if b, err := os.ReadFile(victim); err != nil || string(b) != victimText {
+				t.Errorf("the file the link points to now holds %q (%v)", b, err)
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

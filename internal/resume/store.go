@@ -84,6 +84,18 @@ func (s *Store) subdir(name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", errors.Wrap(err, "creating the resume directory")
 	}
+	for _, p := range []string{s.dir, dir} {
+		fi, err := os.Lstat(p)
+		if err == nil && !fi.IsDir() {
+			err = errors.Errorf("%s is not a directory", p)
+		}
+		if err == nil {
+			err = checkPrivate(p, fi)
+		}
+		if err != nil {
+			return "", errors.Wrap(err, "not keeping anything in the resume directory")
+		}
+	}
 	if s.made == nil {
 		s.made = map[string]bool{}
 	}
@@ -95,10 +107,21 @@ func (s *Store) subdir(name string) (string, error) {
 // process holds the lock. A file that was removed between the open and the lock (by its owner
 // when it finished, or by pruning) is opened again, so that the lock is always on the file
 // the path names.
+//
+// Only a regular file of this user's is used: never a symbolic link (an earlier run never
+// leaves one, and following it would write, and truncate, a file elsewhere), a FIFO or a
+// device.
 func openLocked(path string) (*os.File, error) {
 	for range 3 {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, 0o600)
 		if err != nil {
+			return nil, errors.Wrapf(err, "opening %s", path)
+		}
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, errors.Errorf("opening %s: not a regular file", path)
+		} else if err := checkPrivate(path, fi); err != nil {
+			f.Close()
 			return nil, errors.Wrapf(err, "opening %s", path)
 		}
 		ok, err := filelock.TryLock(f)
