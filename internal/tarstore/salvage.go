@@ -40,10 +40,11 @@ import (
 // the start of the blob; the copy streams them, then fetches the rest, and verifies the whole,
 // so a record ahead of the data it describes (a power cut) costs a second fetch, no more.
 //
-// A copy that is interrupted (its context ends: Ctrl-C) removes its unfinished tar as any
-// failed one does, so that nothing is left beside the archive; what arrived of the blobs
-// being written is copied into their partial downloads in the resume directory first (the
-// only time those bytes are written twice), and KeepsPartial offers those too.
+// A copy that is interrupted (its context ends: Ctrl-C) or fails (a blob's stream broke off
+// for good: the network was lost) removes its unfinished tar, so that nothing is left beside
+// the archive; what arrived of the blobs being written (unless it did not verify) is copied
+// into their partial downloads in the resume directory first (the only time those bytes are
+// written twice), and KeepsPartial offers those too.
 const (
 	fillPrefix      = ".fill-"
 	fillRecordEvery = 1 << 20
@@ -102,9 +103,9 @@ func (r *fillRecord) remove() {
 }
 
 // KeepsPartial reports whether blob d of size bytes, stored with Put, is kept for a later run
-// when the copy is interrupted (with Options.Resume, from resume.MinSize up), and returns the
-// first n bytes of it that an earlier run kept, if any (to be verified with the rest of the
-// blob): in an unfinished tar a killed writer left beside the archive, or in the blob's partial
+// when the copy is interrupted or fails (with Options.Resume, from resume.MinSize up), and
+// returns the first n bytes of it that an earlier run kept, if any (to be verified with the
+// rest of the blob): in an unfinished tar a killed writer left beside the archive, or in the blob's partial
 // download, which (when there is one) stays open, locked, for the Put.
 func (s *Store) KeepsPartial(d digest.Digest, size int64) (keeps bool, prefix io.ReadCloser, n int64) {
 	if !s.resume || d == "" || size < resume.MinSize {

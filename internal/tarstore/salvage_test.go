@@ -108,9 +108,10 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 // the next store (KeepsPartial) as the blob's first bytes: from the unfinished tar and its
 // fill record (a whole number of records' worth) when the writer was killed, from the blob's
 // partial download in the resume directory (all of it) when the copy was interrupted (its
-// context ended), in which case nothing is left beside the archive. A Put of the whole blob
-// then removes the partial download; one that does not verify with the kept bytes empties
-// it. A Put that fails otherwise, a small blob and a store without Resume keep nothing.
+// context ended) or its stream broke off (the network was lost), in which case nothing is
+// left beside the archive. A Put of the whole blob then removes the partial download; one
+// that does not verify with the kept bytes empties it. A Put of bytes that do not verify, a
+// small blob and a store without Resume keep nothing.
 func TestKeepsBegunBlob(t *testing.T) {
 	t.Parallel()
 	big := bytes.Repeat([]byte("0123456789abcdef"), (resume.MinSize+3*fillRecordEvery/2)/16)
@@ -177,8 +178,11 @@ func TestKeepsBegunBlob(t *testing.T) {
 		dir := t.TempDir()
 		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
 		// At the break, the staging directory is copied as a killed writer would leave it
-		// (its lock file not held), before the Put and the store clean up.
-		begin(t, dir, opts, func(s *Store) { copyDir(t, s.staging.Path, filepath.Join(dir, staging.LayoutPrefix+"killed")) }, false)
+		// (its lock file not held), before the Put and the store clean up (keeping what
+		// arrived in a resume directory of their own: a killed writer does not get to).
+		begin(t, dir, Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}, func(s *Store) {
+			copyDir(t, s.staging.Path, filepath.Join(dir, staging.LayoutPrefix+"killed"))
+		}, false)
 		s := next(t, dir, opts)
 		wantKept(t, s, 2*fillRecordEvery)
 		put(t, s, big, d, size)
@@ -230,10 +234,22 @@ func TestKeepsBegunBlob(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
-		begin(t, dir, opts, nil, false)
+		begin(t, dir, opts, nil, false) // the source's stream fails: the network was lost
 		if left := beside(dir); len(left) != 0 {
 			t.Errorf("left beside the archive after a failure: %v", left)
 		}
+		wantKept(t, next(t, dir, opts), failAt)
+	})
+	t.Run("not verified", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
+		s := next(t, dir, opts)
+		wrong := bytes.ToUpper(big)
+		if _, _, err := s.Put(context.Background(), bytes.NewReader(wrong), d, size, false, member); !errors.Is(err, types.ErrDigestMismatch) {
+			t.Fatalf("Put of the wrong bytes: %v, want a digest mismatch", err)
+		}
+		s.Abort()
 		wantKept(t, next(t, dir, opts), 0)
 	})
 	t.Run("no resume", func(t *testing.T) {
