@@ -193,11 +193,11 @@ type salvaged struct {
 // hexName finds a sha256 digest in a member name (blobs/sha256/HEX, HEX.tar, HEX.json).
 var hexName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?:^|/)([a-f0-9]{64})(?:\.tar|\.json)?$`) })
 
-// takeAbandoned locks the staging directories dead writers left beside the archive and
-// indexes the blobs in their tars. The directories are removed when the store ends.
+// takeAbandoned locks the staging directories dead writers of this archive left beside it
+// and indexes the blobs in their tars. The directories are removed when the store ends.
 func (s *Store) takeAbandoned(dir string) {
 	s.salvage, s.partial = map[digest.Digest]salvaged{}, map[digest.Digest]salvaged{}
-	for _, old := range staging.Abandoned(dir) {
+	for _, old := range staging.AbandonedOf(dir, s.mine) {
 		s.abandoned = append(s.abandoned, old)
 		entries, _ := os.ReadDir(old.Path)
 		var fills []begun

@@ -364,3 +364,66 @@ func TestKeepsBegunBlobOfKilledWriter(t *testing.T) {
 		})
 	}
 }
+
+// TestAbandonedOfAnotherArchive: a writer takes over, and removes, what a killed writer of
+// the same archive left beside it (and a staging directory of no archive), never what a
+// killed copy into another archive in the same directory left: that is for the next copy
+// into that archive to resume from, with resuming on or off.
+func TestAbandonedOfAnotherArchive(t *testing.T) {
+	t.Parallel()
+	blob := bytes.Repeat([]byte("x"), 1000)
+	d := digest.FromBytes(blob)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(d), Size: int64(len(blob)), Format: tar.FormatPAX})
+	tw.Write(blob)
+	tw.Flush()
+	for _, tc := range []struct {
+		name string
+		opts func(t *testing.T) Options
+	}{
+		{"resume", func(t *testing.T) Options { return Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}} }},
+		{"no resume", func(*testing.T) Options { return Options{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			dead := map[string]string{ // staging directory → the file its dead writer left
+				"other": staging.ReplacementPrefix(filepath.Join(dir, "other.tar")) + "1",
+				"mine":  staging.ReplacementPrefix(filepath.Join(dir, "out.tar")) + "2",
+				"none":  "",
+			}
+			for name, file := range dead {
+				p := filepath.Join(dir, staging.LayoutPrefix+name)
+				must(t, os.Mkdir(p, 0o700))
+				must(t, os.WriteFile(filepath.Join(p, staging.LockName), nil, 0o600))
+				if file != "" {
+					must(t, os.WriteFile(filepath.Join(p, file), buf.Bytes(), 0o600))
+				}
+			}
+			s, err := Create(filepath.Join(dir, "out.tar"), tc.opts(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := s.Salvage(context.Background(), d, int64(len(blob)), member(d)); ok != (tc.name == "resume") {
+				t.Errorf("Salvage: %v", ok)
+			}
+			if err := s.Commit(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range map[string]bool{"other": true, "mine": false, "none": false} {
+				_, err := os.Stat(filepath.Join(dir, staging.LayoutPrefix+name, dead[name]))
+				if got := err == nil; got != want {
+					t.Errorf("%s's staging directory is there: %v, want %v (%v)", name, got, want, err)
+				}
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -118,7 +118,7 @@ func Create(path string, opts Options) (*Store, error) {
 	if s.resume {
 		s.takeAbandoned(dir)
 	} else {
-		staging.RemoveAbandoned(dir) // archives that dead writers left unfinished
+		staging.RemoveAbandonedOf(dir, s.mine) // this archive, left unfinished by dead writers
 	}
 	sd, err := staging.NewDir(dir)
 	if err != nil {
@@ -138,6 +138,14 @@ func Create(path string, opts Options) (*Store, error) {
 	s.tf = tarappend.New(f)
 	s.tf.SyncBehind = !s.noFsync
 	return s, nil
+}
+
+// mine reports whether an abandoned staging directory beside the archive is this archive's
+// (or no archive's): what a killed copy into another archive in the same directory left is
+// that archive's to resume from.
+func (s *Store) mine(dir string) bool {
+	a := staging.ArchiveOf(dir)
+	return a == "" || a == filepath.Base(s.path)
 }
 
 // Path returns the final path of the archive.
