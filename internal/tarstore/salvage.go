@@ -285,36 +285,47 @@ func (s *Store) indexBegun(b begun, tars map[string]*os.File) {
 	}
 }
 
-// indexAbandoned records the blob members of an unfinished tar: every 512-byte block that
-// starts a valid header (ustar magic, checksum) is tried. Members whose content starts at an
-// offset in unfinished are not complete (see takeAbandoned).
+// indexAbandoned records the blob members of an unfinished tar (scanMembers). Members whose
+// content starts at an offset in unfinished are not complete (see takeAbandoned).
 func (s *Store) indexAbandoned(f *os.File, unfinished map[int64]bool) {
 	fi, err := f.Stat()
 	if err != nil {
 		return
 	}
+	scanMembers(f, fi.Size(), func(h *tar.Header, dataOff int64) bool {
+		m := hexName().FindStringSubmatch(h.Name)
+		if m == nil {
+			return false
+		}
+		if !unfinished[dataOff] {
+			d := digest.NewDigestFromEncoded(digest.SHA256, m[1])
+			s.salvage[d] = salvaged{file: f, off: dataOff, size: h.Size}
+		}
+		return true
+	})
+}
+
+// scanMembers calls found for the regular members of the tar r (size bytes) whose content
+// lies within it: every 512-byte block that starts a valid header (ustar magic, checksum) is
+// tried, and the content of a member that found accepts is skipped.
+func scanMembers(r io.ReaderAt, size int64, found func(h *tar.Header, dataOff int64) bool) {
 	block := make([]byte, 512)
-	for off := int64(0); off+512 <= fi.Size(); off += 512 {
-		if _, err := f.ReadAt(block, off); err != nil {
+	for off := int64(0); off+512 <= size; off += 512 {
+		if _, err := r.ReadAt(block, off); err != nil {
 			return
 		}
 		if !bytes.Equal(block[257:262], []byte("ustar")) {
 			continue
 		}
-		sr := io.NewSectionReader(f, off, fi.Size()-off)
+		sr := io.NewSectionReader(r, off, size-off)
 		h, err := tar.NewReader(sr).Next()
 		if err != nil || h.Typeflag != tar.TypeReg {
 			continue
 		}
-		m := hexName().FindStringSubmatch(h.Name)
 		consumed, _ := sr.Seek(0, io.SeekCurrent)
 		dataOff := off + consumed // the content follows the header blocks the reader consumed
-		if m == nil || dataOff+h.Size > fi.Size() {
+		if dataOff+h.Size > size || !found(h, dataOff) {
 			continue
-		}
-		if !unfinished[dataOff] {
-			d := digest.NewDigestFromEncoded(digest.SHA256, m[1])
-			s.salvage[d] = salvaged{file: f, off: dataOff, size: h.Size}
 		}
 		off = dataOff + (h.Size+511)/512*512 - 512
 	}
