@@ -427,3 +427,53 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// sparseTar is a file of zeros but for the bytes of a tar at offset at; it counts its reads.
+type sparseTar struct {
+	size, at int64
+	tar      []byte
+	reads    int
+}
+
+func (s *sparseTar) ReadAt(p []byte, off int64) (int, error) {
+	s.reads++
+	if off >= s.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), s.size-off))
+	clear(p[:n])
+	if lo, hi := max(off, s.at), min(off+int64(n), s.at+int64(len(s.tar))); lo < hi {
+		copy(p[lo-off:hi-off], s.tar[lo-s.at:hi-s.at])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestScanMembersReadsInChunks: the scan of an unfinished tar finds a member after a long
+// gap (as a blob that never finished leaves, or the partial compressed archive of a writer
+// killed while compressing) reading the gap in large pieces, not one 512-byte block a time.
+func TestScanMembersReadsInChunks(t *testing.T) {
+	t.Parallel()
+	blob := []byte("a blob after the gap")
+	d := digest.FromBytes(blob)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(d), Size: int64(len(blob)), Format: tar.FormatPAX})
+	tw.Write(blob)
+	tw.Flush()
+	const gap = 64 << 20
+	r := &sparseTar{size: gap + int64(buf.Len()), at: gap, tar: buf.Bytes()}
+	var got []string
+	scanMembers(r, r.size, func(h *tar.Header, dataOff int64) bool {
+		got = append(got, fmt.Sprintf("%s@%d", h.Name, dataOff))
+		return true
+	})
+	if want := fmt.Sprintf("%s@%d", member(d), gap+512); len(got) != 1 || got[0] != want {
+		t.Errorf("found %q, want %q", got, want)
+	}
+	if limit := gap/scanChunk + 20; r.reads > limit {
+		t.Errorf("%d reads for a %d MiB gap, want at most %d", r.reads, gap>>20, limit)
+	}
+}
