@@ -50,8 +50,8 @@ func (s *Store) OpenPartial(d digest.Digest, size int64) (*Partial, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.reserve(size)
 	path := filepath.Join(dir, partialName(d))
+	s.reserve(path, size)
 	f, err := openLocked(path)
 	if err != nil || f == nil {
 		if f == nil && err == nil {

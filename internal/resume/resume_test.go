@@ -247,13 +247,13 @@ func TestUploadRecordCorruptIgnored(t *testing.T) {
 func TestReservePrunesOnlyWhenNeeded(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, time.Hour, 4*MinSize)
-	s.reserve(MinSize) // first: prunes (nothing there yet)
+	s.reserve("", MinSize) // first: prunes (nothing there yet)
 	stale := writeKept(t, s, 30, 1000, time.Now().Add(-2*time.Hour))
-	s.reserve(MinSize) // 2 MiB reserved of 4: fits, the directory is not listed
+	s.reserve("", MinSize) // 2 MiB reserved of 4: fits, the directory is not listed
 	if _, err := os.Stat(stale); err != nil {
 		t.Fatalf("a reservation that fits pruned the directory: %v", err)
 	}
-	s.reserve(3 * MinSize) // might overflow: prunes, and finds the stale file
+	s.reserve("", 3*MinSize) // might overflow: prunes, and finds the stale file
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Fatalf("a reservation that may overflow did not prune: %v", err)
 	}
@@ -343,5 +343,34 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReopenedPartialIsNotPrunedForItself: the next run that continues a partial download
+// reserves room for what the blob still lacks, not for the whole blob again on top of the
+// bytes kept, and never prunes the file it continues to make that room: with the kept
+// downloads within the size limit, nothing is pruned.
+func TestReopenedPartialIsNotPrunedForItself(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opts := &types.ResumeOptions{Dir: dir, MaxAge: time.Hour, MaxSize: 4 * MinSize}
+	first := New(opts)
+	now := time.Now()
+	big := writeKept(t, first, 40, 2*MinSize, now.Add(-20*time.Minute)) // of a 3*MinSize blob
+	other := writeKept(t, first, 41, MinSize, now.Add(-10*time.Minute))
+
+	next := New(opts) // the next run
+	p, err := next.OpenPartial(testDigest(40), 3*MinSize)
+	if err != nil || p == nil {
+		t.Fatalf("OpenPartial: %v, %v", p, err)
+	}
+	defer p.Close(false)
+	if p.Kept() != 2*MinSize {
+		t.Errorf("the partial download keeps %d bytes, want the %d kept", p.Kept(), 2*MinSize)
+	}
+	for _, f := range []string{big, other} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("pruned %s although the kept downloads fit: %v", filepath.Base(f), err)
+		}
 	}
 }

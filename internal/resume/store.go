@@ -163,23 +163,30 @@ type keptFile struct {
 func (s *Store) prune(reserve int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pruneLocked(reserve)
+	s.pruneLocked(reserve, "")
 }
 
-// reserve makes room for a partial download of size bytes: the directory is pruned on the
+// reserve makes room for the partial download at path of a blob of size bytes: for what it
+// will grow by (what an earlier run kept of the blob is counted already), and never by
+// pruning that file itself, which is about to be continued. The directory is pruned on the
 // first call, then again only when what it held after the last prune plus what this process
 // reserved since might not fit the size limit (other processes' files are found then), so
 // that a pull of many blobs does not list the directory once per blob.
-func (s *Store) reserve(size int64) {
+func (s *Store) reserve(path string, size int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.pruned || s.kept+s.added+size > s.maxSize {
-		s.pruneLocked(size)
+	grow := size
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+		grow = max(size-fi.Size(), 0)
 	}
-	s.added += size
+	if !s.pruned || s.kept+s.added+grow > s.maxSize {
+		s.pruneLocked(grow, path)
+	}
+	s.added += grow
 }
 
-func (s *Store) pruneLocked(reserve int64) {
+// pruneLocked prunes (see prune), sparing the file at spare.
+func (s *Store) pruneLocked(reserve int64, spare string) {
 	now := time.Now()
 	var blobs []keptFile
 	var total int64
@@ -209,7 +216,7 @@ func (s *Store) pruneLocked(reserve int64) {
 		if total+reserve <= s.maxSize {
 			break
 		}
-		if removeIfUnused(f.path) {
+		if f.path != spare && removeIfUnused(f.path) {
 			total -= f.size
 			logrus.WithFields(logrus.Fields{"file": f.path, "size": f.size}).Debug("pruned a partial download to bound the resume directory")
 		}
