@@ -372,12 +372,7 @@ func TestKeepsBegunBlobOfKilledWriter(t *testing.T) {
 func TestAbandonedOfAnotherArchive(t *testing.T) {
 	t.Parallel()
 	blob := bytes.Repeat([]byte("x"), 1000)
-	d := digest.FromBytes(blob)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(d), Size: int64(len(blob)), Format: tar.FormatPAX})
-	tw.Write(blob)
-	tw.Flush()
+	d, tarBytes := oneMemberTar(blob)
 	for _, tc := range []struct {
 		name string
 		opts func(t *testing.T) Options
@@ -398,7 +393,7 @@ func TestAbandonedOfAnotherArchive(t *testing.T) {
 				must(t, os.Mkdir(p, 0o700))
 				must(t, os.WriteFile(filepath.Join(p, staging.LockName), nil, 0o600))
 				if file != "" {
-					must(t, os.WriteFile(filepath.Join(p, file), buf.Bytes(), 0o600))
+					must(t, os.WriteFile(filepath.Join(p, file), tarBytes, 0o600))
 				}
 			}
 			s, err := Create(filepath.Join(dir, "out.tar"), tc.opts(t))
@@ -419,6 +414,18 @@ func TestAbandonedOfAnotherArchive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// oneMemberTar returns blob's digest and a tar holding blob as its member, unfinished (no
+// end-of-archive blocks), as a killed writer leaves it.
+func oneMemberTar(blob []byte) (digest.Digest, []byte) {
+	d := digest.FromBytes(blob)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(d), Size: int64(len(blob)), Format: tar.FormatPAX})
+	tw.Write(blob)
+	tw.Flush()
+	return d, buf.Bytes()
 }
 
 func must(t *testing.T, err error) {
@@ -456,15 +463,9 @@ func (s *sparseTar) ReadAt(p []byte, off int64) (int, error) {
 // killed while compressing) reading the gap in large pieces, not one 512-byte block a time.
 func TestScanMembersReadsInChunks(t *testing.T) {
 	t.Parallel()
-	blob := []byte("a blob after the gap")
-	d := digest.FromBytes(blob)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(d), Size: int64(len(blob)), Format: tar.FormatPAX})
-	tw.Write(blob)
-	tw.Flush()
+	d, tarBytes := oneMemberTar([]byte("a blob after the gap"))
 	const gap = 64 << 20
-	r := &sparseTar{size: gap + int64(buf.Len()), at: gap, tar: buf.Bytes()}
+	r := &sparseTar{size: gap + int64(len(tarBytes)), at: gap, tar: tarBytes}
 	var got []string
 	scanMembers(r, r.size, func(h *tar.Header, dataOff int64) bool {
 		got = append(got, fmt.Sprintf("%s@%d", h.Name, dataOff))
