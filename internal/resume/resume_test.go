@@ -313,6 +313,7 @@ func TestOpenPartialOnlyOwnRegularFiles(t *testing.T) {
 		{"fifo", func(t *testing.T, _, path, _ string) { must(t, syscall.Mkfifo(path, 0o600)) }},
 		{"directory", func(t *testing.T, _, path, _ string) { must(t, os.MkdirAll(filepath.Join(path, "x"), 0o700)) }},
 		{"directory others may write to", func(t *testing.T, dir, _, _ string) { must(t, os.Chmod(dir, 0o777)) }},
+		{"blobs directory others may write to", func(t *testing.T, dir, _, _ string) { must(t, os.Chmod(filepath.Join(dir, blobsDir), 0o777)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -337,6 +338,19 @@ func TestOpenPartialOnlyOwnRegularFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResumeDirectoryMayBeALink: a resume directory that is a symbolic link to a private
+// directory of the user's is used.
+func TestResumeDirectoryMayBeALink(t *testing.T) {
+	t.Parallel()
+	link := filepath.Join(t.TempDir(), "resume")
+	must(t, os.Symlink(t.TempDir(), link))
+	p, err := New(&types.ResumeOptions{Dir: link}).OpenPartial(testDigest(8), MinSize)
+	if err != nil || p == nil {
+		t.Fatalf("OpenPartial: %v, %v", p, err)
+	}
+	p.Close(false)
 }
 
 func must(t *testing.T, err error) {

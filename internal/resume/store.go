@@ -48,6 +48,8 @@ type Store struct {
 	maxAge  time.Duration
 	maxSize int64
 
+	warnOnce sync.Once // that the directory is not private (subdir)
+
 	mu     sync.Mutex // serializes pruning within this process, guards what follows
 	made   map[string]bool
 	pruned bool  // a first prune ran: later ones only when reserved bytes may overflow
@@ -85,15 +87,14 @@ func (s *Store) subdir(name string) (string, error) {
 		return "", errors.Wrap(err, "creating the resume directory")
 	}
 	for _, p := range []string{s.dir, dir} {
-		fi, err := os.Lstat(p)
-		if err == nil && !fi.IsDir() {
-			err = errors.Errorf("%s is not a directory", p)
-		}
+		fi, err := os.Stat(p) // a link to a private directory is as good
 		if err == nil {
 			err = checkPrivate(p, fi)
 		}
 		if err != nil {
-			return "", errors.Wrap(err, "not keeping anything in the resume directory")
+			err = errors.Wrap(err, "not keeping anything in the resume directory")
+			s.warnOnce.Do(func() { logrus.Warn(err.Error()) })
+			return "", err
 		}
 	}
 	if s.made == nil {
