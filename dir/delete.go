@@ -47,6 +47,7 @@ func (r reference) DeleteTag(ctx context.Context, sys *types.SystemContext) erro
 		}
 	}
 	err = sd.Remove()
-	staging.RemoveAbandoned(parent)
+	// Not what a killed copy into an archive beside the image left: that is the archive's.
+	staging.RemoveAbandonedOf(parent, func(dir string) bool { return staging.ArchiveOf(dir) == "" })
 	return errors.Wrapf(err, "deleting %s", types.ImageName(r))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -47,5 +48,44 @@ func TestDeleteTag(t *testing.T) {
 	}
 	if err != nil || len(names) != 2 || names[0] != "app:2" || names[1] != "notes" {
 		t.Errorf("after deleting app:1, team/ holds %v (%v); want app:2 and notes, no staging directory", names, err)
+	}
+}
+
+// TestDeleteLeavesArchiveStaging: a delete removes what killed deletes left beside the image,
+// not the unfinished tar a killed copy into an archive in the same directory left, which the
+// next copy into that archive resumes from.
+func TestDeleteLeavesArchiveStaging(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	img := filepath.Join(parent, "app")
+	if err := os.MkdirAll(img, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(img, manifestFile), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dead := map[string]string{ // a dead writer's staging directory (its lock not held) → its file
+		"archive": staging.ReplacementPrefix(filepath.Join(parent, "bundle.tar")) + "1",
+		"delete":  "image",
+	}
+	for name, file := range dead {
+		p := filepath.Join(parent, staging.LayoutPrefix+name)
+		for _, f := range []string{staging.LockName, file} {
+			if err := os.MkdirAll(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(p, f), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := (reference{path: img}).DeleteTag(context.Background(), nil); err != nil {
+		t.Fatalf("DeleteTag: %v", err)
+	}
+	for name, want := range map[string]bool{"archive": true, "delete": false} {
+		_, err := os.Stat(filepath.Join(parent, staging.LayoutPrefix+name))
+		if got := err == nil; got != want {
+			t.Errorf("the dead %s's staging directory is there: %v, want %v", name, got, want)
+		}
 	}
 }

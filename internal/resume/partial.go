@@ -50,8 +50,8 @@ func (s *Store) OpenPartial(d digest.Digest, size int64) (*Partial, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.reserve(size)
 	path := filepath.Join(dir, partialName(d))
+	s.reserve(path, size)
 	f, err := openLocked(path)
 	if err != nil || f == nil {
 		if f == nil && err == nil {
@@ -78,7 +78,7 @@ func partialName(d digest.Digest) string { return d.Algorithm().String() + "-" +
 // locking anything: a destination that keeps blobs itself (an archive) opens the partial
 // download only to read what an interrupted run left there.
 func (s *Store) HasPartial(d digest.Digest) bool {
-	fi, err := os.Stat(filepath.Join(s.dir, blobsDir, partialName(d)))
+	fi, err := os.Lstat(filepath.Join(s.dir, blobsDir, partialName(d)))
 	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 

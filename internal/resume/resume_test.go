@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,13 +247,13 @@ func TestUploadRecordCorruptIgnored(t *testing.T) {
 func TestReservePrunesOnlyWhenNeeded(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, time.Hour, 4*MinSize)
-	s.reserve(MinSize) // first: prunes (nothing there yet)
+	s.reserve("", MinSize) // first: prunes (nothing there yet)
 	stale := writeKept(t, s, 30, 1000, time.Now().Add(-2*time.Hour))
-	s.reserve(MinSize) // 2 MiB reserved of 4: fits, the directory is not listed
+	s.reserve("", MinSize) // 2 MiB reserved of 4: fits, the directory is not listed
 	if _, err := os.Stat(stale); err != nil {
 		t.Fatalf("a reservation that fits pruned the directory: %v", err)
 	}
-	s.reserve(3 * MinSize) // might overflow: prunes, and finds the stale file
+	s.reserve("", 3*MinSize) // might overflow: prunes, and finds the stale file
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Fatalf("a reservation that may overflow did not prune: %v", err)
 	}
@@ -293,5 +294,97 @@ func TestPartialRecordsLargePiecesUnbuffered(t *testing.T) {
 	got, err := io.ReadAll(p.Reader())
 	if err != nil || !bytes.Equal(got, data[:off]) {
 		t.Fatalf("kept %d bytes, want the %d recorded, in order (err %v)", len(got), off, err)
+	}
+}
+
+// TestOpenPartialOnlyOwnRegularFiles: a partial download that is a symbolic link, a FIFO or
+// a directory, or a resume directory other users may write to, is not used: OpenPartial
+// fails (its callers then fetch without keeping), never writes or truncates the file a
+// link points to, and never blocks on a FIFO.
+func TestOpenPartialOnlyOwnRegularFiles(t *testing.T) {
+	t.Parallel()
+	d := testDigest(7)
+	const victimText = "a file outside the resume directory"
+	for _, tc := range []struct {
+		name  string
+		plant func(t *testing.T, dir, path, victim string)
+	}{
+		{"symlink", func(t *testing.T, _, path, victim string) { must(t, os.Symlink(victim, path)) }},
+		{"fifo", func(t *testing.T, _, path, _ string) { must(t, syscall.Mkfifo(path, 0o600)) }},
+		{"directory", func(t *testing.T, _, path, _ string) { must(t, os.MkdirAll(filepath.Join(path, "x"), 0o700)) }},
+		{"directory others may write to", func(t *testing.T, dir, _, _ string) { must(t, os.Chmod(dir, 0o777)) }},
+		{"blobs directory others may write to", func(t *testing.T, dir, _, _ string) { must(t, os.Chmod(filepath.Join(dir, blobsDir), 0o777)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			victim := filepath.Join(t.TempDir(), "victim")
+			must(t, os.WriteFile(victim, []byte(victimText), 0o600))
+			must(t, os.MkdirAll(filepath.Join(dir, blobsDir), 0o700))
+			tc.plant(t, dir, filepath.Join(dir, blobsDir, partialName(d)), victim)
+			s := New(&types.ResumeOptions{Dir: dir})
+			if s.HasPartial(d) {
+				t.Error("HasPartial: true")
+			}
+			p, err := s.OpenPartial(d, MinSize)
+			if err == nil || p != nil {
+				p.Discard()
+				p.Record([]byte("blob bytes"))
+				p.Close(false)
+				t.Errorf("OpenPartial: %v, %v; want an error", p != nil, err)
+			}
+			if b, err := os.ReadFile(victim); err != nil || string(b) != victimText {
+				t.Errorf("the file the link points to now holds %q (%v)", b, err)
+			}
+		})
+	}
+}
+
+// TestResumeDirectoryMayBeALink: a resume directory that is a symbolic link to a private
+// directory of the user's is used.
+func TestResumeDirectoryMayBeALink(t *testing.T) {
+	t.Parallel()
+	link := filepath.Join(t.TempDir(), "resume")
+	must(t, os.Symlink(t.TempDir(), link))
+	p, err := New(&types.ResumeOptions{Dir: link}).OpenPartial(testDigest(8), MinSize)
+	if err != nil || p == nil {
+		t.Fatalf("OpenPartial: %v, %v", p, err)
+	}
+	p.Close(false)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReopenedPartialIsNotPrunedForItself: the next run that continues a partial download
+// reserves room for what the blob still lacks, not for the whole blob again on top of the
+// bytes kept, and never prunes the file it continues to make that room: with the kept
+// downloads within the size limit, nothing is pruned.
+func TestReopenedPartialIsNotPrunedForItself(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opts := &types.ResumeOptions{Dir: dir, MaxAge: time.Hour, MaxSize: 4 * MinSize}
+	first := New(opts)
+	now := time.Now()
+	big := writeKept(t, first, 40, 2*MinSize, now.Add(-20*time.Minute)) // of a 3*MinSize blob
+	other := writeKept(t, first, 41, MinSize, now.Add(-10*time.Minute))
+
+	next := New(opts) // the next run
+	p, err := next.OpenPartial(testDigest(40), 3*MinSize)
+	if err != nil || p == nil {
+		t.Fatalf("OpenPartial: %v, %v", p, err)
+	}
+	defer p.Close(false)
+	if p.Kept() != 2*MinSize {
+		t.Errorf("the partial download keeps %d bytes, want the %d kept", p.Kept(), 2*MinSize)
+	}
+	for _, f := range []string{big, other} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("pruned %s although the kept downloads fit: %v", filepath.Base(f), err)
+		}
 	}
 }

@@ -48,6 +48,8 @@ type Store struct {
 	maxAge  time.Duration
 	maxSize int64
 
+	warnOnce sync.Once // that the directory is not private (subdir)
+
 	mu     sync.Mutex // serializes pruning within this process, guards what follows
 	made   map[string]bool
 	pruned bool  // a first prune ran: later ones only when reserved bytes may overflow
@@ -84,6 +86,17 @@ func (s *Store) subdir(name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", errors.Wrap(err, "creating the resume directory")
 	}
+	for _, p := range []string{s.dir, dir} {
+		fi, err := os.Stat(p) // a link to a private directory is as good
+		if err == nil {
+			err = checkPrivate(p, fi)
+		}
+		if err != nil {
+			err = errors.Wrap(err, "not keeping anything in the resume directory")
+			s.warnOnce.Do(func() { logrus.Warn(err.Error()) })
+			return "", err
+		}
+	}
 	if s.made == nil {
 		s.made = map[string]bool{}
 	}
@@ -95,10 +108,21 @@ func (s *Store) subdir(name string) (string, error) {
 // process holds the lock. A file that was removed between the open and the lock (by its owner
 // when it finished, or by pruning) is opened again, so that the lock is always on the file
 // the path names.
+//
+// Only a regular file of this user's is used: never a symbolic link (an earlier run never
+// leaves one, and following it would write, and truncate, a file elsewhere), a FIFO or a
+// device.
 func openLocked(path string) (*os.File, error) {
 	for range 3 {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, 0o600)
 		if err != nil {
+			return nil, errors.Wrapf(err, "opening %s", path)
+		}
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, errors.Errorf("opening %s: not a regular file", path)
+		} else if err := checkPrivate(path, fi); err != nil {
+			f.Close()
 			return nil, errors.Wrapf(err, "opening %s", path)
 		}
 		ok, err := filelock.TryLock(f)
@@ -140,23 +164,30 @@ type keptFile struct {
 func (s *Store) prune(reserve int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pruneLocked(reserve)
+	s.pruneLocked(reserve, "")
 }
 
-// reserve makes room for a partial download of size bytes: the directory is pruned on the
+// reserve makes room for the partial download at path of a blob of size bytes: for what it
+// will grow by (what an earlier run kept of the blob is counted already), and never by
+// pruning that file itself, which is about to be continued. The directory is pruned on the
 // first call, then again only when what it held after the last prune plus what this process
 // reserved since might not fit the size limit (other processes' files are found then), so
 // that a pull of many blobs does not list the directory once per blob.
-func (s *Store) reserve(size int64) {
+func (s *Store) reserve(path string, size int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.pruned || s.kept+s.added+size > s.maxSize {
-		s.pruneLocked(size)
+	grow := size
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+		grow = max(size-fi.Size(), 0)
 	}
-	s.added += size
+	if !s.pruned || s.kept+s.added+grow > s.maxSize {
+		s.pruneLocked(grow, path)
+	}
+	s.added += grow
 }
 
-func (s *Store) pruneLocked(reserve int64) {
+// pruneLocked prunes (see prune), sparing the file at spare.
+func (s *Store) pruneLocked(reserve int64, spare string) {
 	now := time.Now()
 	var blobs []keptFile
 	var total int64
@@ -186,7 +217,7 @@ func (s *Store) pruneLocked(reserve int64) {
 		if total+reserve <= s.maxSize {
 			break
 		}
-		if removeIfUnused(f.path) {
+		if f.path != spare && removeIfUnused(f.path) {
 			total -= f.size
 			logrus.WithFields(logrus.Fields{"file": f.path, "size": f.size}).Debug("pruned a partial download to bound the resume directory")
 		}

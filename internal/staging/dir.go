@@ -69,6 +69,12 @@ func (d *Dir) Remove() error {
 // file is not held), each locked by the caller now, who takes what it can use from them and
 // removes them. Directories of live writers are left alone.
 func Abandoned(parent string) []*Dir {
+	return AbandonedOf(parent, nil)
+}
+
+// AbandonedOf is Abandoned limited to the directories whose path mine accepts (nil: all), for
+// writers that share parent with others (archives, see ArchiveOf).
+func AbandonedOf(parent string, mine func(path string) bool) []*Dir {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return nil
@@ -79,6 +85,9 @@ func Abandoned(parent string) []*Dir {
 			continue
 		}
 		p := filepath.Join(parent, e.Name())
+		if mine != nil && !mine(p) {
+			continue
+		}
 		f, err := os.OpenFile(filepath.Join(p, LockName), os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			if info, ierr := e.Info(); ierr == nil && time.Since(info.ModTime()) > unlockedGrace {
@@ -126,4 +135,34 @@ func TakeAbandoned(parent, into string, take func(name string) bool) map[string]
 // RemoveAbandoned removes the staging directories dead writers left in parent.
 func RemoveAbandoned(parent string) {
 	TakeAbandoned(parent, "", nil)
+}
+
+// RemoveAbandonedOf removes the staging directories dead writers left in parent whose path
+// mine accepts.
+func RemoveAbandonedOf(parent string, mine func(path string) bool) {
+	for _, old := range AbandonedOf(parent, mine) {
+		logrus.WithField("path", old.Path).Debug("removing what an interrupted copy left")
+		if err := old.Remove(); err != nil {
+			logrus.WithError(err).Warn("cannot remove what an interrupted copy left")
+		}
+	}
+}
+
+// ArchiveOf returns the base name of the archive whose unfinished replacement
+// (ReplacementPattern) the staging directory dir holds, "" when it holds none. Archives share
+// their directory with others: a writer takes over, and removes, only what a dead writer of
+// the same archive left, and what belongs to no archive.
+func ArchiveOf(dir string) string {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		name, ok := strings.CutPrefix(e.Name(), tempPrefix)
+		i := strings.LastIndexByte(name, '-')
+		if !ok || i <= 0 || !e.Type().IsRegular() || strings.HasPrefix(e.Name(), strings.TrimSuffix(BlobPattern, "*")) {
+			continue
+		}
+		if digits := name[i+1:]; digits != "" && strings.Trim(digits, "0123456789") == "" {
+			return name[:i]
+		}
+	}
+	return ""
 }

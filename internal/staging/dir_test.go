@@ -56,3 +56,30 @@ func TestAbandoned(t *testing.T) {
 		t.Errorf("the live writer's directory was removed: %v", err)
 	}
 }
+
+// TestArchiveOf: a staging directory belongs to the archive whose replacement it holds
+// (ReplacementPattern: .tmp-NAME-DIGITS), and to none when it holds no such file.
+func TestArchiveOf(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		files []string
+		want  string
+	}{
+		{[]string{LockName, ".tmp-a.tar-123", ".fill-abc"}, "a.tar"},
+		{[]string{LockName, ".tmp-my-images.tar.gz-4567"}, "my-images.tar.gz"},
+		{[]string{LockName}, ""},
+		{[]string{LockName, ".tmp-blob-99"}, ""},   // a spooled blob, not an archive
+		{[]string{LockName, ".tmp-a.tar-x12"}, ""}, // not a CreateTemp name
+		{nil, ""},
+	} {
+		dir := t.TempDir()
+		for _, f := range tc.files {
+			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := ArchiveOf(dir); got != tc.want {
+			t.Errorf("ArchiveOf(%q) = %q, want %q", tc.files, got, tc.want)
+		}
+	}
+}

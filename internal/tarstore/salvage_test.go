@@ -6,7 +6,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -106,9 +108,10 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 // the next store (KeepsPartial) as the blob's first bytes: from the unfinished tar and its
 // fill record (a whole number of records' worth) when the writer was killed, from the blob's
 // partial download in the resume directory (all of it) when the copy was interrupted (its
-// context ended), in which case nothing is left beside the archive. A Put of the whole blob
-// then removes the partial download; one that does not verify with the kept bytes empties
-// it. A Put that fails otherwise, a small blob and a store without Resume keep nothing.
+// context ended) or its stream broke off (the network was lost), in which case nothing is
+// left beside the archive. A Put of the whole blob then removes the partial download; one
+// that does not verify with the kept bytes empties it. A Put of bytes that do not verify, a
+// small blob and a store without Resume keep nothing.
 func TestKeepsBegunBlob(t *testing.T) {
 	t.Parallel()
 	big := bytes.Repeat([]byte("0123456789abcdef"), (resume.MinSize+3*fillRecordEvery/2)/16)
@@ -175,8 +178,11 @@ func TestKeepsBegunBlob(t *testing.T) {
 		dir := t.TempDir()
 		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
 		// At the break, the staging directory is copied as a killed writer would leave it
-		// (its lock file not held), before the Put and the store clean up.
-		begin(t, dir, opts, func(s *Store) { copyDir(t, s.staging.Path, filepath.Join(dir, staging.LayoutPrefix+"killed")) }, false)
+		// (its lock file not held), before the Put and the store clean up (keeping what
+		// arrived in a resume directory of their own: a killed writer does not get to).
+		begin(t, dir, Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}, func(s *Store) {
+			copyDir(t, s.staging.Path, filepath.Join(dir, staging.LayoutPrefix+"killed"))
+		}, false)
 		s := next(t, dir, opts)
 		wantKept(t, s, 2*fillRecordEvery)
 		put(t, s, big, d, size)
@@ -228,10 +234,22 @@ func TestKeepsBegunBlob(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
-		begin(t, dir, opts, nil, false)
+		begin(t, dir, opts, nil, false) // the source's stream fails: the network was lost
 		if left := beside(dir); len(left) != 0 {
 			t.Errorf("left beside the archive after a failure: %v", left)
 		}
+		wantKept(t, next(t, dir, opts), failAt)
+	})
+	t.Run("not verified", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
+		s := next(t, dir, opts)
+		wrong := bytes.ToUpper(big)
+		if _, _, err := s.Put(context.Background(), bytes.NewReader(wrong), d, size, false, member); !errors.Is(err, types.ErrDigestMismatch) {
+			t.Fatalf("Put of the wrong bytes: %v, want a digest mismatch", err)
+		}
+		s.Abort()
 		wantKept(t, next(t, dir, opts), 0)
 	})
 	t.Run("no resume", func(t *testing.T) {
@@ -266,5 +284,197 @@ func copyDir(t *testing.T, from, to string) {
 		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestKeepsBegunBlobOfKilledWriter: what a fill record counts of a blob a killed writer was
+// writing is offered (KeepsPartial) and not taken for a complete member when later members
+// follow its region (its header then names its whole size inside the tar, as with parallel
+// downloads); a record that points past the end of the tar, even by an offset that
+// overflows, offers nothing.
+func TestKeepsBegunBlobOfKilledWriter(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("0123456789abcdef"), (resume.MinSize+fillRecordEvery)/16)
+	d, size := digest.FromBytes(big), int64(len(big))
+	const kept = 2 * fillRecordEvery
+	// The dead writer's tar: big's region with its first kept bytes in, then (when followed)
+	// another member.
+	tarOf := func(followed bool) ([]byte, int64) {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(d), Size: size, Format: tar.FormatPAX}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Flush()
+		contentOff := int64(buf.Len())
+		buf.Write(big[:kept])
+		if !followed {
+			return buf.Bytes(), contentOff
+		}
+		buf.Write(make([]byte, (size+511)/512*512-kept)) // the rest of the region and its padding
+		other := []byte("a member written after the region")
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(digest.FromBytes(other)), Size: int64(len(other)), Format: tar.FormatPAX})
+		tw.Write(other)
+		tw.Flush()
+		return buf.Bytes(), contentOff
+	}
+	const tarName = ".tmp-out.tar-1"
+
+	for _, tc := range []struct {
+		name     string
+		followed bool
+		off      func(contentOff, tarSize int64) int64
+		want     int64
+	}{
+		{"followed by another member", true, func(c, _ int64) int64 { return c }, kept},
+		{"last", false, func(c, _ int64) int64 { return c }, kept},
+		{"past the end", false, func(_, end int64) int64 { return end - kept + 1 }, 0},
+		{"past the end, overflowing", false, func(_, _ int64) int64 { return math.MaxInt64 - kept/2 }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			dead := filepath.Join(dir, staging.LayoutPrefix+"killed")
+			if err := os.Mkdir(dead, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			tarBytes, contentOff := tarOf(tc.followed)
+			record := fmt.Sprintf("%d %d %d %s\n", tc.off(contentOff, int64(len(tarBytes))), size, kept, tarName)
+			for name, b := range map[string][]byte{".lock": nil, tarName: tarBytes, fillPrefix + d.Encoded(): []byte(record)} {
+				if err := os.WriteFile(filepath.Join(dead, name), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := Create(filepath.Join(dir, "out.tar"), Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Abort()
+			keeps, prefix, n := s.KeepsPartial(d, size)
+			if !keeps || n != tc.want || (n > 0) != (prefix != nil) {
+				t.Fatalf("KeepsPartial = %v, %v, %d; want true, the first %d bytes", keeps, prefix != nil, n, tc.want)
+			}
+			if prefix != nil {
+				b, err := io.ReadAll(prefix)
+				if err != nil || !bytes.Equal(b, big[:n]) {
+					t.Errorf("the kept bytes read back wrong (%d bytes, %v)", len(b), err)
+				}
+				prefix.Close()
+			}
+		})
+	}
+}
+
+// TestAbandonedOfAnotherArchive: a writer takes over, and removes, what a killed writer of
+// the same archive left beside it (and a staging directory of no archive), never what a
+// killed copy into another archive in the same directory left: that is for the next copy
+// into that archive to resume from, with resuming on or off.
+func TestAbandonedOfAnotherArchive(t *testing.T) {
+	t.Parallel()
+	blob := bytes.Repeat([]byte("x"), 1000)
+	d, tarBytes := oneMemberTar(blob)
+	for _, tc := range []struct {
+		name string
+		opts func(t *testing.T) Options
+	}{
+		{"resume", func(t *testing.T) Options { return Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}} }},
+		{"no resume", func(*testing.T) Options { return Options{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			dead := map[string]string{ // staging directory → the file its dead writer left
+				"other": staging.ReplacementPrefix(filepath.Join(dir, "other.tar")) + "1",
+				"mine":  staging.ReplacementPrefix(filepath.Join(dir, "out.tar")) + "2",
+				"none":  "",
+			}
+			for name, file := range dead {
+				p := filepath.Join(dir, staging.LayoutPrefix+name)
+				must(t, os.Mkdir(p, 0o700))
+				must(t, os.WriteFile(filepath.Join(p, staging.LockName), nil, 0o600))
+				if file != "" {
+					must(t, os.WriteFile(filepath.Join(p, file), tarBytes, 0o600))
+				}
+			}
+			s, err := Create(filepath.Join(dir, "out.tar"), tc.opts(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := s.Salvage(context.Background(), d, int64(len(blob)), member(d)); ok != (tc.name == "resume") {
+				t.Errorf("Salvage: %v", ok)
+			}
+			if err := s.Commit(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range map[string]bool{"other": true, "mine": false, "none": false} {
+				_, err := os.Stat(filepath.Join(dir, staging.LayoutPrefix+name, dead[name]))
+				if got := err == nil; got != want {
+					t.Errorf("%s's staging directory is there: %v, want %v (%v)", name, got, want, err)
+				}
+			}
+		})
+	}
+}
+
+// oneMemberTar returns blob's digest and a tar holding blob as its member, unfinished (no
+// end-of-archive blocks), as a killed writer leaves it.
+func oneMemberTar(blob []byte) (digest.Digest, []byte) {
+	d := digest.FromBytes(blob)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: member(d), Size: int64(len(blob)), Format: tar.FormatPAX})
+	tw.Write(blob)
+	tw.Flush()
+	return d, buf.Bytes()
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sparseTar is a file of zeros but for the bytes of a tar at offset at; it counts its reads.
+type sparseTar struct {
+	size, at int64
+	tar      []byte
+	reads    int
+}
+
+func (s *sparseTar) ReadAt(p []byte, off int64) (int, error) {
+	s.reads++
+	if off >= s.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), s.size-off))
+	clear(p[:n])
+	if lo, hi := max(off, s.at), min(off+int64(n), s.at+int64(len(s.tar))); lo < hi {
+		copy(p[lo-off:hi-off], s.tar[lo-s.at:hi-s.at])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestScanMembersReadsInChunks: the scan of an unfinished tar finds a member after a long
+// gap (as a blob that never finished leaves, or the partial compressed archive of a writer
+// killed while compressing) reading the gap in large pieces, not one 512-byte block a time.
+func TestScanMembersReadsInChunks(t *testing.T) {
+	t.Parallel()
+	d, tarBytes := oneMemberTar([]byte("a blob after the gap"))
+	const gap = 64 << 20
+	r := &sparseTar{size: gap + int64(len(tarBytes)), at: gap, tar: tarBytes}
+	var got []string
+	scanMembers(r, r.size, func(h *tar.Header, dataOff int64) bool {
+		got = append(got, fmt.Sprintf("%s@%d", h.Name, dataOff))
+		return true
+	})
+	if want := fmt.Sprintf("%s@%d", member(d), gap+512); len(got) != 1 || got[0] != want {
+		t.Errorf("found %q, want %q", got, want)
+	}
+	if limit := gap/scanChunk + 20; r.reads > limit {
+		t.Errorf("%d reads for a %d MiB gap, want at most %d", r.reads, gap>>20, limit)
 	}
 }

@@ -60,8 +60,8 @@ type Options struct {
 	Compression string
 	// Resume offers the blobs that writers killed before their Commit left beside the archive
 	// (Salvage, KeepsPartial), and keeps what arrived of the blobs being written when a copy
-	// is interrupted in its partial downloads (salvage.go); nil: what killed writers left is
-	// only removed.
+	// is interrupted or fails in their partial downloads (salvage.go); nil: what killed
+	// writers left is only removed.
 	Resume *types.ResumeOptions
 	// NoFsync skips the fsyncs of the finished archive and its directory (--fsync=false).
 	NoFsync bool
@@ -118,7 +118,7 @@ func Create(path string, opts Options) (*Store, error) {
 	if s.resume {
 		s.takeAbandoned(dir)
 	} else {
-		staging.RemoveAbandoned(dir) // archives that dead writers left unfinished
+		staging.RemoveAbandonedOf(dir, s.mine) // this archive, left unfinished by dead writers
 	}
 	sd, err := staging.NewDir(dir)
 	if err != nil {
@@ -138,6 +138,14 @@ func Create(path string, opts Options) (*Store, error) {
 	s.tf = tarappend.New(f)
 	s.tf.SyncBehind = !s.noFsync
 	return s, nil
+}
+
+// mine reports whether an abandoned staging directory beside the archive is this archive's
+// (or no archive's): what a killed copy into another archive in the same directory left is
+// that archive's to resume from.
+func (s *Store) mine(dir string) bool {
+	a := staging.ArchiveOf(dir)
+	return a == "" || a == filepath.Base(s.path)
 }
 
 // Path returns the final path of the archive.
@@ -200,7 +208,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, d digest.Digest, size int6
 		}
 		fill := s.startFill(reg, d)
 		err = reg.Fill(vr)
-		if err := s.release(reg, d, err, fill, ctx.Err() != nil); err != nil {
+		if err := s.release(reg, d, err, fill); err != nil {
 			return "", -1, err
 		}
 		logrus.WithFields(logrus.Fields{"digest": d, "size": size}).Debug("blob written into the archive")
@@ -269,17 +277,20 @@ func (s *Store) putUsableLocked() error {
 
 // release ends the region of blob d: with fillErr nil the blob is recorded, otherwise the
 // region is given up (see tarappend) and fillErr returned. What arrived of a blob whose copy
-// was interrupted (the context ended) is kept first (keepBegun).
-func (s *Store) release(reg *tarappend.Region, d digest.Digest, fillErr error, fill *fillRecord, interrupted bool) error {
+// was interrupted (the context ended) or broke off (the source's stream failed: the network
+// was lost) is kept first (keepBegun); nothing of a blob that did not verify is.
+func (s *Store) release(reg *tarappend.Region, d digest.Digest, fillErr error, fill *fillRecord) error {
 	p := s.takeKeptOpen(d)
 	switch {
 	case fillErr == nil:
 		s.closeKept(p, true)
-	case interrupted && fill != nil:
-		s.keepBegun(reg, d, fill.written, p)
-	case errors.Is(fillErr, types.ErrDigestMismatch) && p != nil:
-		p.Discard() // kept bytes the blob did not verify with
+	case errors.Is(fillErr, types.ErrDigestMismatch):
+		if p != nil {
+			p.Discard() // kept bytes the blob did not verify with
+		}
 		s.closeKept(p, false)
+	case fill != nil:
+		s.keepBegun(reg, d, fill.written, p)
 	default:
 		s.closeKept(p, false)
 	}

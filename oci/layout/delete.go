@@ -68,7 +68,8 @@ func (r reference) DeleteImage(ctx context.Context, sys *types.SystemContext) er
 	return nil
 }
 
-// openLayout opens an existing layout directory and checks its version.
+// openLayout opens an existing layout directory and checks its version. A directory that
+// holds no layout yet (noLayoutYet) holds no image: types.ErrManifestNotFound.
 func openLayout(r reference) (*os.Root, error) {
 	root, err := os.OpenRoot(r.path)
 	if err != nil {
@@ -78,6 +79,12 @@ func openLayout(r reference) (*os.Root, error) {
 		return nil, err
 	}
 	if err := checkLayoutVersion(root.FS(), r.path); err != nil {
+		if _, serr := fs.Stat(root.FS(), LayoutFile); errors.Is(serr, fs.ErrNotExist) {
+			if empty, _ := noLayoutYet(root.FS(), r.path); empty {
+				// What a sync or copy into it finds, so that it writes the first image.
+				err = errors.Wrapf(types.ErrManifestNotFound, "layout directory %s holds no layout yet", r.path)
+			}
+		}
 		root.Close()
 		return nil, err
 	}

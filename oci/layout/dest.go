@@ -124,21 +124,36 @@ func checkWritableLayout(root *os.Root, where string) error {
 		_, err := readIndexFile(fsys, where)
 		return err
 	}
+	empty, err := noLayoutYet(fsys, where)
+	switch {
+	case err != nil:
+		return err
+	case !empty:
+		// A concurrent writer may have committed the first image between the Stat above
+		// and noLayoutYet: it writes oci-layout before anything else.
+		if _, err := fs.Stat(fsys, LayoutFile); err == nil {
+			return checkWritableLayout(root, where)
+		}
+		return errors.Wrapf(ErrInvalidLayout, "%s is not empty and has no %s file; refusing to write an OCI layout into it", where, LayoutFile)
+	}
+	return nil
+}
+
+// noLayoutYet reports whether a directory without an oci-layout file holds nothing but what
+// writers of a new layout create (staging directories, the lock file, temporary files): an
+// empty directory, one a copy into it left after it was interrupted, or one a writer is
+// creating a layout in now.
+func noLayoutYet(fsys fs.FS, where string) (bool, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return errors.Wrapf(err, "reading %s", where)
+		return false, errors.Wrapf(err, "reading %s", where)
 	}
 	for _, e := range entries {
 		if e.Name() != LockFile && !staging.IsTemporary(e.Name()) {
-			// A concurrent writer may have committed the first image between the Stat above
-			// and ReadDir: it writes oci-layout before anything else.
-			if _, err := fs.Stat(fsys, LayoutFile); err == nil {
-				return checkWritableLayout(root, where)
-			}
-			return errors.Wrapf(ErrInvalidLayout, "%s is not empty and has no %s file; refusing to write an OCI layout into it", where, LayoutFile)
+			return false, nil
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // Reference implements types.ImageDestination.
