@@ -79,6 +79,9 @@ func (s *source) GetManifest(ctx context.Context, instance *digest.Digest) ([]by
 	f, err := s.root.Open(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			if werr := layoutNotDir(s.root.FS(), s.ref.path); werr != nil && instance == nil {
+				return nil, "", errors.Wrapf(werr, "reading %s from %s", name, types.ImageName(s.ref))
+			}
 			return nil, "", errors.Wrapf(types.ErrManifestNotFound, "reading %s from %s", name, types.ImageName(s.ref))
 		}
 		return nil, "", errors.Wrapf(err, "reading %s", s.ref.file(name))

@@ -77,6 +77,9 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
 	}
 	defer root.Close()
+	if err := layoutNotDir(root.FS(), r.path); err != nil {
+		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
+	}
 	res := []types.ListedImage{}
 	err = fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -110,6 +113,19 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 }
 
 // imageDigest returns the digest of the manifest in directory p, if it holds an image.
+// layoutNotDir returns a types.WrongFormatError when fsys, the directory path, holds an OCI
+// image layout (an oci-layout file) and no dir: image (no manifest.json): read as a dir:
+// store it would list nothing, and as a dir: image it has no manifest.
+func layoutNotDir(fsys fs.FS, path string) error {
+	if _, err := fs.Stat(fsys, manifestFile); err == nil {
+		return nil
+	}
+	if _, err := fs.Stat(fsys, "oci-layout"); err != nil {
+		return nil
+	}
+	return &types.WrongFormatError{Err: errors.Wrapf(types.ErrManifestNotFound, "%s has no %s", path, manifestFile), Holds: "an OCI image layout", Use: "oci:" + path}
+}
+
 func imageDigest(fsys fs.FS, p string) (digest.Digest, bool, error) {
 	f, err := fsys.Open(path.Join(p, manifestFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -142,7 +158,9 @@ func (r reference) ManifestDigest(ctx context.Context, sys *types.SystemContext)
 	defer root.Close()
 	d, ok, err := imageDigest(root.FS(), ".")
 	if err == nil && !ok {
-		err = errors.Wrapf(types.ErrManifestNotFound, "%s has no %s", r.path, manifestFile)
+		if err = layoutNotDir(root.FS(), r.path); err == nil {
+			err = errors.Wrapf(types.ErrManifestNotFound, "%s has no %s", r.path, manifestFile)
+		}
 	}
 	if err != nil {
 		return "", errors.Wrapf(err, "reading the digest of %s", types.ImageName(r))

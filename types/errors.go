@@ -220,6 +220,28 @@ func (e ManifestTypeRejectedError) Error() string {
 // Unwrap returns the underlying cause.
 func (e ManifestTypeRejectedError) Unwrap() error { return e.Err }
 
+// WrongFormatError is returned when a path holds images in another transport's format than
+// the reference names (an OCI layout read as dir: or docker-archive:, a docker save archive
+// read as oci-archive:, a dir: image read as oci:): a mistake in the reference, class usage
+// (exit 2), not damage, with the reference that reads the path. It matches Err (the named
+// transport's finding: ErrInvalidLayout, ErrInvalidArchive, ErrManifestNotFound) with
+// errors.Is.
+type WrongFormatError struct {
+	Err   error  // what the named transport found missing
+	Holds string // what the path holds, e.g. "an OCI image layout"
+	Use   string // the reference that reads it, e.g. "oci-archive:/tmp/x.tar"
+}
+
+func (e *WrongFormatError) Error() string {
+	return fmt.Sprintf("%v: it holds %s: read it as %s", e.Err, e.Holds, e.Use)
+}
+
+// Unwrap returns Err.
+func (e *WrongFormatError) Unwrap() error { return e.Err }
+
+// ErrorClass implements ClassedError: ClassUsage.
+func (e *WrongFormatError) ErrorClass() ErrorClass { return ClassUsage }
+
 // DigestMismatchError describes streamed content that did not match its descriptor. It
 // matches ErrDigestMismatch with errors.Is.
 type DigestMismatchError struct {

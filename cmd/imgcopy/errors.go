@@ -90,8 +90,9 @@ func commonHint(errs []error) string {
 const exitCodeHelp = `Exit codes:
    0    success
    1    any other failure
-   2    usage: bad flag or argument, unknown transport, malformed reference, invalid auth file
-        or certificate directory
+   2    usage: bad flag or argument, unknown transport, malformed reference, a path read with
+        another format's transport (the error names the right one), invalid auth file or
+        certificate directory
    3    not found: repository, tag, manifest, blob or file
    4    authentication or authorization refused, including a registry that answers "not found or
         not authorized" for a repository that may not exist

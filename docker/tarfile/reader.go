@@ -81,7 +81,8 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 // crane pull --format oci, skopeo's oci-archive) is the usual case: say how to read it.
 func (r *Reader) noManifestJSON() error {
 	if _, err := r.index.Lookup(ociLayoutFileName); err == nil {
-		return errors.Wrapf(ErrInvalidArchive, "reading docker archive %s: it has no %s but holds an OCI image layout: read it as oci-archive:%s", r.path, manifestFileName, r.path)
+		return &types.WrongFormatError{Err: errors.Wrapf(ErrInvalidArchive, "reading docker archive %s: it has no %s", r.path, manifestFileName),
+			Holds: "an OCI image layout", Use: "oci-archive:" + r.path}
 	}
 	return errors.Wrapf(ErrInvalidArchive, "reading docker archive %s: it has no %s", r.path, manifestFileName)
 }

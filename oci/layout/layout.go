@@ -51,7 +51,7 @@ func checkLayoutVersion(fsys fs.FS, where string) error {
 	b, err := readSmall(fsys, LayoutFile, 64<<10)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return errors.Wrapf(ErrInvalidLayout, "%s: missing %s file", where, LayoutFile)
+			return otherFormat(fsys, where, errors.Wrapf(ErrInvalidLayout, "%s: missing %s file", where, LayoutFile))
 		}
 		return errors.Wrapf(err, "reading %s in %s", LayoutFile, where)
 	}
@@ -63,6 +63,20 @@ func checkLayoutVersion(fsys fs.FS, where string) error {
 		return errors.Wrapf(ErrInvalidLayout, "%s in %s: unsupported imageLayoutVersion %q (want 1.x)", LayoutFile, where, l.Version)
 	}
 	return nil
+}
+
+// otherFormat returns err, or, when fsys (without an oci-layout file) holds another
+// transport's images, a types.WrongFormatError naming the reference that reads where: a
+// manifest.json beside a version file is a dir: image, a manifest.json alone a docker save
+// archive.
+func otherFormat(fsys fs.FS, where string, err error) error {
+	if _, serr := fs.Stat(fsys, "manifest.json"); serr != nil {
+		return err
+	}
+	if _, serr := fs.Stat(fsys, "version"); serr == nil {
+		return &types.WrongFormatError{Err: err, Holds: "a dir: image", Use: "dir:" + where}
+	}
+	return &types.WrongFormatError{Err: err, Holds: "a docker save archive", Use: "docker-archive:" + where}
 }
 
 func readSmall(fsys fs.FS, name string, limit int) ([]byte, error) {
