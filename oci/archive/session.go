@@ -191,6 +191,11 @@ func (s *session) finish() error {
 	if idx, err = s.recordRelated(idx, cur); err != nil {
 		return err
 	}
+	if cur != nil {
+		if err := s.keepDockerManifest(cur); err != nil {
+			return err
+		}
+	}
 	b, err := json.Marshal(idx)
 	if err != nil {
 		return err
