@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
@@ -26,7 +27,10 @@ func (c *checker) image(ctx context.Context, img types.ListedImage, src types.Im
 		c = c.apart()
 	}
 	name := types.ImageName(img.Ref)
-	c.count(func(r *Report) { r.Images++ })
+	related := relatedName(img)
+	if !related {
+		c.count(func(r *Report) { r.Images++ })
+	}
 	if src == nil {
 		var err error
 		if src, err = img.Ref.NewImageSource(ctx, c.sys); err != nil {
@@ -50,10 +54,31 @@ func (c *checker) image(ctx context.Context, img types.ListedImage, src types.Im
 	if !c.first(d) {
 		return nil // the same manifest under another name, checked already
 	}
+	if related && !manifest.IsFallbackTag(listedTag(img)) { // a referrers index is a listing
+		c.count(func(r *Report) { r.Related++ })
+	}
 	if err := c.manifest(ctx, src, name, b, mimeType, d, 0); err != nil {
 		return err
 	}
 	return c.related(ctx, src, name, subjects(b, mimeType, d), 0)
+}
+
+// relatedName reports whether a listed image is stored under the tag of what travels with an
+// image (a cosign sha256-<hex>.sig digest tag, a referrers index's sha256-<hex> fallback tag):
+// a registry repository lists those tags with its images. Check takes them last, so that they
+// are checked with their image and counted as related; one whose image is not listed is
+// checked on its own, and counted as related unless it is a referrers index (a listing).
+func relatedName(img types.ListedImage) bool {
+	tag := listedTag(img)
+	return manifest.IsDigestTag(tag) || manifest.IsFallbackTag(tag)
+}
+
+// listedTag returns the tag of a listed image's name, "" when it has none.
+func listedTag(img types.ListedImage) string {
+	if tagged, ok := img.Name.(reference.Tagged); ok {
+		return tagged.Tag()
+	}
+	return ""
 }
 
 // fail records err as a problem of name, unless the context ended, which stops the check.

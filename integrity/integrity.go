@@ -1,9 +1,11 @@
 package integrity
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 
@@ -127,12 +129,24 @@ func Check(ctx context.Context, ref types.ImageReference, sys *types.SystemConte
 		c.problem(types.ImageName(ref), "", err)
 		return c.result()
 	}
+	// The images first, then the tags of what travels with them (relatedName), which are
+	// then checked already, with the image they belong to.
+	slices.SortStableFunc(images, func(a, b types.ListedImage) int {
+		return cmp.Compare(boolInt(relatedName(a)), boolInt(relatedName(b)))
+	})
 	for _, img := range images {
 		if err := c.image(ctx, img, nil); err != nil {
 			return nil, err
 		}
 	}
 	return c.result()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (c *checker) result() (*Report, error) {

@@ -237,3 +237,28 @@ func TestVerifyDirStoreChecksEveryCopy(t *testing.T) {
 		t.Fatalf("want one digest mismatch of %s in team/app0:v0, got %v (%+v)", layer.Digest, err, rep)
 	}
 }
+
+// TestVerifyRepositoryCountsTagsOfRelated verifies a registry repository named without a tag,
+// which lists every tag, the image's cosign signature tag and (on a registry without the
+// referrers API) its referrers tag included: those are counted with what travels with the
+// image, as when the image alone is verified, not as images of their own.
+func TestVerifyRepositoryCountsTagsOfRelated(t *testing.T) {
+	t.Parallel()
+	for _, kind := range refRegistryKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			s := newRefScenario(t, kind)
+			one, err := verifyStore(t, "docker://"+s.src.host+"/"+s.repo+":v1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, err := verifyStore(t, "docker://"+s.src.host+"/"+s.repo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if all.Images != 1 || all.Related != one.Related || all.Related == 0 {
+				t.Errorf("repository: %d image(s) and %d related; want 1 and %d, as for the image alone", all.Images, all.Related, one.Related)
+			}
+		})
+	}
+}
