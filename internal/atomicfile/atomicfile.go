@@ -81,7 +81,7 @@ func (t *temp) publish(final string, perm os.FileMode, sync bool) error {
 func (t *temp) settle(perm os.FileMode, sync bool) error {
 	err := t.fb.Wait()
 	if err == nil && perm != 0 {
-		err = t.f.Chmod(perm)
+		err = t.f.Chmod(Mode(perm))
 	}
 	if err == nil && sync {
 		err = errors.Wrap(t.f.Sync(), "syncing blob file")
@@ -112,7 +112,7 @@ func writeFile(path string, data []byte, perm os.FileMode, sync bool) error {
 		werr = f.Sync()
 	}
 	if werr == nil {
-		werr = f.Chmod(perm)
+		werr = f.Chmod(Mode(perm))
 	}
 	if werr == nil {
 		werr = os.Rename(tmp, path) // while open (locked), see staging.CreateTemp

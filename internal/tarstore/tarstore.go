@@ -516,7 +516,7 @@ func (s *Store) finishLocked() error {
 			return err
 		}
 	}
-	if err := final.Chmod(0o644); err != nil {
+	if err := final.Chmod(atomicfile.Mode(0o644)); err != nil {
 		return err
 	}
 	// Renamed while still open (locked), see staging.CreateTemp.

@@ -268,9 +268,9 @@ func (d *destination) recordLocation(cache types.BlobInfoCache, dg digest.Digest
 // and published by Commit.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
 	name := func(dg digest.Digest) string { return filepath.Join(d.staging, stagedName(dg)) }
-	dg, size, kept, err := d.keeper.Stage(d.syncer, ctxio.Reader(ctx, r), info, opts, 0, name)
+	dg, size, kept, err := d.keeper.Stage(d.syncer, ctxio.Reader(ctx, r), info, opts, 0o644, name)
 	if !kept {
-		dg, size, err = d.syncer.StageBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, 0, name)
+		dg, size, err = d.syncer.StageBlob(d.staging, ctxio.Reader(ctx, r), info.Digest, info.Size, opts.Verified, 0o644, name)
 	}
 	if err != nil {
 		return types.BlobInfo{}, errors.Wrapf(err, "storing blob %s in %s", info.Digest, types.ImageName(d.ref))
