@@ -281,6 +281,7 @@ func (c *copier) openBlob(ctx context.Context, job *blobJob, fresh bool, kept *k
 	if rr, ok := rc.(types.ResumedReader); ok {
 		kept.source = rr.ResumedBytes()
 	}
+	kept.offered = prefix != nil
 	if prefix != nil {
 		rc = &closeBoth{ReadCloser: rc, also: prefix}
 	}

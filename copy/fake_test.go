@@ -165,6 +165,9 @@ type fakeSourceConfig struct {
 	// appended) as an *os.File written there, like the local transports.
 	fileDir string
 	extra   map[digest.Digest][]byte
+	// ignorePrefix serves the whole blob from the start when given the bytes the
+	// destination kept, as a registry that ignores the Range request.
+	ignorePrefix bool
 }
 
 type fakeSource struct {
@@ -239,7 +242,7 @@ func (s *fakeSource) GetBlob(ctx context.Context, info types.BlobInfo, opts type
 		}
 		return f, fi.Size(), nil
 	}
-	if opts.Prefix != nil { // stream what the destination kept, then the rest
+	if opts.Prefix != nil && !s.cfg.ignorePrefix { // stream what the destination kept, then the rest
 		kept := make([]byte, opts.PrefixSize)
 		if _, err := io.ReadFull(opts.Prefix, kept); err != nil {
 			return nil, -1, err
@@ -442,6 +445,9 @@ func (d *fakeDest) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo
 	}
 	if _, err := io.Copy(&buf, ctxio.Reader(ctx, r)); err != nil {
 		return types.BlobInfo{}, err
+	}
+	if kept, ok := d.cfg.keeps[info.Digest]; ok && !opts.NoResume && opts.Resumed != nil {
+		opts.Resumed(int64(len(kept))) // as a layout does: the kept bytes were not written again
 	}
 	if n, ok := d.cfg.held[info.Digest]; ok && !opts.NoResume {
 		opts.Resumed(n)

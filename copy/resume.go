@@ -23,13 +23,24 @@ import (
 type keptBytes struct {
 	source      int64
 	destination atomic.Int64 // set from PutBlob, which may run the callback on its own goroutine
+	// offered: the source was given the bytes the destination kept to start from
+	// (types.GetBlobOptions.Prefix); its stream then says how many it used, and the
+	// destination's count (bytes it did not write again) says nothing of what the network
+	// sent again when the registry ignored the Range request.
+	offered bool
 }
 
 func (k *keptBytes) setDestination(n int64) { k.destination.Store(n) }
 
 // bytes is what the transfer did not move again: the larger of the two sides, since the
-// same bytes are often kept at both ends of a registry-to-registry copy.
-func (k *keptBytes) bytes() int64 { return max(k.source, k.destination.Load()) }
+// same bytes are often kept at both ends of a registry-to-registry copy; the source's alone
+// when it was offered the destination's kept bytes.
+func (k *keptBytes) bytes() int64 {
+	if k.offered {
+		return k.source
+	}
+	return max(k.source, k.destination.Load())
+}
 
 // retryFresh reports whether a failed transfer should be repeated from the start: the
 // destination could not complete what it continued (types.ErrResumeFailed), or a stream that

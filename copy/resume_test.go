@@ -157,6 +157,7 @@ func TestCopyDestinationKeeps(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		alter        bool
+		ignore       bool // the source sends the whole blob again (a registry that ignores Range)
 		compress     string
 		wantResumed  int64
 		wantPrefixes []int64
@@ -164,12 +165,15 @@ func TestCopyDestinationKeeps(t *testing.T) {
 	}{
 		{name: "kept prefix used", wantResumed: 1000, wantPrefixes: []int64{1000}, wantKeeps: true},
 		{name: "kept prefix altered", alter: true, wantPrefixes: []int64{1000, 0}, wantKeeps: true},
+		// The destination wrote no byte again, but the network sent them all: none resumed.
+		{name: "kept prefix not used by the source", ignore: true, wantPrefixes: []int64{1000}, wantKeeps: true},
 		{name: "compression changes", compress: "zstd", wantPrefixes: []int64{0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			layer := makeLayer(t, 1, 20<<10, "gzip")
 			src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, layer)
+			src.src.ignorePrefix = tc.ignore
 			dest := newFakeRef("dest", newMemStore())
 			prefix := slices.Clone(layer.blob[:1000])
 			if tc.alter {
