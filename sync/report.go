@@ -22,7 +22,10 @@ type Report struct {
 	Counts      map[Action]int `json:"counts"`
 	BytesCopied int64          `json:"bytesCopied"`
 	BytesReused int64          `json:"bytesReused"`
-	Images      []Result       `json:"images"`
+	// BytesResumed counts the bytes copies took from data an interrupted run kept instead of
+	// transferring them again (part of BytesCopied).
+	BytesResumed int64    `json:"bytesResumed,omitempty"`
+	Images       []Result `json:"images"`
 }
 
 // Result is one entry of a Report.
@@ -38,6 +41,9 @@ type Result struct {
 	BlobsReused  int           `json:"blobsReused"`
 	BytesCopied  int64         `json:"bytesCopied"`
 	BytesReused  int64         `json:"bytesReused"`
+	// BytesResumed is copier.Result.BytesResumed: bytes of BytesCopied taken from data an
+	// interrupted run kept.
+	BytesResumed int64 `json:"bytesResumed,omitempty"`
 	// RelatedCopied counts the referrers and digest tags written with the image
 	// (copy.Options.Referrers, DigestTags); those the destination had already are not counted.
 	RelatedCopied int `json:"relatedCopied,omitempty"`
@@ -83,11 +89,12 @@ func (p *Plan) Report() *Report {
 
 func (rep *Report) count() {
 	rep.Counts = map[Action]int{}
-	rep.BytesCopied, rep.BytesReused = 0, 0
+	rep.BytesCopied, rep.BytesReused, rep.BytesResumed = 0, 0, 0
 	for _, r := range rep.Images {
 		rep.Counts[r.Action]++
 		rep.BytesCopied += r.BytesCopied
 		rep.BytesReused += r.BytesReused
+		rep.BytesResumed += r.BytesResumed
 	}
 }
 

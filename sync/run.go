@@ -257,7 +257,7 @@ func (r *runner) copied(it *Item, cr *copier.Result, res *Result) {
 	res.Action = ActionCopied
 	res.Digest, res.SourceDigest = cr.ManifestDigest, cr.SourceDigest
 	res.BlobsCopied, res.BlobsReused = cr.BlobsCopied, cr.BlobsReused
-	res.BytesCopied, res.BytesReused = cr.BytesCopied, cr.BytesReused
+	res.BytesCopied, res.BytesReused, res.BytesResumed = cr.BytesCopied, cr.BytesReused, cr.BytesResumed
 	for _, rel := range cr.Related {
 		if !rel.Present {
 			res.RelatedCopied++

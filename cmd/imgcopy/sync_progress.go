@@ -62,6 +62,9 @@ func resultLine(r syncer.Result) string {
 		s += ": " + r.Error + " [" + r.ErrorClass + "]"
 	case r.Action == syncer.ActionCopied:
 		s += fmt.Sprintf(" %s: %d blob(s) copied (%s), %d reused", shortDigest(r.Digest), r.BlobsCopied, humanBytes(r.BytesCopied), r.BlobsReused)
+		if r.BytesResumed > 0 {
+			s += ", resumed " + humanBytes(r.BytesResumed)
+		}
 		if r.RelatedCopied > 0 {
 			s += fmt.Sprintf(", %d referrer(s) and digest tag(s) written", r.RelatedCopied)
 		}
@@ -80,8 +83,12 @@ func summaryLine(rep *syncer.Report) string {
 	if rep.DryRun {
 		return "Plan: " + rep.Summary()
 	}
-	return fmt.Sprintf("Synced to %s: %s; %s copied, %s reused, in %s", rep.Destination, rep.Summary(),
-		humanBytes(rep.BytesCopied), humanBytes(rep.BytesReused), (time.Duration(rep.Seconds * float64(time.Second))).Round(time.Millisecond))
+	resumed := ""
+	if rep.BytesResumed > 0 {
+		resumed = " (" + humanBytes(rep.BytesResumed) + " of it resumed)"
+	}
+	return fmt.Sprintf("Synced to %s: %s; %s copied%s, %s reused, in %s", rep.Destination, rep.Summary(),
+		humanBytes(rep.BytesCopied), resumed, humanBytes(rep.BytesReused), (time.Duration(rep.Seconds * float64(time.Second))).Round(time.Millisecond))
 }
 
 // printPlan prints a dry run's plan as text lines or as the JSON report.
@@ -129,7 +136,9 @@ type jsonSyncEvent struct {
 	Counts      map[syncer.Action]int `json:"counts,omitempty"`
 	BytesCopied *int64                `json:"bytesCopied,omitempty"`
 	BytesReused *int64                `json:"bytesReused,omitempty"`
-	Seconds     float64               `json:"seconds,omitempty"`
+	// BytesResumed is on "sync-done" when copies resumed.
+	BytesResumed int64   `json:"bytesResumed,omitempty"`
+	Seconds      float64 `json:"seconds,omitempty"`
 }
 
 // jsonImageDone is the "image-done" line: the image's report entry with the progress
@@ -177,7 +186,7 @@ func (j *jsonSync) write(v any) {
 
 func (j *jsonSync) finish(rep *syncer.Report) {
 	j.write(jsonSyncEvent{Event: "sync-done", Destination: rep.Destination, Counts: rep.Counts,
-		BytesCopied: &rep.BytesCopied, BytesReused: &rep.BytesReused, Seconds: rep.Seconds})
+		BytesCopied: &rep.BytesCopied, BytesReused: &rep.BytesReused, BytesResumed: rep.BytesResumed, Seconds: rep.Seconds})
 }
 
 // syncBars draws one overall bar (images done of total, bytes, rate) on a terminal and
