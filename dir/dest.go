@@ -31,9 +31,10 @@ var _ types.ImageDestination = (*destination)(nil)
 // writes the version file, moves the blobs to their final names, then writes the manifests,
 // manifest.json last. Files of a previous image that the new one does not use are removed
 // after Commit; files Commit created are removed again when it fails, and Close removes the
-// staging directory, so the previous image (or the empty directory) stays intact. The
-// staging directory of a killed run is removed by the next one (internal/staging), which
-// first takes over the blobs it had verified when resuming is on (issue 17).
+// staging directory (its large verified blobs move to the resume directory), so the previous
+// image (or the empty directory) stays intact. The staging directory of a killed run is
+// removed by the next one (internal/staging), which first takes over the blobs it had
+// verified when resuming is on (issue 17).
 type destination struct {
 	ref        reference
 	root       *os.Root
@@ -107,11 +108,23 @@ func onlyTemporary(entries []os.DirEntry) bool {
 func (d *destination) takeAbandoned(resume bool) {
 	var take func(name string) bool
 	if resume {
-		take = func(name string) bool { return digest.NewDigestFromEncoded(digest.SHA256, name).Validate() == nil }
+		take = func(name string) bool { _, ok := stagedDigest(name); return ok }
 	}
 	for name, size := range staging.TakeAbandoned(d.ref.path, d.staging, take) {
 		d.kept[name] = size
 	}
+}
+
+// stagedDigest returns the digest of the blob a staging file holds, named as blobName names
+// it (the encoded digest alone: sha256 or sha512, told apart by length); false for other
+// files (temporary ones are incomplete).
+func stagedDigest(name string) (digest.Digest, bool) {
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
+		if d := digest.NewDigestFromEncoded(alg, name); d.Validate() == nil {
+			return d, true
+		}
+	}
+	return "", false
 }
 
 // checkOverwritable accepts a non-empty directory only when it holds a dir: image.
@@ -309,11 +322,16 @@ func (d *destination) writeFile(name string, body []byte) error {
 
 // Close implements types.ImageDestination. It removes the staging directory and, without a
 // successful Commit, every file it created, and the directory itself when it created that too.
+// Without a commit, the large blobs verified in the staging directory move to the resume
+// directory first, when resuming is on, so that the next run does not fetch them again.
 func (d *destination) Close() error {
 	d.syncer.Close()
 	d.keeper.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.committed {
+		d.keeper.KeepStaged(stagedDigest)
+	}
 	firstErr := d.stagingDir.Remove()
 	if !d.committed {
 		for name := range d.created {

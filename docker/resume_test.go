@@ -223,8 +223,8 @@ func TestDownloadNotKept(t *testing.T) {
 
 // TestDownloadDestinationKeeps: a source told that the destination keeps what it receives
 // keeps no partial download; given the bytes the destination kept (Prefix), it streams them
-// and asks the registry only for the rest, or, when the registry sends the whole blob, does
-// not use them.
+// and asks the registry only for the rest (nothing when it is the whole blob), or, when the
+// registry sends the whole blob, does not use them.
 func TestDownloadDestinationKeeps(t *testing.T) {
 	t.Parallel()
 	blob := bigBlob(8, resume.MinSize+4567)
@@ -240,6 +240,8 @@ func TestDownloadDestinationKeeps(t *testing.T) {
 	}{
 		{name: "prefix", mode: "ranges", prefix: altered, wantResumed: kept, wantRanges: []string{"bytes=3000-"}, wantStart: altered[:4]},
 		{name: "registry ignores Range", mode: "ignore", prefix: altered, wantRanges: []string{"bytes=3000-", "bytes=3000-" + strconv.Itoa(len(blob)-1)}, wantStart: blob[:4]},
+		// A destination closed without a commit keeps its complete blobs (resume.KeepComplete).
+		{name: "the whole blob kept: no request", mode: "ranges", prefix: blob, wantResumed: int64(len(blob)), wantStart: blob[:4]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -14,7 +14,6 @@ import (
 	"github.com/pkg/errors"
 
 	copier "github.com/imgcopy/imgcopy/copy"
-	"github.com/imgcopy/imgcopy/internal/testregistry"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -30,20 +29,14 @@ import (
 // staging nor partial downloads.
 func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
 	t.Parallel()
-	proxy := &resumeProxy{}
-	reg := testregistry.Start(t, testregistry.Options{Filesystem: true, Wrap: proxy.wrap})
-	layoutDir := filepath.Join(t.TempDir(), "layout")
 	const size = 24 << 20
-	layer := writeBigLayout(t, layoutDir, size)
-	base := "docker://" + reg.Host + "/keep/base:v1"
-	imageDigest := e2eCopy(t, e2eRef(t, base), e2eRef(t, "oci:"+layoutDir+":v1"), nil).ManifestDigest
+	img := startProxiedImage(t, "keep", size)
+	layer, imageDigest := img.layers[0], img.digest
 
 	for _, kind := range []string{"oci", "dir", "docker-archive", "oci-archive"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			repo := "keep/" + kind
-			e2eCopy(t, e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1"), e2eRef(t, base), nil) // a mount
-			rt := proxy.route(repo)
+			src, rt := img.repo(t, "keep/"+kind)
 			dir := t.TempDir()
 			out := filepath.Join(dir, "out")
 			dest := e2eRef(t, map[string]string{
@@ -55,7 +48,6 @@ func TestLocalDestinationKeepsWhatArrived(t *testing.T) {
 			if archive {
 				stagingGlob = filepath.Join(dir, ".imgcopy-staging-*")
 			}
-			src := e2eRef(t, "docker://"+reg.Host+"/"+repo+":v1")
 			resumeDir := t.TempDir()
 			sys := &types.SystemContext{Resume: &types.ResumeOptions{Dir: resumeDir}}
 			opts := &copier.Options{SourceCtx: sys, DestinationCtx: sys}

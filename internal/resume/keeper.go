@@ -20,7 +20,8 @@ import (
 // 1.40 s, 1.22 s written once). When the copy breaks off, what arrived stays in the store, as
 // any partial download, for a later run; a complete blob leaves the store by a rename into
 // the destination's staging directory, so only a store on the destination's file system is
-// used.
+// used, and comes back the same way when the destination is closed without a commit
+// (KeepStaged).
 type Keeper struct {
 	store      *Store
 	stagingDir string

@@ -2,7 +2,8 @@
 // (another process) continues them: partial downloads of blobs, named by digest, and records
 // of upload sessions. Everything lives under one directory:
 //
-//	DIR/blobs/ALG-HEX      the first bytes of a blob being downloaded
+//	DIR/blobs/ALG-HEX      the first bytes of a blob being downloaded (or all of them: a
+//	                       blob a local destination had staged when its copy stopped)
 //	DIR/uploads/HEX.json   an upload session of one blob to one repository (HEX hashes the key)
 //
 // A process locks each file (flock) while it uses it, so two processes never write the same

@@ -33,7 +33,7 @@ var (
 // a staging directory inside the layout (same file system, so publishing is a rename); Commit
 // takes the layout lock, moves them under blobs/, checks that everything the image references
 // is present and replaces index.json. Close removes the staging directory, so an aborted
-// write leaves no file behind.
+// write leaves no file behind (its large verified blobs move to the resume directory).
 type destination struct {
 	ref        reference
 	root       *os.Root
@@ -501,12 +501,18 @@ func UpdateIndex(idx *imgspecv1.Index, desc imgspecv1.Descriptor, name string) *
 }
 
 // Close implements types.ImageDestination. It removes the staging directory, and the layout
-// directory when this destination created it and nothing was committed.
+// directory when this destination created it and nothing was committed. Without a commit (the
+// copy was interrupted or failed), the large blobs verified in the staging directory move to
+// the resume directory first, when resuming is on, so that the next run does not fetch them
+// again.
 func (d *destination) Close() error {
 	d.syncer.Close()
 	d.keeper.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.committed {
+		d.keeper.KeepStaged(parseStagedName)
+	}
 	err := d.stagingDir.Remove()
 	if cerr := d.root.Close(); cerr != nil && err == nil {
 		err = cerr
