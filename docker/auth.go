@@ -15,6 +15,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/credentials"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -213,6 +214,10 @@ func tokenRequest(ctx context.Context, c *client, ch challenge, creds types.Dock
 	realm, err := url.Parse(ch.Params["realm"])
 	if err != nil || (realm.Scheme != "https" && realm.Scheme != "http") || realm.Host == "" {
 		return nil, errors.Errorf("registry %s asks for a token from an invalid realm %q (its WWW-Authenticate header is malformed)", c.registry, truncate(ch.Params["realm"]))
+	}
+	hasCreds := refresh != "" || creds.Username != "" || creds.Password != ""
+	if hasCreds && realm.Scheme == "http" && c.base != nil && c.base.Scheme == "https" {
+		return nil, errors.Errorf("registry %s, reached over HTTPS, asks for credentials to be sent to a plain-HTTP token realm %s: refusing to send them in clear (the registry's auth configuration names the wrong scheme)", c.registry, redact.URL(realm))
 	}
 	ss := make([]string, len(scopes))
 	for i, s := range scopes {

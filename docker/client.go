@@ -235,7 +235,7 @@ func (c *client) send(ctx context.Context, r request) (*http.Response, error) {
 	for k, vs := range r.header {
 		req.Header[k] = vs
 	}
-	if u.Host == c.base.Host { // never send credentials to another host a Location names
+	if c.mayCarryCredentials(u) {
 		auth, err := c.auth.header(ctx, c, r.scopes)
 		if err != nil {
 			return nil, err
@@ -245,6 +245,14 @@ func (c *client) send(ctx context.Context, r request) (*http.Response, error) {
 		}
 	}
 	return c.sendLogged(req)
+}
+
+// mayCarryCredentials reports whether a request to u (a Location the registry sent) may carry
+// the registry's Authorization header: only on the registry's own host, and never over plain
+// HTTP when the registry is reached over HTTPS (a Location "http://HOST/..." would otherwise
+// send it in clear on the network).
+func (c *client) mayCarryCredentials(u *url.URL) bool {
+	return u.Host == c.base.Host && (u.Scheme == c.base.Scheme || u.Scheme == "https")
 }
 
 func (c *client) sendLogged(req *http.Request) (*http.Response, error) {
