@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,10 @@ const defaultUserAgent = "imgcopy"
 
 // maxRedirects bounds redirect chains (blob downloads redirect to storage once).
 const maxRedirects = 10
+
+// errTooManyRedirects ends a longer chain: the registry's redirects loop. That is not a network
+// failure (exit code 7), so the request is not retried either.
+var errTooManyRedirects = errors.Errorf("stopped after %d redirects: the registry's redirects loop", maxRedirects)
 
 // client talks to one repository of one registry. It is safe for concurrent use.
 type client struct {
@@ -72,7 +77,7 @@ func newClient(sys *types.SystemContext, registry, host, repo string) (*client, 
 // for the same host name on another port.
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
-		return errors.Errorf("stopped after %d redirects", maxRedirects)
+		return errTooManyRedirects
 	}
 	first := via[0].URL
 	if req.URL.Host != first.Host || req.URL.Scheme != first.Scheme {
@@ -298,6 +303,9 @@ func sanitizeError(err error) error {
 	msg := ue.Op + ": " + ue.Err.Error()
 	if u, perr := url.Parse(ue.URL); perr == nil {
 		msg = ue.Op + " " + redact.URL(u) + ": " + ue.Err.Error()
+	}
+	if errors.Is(ue.Err, errTooManyRedirects) {
+		return errors.Wrap(errTooManyRedirects, strings.TrimSuffix(msg, ": "+ue.Err.Error()))
 	}
 	return &transportError{msg: msg, err: ue.Err}
 }

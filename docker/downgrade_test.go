@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkg/errors"
+
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -66,5 +68,27 @@ func TestNoCredentialsOverPlainHTTP(t *testing.T) {
 				t.Errorf("got %v, want the refusal of the plain-HTTP realm", err)
 			}
 		})
+	}
+}
+
+// TestRedirectLoop: a registry whose redirects loop fails once, after maxRedirects, with an
+// error that is not a network failure (not exit code 7) and is not retried.
+func TestRedirectLoop(t *testing.T) {
+	t.Parallel()
+	srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/" {
+			http.Redirect(w, r, r.URL.Path, http.StatusFound)
+		}
+	})
+	c, err := newClient(anonSys(), srv.host, srv.host, "a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.do(testContext(t), request{method: http.MethodGet, path: "/v2/a/b/tags/list"})
+	if !errors.Is(err, errTooManyRedirects) || types.Classify(err) == types.ClassNetwork {
+		t.Errorf("got %v (class %v), want errTooManyRedirects, not a network failure", err, types.Classify(err))
+	}
+	if n := srv.count(http.MethodGet, "/tags/list"); n != maxRedirects {
+		t.Errorf("%d requests, want %d (one chain, not retried)", n, maxRedirects)
 	}
 }
