@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -154,5 +156,38 @@ func TestReferrersListBounded(t *testing.T) {
 				t.Errorf("read all %d pages, want it to stop at the limit", n)
 			}
 		})
+	}
+}
+
+// TestListImagesWarnsOnceAboutInvalidTags: a tag list full of invalid tags gives one warning,
+// not one line per tag (a hostile registry could send a million).
+func TestListImagesWarnsOnceAboutInvalidTags(t *testing.T) {
+	// Not parallel: it hooks the global logger.
+	hook := logtest.NewGlobal()
+	t.Cleanup(func() { logrus.StandardLogger().ReplaceHooks(logrus.LevelHooks{}) })
+	srv := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/tags/list") {
+			tags := []string{`"ok"`}
+			for i := range 1000 {
+				tags = append(tags, fmt.Sprintf(`"bad tag %d"`, i))
+			}
+			_, _ = w.Write([]byte(`{"name":"a/b","tags":[` + strings.Join(tags, ",") + `]}`))
+		}
+	})
+	got, err := mustParse(t, "//"+srv.host+"/a/b").(types.ImageLister).ListImages(testContext(t), anonSys())
+	if err != nil || len(got) != 1 {
+		t.Fatalf("ListImages = %v, %v; want the one valid tag", got, err)
+	}
+	warnings := 0
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "invalid tag") {
+			warnings++
+			if e.Data["count"] != 1000 {
+				t.Errorf("warning %q counts %v invalid tags, want 1000", e.Message, e.Data["count"])
+			}
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d warnings about invalid tags, want 1", warnings)
 	}
 }
