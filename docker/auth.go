@@ -15,6 +15,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/credentials"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -54,7 +55,8 @@ type authenticator struct {
 	registry string // the registry as named in the reference, for credential lookup
 	repo     string
 
-	credsOnce sync.Once
+	credsMu   sync.Mutex
+	credsDone bool
 	creds     types.DockerAuthConfig
 	credsErr  error
 
@@ -69,14 +71,23 @@ func newAuthenticator(sys *types.SystemContext, registry, repo string) *authenti
 	return &authenticator{sys: sys, registry: registry, repo: repo, tokens: map[string]cachedToken{}, refused: map[string]error{}}
 }
 
-func (a *authenticator) credentials() (types.DockerAuthConfig, error) {
-	a.credsOnce.Do(func() {
-		a.creds, a.credsErr = credentials.Lookup(a.sys, a.registry, a.repo)
-		if a.credsErr != nil {
-			a.credsErr = errors.Wrapf(a.credsErr, "looking up credentials for %s", a.registry)
+// credentials looks the credentials up once (concurrent callers wait for that lookup); a lookup
+// that ctx ended is not kept, so that another request may still make it.
+func (a *authenticator) credentials(ctx context.Context) (types.DockerAuthConfig, error) {
+	a.credsMu.Lock()
+	defer a.credsMu.Unlock()
+	if a.credsDone {
+		return a.creds, a.credsErr
+	}
+	creds, err := credentials.Lookup(ctx, a.sys, a.registry, a.repo)
+	if err != nil {
+		err = errors.Wrapf(err, "looking up credentials for %s", a.registry)
+		if ctx.Err() != nil {
+			return types.DockerAuthConfig{}, err
 		}
-	})
-	return a.creds, a.credsErr
+	}
+	a.creds, a.credsErr, a.credsDone = creds, err, true
+	return creds, err
 }
 
 // setChallenges records the challenge of a 401 response. It returns false when there is
@@ -110,7 +121,7 @@ func (a *authenticator) header(ctx context.Context, c *client, scopes []scope) (
 	if ch == nil {
 		return "", nil
 	}
-	creds, err := a.credentials()
+	creds, err := a.credentials(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -213,6 +224,10 @@ func tokenRequest(ctx context.Context, c *client, ch challenge, creds types.Dock
 	realm, err := url.Parse(ch.Params["realm"])
 	if err != nil || (realm.Scheme != "https" && realm.Scheme != "http") || realm.Host == "" {
 		return nil, errors.Errorf("registry %s asks for a token from an invalid realm %q (its WWW-Authenticate header is malformed)", c.registry, truncate(ch.Params["realm"]))
+	}
+	hasCreds := refresh != "" || creds.Username != "" || creds.Password != ""
+	if hasCreds && realm.Scheme == "http" && c.base != nil && c.base.Scheme == "https" {
+		return nil, errors.Errorf("registry %s, reached over HTTPS, asks for credentials to be sent to a plain-HTTP token realm %s: refusing to send them in clear (the registry's auth configuration names the wrong scheme)", c.registry, redact.URL(realm))
 	}
 	ss := make([]string, len(scopes))
 	for i, s := range scopes {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,10 @@ const defaultUserAgent = "imgcopy"
 
 // maxRedirects bounds redirect chains (blob downloads redirect to storage once).
 const maxRedirects = 10
+
+// errTooManyRedirects ends a longer chain: the registry's redirects loop. That is not a network
+// failure (exit code 7), so the request is not retried either.
+var errTooManyRedirects = errors.Errorf("stopped after %d redirects: the registry's redirects loop", maxRedirects)
 
 // client talks to one repository of one registry. It is safe for concurrent use.
 type client struct {
@@ -72,7 +77,7 @@ func newClient(sys *types.SystemContext, registry, host, repo string) (*client, 
 // for the same host name on another port.
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
-		return errors.Errorf("stopped after %d redirects", maxRedirects)
+		return errTooManyRedirects
 	}
 	first := via[0].URL
 	if req.URL.Host != first.Host || req.URL.Scheme != first.Scheme {
@@ -235,7 +240,7 @@ func (c *client) send(ctx context.Context, r request) (*http.Response, error) {
 	for k, vs := range r.header {
 		req.Header[k] = vs
 	}
-	if u.Host == c.base.Host { // never send credentials to another host a Location names
+	if c.mayCarryCredentials(u) {
 		auth, err := c.auth.header(ctx, c, r.scopes)
 		if err != nil {
 			return nil, err
@@ -245,6 +250,14 @@ func (c *client) send(ctx context.Context, r request) (*http.Response, error) {
 		}
 	}
 	return c.sendLogged(req)
+}
+
+// mayCarryCredentials reports whether a request to u (a Location the registry sent) may carry
+// the registry's Authorization header: only on the registry's own host, and never over plain
+// HTTP when the registry is reached over HTTPS (a Location "http://HOST/..." would otherwise
+// send it in clear on the network).
+func (c *client) mayCarryCredentials(u *url.URL) bool {
+	return u.Host == c.base.Host && (u.Scheme == c.base.Scheme || u.Scheme == "https")
 }
 
 func (c *client) sendLogged(req *http.Request) (*http.Response, error) {
@@ -290,6 +303,9 @@ func sanitizeError(err error) error {
 	msg := ue.Op + ": " + ue.Err.Error()
 	if u, perr := url.Parse(ue.URL); perr == nil {
 		msg = ue.Op + " " + redact.URL(u) + ": " + ue.Err.Error()
+	}
+	if errors.Is(ue.Err, errTooManyRedirects) {
+		return errors.Wrap(errTooManyRedirects, strings.TrimSuffix(msg, ": "+ue.Err.Error()))
 	}
 	return &transportError{msg: msg, err: ue.Err}
 }

@@ -40,21 +40,28 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 	return r.taggedImages(tags), nil
 }
 
-// taggedImages returns one listed image per distinct valid tag, sorted by tag.
+// taggedImages returns one listed image per distinct valid tag, sorted by tag. Invalid tags
+// are skipped with one warning, however many there are.
 func (r reference) taggedImages(tags []string) []types.ListedImage {
 	sort.Strings(tags)
 	repo := distref.TrimNamed(r.named)
 	out := make([]types.ListedImage, 0, len(tags))
+	invalid, example := 0, ""
 	for i, tag := range tags {
 		if i > 0 && tag == tags[i-1] {
 			continue
 		}
 		named, err := distref.WithTag(repo, tag)
 		if err != nil {
-			logrus.WithFields(logrus.Fields{"repository": repo.Name(), "tag": truncate(tag)}).Warn("registry listed an invalid tag; skipping it")
+			if invalid++; invalid == 1 {
+				example = tag
+			}
 			continue
 		}
 		out = append(out, types.ListedImage{Ref: reference{named: named}, Name: named, StoredName: named.String()})
+	}
+	if invalid > 0 {
+		logrus.WithFields(logrus.Fields{"repository": repo.Name(), "count": invalid, "tag": truncate(example)}).Warn("registry listed invalid tags; skipping them")
 	}
 	return out
 }

@@ -2,17 +2,12 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"net/url"
-	"strings"
 
 	distref "github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 
-	"github.com/imgcopy/imgcopy/internal/iolimits"
-	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -22,9 +17,6 @@ const (
 	dockerHubDomain  = "docker.io"
 	dockerHubAPIHost = "registry-1.docker.io"
 )
-
-// maxTagPages bounds the tag-list pages followed through Link headers.
-const maxTagPages = 10000
 
 // reference is a docker:// image reference: a normalized name with a tag, a digest or both
 // (a bare name means :latest).
@@ -181,67 +173,6 @@ func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]st
 		return nil, errors.Wrapf(err, "listing tags of %s", c.name())
 	}
 	return tags, nil
-}
-
-func (c *client) listTags(ctx context.Context) ([]string, error) {
-	scopes := []scope{{repo: c.repo, actions: "pull"}}
-	req := request{method: http.MethodGet, path: "/v2/" + c.repo + "/tags/list", scopes: scopes}
-	var tags []string
-	seen := map[string]bool{} // pages read: a Link back to one of them would loop forever
-	for page := 0; page < maxTagPages; page++ {
-		resp, err := c.do(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, c.statusError(resp, kindRepository)
-		}
-		body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
-		resp.Body.Close()
-		if err != nil {
-			return nil, errors.Wrap(err, "reading tag list")
-		}
-		var list struct {
-			Tags []string `json:"tags"`
-		}
-		if err := json.Unmarshal(body, &list); err != nil {
-			return nil, errors.Wrap(err, "decoding tag list")
-		}
-		tags = append(tags, list.Tags...)
-		next, err := nextLink(resp)
-		if err != nil || next == nil {
-			return tags, err
-		}
-		seen[resp.Request.URL.String()] = true
-		if seen[next.String()] {
-			return nil, errors.Errorf("the tag list's Link header leads back to page %s, read already: the registry's pagination loops", redact.URL(next))
-		}
-		req = request{method: http.MethodGet, url: next, scopes: scopes}
-	}
-	return nil, errors.Errorf("more than %d pages of tags", maxTagPages)
-}
-
-// nextLink returns the rel="next" target of resp's Link header, resolved against the
-// request URL, or nil.
-func nextLink(resp *http.Response) (*url.URL, error) {
-	for _, v := range resp.Header.Values("Link") {
-		for _, link := range strings.Split(v, ",") {
-			target, params, ok := strings.Cut(strings.TrimSpace(link), ";")
-			if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
-				continue
-			}
-			target = strings.TrimSpace(target)
-			if !strings.HasPrefix(target, "<") || !strings.HasSuffix(target, ">") {
-				return nil, errors.Errorf("invalid Link header target %q", target)
-			}
-			u, err := resp.Request.URL.Parse(target[1 : len(target)-1])
-			if err != nil {
-				return nil, errors.Wrap(err, "invalid Link header")
-			}
-			return u, nil
-		}
-	}
-	return nil, nil
 }
 
 func manifestPath(repo, ref string) string { return "/v2/" + repo + "/manifests/" + ref }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"regexp"
-	"slices"
 	"sync"
 	"time"
 
@@ -175,6 +174,8 @@ func (c *client) referrersAPI(ctx context.Context, subject digest.Digest, scopes
 	}
 	hdr := http.Header{"Accept": {imgspecv1.MediaTypeImageIndex}}
 	req := request{method: http.MethodGet, path: "/v2/" + c.repo + "/referrers/" + subject.String(), header: hdr, scopes: scopes}
+	budget := pageBudget{what: "referrers list", maxBytes: maxReferrersListSize, maxItems: maxReferrers}
+	listed := map[digest.Digest]bool{}
 	for page := 0; page < maxReferrersPages; page++ {
 		resp, err := c.do(ctx, req)
 		if err != nil {
@@ -199,12 +200,16 @@ func (c *client) referrersAPI(ctx context.Context, subject digest.Digest, scopes
 		if err != nil {
 			return nil, false, errors.Wrap(err, "reading referrers response")
 		}
+		if err := budget.add(len(body), len(list)); err != nil {
+			return nil, false, err
+		}
 		for _, d := range list {
-			if !slices.ContainsFunc(descs, func(e imgspecv1.Descriptor) bool { return e.Digest == d.Digest }) {
+			if !listed[d.Digest] {
+				listed[d.Digest] = true
 				descs = append(descs, d)
 			}
 		}
-		next, err := nextLink(resp)
+		next, err := c.nextLink(resp)
 		if err != nil {
 			return nil, false, err
 		}

@@ -73,6 +73,9 @@ func ListStore(ctx context.Context, lister types.ImageLister, sys *types.SystemC
 func describeAll(ctx context.Context, listed []types.ListedImage, sys *types.SystemContext) ([]StoredImage, error) {
 	res := make([]StoredImage, 0, len(listed))
 	for _, l := range listed {
+		if err := ctx.Err(); err != nil { // local stores do not look at ctx: Ctrl-C stops here
+			return nil, err
+		}
 		img, err := describe(ctx, l, sys)
 		if err != nil {
 			return nil, err

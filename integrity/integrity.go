@@ -135,6 +135,9 @@ func Check(ctx context.Context, ref types.ImageReference, sys *types.SystemConte
 		return cmp.Compare(boolInt(relatedName(a)), boolInt(relatedName(b)))
 	})
 	for _, img := range images {
+		if err := ctx.Err(); err != nil { // local stores do not look at ctx: Ctrl-C stops here
+			return nil, err
+		}
 		if err := c.image(ctx, img, nil); err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/distribution/reference"
@@ -21,6 +22,14 @@ import (
 
 // maxConfigNodes bounds the YAML nodes a configuration may expand to (aliases included).
 const maxConfigNodes = 200000
+
+// maxPatternSize bounds a regular expression: Go compiles one to about 150 times its length
+// in memory (3 MB took 460 MB), and a tag is at most 128 characters.
+const maxPatternSize = 16 << 10
+
+// maxQuoted bounds a value, or an error quoting it, in a ConfigError: the error is one line,
+// and a file may hold a value of megabytes. Longer ones keep their start and their end.
+const maxQuoted = 200
 
 // ConfigError is a problem in a sync configuration file, at a line. It wraps types.ErrUsage.
 type ConfigError struct {
@@ -50,7 +59,30 @@ func (c *configReader) errorf(n *yaml.Node, format string, args ...any) error {
 	if n != nil {
 		line = n.Line
 	}
+	for i, a := range args {
+		switch a := a.(type) {
+		case string:
+			args[i] = shorten(a)
+		case error:
+			args[i] = shorten(a.Error())
+		}
+	}
 	return &ConfigError{File: c.file, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// shorten returns s, or its start and end around "…" when it is longer than maxQuoted.
+func shorten(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	head, tail := maxQuoted/2, len(s)-maxQuoted/2
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	return s[:head] + "…" + s[tail:]
 }
 
 // resolve follows an alias and counts the node against maxConfigNodes.
@@ -218,6 +250,9 @@ func (c *configReader) regexps(n *yaml.Node, what string) ([]*regexp.Regexp, err
 	}
 	var out []*regexp.Regexp
 	for _, p := range pats {
+		if len(p) > maxPatternSize {
+			return nil, c.errorf(n, "the regular expression %q in %s is longer than %d KiB", p, what, maxPatternSize>>10)
+		}
 		re, err := regexp.Compile(p)
 		if err != nil {
 			return nil, c.errorf(n, "invalid regular expression %q in %s: %v", p, what, err)

@@ -222,6 +222,9 @@ func TestReadConfigRejects(t *testing.T) {
 		{"unknown key merged in", ".d: &d {tls_verify: false}\nq.io:\n  <<: *d\n  images: {a: []}\n", `1: unknown key "tls_verify" in registry q.io`},
 		{"merge of a scalar", "q.io:\n  <<: x\n  images: {a: []}\n", "2: registry q.io: << must merge a mapping"},
 		{"list of tags wanted", "q.io:\n  images:\n    a: {x: 1}\n", "3: the tags of a must be a string or a list"},
+		{"huge regex", "q.io:\n  images-by-tag-regex:\n    app: '" + strings.Repeat("a", 3<<20) + "'\n", "3: the regular expression \"aaa"},
+		{"huge invalid regex", "q.io:\n  images-by-tag-regex:\n    app: '" + strings.Repeat("a", 10000) + "('\n", "3: invalid regular expression \"aaa"},
+		{"huge semver range", "q.io:\n  images-by-semver:\n    app: '" + strings.Repeat(">=1.0.0 <2 || ", 100000) + "'\n", "3: invalid semver range \">=1.0.0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,6 +242,9 @@ func TestReadConfigRejects(t *testing.T) {
 			}
 			if strings.Contains(tc.want, ":") && tc.want[0] >= '0' && tc.want[0] <= '9' && !strings.Contains(err.Error(), "f.yaml:"+tc.want) {
 				t.Errorf("got %q, want line %s", err, tc.want)
+			}
+			if len(err.Error()) > 1000 {
+				t.Errorf("the error is %d bytes long, want one short line: %.300s…", len(err.Error()), err)
 			}
 		})
 	}

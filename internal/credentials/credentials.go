@@ -3,6 +3,7 @@
 package credentials
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 
@@ -41,7 +42,8 @@ type authFile struct {
 // $DOCKER_CONFIG/config.json or ~/.docker/config.json and ~/.dockercfg. Within a file,
 // credHelpers[host] comes first, then the most specific "auths" key, then credsStore.
 // The zero value means anonymous access. Missing files are skipped; a broken file is an error.
-func Lookup(sys *types.SystemContext, host, repo string) (types.DockerAuthConfig, error) {
+// A credential helper is stopped when ctx ends, or when it does not answer within a minute.
+func Lookup(ctx context.Context, sys *types.SystemContext, host, repo string) (types.DockerAuthConfig, error) {
 	if sys != nil && sys.NoCreds {
 		return types.DockerAuthConfig{}, nil
 	}
@@ -50,10 +52,10 @@ func Lookup(sys *types.SystemContext, host, repo string) (types.DockerAuthConfig
 	}
 	var helperErr error
 	for _, f := range searchOrder(sys) {
-		auth, found, err := lookupInFile(f, host, repo)
+		auth, found, err := lookupInFile(ctx, f, host, repo)
 		if err != nil {
 			var he *helperError
-			if !errors.As(err, &he) {
+			if !errors.As(err, &he) || ctx.Err() != nil {
 				return types.DockerAuthConfig{}, err
 			}
 			// A broken helper must not make anonymous or file-based access impossible: keep
@@ -116,7 +118,7 @@ func configHome() string {
 }
 
 // lookupInFile consults one auth file; a missing file finds nothing.
-func lookupInFile(f authFile, host, repo string) (types.DockerAuthConfig, bool, error) {
+func lookupInFile(ctx context.Context, f authFile, host, repo string) (types.DockerAuthConfig, bool, error) {
 	cfg, err := readAuthFile(f)
 	if err != nil {
 		return types.DockerAuthConfig{}, false, err
@@ -125,7 +127,7 @@ func lookupInFile(f authFile, host, repo string) (types.DockerAuthConfig, bool, 
 		return types.DockerAuthConfig{}, false, nil
 	}
 	if name, ok := helperForHost(cfg.CredHelpers, host); ok {
-		return helperGet(name, host)
+		return helperGet(ctx, name, host)
 	}
 	if key, entry, ok := bestAuthEntry(cfg.Auths, host, repo); ok {
 		auth, err := entry.decode()
@@ -138,7 +140,7 @@ func lookupInFile(f authFile, host, repo string) (types.DockerAuthConfig, bool, 
 		// An empty entry is the placeholder Docker writes next to a credsStore: fall through.
 	}
 	if cfg.CredsStore != "" {
-		return helperGet(cfg.CredsStore, host)
+		return helperGet(ctx, cfg.CredsStore, host)
 	}
 	return types.DockerAuthConfig{}, false, nil
 }

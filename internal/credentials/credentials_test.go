@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"context"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -319,7 +320,7 @@ func TestLookup(t *testing.T) {
 				c.AuthFilePath = expand(c.AuthFilePath)
 				sys = &c
 			}
-			got, err := Lookup(sys, tc.host, tc.repo)
+			got, err := Lookup(context.Background(), sys, tc.host, tc.repo)
 			switch {
 			case tc.wantErr == errHelperSentinel:
 				var he *helperError
@@ -355,7 +356,7 @@ func TestErrorsDoNotLeakSecrets(t *testing.T) {
 	e := setupEnv(t)
 	// "c2VjcmV0" is base64("secret") with a missing colon; a bad entry must not echo it.
 	writeFile(t, filepath.Join(e.runtime, "containers", "auth.json"), `{"auths":{"reg.example":{"auth":"c2VjcmV0"}}}`, 0o600)
-	_, err := Lookup(nil, "reg.example", "a")
+	_, err := Lookup(context.Background(), nil, "reg.example", "a")
 	if !errors.Is(err, ErrInvalidAuthEntry) {
 		t.Fatalf("want ErrInvalidAuthEntry, got %v", err)
 	}

@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -87,7 +88,7 @@ func TestLoginLogout(t *testing.T) {
 			if st.Mode().Perm() != 0o600 {
 				t.Fatalf("mode %v, want 0600", st.Mode().Perm())
 			}
-			got, err := Lookup(sys, tc.host, "some/repo")
+			got, err := Lookup(context.Background(), sys, tc.host, "some/repo")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +106,7 @@ func TestLoginLogout(t *testing.T) {
 			if _, err := Logout(sys, tc.host); err != nil {
 				t.Fatal(err)
 			}
-			got, err = Lookup(sys, tc.host, "")
+			got, err = Lookup(context.Background(), sys, tc.host, "")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -70,6 +70,7 @@ func ListIndex(idx *imgspecv1.Index, where, name string, d digest.Digest, newRef
 		return []types.ListedImage{listed(ref, desc)}, nil
 	}
 	res := []types.ListedImage{}
+	unique := uniqueNames(idx)
 	for _, e := range idx.Manifests {
 		if IsRelatedEntry(e) {
 			continue // a referrers index or a digest tag travels with its image (referrers.go)
@@ -77,7 +78,7 @@ func ListIndex(idx *imgspecv1.Index, where, name string, d digest.Digest, newRef
 		n := storedName(e)
 		var ref types.ImageReference
 		var err error
-		if n != "" && unique(idx, n) {
+		if n != "" && unique[n] {
 			ref, err = newRef(n, "")
 		} else {
 			ref, err = newRef("", e.Digest)
@@ -117,10 +118,26 @@ func storedName(e imgspecv1.Descriptor) string {
 	return full
 }
 
-// unique reports whether name selects one image (entries carrying it all have one digest).
-func unique(idx *imgspecv1.Index, name string) bool {
-	desc, err := selectImage(idx, name, "", "")
-	return err == nil && desc.Digest != ""
+// uniqueNames tells, for every name an entry carries (ref.name or containerd's name), whether
+// it selects one image: whether the entries carrying it all have one digest, as selectImage
+// decides for a name some entry carries. One pass, not one selectImage per entry, which was
+// quadratic in the entries of index.json.
+func uniqueNames(idx *imgspecv1.Index) map[string]bool {
+	first := map[string]digest.Digest{}
+	unique := map[string]bool{}
+	for _, e := range idx.Manifests {
+		for _, n := range []string{RefName(e), e.Annotations[containerdNameAnnotation]} {
+			if n == "" {
+				continue
+			}
+			if d, ok := first[n]; !ok {
+				first[n], unique[n] = e.Digest, true
+			} else if d != e.Digest {
+				unique[n] = false
+			}
+		}
+	}
+	return unique
 }
 
 // listedName parses a stored name as a registry-style reference; nil for a bare tag.

@@ -60,7 +60,7 @@ func NewImageSourceFS(ref types.ImageReference, fsys fs.FS, where, name string, 
 	if err := checkLayoutVersion(fsys, where); err != nil {
 		return nil, err
 	}
-	idx, err := readIndexFile(fsys, where)
+	idx, err := readIndexShared(fsys, where)
 	if err != nil {
 		return nil, err
 	}
