@@ -143,6 +143,11 @@ func TestCLIErrorClasses(t *testing.T) {
 					t.Errorf("stderr %q does not contain %q", res.stderr, w)
 				}
 			}
+			for _, once := range []string{"listing tags of", "listing images"} {
+				if strings.Count(res.stderr, once) > 1 {
+					t.Errorf("stderr %q says %q more than once", res.stderr, once)
+				}
+			}
 			if tc.class != "" {
 				if got := failedClass(t, res.stdout); got != tc.class {
 					t.Errorf("failed event class %q, want %q; stdout %q", got, tc.class, res.stdout)

@@ -25,8 +25,8 @@ func TestCLIWrongFormat(t *testing.T) {
 			t.Run(tc.name+"/"+cmd[0], func(t *testing.T) {
 				t.Parallel()
 				res := cli(t, cmd...)
-				if res.code != 2 || !strings.Contains(res.stderr, tc.want) {
-					t.Errorf("exit %d, stderr %q; want exit 2 and %q", res.code, res.stderr, tc.want)
+				if res.code != 2 || !strings.Contains(res.stderr, tc.want) || strings.Contains(res.stderr, "check the name") {
+					t.Errorf("exit %d, stderr %q; want exit 2 and %q, and no advice to check the name", res.code, res.stderr, tc.want)
 				}
 			})
 		}

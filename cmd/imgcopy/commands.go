@@ -64,7 +64,7 @@ func listTagsCommand(c *cli.Context, e *env) error {
 	var out tagList
 	if isStore && ref.DockerReference() == nil {
 		if out.Images, err = inspect.ListStore(c.Context, images, sys); err != nil {
-			return errors.Wrapf(err, "listing images of %s", types.ImageName(ref))
+			return err // it names what it was listing
 		}
 	}
 	var tags []string
@@ -74,7 +74,7 @@ func listTagsCommand(c *cli.Context, e *env) error {
 		tags, err = storedNames(c, images, sys, out.Images)
 	}
 	if err != nil {
-		return errors.Wrapf(err, "listing tags of %s", types.ImageName(ref))
+		return err // the transports name what they were listing
 	}
 	repo := types.ImageName(ref)
 	if named := ref.DockerReference(); named != nil && ref.Transport().Name() == "docker" {

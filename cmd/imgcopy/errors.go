@@ -28,8 +28,12 @@ func hint(err error) string {
 		opErr            *net.OpError
 		problems         *integrity.Error
 	)
+	var wrongFormat *types.WrongFormatError
 	if errors.As(err, &problems) {
 		return "" // problems found in stored content: advice about names and paths misleads
+	}
+	if errors.As(err, &wrongFormat) {
+		return "" // it says which reference reads the path
 	}
 	var several interface{ Unwrap() []error }
 	if errors.As(err, &several) {
