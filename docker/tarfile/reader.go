@@ -59,7 +59,7 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 		}
 	}()
 	// crane repeats a config that several images share; identical copies are harmless.
-	if r.index, err = tarindex.Build(r.file, r.file.Size()); err != nil {
+	if r.index, err = tarindex.Shared(r.file, r.file.Size(), r.file.ID()); err != nil {
 		return nil, errors.Wrapf(err, "reading docker archive %s", path)
 	}
 	b, err := r.ReadMember(manifestFileName, iolimits.MaxIndexFileSize)

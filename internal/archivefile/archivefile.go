@@ -26,6 +26,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/fileid"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -51,6 +52,7 @@ type File struct {
 	ra          io.ReaderAt
 	size        int64
 	compression string
+	id          fileid.ID
 	close       func() error
 }
 
@@ -62,6 +64,11 @@ func (f *File) Size() int64 { return f.size }
 
 // Compression is how the file on disk is compressed: Gzip, Zstd or "".
 func (f *File) Compression() string { return f.compression }
+
+// ID identifies the content of the (uncompressed) tar, for keeping what was read from it:
+// the fileid.Stable ID of the file on disk, or, for a pipe, the ID of its spool. It is the
+// zero ID when the file cannot be identified or was modified a moment ago.
+func (f *File) ID() fileid.ID { return f.id }
 
 // Close releases the file (and, eventually, its spool).
 func (f *File) Close() error { return f.close() }
@@ -107,29 +114,36 @@ func Open(path, tempDir string) (*File, error) {
 		f.Close()
 		return nil, err
 	}
-	key, ok := keyOf(st)
+	key := fileid.Of(st)
 	if !st.Mode().IsRegular() {
 		defer f.Close()
 		// A pipe can be read once: every open of it in this process (listing a bundle read
 		// from stdin, then reading each image) shares the one spool. Its size and time change
 		// as it is written, so only the pipe itself is the key.
-		key.size, key.mtime = 0, 0
-		return shared(key, ok, func() (*File, error) {
+		return shared(key.Node(), func() (*File, error) {
 			br := bufio.NewReaderSize(f, 64<<10)
 			magic, _ := br.Peek(4)
-			return spool(br, Sniff(magic), path, tempDir)
+			sp, err := spool(br, Sniff(magic), path, tempDir)
+			if err == nil {
+				sp.id = fileid.New() // the next spool of the pipe holds what was written since
+			}
+			return sp, err
 		})
 	}
 	var magic [4]byte
 	n, _ := f.ReadAt(magic[:], 0)
 	compression := Sniff(magic[:n])
 	if compression == "" {
-		return &File{ra: f, size: st.Size(), close: f.Close}, nil
+		return &File{ra: f, size: st.Size(), id: fileid.Stable(st), close: f.Close}, nil
 	}
 	defer f.Close()
-	return shared(key, ok, func() (*File, error) {
+	h, err := shared(key, func() (*File, error) {
 		return spool(io.NewSectionReader(f, 0, st.Size()), compression, path, tempDir)
 	})
+	if err == nil {
+		h.id = fileid.Stable(st) // decompressing the same file gives the same tar
+	}
+	return h, err
 }
 
 // spool decompresses (or copies) r into an unlinked temporary file.
@@ -167,13 +181,6 @@ func spool(r io.Reader, compression, path, tempDir string) (*File, error) {
 	return &File{ra: tmp, size: n, compression: compression, close: closeTmp}, nil
 }
 
-// spoolKey identifies a file's content: the same inode, size and modification time.
-type spoolKey struct {
-	dev, ino uint64
-	size     int64
-	mtime    int64
-}
-
 // spoolEntry is a spool shared by the opens of one compressed file.
 type spoolEntry struct {
 	ready chan struct{} // closed when file or err is set
@@ -185,13 +192,13 @@ type spoolEntry struct {
 
 var spools = struct {
 	sync.Mutex
-	m map[spoolKey]*spoolEntry
-}{m: map[spoolKey]*spoolEntry{}}
+	m map[fileid.ID]*spoolEntry
+}{m: map[fileid.ID]*spoolEntry{}}
 
 // shared returns a handle on the spool of the file key identifies, creating it with
-// makeSpool when no open one exists; without a key (ok false) every open spools on its own.
-func shared(key spoolKey, ok bool, makeSpool func() (*File, error)) (*File, error) {
-	if !ok {
+// makeSpool when no open one exists; without a key (the zero ID) every open spools on its own.
+func shared(key fileid.ID, makeSpool func() (*File, error)) (*File, error) {
+	if key.IsZero() {
 		return makeSpool()
 	}
 	spools.Lock()
@@ -219,14 +226,14 @@ func shared(key spoolKey, ok bool, makeSpool func() (*File, error)) (*File, erro
 		return nil, e.err
 	}
 	once := sync.Once{}
-	return &File{ra: e.file.ra, size: e.file.size, compression: e.file.compression, close: func() error {
+	return &File{ra: e.file.ra, size: e.file.size, compression: e.file.compression, id: e.file.id, close: func() error {
 		once.Do(func() { release(key, e) })
 		return nil
 	}}, nil
 }
 
 // release drops one user of a spool; the last one arms the timer that closes it.
-func release(key spoolKey, e *spoolEntry) {
+func release(key fileid.ID, e *spoolEntry) {
 	spools.Lock()
 	defer spools.Unlock()
 	e.users--

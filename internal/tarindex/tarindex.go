@@ -12,9 +12,11 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/fileid"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -84,6 +86,40 @@ func Clean(name string) (string, error) {
 // duplicates are ErrDuplicateEntry.
 func Build(ra io.ReaderAt, size int64) (*Index, error) {
 	return build(ra, size, maxEntries)
+}
+
+// lastBuilt is the index Shared built last, with the ID and size of its tar. Its entries
+// are never modified after Build, so indexes on other opens of the same tar share them.
+var lastBuilt struct {
+	mu   sync.Mutex
+	id   fileid.ID
+	size int64
+	ix   *Index
+}
+
+// Shared is Build for a tar whose content id identifies (see internal/fileid): while the
+// same tar is opened again, its headers are not read again, so that opening each of the many
+// images of an archive reads them once, not once per image. The zero ID always builds.
+func Shared(ra io.ReaderAt, size int64, id fileid.ID) (*Index, error) {
+	if !id.IsZero() {
+		lastBuilt.mu.Lock()
+		last := lastBuilt.ix
+		if lastBuilt.id != id || lastBuilt.size != size {
+			last = nil
+		}
+		lastBuilt.mu.Unlock()
+		if last != nil {
+			return &Index{ra: ra, entries: last.entries, limit: last.limit}, nil
+		}
+	}
+	ix, err := Build(ra, size)
+	if err != nil || id.IsZero() {
+		return ix, err
+	}
+	lastBuilt.mu.Lock()
+	lastBuilt.id, lastBuilt.size, lastBuilt.ix = id, size, ix
+	lastBuilt.mu.Unlock()
+	return ix, nil
 }
 
 // build is Build with at most limit members; more is types.ErrTooLarge.

@@ -80,7 +80,7 @@ func (s *session) listReferrers(subject digest.Digest) ([]imgspecv1.Descriptor, 
 	if err != nil {
 		return nil, err
 	}
-	return layout.ListReferrersFS(tarFS{s.old.ix}, idx, subject, s.path)
+	return layout.ListReferrersFS(s.old.fsys(), idx, subject, s.path)
 }
 
 // recordRelated records the session's related manifests in idx, adding new referrers indexes

@@ -169,7 +169,7 @@ func (s *session) finish() error {
 		if idx, err = cur.index(s.path); err != nil {
 			return err
 		}
-		curFS = tarFS{cur.ix}
+		curFS = cur.fsys()
 	}
 	isNew := map[string]bool{}
 	for _, img := range s.images {
@@ -304,7 +304,7 @@ func (u unionFS) Open(name string) (fs.File, error) {
 	if u.cur == nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
-	return tarFS{u.cur.ix}.Open(name)
+	return u.cur.fsys().Open(name)
 }
 
 // emptyFS has no files.

@@ -13,7 +13,7 @@ func newImageSource(r reference, sys *types.SystemContext) (types.ImageSource, e
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
 	}
-	src, err := layout.NewImageSourceFS(r, tarFS{a.ix}, r.path, r.name, r.digest, a)
+	src, err := layout.NewImageSourceFS(r, a.fsys(), r.path, r.name, r.digest, a)
 	if err != nil {
 		a.Close()
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))

@@ -47,7 +47,7 @@ func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]
 		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
 	}
 	defer a.Close()
-	images, err := layout.ListImagesFS(tarFS{a.ix}, r.path, r.name, r.digest, func(name string, d digest.Digest) (types.ImageReference, error) {
+	images, err := layout.ListImagesFS(a.fsys(), r.path, r.name, r.digest, func(name string, d digest.Digest) (types.ImageReference, error) {
 		return reference{path: r.path, name: name, digest: d}, nil
 	})
 	if err != nil {
@@ -69,7 +69,7 @@ func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]st
 		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
 	}
 	defer a.Close()
-	names, err := layout.IndexNames(tarFS{a.ix}, r.path)
+	names, err := layout.IndexNames(a.fsys(), r.path)
 	if err != nil {
 		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
 	}

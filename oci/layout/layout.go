@@ -15,6 +15,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/fileid"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -100,55 +101,101 @@ func ReadIndex(fsys fs.FS, where string) (*imgspecv1.Index, error) {
 	return readIndexFile(fsys, where)
 }
 
+// readLayoutShared is ReadIndex for callers that only read the index (see readIndexShared).
+func readLayoutShared(fsys fs.FS, where string) (*imgspecv1.Index, error) {
+	if err := checkLayoutVersion(fsys, where); err != nil {
+		return nil, err
+	}
+	return readIndexShared(fsys, where)
+}
+
 // readIndexFile reads and validates index.json.
 func readIndexFile(fsys fs.FS, where string) (*imgspecv1.Index, error) {
-	b, err := readIndexBytes(fsys, where)
+	b, _, err := readIndexBytes(fsys, where)
 	if err != nil {
 		return nil, err
 	}
 	return ParseIndex(b, IndexFile+" in "+where)
 }
 
-func readIndexBytes(fsys fs.FS, where string) ([]byte, error) {
-	b, err := readSmall(fsys, IndexFile, iolimits.MaxIndexFileSize)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errors.Wrapf(ErrInvalidLayout, "%s: missing %s file", where, IndexFile)
+// indexReads counts the reads of index.json, for tests.
+var indexReads atomic.Int64
+
+// readIndexBytes reads index.json and returns it with the fileid.Stable ID of what was read.
+func readIndexBytes(fsys fs.FS, where string) ([]byte, fileid.ID, error) {
+	indexReads.Add(1)
+	f, err := fsys.Open(IndexFile)
+	if err == nil {
+		defer f.Close()
+		var fi fs.FileInfo
+		if fi, err = f.Stat(); err == nil {
+			var b []byte
+			if b, err = iolimits.ReadAtMost(f, iolimits.MaxIndexFileSize); err == nil {
+				return b, fileid.Stable(fi), nil
+			}
 		}
-		return nil, errors.Wrapf(err, "reading %s in %s", IndexFile, where)
 	}
-	return b, nil
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fileid.ID{}, errors.Wrapf(ErrInvalidLayout, "%s: missing %s file", where, IndexFile)
+	}
+	return nil, fileid.ID{}, errors.Wrapf(err, "reading %s in %s", IndexFile, where)
 }
 
-// lastIndex is the index.json readIndexShared parsed last, with its bytes. Listing,
-// inspecting or verifying a layout of n images opens each, and each open read index.json:
-// parsing it every time made them quadratic (a 3 MB index.json of 15,000 entries took more
-// than 15 minutes to list).
+// lastIndex is the index.json readIndexShared parsed last, with the ID of its file (or, for a
+// file that has none, its bytes). Listing, inspecting or verifying a layout of n images opens
+// each, and each open read and parsed index.json: quadratic, so that a 3.7 MB index.json of
+// 15,000 entries took minutes to list.
 var lastIndex struct {
-	mu  sync.Mutex
-	b   []byte
-	idx *imgspecv1.Index
+	mu      sync.Mutex
+	id      fileid.ID
+	b       []byte // only when id is the zero ID
+	idx     *imgspecv1.Index
+	entries *entryIndex // of idx, built when first needed (entriesOf)
 }
 
-// readIndexShared is readIndexFile for callers that only read the index: index.json is read
-// each time, but not parsed again when its bytes are those parsed last. The caller must not
+// readIndexShared is readIndexFile for callers that only read the index. While index.json
+// keeps the ID it had when it was parsed last (one stat tells; see fileid.Stable), it is
+// neither read nor parsed again; without an ID (a file written a moment ago, or no inodes),
+// it is read, but not parsed again when its bytes are those parsed last. The caller must not
 // modify the result.
 func readIndexShared(fsys fs.FS, where string) (*imgspecv1.Index, error) {
-	b, err := readIndexBytes(fsys, where)
+	if fi, err := fs.Stat(fsys, IndexFile); err == nil {
+		if idx := lastParsed(fileid.Stable(fi), nil); idx != nil {
+			return idx, nil
+		}
+	}
+	b, id, err := readIndexBytes(fsys, where)
 	if err != nil {
 		return nil, err
 	}
-	lastIndex.mu.Lock()
-	defer lastIndex.mu.Unlock()
-	if lastIndex.idx != nil && bytes.Equal(lastIndex.b, b) {
-		return lastIndex.idx, nil
+	if idx := lastParsed(id, b); idx != nil {
+		return idx, nil
 	}
 	idx, err := ParseIndex(b, IndexFile+" in "+where)
 	if err != nil {
 		return nil, err
 	}
-	lastIndex.b, lastIndex.idx = b, idx
+	lastIndex.mu.Lock()
+	defer lastIndex.mu.Unlock()
+	lastIndex.id, lastIndex.b, lastIndex.idx, lastIndex.entries = id, nil, idx, nil
+	if id.IsZero() {
+		lastIndex.b = b
+	}
 	return idx, nil
+}
+
+// lastParsed returns the index parsed last when it was read from the file id identifies or,
+// for the zero ID, from the bytes b; else nil.
+func lastParsed(id fileid.ID, b []byte) *imgspecv1.Index {
+	lastIndex.mu.Lock()
+	defer lastIndex.mu.Unlock()
+	switch {
+	case lastIndex.idx == nil || lastIndex.id != id:
+		return nil
+	case !id.IsZero() || (b != nil && bytes.Equal(lastIndex.b, b)):
+		return lastIndex.idx
+	}
+	return nil
 }
 
 // indexParses counts the calls of ParseIndex, for tests.

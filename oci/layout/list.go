@@ -3,7 +3,6 @@ package layout
 import (
 	"context"
 	"io/fs"
-	"slices"
 
 	dockerref "github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -16,7 +15,7 @@ import (
 // ListImagesFS lists the images of the layout in fsys (see ListIndex); where names it in
 // errors.
 func ListImagesFS(fsys fs.FS, where, name string, d digest.Digest, newRef func(name string, d digest.Digest) (types.ImageReference, error)) ([]types.ListedImage, error) {
-	idx, err := ReadIndex(fsys, where)
+	idx, err := readLayoutShared(fsys, where)
 	if err != nil {
 		return nil, err
 	}
@@ -27,14 +26,14 @@ func ListImagesFS(fsys fs.FS, where, name string, d digest.Digest, newRef func(n
 // order (types.TagLister): the images' names and the tags of related manifests (cosign's
 // sha256-<hex>.sig, referrers indexes), as a registry lists them all.
 func IndexNames(fsys fs.FS, where string) ([]string, error) {
-	idx, err := ReadIndex(fsys, where)
+	idx, err := readLayoutShared(fsys, where)
 	if err != nil {
 		return nil, err
 	}
-	names := []string{}
+	names, seen := []string{}, map[string]bool{}
 	for _, e := range idx.Manifests {
-		if n := RefName(e); n != "" && !slices.Contains(names, n) {
-			names = append(names, n)
+		if n := RefName(e); n != "" && !seen[n] {
+			names, seen[n] = append(names, n), true
 		}
 	}
 	return names, nil

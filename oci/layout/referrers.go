@@ -61,10 +61,7 @@ func isReferrersIndexOf(desc imgspecv1.Descriptor, subject digest.Digest) bool {
 // in fsys (with index.json idx) list, without duplicates; where names the layout in errors.
 func ListReferrersFS(fsys fs.FS, idx *imgspecv1.Index, subject digest.Digest, where string) ([]imgspecv1.Descriptor, error) {
 	var out []imgspecv1.Descriptor
-	for _, e := range idx.Manifests {
-		if !isReferrersIndexOf(e, subject) {
-			continue
-		}
+	for _, e := range entriesOf(idx).referrersIndexes(idx, subject) {
 		b, err := readManifestBlob(fsys, e, where)
 		if err != nil {
 			return nil, err
@@ -95,11 +92,7 @@ func appendNew(list []imgspecv1.Descriptor, descs ...imgspecv1.Descriptor) []img
 // refer to them, as oras stores every manifest it pushes into a layout.
 func unnamedReferrers(fsys fs.FS, idx *imgspecv1.Index, where string) (map[digest.Digest][]imgspecv1.Descriptor, error) {
 	out := map[digest.Digest][]imgspecv1.Descriptor{}
-	for _, e := range idx.Manifests {
-		if RefName(e) != "" || len(e.Annotations[AnnotationReferrerSubject]) > 0 ||
-			(e.MediaType != imgspecv1.MediaTypeImageManifest && e.MediaType != imgspecv1.MediaTypeImageIndex) {
-			continue
-		}
+	for _, e := range pickEntries(idx, entriesOf(idx).unnamed) {
 		b, err := readManifestBlob(fsys, e, where)
 		if err != nil {
 			return nil, err
@@ -120,7 +113,7 @@ func unnamedReferrers(fsys fs.FS, idx *imgspecv1.Index, where string) (map[diges
 // ListReferrers implements types.ReferrersLister: the referrers indexes in index.json, and
 // the manifests with that subject index.json lists without a name (scanned once per source).
 func (s *source) ListReferrers(ctx context.Context, subject digest.Digest) ([]imgspecv1.Descriptor, error) {
-	idx, err := readIndexFile(s.fsys, s.where)
+	idx, err := readIndexShared(s.fsys, s.where)
 	if err != nil {
 		return nil, errors.Wrapf(err, "listing referrers of %s in %s", subject, types.ImageName(s.ref))
 	}
@@ -145,7 +138,7 @@ func (s *source) GetRelatedManifest(ctx context.Context, ref string) ([]byte, st
 		}
 		return b, manifest.GuessMIMEType(b), nil
 	}
-	idx, err := readIndexFile(s.fsys, s.where)
+	idx, err := readIndexShared(s.fsys, s.where)
 	if err != nil {
 		return nil, "", errors.Wrapf(err, "reading manifest %s from %s", ref, types.ImageName(s.ref))
 	}

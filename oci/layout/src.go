@@ -57,10 +57,7 @@ func newImageSource(r reference) (types.ImageSource, error) {
 // errors, and closer (may be nil) is closed by the source's Close; on error the caller keeps
 // ownership of closer.
 func NewImageSourceFS(ref types.ImageReference, fsys fs.FS, where, name string, d digest.Digest, closer io.Closer) (types.ImageSource, error) {
-	if err := checkLayoutVersion(fsys, where); err != nil {
-		return nil, err
-	}
-	idx, err := readIndexShared(fsys, where)
+	idx, err := readLayoutShared(fsys, where)
 	if err != nil {
 		return nil, err
 	}
@@ -97,24 +94,7 @@ func nameMatches(desc imgspecv1.Descriptor, name string) (exact, suffix bool) {
 
 // selectImage picks the index.json entry for a name, a digest or, with neither, the only one.
 func selectImage(idx *imgspecv1.Index, name string, d digest.Digest, where string) (imgspecv1.Descriptor, error) {
-	var exact, suffix []imgspecv1.Descriptor
-	for _, desc := range idx.Manifests {
-		switch {
-		case d != "":
-			if desc.Digest == d {
-				return desc, nil
-			}
-		case name != "":
-			e, s := nameMatches(desc, name)
-			if e {
-				exact = append(exact, desc)
-			} else if s {
-				suffix = append(suffix, desc)
-			}
-		case !IsRelatedEntry(desc): // signatures of an image are not another image
-			exact = append(exact, desc)
-		}
-	}
+	exact, suffix := entriesOf(idx).find(idx, name, d)
 	candidates := exact
 	if len(candidates) == 0 {
 		candidates = suffix
