@@ -387,19 +387,9 @@ func TestCompressedLayerClosedEarly(t *testing.T) {
 	t.Parallel()
 	img := newTestImage(t, 1, "amd64")
 	ms, blobs := craneMembersNamed(t, img, "x:1", gzipData, func(i int, _ []byte) string { return fmt.Sprintf("layer%d.tar.gz", i) })
-	src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	if _, _, err := src.GetManifest(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
+	src := synthesizedSource(t, ms)
 	for range 3 {
-		rc, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: digest.FromBytes(blobs[0]), Size: -1}, types.GetBlobOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		rc := mustGetBlob(t, src, digest.FromBytes(blobs[0]))
 		if _, err := io.ReadFull(rc, make([]byte, 10)); err != nil {
 			t.Fatal(err)
 		}
@@ -431,18 +421,7 @@ func TestNamedCompressedLayerNotDecompressed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ms, blobs := craneMembersNamed(t, img, "x:1", gzipData, tc.layerName)
-			src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer src.Close()
-			if _, _, err := src.GetManifest(context.Background(), nil); err != nil {
-				t.Fatal(err)
-			}
-			rc, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: digest.FromBytes(blobs[0]), Size: -1}, types.GetBlobOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rc := mustGetBlob(t, synthesizedSource(t, ms), digest.FromBytes(blobs[0]))
 			defer rc.Close()
 			if _, isDiffID := rc.(*diffIDReader); isDiffID != tc.wantDiffID {
 				t.Errorf("served with the diff ID check: %v, want %v", isDiffID, tc.wantDiffID)
@@ -452,4 +431,28 @@ func TestNamedCompressedLayerNotDecompressed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// synthesizedSource opens the only image of an archive of members ms and has its manifest made.
+func synthesizedSource(t *testing.T, ms []member) types.ImageSource {
+	t.Helper()
+	src, err := openSource(t, writeArchive(t, buildTar(t, ms)), nil, "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	if _, _, err := src.GetManifest(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// mustGetBlob opens blob d of src.
+func mustGetBlob(t *testing.T, src types.ImageSource, d digest.Digest) io.ReadCloser {
+	t.Helper()
+	rc, _, err := src.GetBlob(context.Background(), types.BlobInfo{Digest: d, Size: -1}, types.GetBlobOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
 }
