@@ -2,7 +2,6 @@ package archive
 
 import (
 	"context"
-	"slices"
 	"strconv"
 
 	dref "github.com/distribution/reference"
@@ -125,11 +124,11 @@ func (r *reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]s
 		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
 	}
 	defer rd.Close()
-	tags := []string{}
+	tags, seen := []string{}, map[string]bool{}
 	for _, it := range rd.Items() {
 		for _, t := range it.RepoTags {
-			if !slices.Contains(tags, t) {
-				tags = append(tags, t)
+			if !seen[t] {
+				tags, seen[t] = append(tags, t), true
 			}
 		}
 	}

@@ -1,6 +1,8 @@
 package tarfile
 
 import (
+	"slices"
+
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
@@ -24,12 +26,7 @@ type ImageSummary struct {
 // serve (a missing config, say) is still described, without a digest: reading it reports the
 // problem.
 func (r *Reader) Summarize(pos int) ImageSummary {
-	sum := ImageSummary{Pos: pos}
-	for _, t := range r.items[pos].RepoTags {
-		if nt, err := parseRepoTag(t); err == nil {
-			sum.RepoTags = append(sum.RepoTags, nt)
-		}
-	}
+	sum := ImageSummary{Pos: pos, RepoTags: slices.Clone(r.meta.tags[pos])}
 	src, err := NewSource(r, false, nil, pos)
 	if err != nil {
 		logrus.WithField("image", r.imageName(pos)).Debugf("listing an image the archive cannot serve: %v", err)

@@ -24,7 +24,12 @@ type Reader struct {
 	path  string // as given by the user, for messages
 	file  *archivefile.File
 	index *tarindex.Index
-	items []ManifestItem
+	items []ManifestItem // of meta
+	meta  *archiveItems
+
+	ociOnce sync.Once
+	oci     *ociIndex // nil when the archive has no index.json
+	ociErr  error
 
 	mu      sync.Mutex
 	digests map[string]layerFacts // per resolved member name, computed lazily
@@ -62,17 +67,14 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 	if r.index, err = tarindex.Shared(r.file, r.file.Size(), r.file.ID()); err != nil {
 		return nil, errors.Wrapf(err, "reading docker archive %s", path)
 	}
-	b, err := r.ReadMember(manifestFileName, iolimits.MaxIndexFileSize)
+	r.meta, err = r.readItems()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, r.noManifestJSON()
 	}
 	if err != nil {
 		return nil, errors.Wrapf(err, "reading docker archive %s", path)
 	}
-	if r.items, err = ParseManifestJSON(b); err != nil {
-		return nil, errors.Wrapf(err, "reading docker archive %s", path)
-	}
-	ok = true
+	r.items, ok = r.meta.items, true
 	return r, nil
 }
 
@@ -92,7 +94,8 @@ func (r *Reader) Close() error {
 	return r.file.Close()
 }
 
-// Items returns the entries of manifest.json.
+// Items returns the entries of manifest.json. The caller must not modify them: they are
+// shared by the Readers of the same archive.
 func (r *Reader) Items() []ManifestItem { return r.items }
 
 // Open returns a member (following links inside the archive) as a section of the file. A
@@ -142,23 +145,14 @@ func (r *Reader) Choose(name reference.NamedTagged, index int) (int, error) {
 		return 0, nil
 	}
 	want := NameTag(name)
-	found := -1
-	for i, it := range r.items {
-		for _, t := range it.RepoTags {
-			nt, err := parseRepoTag(t)
-			if err != nil || NameTag(nt) != want {
-				continue
-			}
-			if found >= 0 && found != i {
-				return -1, errors.Wrapf(ErrInvalidArchive, "tag %s names both image @%d and @%d", want, found, i)
-			}
-			found = i
-		}
-	}
-	if found < 0 {
+	switch pos := r.meta.byName[want]; len(pos) {
+	case 0:
 		return -1, errors.Wrapf(types.ErrManifestNotFound, "no image tagged %s in docker archive %s", want, r.path)
+	case 1:
+		return pos[0], nil
+	default:
+		return -1, errors.Wrapf(ErrInvalidArchive, "tag %s names both image @%d and @%d", want, pos[0], pos[1])
 	}
-	return found, nil
 }
 
 // facts returns (and caches) the compression, digest and size of the layer member name. The

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"iter"
+	"slices"
 	"strings"
 	"sync"
 
@@ -352,20 +354,20 @@ func (s *source) readBlob(desc imgspecv1.Descriptor, limit int) ([]byte, error) 
 // config and layers are the ones of the manifest.json entry, preferring entries named like
 // the image. A missing or unusable OCI part is not an error: the manifest is synthesized.
 func (s *source) findOCIManifest() error {
-	b, err := s.r.ReadMember(ociIndexFileName, iolimits.MaxIndexFileSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	x, err := s.r.readOCIIndex()
 	if err != nil {
 		return errors.Wrapf(err, "reading %s of docker archive %s", ociIndexFileName, s.r.path)
 	}
-	var idx imgspecv1.Index
-	if err := json.Unmarshal(b, &idx); err != nil {
-		logrus.WithField("archive", s.r.path).Warnf("ignoring unparseable %s: %v", ociIndexFileName, err)
+	if x == nil {
+		return nil
+	}
+	if x.parseErr != nil {
+		logrus.WithField("archive", s.r.path).Warnf("ignoring unparseable %s: %v", ociIndexFileName, x.parseErr)
 		return nil
 	}
 	var damaged error
-	for _, desc := range s.orderByName(idx.Manifests) {
+	for i := range s.orderByName(x) {
+		desc := x.idx.Manifests[i]
 		if err := s.tryDescriptor(desc); err != nil {
 			if errors.Is(err, types.ErrDigestMismatch) && damaged == nil {
 				damaged = err
@@ -386,23 +388,29 @@ func (s *source) findOCIManifest() error {
 	return nil
 }
 
-// orderByName puts descriptors whose name annotation is one of the entry's RepoTags first.
-func (s *source) orderByName(descs []imgspecv1.Descriptor) []imgspecv1.Descriptor {
-	names := map[string]bool{}
-	for _, t := range s.item.RepoTags {
-		if nt, err := parseRepoTag(t); err == nil {
-			names[NameTag(nt)] = true
+// orderByName yields the positions of the descriptors of x, those whose name annotation is
+// one of the entry's RepoTags first, each group in index order. The others are only visited
+// when no named one matched, so that finding each image of an archive by its name does not
+// scan the whole index.
+func (s *source) orderByName(x *ociIndex) iter.Seq[int] {
+	var named []int
+	for _, nt := range s.r.meta.tags[s.pos] {
+		named = append(named, x.byName[NameTag(nt)]...)
+	}
+	slices.Sort(named)
+	named = slices.Compact(named)
+	return func(yield func(int) bool) {
+		for _, i := range named {
+			if !yield(i) {
+				return
+			}
+		}
+		for i := range x.idx.Manifests {
+			if _, isNamed := slices.BinarySearch(named, i); !isNamed && !yield(i) {
+				return
+			}
 		}
 	}
-	var named, rest []imgspecv1.Descriptor
-	for _, d := range descs {
-		if names[annotatedName(d.Annotations)] {
-			named = append(named, d)
-		} else {
-			rest = append(rest, d)
-		}
-	}
-	return append(named, rest...)
 }
 
 // annotatedName returns the normalized name:tag an index.json entry carries, or "".
