@@ -1,10 +1,8 @@
 package tarfile
 
 import (
-	"bytes"
 	"encoding/json"
 	"io/fs"
-	"sync"
 	"sync/atomic"
 
 	"github.com/distribution/reference"
@@ -67,39 +65,9 @@ func newOCIIndex(b []byte) *ociIndex {
 	return x
 }
 
-// parsedMember keeps the value parsed last from a member, with the member's ID or, for a
-// member without one, its bytes.
-type parsedMember[T any] struct {
-	mu  sync.Mutex
-	id  fileid.ID
-	b   []byte // only when id is the zero ID
-	val *T
-}
-
-func (p *parsedMember[T]) get(id fileid.ID, b []byte) *T {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.val == nil || p.id != id:
-		return nil
-	case !id.IsZero() || (b != nil && bytes.Equal(p.b, b)):
-		return p.val
-	}
-	return nil
-}
-
-func (p *parsedMember[T]) put(id fileid.ID, b []byte, val *T) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.id, p.b, p.val = id, nil, val
-	if id.IsZero() {
-		p.b = b
-	}
-}
-
 var (
-	lastItems parsedMember[archiveItems]
-	lastIndex parsedMember[ociIndex]
+	lastItems fileid.Last[archiveItems]
+	lastIndex fileid.Last[ociIndex]
 
 	// manifestReads and indexReads count the reads of manifest.json and index.json, and
 	// manifestParses its parses, for tests.
@@ -118,12 +86,12 @@ func (r *Reader) memberID(name string) (fileid.ID, error) {
 // readShared returns what parse makes of member name (capped at iolimits.MaxIndexFileSize),
 // kept in last: the member is read only when its ID is not the one kept, and parsed only
 // when its bytes are not either. A missing member is fs.ErrNotExist (wrapped).
-func readShared[T any](r *Reader, name string, last *parsedMember[T], reads *atomic.Int64, parse func([]byte) (*T, error)) (*T, error) {
+func readShared[T any](r *Reader, name string, last *fileid.Last[T], reads *atomic.Int64, parse func([]byte) (*T, error)) (*T, error) {
 	id, err := r.memberID(name)
 	if err != nil {
 		return nil, err
 	}
-	if v := last.get(id, nil); v != nil {
+	if v := last.Get(id, nil); v != nil {
 		return v, nil
 	}
 	reads.Add(1)
@@ -131,14 +99,14 @@ func readShared[T any](r *Reader, name string, last *parsedMember[T], reads *ato
 	if err != nil {
 		return nil, err
 	}
-	if v := last.get(id, b); v != nil {
+	if v := last.Get(id, b); v != nil {
 		return v, nil
 	}
 	v, err := parse(b)
 	if err != nil {
 		return nil, err
 	}
-	last.put(id, b, v)
+	last.Put(id, b, v)
 	return v, nil
 }
 

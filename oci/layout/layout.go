@@ -1,13 +1,11 @@
 package layout
 
 import (
-	"bytes"
 	"encoding/json"
 	"io/fs"
 	"path"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
@@ -145,13 +143,7 @@ func readIndexBytes(fsys fs.FS, where string) ([]byte, fileid.ID, error) {
 // file that has none, its bytes). Listing, inspecting or verifying a layout of n images opens
 // each, and each open read and parsed index.json: quadratic, so that a 3.7 MB index.json of
 // 15,000 entries took minutes to list.
-var lastIndex struct {
-	mu      sync.Mutex
-	id      fileid.ID
-	b       []byte // only when id is the zero ID
-	idx     *imgspecv1.Index
-	entries *entryIndex // of idx, built when first needed (entriesOf)
-}
+var lastIndex fileid.Last[imgspecv1.Index]
 
 // readIndexShared is readIndexFile for callers that only read the index. While index.json
 // keeps the ID it had when it was parsed last (one stat tells; see fileid.Stable), it is
@@ -160,7 +152,7 @@ var lastIndex struct {
 // modify the result.
 func readIndexShared(fsys fs.FS, where string) (*imgspecv1.Index, error) {
 	if fi, err := fs.Stat(fsys, IndexFile); err == nil {
-		if idx := lastParsed(fileid.Stable(fi), nil); idx != nil {
+		if idx := lastIndex.Get(fileid.Stable(fi), nil); idx != nil {
 			return idx, nil
 		}
 	}
@@ -168,34 +160,15 @@ func readIndexShared(fsys fs.FS, where string) (*imgspecv1.Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	if idx := lastParsed(id, b); idx != nil {
+	if idx := lastIndex.Get(id, b); idx != nil {
 		return idx, nil
 	}
 	idx, err := ParseIndex(b, IndexFile+" in "+where)
 	if err != nil {
 		return nil, err
 	}
-	lastIndex.mu.Lock()
-	defer lastIndex.mu.Unlock()
-	lastIndex.id, lastIndex.b, lastIndex.idx, lastIndex.entries = id, nil, idx, nil
-	if id.IsZero() {
-		lastIndex.b = b
-	}
+	lastIndex.Put(id, b, idx)
 	return idx, nil
-}
-
-// lastParsed returns the index parsed last when it was read from the file id identifies or,
-// for the zero ID, from the bytes b; else nil.
-func lastParsed(id fileid.ID, b []byte) *imgspecv1.Index {
-	lastIndex.mu.Lock()
-	defer lastIndex.mu.Unlock()
-	switch {
-	case lastIndex.idx == nil || lastIndex.id != id:
-		return nil
-	case !id.IsZero() || (b != nil && bytes.Equal(lastIndex.b, b)):
-		return lastIndex.idx
-	}
-	return nil
 }
 
 // indexParses counts the calls of ParseIndex, for tests.

@@ -3,6 +3,7 @@ package layout
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -110,16 +111,24 @@ func pickEntries(idx *imgspecv1.Index, is []int) []imgspecv1.Descriptor {
 	return res
 }
 
+// lastEntries is the entryIndex of the index.json readIndexShared parsed last, built when
+// first needed.
+var lastEntries struct {
+	mu      sync.Mutex
+	idx     *imgspecv1.Index
+	entries *entryIndex
+}
+
 // entriesOf returns the entryIndex of idx: the one kept with the index.json parsed last
 // (readIndexShared), built once, or a new one.
 func entriesOf(idx *imgspecv1.Index) *entryIndex {
-	lastIndex.mu.Lock()
-	defer lastIndex.mu.Unlock()
-	if lastIndex.idx != idx {
+	if !lastIndex.Holds(idx) {
 		return newEntryIndex(idx)
 	}
-	if lastIndex.entries == nil {
-		lastIndex.entries = newEntryIndex(idx)
+	lastEntries.mu.Lock()
+	defer lastEntries.mu.Unlock()
+	if lastEntries.idx != idx {
+		lastEntries.idx, lastEntries.entries = idx, newEntryIndex(idx)
 	}
-	return lastIndex.entries
+	return lastEntries.entries
 }
