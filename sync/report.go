@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -124,10 +125,19 @@ type FailedError struct {
 	Failures []Result
 }
 
+// maxFailureLines is how many failures FailedError's message lists: a mirror of thousands
+// of tags whose destination refuses them all would otherwise print thousands of lines of one
+// error. The report (Report.Images) has them all.
+const maxFailureLines = 20
+
 func (e *FailedError) Error() string {
 	var b strings.Builder
 	b.WriteString(plural(len(e.Failures), "image") + " failed:")
-	for _, r := range e.Failures {
+	for i, r := range e.Failures {
+		if i == maxFailureLines {
+			b.WriteString(fmt.Sprintf("\n  … and %d more (the report, --report FILE, lists every one)", len(e.Failures)-i))
+			break
+		}
 		b.WriteString("\n  " + r.failureLine())
 	}
 	return b.String()

@@ -1,7 +1,11 @@
 package sync
 
 import (
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/pkg/errors"
 
 	copier "github.com/imgcopy/imgcopy/copy"
 )
@@ -26,5 +30,30 @@ func TestReportCountsResumedBytes(t *testing.T) {
 	rep.count()
 	if rep.BytesCopied != 150 || rep.BytesResumed != 60 {
 		t.Errorf("totals: %d copied, %d resumed; want 150 and 60", rep.BytesCopied, rep.BytesResumed)
+	}
+}
+
+// TestFailedErrorListsAtMostSomeFailures: a sync where every one of many images failed says
+// how many, lists the first maxFailureLines and points to the report for the rest.
+func TestFailedErrorListsAtMostSomeFailures(t *testing.T) {
+	t.Parallel()
+	rep := &Report{}
+	for i := range 300 {
+		var res Result
+		res.Destination = fmt.Sprintf("oci:/tmp/x:img%d", i)
+		res.Action = ActionFailed
+		res.setErr(errors.New("refused"))
+		rep.Images = append(rep.Images, res)
+	}
+	msg := rep.Err().Error()
+	lines := strings.Split(msg, "\n")
+	if lines[0] != "300 images failed:" || len(lines) != maxFailureLines+2 {
+		t.Fatalf("message of %d lines, starting %q; want a header, %d failures and a last line", len(lines), lines[0], maxFailureLines)
+	}
+	if !strings.Contains(lines[1], "oci:/tmp/x:img0 [") || !strings.Contains(lines[maxFailureLines], "img19 [") {
+		t.Errorf("failures listed: %q … %q; want img0 to img19", lines[1], lines[maxFailureLines])
+	}
+	if want := "  … and 280 more (the report, --report FILE, lists every one)"; lines[len(lines)-1] != want {
+		t.Errorf("last line %q, want %q", lines[len(lines)-1], want)
 	}
 }

@@ -43,7 +43,7 @@ func (p *Plan) Run(ctx context.Context) (*Report, error) {
 	commitErr := r.commit(ctx)
 	r.pruneAll(runCtx)
 	if f, ok := p.opts.Copy.BlobInfoCache.(types.BlobInfoCacheFlusher); ok {
-		_ = f.Flush() // the manifest mappings recorded after the copies; a failure costs speed only
+		_ = f.Flush() // what the copies (Options.DeferCacheFlush) and the commits recorded; a failure costs speed only
 	}
 	rep := &Report{Destination: p.Destination, Shard: p.Shard.String(), Started: start, Images: r.results}
 	rep.Seconds = time.Since(start).Seconds()

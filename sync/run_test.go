@@ -4,11 +4,14 @@ import (
 	"context"
 	"path/filepath"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/imgcopy/imgcopy/blobinfocache/memory"
 	copier "github.com/imgcopy/imgcopy/copy"
 	syncer "github.com/imgcopy/imgcopy/sync"
 	"github.com/imgcopy/imgcopy/transports/alltransports"
+	"github.com/imgcopy/imgcopy/types"
 )
 
 // TestRunCopiesTagsOfOneImageInTurn syncs one image stored under two tags of one repository
@@ -77,5 +80,55 @@ func TestRunCopiesTagsOfOneImageInTurn(t *testing.T) {
 	}
 	if c := rep.Counts[syncer.ActionCopied]; c != 2 || starts != 2 {
 		t.Errorf("%d copied after %d starts, want 2: %+v", c, starts, rep.Images)
+	}
+}
+
+// flushCountingCache is a write-behind blob-info cache as far as the engine can tell.
+type flushCountingCache struct {
+	types.BlobInfoCache
+	flushes atomic.Int32
+}
+
+func (c *flushCountingCache) Flush() error {
+	c.flushes.Add(1)
+	return nil
+}
+
+// TestRunFlushesCacheOnce: a sync stores the blob-info cache once, after its copies, not after
+// each image (15% of a sync of 2,000 small images into a layout).
+func TestRunFlushesCacheOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tmp := t.TempDir()
+	src := "oci:" + filepath.Join(tmp, "src")
+	hello, err := alltransports.ParseImageName("oci:../examples/hello:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"a", "b", "c"} {
+		dest, err := alltransports.ParseImageName(src + ":" + tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := copier.Image(ctx, dest, hello, &copier.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := &flushCountingCache{BlobInfoCache: memory.New()}
+	opts := syncer.Options{
+		Transports: alltransports.List(), Sources: []syncer.Source{{Name: src}},
+		Destination: "oci:" + filepath.Join(tmp, "dst"),
+	}
+	opts.Copy.BlobInfoCache = cache
+	p, err := syncer.NewPlan(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Run(ctx)
+	if err != nil || rep.Err() != nil || rep.Counts[syncer.ActionCopied] != 3 {
+		t.Fatalf("run: %v, %v, %+v", err, rep.Err(), rep.Counts)
+	}
+	if n := cache.flushes.Load(); n != 1 {
+		t.Errorf("cache flushed %d times for 3 images, want once", n)
 	}
 }

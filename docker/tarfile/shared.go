@@ -106,7 +106,7 @@ func readShared[T any](r *Reader, name string, last *fileid.Last[T], reads *atom
 	if err != nil {
 		return nil, err
 	}
-	last.Put(id, b, v)
+	last.Put(r.path+"\x00"+name, id, b, v)
 	return v, nil
 }
 

@@ -15,9 +15,10 @@ func LockDir(ctx context.Context, dir string) (unlock func(), err error) {
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening %s for locking", dir)
 	}
-	if err := Lock(ctx, f, dir); err != nil {
+	release, err := Lock(ctx, f, dir)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return func() { f.Close() }, nil
+	return func() { release(); f.Close() }, nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // Lock is a no-op where flock is unavailable; concurrent writers are then unsafe.
-func Lock(ctx context.Context, f *os.File, what string) error {
+func Lock(ctx context.Context, f *os.File, what string) (unlock func(), err error) {
 	logrus.WithField("lock", what).Debug("no file locking on this platform")
-	return nil
+	return func() {}, nil
 }

@@ -167,7 +167,7 @@ func readIndexShared(fsys fs.FS, where string) (*imgspecv1.Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	lastIndex.Put(id, b, idx)
+	lastIndex.Put(where, id, b, idx)
 	return idx, nil
 }
 

@@ -17,9 +17,10 @@ func lockLayout(ctx context.Context, root *os.Root, where string) (unlock func()
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening lock file %s in %s", LockFile, where)
 	}
-	if err := filelock.Lock(ctx, f, LockFile+" in "+where); err != nil {
+	release, err := filelock.Lock(ctx, f, LockFile+" in "+where)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return func() { f.Close() }, nil
+	return func() { release(); f.Close() }, nil
 }

@@ -278,7 +278,7 @@ func (d *destination) ListReferrers(ctx context.Context, subject digest.Digest) 
 	if _, err := d.root.Stat(IndexFile); errors.Is(err, fs.ErrNotExist) {
 		return []imgspecv1.Descriptor{}, nil
 	}
-	idx, err := readIndexFile(d.root.FS(), d.ref.path)
+	idx, err := readIndexShared(d.root.FS(), d.ref.path)
 	if err == nil {
 		var descs []imgspecv1.Descriptor
 		if descs, err = ListReferrersFS(d.root.FS(), idx, subject, d.ref.path); err == nil {
