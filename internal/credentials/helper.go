@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -42,8 +43,12 @@ type helperError struct {
 
 func (e *helperError) Error() string {
 	// The helper's output is included by the client library (capped here: helpers print error
-	// messages, never the secret, on failure, but a broken one may print anything).
+	// messages, never the secret, on failure, but a broken one may print anything: an answer
+	// that holds a credential, and then fail, is not quoted).
 	msg := e.err.Error()
+	if looksLikeCredentials(msg) {
+		return fmt.Sprintf("getting credentials for %s from docker-credential-%s: the helper failed after printing what looks like a credential (not shown)", e.host, e.helper)
+	}
 	if len(msg) > maxHelperMessage {
 		n := maxHelperMessage
 		for n > 0 && !utf8.RuneStart(msg[n]) {
@@ -56,6 +61,19 @@ func (e *helperError) Error() string {
 
 // Unwrap returns the underlying cause.
 func (e *helperError) Unwrap() error { return e.err }
+
+// looksLikeCredentials reports whether a helper's output holds a credentials answer's secret
+// field (the protocol's "Secret", or a "Password", "IdentityToken" or "Token" of a helper that
+// prints another shape), which must not reach an error message.
+func looksLikeCredentials(out string) bool {
+	out = strings.ToLower(out)
+	for _, key := range []string{`"secret"`, `"password"`, `"identitytoken"`, `"token"`} {
+		if strings.Contains(out, key) {
+			return true
+		}
+	}
+	return false
+}
 
 // helperServerURL is what we ask a helper for: the host, or Docker Hub's historic URL.
 func helperServerURL(host string) string {

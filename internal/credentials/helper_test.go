@@ -33,6 +33,7 @@ func TestHostileHelper(t *testing.T) {
 		{name: "hangs, context cancelled", script: "sleep 20", canceled: true, wantErr: context.Canceled},
 		{name: "floods its output", script: "head -c 50000000 /dev/zero | tr '\\0' x", wantErr: types.ErrTooLarge},
 		{name: "fails with a long message", script: "head -c 100000 /dev/zero | tr '\\0' x; exit 1", wantMsg: "error getting credentials"},
+		{name: "prints credentials, then fails", script: `printf '{"ServerURL":"reg.example","Username":"u","Secret":"hunter2-s3cret"}'; exit 1`, wantMsg: "looks like a credential (not shown)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,6 +54,9 @@ func TestHostileHelper(t *testing.T) {
 			_, err := Lookup(ctx, &types.SystemContext{AuthFilePath: authFile}, "reg.example", "a/b")
 			if err == nil || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Fatalf("Lookup: %v; want %v saying %q", err, tc.wantErr, tc.wantMsg)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error quotes the secret: %v", err)
 			}
 			if len(err.Error()) > 512 {
 				t.Errorf("the error is %d bytes long: %.200s…", len(err.Error()), err)
