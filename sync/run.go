@@ -176,7 +176,9 @@ func (r *runner) copyItem(ctx context.Context, it *Item) Result {
 	}
 	opts := r.p.copyOptions(it)
 	opts.Budget, opts.BudgetScope = r.budget, r.p.Destination
+	tally := &blobTally{}
 	opts.Progress = func(ev copier.ProgressEvent) {
+		tally.add(ev)
 		r.emit(Event{Kind: EventBlob, Source: it.Source, Destination: it.Destination, Blob: &ev})
 	}
 	r.emit(Event{Kind: EventImageStarted, Source: it.Source, Destination: it.Destination})
@@ -184,6 +186,7 @@ func (r *runner) copyItem(ctx context.Context, it *Item) Result {
 	cr, err := copier.Image(ctx, dest, it.src, &opts)
 	res.Seconds = time.Since(start).Seconds()
 	if err != nil {
+		tally.into(&res) // what the copy moved before it failed or was stopped
 		if reason := r.stopReason(); reason != "" && errors.Is(err, context.Canceled) {
 			res.Reason = "stopped: " + reason
 			return res

@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	gosync "sync"
 	"sync/atomic"
@@ -130,5 +131,50 @@ func TestRunFlushesCacheOnce(t *testing.T) {
 	}
 	if n := cache.flushes.Load(); n != 1 {
 		t.Errorf("cache flushed %d times for 3 images, want once", n)
+	}
+}
+
+// TestRunCountsWhatAFailedImageMoved: an image that fails after some of its blobs were
+// copied is reported with those blobs and bytes, and the totals include them.
+func TestRunCountsWhatAFailedImageMoved(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tmp := t.TempDir()
+	srcDir := filepath.Join(tmp, "src")
+	hello, err := alltransports.ParseImageName("oci:../examples/hello:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest, err := alltransports.ParseImageName("oci:" + srcDir + ":a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := copier.Image(ctx, dest, hello, &copier.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// The image's second (last) layer is damaged at the source; the first is copied before it.
+	last := filepath.Join(srcDir, "blobs", "sha256", "107e38d6b0865fc361f3279bc487058fe9ed94c6766cca286b8e06804431d5bb")
+	if err := os.WriteFile(last, make([]byte, 24905), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := syncer.Options{
+		Transports: alltransports.List(), Sources: []syncer.Source{{Name: "oci:" + srcDir}},
+		Destination: "oci:" + filepath.Join(tmp, "dst"),
+	}
+	opts.Copy.ImageParallelCopies = 1
+	p, err := syncer.NewPlan(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Run(ctx)
+	if err != nil || len(rep.Images) != 1 || rep.Images[0].Action != syncer.ActionFailed {
+		t.Fatalf("run: %v, %+v; want the one image failed", err, rep.Images)
+	}
+	got := rep.Images[0]
+	if got.BlobsCopied < 1 || got.BytesCopied < 245 {
+		t.Errorf("failed image reported with %d blobs, %d bytes copied; want at least its first layer (245 bytes)", got.BlobsCopied, got.BytesCopied)
+	}
+	if rep.BytesCopied != got.BytesCopied {
+		t.Errorf("total %d bytes copied, want the failed image's %d", rep.BytesCopied, got.BytesCopied)
 	}
 }
