@@ -206,7 +206,7 @@ func fetchToken(ctx context.Context, c *client, ch challenge, creds types.Docker
 		return nil, c.statusError(resp, kindOther)
 	}
 	defer resp.Body.Close()
-	body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxAuthTokenBodySize)
+	body, err := readMetadata(resp, iolimits.MaxAuthTokenBodySize)
 	if err != nil {
 		return nil, errors.Wrapf(err, "reading token response for %s", c.name())
 	}

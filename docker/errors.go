@@ -146,7 +146,7 @@ type registryError struct {
 // that maps HTTP statuses and registry error codes onto our sentinels; pullOnly says that the
 // client only reads from the repository (see ambiguousDenial).
 func newRegistryError(resp *http.Response, name string, kind objectKind, pullOnly bool) error {
-	body, _ := iolimits.ReadAtMost(resp.Body, iolimits.MaxErrorBodySize)
+	body, _ := readMetadata(resp, iolimits.MaxErrorBodySize)
 	resp.Body.Close()
 	e := &registryError{
 		status: resp.StatusCode, method: resp.Request.Method, url: redact.URL(resp.Request.URL),

@@ -71,7 +71,7 @@ func (c *client) listTags(ctx context.Context) ([]string, error) {
 		if resp.StatusCode != http.StatusOK {
 			return nil, c.statusError(resp, kindRepository)
 		}
-		body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
+		body, err := readMetadata(resp, iolimits.MaxManifestBodySize)
 		resp.Body.Close()
 		if err != nil {
 			return nil, errors.Wrap(err, "reading tag list")

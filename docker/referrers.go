@@ -191,7 +191,7 @@ func (c *client) referrersAPI(ctx context.Context, subject digest.Digest, scopes
 		default:
 			return nil, false, c.statusError(resp, kindOther)
 		}
-		body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
+		body, err := readMetadata(resp, iolimits.MaxManifestBodySize)
 		resp.Body.Close()
 		if err != nil {
 			return nil, false, errors.Wrap(err, "reading referrers response")
@@ -240,7 +240,7 @@ func (c *client) getReferrersIndex(ctx context.Context, tag string, scopes []sco
 		return nil, "", c.statusError(resp, kindManifest)
 	}
 	defer resp.Body.Close()
-	body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
+	body, err := readMetadata(resp, iolimits.MaxManifestBodySize)
 	if err != nil {
 		return nil, "", errors.Wrapf(err, "reading referrers index %s", tag)
 	}

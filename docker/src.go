@@ -120,7 +120,7 @@ func (c *client) getManifestOnce(ctx context.Context, ref string, scopes []scope
 	if resp.ContentLength > iolimits.MaxManifestBodySize {
 		return nil, "", false, errors.Wrapf(iolimits.ErrTooLarge, "manifest of %d bytes from %s (at most %d accepted)", resp.ContentLength, c.name(), iolimits.MaxManifestBodySize)
 	}
-	body, err := iolimits.ReadAtMost(resp.Body, iolimits.MaxManifestBodySize)
+	body, err := readMetadata(resp, iolimits.MaxManifestBodySize)
 	if err != nil {
 		return nil, "", !errors.Is(err, iolimits.ErrTooLarge), errors.Wrap(err, "reading manifest body")
 	}
