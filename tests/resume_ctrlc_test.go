@@ -216,3 +216,85 @@ func (img proxiedImage) repo(t *testing.T, repo string) (types.ImageReference, *
 	e2eCopy(t, src, e2eRef(t, img.base), nil)
 	return src, img.proxy.route(repo)
 }
+
+// TestInterruptedPullIntoArchiveKeepsCompleteLayers is TestInterruptedPullKeepsCompleteLayers
+// for the archives: interrupted once two layers are complete and the third is held halfway,
+// the copy leaves its unfinished tar (with the complete layers) beside the archive, as a
+// killed one would, and the third layer's first bytes in the resume directory. The second run
+// takes the complete layers from the tar instead of fetching them, fetches only the rest of
+// the third, writes an archive that verifies, and leaves nothing else behind.
+func TestInterruptedPullIntoArchiveKeepsCompleteLayers(t *testing.T) {
+	t.Parallel()
+	sizes := []int64{resume.MinSize + 1<<20, resume.MinSize + 2<<20, 8 << 20}
+	img := startProxiedImage(t, "ctrlca", sizes...)
+	complete, held := img.layers[:2], img.layers[2]
+	for _, kind := range []string{"docker-archive", "oci-archive"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			src, rt := img.repo(t, "ctrlca/"+kind)
+			rt.arm = func(path string) bool { return strings.HasSuffix(path, "/"+held.String()) }
+			parent := t.TempDir()
+			archive := filepath.Join(parent, "out.tar")
+			dest := e2eRef(t, map[string]string{"docker-archive": "docker-archive:" + archive + ":app:v1", "oci-archive": "oci-archive:" + archive + ":v1"}[kind])
+			resumeDir := t.TempDir()
+			sys := &types.SystemContext{Resume: &types.ResumeOptions{Dir: resumeDir}}
+			completed := make(chan digest.Digest, len(sizes))
+			opts := &copier.Options{SourceCtx: sys, DestinationCtx: sys, Progress: func(ev copier.ProgressEvent) {
+				if ev.Kind == copier.EventBlobDone && ev.Size >= resume.MinSize {
+					completed <- ev.Digest
+				}
+			}}
+
+			rt.holdAfter(sizes[2] / 2)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { _, err := copier.Image(ctx, dest, src, opts); done <- err }()
+			waitClosed(t, rt.reached, time.Minute, "the hold point")
+			for range complete {
+				select {
+				case <-completed:
+				case <-time.After(time.Minute):
+					t.Fatal("timed out waiting for the complete layers")
+				}
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted copy: %v, want context.Canceled", err)
+			}
+			close(rt.release)
+			waitClosed(t, rt.ended, time.Minute, "the held request")
+			rt.take()
+
+			left, _ := os.ReadDir(parent)
+			if len(left) != 1 || !strings.HasPrefix(left[0].Name(), ".imgcopy-staging-") {
+				t.Errorf("beside the archive after the interruption: %v, want the unfinished tar's staging directory alone", left)
+			}
+			if k := fileSize(t, filepath.Join(resumeDir, "blobs", "sha256-"+held.Encoded())); k <= 0 || k >= sizes[2] {
+				t.Errorf("the resume directory holds %d bytes of the held layer, want some of its %d", k, sizes[2])
+			}
+
+			res, err := copier.Image(context.Background(), dest, src, opts)
+			if err != nil {
+				t.Fatalf("second run: %v", err)
+			}
+			for i, d := range complete {
+				if n := rt.fetched(d); n != 0 {
+					t.Errorf("the second run fetched complete layer %d %d times, want none", i, n)
+				}
+			}
+			if n := rt.fetched(held); n != 1 {
+				t.Errorf("the second run fetched the held layer %d times, want once", n)
+			}
+			if want := sizes[0] + sizes[1]; res.BytesResumed < want {
+				t.Errorf("BytesResumed %d, want at least %d (the complete layers taken from the tar)", res.BytesResumed, want)
+			}
+			if rb := e2eVerify(t, dest, nil); rb.TopDigest != img.digest {
+				t.Errorf("the archive holds %s, want %s", rb.TopDigest, img.digest)
+			}
+			if left, _ := os.ReadDir(parent); len(left) != 1 || left[0].Name() != "out.tar" {
+				t.Errorf("beside the archive after the second run: %v, want out.tar alone", left)
+			}
+		})
+	}
+}

@@ -65,6 +65,12 @@ func (d *Dir) Remove() error {
 	return errors.Wrapf(err, "removing staging directory %s", d.Path)
 }
 
+// Release releases the staging directory and leaves it in place, as a writer that died would:
+// the next writer takes what it can use from it (Abandoned) and removes it.
+func (d *Dir) Release() {
+	d.lock.Close()
+}
+
 // Abandoned returns the staging directories in parent that dead writers left (their lock
 // file is not held), each locked by the caller now, who takes what it can use from them and
 // removes them. Directories of live writers are left alone.

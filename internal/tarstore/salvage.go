@@ -40,10 +40,11 @@ import (
 // so a record ahead of the data it describes (a power cut) costs a second fetch, no more.
 //
 // A copy that is interrupted (its context ends: Ctrl-C) or fails (a blob's stream broke off
-// for good: the network was lost) removes its unfinished tar, so that nothing is left beside
-// the archive; what arrived of the blobs being written (unless it did not verify) is copied
-// into their partial downloads in the resume directory first (the only time those bytes are
-// written twice), and KeepsPartial offers those too.
+// for good: the network was lost) copies what arrived of the blobs being written (unless it
+// did not verify) into their partial downloads in the resume directory (the only time those
+// bytes are written twice), which KeepsPartial offers too. Its unfinished tar stays beside the
+// archive, as a killed writer's, when it holds complete blobs worth keeping (leaveForNext);
+// otherwise it is removed, so that nothing is left beside the archive.
 const (
 	fillPrefix      = ".fill-"
 	fillRecordEvery = 1 << 20
@@ -365,6 +366,12 @@ func (s *Store) Salvage(ctx context.Context, d digest.Digest, size int64, member
 // dropAbandoned releases and removes what takeAbandoned took, and releases the partial
 // downloads KeepsPartial opened for Puts that never came.
 func (s *Store) dropAbandoned() {
+	s.dropAbandonedKeeping(nil)
+}
+
+// dropAbandonedKeeping is dropAbandoned, but the abandoned staging directories holding one of
+// the files keep names are released and left in place for the next writer.
+func (s *Store) dropAbandonedKeeping(keep map[string]bool) {
 	for d, p := range s.keptOpen {
 		s.closeKept(p, false)
 		delete(s.keptOpen, d)
@@ -373,9 +380,60 @@ func (s *Store) dropAbandoned() {
 		f.Close()
 	}
 	for _, old := range s.abandoned {
+		if holdsAny(old.Path, keep) {
+			old.Release()
+			continue
+		}
 		if err := old.Remove(); err != nil {
 			logrus.WithError(err).Warn("cannot remove what an interrupted copy left")
 		}
 	}
 	s.salvageFiles, s.abandoned, s.salvage = nil, nil, nil
+}
+
+// holdsAny reports whether one of the files named in files is in directory dir.
+func holdsAny(dir string, files map[string]bool) bool {
+	for f := range files {
+		if filepath.Dir(f) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// leaveForNext leaves the unfinished tar of an abandoned write (a copy interrupted with Ctrl-C,
+// or failed) beside the archive, as a killed writer's, when resuming is on and it holds
+// complete blobs worth keeping (resume.MinSize and up): the next writer of the archive takes
+// them over (takeAbandoned) instead of fetching them again, or removes them (with resuming
+// off). The abandoned tars this write took over stay too while they hold such a blob it did
+// not take. A tar that could not be written (most likely a full disk) is removed. It reports
+// whether it left the tar; the caller holds mu.
+func (s *Store) leaveForNext() bool {
+	if !s.resume || s.tf.Broken() != nil {
+		return false
+	}
+	var blobs int
+	var size int64
+	s.blobsMu.RLock()
+	for _, b := range s.blobs {
+		if b.Size >= resume.MinSize {
+			blobs, size = blobs+1, size+b.Size
+		}
+	}
+	keep := map[string]bool{}
+	for d, sv := range s.salvage {
+		if _, taken := s.blobs[d]; !taken && sv.size >= resume.MinSize {
+			keep[sv.file.Name()] = true
+		}
+	}
+	s.blobsMu.RUnlock()
+	if blobs == 0 {
+		return false
+	}
+	s.staging.Release()
+	s.dropAbandonedKeeping(keep)
+	// A warning, not a debug line: it is disk space the user may want back.
+	logrus.Warnf("kept %d complete blob(s) (%.1f MiB) of the unfinished archive in %s: the next copy into %s continues from them (with --no-resume it removes them)",
+		blobs, float64(size)/(1<<20), s.staging.Path, s.path)
+	return true
 }

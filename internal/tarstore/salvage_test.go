@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -476,5 +477,92 @@ func TestScanMembersReadsInChunks(t *testing.T) {
 	}
 	if limit := gap/scanChunk + 20; r.reads > limit {
 		t.Errorf("%d reads for a %d MiB gap, want at most %d", r.reads, gap>>20, limit)
+	}
+}
+
+// stagingDirs returns the staging directories beside path.
+func stagingDirs(t *testing.T, path string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), staging.LayoutPrefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestAbortLeavesCompleteBlobsForNext: with Resume, an abandoned write (Ctrl-C, a failure)
+// whose tar holds complete blobs worth keeping leaves it beside the archive, as a killed
+// writer's, and the next store takes them over; an abandoned tar the next write took over
+// stays while it holds such a blob that write did not take. Without Resume, or with only
+// small blobs, nothing is left.
+func TestAbortLeavesCompleteBlobsForNext(t *testing.T) {
+	t.Parallel()
+	big1 := bytes.Repeat([]byte("1"), resume.MinSize+10)
+	big2 := bytes.Repeat([]byte("2"), resume.MinSize+20)
+	small := []byte("small blob")
+	d1, d2, ds := digest.FromBytes(big1), digest.FromBytes(big2), digest.FromBytes(small)
+	ctx := context.Background()
+
+	t.Run("left, taken over", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "out.tar")
+		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
+		first, err := Create(path, opts)
+		must(t, err)
+		put(t, first, big1, d1, int64(len(big1)))
+		put(t, first, small, ds, int64(len(small)))
+		first.Abort()
+		if dirs := stagingDirs(t, path); len(dirs) != 1 {
+			t.Fatalf("after the first abort: staging directories %v, want the first write's", dirs)
+		}
+		// The second write takes nothing over (it is interrupted first) and writes another blob.
+		second, err := Create(path, opts)
+		must(t, err)
+		put(t, second, big2, d2, int64(len(big2)))
+		second.Abort()
+		if dirs := stagingDirs(t, path); len(dirs) != 2 {
+			t.Fatalf("after the second abort: staging directories %v, want both writes'", dirs)
+		}
+		third, err := Create(path, opts)
+		must(t, err)
+		for _, d := range []digest.Digest{d1, d2} {
+			if _, ok := third.Salvage(ctx, d, -1, member(d)); !ok {
+				t.Errorf("blob %s not taken over from an abandoned write", d)
+			}
+		}
+		must(t, third.Commit(ctx, nil))
+		if dirs := stagingDirs(t, path); len(dirs) != 0 {
+			t.Errorf("after the commit: staging directories %v left", dirs)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		resume bool
+		blob   []byte
+	}{
+		{"without Resume", false, big1},
+		{"only small blobs", true, small},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "out.tar")
+			var opts Options
+			if tc.resume {
+				opts.Resume = &types.ResumeOptions{Dir: t.TempDir()}
+			}
+			s, err := Create(path, opts)
+			must(t, err)
+			put(t, s, tc.blob, digest.FromBytes(tc.blob), int64(len(tc.blob)))
+			s.Abort()
+			if dirs := stagingDirs(t, path); len(dirs) != 0 {
+				t.Errorf("staging directories %v left", dirs)
+			}
+		})
 	}
 }

@@ -3,8 +3,8 @@
 //
 // The tar is a temporary file in a staging directory beside the final path (internal/staging:
 // locked while the writer lives, so that the next writer removes, or with Options.Resume
-// salvages, what a killed one left: salvage.go) that Commit renames into place, so a failed
-// or abandoned write never leaves a partial archive. Each blob
+// salvages, what a killed one left, or an abandoned one with complete blobs: salvage.go) that
+// Commit renames into place, so a failed or abandoned write never leaves a partial archive. Each blob
 // is stored once. A Store is safe for concurrent use: a blob of known digest and size gets its
 // region of the tar reserved (internal/tarappend) and streams straight into it while other
 // blobs are written elsewhere in the file; a blob of unknown size or digest is verified into
@@ -60,8 +60,8 @@ type Options struct {
 	Compression string
 	// Resume offers the blobs that writers killed before their Commit left beside the archive
 	// (Salvage, KeepsPartial), and keeps what arrived of the blobs being written when a copy
-	// is interrupted or fails in their partial downloads (salvage.go); nil: what killed
-	// writers left is only removed.
+	// is interrupted or fails in their partial downloads, and its unfinished tar when it holds
+	// complete blobs (salvage.go); nil: what killed writers left is only removed.
 	Resume *types.ResumeOptions
 	// NoFsync skips the fsyncs of the finished archive and its directory (--fsync=false).
 	NoFsync bool
@@ -551,6 +551,9 @@ func (s *Store) abortLocked() {
 	}
 	s.done = true
 	s.file.Close()
+	if s.leaveForNext() {
+		return
+	}
 	s.staging.Remove()
 	s.dropAbandoned()
 }
