@@ -15,6 +15,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/types"
@@ -66,7 +67,7 @@ func newImageDestination(r reference, resumeOpts *types.ResumeOptions, durable b
 		}
 		d.createdDir = true
 	case err != nil:
-		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
+		return nil, errors.Wrapf(pathformat.NotDirectory("dir", r.path, true, err), "opening %s", types.ImageName(r))
 	case len(entries) > 0:
 		if err := checkOverwritable(r); err != nil && !onlyTemporary(entries) {
 			return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -27,6 +28,7 @@ type source struct {
 func newImageSource(r reference) (*source, error) {
 	root, err := os.OpenRoot(r.path)
 	if err != nil {
+		err = pathformat.NotDirectory("dir", r.path, false, err)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errors.Wrapf(types.ErrManifestNotFound, "opening %s: directory %s does not exist", types.ImageName(r), r.path)
 		}

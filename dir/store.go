@@ -13,6 +13,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -71,6 +72,7 @@ func (s storeReference) ListImages(ctx context.Context, sys *types.SystemContext
 func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]types.ListedImage, error) {
 	root, err := os.OpenRoot(r.path)
 	if err != nil {
+		err = pathformat.NotDirectory("dir", r.path, false, err)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errors.Wrapf(types.ErrManifestNotFound, "listing images in %s: directory %s does not exist", types.ImageName(r), r.path)
 		}
@@ -150,6 +152,7 @@ func imageDigest(fsys fs.FS, p string) (digest.Digest, bool, error) {
 func (r reference) ManifestDigest(ctx context.Context, sys *types.SystemContext) (digest.Digest, error) {
 	root, err := os.OpenRoot(r.path)
 	if err != nil {
+		err = pathformat.NotDirectory("dir", r.path, false, err)
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", errors.Wrapf(types.ErrManifestNotFound, "reading the digest of %s: directory %s does not exist", types.ImageName(r), r.path)
 		}

@@ -222,17 +222,22 @@ func (e ManifestTypeRejectedError) Unwrap() error { return e.Err }
 
 // WrongFormatError is returned when a path holds images in another transport's format than
 // the reference names (an OCI layout read as dir: or docker-archive:, a docker save archive
-// read as oci-archive:, a dir: image read as oci:): a mistake in the reference, class usage
-// (exit 2), not damage, with the reference that reads the path. It matches Err (the named
+// read as oci-archive:, a dir: image read as oci:, a tar file named with oci:, a layout
+// directory with oci-archive:): a mistake in the reference, class usage (exit 2), not damage,
+// with the reference that reads (or, Writing, writes to) the path. It matches Err (the named
 // transport's finding: ErrInvalidLayout, ErrInvalidArchive, ErrManifestNotFound) with
 // errors.Is.
 type WrongFormatError struct {
-	Err   error  // what the named transport found missing
-	Holds string // what the path holds, e.g. "an OCI image layout"
-	Use   string // the reference that reads it, e.g. "oci-archive:/tmp/x.tar"
+	Err     error  // what the named transport found missing
+	Holds   string // what the path holds, e.g. "an OCI image layout"
+	Use     string // the reference that reads it, e.g. "oci-archive:/tmp/x.tar"
+	Writing bool   // the path was named as a destination
 }
 
 func (e *WrongFormatError) Error() string {
+	if e.Writing {
+		return fmt.Sprintf("%v: it holds %s: write to it with %s", e.Err, e.Holds, e.Use)
+	}
 	return fmt.Sprintf("%v: it holds %s: read it as %s", e.Err, e.Holds, e.Use)
 }
 

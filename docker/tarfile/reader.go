@@ -12,6 +12,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/archivefile"
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/internal/tarindex"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -53,6 +54,9 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errors.Wrapf(types.ErrManifestNotFound, "opening docker archive %s: %v", path, err)
+		}
+		if errors.Is(err, archivefile.ErrDirectory) {
+			return nil, pathformat.DirectoryNotArchive("docker-archive", path, false)
 		}
 		return nil, errors.Wrapf(err, "opening docker archive %s", path)
 	}

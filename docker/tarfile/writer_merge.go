@@ -12,6 +12,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -169,6 +170,8 @@ func openCurrent(path, tempDir string) (*Reader, error) {
 			return nil, errors.Wrapf(err, "opening docker archive %s", path)
 		}
 		return nil, nil
+	} else if st.IsDir() {
+		return nil, pathformat.DirectoryNotArchive("docker-archive", path, true)
 	}
 	r, err := NewReader(path, &types.SystemContext{BigFilesTemporaryDir: tempDir})
 	if err != nil {

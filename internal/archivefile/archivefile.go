@@ -102,8 +102,11 @@ func Decompress(r io.Reader, compression string) (io.ReadCloser, error) {
 	return io.NopCloser(r), nil
 }
 
+// ErrDirectory is what Open returns (wrapped) for a directory.
+var ErrDirectory = errors.New("is a directory, not a tar file")
+
 // Open opens the archive at path. tempDir is where a spool goes ("" means os.TempDir()).
-// A missing file is fs.ErrNotExist (wrapped).
+// A missing file is fs.ErrNotExist (wrapped), a directory ErrDirectory.
 func Open(path, tempDir string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -113,6 +116,10 @@ func Open(path, tempDir string) (*File, error) {
 	if err != nil {
 		f.Close()
 		return nil, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, errors.Wrap(ErrDirectory, path)
 	}
 	key := fileid.Of(st)
 	if !st.Mode().IsRegular() {

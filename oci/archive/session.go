@@ -13,6 +13,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/internal/tarstore"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/oci/layout"
@@ -75,6 +76,8 @@ func openExisting(path, tempDir string) (*openedArchive, error) {
 			return nil, err
 		}
 		return nil, nil
+	} else if fi.IsDir() {
+		return nil, pathformat.DirectoryNotArchive("oci-archive", path, true)
 	}
 	a, err := openArchive(path, tempDir)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/internal/archivefile"
 	"github.com/imgcopy/imgcopy/internal/fileid"
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/internal/tarindex"
 	"github.com/imgcopy/imgcopy/oci/layout"
 	"github.com/imgcopy/imgcopy/types"
@@ -33,6 +34,9 @@ func openArchive(path, tempDir string) (*openedArchive, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errors.Wrapf(types.ErrManifestNotFound, "archive %s does not exist", path)
+		}
+		if errors.Is(err, archivefile.ErrDirectory) {
+			return nil, pathformat.DirectoryNotArchive("oci-archive", path, false)
 		}
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -76,7 +77,7 @@ func openLayout(r reference) (*os.Root, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errors.Wrapf(types.ErrManifestNotFound, "layout directory %s does not exist", r.path)
 		}
-		return nil, err
+		return nil, pathformat.NotDirectory("oci", r.path, false, err)
 	}
 	if err := checkLayoutVersion(root.FS(), r.path); err != nil {
 		if _, serr := fs.Stat(root.FS(), LayoutFile); errors.Is(serr, fs.ErrNotExist) {

@@ -19,6 +19,7 @@ import (
 	"github.com/imgcopy/imgcopy/internal/atomicfile"
 	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/fileid"
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/internal/resume"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/manifest"
@@ -65,7 +66,7 @@ func newImageDestination(r reference, resumeOpts *types.ResumeOptions, durable b
 	}
 	root, err := os.OpenRoot(r.path)
 	if err != nil {
-		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
+		return nil, errors.Wrapf(pathformat.NotDirectory("oci", r.path, true, err), "opening %s", types.ImageName(r))
 	}
 	if err := checkWritableLayout(root, r.path); err != nil {
 		root.Close()

@@ -13,6 +13,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/internal/pathformat"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -38,6 +39,7 @@ type source struct {
 func newImageSource(r reference) (types.ImageSource, error) {
 	root, err := os.OpenRoot(r.path)
 	if err != nil {
+		err = pathformat.NotDirectory("oci", r.path, false, err)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errors.Wrapf(types.ErrManifestNotFound, "opening %s: layout directory %s does not exist", types.ImageName(r), r.path)
 		}
