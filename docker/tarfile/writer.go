@@ -60,11 +60,17 @@ type WriterOptions struct {
 // NewWriter starts writing an archive that Commit will store at path. A file at path that is
 // not a readable docker archive (other than an empty one) is refused rather than replaced.
 func NewWriter(path string, opts WriterOptions) (*Writer, error) {
-	prev, err := openCurrent(path, opts.TempDir)
+	dst, err := tarstore.ResolveDestination(path)
 	if err != nil {
-		return nil, err
+		return nil, errors.Wrap(err, "creating docker archive")
 	}
-	store, err := tarstore.Create(path, tarstore.Options{TempDir: opts.TempDir, Compression: opts.Compression, Resume: opts.Resume, NoFsync: opts.NoFsync})
+	var prev *Reader
+	if !dst.Stream { // a pipe or a device holds no archive to keep images of
+		if prev, err = openCurrent(dst.Path, opts.TempDir); err != nil {
+			return nil, err
+		}
+	}
+	store, err := tarstore.Create(dst.Path, tarstore.Options{TempDir: opts.TempDir, Compression: opts.Compression, Resume: opts.Resume, NoFsync: opts.NoFsync, Stream: dst.Stream})
 	if err != nil {
 		if prev != nil {
 			prev.Close()

@@ -267,6 +267,9 @@ func (w *Writer) Commit(ctx context.Context) error {
 		return errors.Errorf("writing docker archive %s: no image was added", w.Path())
 	}
 	err := w.store.Commit(ctx, func() error {
+		if w.store.Streamed() {
+			return w.finish()
+		}
 		cur, err := openCurrent(w.Path(), w.tempDir) // it may have changed since we started
 		if err != nil {
 			return err

@@ -65,6 +65,10 @@ type Options struct {
 	Resume *types.ResumeOptions
 	// NoFsync skips the fsyncs of the finished archive and its directory (--fsync=false).
 	NoFsync bool
+	// Stream writes the archive at Commit into the path, which is not a regular file (a pipe,
+	// a terminal, /dev/stdout: see ResolveDestination), instead of renaming it into place;
+	// it is staged in TempDir (or os.TempDir), and Resume does not apply.
+	Stream bool
 }
 
 // Store is a tar being written; see the package documentation.
@@ -73,6 +77,7 @@ type Store struct {
 	tempDir     string
 	compression string
 	noFsync     bool
+	stream      bool         // Options.Stream
 	staging     *staging.Dir // holds the tar being written (and its compressed form)
 	file        *os.File
 
@@ -109,15 +114,23 @@ func Create(path string, opts Options) (*Store, error) {
 		return nil, errors.Errorf("unknown archive compression %q (want gzip or zstd)", opts.Compression)
 	}
 	dir := filepath.Dir(path)
-	// Replacement files of this archive that an older run left beside it (each is locked
-	// while in use); unfinished archives are in staging directories (below).
-	staging.RemoveDead(dir, func(name string) bool { return strings.HasPrefix(name, staging.ReplacementPrefix(path)) })
-	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression, noFsync: opts.NoFsync,
+	if opts.Stream {
+		// Nothing is written beside a pipe or a device (/dev), and nothing there is taken over.
+		dir, opts.Resume = opts.TempDir, nil
+		if dir == "" {
+			dir = os.TempDir()
+		}
+	}
+	s := &Store{path: path, tempDir: opts.TempDir, compression: opts.Compression, noFsync: opts.NoFsync, stream: opts.Stream,
 		resume: opts.Resume != nil, kept: resume.New(opts.Resume), keptOpen: map[digest.Digest]*resume.Partial{},
 		dirs: map[string]bool{}, inflight: map[digest.Digest]chan struct{}{}, blobs: map[digest.Digest]Blob{}}
-	if s.resume {
+	switch {
+	case s.stream:
+	case s.resume:
+		s.removeDeadReplacements(dir)
 		s.takeAbandoned(dir)
-	} else {
+	default:
+		s.removeDeadReplacements(dir)
 		staging.RemoveAbandonedOf(dir, s.mine) // this archive, left unfinished by dead writers
 	}
 	sd, err := staging.NewDir(dir)
@@ -139,6 +152,17 @@ func Create(path string, opts Options) (*Store, error) {
 	s.tf.SyncBehind = !s.noFsync
 	return s, nil
 }
+
+// removeDeadReplacements removes the replacement files of this archive that an older run left
+// in dir, beside it (each is locked while in use); unfinished archives are in staging
+// directories.
+func (s *Store) removeDeadReplacements(dir string) {
+	staging.RemoveDead(dir, func(name string) bool { return strings.HasPrefix(name, staging.ReplacementPrefix(s.path)) })
+}
+
+// Streamed reports whether the archive is streamed into its path at Commit (Options.Stream):
+// there is no archive there to merge with.
+func (s *Store) Streamed() bool { return s.stream }
 
 // mine reports whether an abandoned staging directory beside the archive is this archive's
 // (or no archive's): what a killed copy into another archive in the same directory left is
@@ -463,12 +487,14 @@ func (s *Store) Commit(ctx context.Context, finish func() error) error {
 	if err := s.startCommit(); err != nil {
 		return err
 	}
-	unlock, err := filelock.LockDir(ctx, filepath.Dir(s.path))
-	if err != nil {
-		s.Abort()
-		return err
+	if !s.stream {
+		unlock, err := filelock.LockDir(ctx, filepath.Dir(s.path))
+		if err != nil {
+			s.Abort()
+			return err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	if finish != nil {
 		if err := finish(); err != nil {
 			s.Abort()
@@ -500,6 +526,9 @@ func (s *Store) startCommit() error {
 func (s *Store) finishLocked() error {
 	if err := s.tf.Close(); err != nil {
 		return err
+	}
+	if s.stream {
+		return s.streamLocked()
 	}
 	final := s.file
 	if s.compression != "" {

@@ -48,15 +48,21 @@ func newSession(path string, sys *types.SystemContext) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{path: path, tempDir: tempDir(sys), reused: map[digest.Digest]bool{}}
-	if s.old, err = openExisting(path, s.tempDir); err != nil {
-		return nil, err
+	dst, err := tarstore.ResolveDestination(path)
+	if err != nil {
+		return nil, errors.Wrapf(err, "creating OCI archive %s", path)
+	}
+	s := &session{path: dst.Path, tempDir: tempDir(sys), reused: map[digest.Digest]bool{}}
+	if !dst.Stream { // a pipe or a device holds no archive to keep images of
+		if s.old, err = openExisting(dst.Path, s.tempDir); err != nil {
+			return nil, err
+		}
 	}
 	var resume *types.ResumeOptions
 	if sys != nil {
 		resume = sys.Resume
 	}
-	if s.store, err = tarstore.Create(path, tarstore.Options{TempDir: s.tempDir, Compression: compression, Resume: resume, NoFsync: sys != nil && sys.NoFsync}); err != nil {
+	if s.store, err = tarstore.Create(dst.Path, tarstore.Options{TempDir: s.tempDir, Compression: compression, Resume: resume, NoFsync: sys != nil && sys.NoFsync, Stream: dst.Stream}); err != nil {
 		s.abort()
 		return nil, err
 	}
@@ -161,9 +167,12 @@ func (s *session) finish() error {
 	if len(s.images) == 0 {
 		return errors.New("no image was written")
 	}
-	cur, err := openExisting(s.path, s.tempDir)
-	if err != nil {
-		return err
+	var cur *openedArchive
+	var err error
+	if !s.store.Streamed() {
+		if cur, err = openExisting(s.path, s.tempDir); err != nil {
+			return err
+		}
 	}
 	idx := layout.EmptyIndex()
 	var curFS fs.FS = emptyFS{}
