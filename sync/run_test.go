@@ -22,20 +22,7 @@ func TestRunCopiesTagsOfOneImageInTurn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tmp := t.TempDir()
-	src := "oci:" + filepath.Join(tmp, "src")
-	hello, err := alltransports.ParseImageName("oci:../examples/hello:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tag := range []string{"app:1", "app:2"} {
-		dest, err := alltransports.ParseImageName(src + ":" + tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := copier.Image(ctx, dest, hello, &copier.Options{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src := helloLayout(t, filepath.Join(tmp, "src"), "app:1", "app:2")
 
 	// The first copy to start holds on (inside its progress event) until the second one
 	// either starts too, which is the race, or is held back.
@@ -101,20 +88,7 @@ func TestRunFlushesCacheOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tmp := t.TempDir()
-	src := "oci:" + filepath.Join(tmp, "src")
-	hello, err := alltransports.ParseImageName("oci:../examples/hello:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tag := range []string{"a", "b", "c"} {
-		dest, err := alltransports.ParseImageName(src + ":" + tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := copier.Image(ctx, dest, hello, &copier.Options{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src := helloLayout(t, filepath.Join(tmp, "src"), "a", "b", "c")
 	cache := &flushCountingCache{BlobInfoCache: memory.New()}
 	opts := syncer.Options{
 		Transports: alltransports.List(), Sources: []syncer.Source{{Name: src}},
@@ -141,17 +115,7 @@ func TestRunCountsWhatAFailedImageMoved(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
 	srcDir := filepath.Join(tmp, "src")
-	hello, err := alltransports.ParseImageName("oci:../examples/hello:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dest, err := alltransports.ParseImageName("oci:" + srcDir + ":a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := copier.Image(ctx, dest, hello, &copier.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	helloLayout(t, srcDir, "a")
 	// The image's second (last) layer is damaged at the source; the first is copied before it.
 	last := filepath.Join(srcDir, "blobs", "sha256", "107e38d6b0865fc361f3279bc487058fe9ed94c6766cca286b8e06804431d5bb")
 	if err := os.WriteFile(last, make([]byte, 24905), 0o644); err != nil {
@@ -177,4 +141,24 @@ func TestRunCountsWhatAFailedImageMoved(t *testing.T) {
 	if rep.BytesCopied != got.BytesCopied {
 		t.Errorf("total %d bytes copied, want the failed image's %d", rep.BytesCopied, got.BytesCopied)
 	}
+}
+
+// helloLayout writes the example image into an OCI layout at dir under each tag and returns
+// the layout's name, oci:DIR.
+func helloLayout(t *testing.T, dir string, tags ...string) string {
+	t.Helper()
+	hello, err := alltransports.ParseImageName("oci:../examples/hello:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range tags {
+		dest, err := alltransports.ParseImageName("oci:" + dir + ":" + tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := copier.Image(context.Background(), dest, hello, &copier.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return "oci:" + dir
 }

@@ -66,13 +66,7 @@ func TestInterruptedPullKeepsCompleteLayers(t *testing.T) {
 					return len(m) == 1
 				})
 			}
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Fatalf("interrupted copy: %v, want context.Canceled", err)
-			}
-			close(rt.release)
-			waitClosed(t, rt.ended, time.Minute, "the held request")
-			rt.take()
+			interruptHeld(t, cancel, done, rt)
 
 			for i, d := range complete {
 				if fi, err := os.Stat(partial(d)); err != nil || fi.Size() != sizes[i] {
@@ -258,13 +252,7 @@ func TestInterruptedPullIntoArchiveKeepsCompleteLayers(t *testing.T) {
 					t.Fatal("timed out waiting for the complete layers")
 				}
 			}
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Fatalf("interrupted copy: %v, want context.Canceled", err)
-			}
-			close(rt.release)
-			waitClosed(t, rt.ended, time.Minute, "the held request")
-			rt.take()
+			interruptHeld(t, cancel, done, rt)
 
 			left, _ := os.ReadDir(parent)
 			if len(left) != 1 || !strings.HasPrefix(left[0].Name(), ".imgcopy-staging-") {
@@ -297,4 +285,17 @@ func TestInterruptedPullIntoArchiveKeepsCompleteLayers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// interruptHeld cancels a copy whose request rt holds (as Ctrl-C does), checks that it ended
+// as interrupted, then lets the held request end and forgets the route's counts so far.
+func interruptHeld(t *testing.T, cancel context.CancelFunc, done <-chan error, rt *proxyRoute) {
+	t.Helper()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted copy: %v, want context.Canceled", err)
+	}
+	close(rt.release)
+	waitClosed(t, rt.ended, time.Minute, "the held request")
+	rt.take()
 }

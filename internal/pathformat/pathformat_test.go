@@ -70,16 +70,7 @@ func TestFileNotDirectory(t *testing.T) {
 			if err := os.WriteFile(p, tc.content, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			err := FileNotDirectory("oci", p, tc.writing)
-			var wrong *types.WrongFormatError
-			switch {
-			case types.Classify(err) != types.ClassUsage:
-				t.Errorf("%v: class %v, want usage", err, types.Classify(err))
-			case tc.want == "" && (errors.As(err, &wrong) || !strings.Contains(err.Error(), "is a file, not a directory: oci: reads and writes directories")):
-				t.Errorf("%v: want the usage error naming what oci: reads", err)
-			case tc.want != "" && (!errors.As(err, &wrong) || !strings.Contains(err.Error(), tc.want+p)):
-				t.Errorf("%v: want a WrongFormatError saying %q", err, tc.want+p)
-			}
+			checkError(t, FileNotDirectory("oci", p, tc.writing), tc.want, p, "is a file, not a directory: oci: reads and writes directories")
 		})
 	}
 }
@@ -107,17 +98,23 @@ func TestDirectoryNotArchive(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := DirectoryNotArchive("docker-archive", dir, false)
-			var wrong *types.WrongFormatError
-			switch {
-			case types.Classify(err) != types.ClassUsage:
-				t.Errorf("%v: class %v, want usage", err, types.Classify(err))
-			case tc.want == "" && (errors.As(err, &wrong) || !strings.Contains(err.Error(), "is a directory, not a tar file: docker-archive: reads and writes tar files")):
-				t.Errorf("%v: want the usage error naming what docker-archive: reads", err)
-			case tc.want != "" && (!errors.As(err, &wrong) || !strings.Contains(err.Error(), tc.want+dir)):
-				t.Errorf("%v: want a WrongFormatError saying %q", err, tc.want+dir)
-			}
+			checkError(t, DirectoryNotArchive("docker-archive", dir, false), tc.want, dir, "is a directory, not a tar file: docker-archive: reads and writes tar files")
 		})
+	}
+}
+
+// checkError checks that err is of the usage class and a WrongFormatError saying want and the
+// path p, or, for want "", the plain usage error saying generic.
+func checkError(t *testing.T, err error, want, p, generic string) {
+	t.Helper()
+	var wrong *types.WrongFormatError
+	switch {
+	case types.Classify(err) != types.ClassUsage:
+		t.Errorf("%v: class %v, want usage", err, types.Classify(err))
+	case want == "" && (errors.As(err, &wrong) || !strings.Contains(err.Error(), generic)):
+		t.Errorf("%v: want the usage error saying %q", err, generic)
+	case want != "" && (!errors.As(err, &wrong) || !strings.Contains(err.Error(), want+p)):
+		t.Errorf("%v: want a WrongFormatError saying %q", err, want+p)
 	}
 }
 

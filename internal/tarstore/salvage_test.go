@@ -506,28 +506,24 @@ func TestAbortLeavesCompleteBlobsForNext(t *testing.T) {
 	big1 := bytes.Repeat([]byte("1"), resume.MinSize+10)
 	big2 := bytes.Repeat([]byte("2"), resume.MinSize+20)
 	small := []byte("small blob")
-	d1, d2, ds := digest.FromBytes(big1), digest.FromBytes(big2), digest.FromBytes(small)
+	d1, d2 := digest.FromBytes(big1), digest.FromBytes(big2)
 	ctx := context.Background()
 
 	t.Run("left, taken over", func(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(t.TempDir(), "out.tar")
 		opts := Options{Resume: &types.ResumeOptions{Dir: t.TempDir()}}
-		first, err := Create(path, opts)
-		must(t, err)
-		put(t, first, big1, d1, int64(len(big1)))
-		put(t, first, small, ds, int64(len(small)))
-		first.Abort()
-		if dirs := stagingDirs(t, path); len(dirs) != 1 {
-			t.Fatalf("after the first abort: staging directories %v, want the first write's", dirs)
-		}
 		// The second write takes nothing over (it is interrupted first) and writes another blob.
-		second, err := Create(path, opts)
-		must(t, err)
-		put(t, second, big2, d2, int64(len(big2)))
-		second.Abort()
-		if dirs := stagingDirs(t, path); len(dirs) != 2 {
-			t.Fatalf("after the second abort: staging directories %v, want both writes'", dirs)
+		for i, blobs := range [][][]byte{{big1, small}, {big2}} {
+			s, err := Create(path, opts)
+			must(t, err)
+			for _, b := range blobs {
+				put(t, s, b, digest.FromBytes(b), int64(len(b)))
+			}
+			s.Abort()
+			if dirs := stagingDirs(t, path); len(dirs) != i+1 {
+				t.Fatalf("after abort %d: staging directories %v, want one per write", i+1, dirs)
+			}
 		}
 		third, err := Create(path, opts)
 		must(t, err)
