@@ -99,8 +99,12 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{errors.Errorf(format, args...)}
 }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return usageError{skopeoFlagError(err)}
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	command := ""
+	if c != nil && c.Command != nil && c.Command.Name != c.App.Name {
+		command = c.Command.Name
+	}
+	return usageError{skopeoFlagError(command, err)}
 }
 
 // setupLogging configures logrus from --debug and --log-level; only the CLI does this.

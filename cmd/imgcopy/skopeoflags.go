@@ -6,28 +6,51 @@ import (
 	"github.com/pkg/errors"
 )
 
-// skopeoOnly maps flags of skopeo copy and skopeo sync that imgcopy does not have to what to
-// use instead, so that a skopeo command line moved over gets a way forward, not just
-// "flag provided but not defined".
+// skopeoOnly maps flags of skopeo (its global flags and those of copy, sync, inspect,
+// list-tags, delete, login and logout) that imgcopy does not have to what to use instead, so
+// that a skopeo command line moved over gets a way forward, not just "flag provided but not
+// defined". skopeoOnlyIn overrides it for one command.
 var skopeoOnly = map[string]string{
-	"src-username":                 "use --src-creds USERNAME[:PASSWORD]",
-	"src-password":                 "use --src-creds USERNAME[:PASSWORD]",
-	"dest-username":                "use --dest-creds USERNAME[:PASSWORD]",
-	"dest-password":                "use --dest-creds USERNAME[:PASSWORD]",
-	"remove-signatures":            "imgcopy copies no signatures unless asked to (--referrers, --digest-tags): drop the flag",
-	"sign-by":                      "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
-	"sign-by-sigstore":             "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
-	"sign-by-sigstore-private-key": "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
-	"sign-by-sq-fingerprint":       "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
-	"sign-passphrase-file":         "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
-	"sign-identity":                "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
-	"encryption-key":               "imgcopy does not encrypt layers",
-	"decryption-key":               "imgcopy does not decrypt layers",
+	"src-username":                        "use --src-creds USERNAME[:PASSWORD]",
+	"src-password":                        "use --src-creds USERNAME[:PASSWORD]",
+	"dest-username":                       "use --dest-creds USERNAME[:PASSWORD]",
+	"dest-password":                       "use --dest-creds USERNAME[:PASSWORD]",
+	"username":                            "use --creds USERNAME[:PASSWORD]",
+	"password":                            "use --creds USERNAME[:PASSWORD]",
+	"remove-signatures":                   "imgcopy copies no signatures unless asked to (--referrers, --digest-tags): drop the flag",
+	"sign-by":                             "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
+	"sign-by-sigstore":                    "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
+	"sign-by-sigstore-private-key":        "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
+	"sign-by-sq-fingerprint":              "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
+	"sign-passphrase-file":                "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
+	"sign-identity":                       "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
+	"encryption-key":                      "imgcopy does not encrypt layers",
+	"encrypt-layer":                       "imgcopy does not encrypt layers",
+	"decryption-key":                      "imgcopy does not decrypt layers",
+	"dest-compress":                       "use --dest-compress-format gzip (or zstd)",
+	"dest-oci-accept-uncompressed-layers": "imgcopy keeps uncompressed layers as they are in every destination: drop the flag",
+	"dest-precompute-digests":             "imgcopy always asks the registry which blobs it has before uploading: drop the flag",
+	"src-shared-blob-dir":                 "imgcopy has no shared blob directory: keep the images in one OCI layout (oci:DIR:NAME), which stores each blob once",
+	"dest-shared-blob-dir":                "imgcopy has no shared blob directory: keep the images in one OCI layout (oci:DIR:NAME), which stores each blob once",
+	"shared-blob-dir":                     "imgcopy has no shared blob directory: keep the images in one OCI layout (oci:DIR:NAME), which stores each blob once",
+	"src-daemon-host":                     "imgcopy has no docker-daemon: transport: docker save into a docker-archive: and copy from that",
+	"dest-daemon-host":                    "imgcopy has no docker-daemon: transport: copy to a docker-archive: and docker load it",
+	"daemon-host":                         "imgcopy has no docker-daemon: transport: docker save into a docker-archive: and use that",
+	"policy":                              "imgcopy enforces no signature policy: verify signatures before copying (e.g. cosign verify)",
+	"registries.d":                        "imgcopy reads no registries.d configuration and copies no lookaside signatures: drop the flag",
+	"command-timeout":                     "run imgcopy under timeout(1) (timeout 10m imgcopy ...); --read-timeout already bounds a stalled transfer",
+}
+
+// skopeoOnlyIn holds the hints that differ for one command.
+var skopeoOnlyIn = map[string]map[string]string{
+	"login":  {"verbose": "imgcopy login prints the file it wrote anyway: drop the flag", "v": "imgcopy login prints the file it wrote anyway: drop the flag"},
+	"logout": {"tls-verify": "logout does not contact the registry: drop the flag"},
 }
 
 // skopeoFlagError returns a usage error naming the alternative when err is urfave/cli's
-// "flag provided but not defined: -NAME" for a flag of skopeoOnly, else err.
-func skopeoFlagError(err error) error {
+// "flag provided but not defined: -NAME" for a flag of skopeoOnly (or of skopeoOnlyIn for
+// command, "" for the app itself), else err.
+func skopeoFlagError(command string, err error) error {
 	const undefined = "flag provided but not defined: -"
 	msg := err.Error()
 	i := strings.Index(msg, undefined)
@@ -35,8 +58,16 @@ func skopeoFlagError(err error) error {
 		return err
 	}
 	name := strings.TrimLeft(msg[i+len(undefined):], "-")
-	if alt, ok := skopeoOnly[name]; ok {
-		return errors.Errorf("--%s is a skopeo flag imgcopy does not have: %s", name, alt)
+	alt, ok := skopeoOnlyIn[command][name]
+	if !ok {
+		alt, ok = skopeoOnly[name]
+	}
+	if ok {
+		dashes := "--"
+		if len(name) == 1 {
+			dashes = "-"
+		}
+		return errors.Errorf("%s%s is a skopeo flag imgcopy does not have: %s", dashes, name, alt)
 	}
 	return err
 }

@@ -70,6 +70,26 @@ func Logout(sys *types.SystemContext, host string) (string, error) {
 	return path, nil
 }
 
+// LogoutAll removes every entry of the "auths" map from the file Login writes, keeping its
+// other fields, and returns its path. A missing file is left missing.
+func LogoutAll(sys *types.SystemContext) (string, error) {
+	path, err := writePath(sys)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return path, nil
+	}
+	err = editAuths(path, func(auths map[string]json.RawMessage) error {
+		clear(auths)
+		return nil
+	})
+	if err != nil {
+		return "", errors.Wrap(err, "removing all credentials")
+	}
+	return path, nil
+}
+
 // writePath is the auth file Login and Logout edit.
 func writePath(sys *types.SystemContext) (string, error) {
 	if sys != nil && sys.AuthFilePath != "" {

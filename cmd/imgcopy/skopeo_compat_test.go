@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSkopeoOnlyFlagsSayWhatToUse checks that skopeo flags imgcopy does not have, on every
+// command skopeo has them, are refused with what to use instead.
+func TestSkopeoOnlyFlagsSayWhatToUse(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"copy", "--dest-compress", "dir:/a", "dir:/b"}, "--dest-compress is a skopeo flag imgcopy does not have: use --dest-compress-format gzip"},
+		{[]string{"copy", "--dest-oci-accept-uncompressed-layers", "dir:/a", "oci:/b"}, "keeps uncompressed layers"},
+		{[]string{"copy", "--dest-precompute-digests", "dir:/a", "docker://h/b"}, "asks the registry which blobs it has"},
+		{[]string{"copy", "--src-shared-blob-dir", "/s", "oci:/a", "dir:/b"}, "no shared blob directory"},
+		{[]string{"copy", "--dest-daemon-host", "unix:///x", "dir:/a", "dir:/b"}, "no docker-daemon: transport"},
+		{[]string{"copy", "--encrypt-layer", "1", "dir:/a", "dir:/b"}, "does not encrypt layers"},
+		{[]string{"--policy", "/p.json", "copy", "dir:/a", "dir:/b"}, "--policy is a skopeo flag imgcopy does not have: imgcopy enforces no signature policy"},
+		{[]string{"--registries.d", "/r", "dir:/a", "dir:/b"}, "reads no registries.d"},
+		{[]string{"--command-timeout", "1m", "copy", "dir:/a", "dir:/b"}, "timeout(1)"},
+		{[]string{"inspect", "--username", "alice", "docker://h/a"}, "--username is a skopeo flag imgcopy does not have: use --creds USERNAME[:PASSWORD]"},
+		{[]string{"list-tags", "--password", "x", "docker://h/a"}, "use --creds USERNAME[:PASSWORD]"},
+		{[]string{"delete", "--shared-blob-dir", "/s", "oci:/a"}, "no shared blob directory"},
+		{[]string{"inspect", "--daemon-host", "x", "docker://h/a"}, "no docker-daemon: transport"},
+		{[]string{"login", "-v", "h"}, "-v is a skopeo flag imgcopy does not have: imgcopy login prints"},
+		{[]string{"logout", "--tls-verify=false", "h"}, "logout does not contact the registry"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			if code := h.run(tc.args...); code != exitUsage {
+				t.Errorf("exit code %d, want %d; stderr %s", code, exitUsage, h.stderr.String())
+			}
+			if !strings.Contains(h.stderr.String(), tc.want) {
+				t.Errorf("stderr %q does not contain %q", h.stderr.String(), tc.want)
+			}
+			if h.opts != nil {
+				t.Error("copy was called")
+			}
+		})
+	}
+}
+
+// TestInsecurePolicyIsAccepted checks that skopeo's --insecure-policy, which nearly every
+// skopeo script in a container carries, is accepted before or after the command.
+func TestInsecurePolicyIsAccepted(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--insecure-policy", "copy", "dir:/a", "dir:/b"},
+		{"copy", "--insecure-policy", "dir:/a", "dir:/b"},
+		{"--insecure-policy", "dir:/a", "dir:/b"},
+	} {
+		h := newHarness(t)
+		if code := h.run(args...); code != exitOK || h.opts == nil {
+			t.Errorf("%v: exit %d, copy called %v: %s", args, code, h.opts != nil, h.stderr.String())
+		}
+	}
+}
+
+// TestCopyFlagsAfterAnotherCommandAreRefused checks that a copy flag written with another
+// command (imgcopy inspect --all, imgcopy logout -a before it had --all, --src-creds before
+// list-tags) is reported instead of being parsed as the default copy's and ignored.
+func TestCopyFlagsAfterAnotherCommandAreRefused(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"inspect", "--all", "dir:/a"}, "flag provided but not defined: -all"},
+		{[]string{"inspect", "dir:/a", "--dest-tls-verify=false"}, "flag provided but not defined: -dest-tls-verify"},
+		{[]string{"list-tags", "--src-creds", "a:b", "docker://h/r"}, "flag provided but not defined: -src-creds"},
+		{[]string{"--src-creds", "a:b", "inspect", "docker://h/r:1"}, "flag provided but not defined: -src-creds"},
+		{[]string{"manifest-digest", "--quiet", "/m.json"}, "flag provided but not defined: -quiet"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			if code := h.run(tc.args...); code != exitUsage {
+				t.Errorf("exit code %d, want %d; stderr %s", code, exitUsage, h.stderr.String())
+			}
+			if !strings.Contains(h.stderr.String(), tc.want) {
+				t.Errorf("stderr %q does not contain %q", h.stderr.String(), tc.want)
+			}
+		})
+	}
+	// Global flags still work after the command name, as in skopeo.
+	h := newHarness(t)
+	if code := h.run("copy", "--debug", "--override-arch", "arm64", "dir:/a", "dir:/b"); code != exitOK || h.opts.SourceCtx.ArchitectureChoice != "arm64" {
+		t.Errorf("global flags after copy: exit %d: %s", code, h.stderr.String())
+	}
+}
+
+// TestLogoutAllAndGetLogin checks skopeo's logout --all (-a) and login --get-login.
+func TestLogoutAllAndGetLogin(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	authfile := filepath.Join(dir, "auth.json")
+	const stored = `{"auths":{"a.example":{"auth":"YWxpY2U6czNjcmV0"},"b.example:5000":{"auth":"Ym9iOng="}},"credHelpers":{"c.example":"pass"}}`
+	if err := os.WriteFile(authfile, []byte(stored), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	h := newHarness(t)
+	if code := h.run("login", "--get-login", "--authfile", authfile, "a.example"); code != exitOK || h.stdout.String() != "alice\n" {
+		t.Fatalf("login --get-login: exit %d, stdout %q, stderr %s", code, h.stdout.String(), h.stderr.String())
+	}
+	h = newHarness(t)
+	if code := h.run("login", "--get-login", "--authfile", authfile, "d.example"); code != exitFailure || h.stdout.Len() != 0 || !strings.Contains(h.stderr.String(), "not logged in") {
+		t.Fatalf("login --get-login of an unknown registry: exit %d, stdout %q, stderr %s", code, h.stdout.String(), h.stderr.String())
+	}
+
+	for _, flag := range []string{"--all", "-a"} {
+		if err := os.WriteFile(authfile, []byte(stored), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h = newHarness(t)
+		if code := h.run("logout", flag, "--authfile", authfile); code != exitOK {
+			t.Fatalf("logout %s: exit %d: %s", flag, code, h.stderr.String())
+		}
+		var got map[string]map[string]any
+		b, err := os.ReadFile(authfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got["auths"]) != 0 || got["credHelpers"]["c.example"] != "pass" {
+			t.Errorf("logout %s left %s", flag, b)
+		}
+	}
+	h = newHarness(t)
+	if code := h.run("logout", "--all", "--authfile", authfile, "a.example"); code != exitUsage {
+		t.Errorf("logout --all REGISTRY: exit %d, want %d", code, exitUsage)
+	}
+	missing := filepath.Join(dir, "missing.json")
+	h = newHarness(t)
+	if code := h.run("logout", "--all", "--authfile", missing); code != exitOK {
+		t.Errorf("logout --all without a file: exit %d: %s", code, h.stderr.String())
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("logout --all created %s: %v", missing, err)
+	}
+}
