@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	copier "github.com/imgcopy/imgcopy/copy"
 )
 
 // TestSkopeoOnlyFlagsSayWhatToUse checks that skopeo flags imgcopy does not have, on every
@@ -149,5 +151,33 @@ func TestLogoutAllAndGetLogin(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("logout --all created %s: %v", missing, err)
+	}
+}
+
+// TestOverridePlatformSelectsItsImage checks that --override-arch (and -os, -variant) without
+// --all, --multi-arch or --platform copies that platform's image, as skopeo copy does, rather
+// than being ignored by the default copy of every platform.
+func TestOverridePlatformSelectsItsImage(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want copier.MultiArch
+	}{
+		{[]string{"--override-arch", "arm64", "dir:/a", "dir:/b"}, copier.MultiArchSystem},
+		{[]string{"copy", "dir:/a", "dir:/b", "--override-os", "linux"}, copier.MultiArchSystem},
+		{[]string{"--override-variant", "v7", "copy", "dir:/a", "dir:/b"}, copier.MultiArchSystem},
+		{[]string{"--override-arch", "arm64", "--all", "dir:/a", "dir:/b"}, copier.MultiArchAll},
+		{[]string{"--override-arch", "arm64", "--multi-arch", "index-only", "dir:/a", "dir:/b"}, copier.MultiArchIndexOnly},
+		{[]string{"--override-arch", "arm64", "--platform", "linux/amd64", "dir:/a", "dir:/b"}, copier.MultiArchDefault},
+		{[]string{"dir:/a", "dir:/b"}, copier.MultiArchDefault},
+	}
+	for _, tc := range cases {
+		h := newHarness(t)
+		if code := h.run(tc.args...); code != exitOK {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, h.stderr.String())
+		}
+		if h.opts.MultiArch != tc.want {
+			t.Errorf("%v: MultiArch %v, want %v", tc.args, h.opts.MultiArch, tc.want)
+		}
 	}
 }
