@@ -79,7 +79,7 @@ func main() {
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, e *env, args []string) int {
 	app := newApp(e)
-	err := app.RunContext(ctx, interspersed(app, args))
+	err := app.RunContext(ctx, interspersed(app, helpCommand(args)))
 	if err == nil {
 		return exitCode(ctx, nil)
 	}

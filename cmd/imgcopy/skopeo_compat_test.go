@@ -181,3 +181,21 @@ func TestOverridePlatformSelectsItsImage(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpCommand checks skopeo's "help" and "help COMMAND", which imgcopy took as SRC.
+func TestHelpCommand(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help"}, "imgcopy - copy container images"},
+		{[]string{"help", "inspect"}, "imgcopy inspect - show an image's digest"},
+		{[]string{"help", "copy"}, "imgcopy copy - copy an image"},
+	} {
+		h := newHarness(t)
+		if code := h.run(tc.args...); code != exitOK || !strings.Contains(h.stdout.String(), tc.want) {
+			t.Errorf("%v: exit %d, stdout %.200q, stderr %s", tc.args, code, h.stdout.String(), h.stderr.String())
+		}
+	}
+}

@@ -71,3 +71,12 @@ func skopeoFlagError(command string, err error) error {
 	}
 	return err
 }
+
+// helpCommand rewrites skopeo's "help [COMMAND]" as "[COMMAND] --help": imgcopy has no help
+// command (a first argument is SRC of the default copy), and "help" is no image name.
+func helpCommand(args []string) []string {
+	if len(args) < 2 || args[1] != "help" {
+		return args
+	}
+	return append(append([]string{args[0]}, args[2:]...), "--help")
+}
