@@ -98,3 +98,24 @@ func TestCLIInspectEmptyStoreFails(t *testing.T) {
 		}
 	}
 }
+
+// TestCLISyncDirImageNamedAfterItsDirectory checks skopeo's `sync --src dir` of a directory
+// that is itself an image: it is named after the directory, tag latest unless the name has
+// one, where imgcopy skipped it as unnamed and exited 0 having copied nothing.
+func TestCLISyncDirImageNamedAfterItsDirectory(t *testing.T) {
+	t.Parallel()
+	reg := testregistry.Start(t, testregistry.Options{})
+	dir := t.TempDir()
+	app, tagged := filepath.Join(dir, "app"), filepath.Join(dir, "tools:1.2")
+	mustCLI(t, "copy", "-q", "oci:examples/hello:latest", "dir:"+app)
+	mustCLI(t, "copy", "-q", "oci:examples/hello:latest", "dir:"+tagged)
+	mustCLI(t, "sync", "-q", "--src", "dir", "--dest", "docker", app, reg.Host+"/mirror")
+	mustCLI(t, "sync", "-q", "dir:"+tagged, "docker://"+reg.Host+"/mirror")
+	for repo, want := range map[string]string{"mirror/app": "latest", "mirror/tools": "1.2"} {
+		res := mustCLI(t, "list-tags", "docker://"+reg.Host+"/"+repo)
+		var out struct{ Tags []string }
+		if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || len(out.Tags) != 1 || out.Tags[0] != want {
+			t.Errorf("%s has tags %q (%v), want [%s]", repo, res.stdout, err, want)
+		}
+	}
+}
