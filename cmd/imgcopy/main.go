@@ -79,7 +79,10 @@ func main() {
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, e *env, args []string) int {
 	app := newApp(e)
-	err := app.RunContext(ctx, interspersed(app, helpCommand(args)))
+	err := skopeoCommandError(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, interspersed(app, helpCommand(args)))
+	}
 	if err == nil {
 		return exitCode(ctx, nil)
 	}

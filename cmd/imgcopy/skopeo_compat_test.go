@@ -199,3 +199,22 @@ func TestHelpCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestSkopeoOnlyCommandsSayWhatToUse checks that skopeo's commands imgcopy lacks are named
+// as such, where the default copy took them as SRC and complained about flags or arguments.
+func TestSkopeoOnlyCommandsSayWhatToUse(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"standalone-sign", "m.json", "docker.io/a:b", "FP", "-o", "sig"}, "standalone-sign is a skopeo command imgcopy does not have: imgcopy does not sign images"},
+		{[]string{"--log-level", "info", "standalone-verify", "m", "docker.io/a:b", "FP", "sig"}, "standalone-verify is a skopeo command"},
+		{[]string{"generate-sigstore-key", "--output-prefix", "x"}, "cosign generate-key-pair"},
+	} {
+		h := newHarness(t)
+		if code := h.run(tc.args...); code != exitUsage || !strings.Contains(h.stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %d and %q", tc.args, code, h.stderr.String(), exitUsage, tc.want)
+		}
+	}
+}

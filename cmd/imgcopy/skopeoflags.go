@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/pkg/errors"
+	"github.com/urfave/cli/v2"
 )
 
 // skopeoOnly maps flags of skopeo (its global flags and those of copy, sync, inspect,
@@ -79,4 +80,37 @@ func helpCommand(args []string) []string {
 		return args
 	}
 	return append(append([]string{args[0]}, args[2:]...), "--help")
+}
+
+// skopeoCommands maps skopeo's commands that imgcopy does not have to what to use instead.
+var skopeoCommands = map[string]string{
+	"standalone-sign":                               "imgcopy does not sign images: use cosign sign (or cosign sign-blob)",
+	"standalone-verify":                             "imgcopy does not verify signatures: use cosign verify",
+	"generate-sigstore-key":                         "imgcopy does not make signing keys: use cosign generate-key-pair",
+	"untrusted-signature-dump-without-verification": "imgcopy does not read simple signing signatures: imgcopy referrers lists an image's signatures",
+	"experimental-image-proxy":                      "imgcopy has no image proxy: use the Go library (see README.md)",
+}
+
+// skopeoCommandError returns a usage error when the command of args (the first argument
+// that is neither a flag nor a flag's value) is one of skopeoCommands: the default copy
+// would take it as SRC and complain about its flags or argument count instead.
+func skopeoCommandError(app *cli.App, args []string) error {
+	arity := flagArity(app.Flags)
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return nil
+		}
+		name, inline, isFlag := splitFlag(a)
+		if !isFlag {
+			if alt, ok := skopeoCommands[a]; ok {
+				return usageErrorf("%s is a skopeo command imgcopy does not have: %s", a, alt)
+			}
+			return nil
+		}
+		if arity[name] && !inline {
+			i++
+		}
+	}
+	return nil
 }
