@@ -119,3 +119,20 @@ func TestCLISyncDirImageNamedAfterItsDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIExplicitTLSVerifyRequiresHTTPS checks that --tls-verify=true given explicitly
+// requires HTTPS on a loopback registry too, as skopeo's flag does; without the flag a
+// loopback registry may answer over plain HTTP.
+func TestCLIExplicitTLSVerifyRequiresHTTPS(t *testing.T) {
+	t.Parallel()
+	reg := testregistry.Start(t, testregistry.Options{})
+	image := "docker://" + reg.Host + "/app:1"
+	mustCLI(t, "copy", "-q", "oci:examples/hello:latest", image)
+	mustCLI(t, "inspect", "--raw", image)
+	if res := cli(t, "inspect", "--raw", "--tls-verify=true", image); res.code != 7 || res.stdout != "" {
+		t.Errorf("inspect --tls-verify=true of a plain-HTTP registry: exit %d, stdout %q, stderr %q; want exit 7", res.code, res.stdout, res.stderr)
+	}
+	if res := cli(t, "copy", "-q", "--dest-tls-verify=true", "oci:examples/hello:latest", image); res.code != 7 {
+		t.Errorf("copy --dest-tls-verify=true to a plain-HTTP registry: exit %d, stderr %q; want exit 7", res.code, res.stderr)
+	}
+}
