@@ -33,6 +33,9 @@ func TestSkopeoOnlyFlagsSayWhatToUse(t *testing.T) {
 		{[]string{"inspect", "--daemon-host", "x", "docker://h/a"}, "no docker-daemon: transport"},
 		{[]string{"login", "-v", "h"}, "-v is a skopeo flag imgcopy does not have: imgcopy login prints"},
 		{[]string{"logout", "--tls-verify=false", "h"}, "logout does not contact the registry"},
+		{[]string{"--require-signed", "copy", "dir:/a", "dir:/b"}, "enforces no signature policy"},
+		{[]string{"--registries-conf", "/r.conf", "inspect", "docker://a"}, "reads no registries.conf"},
+		{[]string{"login", "--compat-auth-file", "/c.json", "h"}, "--authfile ~/.docker/config.json"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

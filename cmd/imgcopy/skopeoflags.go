@@ -40,6 +40,10 @@ var skopeoOnly = map[string]string{
 	"policy":                              "imgcopy enforces no signature policy: verify signatures before copying (e.g. cosign verify)",
 	"registries.d":                        "imgcopy reads no registries.d configuration and copies no lookaside signatures: drop the flag",
 	"command-timeout":                     "run imgcopy under timeout(1) (timeout 10m imgcopy ...); --read-timeout already bounds a stalled transfer",
+	"require-signed":                      "imgcopy enforces no signature policy: verify signatures before copying (e.g. cosign verify)",
+	"registries-conf":                     "imgcopy reads no registries.conf (no short-name search, mirrors or blocked registries): name images in full, e.g. docker://docker.io/library/busybox",
+	"user-agent-prefix":                   "imgcopy sends its own User-Agent: drop the flag",
+	"compat-auth-file":                    "imgcopy login writes the file --authfile names, in the format Docker's config.json shares: --authfile ~/.docker/config.json",
 }
 
 // skopeoOnlyIn holds the hints that differ for one command.
