@@ -129,8 +129,8 @@ func TestCLIExplicitTLSVerifyRequiresHTTPS(t *testing.T) {
 	image := "docker://" + reg.Host + "/app:1"
 	mustCLI(t, "copy", "-q", "oci:examples/hello:latest", image)
 	mustCLI(t, "inspect", "--raw", image)
-	if res := cli(t, "inspect", "--raw", "--tls-verify=true", image); res.code != 7 || res.stdout != "" {
-		t.Errorf("inspect --tls-verify=true of a plain-HTTP registry: exit %d, stdout %q, stderr %q; want exit 7", res.code, res.stdout, res.stderr)
+	if res := cli(t, "inspect", "--raw", "--tls-verify=true", image); res.code != 7 || res.stdout != "" || !strings.Contains(res.stderr, "the registry does not speak TLS: pass") {
+		t.Errorf("inspect --tls-verify=true of a plain-HTTP registry: exit %d, stdout %q, stderr %q; want exit 7 and a hint", res.code, res.stdout, res.stderr)
 	}
 	if res := cli(t, "copy", "-q", "--dest-tls-verify=true", "oci:examples/hello:latest", image); res.code != 7 {
 		t.Errorf("copy --dest-tls-verify=true to a plain-HTTP registry: exit %d, stderr %q; want exit 7", res.code, res.stderr)
