@@ -34,6 +34,9 @@ func TestSkopeoOnlyFlagsSayWhatToUse(t *testing.T) {
 		{[]string{"login", "-v", "h"}, "-v is a skopeo flag imgcopy does not have: imgcopy login prints"},
 		{[]string{"logout", "--tls-verify=false", "h"}, "logout does not contact the registry"},
 		{[]string{"--require-signed", "copy", "dir:/a", "dir:/b"}, "enforces no signature policy"},
+		{[]string{"--tls-verify=false", "copy", "dir:/a", "dir:/b"}, "use --src-tls-verify and/or --dest-tls-verify"},
+		{[]string{"dir:/a", "dir:/b", "--creds", "a:b"}, "use --src-creds and/or --dest-creds"},
+		{[]string{"sync", "--cert-dir", "/c", "dir:/a", "dir:/b"}, "use --src-cert-dir and/or --dest-cert-dir"},
 		{[]string{"--registries-conf", "/r.conf", "inspect", "docker://a"}, "reads no registries.conf"},
 		{[]string{"login", "--compat-auth-file", "/c.json", "h"}, "--authfile ~/.docker/config.json"},
 	}

@@ -46,8 +46,21 @@ var skopeoOnly = map[string]string{
 	"compat-auth-file":                    "imgcopy login writes the file --authfile names, in the format Docker's config.json shares: --authfile ~/.docker/config.json",
 }
 
-// skopeoOnlyIn holds the hints that differ for one command.
+// sideFlags are the hints for the unprefixed access flags of inspect (and skopeo's deprecated
+// global --tls-verify) given to copy or sync, which name the side.
+var sideFlags = map[string]string{
+	"tls-verify":     "use --src-tls-verify and/or --dest-tls-verify",
+	"creds":          "use --src-creds and/or --dest-creds",
+	"cert-dir":       "use --src-cert-dir and/or --dest-cert-dir",
+	"registry-token": "use --src-registry-token and/or --dest-registry-token",
+	"no-creds":       "use --src-no-creds and/or --dest-no-creds",
+}
+
+// skopeoOnlyIn holds the hints that differ for one command ("" is the default copy).
 var skopeoOnlyIn = map[string]map[string]string{
+	"":       sideFlags,
+	"copy":   sideFlags,
+	"sync":   sideFlags,
 	"login":  {"verbose": "imgcopy login prints the file it wrote anyway: drop the flag", "v": "imgcopy login prints the file it wrote anyway: drop the flag"},
 	"logout": {"tls-verify": "logout does not contact the registry: drop the flag"},
 }
