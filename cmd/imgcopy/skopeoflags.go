@@ -76,15 +76,17 @@ func skopeoFlagError(command string, err error) error {
 		return err
 	}
 	name := strings.TrimLeft(msg[i+len(undefined):], "-")
-	alt, ok := skopeoOnlyIn[command][name]
-	if !ok {
-		alt, ok = skopeoOnly[name]
+	dashes := "--"
+	if len(name) == 1 {
+		dashes = "-"
 	}
-	if ok {
-		dashes := "--"
-		if len(name) == 1 {
-			dashes = "-"
+	if alt, ok := skopeoOnlyIn[command][name]; ok {
+		if command == "" {
+			command = "copy"
 		}
+		return errors.Errorf("%s%s is not a flag of imgcopy %s: %s", dashes, name, command, alt)
+	}
+	if alt, ok := skopeoOnly[name]; ok {
 		return errors.Errorf("%s%s is a skopeo flag imgcopy does not have: %s", dashes, name, alt)
 	}
 	return err
