@@ -184,6 +184,7 @@ func loginCmd(e *env) *cli.Command {
 		ArgsUsage: "REGISTRY",
 		Description: `Stores credentials for REGISTRY (HOST[:PORT]) in the containers auth.json format: in
 --authfile, else $REGISTRY_AUTH_FILE, else ${XDG_RUNTIME_DIR}/containers/auth.json, else
+/run/containers/UID/auth.json as skopeo (where it can be made), else
 ~/.config/containers/auth.json. Missing user name or password are asked on the terminal.
 As with skopeo, the credentials are first checked against the registry (GET /v2/ with them);
 refused credentials are not stored.
