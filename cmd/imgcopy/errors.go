@@ -41,7 +41,7 @@ func hint(err error) string {
 	}
 	switch {
 	case errors.Is(err, types.ErrUnknownTransport):
-		return ""
+		return skopeoTransportHint(err.Error())
 	case errors.Is(err, types.ErrNotFoundOrDenied):
 		return "the registry does not say which: check the name, and if the repository is private pass --src-creds/--dest-creds (or --creds) or run imgcopy login REGISTRY"
 	case errors.Is(err, types.ErrCredentialsRefused):

@@ -224,3 +224,21 @@ func TestSkopeoOnlyCommandsSayWhatToUse(t *testing.T) {
 		}
 	}
 }
+
+// TestSkopeoTransportsSayWhatToUse checks that skopeo's transports imgcopy lacks get a hint.
+func TestSkopeoTransportsSayWhatToUse(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"docker-daemon:busybox:latest", "dir:/b"}, "docker save -o FILE.tar IMAGE and use docker-archive:FILE.tar"},
+		{[]string{"inspect", "containers-storage:busybox"}, "podman save --format oci-archive"},
+		{[]string{"copy", "dir:/a", "docker-daemon:app:1"}, "docker load -i FILE.tar"},
+	} {
+		h := newHarness(t)
+		if code := h.run(tc.args...); code != exitUsage || !strings.Contains(h.stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %d and %q", tc.args, code, h.stderr.String(), exitUsage, tc.want)
+		}
+	}
+}

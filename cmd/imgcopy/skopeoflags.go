@@ -133,3 +133,23 @@ func skopeoCommandError(app *cli.App, args []string) error {
 	}
 	return nil
 }
+
+// skopeoTransports maps skopeo's transports that imgcopy does not have to what to use instead.
+var skopeoTransports = map[string]string{
+	"docker-daemon":      "imgcopy does not talk to the Docker daemon: docker save -o FILE.tar IMAGE and use docker-archive:FILE.tar (docker load -i FILE.tar to go back)",
+	"containers-storage": "imgcopy does not read podman's or buildah's storage: podman save --format oci-archive -o FILE.tar IMAGE and use oci-archive:FILE.tar (podman load -i FILE.tar to go back)",
+	"ostree":             "imgcopy has no ostree: transport",
+	"sif":                "imgcopy has no sif: transport",
+	"tarball":            "imgcopy has no tarball: transport: build an image with a layer from the tarball instead",
+}
+
+// skopeoTransportHint returns what to use instead of the skopeo transport that msg, an
+// unknown-transport error, names; "" when it names none.
+func skopeoTransportHint(msg string) string {
+	for name, alt := range skopeoTransports {
+		if strings.Contains(msg, `transport "`+name+`"`) || strings.Contains(msg, `name "`+name+`:`) {
+			return alt
+		}
+	}
+	return ""
+}
