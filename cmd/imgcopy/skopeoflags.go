@@ -29,7 +29,7 @@ var skopeoOnly = map[string]string{
 	"encrypt-layer":                       "imgcopy does not encrypt layers",
 	"decryption-key":                      "imgcopy does not decrypt layers",
 	"dest-compress":                       "use --dest-compress-format gzip (or zstd)",
-	"dest-oci-accept-uncompressed-layers": "imgcopy keeps uncompressed layers as they are in every destination: drop the flag",
+	"dest-oci-accept-uncompressed-layers": "imgcopy keeps uncompressed layers as they are in an OCI layout: drop the flag",
 	"dest-precompute-digests":             "imgcopy always asks the registry which blobs it has before uploading: drop the flag",
 	"src-shared-blob-dir":                 "imgcopy has no shared blob directory: keep the images in one OCI layout (oci:DIR:NAME), which stores each blob once",
 	"dest-shared-blob-dir":                "imgcopy has no shared blob directory: keep the images in one OCI layout (oci:DIR:NAME), which stores each blob once",
