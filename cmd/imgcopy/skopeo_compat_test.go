@@ -10,6 +10,25 @@ import (
 	copier "github.com/imgcopy/imgcopy/copy"
 )
 
+// wantUsageError runs args in a subtest and checks that they fail as a usage error (exit code
+// 2) whose message contains want, without copying anything.
+func wantUsageError(t *testing.T, args []string, want string) {
+	t.Helper()
+	t.Run(strings.Join(args, " "), func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		if code := h.run(args...); code != exitUsage {
+			t.Errorf("exit code %d, want %d; stderr %s", code, exitUsage, h.stderr.String())
+		}
+		if !strings.Contains(h.stderr.String(), want) {
+			t.Errorf("stderr %q does not contain %q", h.stderr.String(), want)
+		}
+		if h.opts != nil {
+			t.Error("copy was called")
+		}
+	})
+}
+
 // TestSkopeoOnlyFlagsSayWhatToUse checks that skopeo flags imgcopy does not have, on every
 // command skopeo has them, are refused with what to use instead.
 func TestSkopeoOnlyFlagsSayWhatToUse(t *testing.T) {
@@ -41,19 +60,7 @@ func TestSkopeoOnlyFlagsSayWhatToUse(t *testing.T) {
 		{[]string{"login", "--compat-auth-file", "/c.json", "h"}, "--authfile ~/.docker/config.json"},
 	}
 	for _, tc := range cases {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			t.Parallel()
-			h := newHarness(t)
-			if code := h.run(tc.args...); code != exitUsage {
-				t.Errorf("exit code %d, want %d; stderr %s", code, exitUsage, h.stderr.String())
-			}
-			if !strings.Contains(h.stderr.String(), tc.want) {
-				t.Errorf("stderr %q does not contain %q", h.stderr.String(), tc.want)
-			}
-			if h.opts != nil {
-				t.Error("copy was called")
-			}
-		})
+		wantUsageError(t, tc.args, tc.want)
 	}
 }
 
@@ -89,16 +96,7 @@ func TestCopyFlagsAfterAnotherCommandAreRefused(t *testing.T) {
 		{[]string{"manifest-digest", "--quiet", "/m.json"}, "flag provided but not defined: -quiet"},
 	}
 	for _, tc := range cases {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			t.Parallel()
-			h := newHarness(t)
-			if code := h.run(tc.args...); code != exitUsage {
-				t.Errorf("exit code %d, want %d; stderr %s", code, exitUsage, h.stderr.String())
-			}
-			if !strings.Contains(h.stderr.String(), tc.want) {
-				t.Errorf("stderr %q does not contain %q", h.stderr.String(), tc.want)
-			}
-		})
+		wantUsageError(t, tc.args, tc.want)
 	}
 	// Global flags still work after the command name, as in skopeo.
 	h := newHarness(t)
@@ -218,10 +216,7 @@ func TestSkopeoOnlyCommandsSayWhatToUse(t *testing.T) {
 		{[]string{"--log-level", "info", "standalone-verify", "m", "docker.io/a:b", "FP", "sig"}, "standalone-verify is a skopeo command"},
 		{[]string{"generate-sigstore-key", "--output-prefix", "x"}, "cosign generate-key-pair"},
 	} {
-		h := newHarness(t)
-		if code := h.run(tc.args...); code != exitUsage || !strings.Contains(h.stderr.String(), tc.want) {
-			t.Errorf("%v: exit %d, stderr %q, want %d and %q", tc.args, code, h.stderr.String(), exitUsage, tc.want)
-		}
+		wantUsageError(t, tc.args, tc.want)
 	}
 }
 
@@ -236,9 +231,6 @@ func TestSkopeoTransportsSayWhatToUse(t *testing.T) {
 		{[]string{"inspect", "containers-storage:busybox"}, "podman save --format oci-archive"},
 		{[]string{"copy", "dir:/a", "docker-daemon:app:1"}, "docker load -i FILE.tar"},
 	} {
-		h := newHarness(t)
-		if code := h.run(tc.args...); code != exitUsage || !strings.Contains(h.stderr.String(), tc.want) {
-			t.Errorf("%v: exit %d, stderr %q, want %d and %q", tc.args, code, h.stderr.String(), exitUsage, tc.want)
-		}
+		wantUsageError(t, tc.args, tc.want)
 	}
 }
