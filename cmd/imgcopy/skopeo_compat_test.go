@@ -11,11 +11,11 @@ import (
 )
 
 // wantUsageError runs args in a subtest and checks that they fail as a usage error (exit code
-// 2) whose message contains want, without copying anything.
+// 2) whose message contains want, without copying anything. The tests that run the app are
+// not parallel: urfave/cli's help and version flags are package variables it writes.
 func wantUsageError(t *testing.T, args []string, want string) {
 	t.Helper()
 	t.Run(strings.Join(args, " "), func(t *testing.T) {
-		t.Parallel()
 		h := newHarness(t)
 		if code := h.run(args...); code != exitUsage {
 			t.Errorf("exit code %d, want %d; stderr %s", code, exitUsage, h.stderr.String())
@@ -32,7 +32,6 @@ func wantUsageError(t *testing.T, args []string, want string) {
 // TestSkopeoOnlyFlagsSayWhatToUse checks that skopeo flags imgcopy does not have, on every
 // command skopeo has them, are refused with what to use instead.
 func TestSkopeoOnlyFlagsSayWhatToUse(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		args []string
 		want string
@@ -67,7 +66,6 @@ func TestSkopeoOnlyFlagsSayWhatToUse(t *testing.T) {
 // TestInsecurePolicyIsAccepted checks that skopeo's --insecure-policy, which nearly every
 // skopeo script in a container carries, is accepted before or after the command.
 func TestInsecurePolicyIsAccepted(t *testing.T) {
-	t.Parallel()
 	for _, args := range [][]string{
 		{"--insecure-policy", "copy", "dir:/a", "dir:/b"},
 		{"copy", "--insecure-policy", "dir:/a", "dir:/b"},
@@ -84,7 +82,6 @@ func TestInsecurePolicyIsAccepted(t *testing.T) {
 // command (imgcopy inspect --all, imgcopy logout -a before it had --all, --src-creds before
 // list-tags) is reported instead of being parsed as the default copy's and ignored.
 func TestCopyFlagsAfterAnotherCommandAreRefused(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		args []string
 		want string
@@ -107,7 +104,6 @@ func TestCopyFlagsAfterAnotherCommandAreRefused(t *testing.T) {
 
 // TestLogoutAllAndGetLogin checks skopeo's logout --all (-a) and login --get-login.
 func TestLogoutAllAndGetLogin(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	authfile := filepath.Join(dir, "auth.json")
 	const stored = `{"auths":{"a.example":{"auth":"YWxpY2U6czNjcmV0"},"b.example:5000":{"auth":"Ym9iOng="}},"credHelpers":{"c.example":"pass"}}`
@@ -162,7 +158,6 @@ func TestLogoutAllAndGetLogin(t *testing.T) {
 // --all, --multi-arch or --platform copies that platform's image, as skopeo copy does, rather
 // than being ignored by the default copy of every platform.
 func TestOverridePlatformSelectsItsImage(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		args []string
 		want copier.MultiArch
@@ -188,7 +183,6 @@ func TestOverridePlatformSelectsItsImage(t *testing.T) {
 
 // TestHelpCommand checks skopeo's "help" and "help COMMAND", which imgcopy took as SRC.
 func TestHelpCommand(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -207,7 +201,6 @@ func TestHelpCommand(t *testing.T) {
 // TestSkopeoOnlyCommandsSayWhatToUse checks that skopeo's commands imgcopy lacks are named
 // as such, where the default copy took them as SRC and complained about flags or arguments.
 func TestSkopeoOnlyCommandsSayWhatToUse(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -222,7 +215,6 @@ func TestSkopeoOnlyCommandsSayWhatToUse(t *testing.T) {
 
 // TestSkopeoTransportsSayWhatToUse checks that skopeo's transports imgcopy lacks get a hint.
 func TestSkopeoTransportsSayWhatToUse(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string
