@@ -61,7 +61,7 @@ func newClient(sys *types.SystemContext, registry, host, repo string) (*client, 
 		sys: sys, registry: registry, host: host, repo: repo, endpoint: ep,
 		auth:        newAuthenticator(sys, registry, repo),
 		retry:       newRetryPolicy(sys),
-		insecureOK:  (sys != nil && sys.InsecureSkipTLSVerify == types.OptionalBoolTrue) || isLoopback(host),
+		insecureOK:  insecureOK(sys, host),
 		userAgent:   defaultUserAgent,
 		readTimeout: readTimeout(sys),
 	}
@@ -85,6 +85,17 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	}
 	logrus.WithFields(logrus.Fields{"url": redact.URL(req.URL)}).Debug("following registry redirect")
 	return nil
+}
+
+// insecureOK reports whether host may be reached over plain HTTP: with --tls-verify=false,
+// or on a loopback host unless --tls-verify=true was given explicitly (which requires HTTPS
+// there too, as skopeo's flag does).
+func insecureOK(sys *types.SystemContext, host string) bool {
+	verify := types.OptionalBoolUndefined
+	if sys != nil {
+		verify = sys.InsecureSkipTLSVerify
+	}
+	return verify == types.OptionalBoolTrue || (verify == types.OptionalBoolUndefined && isLoopback(host))
 }
 
 // isLoopback reports whether host (host[:port]) is localhost or in 127.0.0.0/8 or ::1,

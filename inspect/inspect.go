@@ -8,6 +8,7 @@ import (
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/internal/iolimits"
 	"github.com/imgcopy/imgcopy/internal/verify"
@@ -217,7 +218,8 @@ func (img *Image) Summary(ref types.ImageReference, tags []string) (*Output, err
 }
 
 // Inspect reads ref and returns its summary. RepoTags lists the tags of the repository (or
-// layout or archive) when the reference implements types.TagLister and opts.NoTags is false.
+// layout or archive) when the reference implements types.TagLister and opts.NoTags is false;
+// a registry that refuses the tag list (denied or not found) leaves it empty, with a warning.
 func Inspect(ctx context.Context, ref types.ImageReference, sys *types.SystemContext, opts Options) (*Output, error) {
 	img, err := Read(ctx, ref, sys)
 	if err != nil {
@@ -226,7 +228,14 @@ func Inspect(ctx context.Context, ref types.ImageReference, sys *types.SystemCon
 	var tags []string
 	if lister, ok := ref.(types.TagLister); ok && !opts.NoTags {
 		if tags, err = lister.ListTags(ctx, sys); err != nil {
-			return nil, errors.Wrapf(err, "listing tags of %s", types.ImageName(ref))
+			// Some registries refuse the tag list to accounts that may pull (ECR without
+			// ecr:ListImages answers DENIED) or lack the endpoint (404): the image itself
+			// was read, so as skopeo does, say so and go on without RepoTags.
+			if c := types.Classify(err); ref.Transport().Name() != "docker" || (c != types.ClassAuth && c != types.ClassNotFound) {
+				return nil, errors.Wrapf(err, "listing tags of %s", types.ImageName(ref))
+			}
+			logrus.WithField("error", err.Error()).Warnf("the registry does not list the tags of %s; RepoTags left empty", types.ImageName(ref))
+			tags = nil
 		}
 	}
 	return img.Summary(ref, tags)

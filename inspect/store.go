@@ -47,7 +47,7 @@ func InspectStore(ctx context.Context, ref types.ImageReference, sys *types.Syst
 	if err != nil {
 		return nil, false, errors.Wrapf(err, "listing images of %s", types.ImageName(ref))
 	}
-	if len(listed) == 1 {
+	if len(listed) <= 1 { // one image, or none: inspect it as an image, which fails as it should
 		return nil, false, nil
 	}
 	out = &StoreOutput{Store: types.ImageName(ref), Images: []StoredImage{}}

@@ -2,10 +2,12 @@ package sync
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
 	"golang.org/x/sync/errgroup"
@@ -345,7 +347,32 @@ func (p *Plan) candidates(ctx context.Context, src *Source) ([]candidate, error)
 		return nil, err
 	}
 	listed = slices.DeleteFunc(listed, p.travelsWithImage)
+	nameRootImage(ref, listed)
 	return append(out, selectListed(listed, src.Filters)...), nil
+}
+
+// nameRootImage names an unnamed image that is the dir: source directory itself after that
+// directory, tag latest unless the directory's name has one, as skopeo sync --src dir does
+// (dir:/srv/app synced to docker://mirror.example/m is mirror.example/m/app:latest).
+func nameRootImage(ref types.ImageReference, listed []types.ListedImage) {
+	if ref.Transport().Name() != "dir" {
+		return
+	}
+	for i := range listed {
+		li := &listed[i]
+		if li.Name != nil || li.StoredName != "" || types.ImageName(li.Ref) != types.ImageName(ref) {
+			continue
+		}
+		base := filepath.Base(filepath.Clean(ref.StringWithinTransport()))
+		named, err := reference.ParseNormalizedNamed(base)
+		if err != nil {
+			return // not an image name: the image stays unnamed and is skipped, saying why
+		}
+		if reference.IsNameOnly(named) {
+			base += ":latest"
+		}
+		li.StoredName = base
+	}
 }
 
 // literal returns the candidate for a literal tag or digest of src.

@@ -72,7 +72,7 @@ func TestCLIUploadConnectionReset(t *testing.T) {
 				if got := ru.resets.Load(); got != tc.resets {
 					t.Errorf("%d uploads reset, want %d", got, tc.resets)
 				}
-				mustCLI(t, "verify", "--quiet", "--src-tls-verify=false", dest)
+				mustCLI(t, "verify", "--quiet", "--tls-verify=false", dest)
 				return
 			}
 			if got := ru.resets.Load(); got != 3 {
@@ -81,7 +81,7 @@ func TestCLIUploadConnectionReset(t *testing.T) {
 			if !strings.Contains(res.stderr, "uploading blob") {
 				t.Errorf("stderr does not name the upload:\n%s", res.stderr)
 			}
-			if r := cli(t, "inspect", "--src-tls-verify=false", dest); r.code != 3 {
+			if r := cli(t, "inspect", "--tls-verify=false", dest); r.code != 3 {
 				t.Errorf("inspect of the failed push: exit %d, want 3 (nothing written)\n%s", r.code, r.stderr)
 			}
 		})

@@ -184,6 +184,7 @@ func loginCmd(e *env) *cli.Command {
 		ArgsUsage: "REGISTRY",
 		Description: `Stores credentials for REGISTRY (HOST[:PORT]) in the containers auth.json format: in
 --authfile, else $REGISTRY_AUTH_FILE, else ${XDG_RUNTIME_DIR}/containers/auth.json, else
+/run/containers/UID/auth.json as skopeo (where it can be made), else
 ~/.config/containers/auth.json. Missing user name or password are asked on the terminal.
 As with skopeo, the credentials are first checked against the registry (GET /v2/ with them);
 refused credentials are not stored.
@@ -199,6 +200,7 @@ Examples:
 			&cli.StringFlag{Name: "authfile", Usage: "write to auth file `PATH`"},
 			&cli.StringFlag{Name: "cert-dir", Usage: "use certificates (*.crt, *.cert, *.key) in `DIR` for the registry"},
 			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "require HTTPS and verify certificates for the registry"},
+			&cli.BoolFlag{Name: "get-login", Usage: "print the user name stored for REGISTRY (in the auth files credentials are read from) and store nothing"},
 		},
 		Action: func(c *cli.Context) error { return loginCommand(c, e) },
 	}
@@ -207,6 +209,9 @@ Examples:
 func loginCommand(c *cli.Context, e *env) error {
 	if err := checkArgs(c, 1, "REGISTRY"); err != nil {
 		return err
+	}
+	if c.Bool("get-login") {
+		return getLogin(c, e)
 	}
 	auth := types.DockerAuthConfig{Username: c.String("username"), Password: c.String("password")}
 	if c.Bool("password-stdin") {
@@ -256,24 +261,52 @@ func loginCommand(c *cli.Context, e *env) error {
 	return nil
 }
 
+// getLogin prints the user name stored for the registry, as skopeo login --get-login.
+func getLogin(c *cli.Context, e *env) error {
+	registry := c.Args().First()
+	auth, err := credentials.Lookup(c.Context, &types.SystemContext{AuthFilePath: c.String("authfile")}, registry, "")
+	if err != nil {
+		return err
+	}
+	if auth.Username == "" {
+		return errors.Wrapf(types.ErrNotLoggedIn, "no user name stored for %s", registry)
+	}
+	printf(e.stdout, "%s\n", auth.Username)
+	return nil
+}
+
 func logoutCmd(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "logout",
 		Usage:     "remove stored credentials for a registry",
 		ArgsUsage: "REGISTRY",
-		Description: `Removes the credentials for REGISTRY from the auth file login writes.
+		Description: `Removes the credentials for REGISTRY from the auth file login writes; --all removes
+those of every registry.
 
 Examples:
    imgcopy logout registry.example.com
-   imgcopy logout --authfile /tmp/auth.json 127.0.0.1:5000`,
+   imgcopy logout --authfile /tmp/auth.json 127.0.0.1:5000
+   imgcopy logout --all`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "authfile", Usage: "edit auth file `PATH`"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove the credentials of every registry in the auth file"},
 		},
 		Action: func(c *cli.Context) error { return logoutCommand(c, e) },
 	}
 }
 
 func logoutCommand(c *cli.Context, e *env) error {
+	if c.Bool("all") {
+		if err := checkArgs(c, 0, "no REGISTRY with --all"); err != nil {
+			return err
+		}
+		path, err := credentials.LogoutAll(&types.SystemContext{AuthFilePath: c.String("authfile")})
+		if err != nil {
+			return err
+		}
+		printf(e.stdout, "Removed login credentials for all registries from %s\n", path)
+		return nil
+	}
 	if err := checkArgs(c, 1, "REGISTRY"); err != nil {
 		return err
 	}

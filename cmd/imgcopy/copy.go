@@ -6,6 +6,8 @@ import (
 
 	"github.com/pkg/errors"
 	"github.com/urfave/cli/v2"
+
+	copier "github.com/imgcopy/imgcopy/copy"
 )
 
 func copyCmd(e *env) *cli.Command {
@@ -43,6 +45,7 @@ func copyCommand(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	overridePlatform(c, opts)
 	out, err := newProgress(e, c.String("progress"), c.Bool("quiet"))
 	if err != nil {
 		return err
@@ -70,4 +73,17 @@ func copyCommand(c *cli.Context, e *env) error {
 		}
 	}
 	return nil
+}
+
+// overridePlatform makes --override-os/--override-arch/--override-variant, given without
+// --all, --multi-arch or --platform, copy only that platform's image of a multi-platform
+// source, as skopeo copy does with them: copying every platform (the default) would ignore
+// them.
+func overridePlatform(c *cli.Context, opts *copier.Options) {
+	if opts.MultiArch != copier.MultiArchDefault || len(opts.Platforms) > 0 {
+		return
+	}
+	if c.String("override-os") != "" || c.String("override-arch") != "" || c.String("override-variant") != "" {
+		opts.MultiArch = copier.MultiArchSystem
+	}
 }

@@ -41,7 +41,7 @@ func hint(err error) string {
 	}
 	switch {
 	case errors.Is(err, types.ErrUnknownTransport):
-		return ""
+		return skopeoTransportHint(err.Error())
 	case errors.Is(err, types.ErrNotFoundOrDenied):
 		return "the registry does not say which: check the name, and if the repository is private pass --src-creds/--dest-creds (or --creds) or run imgcopy login REGISTRY"
 	case errors.Is(err, types.ErrCredentialsRefused):
@@ -61,9 +61,9 @@ func hint(err error) string {
 	case errors.Is(err, types.ErrSignatureInvalid):
 		return "the manifest was changed after it was signed: do not trust this source"
 	case errors.As(err, &unknownAuthority), errors.As(err, &verifyErr), errors.As(err, &invalidCert), errors.As(err, &hostname):
-		return "TLS verification failed: put the registry's CA in a --src-cert-dir/--dest-cert-dir (or /etc/containers/certs.d/HOST/), or pass --src-tls-verify=false/--dest-tls-verify=false"
-	case errors.As(err, &recordHeader):
-		return "the registry does not speak TLS: pass --src-tls-verify=false/--dest-tls-verify=false to use plain HTTP"
+		return "TLS verification failed: put the registry's CA in a --src-cert-dir/--dest-cert-dir (--cert-dir for the other commands) or /etc/containers/certs.d/HOST/, or pass --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false)"
+	case errors.As(err, &recordHeader), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "the registry does not speak TLS: pass --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false for the other commands) to use plain HTTP"
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return "check the registry's host and port, and that it is reachable from here"
 	case errors.Is(err, syscall.ENOSPC):

@@ -28,6 +28,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tmpdir", Usage: "`DIR` for large temporary files (spooled archives and layers)"},
 		readTimeoutFlag,
 		profileFlag,
+		&cli.BoolFlag{Name: "insecure-policy", Usage: "accepted for skopeo's scripts: imgcopy enforces no signature policy"},
 	}
 }
 

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
+	"strings"
 	"text/template"
 
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 	"github.com/urfave/cli/v2"
 
@@ -36,7 +39,7 @@ Examples:
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "raw", Usage: "print the manifest (or with --config the config) exactly as stored"},
 			&cli.BoolFlag{Name: "config", Usage: "print the image config instead of the summary"},
-			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "print the summary with Go `TEMPLATE` instead of JSON"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "print the summary (with --config the config) with Go `TEMPLATE` instead of JSON; json prints JSON"},
 			&cli.BoolFlag{Name: "no-tags", Aliases: []string{"n"}, Usage: "do not list the repository's tags (RepoTags)"},
 		}, imageFlags("", "image's")...),
 		Action: func(c *cli.Context) error { return inspectCommand(c, e) },
@@ -47,16 +50,9 @@ func inspectCommand(c *cli.Context, e *env) error {
 	if err := checkArgs(c, 1, "REF"); err != nil {
 		return err
 	}
-	var tmpl *template.Template
-	if f := c.String("format"); f != "" {
-		if c.Bool("raw") || c.Bool("config") {
-			return usageErrorf("--format cannot be combined with --raw or --config")
-		}
-		t, err := template.New("format").Parse(f)
-		if err != nil {
-			return usageError{errors.Wrap(err, "--format")}
-		}
-		tmpl = t
+	tmpl, err := formatTemplate(c.String("format"), c.Bool("raw"))
+	if err != nil {
+		return err
 	}
 	ref, err := parseRef(e, c.Args().First())
 	if err != nil {
@@ -81,6 +77,15 @@ func inspectCommand(c *cli.Context, e *env) error {
 		if err != nil {
 			return err
 		}
+		if tmpl != nil {
+			// As skopeo, the template sees the config as an OCI image config
+			// ({{.Architecture}}, {{.OS}}, {{.Config.Labels}}, {{.History}}).
+			var config imgspecv1.Image
+			if err := json.Unmarshal(img.Config, &config); err != nil {
+				return errors.Wrapf(err, "parsing the config of %s", c.Args().First())
+			}
+			return printSummary(e, tmpl, &config)
+		}
 		return printJSONBytes(e, img.Config, c.Bool("raw"))
 	case c.Bool("raw"):
 		b, _, err := inspect.RawManifest(c.Context, ref, sys)
@@ -95,6 +100,41 @@ func inspectCommand(c *cli.Context, e *env) error {
 		return err
 	}
 	return printSummary(e, tmpl, out)
+}
+
+// isJSONFormat matches the --format values skopeo (containers/common's report package)
+// treats as "print JSON": json and {{json .}}.
+var isJSONFormat = regexp.MustCompile(`^\s*(json|\{\{\s*json\s*\.?\s*\}\})\s*$`)
+
+// templateFuncs are the functions --format templates may use besides Go's built-ins, as in
+// skopeo's templates: {{json .Labels}}, {{join .RepoTags ","}}, {{lower .Os}}.
+var templateFuncs = template.FuncMap{
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"join":  strings.Join,
+	"split": strings.Split,
+	"lower": strings.ToLower,
+	"upper": strings.ToUpper,
+}
+
+// formatTemplate parses --format; nil means JSON output (no --format, or skopeo's "json").
+func formatTemplate(format string, raw bool) (*template.Template, error) {
+	if format == "" || isJSONFormat.MatchString(format) {
+		if format != "" && raw {
+			return nil, usageErrorf("--format cannot be combined with --raw")
+		}
+		return nil, nil
+	}
+	if raw {
+		return nil, usageErrorf("--format cannot be combined with --raw")
+	}
+	t, err := template.New("format").Funcs(templateFuncs).Parse(format)
+	if err != nil {
+		return nil, usageError{errors.Wrap(err, "--format")}
+	}
+	return t, nil
 }
 
 // printSummary prints out with the --format template, or as indented JSON.

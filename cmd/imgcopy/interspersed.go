@@ -16,6 +16,10 @@ func interspersed(app *cli.App, args []string) []string {
 		return args
 	}
 	global := flagArity(app.Flags)
+	// Only the true global flags may follow another command's name: the app's copy flags
+	// (--all, --src-creds, ...) there would be parsed and ignored, so they stay with the
+	// command, which reports them.
+	trueGlobal := flagArity(globalFlags())
 	current := global
 	var globals, cmdFlags, positional []string
 	var early [][]string // flags (with their values) before the command name, see below
@@ -36,7 +40,8 @@ func interspersed(app *cli.App, args []string) []string {
 				// never reads: give it to the command.
 				for _, f := range early {
 					name, _, _ := splitFlag(f[0])
-					if _, ok := current[name]; ok {
+					_, isGlobal := trueGlobal[name]
+					if _, ok := current[name]; ok || (!isGlobal && a != "copy") {
 						cmdFlags = append(cmdFlags, f...)
 					} else {
 						globals = append(globals, f...)
@@ -57,7 +62,9 @@ func interspersed(app *cli.App, args []string) []string {
 			target = &flag
 		} else if !known {
 			if takesValue, known = global[name]; known {
-				target = &globals
+				if _, ok := trueGlobal[name]; ok || cmdName == "copy" {
+					target = &globals
+				}
 			}
 		}
 		*target = append(*target, a)

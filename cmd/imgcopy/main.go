@@ -79,7 +79,10 @@ func main() {
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, e *env, args []string) int {
 	app := newApp(e)
-	err := app.RunContext(ctx, interspersed(app, args))
+	err := skopeoCommandError(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, interspersed(app, helpCommand(args)))
+	}
 	if err == nil {
 		return exitCode(ctx, nil)
 	}
@@ -99,8 +102,12 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{errors.Errorf(format, args...)}
 }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return usageError{skopeoFlagError(err)}
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	command := ""
+	if c != nil && c.Command != nil && c.Command.Name != c.App.Name {
+		command = c.Command.Name
+	}
+	return usageError{skopeoFlagError(command, err)}
 }
 
 // setupLogging configures logrus from --debug and --log-level; only the CLI does this.

@@ -4,8 +4,10 @@ package credentials
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
@@ -38,7 +40,8 @@ type authFile struct {
 // Lookup finds credentials for registry host (e.g. "127.0.0.1:5000", "docker.io") and
 // repository path ("library/busybox"), most specific first: sys.NoCreds and
 // sys.DockerAuthConfig; then sys.AuthFilePath alone when set; else $REGISTRY_AUTH_FILE,
-// ${XDG_RUNTIME_DIR}/containers/auth.json, ~/.config/containers/auth.json,
+// ${XDG_RUNTIME_DIR}/containers/auth.json (without XDG_RUNTIME_DIR on Linux, skopeo's
+// /run/containers/UID/auth.json), ~/.config/containers/auth.json,
 // $DOCKER_CONFIG/config.json or ~/.docker/config.json and ~/.dockercfg. Within a file,
 // credHelpers[host] comes first, then the most specific "auths" key, then credsStore.
 // The zero value means anonymous access. Missing files are skipped; a broken file is an error.
@@ -89,6 +92,8 @@ func searchOrder(sys *types.SystemContext) []authFile {
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		files = append(files, authFile{path: filepath.Join(d, "containers", "auth.json")})
+	} else if p := perUIDAuthFile(); p != "" {
+		files = append(files, authFile{path: p})
 	}
 	if d := configHome(); d != "" {
 		files = append(files, authFile{path: filepath.Join(d, "containers", "auth.json")})
@@ -103,6 +108,16 @@ func searchOrder(sys *types.SystemContext) []authFile {
 		files = append(files, authFile{path: filepath.Join(home, ".dockercfg"), legacy: true})
 	}
 	return files
+}
+
+// perUIDAuthFile is where skopeo and podman log in on Linux when XDG_RUNTIME_DIR is not set
+// (root in a container, a CI job): /run/containers/UID/auth.json; "" elsewhere. A variable
+// so that tests can move it.
+var perUIDAuthFile = func() string {
+	if runtime.GOOS != "linux" {
+		return ""
+	}
+	return fmt.Sprintf("/run/containers/%d/auth.json", os.Getuid())
 }
 
 // configHome is $XDG_CONFIG_HOME or ~/.config, "" when neither is known.

@@ -60,6 +60,9 @@ func setupEnv(t *testing.T) testEnv {
 	t.Setenv("REGISTRY_AUTH_FILE", "")
 	t.Setenv("HELPER_LOG", e.helperLog)
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	perUID := perUIDAuthFile
+	perUIDAuthFile = func() string { return filepath.Join(root, "uidrun", "containers", "0", "auth.json") }
+	t.Cleanup(func() { perUIDAuthFile = perUID })
 	return e
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/pkg/errors"
 
@@ -29,11 +30,12 @@ type authEntry struct {
 	Password string `json:"password,omitempty"`
 }
 
-// readAuthFile parses f; it returns nil, nil when the file does not exist.
+// readAuthFile parses f; it returns nil, nil when the file does not exist (or a directory on
+// its path is a file).
 func readAuthFile(f authFile) (*fileContents, error) {
 	b, err := readCapped(f.path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, nil
 		}
 		return nil, err

@@ -15,7 +15,8 @@ import (
 )
 
 // Login stores auth for host in a containers auth.json file and returns its path: sys.AuthFilePath
-// when set, else $REGISTRY_AUTH_FILE, else ${XDG_RUNTIME_DIR}/containers/auth.json, else
+// when set, else $REGISTRY_AUTH_FILE, else ${XDG_RUNTIME_DIR}/containers/auth.json, else (on
+// Linux, as skopeo) /run/containers/UID/auth.json when its directory can be made, else
 // ~/.config/containers/auth.json. Other entries and fields of the file are preserved; the file
 // is replaced atomically with mode 0600.
 func Login(sys *types.SystemContext, host string, auth types.DockerAuthConfig) (string, error) {
@@ -54,18 +55,68 @@ func Logout(sys *types.SystemContext, host string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	err = editAuths(path, func(auths map[string]json.RawMessage) error {
-		keys := matchingHostKeys(auths, host)
-		if len(keys) == 0 {
-			return errors.Wrapf(ErrNotLoggedIn, "no entry for %s in %s", host, path)
+	removed := ""
+	for _, p := range append([]string{path}, otherDefaultPaths(sys, path)...) {
+		err = editAuths(p, func(auths map[string]json.RawMessage) error {
+			keys := matchingHostKeys(auths, host)
+			if len(keys) == 0 {
+				return errors.Wrapf(ErrNotLoggedIn, "no entry for %s in %s", host, p)
+			}
+			for _, k := range keys {
+				delete(auths, k)
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			if removed == "" {
+				removed = p
+			}
+		case !errors.Is(err, ErrNotLoggedIn):
+			return "", errors.Wrapf(err, "removing credentials for %s", host)
 		}
-		for _, k := range keys {
-			delete(auths, k)
-		}
+	}
+	if removed == "" {
+		return "", errors.Wrapf(ErrNotLoggedIn, "removing credentials for %s: no entry for %s in %s", host, host, path)
+	}
+	return removed, nil
+}
+
+// otherDefaultPaths lists the existing files that Login wrote, or skopeo's login writes, when
+// XDG_RUNTIME_DIR is not set, other than path: /run/containers/UID/auth.json and
+// ~/.config/containers/auth.json. Logout cleans both, so that an entry in the one Login does
+// not write now cannot stay in force.
+func otherDefaultPaths(sys *types.SystemContext, path string) []string {
+	if (sys != nil && sys.AuthFilePath != "") || os.Getenv("REGISTRY_AUTH_FILE") != "" || os.Getenv("XDG_RUNTIME_DIR") != "" {
 		return nil
-	})
+	}
+	var out []string
+	for _, p := range []string{perUIDAuthFile(), filepath.Join(configHome(), "containers", "auth.json")} {
+		if _, err := os.Stat(p); p != "" && p != path && err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// LogoutAll removes every entry of the "auths" map from the file Login writes, keeping its
+// other fields, and returns its path. A missing file is left missing.
+func LogoutAll(sys *types.SystemContext) (string, error) {
+	path, err := writePath(sys)
 	if err != nil {
-		return "", errors.Wrapf(err, "removing credentials for %s", host)
+		return "", err
+	}
+	for _, p := range append([]string{path}, otherDefaultPaths(sys, path)...) {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		err = editAuths(p, func(auths map[string]json.RawMessage) error {
+			clear(auths)
+			return nil
+		})
+		if err != nil {
+			return "", errors.Wrap(err, "removing all credentials")
+		}
 	}
 	return path, nil
 }
@@ -80,6 +131,11 @@ func writePath(sys *types.SystemContext) (string, error) {
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "containers", "auth.json"), nil
+	}
+	// skopeo and podman write /run/containers/UID/auth.json then; where that cannot be made
+	// (a user without XDG_RUNTIME_DIR has no directory of their own in /run) ~/.config.
+	if p := perUIDAuthFile(); p != "" && os.MkdirAll(filepath.Dir(p), 0o700) == nil {
+		return p, nil
 	}
 	if d := configHome(); d != "" {
 		return filepath.Join(d, "containers", "auth.json"), nil

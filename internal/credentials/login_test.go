@@ -30,8 +30,19 @@ func TestLoginLogout(t *testing.T) {
 			auth:     types.DockerAuthConfig{Username: "u", Password: "p"},
 		},
 		{
-			name:     "config path without XDG_RUNTIME_DIR",
+			name:     "skopeo's per-UID path without XDG_RUNTIME_DIR",
 			env:      func(t *testing.T, _ string) { t.Setenv("XDG_RUNTIME_DIR", "") },
+			wantPath: func(e testEnv) string { return perUIDAuthFile() },
+			host:     "reg.example",
+			auth:     types.DockerAuthConfig{Username: "u", Password: "p"},
+		},
+		{
+			name: "config path without XDG_RUNTIME_DIR when the per-UID directory cannot be made",
+			env: func(t *testing.T, root string) {
+				t.Setenv("XDG_RUNTIME_DIR", "")
+				writeFile(t, filepath.Join(root, "notadir"), "", 0o600)
+				perUIDAuthFile = func() string { return filepath.Join(root, "notadir", "containers", "0", "auth.json") }
+			},
 			wantPath: func(e testEnv) string { return filepath.Join(e.config, "containers", "auth.json") },
 			host:     "reg.example",
 			auth:     types.DockerAuthConfig{Username: "u", Password: "p"},
