@@ -20,6 +20,7 @@ func referrersFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "referrers", Usage: "also copy the artifacts referring to the image (signatures, SBOMs, attestations), recursively"},
 		&cli.StringSliceFlag{Name: "referrers-type", Usage: "with --referrers, copy only artifacts of artifactType `TYPE` (repeatable)"},
 		&cli.BoolFlag{Name: "digest-tags", Usage: "also copy the tags named after each copied manifest's digest (cosign's sha256-<hex>.sig, .att, .sbom)"},
+		&cli.BoolFlag{Name: "remove-signatures", Usage: "accepted for skopeo's scripts: imgcopy copies no signatures unless --referrers or --digest-tags asks"},
 	}
 }
 
@@ -30,6 +31,9 @@ func referrersOptions(c *cli.Context, opts *copier.Options) error {
 	opts.DigestTags = c.Bool("digest-tags")
 	if len(opts.ReferrersTypes) > 0 && !opts.Referrers {
 		return usageErrorf("--referrers-type needs --referrers")
+	}
+	if c.Bool("remove-signatures") && (opts.Referrers || opts.DigestTags) {
+		return usageErrorf("--remove-signatures contradicts --referrers and --digest-tags, which copy signatures (--referrers-type picks the artifacts to copy)")
 	}
 	return nil
 }

@@ -64,12 +64,14 @@ func TestSkopeoOnlyFlagsSayWhatToUse(t *testing.T) {
 }
 
 // TestInsecurePolicyIsAccepted checks that skopeo's --insecure-policy, which nearly every
-// skopeo script in a container carries, is accepted before or after the command.
+// skopeo script in a container carries, is accepted before or after the command, and so is
+// --remove-signatures (imgcopy copies no signatures unless asked).
 func TestInsecurePolicyIsAccepted(t *testing.T) {
 	for _, args := range [][]string{
 		{"--insecure-policy", "copy", "dir:/a", "dir:/b"},
 		{"copy", "--insecure-policy", "dir:/a", "dir:/b"},
 		{"--insecure-policy", "dir:/a", "dir:/b"},
+		{"copy", "--remove-signatures", "dir:/a", "dir:/b"},
 	} {
 		h := newHarness(t)
 		if code := h.run(args...); code != exitOK || h.opts == nil {

@@ -18,7 +18,6 @@ var skopeoOnly = map[string]string{
 	"dest-password":                       "use --dest-creds USERNAME[:PASSWORD]",
 	"username":                            "use --creds USERNAME[:PASSWORD]",
 	"password":                            "use --creds USERNAME[:PASSWORD]",
-	"remove-signatures":                   "imgcopy copies no signatures unless asked to (--referrers, --digest-tags): drop the flag",
 	"sign-by":                             "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
 	"sign-by-sigstore":                    "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
 	"sign-by-sigstore-private-key":        "imgcopy does not sign images: sign the copy afterwards (e.g. cosign sign)",
