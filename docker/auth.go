@@ -92,22 +92,49 @@ func (a *authenticator) credentials(ctx context.Context) (types.DockerAuthConfig
 
 // setChallenges records the challenge of a 401 response. It returns false when there is
 // nothing we can answer or the answer would not change (so retrying is pointless).
+//
+// The Bearer token resp's request carried is dropped from the cache (refused, or expired
+// early), unless another request already replaced it: requests that were in flight with the
+// same token get a 401 each, and each may retry with the token the first one fetched.
 func (a *authenticator) setChallenges(resp *http.Response, scopes []scope) bool {
 	c, ok := pickChallenge(parseAuthHeader(resp.Header.Values("WWW-Authenticate")))
 	if !ok {
 		return false
 	}
+	if a.sys != nil && a.sys.DockerBearerRegistryToken != "" {
+		return false // the token we were given is the only answer we have
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	hadToken := false
+	renewed := false
 	if a.challenge != nil && a.challenge.Scheme == "bearer" {
-		_, hadToken = a.tokens[scopeKey(scopes)]
-		delete(a.tokens, scopeKey(scopes)) // refused or expired early: fetch a new one
+		key := scopeKey(scopes)
+		cached, ok := a.tokens[key]
+		sent := sentBearer(resp)
+		switch {
+		case ok && (sent == "" || sent == cached.token):
+			delete(a.tokens, key) // fetch a new one
+			renewed = true
+		case sent != "" && (!ok || sent != cached.token):
+			renewed = true // already dropped or replaced by a concurrent request
+		}
 	}
 	changed := a.challenge == nil || a.challenge.Scheme != c.Scheme || a.challenge.Params["realm"] != c.Params["realm"]
 	a.challenge = &c
 	logrus.WithFields(logrus.Fields{"registry": a.registry, "scheme": c.Scheme}).Debug("registry asks for authentication")
-	return changed || hadToken
+	return changed || renewed
+}
+
+// sentBearer returns the Bearer token the request of resp carried, or "".
+func sentBearer(resp *http.Response) string {
+	if resp.Request == nil {
+		return ""
+	}
+	scheme, tok, ok := strings.Cut(resp.Request.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return ""
+	}
+	return tok
 }
 
 // header returns the Authorization header value for a request needing scopes, or "".
