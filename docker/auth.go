@@ -90,6 +90,18 @@ func (a *authenticator) credentials(ctx context.Context) (types.DockerAuthConfig
 	return creds, err
 }
 
+// hasCredentials reports whether requests go out with credentials (looked up, or a registry
+// token given) rather than anonymously.
+func (a *authenticator) hasCredentials() bool {
+	if a.sys != nil && a.sys.DockerBearerRegistryToken != "" {
+		return true
+	}
+	a.credsMu.Lock()
+	defer a.credsMu.Unlock()
+	c := a.creds
+	return a.credsDone && (c.Username != "" || c.Password != "" || c.IdentityToken != "")
+}
+
 // setChallenges records the challenge of a 401 response. It returns false when there is
 // nothing we can answer or the answer would not change (so retrying is pointless).
 //

@@ -114,7 +114,11 @@ func isLoopback(host string) bool {
 
 // statusError turns an unexpected response into a registryError (closing its body).
 func (c *client) statusError(resp *http.Response, kind objectKind) error {
-	return newRegistryError(resp, c.name(), kind, c.pullOnly)
+	err := newRegistryError(resp, c.name(), kind, c.pullOnly)
+	if re, ok := err.(*registryError); ok && writeScopeRefused(resp) && c.auth.hasCredentials() {
+		re.denyWrite()
+	}
+	return err
 }
 
 // name renders HOST/REPO (HOST without a repository) for messages.

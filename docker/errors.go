@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -140,6 +141,39 @@ type registryError struct {
 	// made after the response is gone (an upload sent again).
 	retryAfter    time.Duration
 	hasRetryAfter bool
+	// writeDenied: the registry refused a write (push, delete) because the token issued for
+	// the credentials does not grant it (denyWrite).
+	writeDenied bool
+}
+
+// denyWrite makes a 401 refusing a write to a token issued for credentials (writeScopeRefused)
+// the denial it is: the credentials were accepted, but do not allow writing to the repository
+// (types.ErrDenied, not "authentication required", whose advice to log in misleads).
+func (e *registryError) denyWrite() {
+	e.writeDenied = true
+	e.sentinels = slices.DeleteFunc(e.sentinels, func(s error) bool {
+		return s == types.ErrUnauthorized || s == types.ErrCredentialsRefused
+	})
+	e.sentinels = append(e.sentinels, types.ErrDenied)
+}
+
+// writeScopeRefused reports whether resp refuses a write (anything but GET and HEAD) made with
+// a Bearer token as not granted by that token: a 401 whose challenge says
+// error="insufficient_scope", as distribution, Docker Hub and others answer a push to a
+// repository the user may only pull from.
+func writeScopeRefused(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusUnauthorized || resp.Request == nil || sentBearer(resp) == "" {
+		return false
+	}
+	if m := resp.Request.Method; m == http.MethodGet || m == http.MethodHead {
+		return false
+	}
+	for _, c := range parseAuthHeader(resp.Header.Values("WWW-Authenticate")) {
+		if c.Scheme == "bearer" && c.Params["error"] == "insufficient_scope" {
+			return true
+		}
+	}
+	return false
 }
 
 // newRegistryError reads (a capped amount of) resp's body and closes it. It is the one place
@@ -247,6 +281,8 @@ func rateLimitInfo(h http.Header) string {
 func (e *registryError) Error() string {
 	var b strings.Builder
 	switch {
+	case e.writeDenied:
+		fmt.Fprintf(&b, "access denied to %s: the registry accepted the credentials but does not let them write to this repository: ", e.name)
 	case e.is(types.ErrNotFoundOrDenied):
 		fmt.Fprintf(&b, "%s: not found or not authorized (the repository may not exist, or reading it needs other credentials): ", e.name)
 	case e.status == http.StatusUnauthorized:
