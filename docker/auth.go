@@ -242,7 +242,14 @@ func fetchToken(ctx context.Context, c *client, ch challenge, creds types.Docker
 		return nil, errors.Wrapf(err, "requesting a token for %s", c.name())
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, c.statusError(resp, kindOther)
+		err := c.statusError(resp, kindOther)
+		if re, ok := asRegistryError(err); ok {
+			re.tokenRefusal()
+		}
+		if errors.Is(err, types.ErrUnauthorized) {
+			return nil, err // "authentication required for HOST/REPO"
+		}
+		return nil, errors.Wrapf(err, "requesting a token for %s", c.name())
 	}
 	defer resp.Body.Close()
 	body, err := readMetadata(resp, iolimits.MaxAuthTokenBodySize)

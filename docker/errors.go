@@ -81,8 +81,14 @@ func parseErrorBody(body []byte) []errorDetail {
 		Errors  []errorDetail `json:"errors"`
 		Details string        `json:"details"`
 		Message string        `json:"message"`
+		// An OAuth2 token endpoint's error (RFC 6749 section 5.2): {"error":"invalid_grant",
+		// "error_description":"..."}. Raw, since registries put other things under "error".
+		OAuthError       json.RawMessage `json:"error"`
+		ErrorDescription string          `json:"error_description"`
 	}
 	if err := json.Unmarshal(body, &spec); err == nil {
+		var oauth string
+		_ = json.Unmarshal(spec.OAuthError, &oauth)
 		switch {
 		case len(spec.Errors) > 0:
 			return spec.Errors
@@ -90,6 +96,8 @@ func parseErrorBody(body []byte) []errorDetail {
 			return []errorDetail{{Message: spec.Details}}
 		case spec.Message != "":
 			return []errorDetail{{Message: spec.Message}}
+		case oauth != "":
+			return []errorDetail{{Code: truncate(oauth), Message: spec.ErrorDescription}}
 		}
 		return nil
 	}
@@ -221,6 +229,19 @@ func newRegistryError(resp *http.Response, name string, kind objectKind, pullOnl
 	return e
 }
 
+// oauthRefusals are the OAuth2 token endpoint errors (RFC 6749 section 5.2) that refuse the
+// grant we sent (an identity token, a user name and password) rather than the request's form.
+var oauthRefusals = []string{"invalid_grant", "invalid_client", "unauthorized_client", "access_denied"}
+
+// tokenRefusal makes a token endpoint's answer that refuses our grant with an OAuth2 error
+// and a status other than 401 (400 invalid_grant for an expired or revoked identity token) an
+// authentication failure (types.ErrUnauthorized) like a 401, rather than an unclassified 400.
+func (e *registryError) tokenRefusal() {
+	if e.status != http.StatusUnauthorized && !e.is(types.ErrUnauthorized) && e.hasCode(oauthRefusals...) {
+		e.sentinels = append(e.sentinels, types.ErrUnauthorized)
+	}
+}
+
 // unavailableStatus reports whether status says that the registry could not be reached or
 // could not serve now (502 Bad Gateway, 503 Service Unavailable, 504 Gateway Timeout), rather
 // than that it failed on this request (500, 501).
@@ -285,7 +306,7 @@ func (e *registryError) Error() string {
 		fmt.Fprintf(&b, "access denied to %s: the registry accepted the credentials but does not let them write to this repository: ", e.name)
 	case e.is(types.ErrNotFoundOrDenied):
 		fmt.Fprintf(&b, "%s: not found or not authorized (the repository may not exist, or reading it needs other credentials): ", e.name)
-	case e.status == http.StatusUnauthorized:
+	case e.status == http.StatusUnauthorized || e.is(types.ErrUnauthorized):
 		fmt.Fprintf(&b, "authentication required for %s: ", e.name)
 	case e.status == http.StatusForbidden:
 		fmt.Fprintf(&b, "access denied to %s: ", e.name)
