@@ -46,6 +46,7 @@ func scopeKey(scopes []scope) string {
 type cachedToken struct {
 	token   string
 	expires time.Time
+	shared  string // its key in the endpoint's tokenCache
 }
 
 // authenticator answers a registry's challenges. It is shared by all requests of one
@@ -65,6 +66,7 @@ type authenticator struct {
 	tokens       map[string]cachedToken // scopeKey -> token
 	refused      map[string]error       // scopeKey -> the token server's refusal
 	refreshToken string                 // registry-issued or identity token
+	shared       *tokenCache            // the endpoint's, shared with the other clients; nil: none
 }
 
 func newAuthenticator(sys *types.SystemContext, registry, repo string) *authenticator {
@@ -126,6 +128,7 @@ func (a *authenticator) setChallenges(resp *http.Response, scopes []scope) bool 
 		switch {
 		case ok && (sent == "" || sent == cached.token):
 			delete(a.tokens, key) // fetch a new one
+			a.shared.drop(cached.shared, cached.token)
 			renewed = true
 		case sent != "" && (!ok || sent != cached.token):
 			renewed = true // already dropped or replaced by a concurrent request
@@ -194,6 +197,11 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 	if err := a.refused[key]; err != nil {
 		return "", err
 	}
+	shared := sharedTokenKey(ch, creds, key)
+	if t, ok := a.shared.get(shared); ok {
+		a.tokens[key] = t
+		return t.token, nil
+	}
 	refresh := a.refreshToken
 	if refresh == "" {
 		refresh = creds.IdentityToken
@@ -219,7 +227,9 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 		tok = tr.AccessToken
 	}
 	// Expire a little early so that a token is not refused on arrival.
-	a.tokens[key] = cachedToken{token: tok, expires: time.Now().Add(lifetime * 9 / 10)}
+	t := cachedToken{token: tok, expires: time.Now().Add(lifetime * 9 / 10), shared: shared}
+	a.tokens[key] = t
+	a.shared.put(shared, t)
 	return tok, nil
 }
 

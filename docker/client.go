@@ -65,6 +65,7 @@ func newClient(sys *types.SystemContext, registry, host, repo string) (*client, 
 		userAgent:   defaultUserAgent,
 		readTimeout: readTimeout(sys),
 	}
+	c.auth.shared = &ep.tokens
 	if sys != nil && sys.UserAgent != "" {
 		c.userAgent = sys.UserAgent
 	}
