@@ -22,6 +22,9 @@ import (
 // defaultTokenLifetime applies when a token response has no expires_in (token spec: 60 s).
 const defaultTokenLifetime = 60 * time.Second
 
+// maxTokenLifetime bounds how long a token is kept, whatever its expires_in says.
+const maxTokenLifetime = 24 * time.Hour
+
 // oauthClientID identifies us in OAuth2 token requests.
 const oauthClientID = "imgcopy"
 
@@ -220,7 +223,9 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 	}
 	lifetime := defaultTokenLifetime
 	if tr.ExpiresIn > 0 {
-		lifetime = time.Duration(tr.ExpiresIn) * time.Second
+		// Capped: a larger expires_in would overflow the duration into the past, and the token
+		// would be fetched again for every request.
+		lifetime = time.Duration(min(tr.ExpiresIn, int(maxTokenLifetime/time.Second))) * time.Second
 	}
 	tok := tr.Token
 	if tok == "" {

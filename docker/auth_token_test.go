@@ -14,7 +14,9 @@ import (
 
 // TestTokenServerAnswers: what a token endpoint answers, and what becomes of it. A 503 is
 // retried; a 500 that stays is an error that names the repository the token was for; a
-// response with only access_token (OAuth2) is a token; an OAuth2 refusal of an identity token
+// response with only access_token (OAuth2) is a token; an expires_in of centuries is a token
+// kept (not one whose expiry overflowed into the past, fetched again for every request); an
+// OAuth2 refusal of an identity token
 // (400 invalid_grant: expired or revoked) is an authentication failure (exit code 4) with the
 // endpoint's reason, asked once, rather than an unclassified "400 Bad Request".
 func TestTokenServerAnswers(t *testing.T) {
@@ -30,6 +32,7 @@ func TestTokenServerAnswers(t *testing.T) {
 		wantClass  types.ErrorClass
 		wantPhrase string
 		wantAsked  int32
+		opens      int // sources opened one after the other (1 when 0)
 	}{
 		{name: "503 twice, then a token", sys: anonSys(), wantAsked: 3, answer: func(n int32, w http.ResponseWriter) {
 			if n <= 2 {
@@ -44,6 +47,9 @@ func TestTokenServerAnswers(t *testing.T) {
 			}},
 		{name: "access_token only", sys: anonSys(), wantAsked: 1, answer: func(_ int32, w http.ResponseWriter) {
 			_, _ = w.Write([]byte(`{"access_token":"T","expires_in":300}`))
+		}},
+		{name: "expires_in beyond any real lifetime", sys: anonSys(), opens: 2, wantAsked: 1, answer: func(_ int32, w http.ResponseWriter) {
+			_, _ = w.Write([]byte(`{"token":"T","expires_in":99999999999}`))
 		}},
 		{name: "identity token refused with invalid_grant", sys: identity(), wantErr: types.ErrUnauthorized, wantClass: types.ClassAuth, wantAsked: 1,
 			wantPhrase: "authentication required for HOST/a/b: POST ", answer: func(_ int32, w http.ResponseWriter) {
@@ -72,8 +78,13 @@ func TestTokenServerAnswers(t *testing.T) {
 			})
 			tc.sys.RetryDelay = time.Millisecond
 			ctx := testContext(t)
-			src, err := mustParse(t, "//"+srv.host+"/a/b:t").NewImageSource(ctx, tc.sys) // reads the manifest
-			if err == nil {
+			var err error
+			for range max(tc.opens, 1) {
+				var src types.ImageSource
+				src, err = mustParse(t, "//"+srv.host+"/a/b:t").NewImageSource(ctx, tc.sys) // reads the manifest
+				if err != nil {
+					break
+				}
 				src.Close()
 			}
 			if got := asked.Load(); got != tc.wantAsked {
