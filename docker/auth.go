@@ -201,9 +201,14 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 		return "", err
 	}
 	shared := sharedTokenKey(ch, creds, key)
+	defer a.shared.lock(shared)()
 	if t, ok := a.shared.get(shared); ok {
 		a.tokens[key] = t
 		return t.token, nil
+	}
+	if err := a.shared.refusal(shared); err != nil {
+		a.refused[key] = err
+		return "", err
 	}
 	refresh := a.refreshToken
 	if refresh == "" {
@@ -215,6 +220,7 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 			// The token server refused these credentials: a final answer for the requests
 			// waiting for the same token (the blobs of an image are checked side by side).
 			a.refused[key] = err
+			a.shared.refuse(shared, err)
 		}
 		return "", err
 	}

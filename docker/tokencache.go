@@ -15,9 +15,59 @@ import (
 // repository fetched 17 tokens for the same scope. Tokens are keyed by the realm and service
 // that issue them, a digest of the credentials they were issued for, and their scopes, so a
 // token only ever goes to a client that would have been given the same one.
+//
+// It also keeps the token server's refusals of credentials: a sync with a wrong password asked
+// the token server once per image, each a failed login (directory servers lock accounts
+// after a few), where once tells all there is to know.
 type tokenCache struct {
-	mu     sync.Mutex
-	tokens map[string]cachedToken
+	mu       sync.Mutex
+	tokens   map[string]cachedToken
+	refused  map[string]error
+	fetching map[string]*sync.Mutex // per key: held while a client fetches that token
+}
+
+// lock serializes the fetches of the token under key across clients, so that clients starting
+// together (the images of a sync) make one token request and share its answer; the caller
+// calls the returned unlock.
+func (c *tokenCache) lock(key string) (unlock func()) {
+	if c == nil {
+		return func() {}
+	}
+	c.mu.Lock()
+	if c.fetching == nil {
+		c.fetching = map[string]*sync.Mutex{}
+	}
+	m, ok := c.fetching[key]
+	if !ok {
+		m = &sync.Mutex{}
+		c.fetching[key] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// refusal returns the refusal recorded under key, or nil.
+func (c *tokenCache) refusal(key string) error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused[key]
+}
+
+// refuse records the token server's refusal of the request for key.
+func (c *tokenCache) refuse(key string, err error) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused == nil {
+		c.refused = map[string]error{}
+	}
+	c.refused[key] = err
 }
 
 // maxSharedTokens is the size above which a store first drops expired tokens.

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/pkg/errors"
+
 	"github.com/imgcopy/imgcopy/internal/testregistry"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -77,5 +79,25 @@ func TestSharedTokenDroppedWhenRefused(t *testing.T) {
 	shared.drop(skey, "T1")
 	if got, ok := shared.get(skey); !ok || got.token != "T2" {
 		t.Errorf("a late drop of T1 removed its replacement: %+v %v", got, ok)
+	}
+}
+
+// TestRefusedCredentialsAskedOnce: credentials the token server refuses are refused for the
+// whole run: the next clients (a sync's next images) report the refusal without asking again.
+// Before, each asked, a failed login per image, and directory servers lock an account after a
+// few of those.
+func TestRefusedCredentialsAskedOnce(t *testing.T) {
+	t.Parallel()
+	reg := testregistry.Start(t, testregistry.Options{BearerToken: true, BasicAuth: map[string]string{"alice": "s3cret"}})
+	ctx := testContext(t)
+	wrong := &types.SystemContext{DockerAuthConfig: &types.DockerAuthConfig{Username: "alice", Password: "wrong"}}
+	for i := range 4 {
+		_, err := mustParse(t, "//"+reg.Host+"/locked/out:v1").NewImageSource(ctx, wrong)
+		if !errors.Is(err, types.ErrCredentialsRefused) {
+			t.Fatalf("source %d with a wrong password: %v, want ErrCredentialsRefused", i, err)
+		}
+	}
+	if n := countRequests(reg.Requests(), http.MethodGet, "/auth/token", ""); n != 1 {
+		t.Errorf("the token server was asked %d times with the refused password, want 1", n)
 	}
 }
