@@ -22,6 +22,9 @@ import (
 // defaultTokenLifetime applies when a token response has no expires_in (token spec: 60 s).
 const defaultTokenLifetime = 60 * time.Second
 
+// maxTokenLifetime bounds how long a token is kept, whatever its expires_in says.
+const maxTokenLifetime = 24 * time.Hour
+
 // oauthClientID identifies us in OAuth2 token requests.
 const oauthClientID = "imgcopy"
 
@@ -46,6 +49,7 @@ func scopeKey(scopes []scope) string {
 type cachedToken struct {
 	token   string
 	expires time.Time
+	shared  string // its key in the endpoint's tokenCache
 }
 
 // authenticator answers a registry's challenges. It is shared by all requests of one
@@ -65,6 +69,7 @@ type authenticator struct {
 	tokens       map[string]cachedToken // scopeKey -> token
 	refused      map[string]error       // scopeKey -> the token server's refusal
 	refreshToken string                 // registry-issued or identity token
+	shared       *tokenCache            // the endpoint's, shared with the other clients; nil: none
 }
 
 func newAuthenticator(sys *types.SystemContext, registry, repo string) *authenticator {
@@ -90,24 +95,64 @@ func (a *authenticator) credentials(ctx context.Context) (types.DockerAuthConfig
 	return creds, err
 }
 
+// hasCredentials reports whether requests go out with credentials (looked up, or a registry
+// token given) rather than anonymously.
+func (a *authenticator) hasCredentials() bool {
+	if a.sys != nil && a.sys.DockerBearerRegistryToken != "" {
+		return true
+	}
+	a.credsMu.Lock()
+	defer a.credsMu.Unlock()
+	c := a.creds
+	return a.credsDone && (c.Username != "" || c.Password != "" || c.IdentityToken != "")
+}
+
 // setChallenges records the challenge of a 401 response. It returns false when there is
 // nothing we can answer or the answer would not change (so retrying is pointless).
+//
+// The Bearer token resp's request carried is dropped from the cache (refused, or expired
+// early), unless another request already replaced it: requests that were in flight with the
+// same token get a 401 each, and each may retry with the token the first one fetched.
 func (a *authenticator) setChallenges(resp *http.Response, scopes []scope) bool {
 	c, ok := pickChallenge(parseAuthHeader(resp.Header.Values("WWW-Authenticate")))
 	if !ok {
 		return false
 	}
+	if a.sys != nil && a.sys.DockerBearerRegistryToken != "" {
+		return false // the token we were given is the only answer we have
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	hadToken := false
+	renewed := false
 	if a.challenge != nil && a.challenge.Scheme == "bearer" {
-		_, hadToken = a.tokens[scopeKey(scopes)]
-		delete(a.tokens, scopeKey(scopes)) // refused or expired early: fetch a new one
+		key := scopeKey(scopes)
+		cached, ok := a.tokens[key]
+		sent := sentBearer(resp)
+		switch {
+		case ok && (sent == "" || sent == cached.token):
+			delete(a.tokens, key) // fetch a new one
+			a.shared.drop(cached.shared, cached.token)
+			renewed = true
+		case sent != "" && (!ok || sent != cached.token):
+			renewed = true // already dropped or replaced by a concurrent request
+		}
 	}
 	changed := a.challenge == nil || a.challenge.Scheme != c.Scheme || a.challenge.Params["realm"] != c.Params["realm"]
 	a.challenge = &c
 	logrus.WithFields(logrus.Fields{"registry": a.registry, "scheme": c.Scheme}).Debug("registry asks for authentication")
-	return changed || hadToken
+	return changed || renewed
+}
+
+// sentBearer returns the Bearer token the request of resp carried, or "".
+func sentBearer(resp *http.Response) string {
+	if resp.Request == nil {
+		return ""
+	}
+	scheme, tok, ok := strings.Cut(resp.Request.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return ""
+	}
+	return tok
 }
 
 // header returns the Authorization header value for a request needing scopes, or "".
@@ -155,6 +200,16 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 	if err := a.refused[key]; err != nil {
 		return "", err
 	}
+	shared := sharedTokenKey(ch, creds, key)
+	defer a.shared.lock(shared)()
+	if t, ok := a.shared.get(shared); ok {
+		a.tokens[key] = t
+		return t.token, nil
+	}
+	if err := a.shared.refusal(shared); err != nil {
+		a.refused[key] = err
+		return "", err
+	}
 	refresh := a.refreshToken
 	if refresh == "" {
 		refresh = creds.IdentityToken
@@ -165,6 +220,7 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 			// The token server refused these credentials: a final answer for the requests
 			// waiting for the same token (the blobs of an image are checked side by side).
 			a.refused[key] = err
+			a.shared.refuse(shared, err)
 		}
 		return "", err
 	}
@@ -173,14 +229,18 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 	}
 	lifetime := defaultTokenLifetime
 	if tr.ExpiresIn > 0 {
-		lifetime = time.Duration(tr.ExpiresIn) * time.Second
+		// Capped: a larger expires_in would overflow the duration into the past, and the token
+		// would be fetched again for every request.
+		lifetime = time.Duration(min(tr.ExpiresIn, int(maxTokenLifetime/time.Second))) * time.Second
 	}
 	tok := tr.Token
 	if tok == "" {
 		tok = tr.AccessToken
 	}
 	// Expire a little early so that a token is not refused on arrival.
-	a.tokens[key] = cachedToken{token: tok, expires: time.Now().Add(lifetime * 9 / 10)}
+	t := cachedToken{token: tok, expires: time.Now().Add(lifetime * 9 / 10), shared: shared}
+	a.tokens[key] = t
+	a.shared.put(shared, t)
 	return tok, nil
 }
 
@@ -203,7 +263,14 @@ func fetchToken(ctx context.Context, c *client, ch challenge, creds types.Docker
 		return nil, errors.Wrapf(err, "requesting a token for %s", c.name())
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, c.statusError(resp, kindOther)
+		err := c.statusError(resp, kindOther)
+		if re, ok := asRegistryError(err); ok {
+			re.tokenRefusal()
+		}
+		if errors.Is(err, types.ErrUnauthorized) {
+			return nil, err // "authentication required for HOST/REPO"
+		}
+		return nil, errors.Wrapf(err, "requesting a token for %s", c.name())
 	}
 	defer resp.Body.Close()
 	body, err := readMetadata(resp, iolimits.MaxAuthTokenBodySize)

@@ -65,6 +65,7 @@ func newClient(sys *types.SystemContext, registry, host, repo string) (*client, 
 		userAgent:   defaultUserAgent,
 		readTimeout: readTimeout(sys),
 	}
+	c.auth.shared = &ep.tokens
 	if sys != nil && sys.UserAgent != "" {
 		c.userAgent = sys.UserAgent
 	}
@@ -114,7 +115,11 @@ func isLoopback(host string) bool {
 
 // statusError turns an unexpected response into a registryError (closing its body).
 func (c *client) statusError(resp *http.Response, kind objectKind) error {
-	return newRegistryError(resp, c.name(), kind, c.pullOnly)
+	err := newRegistryError(resp, c.name(), kind, c.pullOnly)
+	if re, ok := err.(*registryError); ok && writeScopeRefused(resp) && c.auth.hasCredentials() {
+		re.denyWrite()
+	}
+	return err
 }
 
 // name renders HOST/REPO (HOST without a repository) for messages.
@@ -146,9 +151,30 @@ func (c *client) do(ctx context.Context, r request) (*http.Response, error) {
 		return nil, err
 	}
 	replayable := r.stream == nil // a streamed body is sent once: never retried
-	return c.withRetries(ctx, replayable,
+	resp, err := c.withRetries(ctx, replayable,
 		func(int) (*http.Response, error) { return c.send(ctx, r) },
 		func(resp *http.Response) bool { return c.auth.setChallenges(resp, r.scopes) })
+	if err == nil && !replayable && resp.StatusCode == http.StatusUnauthorized && c.auth.setChallenges(resp, r.scopes) {
+		return nil, &authRenewError{err: c.statusError(resp, kindOther)}
+	}
+	return resp, err
+}
+
+// authRenewError is a 401 to a request whose streamed body cannot be sent again, from a
+// registry whose challenge we can answer anew (its token expired, or was refused before we
+// thought it would expire): the caller may start the operation over, and its next request
+// gets a new token. It matches the registry's error (types.ErrUnauthorized).
+type authRenewError struct{ err error }
+
+func (e *authRenewError) Error() string { return e.err.Error() }
+
+// Unwrap returns the registry's error.
+func (e *authRenewError) Unwrap() error { return e.err }
+
+// authRenewable reports whether err is an authRenewError.
+func authRenewable(err error) bool {
+	var re *authRenewError
+	return errors.As(err, &re)
 }
 
 // sendRetrying sends a prepared request (ping, token requests) with

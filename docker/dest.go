@@ -127,7 +127,10 @@ func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobI
 		if restart == restartNone || attempt >= d.c.retry.times || ctx.Err() != nil {
 			return types.BlobInfo{}, err
 		}
-		if berr := d.c.backoff(ctx, attempt, nil, err); berr != nil {
+		if authRenewable(err) {
+			// A new token is ready at once: no back-off.
+			logrus.WithFields(logrus.Fields{"digest": info.Digest, "error": err}).Debug("the registry refused the upload's token; uploading again with a new one")
+		} else if berr := d.c.backoff(ctx, attempt, nil, err); berr != nil {
 			return types.BlobInfo{}, berr
 		}
 		if restart == restartNewStream {
@@ -176,7 +179,7 @@ func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.Bl
 			return types.BlobInfo{}, restartNone, resumeFailed(err)
 		}
 		// 404 means the session vanished (BLOB_UPLOAD_UNKNOWN): a new one may work.
-		restart := retryableStatus(status) || status == http.StatusNotFound || (status == 0 && retryableError(ctx, err))
+		restart := uploadRetryable(ctx, status, err)
 		switch {
 		case !restart:
 			return types.BlobInfo{}, restartNone, err
@@ -191,6 +194,14 @@ func (d *destination) uploadOnce(ctx context.Context, r io.Reader, info types.Bl
 	}
 	stored := types.BlobInfo{Digest: vr.Digest(), Size: vr.Size(), MediaType: info.MediaType, URLs: info.URLs, Annotations: info.Annotations}
 	return d.completeUpload(ctx, sess, stored)
+}
+
+// uploadRetryable reports whether an upload whose PATCH failed with status (0: no answer) and
+// err may be made again: after a transient failure, a session the registry lost (404,
+// BLOB_UPLOAD_UNKNOWN), or a token the registry refused mid-upload (authRenewError), since
+// the next attempt sends a new one.
+func uploadRetryable(ctx context.Context, status int, err error) bool {
+	return retryableStatus(status) || status == http.StatusNotFound || (status == 0 && retryableError(ctx, err)) || authRenewable(err)
 }
 
 // sendsFile reports whether a blob whose stream is a file (types.FileBlob) is better sent as
@@ -209,7 +220,7 @@ func (d *destination) uploadFile(ctx context.Context, sess *uploadSession, body 
 	size := body.left.N
 	if status, err := d.patch(ctx, sess, body, -1, size); err != nil {
 		d.endSession(ctx, sess, err, false)
-		if retryableStatus(status) || status == http.StatusNotFound || (status == 0 && retryableError(ctx, err)) {
+		if uploadRetryable(ctx, status, err) {
 			return types.BlobInfo{}, restartNewStream, err // the file was taken: a new stream
 		}
 		return types.BlobInfo{}, restartNone, err

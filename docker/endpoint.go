@@ -28,6 +28,8 @@ type endpoint struct {
 	mu        sync.Mutex
 	base      *url.URL   // nil until a ping succeeded
 	challenge *challenge // nil when the registry did not ask for authentication
+
+	tokens tokenCache // the Bearer tokens of every client of the registry
 }
 
 // pingFailure is a failed ping's error.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -80,8 +81,14 @@ func parseErrorBody(body []byte) []errorDetail {
 		Errors  []errorDetail `json:"errors"`
 		Details string        `json:"details"`
 		Message string        `json:"message"`
+		// An OAuth2 token endpoint's error (RFC 6749 section 5.2): {"error":"invalid_grant",
+		// "error_description":"..."}. Raw, since registries put other things under "error".
+		OAuthError       json.RawMessage `json:"error"`
+		ErrorDescription string          `json:"error_description"`
 	}
 	if err := json.Unmarshal(body, &spec); err == nil {
+		var oauth string
+		_ = json.Unmarshal(spec.OAuthError, &oauth)
 		switch {
 		case len(spec.Errors) > 0:
 			return spec.Errors
@@ -89,6 +96,8 @@ func parseErrorBody(body []byte) []errorDetail {
 			return []errorDetail{{Message: spec.Details}}
 		case spec.Message != "":
 			return []errorDetail{{Message: spec.Message}}
+		case oauth != "":
+			return []errorDetail{{Code: truncate(oauth), Message: spec.ErrorDescription}}
 		}
 		return nil
 	}
@@ -140,6 +149,39 @@ type registryError struct {
 	// made after the response is gone (an upload sent again).
 	retryAfter    time.Duration
 	hasRetryAfter bool
+	// writeDenied: the registry refused a write (push, delete) because the token issued for
+	// the credentials does not grant it (denyWrite).
+	writeDenied bool
+}
+
+// denyWrite makes a 401 refusing a write to a token issued for credentials (writeScopeRefused)
+// the denial it is: the credentials were accepted, but do not allow writing to the repository
+// (types.ErrDenied, not "authentication required", whose advice to log in misleads).
+func (e *registryError) denyWrite() {
+	e.writeDenied = true
+	e.sentinels = slices.DeleteFunc(e.sentinels, func(s error) bool {
+		return s == types.ErrUnauthorized || s == types.ErrCredentialsRefused
+	})
+	e.sentinels = append(e.sentinels, types.ErrDenied)
+}
+
+// writeScopeRefused reports whether resp refuses a write (anything but GET and HEAD) made with
+// a Bearer token as not granted by that token: a 401 whose challenge says
+// error="insufficient_scope", as distribution, Docker Hub and others answer a push to a
+// repository the user may only pull from.
+func writeScopeRefused(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusUnauthorized || resp.Request == nil || sentBearer(resp) == "" {
+		return false
+	}
+	if m := resp.Request.Method; m == http.MethodGet || m == http.MethodHead {
+		return false
+	}
+	for _, c := range parseAuthHeader(resp.Header.Values("WWW-Authenticate")) {
+		if c.Scheme == "bearer" && c.Params["error"] == "insufficient_scope" {
+			return true
+		}
+	}
+	return false
 }
 
 // newRegistryError reads (a capped amount of) resp's body and closes it. It is the one place
@@ -185,6 +227,19 @@ func newRegistryError(resp *http.Response, name string, kind objectKind, pullOnl
 	}
 	e.retryAfter, e.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e
+}
+
+// oauthRefusals are the OAuth2 token endpoint errors (RFC 6749 section 5.2) that refuse the
+// grant we sent (an identity token, a user name and password) rather than the request's form.
+var oauthRefusals = []string{"invalid_grant", "invalid_client", "unauthorized_client", "access_denied"}
+
+// tokenRefusal makes a token endpoint's answer that refuses our grant with an OAuth2 error
+// and a status other than 401 (400 invalid_grant for an expired or revoked identity token) an
+// authentication failure (types.ErrUnauthorized) like a 401, rather than an unclassified 400.
+func (e *registryError) tokenRefusal() {
+	if e.status != http.StatusUnauthorized && !e.is(types.ErrUnauthorized) && e.hasCode(oauthRefusals...) {
+		e.sentinels = append(e.sentinels, types.ErrUnauthorized)
+	}
 }
 
 // unavailableStatus reports whether status says that the registry could not be reached or
@@ -247,9 +302,11 @@ func rateLimitInfo(h http.Header) string {
 func (e *registryError) Error() string {
 	var b strings.Builder
 	switch {
+	case e.writeDenied:
+		fmt.Fprintf(&b, "access denied to %s: the registry accepted the credentials but does not let them write to this repository: ", e.name)
 	case e.is(types.ErrNotFoundOrDenied):
 		fmt.Fprintf(&b, "%s: not found or not authorized (the repository may not exist, or reading it needs other credentials): ", e.name)
-	case e.status == http.StatusUnauthorized:
+	case e.status == http.StatusUnauthorized || e.is(types.ErrUnauthorized):
 		fmt.Fprintf(&b, "authentication required for %s: ", e.name)
 	case e.status == http.StatusForbidden:
 		fmt.Fprintf(&b, "access denied to %s: ", e.name)

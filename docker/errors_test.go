@@ -27,6 +27,8 @@ func TestParseErrorBody(t *testing.T) {
 		{file: "denied.json", want: []string{"DENIED: requested access to the resource is denied"}},
 		{file: "toomanyrequests.json", want: []string{"TOOMANYREQUESTS: You have reached your pull rate limit. (see https://www.docker.com/increase-rate-limit)"}},
 		{file: "token-details.json", want: []string{"incorrect username or password"}},
+		{file: "oauth-invalid-grant.json", want: []string{"invalid_grant: refresh token is expired"}},
+		{file: "error-object.json", want: []string{"object under error"}},
 		{file: "html.txt", want: nil},
 		{file: "plain.txt", want: []string{"upstream connect error"}},
 		{file: "truncated.json", want: []string{`{"errors":[{"code":`}},

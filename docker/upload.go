@@ -148,11 +148,12 @@ func (d *destination) dropRecorded(rec *resume.Upload, prev resume.UploadRecord,
 	rec.Forget()
 }
 
-// endSession closes the session after a failure: kept for a later run when it is recorded and
-// the failure an interruption (cancelled, the network or the source stream broke off, but not
-// a stream that failed verification), else cancelled at the registry.
+// endSession closes the session after a failure: kept for a later run (or the next attempt)
+// when it is recorded and the failure an interruption (cancelled, the network or the source
+// stream broke off, the registry refused an expired token, but not a stream that failed
+// verification), else cancelled at the registry.
 func (d *destination) endSession(ctx context.Context, s *uploadSession, cause error, fromSource bool) {
-	interrupted := ctx.Err() != nil || retryableError(ctx, cause) || fromSource
+	interrupted := ctx.Err() != nil || retryableError(ctx, cause) || fromSource || authRenewable(cause)
 	if s.rec != nil && interrupted && !errors.Is(cause, types.ErrDigestMismatch) {
 		logrus.WithFields(logrus.Fields{"digest": s.base.Digest, "offset": s.offset, "error": cause}).Debug("keeping the upload session for a later run")
 		return

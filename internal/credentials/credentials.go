@@ -142,7 +142,7 @@ func lookupInFile(ctx context.Context, f authFile, host, repo string) (types.Doc
 		return types.DockerAuthConfig{}, false, nil
 	}
 	if name, ok := helperForHost(cfg.CredHelpers, host); ok {
-		return helperGet(ctx, name, host)
+		return cachedHelperGet(ctx, name, host)
 	}
 	if key, entry, ok := bestAuthEntry(cfg.Auths, host, repo); ok {
 		auth, err := entry.decode()
@@ -155,7 +155,7 @@ func lookupInFile(ctx context.Context, f authFile, host, repo string) (types.Doc
 		// An empty entry is the placeholder Docker writes next to a credsStore: fall through.
 	}
 	if cfg.CredsStore != "" {
-		return helperGet(ctx, cfg.CredsStore, host)
+		return cachedHelperGet(ctx, cfg.CredsStore, host)
 	}
 	return types.DockerAuthConfig{}, false, nil
 }

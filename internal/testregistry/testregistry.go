@@ -46,6 +46,10 @@ type Options struct {
 	TokenExpiresIn time.Duration
 	// OmitExpiresIn leaves expires_in out of token responses (clients must default to 60s).
 	OmitExpiresIn bool
+	// Grant, when set, decides which of the actions a token request asks on a repository
+	// the token server grants (by default all of them), as a registry does with a user who
+	// may pull but not push.
+	Grant func(user, repository string, actions []string) []string
 	// RelativeURLs makes the registry return relative Location headers.
 	RelativeURLs bool
 	// Wrap, when set, wraps the registry handler (after request recording) e.g. to inject faults.

@@ -26,6 +26,7 @@ type tokenServer struct {
 	users                  map[string]string
 	expiresIn              time.Duration
 	omitExpiresIn          bool
+	grant                  func(user, repository string, actions []string) []string
 
 	mu            sync.Mutex
 	refreshTokens map[string]string // refresh token -> user
@@ -40,6 +41,7 @@ func newTokenServer(opts Options, realm, host string) (*tokenServer, error) {
 		realm: realm, service: host, issuer: "imgcopy-testregistry-token-issuer",
 		certPEM: certPEM, key: key, kid: token.GetJWKThumbprint(cert.PublicKey),
 		users: opts.BasicAuth, expiresIn: opts.TokenExpiresIn, omitExpiresIn: opts.OmitExpiresIn,
+		grant:         opts.Grant,
 		refreshTokens: map[string]string{},
 	}
 	if ts.expiresIn == 0 {
@@ -123,7 +125,15 @@ func (ts *tokenServer) formUser(r *http.Request) (string, bool) {
 }
 
 func (ts *tokenServer) issue(w http.ResponseWriter, method, user string, scopes []string, wantRefresh bool) {
-	raw, err := ts.sign(user, parseScopes(scopes))
+	access := parseScopes(scopes)
+	if ts.grant != nil {
+		for _, a := range access {
+			if a.Type == "repository" {
+				a.Actions = ts.grant(user, a.Name, a.Actions)
+			}
+		}
+	}
+	raw, err := ts.sign(user, access)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
