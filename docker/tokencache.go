@@ -16,14 +16,24 @@ import (
 // that issue them, a digest of the credentials they were issued for, and their scopes, so a
 // token only ever goes to a client that would have been given the same one.
 //
-// It also keeps the token server's refusals of credentials: a sync with a wrong password asked
-// the token server once per image, each a failed login (directory servers lock accounts
-// after a few), where once tells all there is to know.
+// It also keeps the token server's refusals of credentials, for refusalTTL: a sync with a
+// wrong password asked the token server once per image, each a failed login (directory
+// servers lock accounts after a few), where once tells all there is to know; a program that
+// lives on (a library user) asks again after a while, when the password may have been fixed.
 type tokenCache struct {
 	mu       sync.Mutex
 	tokens   map[string]cachedToken
-	refused  map[string]error
+	refused  map[string]refusal
 	fetching map[string]*sync.Mutex // per key: held while a client fetches that token
+}
+
+// refusalTTL is how long a refusal of credentials is taken as final.
+const refusalTTL = 5 * time.Minute
+
+// refusal is the token server's refusal of credentials, and when it came.
+type refusal struct {
+	err error
+	at  time.Time
 }
 
 // lock serializes the fetches of the token under key across clients, so that clients starting
@@ -54,7 +64,12 @@ func (c *tokenCache) refusal(key string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.refused[key]
+	r, ok := c.refused[key]
+	if !ok || time.Since(r.at) > refusalTTL {
+		delete(c.refused, key)
+		return nil
+	}
+	return r.err
 }
 
 // refuse records the token server's refusal of the request for key.
@@ -65,9 +80,9 @@ func (c *tokenCache) refuse(key string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.refused == nil {
-		c.refused = map[string]error{}
+		c.refused = map[string]refusal{}
 	}
-	c.refused[key] = err
+	c.refused[key] = refusal{err: err, at: time.Now()}
 }
 
 // maxSharedTokens is the size above which a store first drops expired tokens.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/pkg/errors"
 
@@ -99,5 +100,28 @@ func TestRefusedCredentialsAskedOnce(t *testing.T) {
 	}
 	if n := countRequests(reg.Requests(), http.MethodGet, "/auth/token", ""); n != 1 {
 		t.Errorf("the token server was asked %d times with the refused password, want 1", n)
+	}
+}
+
+// TestRefusalExpires: a refusal of credentials is final for refusalTTL, then forgotten, so that
+// a long-lived program asks again once the password may have been fixed.
+func TestRefusalExpires(t *testing.T) {
+	t.Parallel()
+	var c tokenCache
+	refused := errors.New("refused")
+	c.refuse("k", refused)
+	if err := c.refusal("k"); err != refused {
+		t.Fatalf("refusal right after: %v, want it", err)
+	}
+	c.mu.Lock()
+	r := c.refused["k"]
+	r.at = r.at.Add(-refusalTTL - time.Second)
+	c.refused["k"] = r
+	c.mu.Unlock()
+	if err := c.refusal("k"); err != nil {
+		t.Errorf("refusal after %v: %v, want none", refusalTTL, err)
+	}
+	if len(c.refused) != 0 {
+		t.Errorf("%d refusals kept after they expired", len(c.refused))
 	}
 }
