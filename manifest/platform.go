@@ -90,19 +90,40 @@ func MatchesPlatform(want, have types.Platform) bool {
 }
 
 // ChooseInstance returns the first instance of idx whose platform matches want; for arm it
-// falls back to older variants (v7 runs v6 and v5 images). Entries without a platform are
-// never chosen. The error, wrapping types.ErrManifestNotFound, lists the platforms available.
+// falls back to older variants (v7 runs v6 and v5 images). Only runnable instances are
+// chosen (see Runnable). The error, wrapping types.ErrManifestNotFound, lists the platforms
+// available.
 func ChooseInstance(idx Index, want types.Platform) (IndexInstance, error) {
 	instances := idx.Instances()
 	for _, w := range platformCandidates(want) {
 		for _, inst := range instances {
-			if inst.Platform != nil && !IsIndexType(inst.MediaType) && MatchesPlatform(w, *inst.Platform) {
+			if Runnable(inst) && MatchesPlatform(w, *inst.Platform) {
 				return inst, nil
 			}
 		}
 	}
 	return IndexInstance{}, errors.Wrapf(types.ErrManifestNotFound, "no image for platform %s in the index; available: %s",
 		FormatPlatform(want), availablePlatforms(instances))
+}
+
+// Docker buildx stores the provenance and SBOM of each image as an extra index entry with
+// platform unknown/unknown and these annotations (BuildKit docs/attestations/attestation-storage.md).
+const (
+	dockerReferenceTypeAnnotation = "vnd.docker.reference.type"
+	dockerAttestationManifest     = "attestation-manifest"
+)
+
+// Runnable reports whether inst is an image a runtime could pick for a platform: it names a
+// platform, is not itself an index, and is not an attestation (buildx's unknown/unknown
+// entries, marked with vnd.docker.reference.type=attestation-manifest).
+func Runnable(inst IndexInstance) bool {
+	if inst.Platform == nil || IsIndexType(inst.MediaType) {
+		return false
+	}
+	if inst.Annotations[dockerReferenceTypeAnnotation] == dockerAttestationManifest {
+		return false
+	}
+	return inst.Platform.OS != "unknown" || inst.Platform.Architecture != "unknown"
 }
 
 // platformCandidates lists the normalized want (so that arm and arm64 name a variant) and
@@ -130,7 +151,7 @@ func platformCandidates(want types.Platform) []types.Platform {
 func availablePlatforms(instances []IndexInstance) string {
 	var names []string
 	for _, inst := range instances {
-		if inst.Platform != nil {
+		if Runnable(inst) {
 			names = append(names, FormatPlatform(*inst.Platform))
 		}
 	}
