@@ -127,6 +127,11 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 			Err: errors.Errorf("%s stores only %v", types.ImageName(d.ref), d.Properties().SupportedManifestMIMETypes)}
 	}
 	if instance == nil {
+		if !manifest.IsIndexType(mimeType) {
+			if err := checkLoadable(body, mimeType); err != nil {
+				return errors.Wrapf(err, "writing %s", types.ImageName(d.ref))
+			}
+		}
 		d.top, d.topType = body, mimeType
 		return nil
 	}
@@ -174,8 +179,23 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	return nil
 }
 
+// checkLoadable refuses, as a usage error, a manifest that is not a container image: a
+// docker-archive is for `docker load`, which cannot load an artifact (a Helm chart, a
+// signature), so such an archive would only fail later and elsewhere.
+func checkLoadable(body []byte, mimeType string) error {
+	m, err := manifest.FromBlob(body, mimeType)
+	if err != nil {
+		return err
+	}
+	if err := manifest.CheckContainerImage(m); err != nil {
+		return types.UsageError{Err: errors.Errorf("a docker-archive holds only container images, and this manifest is an artifact (%v): "+
+			"copy it to an oci:, oci-archive:, dir: or docker:// destination", err)}
+	}
+	return nil
+}
+
 // chooseInstance picks, among the written instances of the index, the one for platform (nil:
-// the running one), else the first written one.
+// the running one), else the first written container image (never an attestation).
 func (d *destination) chooseInstance(platform *types.Platform) ([]byte, error) {
 	idx, err := manifest.IndexFromBlob(d.top, d.topType)
 	if err != nil {
@@ -191,13 +211,14 @@ func (d *destination) chooseInstance(platform *types.Platform) ([]byte, error) {
 		}
 	}
 	for _, inst := range idx.Instances() {
-		if b, ok := d.instances[inst.Digest]; ok {
+		b, ok := d.instances[inst.Digest]
+		if ok && manifest.Runnable(inst) && checkLoadable(b, inst.MediaType) == nil {
 			logrus.WithFields(logrus.Fields{"platform": manifest.FormatPlatform(want), "digest": inst.Digest}).
 				Warn("no image for the chosen platform was written; manifest.json lists another instance")
 			return b, nil
 		}
 	}
-	return nil, errors.New("no instance of the index was written")
+	return nil, types.UsageError{Err: errors.New("no container image of the index was written (a docker-archive holds only container images)")}
 }
 
 // Close implements types.ImageDestination.
