@@ -150,12 +150,17 @@ func platformCandidates(want types.Platform) []types.Platform {
 // availablePlatforms renders the platforms of instances for an error message.
 func availablePlatforms(instances []IndexInstance) string {
 	var names []string
+	nested := false
 	for _, inst := range instances {
 		if Runnable(inst) {
 			names = append(names, FormatPlatform(*inst.Platform))
 		}
+		nested = nested || IsIndexType(inst.MediaType)
 	}
-	if len(names) == 0 {
+	switch {
+	case len(names) == 0 && len(instances) > 0 && !nested:
+		return "none, the index lists only artifacts or images without a platform (inspect --raw shows it)"
+	case len(names) == 0:
 		return "none"
 	}
 	return strings.Join(names, ", ")

@@ -191,6 +191,13 @@ func TestChooseInstanceSkipsAttestations(t *testing.T) {
 			t.Errorf("ChooseInstance(%s) = %s, %v; want the %s image", tc.want, got.Digest, err, tc.digest)
 		}
 	}
+	onlyAtt, err := UpdateIndex(&OCI1Index{}, IndexUpdateOptions{Instances: []IndexInstance{att("att-arm", "arm")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ChooseInstance(onlyAtt, plat(t, "linux/amd64")); !errors.Is(err, types.ErrManifestNotFound) || !strings.Contains(err.Error(), "lists only artifacts") {
+		t.Errorf("ChooseInstance in an index of artifacts: %v; want it to say the index lists only artifacts", err)
+	}
 	if Runnable(att("a", "b")) || !Runnable(img("x", "amd64")) || Runnable(IndexInstance{Platform: unknown}) {
 		t.Error("Runnable does not tell attestations and unknown/unknown from images")
 	}
