@@ -197,7 +197,8 @@ func (c *copier) writeIndex(ctx context.Context, idx manifest.Index, blob []byte
 	return w, nil
 }
 
-// selectPlatforms returns the instances matching the wanted platforms, in index order. An
+// selectPlatforms returns the instances matching the wanted platforms, with the buildx
+// attestations (provenance, SBOM) of those images, in index order. An
 // image only a nested index holds cannot be selected on its own (the nested index would have
 // to be rewritten): the error says so and names the way out.
 func (c *copier) selectPlatforms(ctx context.Context, idx manifest.Index, want []types.Platform) ([]manifest.IndexInstance, error) {
@@ -210,10 +211,12 @@ func (c *copier) selectPlatforms(ctx context.Context, idx manifest.Index, want [
 		chosen[inst.Digest] = true
 	}
 	var out []manifest.IndexInstance
+	added := map[digest.Digest]bool{}
 	for _, inst := range idx.Instances() {
-		if chosen[inst.Digest] {
+		subject, isAttestation := manifest.AttestationSubject(inst)
+		if (chosen[inst.Digest] || (isAttestation && chosen[subject])) && !added[inst.Digest] {
 			out = append(out, inst)
-			delete(chosen, inst.Digest)
+			added[inst.Digest] = true
 		}
 	}
 	return out, nil

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/imgcopy/imgcopy/types"
 	"github.com/pkg/errors"
 )
@@ -109,8 +111,9 @@ func ChooseInstance(idx Index, want types.Platform) (IndexInstance, error) {
 // Docker buildx stores the provenance and SBOM of each image as an extra index entry with
 // platform unknown/unknown and these annotations (BuildKit docs/attestations/attestation-storage.md).
 const (
-	dockerReferenceTypeAnnotation = "vnd.docker.reference.type"
-	dockerAttestationManifest     = "attestation-manifest"
+	dockerReferenceTypeAnnotation   = "vnd.docker.reference.type"
+	dockerAttestationManifest       = "attestation-manifest"
+	dockerReferenceDigestAnnotation = "vnd.docker.reference.digest"
 )
 
 // Runnable reports whether inst is an image a runtime could pick for a platform: it names a
@@ -124,6 +127,16 @@ func Runnable(inst IndexInstance) bool {
 		return false
 	}
 	return inst.Platform.OS != "unknown" || inst.Platform.Architecture != "unknown"
+}
+
+// AttestationSubject returns the digest of the image a buildx attestation entry describes
+// (its vnd.docker.reference.digest annotation), and false when inst is not an attestation.
+func AttestationSubject(inst IndexInstance) (digest.Digest, bool) {
+	if inst.Annotations[dockerReferenceTypeAnnotation] != dockerAttestationManifest {
+		return "", false
+	}
+	d := digest.Digest(inst.Annotations[dockerReferenceDigestAnnotation])
+	return d, d.Validate() == nil
 }
 
 // platformCandidates lists the normalized want (so that arm and arm64 name a variant) and

@@ -108,8 +108,8 @@ func (l *shapeLayout) tag(name string, d imgspecv1.Descriptor) {
 
 // TestCLIShapesBuildxAttestations: a buildx index lists an attestation manifest (platform
 // unknown/unknown) per image, here before the images. list-tags shows only the
-// images' platforms, asking for unknown/unknown finds nothing, and --all keeps the
-// attestations byte for byte.
+// images' platforms, asking for unknown/unknown finds nothing, --all keeps the attestations
+// byte for byte and --platform those of the images it keeps.
 func TestCLIShapesBuildxAttestations(t *testing.T) {
 	t.Parallel()
 	l := newShapeLayout(t)
@@ -133,6 +133,20 @@ func TestCLIShapesBuildxAttestations(t *testing.T) {
 	raw := mustCLI(t, "inspect", "--raw", "oci-archive:"+out+":latest").stdout
 	if digest.FromString(raw) != idx.Digest {
 		t.Errorf("--all wrote index %s, want %s unchanged", digest.FromString(raw), idx.Digest)
+	}
+
+	// --platform keeps the chosen images' attestations and drops the others'.
+	mustCLI(t, "-q", "--platform", "linux/arm64", "oci:"+l.dir+":latest", "oci-archive:"+out+":arm64")
+	var written imgspecv1.Index
+	if err := json.Unmarshal([]byte(mustCLI(t, "inspect", "--raw", "oci-archive:"+out+":arm64").stdout), &written); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range written.Manifests {
+		got = append(got, m.Platform.Architecture+"="+m.Annotations["vnd.docker.reference.digest"])
+	}
+	if want := "unknown=" + arm.Digest.String() + " arm64="; strings.Join(got, " ") != want {
+		t.Errorf("--platform linux/arm64 wrote the entries %v, want %s", got, want)
 	}
 }
 
