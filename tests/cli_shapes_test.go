@@ -177,12 +177,15 @@ func TestCLIShapesArtifactToDockerArchive(t *testing.T) {
 }
 
 // TestCLIShapesNestedIndex: the image for a platform is found in an index listed by the
-// index (entries without a platform), by inspect and by a single-platform copy.
+// index (entries without a platform), by inspect and by a single-platform copy; a
+// docker-archive holds the nested indexes byte for byte.
 func TestCLIShapesNestedIndex(t *testing.T) {
 	t.Parallel()
 	l := newShapeLayout(t)
 	amd, arm := l.image("amd64"), l.image("arm64")
-	l.tag("latest", l.index(l.index(amd), l.index(l.index(arm))))
+	top := l.index(l.index(amd), l.index(l.index(arm)))
+	l.tag("latest", top)
+	l.tag("single", amd)
 
 	res := mustCLI(t, "--override-arch", "arm64", "inspect", "--format", "{{.Architecture}}", "oci:"+l.dir+":latest")
 	if strings.TrimSpace(res.stdout) != "arm64" {
@@ -193,4 +196,13 @@ func TestCLIShapesNestedIndex(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "manifest.json")); err != nil || digest.FromBytes(b) != arm.Digest {
 		t.Errorf("copied %v (%v), want the arm64 image %s", digest.FromBytes(b), err, arm.Digest)
 	}
+
+	// A docker-archive stores the nested indexes whole, and keeps them when an image is added.
+	archive := filepath.Join(t.TempDir(), "nested.tar")
+	mustCLI(t, "-q", "--all", "oci:"+l.dir+":latest", "docker-archive:"+archive+":app:nested")
+	mustCLI(t, "-q", "oci:"+l.dir+":single", "docker-archive:"+archive+":app:single")
+	if raw := mustCLI(t, "inspect", "--raw", "docker-archive:"+archive+":app:nested").stdout; digest.FromString(raw) != top.Digest {
+		t.Errorf("the docker-archive holds %s, want the nested index %s", digest.FromString(raw), top.Digest)
+	}
+	mustCLI(t, "verify", "-q", "docker-archive:"+archive)
 }
