@@ -12,8 +12,8 @@ import (
 // ManifestFetcher reads the manifest an index entry names: its bytes and MIME type.
 type ManifestFetcher func(ctx context.Context, d digest.Digest) ([]byte, string, error)
 
-// maxIndexDepth bounds how deep ResolveInstance descends through indexes listing indexes.
-const maxIndexDepth = 8
+// MaxIndexDepth bounds how deep readers descend through indexes listing indexes.
+const MaxIndexDepth = 8
 
 // ResolvedInstance is the image manifest ResolveInstance found.
 type ResolvedInstance struct {
@@ -55,8 +55,8 @@ func resolveIn(ctx context.Context, idx Index, want types.Platform, fetch Manife
 		if !IsIndexType(inst.MediaType) || (inst.Platform != nil && !MatchesPlatform(want, *inst.Platform)) {
 			continue
 		}
-		if depth >= maxIndexDepth {
-			return ResolvedInstance{}, false, errors.Wrapf(ErrInvalidManifest, "indexes nested more than %d deep", maxIndexDepth)
+		if depth >= MaxIndexDepth {
+			return ResolvedInstance{}, false, errors.Wrapf(ErrInvalidManifest, "indexes nested more than %d deep", MaxIndexDepth)
 		}
 		b, mt, err := fetch(ctx, inst.Digest)
 		if err != nil {

@@ -227,7 +227,7 @@ func (d *destination) firstImage(idx manifest.Index, depth int) ([]byte, digest.
 		b, ok := d.instances[inst.Digest]
 		switch {
 		case !ok:
-		case manifest.IsIndexType(inst.MediaType) && depth < 8:
+		case manifest.IsIndexType(inst.MediaType) && depth < manifest.MaxIndexDepth:
 			if nested, err := manifest.IndexFromBlob(b, inst.MediaType); err == nil {
 				if b, dg, ok := d.firstImage(nested, depth+1); ok {
 					return b, dg, true

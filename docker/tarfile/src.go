@@ -488,7 +488,7 @@ func (s *source) scanIndex(b []byte, children map[digest.Digest]imgspecv1.Descri
 			continue
 		}
 		ct := blobMIMEType(child.MediaType, cb)
-		if manifest.IsIndexType(ct) && depth < 8 {
+		if manifest.IsIndexType(ct) && depth < manifest.MaxIndexDepth {
 			m, mt, c, err := s.scanIndex(cb, children, depth+1)
 			if err != nil {
 				return nil, "", false, err

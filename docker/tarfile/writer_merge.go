@@ -113,7 +113,7 @@ func (w *Writer) keepIndexInstances(ctx context.Context, s *source, idx manifest
 		}
 		if manifest.IsIndexType(mt) {
 			nested, err := manifest.IndexFromBlob(b, mt)
-			if err != nil || depth >= 8 {
+			if err != nil || depth >= manifest.MaxIndexDepth {
 				return nil, errors.Wrapf(manifest.ErrInvalidManifest, "nested index %s: too deep or malformed (%v)", d, err)
 			}
 			c, err := w.keepIndexInstances(ctx, s, nested, depth+1)
