@@ -642,14 +642,22 @@ func TestCopyIndexOnly(t *testing.T) {
 	}
 }
 
-func TestCopyNestedIndex(t *testing.T) {
-	t.Parallel()
+// newNestedIndexSource returns a source whose index lists one index of an amd64 and an
+// arm64 image, with those images, the inner index's digest and the outer index.
+func newNestedIndexSource(t *testing.T) (*fakeRef, []testImage, digest.Digest, []byte) {
+	t.Helper()
 	src, imgs, inner := newIndexSource(t, imgspecv1.MediaTypeImageIndex, "amd64", "arm64")
 	innerDigest := src.store.addInstance(inner, imgspecv1.MediaTypeImageIndex)
 	outer := mustJSON(t, map[string]any{"schemaVersion": 2, "mediaType": imgspecv1.MediaTypeImageIndex, "manifests": []map[string]any{
 		{"mediaType": imgspecv1.MediaTypeImageIndex, "size": len(inner), "digest": innerDigest},
 	}})
 	src.store.setTop(outer, imgspecv1.MediaTypeImageIndex)
+	return src, imgs, innerDigest, outer
+}
+
+func TestCopyNestedIndex(t *testing.T) {
+	t.Parallel()
+	src, imgs, innerDigest, outer := newNestedIndexSource(t)
 	dest := newFakeRef("dest", newMemStore())
 	res := mustCopy(t, dest, src, nil)
 	if !bytes.Equal(res.Manifest, outer) || len(res.Instances) != 3 {
@@ -659,6 +667,26 @@ func TestCopyNestedIndex(t *testing.T) {
 		if _, ok := dest.store.manifests[d]; !ok {
 			t.Errorf("instance %s missing", d)
 		}
+	}
+}
+
+// TestCopyOnePlatformFromNestedIndex: the running platform's image is found inside a nested
+// index (entries without a platform); --platform, which keeps the index, cannot split a
+// nested index and says so as a usage error rather than "no image for the platform".
+func TestCopyOnePlatformFromNestedIndex(t *testing.T) {
+	t.Parallel()
+	src, imgs, _, _ := newNestedIndexSource(t)
+	arm := &types.SystemContext{OSChoice: "linux", ArchitectureChoice: "arm64"}
+	res := mustCopy(t, newFakeRef("dest", newMemStore()), src, &Options{MultiArch: MultiArchSystem, SourceCtx: arm})
+	checkSingleArch(t, res, imgs, "arm64")
+
+	p, err := manifest.ParsePlatform("linux/arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = expectFailure(t, newFakeRef("dest", newMemStore()), src, &Options{Platforms: []types.Platform{p}})
+	if types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), imgs[1].digest.String()) {
+		t.Errorf("--platform through a nested index: %v; want a usage error naming %s", err, imgs[1].digest)
 	}
 }
 

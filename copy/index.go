@@ -46,7 +46,7 @@ func (c *copier) copyTopIndex(ctx context.Context, blob []byte, mimeType string)
 	}
 	var selected []manifest.IndexInstance
 	if mode == instancesSubset {
-		if selected, err = selectPlatforms(idx, c.opts.Platforms); err != nil {
+		if selected, err = c.selectPlatforms(ctx, idx, c.opts.Platforms); err != nil {
 			return nil, err
 		}
 	}
@@ -64,28 +64,18 @@ func (c *copier) copyOnePlatform(ctx context.Context, idx manifest.Index) (*Resu
 	if len(c.opts.Platforms) > 0 {
 		want = c.opts.Platforms[0]
 	}
-	for {
-		inst, err := manifest.ChooseInstance(idx, want)
-		if err != nil {
-			return nil, errors.Wrapf(err, "choosing the image for %s", platformString(want))
-		}
-		logrus.WithFields(logrus.Fields{"digest": inst.Digest, "platform": platformString(want)}).Debug("chose instance")
-		b, mt, err := c.getManifest(ctx, &inst.Digest)
-		if err != nil {
-			return nil, err
-		}
-		if isIndexType(mt) {
-			if idx, err = manifest.IndexFromBlob(b, mt); err != nil {
-				return nil, errors.Wrapf(err, "parsing nested index %s", inst.Digest)
-			}
-			continue
-		}
-		w, err := c.copySingle(ctx, b, mt, nil)
-		if err != nil {
-			return nil, err
-		}
-		return w.result(inst.Platform), nil
+	inst, err := manifest.ResolveInstance(ctx, idx, want, func(ctx context.Context, d digest.Digest) ([]byte, string, error) {
+		return c.getManifest(ctx, &d)
+	})
+	if err != nil {
+		return nil, errors.Wrapf(err, "choosing the image for %s", platformString(want))
 	}
+	logrus.WithFields(logrus.Fields{"digest": inst.Digest, "platform": platformString(want)}).Debug("chose instance")
+	w, err := c.copySingle(ctx, inst.Manifest, inst.MIMEType, nil)
+	if err != nil {
+		return nil, err
+	}
+	return w.result(inst.Platform), nil
 }
 
 // copyIndexOnly writes the index manifest alone; the destination must already hold its instances.
@@ -207,24 +197,42 @@ func (c *copier) writeIndex(ctx context.Context, idx manifest.Index, blob []byte
 	return w, nil
 }
 
-// selectPlatforms returns the instances matching the wanted platforms, in index order.
-func selectPlatforms(idx manifest.Index, want []types.Platform) ([]manifest.IndexInstance, error) {
+// selectPlatforms returns the instances matching the wanted platforms, with the buildx
+// attestations (provenance, SBOM) of those images, in index order. An
+// image only a nested index holds cannot be selected on its own (the nested index would have
+// to be rewritten): the error says so and names the way out.
+func (c *copier) selectPlatforms(ctx context.Context, idx manifest.Index, want []types.Platform) ([]manifest.IndexInstance, error) {
 	chosen := map[digest.Digest]bool{}
 	for _, p := range want {
 		inst, err := manifest.ChooseInstance(idx, p)
 		if err != nil {
-			return nil, errors.Wrapf(err, "selecting platform %s", platformString(p))
+			return nil, errors.Wrapf(c.nestedPlatformError(ctx, idx, p), "selecting platform %s", platformString(p))
 		}
 		chosen[inst.Digest] = true
 	}
 	var out []manifest.IndexInstance
+	added := map[digest.Digest]bool{}
 	for _, inst := range idx.Instances() {
-		if chosen[inst.Digest] {
+		subject, isAttestation := manifest.AttestationSubject(inst)
+		if (chosen[inst.Digest] || (isAttestation && chosen[subject])) && !added[inst.Digest] {
 			out = append(out, inst)
-			delete(chosen, inst.Digest)
+			added[inst.Digest] = true
 		}
 	}
 	return out, nil
+}
+
+// nestedPlatformError explains why platform p is not among idx's own entries: it is in a
+// nested index (a usage error), or nowhere (listing the platforms of every level).
+func (c *copier) nestedPlatformError(ctx context.Context, idx manifest.Index, p types.Platform) error {
+	inst, rerr := manifest.ResolveInstance(ctx, idx, p, func(ctx context.Context, d digest.Digest) ([]byte, string, error) {
+		return c.getManifest(ctx, &d)
+	})
+	if rerr != nil {
+		return rerr
+	}
+	return types.UsageError{Err: errors.Errorf("the image for it (%s) is listed by a nested index, which --platform does not split; "+
+		"copy everything with --multi-arch all, or that image alone by its digest", inst.Digest)}
 }
 
 // systemPlatform is the running platform with the os/arch/variant overrides of the source

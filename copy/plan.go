@@ -388,7 +388,7 @@ type indexPlanInput struct {
 	DestSupported   []string // nil: any
 	Force           string   // Options.ForceManifestMIMEType (a single-image type)
 	Changed         bool     // the instance list or an instance digest changes
-	InstancesOCI    bool     // some written instance is an OCI manifest
+	InstancesOCI    bool     // some written instance is an OCI manifest (counts only when Changed)
 	PreserveDigests bool
 }
 
@@ -399,8 +399,10 @@ type indexPlan struct {
 }
 
 // planIndex decides the index type: the family of a forced manifest type, else an OCI index
-// for a Docker list whose instances became OCI, else the source's type; then, when the
-// destination does not accept that, the first index type the destination lists.
+// for a Docker list that is rewritten anyway and lists OCI instances, else the source's type
+// (so a Docker list whose OCI instances are copied unchanged, as some tools push, stays
+// byte-exact); then, when the destination does not accept that, the first index type the
+// destination lists.
 func planIndex(in indexPlanInput) (indexPlan, error) {
 	want := in.SrcMIMEType
 	switch {
@@ -408,7 +410,7 @@ func planIndex(in indexPlanInput) (indexPlan, error) {
 		want = imgspecv1.MediaTypeImageIndex
 	case in.Force == manifest.DockerV2Schema2MediaType:
 		want = manifest.DockerV2ListMediaType
-	case in.InstancesOCI && want == manifest.DockerV2ListMediaType &&
+	case in.Changed && in.InstancesOCI && want == manifest.DockerV2ListMediaType &&
 		(in.DestSupported == nil || slices.Contains(in.DestSupported, imgspecv1.MediaTypeImageIndex)):
 		want = imgspecv1.MediaTypeImageIndex
 	}
@@ -461,7 +463,7 @@ func indexWrittenExact(in indexExactInput) bool {
 		}
 	}
 	pin := in.Index
-	pin.Changed, pin.InstancesOCI = false, slices.Contains(in.InstanceTypes, imgspecv1.MediaTypeImageManifest)
+	pin.Changed = false
 	p, err := planIndex(pin)
 	return err == nil && p.KeepOriginal
 }

@@ -262,6 +262,8 @@ func TestPlanIndex(t *testing.T) {
 		{"force schema2 converts index", indexPlanInput{SrcMIMEType: oix, Force: s2, DestSupported: registryDest}, indexPlan{dl, false}, ""},
 		{"list of converted oci instances becomes an oci index", indexPlanInput{SrcMIMEType: dl, Changed: true, InstancesOCI: true}, indexPlan{oix, false}, ""},
 		{"list of oci instances stays a list where oci indexes are refused", indexPlanInput{SrcMIMEType: dl, Changed: true, InstancesOCI: true, DestSupported: []string{s2, oci, dl}}, indexPlan{dl, false}, ""},
+		{"unchanged list of oci instances kept byte-exact", indexPlanInput{SrcMIMEType: dl, InstancesOCI: true, DestSupported: registryDest}, indexPlan{dl, true}, ""},
+		{"unchanged list of oci instances kept, any dest", indexPlanInput{SrcMIMEType: dl, InstancesOCI: true}, indexPlan{dl, true}, ""},
 		{"dest lists no index types: keep", indexPlanInput{SrcMIMEType: dl, DestSupported: archiveDest}, indexPlan{dl, true}, ""},
 		{"preserve: unchanged ok", indexPlanInput{SrcMIMEType: oix, PreserveDigests: true}, indexPlan{oix, true}, ""},
 		{"preserve: subset refused", indexPlanInput{SrcMIMEType: oix, Changed: true, PreserveDigests: true}, indexPlan{}, "index would be rewritten"},

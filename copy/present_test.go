@@ -195,7 +195,7 @@ func TestIndexWrittenExact(t *testing.T) {
 		{name: "nested index, listed types", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: oci, DestSupported: all}, InstanceTypes: []string{oci}}},
 		{name: "instance type not accepted", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: list, DestSupported: []string{o1, oci, list}}, InstanceTypes: []string{s2}}},
 		{name: "index type not accepted", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: list, DestSupported: []string{o1, s2, oci}}, InstanceTypes: []string{s2}}},
-		{name: "OCI instances in a Docker list", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: list}, InstanceTypes: []string{o1}}},
+		{name: "OCI instances in a Docker list", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: list, DestSupported: all}, InstanceTypes: []string{o1}}, want: true},
 		{name: "forced", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: list, Force: s2}, InstanceTypes: []string{s2}}},
 		{name: "compress", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: oci}, InstanceTypes: []string{o1}, Compress: "gzip"}},
 		{name: "decompress", in: indexExactInput{Index: indexPlanInput{SrcMIMEType: oci}, InstanceTypes: []string{o1}, Decompress: true}},

@@ -126,19 +126,17 @@ func chooseInstance(ctx context.Context, src types.ImageSource, img *Image, sys 
 	if err != nil {
 		return nil, "", "", errors.Wrapf(err, "parsing index of %s", name)
 	}
-	inst, err := manifest.ChooseInstance(idx, manifest.SystemPlatform(sys))
+	inst, err := manifest.ResolveInstance(ctx, idx, manifest.SystemPlatform(sys), func(ctx context.Context, d digest.Digest) ([]byte, string, error) {
+		b, mimeType, err := src.GetManifest(ctx, &d)
+		if err != nil {
+			return nil, "", errors.Wrapf(err, "reading manifest %s of %s", d, name)
+		}
+		return b, mimeType, nil
+	})
 	if err != nil {
 		return nil, "", "", errors.Wrapf(err, "choosing an image from %s", name)
 	}
-	d := inst.Digest
-	b, mimeType, err := src.GetManifest(ctx, &d)
-	if err != nil {
-		return nil, "", "", errors.Wrapf(err, "reading manifest %s of %s", d, name)
-	}
-	if mimeType == "" {
-		mimeType = inst.MediaType
-	}
-	return b, mimeType, d, nil
+	return inst.Manifest, inst.MIMEType, inst.Digest, nil
 }
 
 // readConfig reads and verifies the config blob; schema1 images get their v1 image JSON.

@@ -20,7 +20,8 @@ type StoredImage struct {
 	Reference string
 	Digest    digest.Digest
 	MIMEType  string
-	// Platforms are the platforms of the image ("linux/amd64"), one per instance of an index.
+	// Platforms are the platforms of the image ("linux/amd64"), one per runnable instance of an
+	// index (attestations left out).
 	Platforms []string
 }
 
@@ -110,7 +111,7 @@ func describe(ctx context.Context, l types.ListedImage, sys *types.SystemContext
 			return img, errors.Wrapf(err, "parsing index of %s", img.Reference)
 		}
 		for _, inst := range idx.Instances() {
-			if inst.Platform != nil {
+			if manifest.Runnable(inst) {
 				img.Platforms = append(img.Platforms, manifest.FormatPlatform(*inst.Platform))
 			}
 		}

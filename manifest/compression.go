@@ -81,3 +81,21 @@ func ConfigDiffIDs(config []byte) ([]digest.Digest, error) {
 	}
 	return c.RootFS.DiffIDs, nil
 }
+
+// CheckContainerImage returns nil when m is a container image a runtime can load (`docker
+// load`): its config is a Docker or OCI image config and every layer is a tar layer, plain or
+// compressed. Otherwise (a Helm chart, a WASM module, a signature or an attestation: any
+// artifact) it returns an error naming what is not image-like. Schema1 has no config and
+// passes on its layers alone.
+func CheckContainerImage(m Manifest) error {
+	config := m.ConfigInfo()
+	if config.Digest != "" && config.MediaType != DockerV2Schema2ConfigMediaType && config.MediaType != imgspecv1.MediaTypeImageConfig {
+		return errors.Errorf("its config is %q, not a container image config", config.MediaType)
+	}
+	for i, l := range m.LayerInfos() {
+		if _, ok := layerKinds[l.MediaType]; !ok {
+			return errors.Errorf("%s is %q, not a tar layer", layerName(i), l.MediaType)
+		}
+	}
+	return nil
+}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/imgcopy/imgcopy/types"
 	"github.com/pkg/errors"
 )
@@ -90,19 +92,51 @@ func MatchesPlatform(want, have types.Platform) bool {
 }
 
 // ChooseInstance returns the first instance of idx whose platform matches want; for arm it
-// falls back to older variants (v7 runs v6 and v5 images). Entries without a platform are
-// never chosen. The error, wrapping types.ErrManifestNotFound, lists the platforms available.
+// falls back to older variants (v7 runs v6 and v5 images). Only runnable instances are
+// chosen (see Runnable). The error, wrapping types.ErrManifestNotFound, lists the platforms
+// available.
 func ChooseInstance(idx Index, want types.Platform) (IndexInstance, error) {
 	instances := idx.Instances()
 	for _, w := range platformCandidates(want) {
 		for _, inst := range instances {
-			if inst.Platform != nil && !IsIndexType(inst.MediaType) && MatchesPlatform(w, *inst.Platform) {
+			if Runnable(inst) && MatchesPlatform(w, *inst.Platform) {
 				return inst, nil
 			}
 		}
 	}
 	return IndexInstance{}, errors.Wrapf(types.ErrManifestNotFound, "no image for platform %s in the index; available: %s",
 		FormatPlatform(want), availablePlatforms(instances))
+}
+
+// Docker buildx stores the provenance and SBOM of each image as an extra index entry with
+// platform unknown/unknown and these annotations (BuildKit docs/attestations/attestation-storage.md).
+const (
+	dockerReferenceTypeAnnotation   = "vnd.docker.reference.type"
+	dockerAttestationManifest       = "attestation-manifest"
+	dockerReferenceDigestAnnotation = "vnd.docker.reference.digest"
+)
+
+// Runnable reports whether inst is an image a runtime could pick for a platform: it names a
+// platform, is not itself an index, and is not an attestation (buildx's unknown/unknown
+// entries, marked with vnd.docker.reference.type=attestation-manifest).
+func Runnable(inst IndexInstance) bool {
+	if inst.Platform == nil || IsIndexType(inst.MediaType) {
+		return false
+	}
+	if inst.Annotations[dockerReferenceTypeAnnotation] == dockerAttestationManifest {
+		return false
+	}
+	return inst.Platform.OS != "unknown" || inst.Platform.Architecture != "unknown"
+}
+
+// AttestationSubject returns the digest of the image a buildx attestation entry describes
+// (its vnd.docker.reference.digest annotation), and false when inst is not an attestation.
+func AttestationSubject(inst IndexInstance) (digest.Digest, bool) {
+	if inst.Annotations[dockerReferenceTypeAnnotation] != dockerAttestationManifest {
+		return "", false
+	}
+	d := digest.Digest(inst.Annotations[dockerReferenceDigestAnnotation])
+	return d, d.Validate() == nil
 }
 
 // platformCandidates lists the normalized want (so that arm and arm64 name a variant) and
@@ -129,12 +163,17 @@ func platformCandidates(want types.Platform) []types.Platform {
 // availablePlatforms renders the platforms of instances for an error message.
 func availablePlatforms(instances []IndexInstance) string {
 	var names []string
+	nested := false
 	for _, inst := range instances {
-		if inst.Platform != nil {
+		if Runnable(inst) {
 			names = append(names, FormatPlatform(*inst.Platform))
 		}
+		nested = nested || IsIndexType(inst.MediaType)
 	}
-	if len(names) == 0 {
+	switch {
+	case len(names) == 0 && len(instances) > 0 && !nested:
+		return "none, the index lists only artifacts or images without a platform (inspect --raw shows it)"
+	case len(names) == 0:
 		return "none"
 	}
 	return strings.Join(names, ", ")

@@ -150,3 +150,55 @@ func TestParsePlatform(t *testing.T) {
 		t.Errorf("ParsePlatform = %+v", p)
 	}
 }
+
+// TestChooseInstanceSkipsAttestations: buildx lists an attestation manifest (platform
+// unknown/unknown, vnd.docker.reference.type=attestation-manifest) for each image; it is never
+// the image of a platform, even one asked for as unknown/unknown, and never offered as one.
+func TestChooseInstanceSkipsAttestations(t *testing.T) {
+	t.Parallel()
+	unknown := &imgspecv1.Platform{OS: "unknown", Architecture: "unknown"}
+	att := func(name, of string) IndexInstance {
+		return IndexInstance{BlobInfo: types.BlobInfo{Digest: digest.FromString(name), Size: 1,
+			MediaType: imgspecv1.MediaTypeImageManifest, Annotations: map[string]string{
+				"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": digest.FromString(of).String()}},
+			Platform: unknown}
+	}
+	img := func(name, arch string) IndexInstance {
+		return IndexInstance{BlobInfo: types.BlobInfo{Digest: digest.FromString(name), Size: 1, MediaType: imgspecv1.MediaTypeImageManifest},
+			Platform: &imgspecv1.Platform{OS: "linux", Architecture: arch}}
+	}
+	idx, err := UpdateIndex(&OCI1Index{}, IndexUpdateOptions{Instances: []IndexInstance{
+		att("att-arm", "arm"), att("att-amd", "amd"), img("arm", "arm64"), img("amd", "amd64")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ want, digest string }{
+		{"linux/amd64", "amd"},
+		{"linux/arm64", "arm"},
+		{"unknown/unknown", ""},
+	}
+	for _, tc := range cases {
+		got, err := ChooseInstance(idx, plat(t, tc.want))
+		if tc.digest == "" {
+			if !errors.Is(err, types.ErrManifestNotFound) {
+				t.Errorf("ChooseInstance(%s) = %s, %v; want ErrManifestNotFound", tc.want, got.Digest, err)
+			} else if !strings.HasSuffix(err.Error(), "available: linux/arm64, linux/amd64: manifest not found") {
+				t.Errorf("ChooseInstance(%s) error lists attestations as platforms: %v", tc.want, err)
+			}
+			continue
+		}
+		if err != nil || got.Digest != digest.FromString(tc.digest) {
+			t.Errorf("ChooseInstance(%s) = %s, %v; want the %s image", tc.want, got.Digest, err, tc.digest)
+		}
+	}
+	onlyAtt, err := UpdateIndex(&OCI1Index{}, IndexUpdateOptions{Instances: []IndexInstance{att("att-arm", "arm")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ChooseInstance(onlyAtt, plat(t, "linux/amd64")); !errors.Is(err, types.ErrManifestNotFound) || !strings.Contains(err.Error(), "lists only artifacts") {
+		t.Errorf("ChooseInstance in an index of artifacts: %v; want it to say the index lists only artifacts", err)
+	}
+	if Runnable(att("a", "b")) || !Runnable(img("x", "amd64")) || Runnable(IndexInstance{Platform: unknown}) {
+		t.Error("Runnable does not tell attestations and unknown/unknown from images")
+	}
+}

@@ -127,11 +127,13 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 			Err: errors.Errorf("%s stores only %v", types.ImageName(d.ref), d.Properties().SupportedManifestMIMETypes)}
 	}
 	if instance == nil {
+		if !manifest.IsIndexType(mimeType) {
+			if err := checkLoadable(body, mimeType); err != nil {
+				return errors.Wrapf(err, "writing %s", types.ImageName(d.ref))
+			}
+		}
 		d.top, d.topType = body, mimeType
 		return nil
-	}
-	if manifest.IsIndexType(mimeType) {
-		return errors.Errorf("writing %s: nested index %s is not supported", types.ImageName(d.ref), *instance)
 	}
 	if err := manifest.CheckDigest(body, *instance, -1); err != nil {
 		return errors.Wrapf(err, "writing manifest to %s", types.ImageName(d.ref))
@@ -156,7 +158,7 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 		}
 	}
 	if manifest.IsIndexType(d.topType) {
-		m, err := d.chooseInstance(opts.Platform)
+		m, err := d.chooseInstance(ctx, opts.Platform)
 		if err != nil {
 			return errors.Wrapf(err, "committing %s", types.ImageName(d.ref))
 		}
@@ -174,9 +176,25 @@ func (d *destination) Commit(ctx context.Context, opts types.CommitOptions) erro
 	return nil
 }
 
-// chooseInstance picks, among the written instances of the index, the one for platform (nil:
-// the running one), else the first written one.
-func (d *destination) chooseInstance(platform *types.Platform) ([]byte, error) {
+// checkLoadable refuses, as a usage error, a manifest that is not a container image: a
+// docker-archive is for `docker load`, which cannot load an artifact (a Helm chart, a
+// signature), so such an archive would only fail later and elsewhere.
+func checkLoadable(body []byte, mimeType string) error {
+	m, err := manifest.FromBlob(body, mimeType)
+	if err != nil {
+		return err
+	}
+	if err := manifest.CheckContainerImage(m); err != nil {
+		return types.UsageError{Err: errors.Errorf("a docker-archive holds only container images, and this manifest is an artifact (%v): "+
+			"copy it to an oci:, oci-archive:, dir: or docker:// destination", err)}
+	}
+	return nil
+}
+
+// chooseInstance picks, among the written instances of the index and of its nested indexes,
+// the one for platform (nil: the running one), else the first written container image (never
+// an attestation).
+func (d *destination) chooseInstance(ctx context.Context, platform *types.Platform) ([]byte, error) {
 	idx, err := manifest.IndexFromBlob(d.top, d.topType)
 	if err != nil {
 		return nil, err
@@ -185,19 +203,41 @@ func (d *destination) chooseInstance(platform *types.Platform) ([]byte, error) {
 	if platform != nil {
 		want = *platform
 	}
-	if inst, err := manifest.ChooseInstance(idx, want); err == nil {
-		if b, ok := d.instances[inst.Digest]; ok {
-			return b, nil
+	written := func(_ context.Context, dg digest.Digest) ([]byte, string, error) {
+		if b, ok := d.instances[dg]; ok {
+			return b, "", nil
 		}
+		return nil, "", errors.Wrapf(types.ErrManifestNotFound, "manifest %s was not written", dg)
 	}
+	if inst, err := manifest.ResolveInstance(ctx, idx, want, written); err == nil {
+		return inst.Manifest, nil
+	}
+	if b, inst, ok := d.firstImage(idx, 0); ok {
+		logrus.WithFields(logrus.Fields{"platform": manifest.FormatPlatform(want), "digest": inst}).
+			Warn("no image for the chosen platform was written; manifest.json lists another instance")
+		return b, nil
+	}
+	return nil, types.UsageError{Err: errors.New("no container image of the index was written (a docker-archive holds only container images)")}
+}
+
+// firstImage returns the first written container image of idx (never an attestation), looking
+// into the written nested indexes too.
+func (d *destination) firstImage(idx manifest.Index, depth int) ([]byte, digest.Digest, bool) {
 	for _, inst := range idx.Instances() {
-		if b, ok := d.instances[inst.Digest]; ok {
-			logrus.WithFields(logrus.Fields{"platform": manifest.FormatPlatform(want), "digest": inst.Digest}).
-				Warn("no image for the chosen platform was written; manifest.json lists another instance")
-			return b, nil
+		b, ok := d.instances[inst.Digest]
+		switch {
+		case !ok:
+		case manifest.IsIndexType(inst.MediaType) && depth < manifest.MaxIndexDepth:
+			if nested, err := manifest.IndexFromBlob(b, inst.MediaType); err == nil {
+				if b, dg, ok := d.firstImage(nested, depth+1); ok {
+					return b, dg, true
+				}
+			}
+		case manifest.Runnable(inst) && checkLoadable(b, inst.MediaType) == nil:
+			return b, inst.Digest, true
 		}
 	}
-	return nil, errors.New("no instance of the index was written")
+	return nil, "", false
 }
 
 // Close implements types.ImageDestination.

@@ -450,43 +450,60 @@ func (s *source) tryDescriptor(desc imgspecv1.Descriptor) error {
 	return errors.Errorf("unsupported media type %q", mt)
 }
 
-// tryIndex sets s.top to the index b when one of its instances matches. When the archive
-// lacks some instances (Docker 25 saves only the local platform of a multi-platform image),
-// the matching instance itself becomes the top-level manifest.
+// tryIndex sets s.top to the index b when one of its instances (or of its nested indexes')
+// matches. When the archive lacks some instances (Docker 25 saves only the local platform of a
+// multi-platform image), the matching instance itself becomes the top-level manifest.
 func (s *source) tryIndex(b []byte, mt string) error {
-	var idx imgspecv1.Index
-	if err := json.Unmarshal(b, &idx); err != nil {
+	children := map[digest.Digest]imgspecv1.Descriptor{}
+	match, matchType, complete, err := s.scanIndex(b, children, 0)
+	if err != nil {
 		return err
 	}
-	var match []byte
-	var matchType string
-	complete := true
+	switch {
+	case match == nil:
+	case complete:
+		s.top, s.topType, s.children = b, mt, children
+	default:
+		s.top, s.topType = match, matchType
+	}
+	return nil
+}
+
+// scanIndex reads the instances of index b, depth levels of nested indexes down, into
+// children, and returns the first that matches the entry and whether every one is present.
+func (s *source) scanIndex(b []byte, children map[digest.Digest]imgspecv1.Descriptor, depth int) (match []byte, matchType string, complete bool, err error) {
+	var idx imgspecv1.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, "", false, err
+	}
+	complete = true
 	for _, child := range idx.Manifests {
+		children[child.Digest] = child
 		cb, err := s.readBlob(child, iolimits.MaxManifestBodySize)
 		if errors.Is(err, types.ErrDigestMismatch) {
-			return err // damaged, not left out as Docker 25 leaves other platforms out
+			return nil, "", false, err // damaged, not left out as Docker 25 leaves other platforms out
 		}
 		if err != nil {
 			complete = false
 			continue
 		}
 		ct := blobMIMEType(child.MediaType, cb)
+		if manifest.IsIndexType(ct) && depth < manifest.MaxIndexDepth {
+			m, mt, c, err := s.scanIndex(cb, children, depth+1)
+			if err != nil {
+				return nil, "", false, err
+			}
+			complete = complete && c
+			if match == nil {
+				match, matchType = m, mt
+			}
+			continue
+		}
 		if match == nil && isManifestType(ct) && s.matches(cb, ct) {
 			match, matchType = cb, ct
 		}
 	}
-	switch {
-	case match == nil:
-	case complete:
-		s.top, s.topType = b, mt
-		s.children = map[digest.Digest]imgspecv1.Descriptor{}
-		for _, c := range idx.Manifests {
-			s.children[c.Digest] = c
-		}
-	default:
-		s.top, s.topType = match, matchType
-	}
-	return nil
+	return match, matchType, complete, nil
 }
 
 // matches reports whether manifest b has the entry's config and, in order, its layer files.

@@ -91,6 +91,19 @@ func (w *Writer) keepInstances(ctx context.Context, s *source, top []byte, topTy
 	if err != nil {
 		return nil, err
 	}
+	chosen, err := w.keepIndexInstances(ctx, s, idx, 0)
+	if err != nil {
+		return nil, err
+	}
+	if chosen == nil {
+		return nil, errors.Errorf("no instance of the index has config %s", s.configDigest)
+	}
+	return chosen, nil
+}
+
+// keepIndexInstances is keepInstances for the instances of idx, depth levels of nested
+// indexes down; it returns the manifest with the listed config, nil when idx has none.
+func (w *Writer) keepIndexInstances(ctx context.Context, s *source, idx manifest.Index, depth int) ([]byte, error) {
 	var chosen []byte
 	for _, inst := range idx.Instances() {
 		d := inst.Digest
@@ -99,7 +112,21 @@ func (w *Writer) keepInstances(ctx context.Context, s *source, top []byte, topTy
 			return nil, err
 		}
 		if manifest.IsIndexType(mt) {
-			return nil, errors.Errorf("nested index %s is not supported", d)
+			nested, err := manifest.IndexFromBlob(b, mt)
+			if err != nil || depth >= manifest.MaxIndexDepth {
+				return nil, errors.Wrapf(manifest.ErrInvalidManifest, "nested index %s: too deep or malformed (%v)", d, err)
+			}
+			c, err := w.keepIndexInstances(ctx, s, nested, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if chosen == nil {
+				chosen = c
+			}
+			if err := w.PutManifestBlob(b); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		m, err := manifest.FromBlob(b, mt)
 		if err != nil {
@@ -115,9 +142,6 @@ func (w *Writer) keepInstances(ctx context.Context, s *source, top []byte, topTy
 		if listed {
 			chosen = b
 		}
-	}
-	if chosen == nil {
-		return nil, errors.Errorf("no instance of the index has config %s", s.configDigest)
 	}
 	return chosen, nil
 }
