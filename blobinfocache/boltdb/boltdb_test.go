@@ -30,7 +30,19 @@ func mustFlush(t testing.TB, c types.BlobInfoCache) {
 
 func newTestCache(t *testing.T) *cache {
 	t.Helper()
-	return Open(filepath.Join(t.TempDir(), "sub", "cache.db")).(*cache)
+	c := Open(filepath.Join(t.TempDir(), "sub", "cache.db")).(*cache)
+	dropPendingAtCleanup(t, c)
+	return c
+}
+
+// dropPendingAtCleanup cancels c's delayed flush when t ends: fired after t's temporary
+// directory was removed, it would create the directory again and leave it behind in $TMPDIR.
+func dropPendingAtCleanup(t testing.TB, c *cache) {
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.cancelTimer()
+	})
 }
 
 // split writes through one handle and reads through another on the same file, so the suite

@@ -42,6 +42,7 @@ func FuzzCacheFile(f *testing.F) {
 			t.Fatal(err)
 		}
 		c := Open(path).(*cache)
+		dropPendingAtCleanup(t, c)
 		c.lockTimeout = 10 * time.Millisecond
 		// A damaged file must not make bbolt loop forever; the fuzzer reports a crash, not a hang.
 		watchdog := time.AfterFunc(30*time.Second, func() {
