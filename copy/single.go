@@ -52,7 +52,7 @@ type singleCopy struct {
 // has it (top level only), copy the layers and the config, write the manifest (trying the
 // candidate types in turn). instance is nil for the top level.
 func (c *copier) copySingle(ctx context.Context, manBlob []byte, mimeType string, instance *digest.Digest) (*writtenManifest, error) {
-	sc, err := c.planSingle(manBlob, mimeType)
+	sc, err := c.planSingle(manBlob, mimeType, instance)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +102,9 @@ func (c *copier) copyBlobs(ctx context.Context, sc *singleCopy, diffIDs []digest
 	return layers, g.Wait()
 }
 
-// planSingle parses the manifest and plans the layers and the manifest type.
-func (c *copier) planSingle(manBlob []byte, mimeType string) (*singleCopy, error) {
+// planSingle parses the manifest and plans the layers and the manifest type; a top-level
+// artifact (instance nil) is refused here when the destination holds only container images.
+func (c *copier) planSingle(manBlob []byte, mimeType string, instance *digest.Digest) (*singleCopy, error) {
 	m, err := manifest.FromBlob(manBlob, mimeType)
 	if err != nil {
 		return nil, errors.Wrap(err, "parsing source manifest")
@@ -111,6 +112,11 @@ func (c *copier) planSingle(manBlob []byte, mimeType string) (*singleCopy, error
 	srcDigest, err := manifest.Digest(manBlob)
 	if err != nil {
 		return nil, errors.Wrap(err, "computing source manifest digest")
+	}
+	if instance == nil && c.destProps.OnlyContainerImages {
+		if err := manifest.RefuseArtifact(m, "a "+c.destRef.Transport().Name()); err != nil {
+			return nil, err
+		}
 	}
 	sc := &singleCopy{m: m, srcBlob: manBlob, srcDigest: srcDigest}
 	in := manifestPlanInput{

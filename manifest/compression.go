@@ -1,7 +1,10 @@
 package manifest
 
 import (
+	"fmt"
+
 	"github.com/imgcopy/imgcopy/internal/iolimits"
+	"github.com/imgcopy/imgcopy/types"
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
@@ -99,3 +102,23 @@ func CheckContainerImage(m Manifest) error {
 	}
 	return nil
 }
+
+// RefuseArtifact returns nil when m is a container image (CheckContainerImage), else a
+// UsageError matching types.ErrNotContainerImage that says store ("a docker-archive") holds
+// only container images and where the artifact can go instead.
+func RefuseArtifact(m Manifest, store string) error {
+	err := CheckContainerImage(m)
+	if err == nil {
+		return nil
+	}
+	return types.UsageError{Err: notContainerImage(fmt.Sprintf("%s holds only container images, and this manifest is an artifact (%v): "+
+		"copy it to an oci:, oci-archive:, dir: or docker:// destination", store, err))}
+}
+
+// notContainerImage is RefuseArtifact's message; it matches types.ErrNotContainerImage.
+type notContainerImage string
+
+func (e notContainerImage) Error() string { return string(e) }
+
+// Is makes errors.Is(err, types.ErrNotContainerImage) true.
+func (e notContainerImage) Is(target error) bool { return target == types.ErrNotContainerImage }

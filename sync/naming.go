@@ -140,7 +140,7 @@ func (n naming) destinationName(src *sourceName) (string, error) {
 		// stores take it as it is; a registry store refuses it (see expandSource).
 		return src.tag + n.suffix, nil
 	case src.path == "":
-		return "", errors.Wrapf(types.ErrUsage, "the image is stored without a repository or tag: give its source a destination template")
+		return "", errors.Wrapf(types.ErrUsage, "the image is stored without a repository or tag: give its source a destination template (--dest-repo, or destination: in the config)")
 	case n.scoped && src.registry != "" && n.portColon:
 		repo = src.registry + "/" + src.path
 	case n.scoped && src.registry != "":

@@ -191,6 +191,12 @@ func (r *runner) copyItem(ctx context.Context, it *Item) Result {
 			res.Reason = "stopped: " + reason
 			return res
 		}
+		if errors.Is(err, types.ErrNotContainerImage) {
+			// A mirror of a repository into a docker-archive meets cosign's .sig tags and
+			// other artifacts: the archive cannot hold them, which is no failure of the sync.
+			res.Reason = "an artifact, not a container image, which " + r.p.Destination + " cannot hold"
+			return res
+		}
 		res.Action = ActionFailed
 		res.setErr(err)
 		if r.p.opts.FailFast {

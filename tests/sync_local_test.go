@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imgcopy/imgcopy/blobinfocache/memory"
 	"github.com/imgcopy/imgcopy/internal/testregistry"
@@ -224,5 +225,36 @@ func TestSyncUnnamedLayoutImagesByTemplate(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("copied %v, want %v", got, want)
+	}
+}
+
+// TestSyncArtifactsIntoDockerArchive mirrors a repository holding an image and a cosign
+// signature tag into a docker-archive: the signature, which `docker load` could not load, is
+// skipped with its reason (not a failure), and none of its blobs enters the archive.
+func TestSyncArtifactsIntoDockerArchive(t *testing.T) {
+	t.Parallel()
+	src := testregistry.Start(t, testregistry.Options{})
+	img := pushSingle(t, src.Host, "team/app", "1", "signed", "amd64")
+	empty := pushBlob(t, src.Host, "team/app", "application/vnd.oci.empty.v1+json", []byte("{}"))
+	payload := pushBlob(t, src.Host, "team/app", "application/vnd.dev.cosign.simplesigning.v1+json", []byte(`{"critical":{"image":{"docker-manifest-digest":"`+string(img.Digest)+`"}}}`))
+	sig := imgspecv1.Manifest{MediaType: imgspecv1.MediaTypeImageManifest, Config: empty, Layers: []imgspecv1.Descriptor{payload}}
+	sig.SchemaVersion = 2
+	pushJSON(t, src.Host, "team/app", "sha256-"+img.Digest.Encoded()+".sig", sig, imgspecv1.MediaTypeImageManifest)
+
+	archive := filepath.Join(t.TempDir(), "bundle.tar")
+	rep := syncOnce(t, syncer.Options{Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}}, Destination: "docker-archive:" + archive})
+	if rep.Counts[syncer.ActionCopied] != 1 || rep.Counts[syncer.ActionSkipped] != 1 {
+		t.Fatalf("counts %v, want 1 copied and 1 skipped", rep.Counts)
+	}
+	for _, r := range rep.Images {
+		if strings.HasSuffix(r.Destination, ".sig") && !strings.Contains(r.Reason, "not a container image") {
+			t.Errorf("signature: %+v, want skipped as not a container image", r)
+		}
+	}
+	members, _ := tarContents(t, archive)
+	for _, d := range []digest.Digest{empty.Digest, payload.Digest} {
+		if members["blobs/sha256/"+d.Encoded()] != 0 {
+			t.Errorf("the archive holds the signature's blob %s: %v", d, members)
+		}
 	}
 }

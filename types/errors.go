@@ -93,6 +93,10 @@ var (
 	ErrUnsafePath = errors.New("unsafe path in archive")
 	// ErrDuplicateEntry is returned (wrapped) when two members of an archive have the same name.
 	ErrDuplicateEntry = errors.New("duplicate entry in archive")
+	// ErrNotContainerImage is returned (wrapped in a UsageError) when a destination that holds
+	// only container images (a docker-archive, for `docker load`) is given an artifact: a
+	// signature, an SBOM, a Helm chart.
+	ErrNotContainerImage = errors.New("not a container image")
 	// ErrNotLoggedIn is returned (wrapped) when logging out of a registry with no stored
 	// credentials.
 	ErrNotLoggedIn = errors.New("not logged in")

@@ -147,6 +147,10 @@ type DestinationProperties struct {
 	UnusableManifestMIMETypes []string
 	// ConcurrentBlobs is true when TryReusingBlob and PutBlob may be called concurrently.
 	ConcurrentBlobs bool
+	// OnlyContainerImages is true when the destination can hold nothing but container images
+	// (a docker-archive, for `docker load`): a copy refuses an artifact as the top-level image
+	// before it transfers any blob, with an error matching ErrNotContainerImage.
+	OnlyContainerImages bool
 	// ConcurrentManifests is true when PutManifest may be called from several goroutines at
 	// once (instances of an index that finish together) and while the source reads manifests.
 	ConcurrentManifests bool

@@ -50,6 +50,7 @@ func (d *destination) Properties() types.DestinationProperties {
 			PrefersSinglePlatform:      true,
 			DesiredLayerCompression:    types.Decompress,
 			ConcurrentBlobs:            true,
+			OnlyContainerImages:        true,
 		}
 	}
 	return types.DestinationProperties{
@@ -58,6 +59,7 @@ func (d *destination) Properties() types.DestinationProperties {
 		PrefersSinglePlatform:      true,
 		DesiredLayerCompression:    types.PreserveOriginal,
 		ConcurrentBlobs:            true,
+		OnlyContainerImages:        true,
 	}
 }
 
@@ -184,11 +186,7 @@ func checkLoadable(body []byte, mimeType string) error {
 	if err != nil {
 		return err
 	}
-	if err := manifest.CheckContainerImage(m); err != nil {
-		return types.UsageError{Err: errors.Errorf("a docker-archive holds only container images, and this manifest is an artifact (%v): "+
-			"copy it to an oci:, oci-archive:, dir: or docker:// destination", err)}
-	}
-	return nil
+	return manifest.RefuseArtifact(m, "a docker-archive")
 }
 
 // chooseInstance picks, among the written instances of the index and of its nested indexes,
