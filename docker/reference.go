@@ -56,7 +56,11 @@ func (r reference) Transport() types.ImageTransport { return Transport }
 
 // StringWithinTransport implements types.ImageReference.
 func (r reference) StringWithinTransport() string {
-	return "//" + distref.FamiliarString(r.named)
+	familiar := distref.FamiliarString(r.named)
+	if hostOnly(familiar, r.named) {
+		return "//" + r.named.String() // docker.io/library/quay.io, which reads back as it is
+	}
+	return "//" + familiar
 }
 
 // DockerReference implements types.ImageReference.
