@@ -19,6 +19,7 @@ import (
 // Output is the summary printed by `imgcopy inspect`, with skopeo's field names.
 type Output struct {
 	Name          string `json:",omitempty"`
+	Tag           string `json:",omitempty"` // a schema1 manifest's tag, as skopeo shows it
 	Digest        digest.Digest
 	RepoTags      []string
 	Created       *time.Time
@@ -202,8 +203,11 @@ func (img *Image) Summary(ref types.ImageReference, tags []string) (*Output, err
 		out.Architecture, out.Variant, out.Os = c.Architecture, c.Variant, c.OS
 		out.Env, out.Labels = c.Config.Env, c.Config.Labels
 	}
-	if s1, ok := img.Instance.(*manifest.Schema1); ok && out.Architecture == "" {
-		out.Architecture = s1.Architecture
+	if s1, ok := img.Instance.(*manifest.Schema1); ok {
+		out.Tag = s1.Tag
+		if out.Architecture == "" {
+			out.Architecture = s1.Architecture
+		}
 	}
 	for _, l := range img.Instance.LayerInfos() {
 		if l.EmptyLayer {

@@ -16,6 +16,7 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -258,5 +259,28 @@ func TestNilReference(t *testing.T) {
 		if err := call(); !errors.Is(err, types.ErrUsage) {
 			t.Errorf("%s(nil): error %v, want a usage error", name, err)
 		}
+	}
+}
+
+// TestSummaryTag: as in skopeo, Tag is a schema1 manifest's own tag (`{{.Tag}}` in a
+// template) and absent for other manifests.
+func TestSummaryTag(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "manifest", "testdata", "schema1-unsigned.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.FromBlob(b, manifest.DockerV2Schema1MediaType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := helloRef(t)
+	out, err := (&Image{Manifest: b, Instance: m}).Summary(r, nil)
+	if err != nil || out.Tag != "latest" {
+		t.Fatalf("schema1: Tag %q, %v; want the manifest's tag, latest", out.Tag, err)
+	}
+	out, err = Inspect(context.Background(), r, nil, Options{})
+	if err != nil || out.Tag != "" {
+		t.Fatalf("OCI image: Tag %q, %v; want none", out.Tag, err)
 	}
 }
