@@ -246,15 +246,19 @@ func (p *Plan) resolve(ctx context.Context, items []*Item) error {
 			continue
 		}
 		g.Go(func() error {
-			p.resolveItem(gctx, it)
-			return nil
+			return p.resolveItem(gctx, it)
 		})
 	}
-	_ = g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	return ctx.Err()
 }
 
-func (p *Plan) resolveItem(ctx context.Context, it *Item) {
+// resolveItem compares the item's source and destination digests and decides its action. Its
+// error ends the plan: a local store that cannot be read as its transport's format (a file
+// named oci:, a directory named oci-archive:) would fail every image the same way.
+func (p *Plan) resolveItem(ctx context.Context, it *Item) error {
 	literalDigest := it.literal && it.SourceDigest != ""
 	if it.SourceDigest == "" {
 		if md, ok := it.src.(types.ManifestDigester); ok {
@@ -262,21 +266,24 @@ func (p *Plan) resolveItem(ctx context.Context, it *Item) {
 			switch {
 			case types.Classify(err) == types.ClassNotFound && !it.literal:
 				it.Action, it.Reason = ActionSkip, "no longer at the source"
-				return
+				return nil
 			case err != nil:
 				it.Action, it.Err = ActionFail, err
-				return
+				return nil
 			}
 			it.SourceDigest = d
 		}
 	}
 	if md, ok := it.dest.(types.ManifestDigester); ok {
 		d, err := md.ManifestDigest(ctx, p.opts.Copy.DestinationCtx)
+		_, localStore := p.store.(types.ImageLister)
 		switch {
 		case types.Classify(err) == types.ClassNotFound: // nothing there yet (a new repository, archive, layout)
+		case err != nil && localStore && types.Classify(err) == types.ClassUsage:
+			return errors.Wrapf(err, "checking the destination %s", p.Destination)
 		case err != nil:
 			it.Action, it.Err = ActionFail, errors.Wrap(err, "checking the destination")
-			return
+			return nil
 		default:
 			it.DestinationDigest = d
 		}
@@ -288,13 +295,14 @@ func (p *Plan) resolveItem(ctx context.Context, it *Item) {
 		if md, ok := it.src.(types.ManifestDigester); ok {
 			if _, err := md.ManifestDigest(ctx, p.sourceCtx(it.source)); err != nil {
 				it.Action, it.Reason, it.Err = ActionFail, "", err
-				return
+				return nil
 			}
 		}
 	}
 	if it.Action == ActionUpToDate {
 		p.checkRelated(ctx, it)
 	}
+	return nil
 }
 
 // decide compares the digests: the destination is up to date when it has the source's

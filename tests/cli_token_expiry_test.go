@@ -69,8 +69,11 @@ func TestCLITokenExpiresMidUpload(t *testing.T) {
 	exp.mu.Lock()
 	refused, accepted := exp.refused, exp.accepted
 	exp.mu.Unlock()
-	if refused != 1 {
-		t.Errorf("%d requests refused, want 1", refused)
+	// The refused chunk, and at most one request of the config's upload that was under way
+	// with the same token (both blobs go at once): a client that kept the expired token
+	// would be refused again and again.
+	if refused < 1 || refused > 2 {
+		t.Errorf("%d requests refused, want 1 (or 2, with the config's upload at the same moment)", refused)
 	}
 	// The layer, and the config (a few hundred bytes), each sent once.
 	if accepted < layerSize || accepted > layerSize+4096 {

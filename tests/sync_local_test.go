@@ -258,3 +258,28 @@ func TestSyncArtifactsIntoDockerArchive(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncIntoWrongKindOfStore: a destination that its transport cannot read (a file named
+// oci: or dir:, a directory named oci-archive:) fails the plan once, as a usage error, instead
+// of failing every image the same way.
+func TestSyncIntoWrongKindOfStore(t *testing.T) {
+	t.Parallel()
+	src := testregistry.Start(t, testregistry.Options{})
+	for _, tag := range []string{"1", "2"} {
+		pushSingle(t, src.Host, "team/app", tag, "app"+tag, "amd64")
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("not a store"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dest := range []string{"oci:" + file, "dir:" + file, "oci-archive:" + t.TempDir()} {
+		t.Run(dest[:strings.Index(dest, ":")], func(t *testing.T) {
+			t.Parallel()
+			p, err := syncer.NewPlan(syncCtx(t), syncer.Options{Transports: e2eTransports,
+				Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}}, Destination: dest})
+			if types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), "checking the destination "+dest) {
+				t.Fatalf("plan %v, error %v: want one usage error for the destination", p, err)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"syscall"
 
 	"github.com/pkg/errors"
 
@@ -82,10 +83,24 @@ func tarHolds(p string) string {
 }
 
 // NotDirectory returns, for err from opening p as a directory, FileNotDirectory's error when p
-// exists and is not a directory, else err.
+// or one of its parents (a store's image below a file: dir:FILE/app:1) exists and is not a
+// directory, else err.
 func NotDirectory(transport, p string, writing bool, err error) error {
-	if fi, serr := os.Stat(p); err != nil && serr == nil && !fi.IsDir() {
-		return FileNotDirectory(transport, p, writing)
+	if err == nil {
+		return nil
 	}
-	return err
+	for q := filepath.Clean(p); ; {
+		fi, serr := os.Stat(q)
+		if serr == nil && !fi.IsDir() {
+			return FileNotDirectory(transport, q, writing)
+		}
+		if !errors.Is(serr, syscall.ENOTDIR) {
+			return err
+		}
+		parent := filepath.Dir(q)
+		if parent == q {
+			return err
+		}
+		q = parent
+	}
 }

@@ -131,3 +131,19 @@ func TestNotDirectoryKeepsOtherErrors(t *testing.T) {
 		t.Errorf("a directory: %v, want the error given", err)
 	}
 }
+
+// TestNotDirectoryBelowFile: an image of a store whose root is a file (dir:FILE/app:1) is
+// explained by the file, not "not a directory".
+func TestNotDirectoryBelowFile(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "store")
+	if err := os.WriteFile(file, []byte("not a store"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	image := filepath.Join(file, "team", "app:1")
+	_, openErr := os.Open(image)
+	err := NotDirectory("dir", image, true, openErr)
+	if types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), file+" is a file, not a directory") {
+		t.Fatalf("got %v (class %v), want a usage error naming %s", err, types.Classify(err), file)
+	}
+}
