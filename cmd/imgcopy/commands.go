@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -162,6 +163,11 @@ func manifestDigestCommand(c *cli.Context, e *env) error {
 	}
 	f, err := os.Open(c.Args().First())
 	if err != nil {
+		if _, perr := transports().ParseImageName(c.Args().First()); errors.Is(err, fs.ErrNotExist) && perr == nil {
+			// manifest-digest oci-archive:x.tar: a reference where skopeo's command takes a file.
+			return types.UsageError{Err: errors.Errorf("%v: manifest-digest reads a manifest file, as skopeo's does; for the digest of the image %s run: imgcopy inspect --format '{{.Digest}}' %s",
+				err, c.Args().First(), c.Args().First())}
+		}
 		return err
 	}
 	defer f.Close()

@@ -454,6 +454,12 @@ func TestManifestDigestCommand(t *testing.T) {
 	if code := h.run("manifest-digest", path+".missing"); code != 3 || !strings.Contains(h.stderr.String(), "no such file") {
 		t.Errorf("missing file: exit %d, stderr %q", code, h.stderr.String())
 	}
+	// An image reference, where skopeo's manifest-digest takes a file: say how to get its digest.
+	ref := "oci-archive:" + filepath.Join(t.TempDir(), "bundle.tar")
+	h = newHarness(t)
+	if code := h.run("manifest-digest", ref); code != exitUsage || !strings.Contains(h.stderr.String(), "imgcopy inspect --format '{{.Digest}}' "+ref) {
+		t.Errorf("a reference: exit %d, stderr %q", code, h.stderr.String())
+	}
 }
 
 func TestLoginLogout(t *testing.T) {
