@@ -196,3 +196,26 @@ func TestCLISyncBareTags(t *testing.T) {
 		})
 	}
 }
+
+// TestCLISyncRegexWithComma: --include and --exclude take each regular expression whole, so a
+// bounded repetition ({1,2}) works; the flag parser used to cut it at the comma, and the sync
+// selected nothing. Comma lists still work where values hold no comma (--platform, --tag).
+func TestCLISyncRegexWithComma(t *testing.T) {
+	t.Parallel()
+	src := testregistry.Start(t, testregistry.Options{})
+	for _, tag := range []string{"v1", "v12", "v123", "w1"} {
+		pushSingle(t, src.Host, "team/app", tag, "app"+tag, "amd64")
+	}
+	res := mustCLI(t, "sync", "--dry-run", "--src-tls-verify=false", "--include", `^v[0-9]{1,2}$`, "--exclude", `^x{1,2}$`,
+		"docker://"+src.Host+"/team/app", "oci:"+filepath.Join(t.TempDir(), "layout"))
+	for tag, want := range map[string]bool{"v1": true, "v12": true, "v123": false, "w1": false} {
+		if got := strings.Contains(res.stdout, "team/app:"+tag+" "); got != want {
+			t.Errorf("tag %s planned: %v, want %v\n%s", tag, got, want, res.stdout)
+		}
+	}
+	res = mustCLI(t, "sync", "--dry-run", "--src-tls-verify=false", "--tag", "v1,w1",
+		"docker://"+src.Host+"/team/app", "oci:"+filepath.Join(t.TempDir(), "layout"))
+	if !strings.Contains(res.stdout, "team/app:v1 ") || !strings.Contains(res.stdout, "team/app:w1 ") || strings.Contains(res.stdout, "team/app:v12 ") {
+		t.Errorf("--tag v1,w1:\n%s", res.stdout)
+	}
+}

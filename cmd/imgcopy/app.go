@@ -35,7 +35,11 @@ func newApp(e *env) *cli.App {
 		Description: appDescription + "\n\n" + exitCodeHelp,
 		Version:     version(),
 		Flags:       append(globalFlags(), copyFlags()...),
-		Action:      func(c *cli.Context) error { return copyCommand(c, e) },
+		// A repeatable flag takes each value whole: a regular expression such as
+		// '^v[0-9]{1,3}$' has commas. Flags whose values cannot (platforms, tags, media
+		// types) still accept comma-separated lists (listFlag).
+		DisableSliceFlagSeparator: true,
+		Action:                    func(c *cli.Context) error { return copyCommand(c, e) },
 		Before: func(c *cli.Context) error {
 			if err := setupLogging(c, e); err != nil {
 				return err

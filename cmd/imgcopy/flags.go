@@ -181,7 +181,7 @@ func copyOptions(c *cli.Context, e *env) (*copier.Options, error) {
 	if opts.MultiArch, err = multiArchFlag(c.String("multi-arch"), c.Bool("all")); err != nil {
 		return nil, err
 	}
-	for _, s := range c.StringSlice("platform") {
+	for _, s := range listFlag(c, "platform") {
 		p, err := manifest.ParsePlatform(s)
 		if err != nil {
 			return nil, usageError{errors.Wrap(err, "--platform")}
@@ -207,7 +207,7 @@ func copyOptions(c *cli.Context, e *env) (*copier.Options, error) {
 	if err := referrersOptions(c, opts); err != nil {
 		return nil, err
 	}
-	for _, t := range c.StringSlice("additional-tag") {
+	for _, t := range listFlag(c, "additional-tag") {
 		tagged, err := parseAdditionalTag(t)
 		if err != nil {
 			return nil, err
@@ -274,4 +274,18 @@ func parseAdditionalTag(s string) (reference.NamedTagged, error) {
 		return nil, usageErrorf("--additional-tag %q: want NAME:TAG", s)
 	}
 	return tagged, nil
+}
+
+// listFlag returns the values of the repeatable flag name, each also split at commas
+// (--platform linux/amd64,linux/arm64), for flags whose values cannot hold a comma.
+func listFlag(c *cli.Context, name string) []string {
+	var out []string
+	for _, v := range c.StringSlice(name) {
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
 }

@@ -27,7 +27,7 @@ func referrersFlags() []cli.Flag {
 // referrersOptions maps the referrers flags onto opts.
 func referrersOptions(c *cli.Context, opts *copier.Options) error {
 	opts.Referrers = c.Bool("referrers")
-	opts.ReferrersTypes = c.StringSlice("referrers-type")
+	opts.ReferrersTypes = listFlag(c, "referrers-type")
 	opts.DigestTags = c.Bool("digest-tags")
 	if len(opts.ReferrersTypes) > 0 && !opts.Referrers {
 		return usageErrorf("--referrers-type needs --referrers")
@@ -79,7 +79,7 @@ func referrersCommand(c *cli.Context, e *env) error {
 		return err
 	}
 	list, err := inspect.ListReferrers(c.Context, ref, sys, inspect.ReferrersOptions{
-		ArtifactTypes: c.StringSlice("artifact-type"), Recursive: c.Bool("recursive"),
+		ArtifactTypes: listFlag(c, "artifact-type"), Recursive: c.Bool("recursive"),
 	})
 	if err != nil {
 		return err

@@ -249,7 +249,7 @@ func readSyncConfig(path string, srcCtx *types.SystemContext) ([]syncer.Source, 
 
 // cliSource builds the source of the SRC DST form from the selection flags.
 func cliSource(c *cli.Context, name string) (syncer.Source, error) {
-	s := syncer.Source{Name: name, Tags: c.StringSlice("tag")}
+	s := syncer.Source{Name: name, Tags: listFlag(c, "tag")}
 	var f syncer.TagFilter
 	var err error
 	if f.Include, err = regexps(c.StringSlice("include"), "include"); err != nil {
