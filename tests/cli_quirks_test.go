@@ -2,6 +2,7 @@ package tests
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -48,6 +49,54 @@ func TestCLIManifestHEADRefused(t *testing.T) {
 			mustCLI(t, "delete", "docker://"+src.Host+"/team/hello:v1")
 			if r := cli(t, "delete", "docker://"+src.Host+"/team/hello:v1"); r.code != 3 {
 				t.Errorf("deleting a deleted tag: exit %d, want 3 (not found)\n%s", r.code, r.stderr)
+			}
+		})
+	}
+}
+
+// redirectBlobHEADs wraps a registry so that a HEAD of a blob it holds answers 307 to storage
+// that refuses HEAD with 403, as S3 or GCS do with a URL signed for GET only or expired.
+func redirectBlobHEADs(t *testing.T) func(http.Handler) http.Handler {
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden) // SignatureDoesNotMatch; a HEAD answer has no body
+	}))
+	t.Cleanup(storage.Close)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodHead || !strings.Contains(r.URL.Path, "/blobs/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			if rec.Code != http.StatusOK {
+				w.WriteHeader(rec.Code)
+				return
+			}
+			http.Redirect(w, r, storage.URL+"/blob?X-Amz-Signature=for-GET", http.StatusTemporaryRedirect)
+		})
+	}
+}
+
+// TestCLIBlobHEADRefused: a destination that refuses HEAD of blobs (405), or redirects it to
+// storage that refuses it (403), still gets images whose blobs it may hold already (a second
+// push of the image in another manifest format): the blobs are uploaded again rather than the
+// copy failing, or the refusal passing for a lack of access (exit 4).
+func TestCLIBlobHEADRefused(t *testing.T) {
+	t.Parallel()
+	cases := map[string]func(http.Handler) http.Handler{
+		"405":             refuseMethod(http.MethodHead, "/blobs/", http.StatusMethodNotAllowed),
+		"redirect to 403": redirectBlobHEADs(t),
+	}
+	for name, wrap := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			reg := testregistry.Start(t, testregistry.Options{Wrap: wrap})
+			mustCLI(t, "--quiet", "oci:examples/hello:latest", "docker://"+reg.Host+"/team/hello:v1")
+			mustCLI(t, "--quiet", "--format", "v2s2", "oci:examples/hello:latest", "docker://"+reg.Host+"/team/hello:v2")
+			mustCLI(t, "--quiet", "docker://"+reg.Host+"/team/hello:v2", "docker://"+reg.Host+"/team/copy:v2")
+			for _, tag := range []string{"hello:v1", "hello:v2", "copy:v2"} {
+				mustCLI(t, "verify", "--quiet", "docker://"+reg.Host+"/team/"+tag)
 			}
 		})
 	}
