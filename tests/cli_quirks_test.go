@@ -1,12 +1,16 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/imgcopy/imgcopy/internal/testregistry"
+	"github.com/imgcopy/imgcopy/tests/internal/fixtures"
 )
 
 // refuseMethod wraps a registry so that requests with method to paths containing part get
@@ -97,6 +101,54 @@ func TestCLIBlobHEADRefused(t *testing.T) {
 			mustCLI(t, "--quiet", "docker://"+reg.Host+"/team/hello:v2", "docker://"+reg.Host+"/team/copy:v2")
 			for _, tag := range []string{"hello:v1", "hello:v2", "copy:v2"} {
 				mustCLI(t, "verify", "--quiet", "docker://"+reg.Host+"/team/"+tag)
+			}
+		})
+	}
+}
+
+// answerReferrers wraps a registry so that its referrers API answers status with body of
+// type contentType.
+func answerReferrers(status int, contentType, body string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.Contains(r.URL.Path, "/referrers/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", contentType)
+			w.WriteHeader(status)
+			fmt.Fprint(w, body)
+		})
+	}
+}
+
+// TestCLIReferrersAPIAnswersOddly: registries without the referrers API that answer its path
+// with an HTML page (200; repository managers, proxies) or refuse it with 400 still have their
+// referrers read from the tag schema, by `imgcopy referrers` and by a copy with --referrers,
+// as oras and regclient read them, instead of failing the copy.
+func TestCLIReferrersAPIAnswersOddly(t *testing.T) {
+	t.Parallel()
+	cases := map[string]func(http.Handler) http.Handler{
+		"HTML page": answerReferrers(http.StatusOK, "text/html; charset=utf-8", "<!doctype html><html><body>Repository Manager</body></html>"),
+		"400":       answerReferrers(http.StatusBadRequest, "application/json", `{"errors":[{"code":"UNSUPPORTED","message":"unsupported"}]}`),
+	}
+	for name, wrap := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			src := startRefRegistry(t, "distribution", wrap)
+			l, fx := e2eFixture(t, fixtures.Options{})
+			e2eCopy(t, e2eRef(t, "docker://"+src.host+"/app/signed:v1"), fx, nil)
+			subject := imgspecv1.Descriptor{MediaType: l.ManifestMIMEType, Digest: l.ManifestDigest, Size: int64(len(l.Manifest))}
+			sig := pushArtifact(t, src, "app/signed", "sig", subject, refTypeSig)
+			image := "docker://" + src.host + "/app/signed:v1"
+
+			if out := mustCLI(t, "referrers", image).stdout; !strings.Contains(out, sig.desc.Digest.String()) {
+				t.Errorf("imgcopy referrers does not list the signature %s:\n%s", sig.desc.Digest, out)
+			}
+			dst := startRefRegistry(t, "distribution", nil)
+			mustCLI(t, "--quiet", "--referrers", image, "docker://"+dst.host+"/mirror/signed:v1")
+			if got := rawReferrers(t, dst.host, "mirror/signed", subject.Digest); len(got) != 1 || got[0] != sig.desc.Digest.String() {
+				t.Errorf("referrers at the destination: %v, want [%s]", got, sig.desc.Digest)
 			}
 		})
 	}
