@@ -205,6 +205,9 @@ func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeT
 	}
 	status := resp.StatusCode
 	err = c.statusError(resp, kindManifest)
+	if re, ok := asRegistryError(err); ok && digest.Digest(ref).Validate() != nil {
+		re.markImmutableTag(ref)
+	}
 	if re, ok := asRegistryError(err); status == http.StatusUnsupportedMediaType ||
 		(ok && status == http.StatusBadRequest && re.hasCode(codeManifestInvalid, codeUnsupported, codeManifestUnverified)) ||
 		(ok && schema1Refused(mimeType, status, re)) {

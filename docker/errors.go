@@ -152,6 +152,38 @@ type registryError struct {
 	// writeDenied: the registry refused a write (push, delete) because the token issued for
 	// the credentials does not grant it (denyWrite).
 	writeDenied bool
+	// immutableTag is the tag a manifest PUT was refused for because the registry protects
+	// it from being moved (markImmutableTag), else "".
+	immutableTag string
+}
+
+// markImmutableTag makes e, the refusal of a manifest PUT to tag, the protection of an
+// existing tag it is when the registry says so: Harbor answers 412 PRECONDITION ("... configured
+// as immutable"), ECR 400 TAG_INVALID ("... cannot be overwritten because the repository is
+// immutable"), Docker Hub and older Harbor 403. Such a 403 is no lack of access: the advice to
+// check credentials would mislead, so it loses types.ErrDenied (class auth, exit 4).
+func (e *registryError) markImmutableTag(tag string) {
+	switch {
+	case e.status == http.StatusPreconditionFailed:
+	case e.status >= 400 && e.status < 500 && e.status != http.StatusUnauthorized && e.mentions("immutable"):
+	default:
+		return
+	}
+	e.immutableTag = tag
+	e.sentinels = slices.DeleteFunc(e.sentinels, func(s error) bool {
+		return s == types.ErrDenied || s == types.ErrNotFoundOrDenied
+	})
+}
+
+// mentions reports whether one of the registry's error messages or details contains word
+// (in any case).
+func (e *registryError) mentions(word string) bool {
+	for _, d := range e.details {
+		if strings.Contains(strings.ToLower(d.Message+" "+string(d.Detail)), word) {
+			return true
+		}
+	}
+	return false
 }
 
 // denyWrite makes a 401 refusing a write to a token issued for credentials (writeScopeRefused)
@@ -302,6 +334,8 @@ func rateLimitInfo(h http.Header) string {
 func (e *registryError) Error() string {
 	var b strings.Builder
 	switch {
+	case e.immutableTag != "":
+		fmt.Fprintf(&b, "tag %s is immutable in %s: the registry refuses to point it at another manifest (push under a new tag, or delete the tag first where the registry allows it): ", e.immutableTag, e.name)
 	case e.writeDenied:
 		fmt.Fprintf(&b, "access denied to %s: the registry accepted the credentials but does not let them write to this repository: ", e.name)
 	case e.is(types.ErrNotFoundOrDenied):

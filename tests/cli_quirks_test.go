@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -150,6 +152,60 @@ func TestCLIReferrersAPIAnswersOddly(t *testing.T) {
 			if got := rawReferrers(t, dst.host, "mirror/signed", subject.Digest); len(got) != 1 || got[0] != sig.desc.Digest.String() {
 				t.Errorf("referrers at the destination: %v, want [%s]", got, sig.desc.Digest)
 			}
+		})
+	}
+}
+
+// immutableTags wraps a registry so that a manifest PUT to a tag pushed already is refused
+// with status and the registry error code and message, as registries with immutable tags do.
+func immutableTags(status int, code, message string) func(http.Handler) http.Handler {
+	byTag := regexp.MustCompile(`^/v2/.+/manifests/([^/:]+)$`)
+	var mu sync.Mutex
+	pushed := map[string]bool{}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && byTag.MatchString(r.URL.Path) {
+				mu.Lock()
+				again := pushed[r.URL.Path]
+				pushed[r.URL.Path] = true
+				mu.Unlock()
+				if again {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(status)
+					fmt.Fprintf(w, `{"errors":[{"code":%q,"message":%q}]}`, code, message)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// TestCLIImmutableTag: moving an immutable tag to another image is refused by ECR (400
+// TAG_INVALID) and Harbor (412 PRECONDITION) with the messages they send, and by Docker Hub
+// with a 403 (its message here is ours, hub-feedback#2466 does not quote it): the error says the tag is
+// immutable, with the registry's words, and is not an authorization failure (exit 1, not 4,
+// whose advice about credentials would mislead). Copying the image the tag already holds
+// succeeds, as a re-run of a mirror does.
+func TestCLIImmutableTag(t *testing.T) {
+	t.Parallel()
+	cases := map[string]func(http.Handler) http.Handler{
+		"ECR":        immutableTags(http.StatusBadRequest, "TAG_INVALID", "The image tag 'v1' already exists in the 'team/hello' repository and cannot be overwritten because the repository is immutable."),
+		"Harbor":     immutableTags(http.StatusPreconditionFailed, "PRECONDITION", "Failed to process request due to 'hello:v1' configured as immutable."),
+		"Docker Hub": immutableTags(http.StatusForbidden, "DENIED", "tag v1 is immutable"),
+	}
+	for name, wrap := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			reg := testregistry.Start(t, testregistry.Options{Wrap: wrap})
+			dest := "docker://" + reg.Host + "/team/hello:v1"
+			mustCLI(t, "--quiet", "oci:examples/hello:latest", dest)
+			res := cli(t, "--quiet", "--format", "v2s2", "oci:examples/hello:latest", dest)
+			if res.code != 1 || !strings.Contains(res.stderr, "tag v1 is immutable in "+reg.Host+"/team/hello") || strings.Contains(res.stderr, "credentials") {
+				t.Errorf("moving the tag: exit %d, want 1, and an error that says the tag is immutable:\n%s", res.code, res.stderr)
+			}
+			mustCLI(t, "--quiet", "oci:examples/hello:latest", dest)
+			mustCLI(t, "verify", "--quiet", dest)
 		})
 	}
 }
