@@ -209,3 +209,47 @@ func TestCLIImmutableTag(t *testing.T) {
 		})
 	}
 }
+
+// pageTagsWithTokenRel wraps a registry so that its tag list comes one tag per page (as if
+// the client had asked n=1) with Link headers in RFC 8288's token form, rel=next.
+func pageTagsWithTokenRel(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/tags/list") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		q := r.URL.Query()
+		q.Set("n", "1")
+		r.URL.RawQuery = q.Encode()
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		if l := w.Header().Get("Link"); l != "" {
+			w.Header().Set("Link", strings.Replace(l, `rel="next"`, "rel=next", 1))
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	})
+}
+
+// TestCLITagListTokenRel: a tag list paginated with Link: <...>; rel=next (unquoted, as RFC
+// 8288 allows) is read to its end by list-tags and sync, not cut after the first page.
+func TestCLITagListTokenRel(t *testing.T) {
+	t.Parallel()
+	src := testregistry.Start(t, testregistry.Options{Wrap: pageTagsWithTokenRel})
+	dst := testregistry.Start(t, testregistry.Options{})
+	for _, tag := range []string{"v1", "v2", "v3"} {
+		mustCLI(t, "--quiet", "oci:examples/hello:latest", "docker://"+src.Host+"/team/hello:"+tag)
+	}
+	out := mustCLI(t, "list-tags", "docker://"+src.Host+"/team/hello").stdout
+	for _, tag := range []string{"v1", "v2", "v3"} {
+		if !strings.Contains(out, `"`+tag+`"`) {
+			t.Errorf("list-tags does not list %s:\n%s", tag, out)
+		}
+	}
+	if res := mustCLI(t, "sync", "--src", "docker", "--dest", "docker", src.Host+"/team/hello", dst.Host+"/mirror"); !strings.Contains(res.stdout, "3 copied") {
+		t.Errorf("sync did not copy the 3 tags:\n%s", res.stdout)
+	}
+}
