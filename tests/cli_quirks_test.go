@@ -253,3 +253,93 @@ func TestCLITagListTokenRel(t *testing.T) {
 		t.Errorf("sync did not copy the 3 tags:\n%s", res.stdout)
 	}
 }
+
+// expiringStorage is blob storage behind a registry's redirects whose signed URLs can expire:
+// a URL with expired=1 gets S3's 403 AccessDenied "Request has expired".
+type expiringStorage struct {
+	*httptest.Server
+	mu      sync.Mutex
+	blobs   map[string][]byte
+	expired func(n int) bool // whether redirect number n (from 1) hands out an expired URL
+	n       int
+}
+
+func startExpiringStorage(t *testing.T, expired func(n int) bool) *expiringStorage {
+	s := &expiringStorage{blobs: map[string][]byte{}, expired: expired}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("expired") == "1" {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>`)
+			return
+		}
+		s.mu.Lock()
+		b, ok := s.blobs[r.URL.Path]
+		s.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// wrap redirects the registry's blob GETs to the storage.
+func (s *expiringStorage) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/sha256:") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		if rec.Code != http.StatusOK {
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+			return
+		}
+		s.mu.Lock()
+		s.blobs[r.URL.Path] = rec.Body.Bytes()
+		s.n++
+		q := "?X-Amz-Signature=SIGNED-SECRET"
+		if s.expired(s.n) {
+			q += "&expired=1"
+		}
+		s.mu.Unlock()
+		http.Redirect(w, r, s.URL+r.URL.Path+q, http.StatusTemporaryRedirect)
+	})
+}
+
+// TestCLIExpiredBlobRedirect: a registry redirects blob downloads to storage whose signed URL
+// has expired by the time it is used (403 AccessDenied "Request has expired"). The download is
+// asked of the registry again, which hands out a fresh URL, and the copy succeeds. When every
+// URL is refused, the error blames the storage (with its XML error), not the credentials
+// (exit 1, not 4), and names no signed URL.
+func TestCLIExpiredBlobRedirect(t *testing.T) {
+	t.Parallel()
+	t.Run("first URL of each blob expired", func(t *testing.T) {
+		t.Parallel()
+		storage := startExpiringStorage(t, func(n int) bool { return n%2 == 1 })
+		reg := testregistry.Start(t, testregistry.Options{Wrap: storage.wrap})
+		image := "docker://" + reg.Host + "/team/hello:v1"
+		mustCLI(t, "--quiet", "oci:examples/hello:latest", image)
+		dest := "oci:" + t.TempDir() + "/layout:v1"
+		mustCLI(t, "--quiet", "--retry-delay", "10ms", image, dest)
+		mustCLI(t, "verify", "--quiet", dest)
+	})
+	t.Run("every URL expired", func(t *testing.T) {
+		t.Parallel()
+		storage := startExpiringStorage(t, func(int) bool { return true })
+		reg := testregistry.Start(t, testregistry.Options{Wrap: storage.wrap})
+		image := "docker://" + reg.Host + "/team/hello:v1"
+		mustCLI(t, "--quiet", "oci:examples/hello:latest", image)
+		res := cli(t, "--retry-times", "1", "--retry-delay", "10ms", image, "oci:"+t.TempDir()+"/layout:v1")
+		want := "redirected the download to storage at " + strings.TrimPrefix(storage.URL, "http://") + ", which refused it"
+		if res.code != 1 || !strings.Contains(res.stderr, want) || !strings.Contains(res.stderr, "AccessDenied: Request has expired") ||
+			strings.Contains(res.stderr, "SIGNED-SECRET") || strings.Contains(res.stderr, "credentials") {
+			t.Errorf("exit %d, want 1 and an error saying %q with the storage's words, without the signed URL or advice about credentials:\n%s", res.code, want, res.stderr)
+		}
+	})
+}
