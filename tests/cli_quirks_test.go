@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -342,4 +344,53 @@ func TestCLIExpiredBlobRedirect(t *testing.T) {
 			t.Errorf("exit %d, want 1 and an error saying %q with the storage's words, without the signed URL or advice about credentials:\n%s", res.code, want, res.stderr)
 		}
 	})
+}
+
+// refuseOCITypes wraps a registry so that it refuses, as older Quay and ECR did, manifest PUTs
+// of OCI indexes and of manifests with a subject or an artifactType (400 MANIFEST_INVALID).
+func refuseOCITypes(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			b, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			if r.Header.Get("Content-Type") == imgspecv1.MediaTypeImageIndex || bytes.Contains(b, []byte(`"subject"`)) || bytes.Contains(b, []byte(`"artifactType"`)) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":{}}]}`)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestCLIOCITypesRefused: a registry that refuses OCI indexes and artifacts (older Quay and
+// ECR) gets an error naming the refused type and the registry's answer, with the advice that
+// --format v2s2 converts images; with it the multi-platform image is copied.
+func TestCLIOCITypesRefused(t *testing.T) {
+	t.Parallel()
+	src := startRefRegistry(t, "distribution", nil)
+	_, multi := e2eFixture(t, fixtures.Options{Platforms: []string{"linux/amd64", "linux/arm64"}})
+	e2eCopy(t, e2eRef(t, "docker://"+src.host+"/app/multi:v1"), multi, nil)
+	l, single := e2eFixture(t, fixtures.Options{})
+	e2eCopy(t, e2eRef(t, "docker://"+src.host+"/app/signed:v1"), single, nil)
+	pushArtifact(t, src, "app/signed", "sig", imgspecv1.Descriptor{MediaType: l.ManifestMIMEType, Digest: l.ManifestDigest, Size: int64(len(l.Manifest))}, refTypeSig)
+	dst := testregistry.Start(t, testregistry.Options{Wrap: refuseOCITypes})
+
+	for _, args := range [][]string{
+		{"--all", "docker://" + src.host + "/app/multi:v1", "docker://" + dst.Host + "/mirror/multi:v1"},
+		{"--referrers", "docker://" + src.host + "/app/signed:v1", "docker://" + dst.Host + "/mirror/signed:v1"},
+	} {
+		res := cli(t, args...)
+		if res.code != 1 || !strings.Contains(res.stderr, "rejected: PUT") || !strings.Contains(res.stderr, "MANIFEST_INVALID") ||
+			!strings.Contains(res.stderr, "--format v2s2 converts images to Docker types") {
+			t.Errorf("imgcopy %s: exit %d, want 1 with the refused type, the registry's answer and the advice:\n%s", strings.Join(args, " "), res.code, res.stderr)
+		}
+	}
+	mustCLI(t, "--quiet", "--all", "--format", "v2s2", "docker://"+src.host+"/app/multi:v1", "docker://"+dst.Host+"/mirror/multi:v1")
+	mustCLI(t, "verify", "--quiet", "docker://"+dst.Host+"/mirror/multi:v1")
 }
