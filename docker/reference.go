@@ -137,6 +137,11 @@ func (r reference) DeleteImage(ctx context.Context, sys *types.SystemContext) er
 	if err != nil {
 		return errors.Wrapf(err, "deleting %s", types.ImageName(r))
 	}
+	if resp.StatusCode == http.StatusMethodNotAllowed {
+		// CNCF distribution answers so unless storage.delete.enabled is set; Docker Hub,
+		// GHCR and others delete only through their own web API.
+		return errors.Wrapf(c.statusError(resp, kindManifest), "deleting %s: the registry does not allow deleting images through the registry API", types.ImageName(r))
+	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
 		return errors.Wrapf(c.statusError(resp, kindManifest), "deleting %s", types.ImageName(r))
 	}

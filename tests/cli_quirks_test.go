@@ -394,3 +394,29 @@ func TestCLIOCITypesRefused(t *testing.T) {
 	mustCLI(t, "--quiet", "--all", "--format", "v2s2", "docker://"+src.host+"/app/multi:v1", "docker://"+dst.Host+"/mirror/multi:v1")
 	mustCLI(t, "verify", "--quiet", "docker://"+dst.Host+"/mirror/multi:v1")
 }
+
+// TestCLIDeleteRefused: a registry that does not delete through the registry API (CNCF
+// distribution without storage.delete.enabled, Docker Hub, GHCR: 405 UNSUPPORTED) gets an
+// error that says so, naming the image once, and the image stays.
+func TestCLIDeleteRefused(t *testing.T) {
+	t.Parallel()
+	reg := testregistry.Start(t, testregistry.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodDelete {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			fmt.Fprint(w, `{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}`)
+		})
+	}})
+	image := "docker://" + reg.Host + "/team/hello:v1"
+	mustCLI(t, "--quiet", "oci:examples/hello:latest", image)
+	res := cli(t, "delete", image)
+	if res.code != 1 || !strings.Contains(res.stderr, "the registry does not allow deleting images through the registry API") ||
+		!strings.Contains(res.stderr, "UNSUPPORTED") || strings.Count(res.stderr, "deleting "+image) != 1 {
+		t.Errorf("delete: exit %d, want 1 and an error that names the image once and says the registry does not delete:\n%s", res.code, res.stderr)
+	}
+	mustCLI(t, "verify", "--quiet", image)
+}
