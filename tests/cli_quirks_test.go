@@ -420,3 +420,30 @@ func TestCLIDeleteRefused(t *testing.T) {
 	}
 	mustCLI(t, "verify", "--quiet", image)
 }
+
+// TestCLIUploadRequestTooLarge: a registry behind a proxy that refuses request bodies over
+// 16 KiB (413 with an HTML page, as Cloudflare and nginx answer) fails a push of a larger
+// layer with advice to upload in chunks; with --upload-chunk-size under the limit the push
+// succeeds.
+func TestCLIUploadRequestTooLarge(t *testing.T) {
+	t.Parallel()
+	const limit = 16 << 10
+	reg := testregistry.Start(t, testregistry.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if (r.Method == http.MethodPatch || r.Method == http.MethodPut) && (r.ContentLength < 0 || r.ContentLength > limit) {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+				fmt.Fprint(w, "<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	image := "docker://" + reg.Host + "/team/hello:v1"
+	res := cli(t, "oci:examples/hello:latest", image)
+	if res.code != 1 || !strings.Contains(res.stderr, "413 Request Entity Too Large") || !strings.Contains(res.stderr, "upload in smaller chunks (imgcopy --upload-chunk-size)") {
+		t.Errorf("push: exit %d, want 1 with the advice to upload in chunks:\n%s", res.code, res.stderr)
+	}
+	mustCLI(t, "--quiet", "--upload-chunk-size", "8KiB", "oci:examples/hello:latest", image)
+	mustCLI(t, "verify", "--quiet", image)
+}
