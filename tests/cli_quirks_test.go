@@ -318,7 +318,7 @@ func (s *expiringStorage) wrap(next http.Handler) http.Handler {
 // has expired by the time it is used (403 AccessDenied "Request has expired"). The download is
 // asked of the registry again, which hands out a fresh URL, and the copy succeeds. When every
 // URL is refused, the error blames the storage (with its XML error), not the credentials
-// (exit 1, not 4), and names no signed URL.
+// (exit 1, not 4), and neither it nor the --debug log names the signed URL.
 func TestCLIExpiredBlobRedirect(t *testing.T) {
 	t.Parallel()
 	t.Run("first URL of each blob expired", func(t *testing.T) {
@@ -337,7 +337,7 @@ func TestCLIExpiredBlobRedirect(t *testing.T) {
 		reg := testregistry.Start(t, testregistry.Options{Wrap: storage.wrap})
 		image := "docker://" + reg.Host + "/team/hello:v1"
 		mustCLI(t, "--quiet", "oci:examples/hello:latest", image)
-		res := cli(t, "--retry-times", "1", "--retry-delay", "10ms", image, "oci:"+t.TempDir()+"/layout:v1")
+		res := cli(t, "--debug", "--retry-times", "1", "--retry-delay", "10ms", image, "oci:"+t.TempDir()+"/layout:v1")
 		want := "redirected the download to storage at " + strings.TrimPrefix(storage.URL, "http://") + ", which refused it"
 		if res.code != 1 || !strings.Contains(res.stderr, want) || !strings.Contains(res.stderr, "AccessDenied: Request has expired") ||
 			strings.Contains(res.stderr, "SIGNED-SECRET") || strings.Contains(res.stderr, "credentials") {
