@@ -62,16 +62,12 @@ func TestCLIManifestHEADRefused(t *testing.T) {
 	}
 }
 
-// redirectBlobHEADs wraps a registry so that a HEAD of a blob it holds answers 307 to storage
-// that refuses HEAD with 403, as S3 or GCS do with a URL signed for GET only or expired.
-func redirectBlobHEADs(t *testing.T) func(http.Handler) http.Handler {
-	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusForbidden) // SignatureDoesNotMatch; a HEAD answer has no body
-	}))
-	t.Cleanup(storage.Close)
+// redirectHeldBlobs wraps a registry so that a request with method for a blob it holds
+// answers 307 to the URL that to returns for the request and the blob; other answers pass.
+func redirectHeldBlobs(method string, to func(r *http.Request, blob []byte) string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodHead || !strings.Contains(r.URL.Path, "/blobs/") {
+			if r.Method != method || !strings.Contains(r.URL.Path, "/blobs/sha256:") {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -79,11 +75,24 @@ func redirectBlobHEADs(t *testing.T) func(http.Handler) http.Handler {
 			next.ServeHTTP(rec, r)
 			if rec.Code != http.StatusOK {
 				w.WriteHeader(rec.Code)
+				_, _ = w.Write(rec.Body.Bytes())
 				return
 			}
-			http.Redirect(w, r, storage.URL+"/blob?X-Amz-Signature=for-GET", http.StatusTemporaryRedirect)
+			http.Redirect(w, r, to(r, rec.Body.Bytes()), http.StatusTemporaryRedirect)
 		})
 	}
+}
+
+// redirectBlobHEADs wraps a registry so that a HEAD of a blob it holds answers 307 to storage
+// that refuses HEAD with 403, as S3 or GCS do with a URL signed for GET only or expired.
+func redirectBlobHEADs(t *testing.T) func(http.Handler) http.Handler {
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden) // SignatureDoesNotMatch; a HEAD answer has no body
+	}))
+	t.Cleanup(storage.Close)
+	return redirectHeldBlobs(http.MethodHead, func(*http.Request, []byte) string {
+		return storage.URL + "/blob?X-Amz-Signature=for-GET"
+	})
 }
 
 // TestCLIBlobHEADRefused: a destination that refuses HEAD of blobs (405), or redirects it to
@@ -290,28 +299,17 @@ func startExpiringStorage(t *testing.T, expired func(n int) bool) *expiringStora
 
 // wrap redirects the registry's blob GETs to the storage.
 func (s *expiringStorage) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/sha256:") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		next.ServeHTTP(rec, r)
-		if rec.Code != http.StatusOK {
-			w.WriteHeader(rec.Code)
-			_, _ = w.Write(rec.Body.Bytes())
-			return
-		}
+	return redirectHeldBlobs(http.MethodGet, func(r *http.Request, blob []byte) string {
 		s.mu.Lock()
-		s.blobs[r.URL.Path] = rec.Body.Bytes()
+		defer s.mu.Unlock()
+		s.blobs[r.URL.Path] = blob
 		s.n++
 		q := "?X-Amz-Signature=SIGNED-SECRET"
 		if s.expired(s.n) {
 			q += "&expired=1"
 		}
-		s.mu.Unlock()
-		http.Redirect(w, r, s.URL+r.URL.Path+q, http.StatusTemporaryRedirect)
-	})
+		return s.URL + r.URL.Path + q
+	})(next)
 }
 
 // TestCLIExpiredBlobRedirect: a registry redirects blob downloads to storage whose signed URL
