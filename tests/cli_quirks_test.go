@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -444,4 +445,34 @@ func TestCLIUploadRequestTooLarge(t *testing.T) {
 	}
 	mustCLI(t, "--quiet", "--upload-chunk-size", "8KiB", "oci:examples/hello:latest", image)
 	mustCLI(t, "verify", "--quiet", image)
+}
+
+// TestCLIRegistryRewritesManifest: a registry (or a proxy in front of it) that stores a
+// manifest pushed by tag re-indented, so that the tag names other bytes than the copy sent,
+// answers with their Docker-Content-Digest; the copy fails as a verification failure (exit
+// 6), as regclient does, instead of reporting a byte-exact copy.
+func TestCLIRegistryRewritesManifest(t *testing.T) {
+	t.Parallel()
+	byTag := regexp.MustCompile(`^/v2/.+/manifests/[^/:]+$`)
+	reg := testregistry.Start(t, testregistry.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && byTag.MatchString(r.URL.Path) {
+				b, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+				var out bytes.Buffer
+				if err == nil {
+					err = json.Indent(&out, b, "", "   ")
+				}
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				r.Body, r.ContentLength = io.NopCloser(&out), int64(out.Len())
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	res := cli(t, "oci:examples/hello:latest", "docker://"+reg.Host+"/team/hello:v1")
+	if res.code != 6 || !strings.Contains(res.stderr, "it stored other bytes than those sent") {
+		t.Errorf("copy: exit %d, want 6 and an error saying the registry stored other bytes:\n%s", res.code, res.stderr)
+	}
 }
