@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -229,9 +230,9 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 	}
 	lifetime := defaultTokenLifetime
 	if tr.ExpiresIn > 0 {
-		// Capped: a larger expires_in would overflow the duration into the past, and the token
-		// would be fetched again for every request.
-		lifetime = time.Duration(min(tr.ExpiresIn, int(maxTokenLifetime/time.Second))) * time.Second
+		// Capped when read: a larger expires_in would overflow the duration into the past,
+		// and the token would be fetched again for every request.
+		lifetime = time.Duration(tr.ExpiresIn) * time.Second
 	}
 	tok := tr.Token
 	if tok == "" {
@@ -245,10 +246,34 @@ func (a *authenticator) bearerToken(ctx context.Context, c *client, ch challenge
 }
 
 type tokenResponse struct {
-	Token        string `json:"token"`
-	AccessToken  string `json:"access_token"`
-	ExpiresIn    int    `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
+	Token        string          `json:"token"`
+	AccessToken  string          `json:"access_token"`
+	ExpiresIn    lifetimeSeconds `json:"expires_in"`
+	RefreshToken string          `json:"refresh_token"`
+}
+
+// lifetimeSeconds is a token response's expires_in: a JSON number, or a string holding one
+// (some token servers send "300"; distribution issue 1746), capped at maxTokenLifetime.
+// Anything else is 0, "not given": the token itself is still good, so an odd expires_in must
+// not fail the login.
+type lifetimeSeconds int
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (l *lifetimeSeconds) UnmarshalJSON(b []byte) error {
+	var v any
+	_ = json.Unmarshal(b, &v)
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case string:
+		f, _ = strconv.ParseFloat(strings.TrimSpace(x), 64)
+	}
+	*l = 0
+	if f >= 1 { // NaN, negatives and fractions of a second are not a lifetime
+		*l = lifetimeSeconds(min(f, maxTokenLifetime.Seconds()))
+	}
+	return nil
 }
 
 // fetchToken asks the challenge's realm for a token: an OAuth2 POST when we hold a refresh

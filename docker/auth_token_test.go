@@ -15,7 +15,9 @@ import (
 // TestTokenServerAnswers: what a token endpoint answers, and what becomes of it. A 503 is
 // retried; a 500 that stays is an error that names the repository the token was for; a
 // response with only access_token (OAuth2) is a token; an expires_in of centuries is a token
-// kept (not one whose expiry overflowed into the past, fetched again for every request); an
+// kept (not one whose expiry overflowed into the past, fetched again for every request), as
+// is one sent as a string, one too large for an int, and one of no known form (the default
+// lifetime then); an
 // OAuth2 refusal of an identity token
 // (400 invalid_grant: expired or revoked) is an authentication failure (exit code 4) with the
 // endpoint's reason, asked once, rather than an unclassified "400 Bad Request".
@@ -50,6 +52,15 @@ func TestTokenServerAnswers(t *testing.T) {
 		}},
 		{name: "expires_in beyond any real lifetime", sys: anonSys(), opens: 2, wantAsked: 1, answer: func(_ int32, w http.ResponseWriter) {
 			_, _ = w.Write([]byte(`{"token":"T","expires_in":99999999999}`))
+		}},
+		{name: "expires_in as a string", sys: anonSys(), opens: 2, wantAsked: 1, answer: func(_ int32, w http.ResponseWriter) {
+			_, _ = w.Write([]byte(`{"token":"T","expires_in":"300"}`))
+		}},
+		{name: "expires_in too large for an int", sys: anonSys(), opens: 2, wantAsked: 1, answer: func(_ int32, w http.ResponseWriter) {
+			_, _ = w.Write([]byte(`{"token":"T","expires_in":1e30}`))
+		}},
+		{name: "expires_in neither number nor string", sys: anonSys(), wantAsked: 1, answer: func(_ int32, w http.ResponseWriter) {
+			_, _ = w.Write([]byte(`{"token":"T","expires_in":{"seconds":300}}`))
 		}},
 		{name: "identity token refused with invalid_grant", sys: identity(), wantErr: types.ErrUnauthorized, wantClass: types.ClassAuth, wantAsked: 1,
 			wantPhrase: "authentication required for HOST/a/b: POST ", answer: func(_ int32, w http.ResponseWriter) {

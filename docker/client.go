@@ -215,7 +215,7 @@ func (c *client) withRetries(ctx context.Context, replayable bool, send func(att
 			authRetried = true
 			attempt-- // answering a challenge is not a retry
 			continue
-		case canRetry && retryableStatus(resp.StatusCode):
+		case canRetry && (retryableStatus(resp.StatusCode) || expiredRedirect(resp)):
 			drain(resp)
 		default:
 			return resp, nil
@@ -224,6 +224,15 @@ func (c *client) withRetries(ctx context.Context, replayable bool, send func(att
 			return nil, err
 		}
 	}
+}
+
+// expiredRedirect reports whether resp is the refusal of a GET by storage the registry
+// redirected to: its signed URL expired before use (a slow start, clock skew, a CDN that
+// cached the redirect). Asking the registry again gets a new URL. A HEAD is not asked again:
+// its caller copes with the refusal (blobExists).
+func expiredRedirect(resp *http.Response) bool {
+	_, away := redirectedAway(resp)
+	return away && resp.Request.Method == http.MethodGet && storageRefusal(resp.StatusCode)
 }
 
 // backoff waits before retry number attempt (0-based): the Retry-After of resp, or of the

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -201,16 +202,39 @@ func (c *client) putManifest(ctx context.Context, ref string, body []byte, mimeT
 	}
 	if resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAccepted {
 		drain(resp)
+		if err := checkStoredDigest(resp.Header.Get("Docker-Content-Digest"), body); err != nil {
+			return nil, err
+		}
 		return resp.Header, nil
 	}
 	status := resp.StatusCode
 	err = c.statusError(resp, kindManifest)
+	if re, ok := asRegistryError(err); ok && digest.Digest(ref).Validate() != nil {
+		re.markImmutableTag(ref)
+	}
 	if re, ok := asRegistryError(err); status == http.StatusUnsupportedMediaType ||
 		(ok && status == http.StatusBadRequest && re.hasCode(codeManifestInvalid, codeUnsupported, codeManifestUnverified)) ||
 		(ok && schema1Refused(mimeType, status, re)) {
 		return nil, types.ManifestTypeRejectedError{MIMEType: mimeType, Err: err}
 	}
 	return nil, err
+}
+
+// checkStoredDigest checks the Docker-Content-Digest of a manifest PUT's answer (h, may be
+// empty) against body: a registry that answers with another digest stored other bytes than
+// those sent (it rewrote the manifest), and the destination would not hold the image copied.
+// A header we cannot read, or in an algorithm we lack, is no answer (as regclient does).
+func checkStoredDigest(h string, body []byte) error {
+	got, err := digest.Parse(strings.TrimSpace(h))
+	if err != nil || !got.Algorithm().Available() {
+		return nil
+	}
+	ok, err := manifest.MatchesDigest(body, got)
+	if err != nil || ok {
+		return nil
+	}
+	want, _ := manifest.Digest(body)
+	return errors.Wrapf(types.ErrDigestMismatch, "the registry answered the manifest %s with Docker-Content-Digest %s: it stored other bytes than those sent", want, got)
 }
 
 // schema1Refused reports whether a registry answered the push of a schema1 manifest with

@@ -149,7 +149,10 @@ func (d *destination) mount(ctx context.Context, cand candidate) (bool, error) {
 	return false, d.c.statusError(resp, kindBlob)
 }
 
-// blobExists HEADs a blob in this repository and returns its size (-1 if not sent).
+// blobExists HEADs a blob in this repository and returns its size (-1 if not sent). When the
+// registry refuses the method (400, 405, 501), or redirects to storage that refuses the HEAD
+// (a URL signed for GET only, or expired), the answer is unknown: the blob is uploaded then,
+// which a registry holding it already accepts.
 func (d *destination) blobExists(ctx context.Context, dg digest.Digest) (int64, bool, error) {
 	resp, err := d.c.do(ctx, request{method: http.MethodHead, path: blobPath(d.ref.repo(), dg), scopes: d.scopes})
 	if err != nil {
@@ -161,6 +164,11 @@ func (d *destination) blobExists(ctx context.Context, dg digest.Digest) (int64, 
 		return resp.ContentLength, true, nil
 	case http.StatusNotFound:
 		drain(resp)
+		return -1, false, nil
+	}
+	if redirected := resp.Request != nil && d.c.base != nil && resp.Request.URL.Host != d.c.base.Host; redirected || headRefused(resp.StatusCode) {
+		drain(resp)
+		logrus.WithFields(logrus.Fields{"digest": dg, "status": resp.StatusCode, "redirected": redirected}).Debug("HEAD of the blob refused; uploading it")
 		return -1, false, nil
 	}
 	return -1, false, d.c.statusError(resp, kindBlob)

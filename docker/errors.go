@@ -2,6 +2,7 @@ package docker
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"net/http"
 	"slices"
@@ -101,11 +102,40 @@ func parseErrorBody(body []byte) []errorDetail {
 		}
 		return nil
 	}
+	var storage struct { // S3, GCS and Azure storage: <Error><Code>..</Code><Message>..</Message></Error>
+		XMLName xml.Name `xml:"Error"`
+		Code    string   `xml:"Code"`
+		Message string   `xml:"Message"`
+	}
+	if err := xml.Unmarshal(body, &storage); err == nil && storage.Code != "" {
+		return []errorDetail{{Code: truncate(storage.Code), Message: strings.Join(strings.Fields(storage.Message), " ")}}
+	}
 	text := strings.Join(strings.Fields(string(body)), " ")
 	if text == "" || strings.HasPrefix(text, "<") { // HTML error pages say nothing useful
 		return nil
 	}
 	return []errorDetail{{Message: truncate(text)}}
+}
+
+// redirectedAway reports whether resp answers a redirect the registry sent to another host
+// (blob storage, a CDN), and names that host.
+func redirectedAway(resp *http.Response) (string, bool) {
+	req := resp.Request
+	if req == nil || req.Response == nil {
+		return "", false
+	}
+	first := req
+	for first.Response != nil && first.Response.Request != nil {
+		first = first.Response.Request
+	}
+	return req.URL.Host, req.URL.Host != first.URL.Host
+}
+
+// storageRefusal reports whether status, from storage a registry redirected to, refuses the
+// request (S3 and Azure answer 403, GCS 400 for an expired signed URL) rather than say the
+// object is missing or the storage is unavailable.
+func storageRefusal(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusUnauthorized || status == http.StatusForbidden
 }
 
 // objectKind says what a request was about, to choose the "not found" sentinel.
@@ -152,6 +182,41 @@ type registryError struct {
 	// writeDenied: the registry refused a write (push, delete) because the token issued for
 	// the credentials does not grant it (denyWrite).
 	writeDenied bool
+	// storage is the host of the storage the registry redirected the request to, when that
+	// storage refused it (storageRefusal), else "".
+	storage string
+	// immutableTag is the tag a manifest PUT was refused for because the registry protects
+	// it from being moved (markImmutableTag), else "".
+	immutableTag string
+}
+
+// markImmutableTag makes e, the refusal of a manifest PUT to tag, the protection of an
+// existing tag it is when the registry says so: Harbor answers 412 PRECONDITION ("... configured
+// as immutable"), ECR 400 TAG_INVALID ("... cannot be overwritten because the repository is
+// immutable"), Docker Hub and older Harbor 403. Such a 403 is no lack of access: the advice to
+// check credentials would mislead, so it loses types.ErrDenied (class auth, exit 4).
+func (e *registryError) markImmutableTag(tag string) {
+	switch {
+	case e.status == http.StatusPreconditionFailed:
+	case e.status >= 400 && e.status < 500 && e.status != http.StatusUnauthorized && e.mentions("immutable"):
+	default:
+		return
+	}
+	e.immutableTag = tag
+	e.sentinels = slices.DeleteFunc(e.sentinels, func(s error) bool {
+		return s == types.ErrDenied || s == types.ErrNotFoundOrDenied
+	})
+}
+
+// mentions reports whether one of the registry's error messages or details contains word
+// (in any case).
+func (e *registryError) mentions(word string) bool {
+	for _, d := range e.details {
+		if strings.Contains(strings.ToLower(d.Message+" "+string(d.Detail)), word) {
+			return true
+		}
+	}
+	return false
 }
 
 // denyWrite makes a 401 refusing a write to a token issued for credentials (writeScopeRefused)
@@ -193,6 +258,12 @@ func newRegistryError(resp *http.Response, name string, kind objectKind, pullOnl
 	e := &registryError{
 		status: resp.StatusCode, method: resp.Request.Method, url: redact.URL(resp.Request.URL),
 		name: name, details: parseErrorBody(body),
+	}
+	if host, ok := redirectedAway(resp); ok && storageRefusal(resp.StatusCode) {
+		// Storage the registry sent us to refused: not the registry's judgement of our
+		// credentials (no auth sentinels), and not an absent blob.
+		e.storage = host
+		return e
 	}
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
@@ -302,6 +373,10 @@ func rateLimitInfo(h http.Header) string {
 func (e *registryError) Error() string {
 	var b strings.Builder
 	switch {
+	case e.storage != "":
+		fmt.Fprintf(&b, "%s redirected the download to storage at %s, which refused it (usually a signed URL that expired before use, or this machine's clock being off): ", e.name, e.storage)
+	case e.immutableTag != "":
+		fmt.Fprintf(&b, "tag %s is immutable in %s: the registry refuses to point it at another manifest (push under a new tag, or delete the tag first where the registry allows it): ", e.immutableTag, e.name)
 	case e.writeDenied:
 		fmt.Fprintf(&b, "access denied to %s: the registry accepted the credentials but does not let them write to this repository: ", e.name)
 	case e.is(types.ErrNotFoundOrDenied):

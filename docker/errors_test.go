@@ -29,6 +29,7 @@ func TestParseErrorBody(t *testing.T) {
 		{file: "token-details.json", want: []string{"incorrect username or password"}},
 		{file: "oauth-invalid-grant.json", want: []string{"invalid_grant: refresh token is expired"}},
 		{file: "error-object.json", want: []string{"object under error"}},
+		{file: "storage-azure.xml", want: []string{"AuthenticationFailed: Server failed to authenticate the request. Signed expiry time [Sun, 06 Dec 2026 13:00:00 GMT] has to be after signed start time"}},
 		{file: "html.txt", want: nil},
 		{file: "plain.txt", want: []string{"upstream connect error"}},
 		{file: "truncated.json", want: []string{`{"errors":[{"code":`}},

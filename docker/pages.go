@@ -107,7 +107,7 @@ func (c *client) nextLink(resp *http.Response) (*url.URL, error) {
 	for _, v := range resp.Header.Values("Link") {
 		for _, link := range strings.Split(v, ",") {
 			target, params, ok := strings.Cut(strings.TrimSpace(link), ";")
-			if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+			if !ok || !relNext(params) {
 				continue
 			}
 			target = strings.TrimSpace(target)
@@ -122,4 +122,22 @@ func (c *client) nextLink(resp *http.Response) (*url.URL, error) {
 		}
 	}
 	return nil, nil
+}
+
+// relNext reports whether the parameters of a Link value (`rel="next"; title=...`) make it the
+// next page. RFC 8288 lets rel be a token or a quoted list of space-separated relation types,
+// compared without regard to case: `rel=next` and `rel="Next"` are next pages too.
+func relNext(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
+			continue
+		}
+		for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(v), `"`)) {
+			if strings.EqualFold(rel, "next") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package docker
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,5 +190,42 @@ func TestListImagesWarnsOnceAboutInvalidTags(t *testing.T) {
 	}
 	if warnings != 1 {
 		t.Errorf("%d warnings about invalid tags, want 1", warnings)
+	}
+}
+
+// TestNextLinkForms: the forms of a Link header registries send, or RFC 8288 allows, lead to
+// the next page on the registry's own host; a rel other than next leads nowhere.
+func TestNextLinkForms(t *testing.T) {
+	t.Parallel()
+	base, _ := url.Parse("https://registry.example")
+	c := &client{base: base}
+	const next = "https://registry.example/v2/a/b/tags/list?last=t2&n=2"
+	cases := map[string]struct {
+		links []string
+		want  string
+	}{
+		"relative":             {[]string{`</v2/a/b/tags/list?last=t2&n=2>; rel="next"`}, next},
+		"absolute, other host": {[]string{`<http://10.0.0.1:5000/v2/a/b/tags/list?last=t2&n=2>; rel="next"`}, next},
+		"token form":           {[]string{`</v2/a/b/tags/list?last=t2&n=2>; rel=next`}, next},
+		"other case, spaces":   {[]string{`</v2/a/b/tags/list?last=t2&n=2> ; REL = "Next"`}, next},
+		"list of relations":    {[]string{`</v2/a/b/tags/list?last=t2&n=2>; rel="last next"`}, next},
+		"after a prev link":    {[]string{`</v2/a/b/tags/list?last=t0>; rel="prev", </v2/a/b/tags/list?last=t2&n=2>; rel="next"`}, next},
+		"in a second header":   {[]string{`</v2/a/b/tags/list?last=t0>; rel="prev"`, `</v2/a/b/tags/list?last=t2&n=2>; rel="next"`}, next},
+		"more parameters":      {[]string{`</v2/a/b/tags/list?last=t2&n=2>; type="application/json"; rel="next"`}, next},
+		"prev only":            {[]string{`</v2/a/b/tags/list?last=t0>; rel="prev"`}, ""},
+		"nextpage is not next": {[]string{`</v2/a/b/tags/list?last=t0>; rel="nextpage"`}, ""},
+		"none":                 {nil, ""},
+	}
+	for name, tc := range cases {
+		req, _ := http.NewRequest(http.MethodGet, "https://registry.example/v2/a/b/tags/list?n=2", nil)
+		resp := &http.Response{Header: http.Header{"Link": tc.links}, Request: req}
+		u, err := c.nextLink(resp)
+		got := ""
+		if u != nil {
+			got = u.String()
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: nextLink = %q, %v; want %q", name, got, err, tc.want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	distref "github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/pkg/errors"
+	"github.com/sirupsen/logrus"
 
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -136,6 +137,11 @@ func (r reference) DeleteImage(ctx context.Context, sys *types.SystemContext) er
 	if err != nil {
 		return errors.Wrapf(err, "deleting %s", types.ImageName(r))
 	}
+	if resp.StatusCode == http.StatusMethodNotAllowed {
+		// CNCF distribution answers so unless storage.delete.enabled is set; Docker Hub,
+		// GHCR and others delete only through their own web API.
+		return errors.Wrapf(c.statusError(resp, kindManifest), "deleting %s: the registry does not allow deleting images through the registry API", types.ImageName(r))
+	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
 		return errors.Wrapf(c.statusError(resp, kindManifest), "deleting %s", types.ImageName(r))
 	}
@@ -144,19 +150,25 @@ func (r reference) DeleteImage(ctx context.Context, sys *types.SystemContext) er
 }
 
 // resolveDigest returns the digest of the manifest tag points to: Docker-Content-Digest of a
-// HEAD, else the digest of the GET body.
+// HEAD, else the digest of the GET body. A registry that refuses HEAD of manifests (Nexus and
+// some proxies answer 400, 405 or 501) is asked with a GET too, as containerd and crane do.
 func (c *client) resolveDigest(ctx context.Context, tag string, scopes []scope) (digest.Digest, error) {
 	hdr := http.Header{"Accept": manifest.SupportedMIMETypes()}
 	resp, err := c.do(ctx, request{method: http.MethodHead, path: manifestPath(c.repo, tag), header: hdr, scopes: scopes})
 	if err != nil {
 		return "", err
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		drain(resp)
+		if d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
+			return d, nil
+		}
+	case headRefused(resp.StatusCode):
+		drain(resp)
+		logrus.WithFields(logrus.Fields{"registry": c.host, "status": resp.StatusCode}).Debug("registry refused HEAD of a manifest; asking with GET")
+	default:
 		return "", c.statusError(resp, kindManifest)
-	}
-	drain(resp)
-	if d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
-		return d, nil
 	}
 	body, _, err := c.getManifest(ctx, tag, scopes)
 	if err != nil {
@@ -177,6 +189,12 @@ func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]st
 		return nil, errors.Wrapf(err, "listing tags of %s", c.name())
 	}
 	return tags, nil
+}
+
+// headRefused reports whether status is a registry's refusal of the HEAD method itself, not an
+// answer about the object: the same question asked with GET may succeed.
+func headRefused(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented
 }
 
 func manifestPath(repo, ref string) string { return "/v2/" + repo + "/manifests/" + ref }

@@ -2,8 +2,10 @@ package docker
 
 import (
 	"context"
+	"mime"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,13 +183,24 @@ func (c *client) referrersAPI(ctx context.Context, subject digest.Digest, scopes
 		if err != nil {
 			return nil, false, err
 		}
+		// A 200 with an HTML page or the like is a proxy or repository manager answering a
+		// path it does not know, as oras and regclient take it.
+		noAPI := resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented ||
+			resp.StatusCode == http.StatusOK && !referrersMIMEType(resp.Header.Get("Content-Type"))
 		switch {
-		case resp.StatusCode == http.StatusOK:
-		case page == 0 && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented):
+		case page == 0 && noAPI:
 			drain(resp)
 			c.noReferrersAPI.Store(true)
-			logrus.WithFields(logrus.Fields{"registry": c.host, "status": resp.StatusCode}).Debug("no referrers API: reading the referrers tag schema")
+			logrus.WithFields(logrus.Fields{"registry": c.host, "status": resp.StatusCode, "type": truncate(resp.Header.Get("Content-Type"))}).Debug("no referrers API: reading the referrers tag schema")
 			return nil, false, nil
+		case page == 0 && resp.StatusCode == http.StatusBadRequest:
+			// Registries without the API that route the path elsewhere refuse it with 400 (so
+			// does Quay for a subject it does not hold): the tag schema answers for this
+			// subject, and the API is asked again for the next.
+			drain(resp)
+			logrus.WithFields(logrus.Fields{"registry": c.host, "subject": subject}).Debug("referrers API refused the request (400): reading the referrers tag schema")
+			return nil, false, nil
+		case resp.StatusCode == http.StatusOK:
 		default:
 			return nil, false, c.statusError(resp, kindOther)
 		}
@@ -222,6 +235,16 @@ func (c *client) referrersAPI(ctx context.Context, subject digest.Digest, scopes
 		req = request{method: http.MethodGet, url: next, header: hdr, scopes: scopes}
 	}
 	return nil, false, errors.Errorf("more than %d pages of referrers", maxReferrersPages)
+}
+
+// referrersMIMEType reports whether contentType may be a referrers API answer: an OCI image
+// index, or JSON of some kind (missing types are read too).
+func referrersMIMEType(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if contentType == "" || err != nil {
+		return contentType == ""
+	}
+	return mt == imgspecv1.MediaTypeImageIndex || mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 // getReferrersIndex GETs the manifest tagged tag and its ETag; a missing tag is (nil, "", nil).

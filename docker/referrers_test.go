@@ -246,3 +246,23 @@ func TestPutRelatedManifestSubject(t *testing.T) {
 		})
 	}
 }
+
+// TestReferrersMIMEType: which Content-Types of a 200 answer are read as the referrers API,
+// and which are taken for a page of something else (the tag schema is read then).
+func TestReferrersMIMEType(t *testing.T) {
+	t.Parallel()
+	for ct, want := range map[string]bool{
+		imgspecv1.MediaTypeImageIndex:              true,
+		"application/json; charset=utf-8":          true,
+		"application/vnd.docker.distribution+json": true,
+		"":                         true,
+		"text/html; charset=utf-8": false,
+		"text/plain":               false,
+		"application/octet-stream": false,
+		"not a ; type =":           false,
+	} {
+		if got := referrersMIMEType(ct); got != want {
+			t.Errorf("referrersMIMEType(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}

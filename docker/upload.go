@@ -215,7 +215,13 @@ func (d *destination) patch(ctx context.Context, s *uploadSession, body io.Reade
 		return 0, err
 	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusCreated {
-		return resp.StatusCode, d.c.statusError(resp, kindOther)
+		err := d.c.statusError(resp, kindOther)
+		if resp.StatusCode == http.StatusRequestEntityTooLarge {
+			// Registries behind Cloudflare (100 MB) or an nginx with a small
+			// client_max_body_size refuse large requests, not large blobs.
+			err = errors.Wrapf(err, "sending %s in one request, more than the registry (or a proxy in front of it) takes: upload in smaller chunks (imgcopy --upload-chunk-size)", sizeText(size))
+		}
+		return resp.StatusCode, err
 	}
 	drain(resp)
 	next, err := locationOf(resp, s.loc)
@@ -229,4 +235,12 @@ func (d *destination) patch(ctx context.Context, s *uploadSession, body io.Reade
 // resumeFailed marks the failure of a continued session that a fresh upload may not have.
 func resumeFailed(err error) error {
 	return errors.Wrapf(types.ErrResumeFailed, "%v", err)
+}
+
+// sizeText renders a request body size for a message: "N bytes", or "the blob" when unknown.
+func sizeText(size int64) string {
+	if size < 0 {
+		return "the blob"
+	}
+	return strconv.FormatInt(size, 10) + " bytes"
 }

@@ -137,10 +137,7 @@ func deleteCommand(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	if err := deleter.DeleteImage(c.Context, sys); err != nil {
-		return errors.Wrapf(err, "deleting %s", types.ImageName(ref))
-	}
-	return nil
+	return deleter.DeleteImage(c.Context, sys) // its errors name the image already
 }
 
 func manifestDigestCmd(e *env) *cli.Command {

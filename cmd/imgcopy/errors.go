@@ -29,6 +29,7 @@ func hint(err error) string {
 		problems         *integrity.Error
 	)
 	var wrongFormat *types.WrongFormatError
+	var rejected types.ManifestTypeRejectedError
 	if errors.As(err, &problems) {
 		return "" // problems found in stored content: advice about names and paths misleads
 	}
@@ -72,6 +73,8 @@ func hint(err error) string {
 		return "the file is larger than the file system or a file-size limit (ulimit -f) allows"
 	case errors.Is(err, manifest.ErrConversionLoss):
 		return "choose another --format, or a destination that stores this manifest type as is"
+	case errors.As(err, &rejected) && strings.HasPrefix(rejected.MIMEType, "application/vnd.oci."):
+		return "the registry does not take this OCI type (older Quay and ECR refuse OCI indexes and artifacts): --format v2s2 converts images to Docker types; artifacts and referrers have no Docker form"
 	}
 	return ""
 }
