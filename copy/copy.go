@@ -48,6 +48,11 @@ type Options struct {
 	// Platforms, when non-empty, copies only the instances for these platforms; the written
 	// index then lists only them (and its digest changes).
 	Platforms []types.Platform
+	// SkipMissingPlatforms, with several Platforms, leaves out those an index has no image for
+	// instead of failing the copy, which then fails (types.ErrManifestNotFound) only when the
+	// index has none of them: for mirrors that ask every image for the same platforms, as
+	// regsync's platforms list does.
+	SkipMissingPlatforms bool
 	// PreserveDigests turns every change that would alter a digest into an error.
 	PreserveDigests bool
 	// DestinationCompression, "gzip" or "zstd", stores every layer in that format: uncompressed

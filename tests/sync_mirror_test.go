@@ -1,0 +1,121 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/internal/testregistry"
+	syncer "github.com/imgcopy/imgcopy/sync"
+	"github.com/imgcopy/imgcopy/types"
+)
+
+// The tests of this file follow a mirror over several runs of the same sync while the
+// source or the destination changes between them, as a sync run from cron for months sees.
+
+// indexPlatforms returns the architectures an index at host/repo:ref lists, in order.
+func indexPlatforms(t testing.TB, host, repo, ref string) []string {
+	t.Helper()
+	var idx imgspecv1.Index
+	if err := json.Unmarshal(getManifestRaw(t, host, repo, ref), &idx); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range idx.Manifests {
+		if m.Platform != nil {
+			out = append(out, m.Platform.Architecture)
+		}
+	}
+	return out
+}
+
+// TestSyncPlatformsListSkipsMissing mirrors with a platforms list that some images do not
+// fully have: an index gets the listed platforms it has (as regsync copies them), an index
+// that has none of them fails as not found, and an index that later gains a listed platform
+// gets it on the next run. A sync that failed every image lacking one of the platforms kept
+// those images out of the mirror on every run.
+func TestSyncPlatformsListSkipsMissing(t *testing.T) {
+	t.Parallel()
+	src, dst := testregistry.Start(t, testregistry.Options{}), testregistry.Start(t, testregistry.Options{})
+	pushIndex(t, src.Host, "team/app", "v1", "app-v1") // amd64 and arm64
+	pushIndexOf(t, src.Host, "team/app", "v2", "app-v2", "s390x")
+	cfg := fmt.Sprintf("%s:\n  tls-verify: false\n  images:\n    team/app: []\n  platforms: [linux/amd64, linux/ppc64le]\n", src.Host)
+	sources, err := syncer.ReadConfig(strings.NewReader(cfg), "sync.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := syncer.Options{Transports: e2eTransports, Sources: sources, Destination: "docker://" + dst.Host + "/m"}
+	run := func() *syncer.Report {
+		t.Helper()
+		p, err := syncer.NewPlan(syncCtx(t), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := p.Run(syncCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+
+	rep := run()
+	if got, want := syncResults(rep), []string{
+		"copied docker://" + dst.Host + "/m/app:v1", "failed docker://" + dst.Host + "/m/app:v2",
+	}; !slices.Equal(got, want) {
+		t.Fatalf("first run: %v, want %v", got, want)
+	}
+	if c := types.Classify(rep.Err()); c != types.ClassNotFound {
+		t.Errorf("an index with none of the platforms: class %v, want not-found (%v)", c, rep.Err())
+	}
+	if got := indexPlatforms(t, dst.Host, "m/app", "v1"); !slices.Equal(got, []string{"amd64"}) {
+		t.Errorf("mirrored v1 lists %v, want [amd64]", got)
+	}
+
+	// Upstream, v1 gains ppc64le (and its digest changes): the next run brings it.
+	pushIndexOf(t, src.Host, "team/app", "v1", "app-v1", "amd64", "arm64", "ppc64le")
+	rep = run()
+	if got := syncResults(rep, syncer.ActionCopied); !slices.Equal(got, []string{"copied docker://" + dst.Host + "/m/app:v1"}) {
+		t.Errorf("second run copied %v, want v1", got)
+	}
+	if got := indexPlatforms(t, dst.Host, "m/app", "v1"); !slices.Equal(got, []string{"amd64", "ppc64le"}) {
+		t.Errorf("mirrored v1 lists %v, want [amd64 ppc64le]", got)
+	}
+}
+
+// TestCopyPlatformsMissingStillFails keeps a copy's own --platform strict: a platform the
+// index lacks fails the copy unless SkipMissingPlatforms says otherwise.
+func TestCopyPlatformsMissingStillFails(t *testing.T) {
+	t.Parallel()
+	src, dst := testregistry.Start(t, testregistry.Options{}), testregistry.Start(t, testregistry.Options{})
+	pushIndex(t, src.Host, "team/app", "v1", "app-v1")
+	opts := &copier.Options{Platforms: []types.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "ppc64le"}}}
+	_, err := copier.Image(syncCtx(t), e2eRef(t, "docker://"+dst.Host+"/m/app:v1"), e2eRef(t, "docker://"+src.Host+"/team/app:v1"), opts)
+	if types.Classify(err) != types.ClassNotFound || !strings.Contains(err.Error(), "ppc64le") {
+		t.Fatalf("copy with a missing platform: %v, want not found naming ppc64le", err)
+	}
+	opts.SkipMissingPlatforms = true
+	if _, err := copier.Image(syncCtx(t), e2eRef(t, "docker://"+dst.Host+"/m/app:v1"), e2eRef(t, "docker://"+src.Host+"/team/app:v1"), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexPlatforms(t, dst.Host, "m/app", "v1"); !slices.Equal(got, []string{"amd64"}) {
+		t.Errorf("copied index lists %v, want [amd64]", got)
+	}
+}
+
+// pushIndexOf pushes an index of one image per architecture, tagged tag.
+func pushIndexOf(t testing.TB, host, repo, tag, name string, archs ...string) imgspecv1.Descriptor {
+	t.Helper()
+	idx := imgspecv1.Index{MediaType: imgspecv1.MediaTypeImageIndex}
+	idx.SchemaVersion = 2
+	for _, arch := range archs {
+		d := pushSingle(t, host, repo, "", name, arch)
+		d.Platform = &imgspecv1.Platform{OS: "linux", Architecture: arch}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	return pushJSON(t, host, repo, tag, idx, imgspecv1.MediaTypeImageIndex)
+}
