@@ -55,6 +55,12 @@ type Options struct {
 	SkipMissingPlatforms bool
 	// PreserveDigests turns every change that would alter a digest into an error.
 	PreserveDigests bool
+	// ForceRecursive copies, blob by blob and instance by instance, an image whose top-level
+	// manifest the destination already has, instead of trusting that a stored manifest is
+	// complete (types.ManifestChecker): each blob is looked up (a HEAD at a registry) and the
+	// missing ones are copied, which repairs a destination whose blobs or instance manifests
+	// were deleted (regctl's --force-recursive).
+	ForceRecursive bool
 	// DestinationCompression, "gzip" or "zstd", stores every layer in that format: uncompressed
 	// layers are compressed and layers in another format recompressed, and a blob the
 	// destination already has (or could mount, or knows as a variant from the cache) is

@@ -3,10 +3,12 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	copier "github.com/imgcopy/imgcopy/copy"
@@ -118,4 +120,97 @@ func pushIndexOf(t testing.TB, host, repo, tag, name string, archs ...string) im
 		idx.Manifests = append(idx.Manifests, d)
 	}
 	return pushJSON(t, host, repo, tag, idx, imgspecv1.MediaTypeImageIndex)
+}
+
+// deleteBlob deletes a blob from a repository of the registry at host.
+func deleteBlob(t testing.TB, host, repo string, d digest.Digest) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodDelete, "http://"+host+"/v2/"+repo+"/blobs/"+d.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("deleting blob %s from %s: status %d", d, repo, resp.StatusCode)
+	}
+}
+
+// blobStatus returns the status of a HEAD of a blob in a repository of the registry at host.
+func blobStatus(t testing.TB, host, repo string, d digest.Digest) int {
+	t.Helper()
+	resp, err := http.Head("http://" + host + "/v2/" + repo + "/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestSyncForceRecursiveRepairsDeletedBlob deletes a layer of a mirrored image at the
+// destination: the next plan still finds the image up to date from its manifest digest (as
+// skopeo sync and regsync do), and --force-recursive checks every blob, copies the missing
+// one back and reports that image repaired and the intact one up to date; a run after it finds
+// both up to date again.
+func TestSyncForceRecursiveRepairsDeletedBlob(t *testing.T) {
+	t.Parallel()
+	src, dst := testregistry.Start(t, testregistry.Options{}), testregistry.Start(t, testregistry.Options{})
+	pushSingle(t, src.Host, "team/app", "1", "app-1", "amd64")
+	pushIndex(t, src.Host, "team/app", "2", "app-2")
+	opts := syncer.Options{
+		Transports: e2eTransports, Sources: []syncer.Source{{Name: "docker://" + src.Host + "/team/app"}},
+		Destination: "docker://" + dst.Host + "/m",
+	}
+	run := func(force bool) *syncer.Report {
+		t.Helper()
+		o := opts
+		o.Copy.ForceRecursive = force
+		p, err := syncer.NewPlan(syncCtx(t), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := p.Run(syncCtx(t))
+		if err != nil || rep.Err() != nil {
+			t.Fatalf("run: %v, %v", err, rep.Err())
+		}
+		return rep
+	}
+	run(false)
+	// The own layer of image 2's arm64 instance.
+	var idx imgspecv1.Index
+	if err := json.Unmarshal(getManifestRaw(t, dst.Host, "m/app", "2"), &idx); err != nil {
+		t.Fatal(err)
+	}
+	var arm imgspecv1.Manifest
+	if err := json.Unmarshal(getManifestRaw(t, dst.Host, "m/app", idx.Manifests[1].Digest.String()), &arm); err != nil {
+		t.Fatal(err)
+	}
+	lost := arm.Layers[1].Digest
+	deleteBlob(t, dst.Host, "m/app", lost)
+
+	if got := syncResults(run(false)); !slices.Equal(got, []string{
+		"up-to-date docker://" + dst.Host + "/m/app:1", "up-to-date docker://" + dst.Host + "/m/app:2",
+	}) {
+		t.Fatalf("without --force-recursive: %v, want both up to date", got)
+	}
+	rep := run(true)
+	want := map[string]syncer.Action{"1": syncer.ActionUpToDate, "2": syncer.ActionCopied}
+	for _, r := range rep.Images {
+		tag := r.Destination[strings.LastIndex(r.Destination, ":")+1:]
+		if r.Action != want[tag] {
+			t.Errorf("with --force-recursive, %s: %s (%s), want %s", r.Destination, r.Action, r.Reason, want[tag])
+		}
+		if tag == "2" && !strings.Contains(r.Reason, "lacked 1 blob") {
+			t.Errorf("repaired image's reason %q, want it to say what was missing", r.Reason)
+		}
+	}
+	if s := blobStatus(t, dst.Host, "m/app", lost); s != http.StatusOK {
+		t.Errorf("the deleted blob after --force-recursive: HEAD %d, want 200", s)
+	}
+	if got := syncResults(run(true), syncer.ActionUpToDate); len(got) != 2 {
+		t.Errorf("after the repair: %v up to date, want both", got)
+	}
 }
