@@ -214,3 +214,37 @@ func TestSyncForceRecursiveRepairsDeletedBlob(t *testing.T) {
 		t.Errorf("after the repair: %v up to date, want both", got)
 	}
 }
+
+// TestCLISyncDetailedExitCode runs a mirror from a script's point of view: with
+// --detailed-exitcode a run (and a dry run) that copies or prunes something exits 10, one
+// that finds everything up to date exits 0 and prints nothing with -q, and a failure keeps
+// its class's code; without the flag a run that copied exits 0, as skopeo sync and regsync
+// do.
+func TestCLISyncDetailedExitCode(t *testing.T) {
+	t.Parallel()
+	src, dst := testregistry.Start(t, testregistry.Options{}), testregistry.Start(t, testregistry.Options{})
+	pushSingle(t, src.Host, "team/app", "1", "app-1", "amd64")
+	home := t.TempDir()
+	from, to := "docker://"+src.Host+"/team/app", "docker://"+dst.Host+"/m"
+	step := func(what string, want int, args ...string) cliResult {
+		t.Helper()
+		res := cliIn(t, home, "", append(append([]string{"sync", "-q"}, args...), from, to)...)
+		if res.code != want {
+			t.Fatalf("%s: exit %d, want %d\n%s%s", what, res.code, want, res.stdout, res.stderr)
+		}
+		return res
+	}
+	step("dry run of a new mirror", exitChangedCode, "--detailed-exitcode", "--dry-run")
+	step("first run", exitChangedCode, "--detailed-exitcode")
+	if res := step("unchanged run", 0, "--detailed-exitcode"); res.stdout+res.stderr != "" {
+		t.Errorf("an unchanged run with -q printed %q", res.stdout+res.stderr)
+	}
+	step("unchanged dry run", 0, "--detailed-exitcode", "--dry-run")
+	pushSingle(t, src.Host, "team/app", "2", "app-2", "amd64")
+	step("run without the flag", 0)
+	step("a missing tag", 3, "--detailed-exitcode", "--tag", "nope")
+}
+
+// exitChangedCode is cmd/imgcopy's exit status for a sync with --detailed-exitcode that
+// changed the mirror.
+const exitChangedCode = 10
