@@ -50,8 +50,8 @@ type Options struct {
 	Platforms []types.Platform
 	// SkipMissingPlatforms, with several Platforms, leaves out those an index has no image for
 	// instead of failing the copy, which then fails (types.ErrManifestNotFound) only when the
-	// index has none of them: for mirrors that ask every image for the same platforms, as
-	// regsync's platforms list does.
+	// index has none of them: for mirrors that ask every image for the same platforms (regsync's
+	// platforms list does not fail on a missing one either).
 	SkipMissingPlatforms bool
 	// PreserveDigests turns every change that would alter a digest into an error.
 	PreserveDigests bool

@@ -17,7 +17,7 @@ func (p *Plan) copyOptions(it *Item) copier.Options {
 		o.MultiArch, o.Platforms = it.source.Platforms.MultiArch, it.source.Platforms.List
 	}
 	// A mirror asks every image for the same platforms: an image that lacks some of them
-	// gets those it has, as with regsync, rather than failing on every run.
+	// gets those it has (regsync does not fail on it either) rather than failing on every run.
 	o.SkipMissingPlatforms = true
 	return o
 }

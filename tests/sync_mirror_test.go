@@ -37,7 +37,7 @@ func indexPlatforms(t testing.TB, host, repo, ref string) []string {
 }
 
 // TestSyncPlatformsListSkipsMissing mirrors with a platforms list that some images do not
-// fully have: an index gets the listed platforms it has (as regsync copies them), an index
+// fully have: an index gets the listed platforms it has (regsync does not fail on a missing one either), an index
 // that has none of them fails as not found, and an index that later gains a listed platform
 // gets it on the next run. A sync that failed every image lacking one of the platforms kept
 // those images out of the mirror on every run.
