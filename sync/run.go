@@ -278,7 +278,7 @@ func (r *runner) copied(it *Item, cr *copier.Result, res *Result, mounted int) {
 	res.LeftOut = cr.LeftOut
 	switch {
 	case it.recheck && res.BlobsCopied+mounted == 0 && res.RelatedCopied == 0 && cr.ManifestDigest == it.DestinationDigest:
-		res.Action, res.Reason = ActionUpToDate, "every blob checked, none missing (--force-recursive)"
+		res.Action, res.Reason = ActionUpToDate, "every blob checked, none missing; its manifests written again (--force-recursive)"
 	case it.recheck && res.BlobsCopied+mounted > 0:
 		res.Reason = fmt.Sprintf("repaired (--force-recursive): the destination lacked %s", plural(res.BlobsCopied+mounted, "blob"))
 	case cr.AlreadyPresent && res.RelatedCopied > 0:
