@@ -125,18 +125,7 @@ func pushIndexOf(t testing.TB, host, repo, tag, name string, archs ...string) im
 // deleteBlob deletes a blob from a repository of the registry at host.
 func deleteBlob(t testing.TB, host, repo string, d digest.Digest) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodDelete, "http://"+host+"/v2/"+repo+"/blobs/"+d.String(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("deleting blob %s from %s: status %d", d, repo, resp.StatusCode)
-	}
+	regDo(t, http.MethodDelete, "http://"+host+"/v2/"+repo+"/blobs/"+d.String(), nil, nil, http.StatusAccepted)
 }
 
 // blobStatus returns the status of a HEAD of a blob in a repository of the registry at host.
@@ -213,6 +202,18 @@ func TestSyncForceRecursiveRepairsDeletedBlob(t *testing.T) {
 	if got := syncResults(run(true), syncer.ActionUpToDate); len(got) != 2 {
 		t.Errorf("after the repair: %v up to date, want both", got)
 	}
+
+	// An instance manifest deleted from the index is written again too.
+	amd := idx.Manifests[0].Digest
+	deleteManifest(t, dst.Host, "m/app", amd)
+	run(true)
+	getManifestRaw(t, dst.Host, "m/app", amd.String()) // fails the test when missing
+}
+
+// deleteManifest deletes a manifest by digest from a repository of the registry at host.
+func deleteManifest(t testing.TB, host, repo string, d digest.Digest) {
+	t.Helper()
+	regDo(t, http.MethodDelete, "http://"+host+"/v2/"+repo+"/manifests/"+d.String(), nil, nil, http.StatusAccepted)
 }
 
 // TestCLISyncDetailedExitCode runs a mirror from a script's point of view: with
