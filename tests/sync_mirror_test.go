@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -249,3 +250,26 @@ func TestCLISyncDetailedExitCode(t *testing.T) {
 // exitChangedCode is cmd/imgcopy's exit status for a sync with --detailed-exitcode that
 // changed the mirror.
 const exitChangedCode = 10
+
+// TestCLISyncReportPathCheckedFirst gives --report and --digestfile paths that cannot be
+// written: the sync refuses them as usage errors before copying anything, rather than
+// copying everything and then failing with the exit code of "not found".
+func TestCLISyncReportPathCheckedFirst(t *testing.T) {
+	t.Parallel()
+	src, dst := testregistry.Start(t, testregistry.Options{}), testregistry.Start(t, testregistry.Options{})
+	pushSingle(t, src.Host, "team/app", "1", "app-1", "amd64")
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"--report", filepath.Join(dir, "missing", "report.json")},
+		{"--report", dir},
+		{"--digestfile", filepath.Join(dir, "missing", "digests")},
+	} {
+		res := cli(t, append(append([]string{"sync", "-q"}, args...), "docker://"+src.Host+"/team/app", "docker://"+dst.Host+"/m")...)
+		if res.code != 2 || !strings.Contains(res.stderr, args[0]) {
+			t.Errorf("%v: exit %d, want 2 naming the flag\n%s", args, res.code, res.stderr)
+		}
+	}
+	if d := headDigest(t, e2eRef(t, "docker://"+dst.Host+"/m/app:1")); d != "" {
+		t.Errorf("the sync copied %s before refusing the report path", d)
+	}
+}

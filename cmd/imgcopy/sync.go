@@ -95,6 +95,9 @@ func syncCommand(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if err := firstErr(checkOutputFile("report", c.String("report")), checkOutputFile("digestfile", c.String("digestfile"))); err != nil {
+		return err
+	}
 	out, err := newSyncProgress(e, c.String("progress"), c.Bool("quiet"))
 	if err != nil {
 		return err

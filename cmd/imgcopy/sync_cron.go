@@ -1,7 +1,11 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
+
+	"github.com/pkg/errors"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,6 +38,31 @@ func changedStatus(c *cli.Context, rep *syncer.Report) error {
 	n := rep.Counts
 	if n[syncer.ActionCopied]+n[syncer.ActionPruned]+n[syncer.ActionCopy]+n[syncer.ActionPrune] > 0 {
 		return exitStatus{exitChanged}
+	}
+	return nil
+}
+
+// checkOutputFile fails with a usage error, before a sync starts, when the file a flag names
+// (--report, --digestfile) could not be written at its end: a directory, a file that cannot
+// be opened for writing, or a directory that does not exist. Found after hours of copying,
+// it was a failure of the whole run, with the exit code of "not found".
+func checkOutputFile(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return usageErrorf("--%s %s: is a directory", flag, path)
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_WRONLY, 0) // not truncated: it is written at the end
+		if err != nil {
+			return usageError{errors.Wrapf(err, "--%s", flag)}
+		}
+		return f.Close()
+	}
+	if dir, err := os.Stat(filepath.Dir(path)); err != nil || !dir.IsDir() {
+		return usageErrorf("--%s %s: directory %s does not exist", flag, path, filepath.Dir(path))
 	}
 	return nil
 }
