@@ -48,8 +48,19 @@ type Options struct {
 	// Platforms, when non-empty, copies only the instances for these platforms; the written
 	// index then lists only them (and its digest changes).
 	Platforms []types.Platform
+	// SkipMissingPlatforms, with several Platforms, leaves out those an index has no image for
+	// instead of failing the copy, which then fails (types.ErrManifestNotFound) only when the
+	// index has none of them: for mirrors that ask every image for the same platforms (regsync's
+	// platforms list does not fail on a missing one either).
+	SkipMissingPlatforms bool
 	// PreserveDigests turns every change that would alter a digest into an error.
 	PreserveDigests bool
+	// ForceRecursive copies, blob by blob and instance by instance, an image whose top-level
+	// manifest the destination already has, instead of trusting that a stored manifest is
+	// complete (types.ManifestChecker): each blob is looked up (a HEAD at a registry) and the
+	// missing ones are copied, which repairs a destination whose blobs or instance manifests
+	// were deleted (regctl's --force-recursive).
+	ForceRecursive bool
 	// DestinationCompression, "gzip" or "zstd", stores every layer in that format: uncompressed
 	// layers are compressed and layers in another format recompressed, and a blob the
 	// destination already has (or could mount, or knows as a variant from the cache) is

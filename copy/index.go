@@ -200,15 +200,28 @@ func (c *copier) writeIndex(ctx context.Context, idx manifest.Index, blob []byte
 // selectPlatforms returns the instances matching the wanted platforms, with the buildx
 // attestations (provenance, SBOM) of those images, in index order. An
 // image only a nested index holds cannot be selected on its own (the nested index would have
-// to be rewritten): the error says so and names the way out.
+// to be rewritten): the error says so and names the way out. With
+// Options.SkipMissingPlatforms a platform the index lacks is left out.
 func (c *copier) selectPlatforms(ctx context.Context, idx manifest.Index, want []types.Platform) ([]manifest.IndexInstance, error) {
 	chosen := map[digest.Digest]bool{}
+	var missing error
 	for _, p := range want {
 		inst, err := manifest.ChooseInstance(idx, p)
-		if err != nil {
-			return nil, errors.Wrapf(c.nestedPlatformError(ctx, idx, p), "selecting platform %s", platformString(p))
+		if err == nil {
+			chosen[inst.Digest] = true
+			continue
 		}
-		chosen[inst.Digest] = true
+		err = errors.Wrapf(c.nestedPlatformError(ctx, idx, p), "selecting platform %s", platformString(p))
+		if !c.opts.SkipMissingPlatforms || types.Classify(err) != types.ClassNotFound {
+			return nil, err
+		}
+		logrus.WithFields(logrus.Fields{"platform": platformString(p)}).Debugf("leaving out a platform the index does not have: %v", err)
+		if missing == nil {
+			missing = err
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, missing // only with SkipMissingPlatforms: none of the platforms is there
 	}
 	var out []manifest.IndexInstance
 	added := map[digest.Digest]bool{}

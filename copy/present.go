@@ -20,10 +20,10 @@ import (
 // exact says it would be written unchanged and the destination already has it. ok is false
 // when the normal copy must run: the destination cannot tell, does not have it, the check
 // failed (logged) other than for the network (an error), or it refused the manifest type (the
-// normal copy may then convert).
+// normal copy may then convert); always with Options.ForceRecursive.
 func (c *copier) skipIfPresent(ctx context.Context, blob []byte, mimeType string, srcDigest digest.Digest, exact bool) (w *writtenManifest, ok bool, err error) {
 	checker, isChecker := c.dest.(types.ManifestChecker)
-	if !exact || !isChecker {
+	if !exact || !isChecker || c.opts.ForceRecursive {
 		return nil, false, nil
 	}
 	log := logrus.WithFields(logrus.Fields{"digest": srcDigest})

@@ -396,7 +396,8 @@ func (c *client) ping(ctx context.Context) error {
 
 // pingAs is ping. With warm set it is the warm-up ping of reference.Warm: a failure is
 // recorded in warm and left on the endpoint, for the next client that pings to report
-// instead of pinging again.
+// instead of pinging again. Without, a failure answers the clients that ping within
+// pingFailureReuse after it.
 func (c *client) pingAs(ctx context.Context, warm *pingFailure) error {
 	c.pingMu.Lock()
 	defer c.pingMu.Unlock()
@@ -418,10 +419,18 @@ func (c *client) pingAs(ctx context.Context, warm *pingFailure) error {
 			return f.err
 		}
 	}
+	if ep := c.endpoint; warm == nil && ep.failure != nil && time.Since(ep.failedAt) < pingFailureReuse {
+		logrus.WithFields(logrus.Fields{"registry": c.host}).Debug("registry failed to answer a ping moments ago: not pinging again")
+		return ep.failure
+	}
 	err := c.pingRegistry(ctx)
-	if warm != nil && err != nil && ctx.Err() == nil {
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case warm != nil:
 		warm.err = err
 		c.endpoint.warmFailure = warm
+	default:
+		c.endpoint.failure, c.endpoint.failedAt = err, time.Now()
 	}
 	return err
 }

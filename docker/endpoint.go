@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/pkg/errors"
 
@@ -24,6 +25,11 @@ type endpoint struct {
 	// warmFailure is the failure of a warm-up ping (reference.Warm), for the next client that
 	// pings to report instead of pinging again; guarded by pingMu.
 	warmFailure *pingFailure
+	// failure is the last ping that failed after all its retries, and when; a client that
+	// pings within pingFailureReuse of it reports it instead of pinging again. Guarded by
+	// pingMu.
+	failure  error
+	failedAt time.Time
 
 	mu        sync.Mutex
 	base      *url.URL   // nil until a ping succeeded
@@ -31,6 +37,14 @@ type endpoint struct {
 
 	tokens tokenCache // the Bearer tokens of every client of the registry
 }
+
+// pingFailureReuse is how long a ping's failure (after all its retries) answers the clients
+// of the registry that ping after it: a sync of 2,000 images into a registry that is down
+// pinged it once per image, one after the other (the endpoint lets one client ping at a
+// time), each with its retries: hours before the run could say the registry was down. A
+// registry pinged successfully once is not pinged again, so this only concerns a registry
+// not reached yet.
+const pingFailureReuse = 10 * time.Second
 
 // pingFailure is a failed ping's error.
 type pingFailure struct{ err error }

@@ -139,6 +139,9 @@ func (c *configReader) mapping(n *yaml.Node, what string, known []string) ([]pai
 		}
 		seen[k.Value] = k.Line
 		if known != nil && !contains(known, k.Value) {
+			if use, ok := regsyncKeys[k.Value]; ok {
+				return nil, c.errorf(k, "unknown key %q in %s: regsync's %s is %s in imgcopy", k.Value, what, k.Value, use)
+			}
 			return nil, c.errorf(k, "unknown key %q in %s (known keys: %s)", k.Value, what, strings.Join(known, ", "))
 		}
 		rv, err := c.resolve(v)

@@ -66,6 +66,9 @@ func ReadConfig(r io.Reader, file string, base *types.SystemContext) ([]Source, 
 	if len(regs) == 0 {
 		return nil, c.errorf(root, "no registries")
 	}
+	if err := c.notRegsync(regs); err != nil {
+		return nil, err
+	}
 	var sources []Source
 	for _, reg := range regs {
 		if anchorsOnly(reg) {
@@ -81,6 +84,28 @@ func ReadConfig(r io.Reader, file string, base *types.SystemContext) ([]Source, 
 		return nil, c.errorf(root, "no registries")
 	}
 	return sources, nil
+}
+
+// notRegsync refuses a regsync configuration (version, creds, defaults, sync) with a
+// message that says which format this is and where regsync's settings went, rather than
+// "invalid registry "version"".
+func (c *configReader) notRegsync(regs []pair) error {
+	for _, reg := range regs {
+		if reg.key == "sync" && reg.v.Kind == yaml.SequenceNode {
+			return c.errorf(reg.k, "this is a regsync configuration (version, creds, sync); imgcopy sync --config reads "+
+				"skopeo sync's format (registry → images), with imgcopy's keys (see the README, \"Sync configuration\"): "+
+				"regsync's tags allow, deny and semverRange are include, exclude and semver under repositories; "+
+				"referrers, digestTags and forceRecursive are the flags --referrers, --digest-tags and --force-recursive")
+		}
+	}
+	return nil
+}
+
+// regsyncKeys names, for regsync's keys written in imgcopy's configuration, what to use.
+var regsyncKeys = map[string]string{
+	"referrers": "the flag --referrers", "digestTags": "the flag --digest-tags", "forceRecursive": "the flag --force-recursive",
+	"platform": "platforms (a list)", "allow": "include", "deny": "exclude", "semverRange": "semver",
+	"parallel": "the flag --image-parallel", "tls": "tls-verify",
 }
 
 // maxConfigSize bounds a configuration file.
@@ -327,7 +352,9 @@ func (c *configReader) selection(s *Source, repo string, fields []pair) error {
 		var err error
 		switch f.key {
 		case "tags":
-			if s.Tags, err = c.strings(f.v, "tags"); err == nil {
+			if f.v.Kind == yaml.MappingNode {
+				err = c.errorf(f.v, "tags must be a list of tags and digests (regsync's tags allow, deny and semverRange are include, exclude and semver here)")
+			} else if s.Tags, err = c.strings(f.v, "tags"); err == nil {
 				for _, t := range s.Tags {
 					if err = c.checkTag(f.v, repo, t); err != nil {
 						break

@@ -124,4 +124,5 @@ type Item struct {
 	src, dest types.ImageReference
 	source    *Source
 	literal   bool // selected by a literal tag or digest
+	recheck   bool // up to date, but copied to check every blob (copy.Options.ForceRecursive)
 }

@@ -289,6 +289,12 @@ func (p *Plan) resolveItem(ctx context.Context, it *Item) error {
 		}
 	}
 	it.Action, it.Reason = p.decide(it)
+	if it.Action == ActionUpToDate && p.opts.Copy.ForceRecursive {
+		// The digests match, but a blob or instance manifest may have been deleted at the
+		// destination since: the copy checks each one and copies what is missing.
+		it.Action, it.Reason, it.recheck = ActionCopy, "up to date; checking every blob and manifest (--force-recursive)", true
+		return nil
+	}
 	if it.Action == ActionCopy && literalDigest {
 		// A literal digest the destination lacks must exist at the source, as a literal tag
 		// must (one HEAD), so that a dry run finds it missing rather than the copy.

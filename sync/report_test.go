@@ -21,7 +21,7 @@ func TestReportCountsResumedBytes(t *testing.T) {
 		{ManifestDigest: "sha256:b", BytesCopied: 50},
 	} {
 		var res Result
-		r.copied(&Item{}, &cr, &res)
+		r.copied(&Item{}, &cr, &res, 0)
 		if res.BytesResumed != cr.BytesResumed {
 			t.Errorf("entry of %s: BytesResumed %d, want %d", cr.ManifestDigest, res.BytesResumed, cr.BytesResumed)
 		}

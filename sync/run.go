@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"fmt"
 	gosync "sync"
 	"time"
 
@@ -204,7 +205,7 @@ func (r *runner) copyItem(ctx context.Context, it *Item) Result {
 		}
 		return res
 	}
-	r.copied(it, cr, &res)
+	r.copied(it, cr, &res, tally.mounted())
 	return res
 }
 
@@ -262,7 +263,9 @@ func (r *runner) destination(it *Item) (types.ImageReference, error) {
 
 // copied fills in a successful copy's result and remembers, when the copy changed the
 // manifest, what it wrote for the source manifest, so that the next plan sees it up to date.
-func (r *runner) copied(it *Item, cr *copier.Result, res *Result) {
+// mounted counts the blobs the copy mounted from another repository (reused, but missing
+// from the image's own).
+func (r *runner) copied(it *Item, cr *copier.Result, res *Result, mounted int) {
 	res.Action = ActionCopied
 	res.Digest, res.SourceDigest = cr.ManifestDigest, cr.SourceDigest
 	res.BlobsCopied, res.BlobsReused = cr.BlobsCopied, cr.BlobsReused
@@ -274,6 +277,10 @@ func (r *runner) copied(it *Item, cr *copier.Result, res *Result) {
 	}
 	res.LeftOut = cr.LeftOut
 	switch {
+	case it.recheck && res.BlobsCopied+mounted == 0 && res.RelatedCopied == 0 && cr.ManifestDigest == it.DestinationDigest:
+		res.Action, res.Reason = ActionUpToDate, "every blob checked, none missing; its manifests written again (--force-recursive)"
+	case it.recheck && res.BlobsCopied+mounted > 0:
+		res.Reason = fmt.Sprintf("repaired (--force-recursive): the destination lacked %s", plural(res.BlobsCopied+mounted, "blob"))
 	case cr.AlreadyPresent && res.RelatedCopied > 0:
 		res.Reason = "the destination had the image; only referrers and digest tags were written"
 	case cr.AlreadyPresent:

@@ -12,6 +12,7 @@ import (
 type blobTally struct {
 	mu                                     gosync.Mutex
 	blobsCopied, blobsReused               int
+	blobsMounted                           int // of blobsReused: got from another repository
 	bytesCopied, bytesReused, bytesResumed int64
 }
 
@@ -25,6 +26,9 @@ func (t *blobTally) add(ev copier.ProgressEvent) {
 		t.bytesCopied += ev.Offset
 		t.bytesResumed += ev.Resumed
 	case copier.EventBlobReused, copier.EventBlobMounted:
+		if ev.Kind == copier.EventBlobMounted {
+			t.blobsMounted++
+		}
 		t.blobsReused++
 		t.bytesReused += max(ev.Size, 0)
 		t.bytesResumed += ev.Resumed
@@ -37,4 +41,12 @@ func (t *blobTally) into(res *Result) {
 	defer t.mu.Unlock()
 	res.BlobsCopied, res.BlobsReused = t.blobsCopied, t.blobsReused
 	res.BytesCopied, res.BytesReused, res.BytesResumed = t.bytesCopied, t.bytesReused, t.bytesResumed
+}
+
+// mounted returns how many reused blobs the destination got from another repository: blobs
+// its repository lacked.
+func (t *blobTally) mounted() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.blobsMounted
 }

@@ -16,6 +16,9 @@ func (p *Plan) copyOptions(it *Item) copier.Options {
 	if it.source != nil && it.source.Platforms != nil {
 		o.MultiArch, o.Platforms = it.source.Platforms.MultiArch, it.source.Platforms.List
 	}
+	// A mirror asks every image for the same platforms: an image that lacks some of them
+	// gets those it has (regsync does not fail on it either) rather than failing on every run.
+	o.SkipMissingPlatforms = true
 	return o
 }
 

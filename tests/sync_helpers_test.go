@@ -82,14 +82,7 @@ func gzipBytes(t testing.TB, b []byte) []byte {
 // pushIndex pushes an amd64 and an arm64 image and an index of both, tagged tag.
 func pushIndex(t testing.TB, host, repo, tag, name string) imgspecv1.Descriptor {
 	t.Helper()
-	idx := imgspecv1.Index{MediaType: imgspecv1.MediaTypeImageIndex}
-	idx.SchemaVersion = 2
-	for _, arch := range []string{"amd64", "arm64"} {
-		d := pushSingle(t, host, repo, "", name, arch)
-		d.Platform = &imgspecv1.Platform{OS: "linux", Architecture: arch}
-		idx.Manifests = append(idx.Manifests, d)
-	}
-	return pushJSON(t, host, repo, tag, idx, imgspecv1.MediaTypeImageIndex)
+	return pushIndexOf(t, host, repo, tag, name, "amd64", "arm64")
 }
 
 // syncCtx bounds a test's sync.

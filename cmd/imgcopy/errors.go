@@ -106,6 +106,8 @@ const exitCodeHelp = `Exit codes:
    5    rate limited by the registry (429) after all retries
    6    verification failed: digest or size mismatch, schema1 signature that does not verify
    7    network or TLS failure, or registry unavailable (502, 503, 504), after all retries
+   10   sync --detailed-exitcode only: no failure, and something was (--dry-run: would be)
+        copied or pruned; 0 then means everything was up to date
    130  interrupted (Ctrl-C or SIGTERM); nothing half-written is left behind`
 
 // errorClass returns the class of err, the failure of a command: types.Classify, except that

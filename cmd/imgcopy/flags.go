@@ -78,7 +78,7 @@ func copyFlags() []cli.Flag {
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output `MODE`: auto (bars on a terminal, else plain), bars, plain or json"},
 	}
 	flags = append(flags, referrersFlags()...)
-	flags = append(flags, fsyncFlag)
+	flags = append(flags, fsyncFlag, forceRecursiveFlag)
 	flags = append(flags, resumeFlags()...)
 	flags = append(flags, imageFlags("src-", "source")...)
 	return append(flags, imageFlags("dest-", "destination")...)
@@ -164,6 +164,7 @@ func readLine(r *bufio.Reader) (string, error) {
 func copyOptions(c *cli.Context, e *env) (*copier.Options, error) {
 	opts := &copier.Options{
 		PreserveDigests:         c.Bool("preserve-digests"),
+		ForceRecursive:          c.Bool("force-recursive"),
 		DestinationDecompress:   c.Bool("dest-decompress"),
 		IncludeNonDistributable: c.Bool("include-non-distributable"),
 	}

@@ -86,6 +86,9 @@ func run(ctx context.Context, e *env, args []string) int {
 	if err == nil {
 		return exitCode(ctx, nil)
 	}
+	if st, ok := err.(exitStatus); ok && ctx.Err() == nil {
+		return st.status
+	}
 	return reportError(e.stderr, ctx, err, e.debug)
 }
 

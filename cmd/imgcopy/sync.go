@@ -74,6 +74,7 @@ func syncFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "scoped", Usage: "keep the source registry and whole repository path in destination names, as skopeo sync --scoped"},
 		&cli.StringFlag{Name: "append-suffix", Usage: "append `SUFFIX` to every destination tag"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (and check that every literal tag exists); copy nothing"},
+		detailedExitFlag,
 		&cli.StringFlag{Name: "output", Value: "text", Usage: "with --dry-run, print the plan as `FORMAT`: text or json"},
 		&cli.BoolFlag{Name: "keep-going", Usage: "go on after an image fails (the default; accepted for skopeo's scripts)"},
 		&cli.BoolFlag{Name: "fail-fast", Usage: "stop at the first image that fails"},
@@ -92,6 +93,9 @@ func syncFlags() []cli.Flag {
 func syncCommand(c *cli.Context, e *env) error {
 	opts, err := syncOptions(c, e)
 	if err != nil {
+		return err
+	}
+	if err := firstErr(checkOutputFile("report", c.String("report")), checkOutputFile("digestfile", c.String("digestfile"))); err != nil {
 		return err
 	}
 	out, err := newSyncProgress(e, c.String("progress"), c.Bool("quiet"))
@@ -113,14 +117,14 @@ func syncCommand(c *cli.Context, e *env) error {
 		if err := printPlan(e, plan, rep, c.String("output")); err != nil {
 			return err
 		}
-		return firstErr(writeReport(c.String("report"), rep), rep.Err())
+		return firstErr(writeReport(c.String("report"), rep), rep.Err(), changedStatus(c, rep))
 	}
 	rep, runErr := plan.Run(c.Context)
 	if rep != nil {
 		out.finish(rep)
 		err = firstErr(writeReport(c.String("report"), rep), writeDigestFile(c.String("digestfile"), rep))
 	}
-	return firstErr(runErr, err, reportErr(rep))
+	return firstErr(runErr, err, reportErr(rep), changedStatus(c, rep))
 }
 
 func reportErr(rep *syncer.Report) error {

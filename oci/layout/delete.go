@@ -70,7 +70,8 @@ func (r reference) DeleteImage(ctx context.Context, sys *types.SystemContext) er
 }
 
 // openLayout opens an existing layout directory and checks its version. A directory that
-// holds no layout yet (noLayoutYet) holds no image: types.ErrManifestNotFound.
+// holds no layout yet (noLayoutYet), or whose first image a writer is committing (oci-layout
+// without index.json), holds no image: types.ErrManifestNotFound.
 func openLayout(r reference) (*os.Root, error) {
 	root, err := os.OpenRoot(r.path)
 	if err != nil {
@@ -88,6 +89,14 @@ func openLayout(r reference) (*os.Root, error) {
 		}
 		root.Close()
 		return nil, err
+	}
+	if _, err := fs.Stat(root.FS(), IndexFile); errors.Is(err, fs.ErrNotExist) {
+		// A writer creating the layout writes oci-layout and the blobs of its first image,
+		// then index.json (publishBlobs, updateIndex), as checkWritableLayout accepts: a sync
+		// running beside the one that creates the layout must find no image there yet, not
+		// an invalid layout.
+		root.Close()
+		return nil, errors.Wrapf(types.ErrManifestNotFound, "layout %s holds no image yet (no %s)", r.path, IndexFile)
 	}
 	return root, nil
 }

@@ -45,15 +45,14 @@ type destination struct {
 	syncer     *atomicfile.Syncer // fsyncs and names staged files in the background
 	keeper     *resume.Keeper     // stages large blobs as partial downloads; nil when resuming is off
 
-	mu           sync.Mutex
-	staged       map[digest.Digest]int64
-	kept         map[digest.Digest]int64 // staged by interrupted writers; staged once reused
-	top          *imgspecv1.Descriptor
-	topBody      []byte    // the top-level manifest, which may refer to a subject
-	related      []Related // manifests to name or record as referrers at Commit (referrers.go)
-	committed    bool
-	warnedDocker bool
-	scope        types.BICTransportScope // where the blob-info cache records this layout's blobs
+	mu        sync.Mutex
+	staged    map[digest.Digest]int64
+	kept      map[digest.Digest]int64 // staged by interrupted writers; staged once reused
+	top       *imgspecv1.Descriptor
+	topBody   []byte    // the top-level manifest, which may refer to a subject
+	related   []Related // manifests to name or record as referrers at Commit (referrers.go)
+	committed bool
+	scope     types.BICTransportScope // where the blob-info cache records this layout's blobs
 }
 
 func newImageDestination(r reference, resumeOpts *types.ResumeOptions, durable bool) (*destination, error) {
@@ -304,12 +303,24 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 	if instance == nil {
 		d.top = &imgspecv1.Descriptor{MediaType: mimeType, Digest: dg, Size: int64(len(body))}
 		d.topBody = body
-		if isDockerType(mimeType) && !d.warnedDocker {
-			d.warnedDocker = true
+		if isDockerType(mimeType) && firstDockerWarning(d.ref.path) {
 			logrus.WithField("mediaType", mimeType).Warnf("storing a Docker-typed manifest in the OCI layout %s unchanged; some OCI-only tools (umoci, older skopeo) cannot use it, convert with --format oci if they must", d.ref.path)
 		}
 	}
 	return nil
+}
+
+// warnedDocker holds the layouts (paths) given the warning about Docker-typed manifests:
+// once per layout and process, not once per image, so that a sync of hundreds of images
+// into a layout (from cron, whose output is mailed) warns once.
+var warnedDocker sync.Map
+
+func firstDockerWarning(path string) bool {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	_, warned := warnedDocker.LoadOrStore(path, true)
+	return !warned
 }
 
 func isDockerType(mimeType string) bool {

@@ -104,8 +104,9 @@ func TestHasManifestIndex(t *testing.T) {
 	}
 }
 
-// TestWarnsOnceAboutDockerTypes checks the one warning given when a Docker-typed image goes
-// into a layout unchanged (OCI-only tools such as umoci refuse it), and none for OCI types.
+// TestWarnsOnceAboutDockerTypes checks the one warning given when Docker-typed images go into
+// a layout unchanged (OCI-only tools such as umoci refuse them), however many, and none for
+// OCI types.
 func TestWarnsOnceAboutDockerTypes(t *testing.T) {
 	hook := logtest.NewGlobal()
 	out := logrus.StandardLogger().Out
@@ -123,7 +124,9 @@ func TestWarnsOnceAboutDockerTypes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustWrite(t, mustRef(t, t.TempDir(), "x"), img)
+		dir := t.TempDir()
+		mustWrite(t, mustRef(t, dir, "x"), img)
+		mustWrite(t, mustRef(t, dir, "y"), img) // a sync writes many images into one layout
 		warned := 0
 		for _, e := range hook.AllEntries() {
 			if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "--format oci") {

@@ -14,7 +14,7 @@ import (
 
 // TestDirectoryWithoutLayoutYet: a directory that holds no layout yet (empty, as a user
 // creates it or an interrupted sync into it leaves it, or holding only what writers of a new
-// layout create) holds no image: listing it, its tags or an image's digest is "not found", so
+// layout create, up to oci-layout and blobs without index.json) holds no image: listing it, its tags or an image's digest is "not found", so
 // that a sync into it copies, as a copy into it does. A directory holding anything else is
 // not a layout.
 func TestDirectoryWithoutLayoutYet(t *testing.T) {
@@ -26,6 +26,9 @@ func TestDirectoryWithoutLayoutYet(t *testing.T) {
 	}{
 		{"empty", nil, true},
 		{"a writer's staging and lock", []string{staging.LayoutPrefix + "1/" + staging.LockName, LockFile}, true},
+		// A writer committing the first image has written oci-layout and blobs, not yet
+		// index.json: a sync beside it failed every image as an invalid layout.
+		{"a writer committing the first image", []string{LayoutFile, "blobs/sha256/00", LockFile}, true},
 		{"other files", []string{"notes.txt"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,7 +38,11 @@ func TestDirectoryWithoutLayoutYet(t *testing.T) {
 				if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
 					t.Fatal(err)
 				}
-				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+				var b []byte
+				if f == LayoutFile {
+					b = []byte(`{"imageLayoutVersion":"1.0.0"}`)
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
