@@ -206,7 +206,11 @@ func (r *relatedCopy) referrer(ctx context.Context, subject digest.Digest, desc 
 	} else {
 		r.c.report.line("Copying referrer %s (%s) of %s", shortDigest(desc.Digest), typeText(a.ArtifactType), shortDigest(subject))
 		if err := r.write(ctx, b, mt, "", depth); err != nil {
-			return err
+			var rejected types.ManifestTypeRejectedError
+			if errors.As(err, &rejected) { // byte for byte: there is no other type to try
+				return errors.Wrapf(rejected.Err, "%s refuses the artifact (%s)", types.ImageName(r.c.destRef), typeText(a.ArtifactType))
+			}
+			return errors.Wrapf(err, "writing the artifact (%s)", typeText(a.ArtifactType))
 		}
 	}
 	r.res.Related = append(r.res.Related, RelatedResult{Digest: desc.Digest, MIMEType: mt, Subject: subject, ArtifactType: a.ArtifactType, Present: present})
