@@ -12,9 +12,12 @@ import (
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 
 	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/manifest"
+	"github.com/imgcopy/imgcopy/tests/internal/fixtures"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -119,4 +122,62 @@ func TestReferrersCopyFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReferrersCosignCopyTag checks a repository where `cosign copy` (v2.6.5) left its tag
+// "sha256-<hex>" on the image itself, the tag the referrers tag schema reserves for the
+// image's referrers index. Reading, the tag is no referrers index, which the spec says to
+// read as no referrers: the copy goes on and brings the cosign tags. Writing, the spec says
+// to report the failure rather than overwrite the tag: the error says so and what to do.
+func TestReferrersCosignCopyTag(t *testing.T) {
+	t.Parallel()
+	const repo = "app/cosign-copied"
+	// cosignCopied pushes the fixture as repo:v1 to reg, tagged with its own tag-schema tag.
+	cosignCopied := func(reg *refRegistry) *fixtures.Layout {
+		l, fx := e2eFixture(t, fixtures.Options{})
+		e2eCopy(t, e2eRef(t, "docker://"+reg.host+"/"+repo+":v1"), fx, nil)
+		pushManifest(t, reg.host, repo, manifest.FallbackTag(l.ManifestDigest), l.ManifestMIMEType, l.Manifest)
+		return l
+	}
+
+	t.Run("source", func(t *testing.T) {
+		t.Parallel()
+		src := startRefRegistry(t, "distribution", nil)
+		l := cosignCopied(src)
+		sigTag := manifest.DigestTagPrefix(l.ManifestDigest) + "sig"
+		sig := cosignSignature(t, src.host, repo, l.ManifestDigest, "application/vnd.dev.cosign.simplesigning.v1+json")
+		pushManifest(t, src.host, repo, sigTag, imgspecv1.MediaTypeImageManifest, sig)
+		dst := startRefRegistry(t, "distribution", nil)
+		res := e2eCopy(t, e2eRef(t, "docker://"+dst.host+"/m/copied:v1"), e2eRef(t, "docker://"+src.host+"/"+repo+":v1"),
+			&copier.Options{Referrers: true, DigestTags: true})
+		if len(res.Related) != 1 || res.Related[0].Tag != sigTag {
+			t.Errorf("related %+v, want only %s", res.Related, sigTag)
+		}
+		if got := getManifestRaw(t, dst.host, "m/copied", sigTag); !bytes.Equal(got, sig) {
+			t.Errorf("%s differs at the destination", sigTag)
+		}
+	})
+
+	t.Run("destination", func(t *testing.T) {
+		t.Parallel()
+		s := newRefScenario(t, "distribution")
+		dst := startRefRegistry(t, "distribution", nil)
+		cosignCopied(dst)
+		_, err := copier.Image(context.Background(), e2eRef(t, "docker://"+dst.host+"/"+repo+":v2"), e2eRef(t, "docker://"+s.src.host+"/"+s.repo+":v1"),
+			&copier.Options{Referrers: true})
+		if err == nil {
+			t.Fatal("copy succeeded")
+		}
+		if c := types.Classify(err); c != types.ClassOther || !errors.Is(err, types.ErrInvalidManifest) {
+			t.Errorf("class %v, want %v and ErrInvalidManifest: %v", c, types.ClassOther, err)
+		}
+		for _, w := range []string{"itself (as cosign copy tags", "remove the tag"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error does not say %q: %v", w, err)
+			}
+		}
+		if resp, _ := regDo(t, http.MethodHead, "http://"+dst.host+"/v2/"+repo+"/manifests/v2", nil, nil, 0); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("the destination's tag exists (status %d) after a failed copy", resp.StatusCode)
+		}
+	})
 }
