@@ -208,7 +208,7 @@ func (r *relatedCopy) referrer(ctx context.Context, subject digest.Digest, desc 
 		if err := r.write(ctx, b, mt, "", depth); err != nil {
 			var rejected types.ManifestTypeRejectedError
 			if errors.As(err, &rejected) { // byte for byte: there is no other type to try
-				return errors.Wrapf(rejected.Err, "%s refuses the artifact (%s)", types.ImageName(r.c.destRef), typeText(a.ArtifactType))
+				return errors.Wrapf(err, "%s refuses the artifact (%s)", types.ImageName(r.c.destRef), typeText(a.ArtifactType))
 			}
 			return errors.Wrapf(err, "writing the artifact (%s)", typeText(a.ArtifactType))
 		}
