@@ -378,7 +378,7 @@ func (c *copier) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	if err := c.copyRelated(ctx, res, manBlob, mimeType); err != nil {
-		return nil, err
+		return nil, errors.Wrap(err, "copying the image's referrers and digest tags (the image was not tagged at the destination)")
 	}
 	commit := types.CommitOptions{SourceReference: c.srcRef}
 	if len(c.opts.Platforms) > 0 {

@@ -73,7 +73,7 @@ func (c *copier) copyRelated(ctx context.Context, res *Result, top []byte, mimeT
 	}
 	for _, s := range subjects {
 		if s.source != s.written {
-			r.leaveOutChanged(ctx, s.source, s.written)
+			r.leaveOutChanged(ctx, s.source, s.written, s.source == srcTop && isIndexType(mimeType) && len(c.opts.Platforms) > 0)
 			continue
 		}
 		if err := r.relatedOf(ctx, s.source, 0); err != nil {
@@ -206,7 +206,11 @@ func (r *relatedCopy) referrer(ctx context.Context, subject digest.Digest, desc 
 	} else {
 		r.c.report.line("Copying referrer %s (%s) of %s", shortDigest(desc.Digest), typeText(a.ArtifactType), shortDigest(subject))
 		if err := r.write(ctx, b, mt, "", depth); err != nil {
-			return err
+			var rejected types.ManifestTypeRejectedError
+			if errors.As(err, &rejected) { // byte for byte: there is no other type to try
+				return errors.Wrapf(err, "%s refuses the artifact (%s)", types.ImageName(r.c.destRef), typeText(a.ArtifactType))
+			}
+			return errors.Wrapf(err, "writing the artifact (%s)", typeText(a.ArtifactType))
 		}
 	}
 	r.res.Related = append(r.res.Related, RelatedResult{Digest: desc.Digest, MIMEType: mt, Subject: subject, ArtifactType: a.ArtifactType, Present: present})
@@ -405,12 +409,31 @@ func (r *relatedCopy) leaveOutAll(ctx context.Context, subjects []subjectDigest)
 }
 
 // leaveOutChanged says which related manifests of src are left out because the copy wrote
-// it as written (another digest), so they would not verify.
-func (r *relatedCopy) leaveOutChanged(ctx context.Context, src, written digest.Digest) {
-	if names := r.relatedNames(ctx, src); len(names) > 0 {
-		r.leaveOut("%s was written as %s (a conversion changed its digest), so what refers to it would not verify; left out: %s",
-			src, written, strings.Join(names, ", "))
+// it as written (another digest), so they would not verify; filtered is true when src is an
+// index written with only the platforms selected.
+func (r *relatedCopy) leaveOutChanged(ctx context.Context, src, written digest.Digest, filtered bool) {
+	why := "a conversion changed its digest"
+	if filtered {
+		why = "an index of only the platforms selected with --platform; copy all platforms to keep them"
 	}
+	if names := r.relatedNames(ctx, src); len(names) > 0 {
+		r.leaveOut("%s was written as %s (%s), so what refers to it would not verify; left out: %s",
+			src, written, why, strings.Join(names, ", "))
+	}
+}
+
+// artifactType returns the artifactType of a listed referrer as its manifest says (as the
+// copy decides, since registries list some types wrongly), else as listed.
+func (r *relatedCopy) artifactType(ctx context.Context, desc imgspecv1.Descriptor) string {
+	b, _, err := r.getManifest(ctx, desc.Digest.String(), desc.Digest)
+	if err == nil {
+		var a manifest.Artifact
+		if a, err = manifest.ArtifactOf(b); err == nil {
+			return a.ArtifactType
+		}
+	}
+	logrus.WithFields(logrus.Fields{"digest": desc.Digest}).Debugf("cannot read the referrer's type, naming the listed one: %v", err)
+	return desc.ArtifactType
 }
 
 // relatedNames names the referrers and digest tags of d at the source (best effort).
@@ -422,7 +445,7 @@ func (r *relatedCopy) relatedNames(ctx context.Context, d digest.Digest) []strin
 			logrus.WithFields(logrus.Fields{"digest": d}).Debugf("cannot list referrers: %v", err)
 		}
 		for _, desc := range descs {
-			names = append(names, fmt.Sprintf("referrer %s (%s) of %s", desc.Digest, typeText(desc.ArtifactType), shortDigest(d)))
+			names = append(names, fmt.Sprintf("referrer %s (%s) of %s", desc.Digest, typeText(r.artifactType(ctx, desc)), shortDigest(d)))
 		}
 	}
 	prefix := manifest.DigestTagPrefix(d)

@@ -50,6 +50,7 @@ type client struct {
 	base     *url.URL // scheme://host once pinged
 
 	noReferrersAPI atomic.Bool // the registry answered the referrers API with "unsupported"
+	notIndexTags   sync.Map    // tag-schema tags found holding no referrers index (warned once)
 }
 
 func newClient(sys *types.SystemContext, registry, host, repo string) (*client, error) {

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"fmt"
 	"mime"
 	"net/http"
 	"regexp"
@@ -161,10 +162,33 @@ func (c *client) listReferrers(ctx context.Context, subject digest.Digest, scope
 	if err != nil || b == nil {
 		return []imgspecv1.Descriptor{}, err
 	}
-	if descs, err = manifest.ParseReferrersIndex(b); err != nil {
-		return nil, errors.Wrapf(err, "reading referrers index %s", tag)
+	descs, err = manifest.ParseReferrersIndex(b)
+	if what := notReferrersIndex(b, subject, err); what != "" {
+		// distribution-spec: when the tag schema "does not return a valid image index, the
+		// client SHOULD assume there are no referrers to the manifest".
+		log := logrus.WithFields(logrus.Fields{"registry": c.host, "tag": tag})
+		if _, warned := c.notIndexTags.LoadOrStore(tag, true); warned {
+			log.Debugf("%s holds %s; no referrers", tag, what)
+			return []imgspecv1.Descriptor{}, nil
+		}
+		log.Warnf("%s: tag %s holds %s, not a referrers index; reading it as no referrers", c.name(), tag, what)
+		return []imgspecv1.Descriptor{}, nil
 	}
 	return descs, nil
+}
+
+// notReferrersIndex says what a manifest b tagged with subject's tag-schema tag is when it is
+// no referrers index of subject (parseErr is what parsing it as one said), else "". cosign
+// copy (v2.6.5) tags every manifest it copies with this very tag, so it often names the
+// subject itself, which for an index parses as one.
+func notReferrersIndex(b []byte, subject digest.Digest, parseErr error) string {
+	if subject.Algorithm().FromBytes(b) == subject {
+		return "the manifest " + subject.String() + " itself (as cosign copy tags the manifests it copies)"
+	}
+	if parseErr != nil {
+		return fmt.Sprintf("something else (%v)", parseErr)
+	}
+	return ""
 }
 
 // referrersAPI lists referrers through GET /v2/<name>/referrers/<digest>, following Link
@@ -373,9 +397,15 @@ func (d *destination) updateReferrersIndex(ctx context.Context, subject digest.D
 		if err != nil {
 			return err
 		}
-		next, changed, err := manifest.AddReferrers(cur, add)
-		if err != nil {
-			return errors.Wrapf(err, "tag %s holds no referrers index", tag) // spec: report, do not overwrite
+		var next []byte
+		var changed bool
+		if what := notReferrersIndex(cur, subject, nil); cur != nil && what != "" {
+			err = errors.Wrapf(types.ErrInvalidManifest, "it holds %s", what)
+		} else {
+			next, changed, err = manifest.AddReferrers(cur, add)
+		}
+		if err != nil { // spec: "SHOULD report a failure", do not overwrite
+			return errors.Wrapf(err, "tag %s holds no referrers index, so the referrers cannot be listed there (remove the tag, or copy to a registry with the referrers API)", tag)
 		}
 		if !changed {
 			log.Debug("referrers index lists every referrer")

@@ -95,6 +95,9 @@ func ReferrerDescriptor(b []byte, mimeType string) (imgspecv1.Descriptor, error)
 // ParseReferrersIndex returns the descriptors a referrers response or referrers index lists;
 // it must be an OCI image index whose entries are valid descriptors (ErrInvalidManifest).
 func ParseReferrersIndex(b []byte) ([]imgspecv1.Descriptor, error) {
+	if !json.Valid(b) {
+		return nil, errors.Wrap(ErrInvalidManifest, "a referrers index must be an OCI image index, not invalid JSON")
+	}
 	if mt := GuessMIMEType(b); mt != imgspecv1.MediaTypeImageIndex {
 		return nil, errors.Wrapf(ErrInvalidManifest, "a referrers index must be an OCI image index, not %q", mt)
 	}

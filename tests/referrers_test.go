@@ -346,18 +346,33 @@ func TestReferrersOfInstances(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		multiArch copier.MultiArch
+		platforms []types.Platform
 		want      []refArtifact
+		// leftOut must all be in the one line saying why the index's referrers were left out:
+		// the reason, and the artifact's type from its manifest (ggcr's registry lists
+		// another).
+		leftOut []string
 	}{
-		{"all platforms", copier.MultiArchAll, []refArtifact{onIndex, onInst}},
-		{"this platform", copier.MultiArchSystem, []refArtifact{onInst}},
+		{"all platforms", copier.MultiArchAll, nil, []refArtifact{onIndex, onInst}, nil},
+		{"this platform", copier.MultiArchSystem, nil, []refArtifact{onInst}, nil},
+		{"index of one platform", copier.MultiArchAll, []types.Platform{{OS: inst.Platform.OS, Architecture: inst.Platform.Architecture}},
+			[]refArtifact{onInst}, []string{"--platform", onIndex.desc.Digest.String(), "(" + refTypeSig + ")"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dst := startRefRegistry(t, "distribution", nil)
 			res := e2eCopy(t, e2eRef(t, "docker://"+dst.host+"/m/multi:v1"), e2eRef(t, "docker://"+src.host+"/"+repo+":v1"),
-				&copier.Options{Referrers: true, MultiArch: tc.multiArch})
+				&copier.Options{Referrers: true, MultiArch: tc.multiArch, Platforms: tc.platforms})
 			if len(res.Related) != len(tc.want) {
 				t.Errorf("related %+v, want %d", res.Related, len(tc.want))
+			}
+			if len(res.LeftOut) != min(len(tc.leftOut), 1) {
+				t.Errorf("left out %q, want %d line(s)", res.LeftOut, min(len(tc.leftOut), 1))
+			}
+			for _, w := range tc.leftOut {
+				if len(res.LeftOut) > 0 && !strings.Contains(res.LeftOut[0], w) {
+					t.Errorf("left out %q does not say %q", res.LeftOut[0], w)
+				}
 			}
 			for _, a := range tc.want {
 				if got := rawReferrers(t, dst.host, "m/multi", a.subject); !slices.Equal(got, []string{a.desc.Digest.String()}) {

@@ -24,15 +24,17 @@ func ListImagesFS(fsys fs.FS, where, name string, d digest.Digest, newRef func(n
 
 // IndexNames returns every name in the layout's index.json in fsys, each once, in index
 // order (types.TagLister): the images' names and the tags of related manifests (cosign's
-// sha256-<hex>.sig, referrers indexes), as a registry lists them all.
+// sha256-<hex>.sig, also those cosign save stores without a name; referrers indexes), as a
+// registry lists them all.
 func IndexNames(fsys fs.FS, where string) ([]string, error) {
 	idx, err := readLayoutShared(fsys, where)
 	if err != nil {
 		return nil, err
 	}
 	names, seen := []string{}, map[string]bool{}
-	for _, e := range idx.Manifests {
-		if n := RefName(e); n != "" && !seen[n] {
+	x := entriesOf(idx)
+	for i, e := range idx.Manifests {
+		if n := x.name(i, e); n != "" && !seen[n] {
 			names, seen[n] = append(names, n), true
 		}
 	}

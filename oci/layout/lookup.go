@@ -24,6 +24,10 @@ type entryIndex struct {
 	// the unnamed manifests that may be oras's referrers.
 	indexBySubject, indexByName map[string][]int
 	unnamed                     []int
+
+	// derived are the names entries have without a ref.name: the digest tags of cosign save's
+	// signatures and attestations (cosign.go), by position.
+	derived map[int]string
 }
 
 func newEntryIndex(idx *imgspecv1.Index) *entryIndex {
@@ -48,7 +52,23 @@ func newEntryIndex(idx *imgspecv1.Index) *entryIndex {
 			x.images = append(x.images, i)
 		}
 	}
+	x.derived = cosignNames(idx)
+	for i, n := range x.derived {
+		x.exact[n] = append(x.exact[n], i)
+	}
+	for _, is := range x.exact {
+		slices.Sort(is) // in index order, derived names too
+	}
 	return x
+}
+
+// name returns the name of entry i of the index x was built from: its ref.name, else a
+// derived one (cosign.go), else "".
+func (x *entryIndex) name(i int, e imgspecv1.Descriptor) string {
+	if n := RefName(e); n != "" {
+		return n
+	}
+	return x.derived[i]
 }
 
 // addReferrers records entry i, e, if it may hold referrers.

@@ -46,9 +46,10 @@ func IsReferrersIndex(desc imgspecv1.Descriptor) bool {
 
 // IsRelatedEntry reports whether an index.json entry holds what belongs to an image rather than
 // an image of its own: a referrers index, or a manifest named after another's digest (cosign's
-// sha256-<hex>.sig). A layout's "only image" is chosen among the other entries.
+// sha256-<hex>.sig), or a signature or attestation stored by cosign save (cosign.go). A
+// layout's "only image" is chosen among the other entries.
 func IsRelatedEntry(desc imgspecv1.Descriptor) bool {
-	return IsReferrersIndex(desc) || manifest.IsDigestTag(RefName(desc))
+	return IsReferrersIndex(desc) || manifest.IsDigestTag(RefName(desc)) || isCosignAttachment(desc)
 }
 
 // isReferrersIndexOf reports whether an index.json entry is the referrers index of subject.
