@@ -74,7 +74,7 @@ func indexOf(t testing.TB, imgs ...testImage) []byte {
 }
 
 func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // generous: -race on a loaded 2-core machine
 	t.Cleanup(cancel)
 	return withSleeper(ctx, func(ctx context.Context, d time.Duration) error { return ctx.Err() })
 }

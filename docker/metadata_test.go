@@ -75,10 +75,10 @@ func TestSlowMetadataBodyTimesOut(t *testing.T) {
 				}
 			})
 			retries := 0
-			sys := &types.SystemContext{ReadTimeout: 250 * time.Millisecond, RetryTimes: &retries, NoCreds: true, InsecureSkipTLSVerify: types.OptionalBoolTrue}
+			sys := &types.SystemContext{ReadTimeout: 500 * time.Millisecond, RetryTimes: &retries, NoCreds: true, InsecureSkipTLSVerify: types.OptionalBoolTrue}
 			err := tc.run(mustParse(t, "//"+srv.host+"/a/b:t"), sys)
 			var slow *slowBodyError
-			if !errors.As(err, &slow) || types.Classify(err) != types.ClassNetwork || !strings.Contains(err.Error(), "took more than 2.5s") {
+			if !errors.As(err, &slow) || types.Classify(err) != types.ClassNetwork || !strings.Contains(err.Error(), "took more than 5s") {
 				t.Fatalf("got %v (class %v); want the slow-body timeout, of the network class", err, types.Classify(err))
 			}
 		})
