@@ -166,7 +166,7 @@ func (d *destination) blobExists(ctx context.Context, dg digest.Digest) (int64, 
 		drain(resp)
 		return -1, false, nil
 	}
-	if redirected := resp.Request != nil && d.c.base != nil && resp.Request.URL.Host != d.c.base.Host; redirected || headRefused(resp.StatusCode) {
+	if _, redirected := redirectedAway(resp); redirected || headRefused(resp.StatusCode) {
 		drain(resp)
 		logrus.WithFields(logrus.Fields{"digest": dg, "status": resp.StatusCode, "redirected": redirected}).Debug("HEAD of the blob refused; uploading it")
 		return -1, false, nil

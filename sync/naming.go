@@ -101,6 +101,9 @@ func parseSourceName(s string) (*sourceName, error) {
 	return n, nil
 }
 
+// templateHint says where a destination template is given, for messages that ask for one.
+const templateHint = "(--dest-repo, or destination: in the config)"
+
 // naming says how source images are named in the destination store.
 type naming struct {
 	template *RepoTemplate // nil: skopeo's naming
@@ -140,7 +143,7 @@ func (n naming) destinationName(src *sourceName) (string, error) {
 		// stores take it as it is; a registry store refuses it (see expandSource).
 		return src.tag + n.suffix, nil
 	case src.path == "":
-		return "", errors.Wrapf(types.ErrUsage, "the image is stored without a repository or tag: give its source a destination template (--dest-repo, or destination: in the config)")
+		return "", errors.Wrapf(types.ErrUsage, "the image is stored without a repository or tag: give its source a destination template "+templateHint)
 	case n.scoped && src.registry != "" && n.portColon:
 		repo = src.registry + "/" + src.path
 	case n.scoped && src.registry != "":

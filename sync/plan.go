@@ -173,7 +173,7 @@ func (p *Plan) expandSource(ctx context.Context, src *Source) []*Item {
 			name = &sourceName{digest: c.digest}
 		}
 		if name == nil {
-			it.Destination, it.Action, it.Reason = p.Destination, ActionSkip, "the image has no name to give it in the destination (give its source a destination template, --dest-repo or destination: in the config, to copy it by digest)"
+			it.Destination, it.Action, it.Reason = p.Destination, ActionSkip, "the image has no name to give it in the destination (give its source a destination template "+templateHint+" to copy it by digest)"
 			continue
 		}
 		it.Name, err = n.destinationName(name)
@@ -185,7 +185,7 @@ func (p *Plan) expandSource(ctx context.Context, src *Source) []*Item {
 			it.dest, err = p.store.ImageReference(it.Name)
 		}
 		if err != nil && name.path == "" && src.Destination == nil {
-			err = errors.Wrapf(err, "the image is stored as %q, a tag without a repository: give its source a destination template (--dest-repo, or destination: in the config)", name.tag)
+			err = errors.Wrapf(err, "the image is stored as %q, a tag without a repository: give its source a destination template "+templateHint, name.tag)
 		}
 		if err != nil {
 			it.Destination = p.Destination
