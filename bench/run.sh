@@ -143,8 +143,21 @@ check() {
 	esac
 }
 
+# registries_cpu: CPU seconds (user + system) registries A and B have used so far. Their share of a
+# run shows where a copy's time goes on this 2-core machine: the registries hash and write
+# every byte too, on the same cores as the tool.
+tck=$(getconf CLK_TCK)
+registries_cpu() {
+	local pid ticks=0 t
+	for pid in "${reg_pid[A]}" "${reg_pid[B]}"; do
+		t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || t=0
+		ticks=$((ticks + t))
+	done
+	LC_ALL=C awk -v t="$ticks" -v hz="$tck" 'BEGIN { printf "%.2f", t / hz }'
+}
+
 results=$work/results.tsv
-echo -e "# scenario\tworkload\ttool\trun\tseconds\tpeak_rss_kib\tstatus" >"$results"
+echo -e "# scenario\tworkload\ttool\trun\tseconds\tpeak_rss_kib\tstatus\ttool_cpu_s\tregistries_cpu_s" >"$results"
 for w in $workloads; do
 	for s in $scenarios; do
 		if [ "$w" = multi ] && [[ $s == *archive* ]]; then continue; fi # a docker-archive holds one platform
@@ -161,13 +174,18 @@ for w in $workloads; do
 				# shellcheck disable=SC2086
 				# Wall time from bash's microsecond clock (/usr/bin/time's %e has 10 ms steps,
 				# a third of a warm copy); peak RSS from /usr/bin/time.
+				# CPU: the tool's user + system time, and what the registries used meanwhile.
+				reg0=$(registries_cpu)
 				start=$EPOCHREALTIME
-				/usr/bin/time -f '%M' -o "$work/time.out" $command >>"$work/runs.log" 2>&1 || status=$?
+				/usr/bin/time -f '%M %U %S' -o "$work/time.out" $command >>"$work/runs.log" 2>&1 || status=$?
 				secs=$(LC_ALL=C awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
-				read -r rss < <(tail -n 1 "$work/time.out")
+				reg1=$(registries_cpu)
+				read -r rss usr sys < <(tail -n 1 "$work/time.out")
+				cpu=$(LC_ALL=C awk -v u="${usr:-0}" -v s="${sys:-0}" 'BEGIN { printf "%.2f", u + s }')
+				regcpu=$(LC_ALL=C awk -v a="$reg0" -v b="$reg1" 'BEGIN { printf "%.2f", b - a }')
 				if [ "$status" = 0 ] && ! check "$s" "$w"; then status=99; fi # wrong result
-				echo -e "$s\t$w\t$tool\t$i\t$secs\t$rss\t$status" >>"$results"
-				log "$s $w run $i/$runs: $tool ${secs}s $((rss / 1024))MiB status $status"
+				echo -e "$s\t$w\t$tool\t$i\t$secs\t$rss\t$status\t$cpu\t$regcpu" >>"$results"
+				log "$s $w run $i/$runs: $tool ${secs}s $((rss / 1024))MiB cpu ${cpu}s registries ${regcpu}s status $status"
 			done
 		done
 	done

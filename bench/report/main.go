@@ -2,10 +2,12 @@
 //
 // Usage: report RESULTS.tsv
 //
-// Each input line is: scenario, workload, tool, run, wall seconds, peak RSS KiB, exit status
-// (tab separated; lines starting with # are ignored). The output has one table per scenario
-// (median wall time over the successful runs, the highest peak RSS, and imgcopy's time as a
-// ratio of each other tool's), then a summary of the ratios against the targets of issue 18.
+// Each input line is: scenario, workload, tool, run, wall seconds, peak RSS KiB, exit status,
+// and optionally the tool's CPU seconds (user + system) and the CPU seconds both registries
+// used during the run (tab separated; lines starting with # are ignored). The output has one
+// table per scenario (median wall time over the successful runs, the highest peak RSS, the
+// median CPU of the tool and of the registries, and imgcopy's time as a ratio of each other
+// tool's), then a summary of the ratios against the targets of issue 18.
 //
 // Some rows are there for explanation and count for no target: imgcopy-nofsync (imgcopy with
 // --fsync=false: without the durability crane does not have) and floor-sync (the floor with
@@ -60,6 +62,9 @@ type cell struct {
 	times  []float64
 	rssKiB int64
 	failed int
+	// cpu and regCPU: the tool's CPU seconds and the registries', per successful run, when
+	// the results have them.
+	cpu, regCPU []float64
 }
 
 func main() {
@@ -90,8 +95,8 @@ func read(r io.Reader) (map[key]*cell, error) {
 			continue
 		}
 		f := strings.Split(text, "\t")
-		if len(f) != 7 {
-			return nil, fmt.Errorf("line %d: want 7 tab-separated fields, have %d", line, len(f))
+		if len(f) != 7 && len(f) != 9 {
+			return nil, fmt.Errorf("line %d: want 7 or 9 tab-separated fields, have %d", line, len(f))
 		}
 		k := key{f[0], f[1], f[2]}
 		c := cells[k]
@@ -107,15 +112,31 @@ func read(r io.Reader) (map[key]*cell, error) {
 		}
 		c.times = append(c.times, secs)
 		c.rssKiB = max(c.rssKiB, rss)
+		if len(f) == 9 {
+			cpu, err1 := strconv.ParseFloat(f[7], 64)
+			reg, err2 := strconv.ParseFloat(f[8], 64)
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("line %d: CPU seconds %q, %q are not numbers", line, f[7], f[8])
+			}
+			c.cpu = append(c.cpu, cpu)
+			c.regCPU = append(c.regCPU, reg)
+		}
 	}
 	return cells, sc.Err()
 }
 
 func (c *cell) median() (float64, bool) {
-	if c == nil || len(c.times) == 0 {
+	if c == nil {
 		return 0, false
 	}
-	t := slices.Clone(c.times)
+	return median(c.times)
+}
+
+func median(times []float64) (float64, bool) {
+	if len(times) == 0 {
+		return 0, false
+	}
+	t := slices.Clone(times)
 	slices.Sort(t)
 	n := len(t)
 	if n%2 == 1 {
@@ -170,10 +191,14 @@ func write(w io.Writer, cells map[key]*cell) {
 					continue
 				}
 				med, ok := c.median()
-				medS, rssS := missing, missing
+				medS, rssS, cpuS := missing, missing, missing
 				if ok {
 					medS = fmtSecs(med)
 					rssS = fmt.Sprintf("%.0f", float64(c.rssKiB)/kibPerMiB)
+				}
+				if cpu, ok := median(c.cpu); ok {
+					reg, _ := median(c.regCPU)
+					cpuS = fmt.Sprintf("%.2f + %.2f", cpu, reg)
 				}
 				runs := fmt.Sprintf("%d", len(c.times))
 				if c.failed > 0 {
@@ -183,15 +208,15 @@ func write(w io.Writer, cells map[key]*cell) {
 				if tool != "imgcopy" {
 					r = fmtRatio(ratio(cells, s, wl, tool))
 				}
-				rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", wl, tool, medS, rssS, r, runs))
+				rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s |", wl, tool, medS, rssS, cpuS, r, runs))
 			}
 		}
 		if len(rows) == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "### %s\n\n", scenarioNames[s])
-		fmt.Fprintln(w, "| workload | tool | median s | peak RSS MiB | imgcopy/tool | runs |")
-		fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | --- |")
+		fmt.Fprintln(w, "| workload | tool | median s | peak RSS MiB | CPU s: tool + registries | imgcopy/tool | runs |")
+		fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | --- |")
 		for _, r := range rows {
 			fmt.Fprintln(w, r)
 		}
