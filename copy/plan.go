@@ -270,6 +270,65 @@ func planLayer(in layerPlanInput) layerPlan {
 	return p
 }
 
+// blobBoundAnnotationPrefixes start the layer annotations that describe one compressed blob's
+// bytes rather than its content: zstd:chunked's and eStargz's table-of-contents digests,
+// offsets and sizes. Readers use them to fetch parts of that blob (lazy pulls, partial pulls),
+// so they are wrong, and misleading, on any other blob of the same content.
+var blobBoundAnnotationPrefixes = []string{
+	"io.github.containers.zstd-chunked.", // zstd:chunked (containers/storage)
+	"containerd.io/snapshot/stargz/",     // eStargz toc.digest (stargz-snapshotter)
+	"io.containers.estargz.",             // eStargz uncompressed-size
+}
+
+// writtenLayerAnnotations returns the annotations for a layer written as written from the
+// source layer src: unchanged when the blob is the source's, else without the annotations
+// bound to the source blob's bytes (a recompressed or decompressed layer, or another
+// compression's variant reused). The result is non-nil when something was dropped, so that
+// manifest.Update does not restore the source's annotations.
+func writtenLayerAnnotations(src, written types.BlobInfo) map[string]string {
+	a := written.Annotations
+	if a == nil {
+		a = src.Annotations
+	}
+	if written.Digest == src.Digest || len(a) == 0 {
+		return written.Annotations
+	}
+	out := make(map[string]string, len(a))
+	for k, v := range a {
+		if !slices.ContainsFunc(blobBoundAnnotationPrefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			out[k] = v
+		}
+	}
+	if len(out) == len(a) {
+		return written.Annotations
+	}
+	return out
+}
+
+// encryptedSuffix ends the media type of an encrypted layer (ocicrypt): the blob is the
+// encryption of a layer in the compression the rest of the type names.
+const encryptedSuffix = "+encrypted"
+
+// checkEncryptedLayer refuses to change the compression of layer i when it is encrypted:
+// that needs the plaintext, and imgcopy never decrypts (skopeo silently keeps such a layer as
+// it is, which breaks the promise that --dest-compress-format leaves every layer in its
+// format). Asking for the compression the layer has inside its encryption is no change.
+func checkEncryptedLayer(i int, mediaType, compress string, decompress bool) error {
+	if !strings.HasSuffix(mediaType, encryptedSuffix) || (compress == "" && !decompress) {
+		return nil
+	}
+	inner := manifest.LayerCompression(strings.TrimSuffix(mediaType, encryptedSuffix))
+	want, flag := compress, "--dest-compress-format "+compress
+	if decompress {
+		want, flag = compressionNone, "--dest-decompress"
+	}
+	if inner == want {
+		return nil
+	}
+	return errors.Wrapf(types.ErrUsage, "layer %d is encrypted (%s): its compression cannot be changed without "+
+		"decrypting it, which imgcopy does not do; drop %s to copy it as it is", i, mediaType, flag)
+}
+
 // isOCIType reports whether mediaType is an OCI media type. An uncompressed OCI layer is valid
 // registry content and is kept, so its digest survives; the uncompressed Docker layer type is
 // not part of the registry's schema2 format, so a destination wanting compression gets gzip.
