@@ -719,7 +719,9 @@ func TestCopyInvalidOptions(t *testing.T) {
 	t.Parallel()
 	src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, makeLayer(t, 1, 10, ""))
 	dest := newFakeRef("dest", newMemStore())
-	for _, o := range []*Options{{DestinationCompression: "lz4"}, {DestinationCompression: "gzip", DestinationDecompress: true}, {DestinationCompression: "gzip", DestinationCompressionLevel: ptr(12)}} {
+	for _, o := range []*Options{{DestinationCompression: "lz4"}, {DestinationCompression: "gzip", DestinationDecompress: true}, {DestinationCompression: "gzip", DestinationCompressionLevel: ptr(12)},
+		{DestinationCompressionLevel: ptr(99)}, {DestinationCompression: "zstd", DestinationCompressionLevel: ptr(23)},
+		{DestinationCompression: "zstd", DestinationCompressionLevel: ptr(0)}} {
 		if _, err := Image(context.Background(), dest, src, o); types.Classify(err) != types.ClassUsage {
 			t.Errorf("options %+v: error %v, want a usage error", o, err)
 		}
