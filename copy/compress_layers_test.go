@@ -129,3 +129,17 @@ func TestCopyEncryptedLayerRefusesCompressionChange(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyPreserveDigestsNamesTheLayer: --preserve-digests with a compression change says
+// which layer would change and how.
+func TestCopyPreserveDigestsNamesTheLayer(t *testing.T) {
+	t.Parallel()
+	src, _ := newOCISource(t,
+		srcLayer{makeLayer(t, 1, 10<<10, "zstd"), imgspecv1.MediaTypeImageLayerZstd, nil},
+		srcLayer{makeLayer(t, 2, 10<<10, "gzip"), imgspecv1.MediaTypeImageLayerGzip, nil})
+	dest := newFakeRef("dest", newMemStore())
+	err := expectFailure(t, dest, src, &Options{DestinationCompression: "zstd", PreserveDigests: true})
+	if want := "preserving digests: layer 1 would be recompressed from gzip to zstd, so its digest and the manifest's would change"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}

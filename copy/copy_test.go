@@ -228,8 +228,8 @@ func TestCopyPreserveDigests(t *testing.T) {
 			d.dest.props.SupportedManifestMIMETypes = []string{imgspecv1.MediaTypeImageManifest}
 		}, "would be converted"},
 		{"zstd", func(_ *fakeRef, o *Options) { o.DestinationCompression = "zstd" }, "zstd layers need an OCI manifest"},
-		{"decompression", func(_ *fakeRef, o *Options) { o.DestinationDecompress = true }, "compression would change"},
-		{"decompressing destination", func(d *fakeRef, _ *Options) { d.dest.props.DesiredLayerCompression = types.Decompress }, "compression would change"},
+		{"decompression", func(_ *fakeRef, o *Options) { o.DestinationDecompress = true }, "layer 0 would be decompressed (gzip to uncompressed), so its digest and the manifest's would change"},
+		{"decompressing destination", func(d *fakeRef, _ *Options) { d.dest.props.DesiredLayerCompression = types.Decompress }, "layer 0 would be decompressed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package copy
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -27,6 +28,7 @@ type manifestPlanInput struct {
 	DestSupported   []string // nil: the destination takes any type
 	Force           string   // Options.ForceManifestMIMEType
 	LayersChange    bool     // some layer's digest or media type will change
+	LayerChange     string   // what happens to the first layer that changes, for errors
 	NeedsOCI        bool     // some written layer is zstd, which only OCI manifests describe
 	PreserveDigests bool
 	DestUnusable    []string // types the destination stores but its readers cannot use
@@ -160,9 +162,30 @@ func digestChangeReason(in manifestPlanInput, p manifestPlan) string {
 		return "the manifest would be converted from " + in.SrcMIMEType + " to the forced type " + p.Candidates[0]
 	case len(p.Candidates) > 0 && p.Candidates[0] != in.SrcMIMEType:
 		return "the manifest would be converted from " + in.SrcMIMEType + " to " + p.Candidates[0] + " because " + p.Reason
+	case in.LayerChange != "":
+		return in.LayerChange + ", so its digest and the manifest's would change"
 	default:
 		return "layer compression would change, so layer digests and the manifest would change"
 	}
+}
+
+// describeLayerChange says what plan p does to layer i, for errors.
+func describeLayerChange(i int, p layerPlan) string {
+	name := func(c string) string {
+		if c == compressionNone {
+			return "uncompressed"
+		}
+		return c
+	}
+	switch p.Action {
+	case layerDecompress:
+		return fmt.Sprintf("layer %d would be decompressed (%s to uncompressed)", i, p.From)
+	case layerCompress:
+		return fmt.Sprintf("layer %d would be compressed with %s", i, p.To)
+	case layerRecompress:
+		return fmt.Sprintf("layer %d would be recompressed from %s to %s", i, p.From, p.To)
+	}
+	return fmt.Sprintf("layer %d would be written as %s (%s)", i, p.MediaType, name(p.To))
 }
 
 func isConversionTarget(t string) bool {

@@ -140,6 +140,9 @@ func (c *copier) planSingle(manBlob []byte, mimeType string, instance *digest.Di
 			Compress:       c.opts.DestinationCompression, Decompress: c.opts.DestinationDecompress,
 			NoZstd: noZstd,
 		})
+		if p.changes() && !in.LayersChange {
+			in.LayerChange = describeLayerChange(i, p)
+		}
 		in.LayersChange = in.LayersChange || p.changes()
 		in.NeedsOCI = in.NeedsOCI || (p.changes() && p.To == compressionZstd)
 		sc.plans = append(sc.plans, p)
