@@ -60,7 +60,10 @@ func TestCopyRecompressDropsBlobBoundAnnotations(t *testing.T) {
 		"containerd.io/snapshot/stargz/toc.digest": "sha256:" + strings.Repeat("b", 64),
 		"io.containers.estargz.uncompressed-size":  "1234",
 	}
-	onlyBound := map[string]string{"io.github.containers.zstd-chunked.manifest-checksum": "sha256:" + strings.Repeat("c", 64)}
+	onlyBound := map[string]string{ // the older prefix, as skopeo 1.9 writes it
+		"io.containers.zstd-chunked.manifest-checksum": "sha256:" + strings.Repeat("c", 64),
+		"io.containers.zstd-chunked.manifest-position": "402606:297:868:1",
+	}
 	src, _ := newOCISource(t,
 		srcLayer{makeLayer(t, 1, 30<<10, "zstd"), imgspecv1.MediaTypeImageLayerZstd, chunked},
 		srcLayer{makeLayer(t, 2, 20<<10, "gzip"), imgspecv1.MediaTypeImageLayerGzip, stargz},

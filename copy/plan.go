@@ -299,6 +299,7 @@ func planLayer(in layerPlanInput) layerPlan {
 // so they are wrong, and misleading, on any other blob of the same content.
 var blobBoundAnnotationPrefixes = []string{
 	"io.github.containers.zstd-chunked.", // zstd:chunked (containers/storage)
+	"io.containers.zstd-chunked.",        // zstd:chunked as containers/storage wrote it before 1.45 (skopeo 1.9)
 	"containerd.io/snapshot/stargz/",     // eStargz toc.digest (stargz-snapshotter)
 	"io.containers.estargz.",             // eStargz uncompressed-size
 }
