@@ -640,6 +640,13 @@ func TestCopyIndexOnly(t *testing.T) {
 	if !bytes.Equal(res.Manifest, idx) || d.totalPutBlobs() != 0 || len(d.manifests) != 1 {
 		t.Errorf("index-only copy wrote %d blobs and manifests %v", d.totalPutBlobs(), d.manifests)
 	}
+	for _, o := range []Options{{DestinationCompression: "zstd"}, {DestinationDecompress: true}, {ForceManifestMIMEType: manifest.DockerV2Schema2MediaType}} {
+		o.MultiArch = MultiArchIndexOnly
+		dest := newFakeRef("dest", newMemStore())
+		if err := expectFailure(t, dest, src, &o); types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), "its images are not copied") {
+			t.Errorf("index only with %+v: %v, want a usage error", o, err)
+		}
+	}
 }
 
 // newNestedIndexSource returns a source whose index lists one index of an amd64 and an

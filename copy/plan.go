@@ -427,6 +427,9 @@ type instancePlanInput struct {
 	Platforms         int // len(Options.Platforms)
 	DestAcceptsIndex  bool
 	DestPrefersSingle bool
+	// EditsImages: a manifest type or layer compression is asked for (ForceManifestMIMEType,
+	// DestinationCompression, DestinationDecompress), which only copied images can get.
+	EditsImages bool
 }
 
 // planInstances decides how to copy a multi-platform index.
@@ -438,6 +441,13 @@ func planInstances(in instancePlanInput) (instanceMode, error) {
 		}
 		if in.Platforms > 0 {
 			return 0, errors.New("copying only the index: platforms cannot be selected")
+		}
+		if in.EditsImages {
+			// skopeo ignores a compression here and converts only the index's own type, which
+			// leaves an index whose images are not in the asked format.
+			return 0, errors.Wrap(types.ErrUsage, "copying only the index: its images are not copied, so a manifest format "+
+				"(--format) or layer compression (--dest-compress-format, --dest-decompress) cannot be applied to them; "+
+				"copy all platforms, or drop those options")
 		}
 		return instancesIndexOnly, nil
 	case in.Platforms > 0 && (in.Mode == MultiArchSystem || !in.DestAcceptsIndex):
