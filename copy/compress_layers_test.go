@@ -9,6 +9,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -113,7 +114,7 @@ func TestCopyEncryptedLayerRefusesCompressionChange(t *testing.T) {
 			srcLayer{makeLayer(t, 2, 10<<10, "gzip"), imgspecv1.MediaTypeImageLayerGzip + "+encrypted",
 				map[string]string{"org.opencontainers.image.enc.keys.jwe": "e30="}})
 	}
-	for _, opts := range []Options{{DestinationCompression: "zstd"}, {DestinationDecompress: true}} {
+	for _, opts := range []Options{{DestinationCompression: "zstd"}, {DestinationDecompress: true}, {ForceManifestMIMEType: manifest.DockerV2Schema2MediaType}} {
 		src, _ := newSrc()
 		dest := newFakeRef("dest", newMemStore())
 		err := expectFailure(t, dest, src, &opts)

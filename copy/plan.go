@@ -337,8 +337,18 @@ const encryptedSuffix = "+encrypted"
 // that needs the plaintext, and imgcopy never decrypts (skopeo silently keeps such a layer as
 // it is, which breaks the promise that --dest-compress-format leaves every layer in its
 // format). Asking for the compression the layer has inside its encryption is no change.
-func checkEncryptedLayer(i int, mediaType, compress string, decompress bool) error {
-	if !strings.HasSuffix(mediaType, encryptedSuffix) || (compress == "" && !decompress) {
+//
+// A forced Docker schema2 manifest, which has no encrypted layer type, is refused here too,
+// before any blob is copied, rather than when the manifest is converted at the end.
+func checkEncryptedLayer(i int, mediaType, compress string, decompress bool, force string) error {
+	if !strings.HasSuffix(mediaType, encryptedSuffix) {
+		return nil
+	}
+	if force == manifest.DockerV2Schema2MediaType {
+		return errors.Wrapf(types.ErrUsage, "layer %d is encrypted (%s), which a Docker schema2 manifest cannot describe: "+
+			"write an OCI manifest (drop --format v2s2)", i, mediaType)
+	}
+	if compress == "" && !decompress {
 		return nil
 	}
 	inner := manifest.LayerCompression(strings.TrimSuffix(mediaType, encryptedSuffix))

@@ -129,7 +129,7 @@ func (c *copier) planSingle(manBlob []byte, mimeType string, instance *digest.Di
 	}
 	noZstd := zstdImpossible(c.opts.ForceManifestMIMEType, c.destProps.SupportedManifestMIMETypes)
 	for i, l := range m.LayerInfos() {
-		if err := checkEncryptedLayer(i, l.MediaType, c.opts.DestinationCompression, c.opts.DestinationDecompress); err != nil {
+		if err := checkEncryptedLayer(i, l.MediaType, c.opts.DestinationCompression, c.opts.DestinationDecompress, c.opts.ForceManifestMIMEType); err != nil {
 			return nil, err
 		}
 		p := planLayer(layerPlanInput{
