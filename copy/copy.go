@@ -68,7 +68,9 @@ type Options struct {
 	// destination that needs them may still compress or decompress layers). zstd needs an
 	// OCI manifest.
 	DestinationCompression string
-	// DestinationCompressionLevel is the compression level; nil means the default.
+	// DestinationCompressionLevel is the compression level; nil means the default. gzip takes
+	// -2 to 9 (as compress/flate: -2 Huffman only, -1 default, 0 stored), zstd 1 to 22. Without
+	// DestinationCompression it applies to the layers a copy compresses anyway, which are gzip.
 	DestinationCompressionLevel *int
 	// DestinationDecompress stores layers uncompressed.
 	DestinationDecompress bool
@@ -336,8 +338,14 @@ func validateOptions(o *Options) error {
 	if o.DestinationCompression != "" && o.DestinationDecompress {
 		return errors.New("destination compression and decompression are both requested")
 	}
-	if l := o.DestinationCompressionLevel; l != nil && o.DestinationCompression == compressionGzip && (*l < -2 || *l > 9) {
-		return errors.Errorf("gzip compression level %d out of range (-2 to 9)", *l)
+	if l := o.DestinationCompressionLevel; l != nil {
+		lo, hi, alg := -2, 9, compressionGzip // without a format only gzip is ever written
+		if o.DestinationCompression == compressionZstd {
+			lo, hi, alg = 1, 22, compressionZstd
+		}
+		if *l < lo || *l > hi {
+			return errors.Errorf("%s compression level %d out of range (%d to %d)", alg, *l, lo, hi)
+		}
 	}
 	return nil
 }

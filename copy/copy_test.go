@@ -228,8 +228,8 @@ func TestCopyPreserveDigests(t *testing.T) {
 			d.dest.props.SupportedManifestMIMETypes = []string{imgspecv1.MediaTypeImageManifest}
 		}, "would be converted"},
 		{"zstd", func(_ *fakeRef, o *Options) { o.DestinationCompression = "zstd" }, "zstd layers need an OCI manifest"},
-		{"decompression", func(_ *fakeRef, o *Options) { o.DestinationDecompress = true }, "compression would change"},
-		{"decompressing destination", func(d *fakeRef, _ *Options) { d.dest.props.DesiredLayerCompression = types.Decompress }, "compression would change"},
+		{"decompression", func(_ *fakeRef, o *Options) { o.DestinationDecompress = true }, "layer 0 would be decompressed (gzip to uncompressed), so its digest and the manifest's would change"},
+		{"decompressing destination", func(d *fakeRef, _ *Options) { d.dest.props.DesiredLayerCompression = types.Decompress }, "layer 0 would be decompressed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -640,6 +640,13 @@ func TestCopyIndexOnly(t *testing.T) {
 	if !bytes.Equal(res.Manifest, idx) || d.totalPutBlobs() != 0 || len(d.manifests) != 1 {
 		t.Errorf("index-only copy wrote %d blobs and manifests %v", d.totalPutBlobs(), d.manifests)
 	}
+	for _, o := range []Options{{DestinationCompression: "zstd"}, {DestinationDecompress: true}, {ForceManifestMIMEType: manifest.DockerV2Schema2MediaType}} {
+		o.MultiArch = MultiArchIndexOnly
+		dest := newFakeRef("dest", newMemStore())
+		if err := expectFailure(t, dest, src, &o); types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), "its images are not copied") {
+			t.Errorf("index only with %+v: %v, want a usage error", o, err)
+		}
+	}
 }
 
 // newNestedIndexSource returns a source whose index lists one index of an amd64 and an
@@ -719,7 +726,9 @@ func TestCopyInvalidOptions(t *testing.T) {
 	t.Parallel()
 	src, _ := newSingleSource(t, imgspecv1.MediaTypeImageManifest, makeLayer(t, 1, 10, ""))
 	dest := newFakeRef("dest", newMemStore())
-	for _, o := range []*Options{{DestinationCompression: "lz4"}, {DestinationCompression: "gzip", DestinationDecompress: true}, {DestinationCompression: "gzip", DestinationCompressionLevel: ptr(12)}} {
+	for _, o := range []*Options{{DestinationCompression: "lz4"}, {DestinationCompression: "gzip", DestinationDecompress: true}, {DestinationCompression: "gzip", DestinationCompressionLevel: ptr(12)},
+		{DestinationCompressionLevel: ptr(99)}, {DestinationCompression: "zstd", DestinationCompressionLevel: ptr(23)},
+		{DestinationCompression: "zstd", DestinationCompressionLevel: ptr(0)}} {
 		if _, err := Image(context.Background(), dest, src, o); types.Classify(err) != types.ClassUsage {
 			t.Errorf("options %+v: error %v, want a usage error", o, err)
 		}

@@ -24,6 +24,7 @@ func (c *copier) copyTopIndex(ctx context.Context, blob []byte, mimeType string)
 	mode, err := planInstances(instancePlanInput{
 		Mode: c.opts.MultiArch, Platforms: len(c.opts.Platforms),
 		DestAcceptsIndex: c.destProps.AcceptsIndex, DestPrefersSingle: c.destProps.PrefersSinglePlatform,
+		EditsImages: c.opts.ForceManifestMIMEType != "" || c.opts.DestinationCompression != "" || c.opts.DestinationDecompress,
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package copy
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -27,6 +28,7 @@ type manifestPlanInput struct {
 	DestSupported   []string // nil: the destination takes any type
 	Force           string   // Options.ForceManifestMIMEType
 	LayersChange    bool     // some layer's digest or media type will change
+	LayerChange     string   // what happens to the first layer that changes, for errors
 	NeedsOCI        bool     // some written layer is zstd, which only OCI manifests describe
 	PreserveDigests bool
 	DestUnusable    []string // types the destination stores but its readers cannot use
@@ -160,9 +162,30 @@ func digestChangeReason(in manifestPlanInput, p manifestPlan) string {
 		return "the manifest would be converted from " + in.SrcMIMEType + " to the forced type " + p.Candidates[0]
 	case len(p.Candidates) > 0 && p.Candidates[0] != in.SrcMIMEType:
 		return "the manifest would be converted from " + in.SrcMIMEType + " to " + p.Candidates[0] + " because " + p.Reason
+	case in.LayerChange != "":
+		return in.LayerChange + ", so its digest and the manifest's would change"
 	default:
 		return "layer compression would change, so layer digests and the manifest would change"
 	}
+}
+
+// describeLayerChange says what plan p does to layer i, for errors.
+func describeLayerChange(i int, p layerPlan) string {
+	name := func(c string) string {
+		if c == compressionNone {
+			return "uncompressed"
+		}
+		return c
+	}
+	switch p.Action {
+	case layerDecompress:
+		return fmt.Sprintf("layer %d would be decompressed (%s to uncompressed)", i, p.From)
+	case layerCompress:
+		return fmt.Sprintf("layer %d would be compressed with %s", i, p.To)
+	case layerRecompress:
+		return fmt.Sprintf("layer %d would be recompressed from %s to %s", i, p.From, p.To)
+	}
+	return fmt.Sprintf("layer %d would be written as %s (%s)", i, p.MediaType, name(p.To))
 }
 
 func isConversionTarget(t string) bool {
@@ -270,6 +293,76 @@ func planLayer(in layerPlanInput) layerPlan {
 	return p
 }
 
+// blobBoundAnnotationPrefixes start the layer annotations that describe one compressed blob's
+// bytes rather than its content: zstd:chunked's and eStargz's table-of-contents digests,
+// offsets and sizes. Readers use them to fetch parts of that blob (lazy pulls, partial pulls),
+// so they are wrong, and misleading, on any other blob of the same content.
+var blobBoundAnnotationPrefixes = []string{
+	"io.github.containers.zstd-chunked.", // zstd:chunked (containers/storage)
+	"io.containers.zstd-chunked.",        // zstd:chunked as containers/storage wrote it before 1.45 (skopeo 1.9)
+	"containerd.io/snapshot/stargz/",     // eStargz toc.digest (stargz-snapshotter)
+	"io.containers.estargz.",             // eStargz uncompressed-size
+}
+
+// writtenLayerAnnotations returns the annotations for a layer written as written from the
+// source layer src: unchanged when the blob is the source's, else without the annotations
+// bound to the source blob's bytes (a recompressed or decompressed layer, or another
+// compression's variant reused). The result is non-nil when something was dropped, so that
+// manifest.Update does not restore the source's annotations.
+func writtenLayerAnnotations(src, written types.BlobInfo) map[string]string {
+	a := written.Annotations
+	if a == nil {
+		a = src.Annotations
+	}
+	if written.Digest == src.Digest || len(a) == 0 {
+		return written.Annotations
+	}
+	out := make(map[string]string, len(a))
+	for k, v := range a {
+		if !slices.ContainsFunc(blobBoundAnnotationPrefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+			out[k] = v
+		}
+	}
+	if len(out) == len(a) {
+		return written.Annotations
+	}
+	return out
+}
+
+// encryptedSuffix ends the media type of an encrypted layer (ocicrypt): the blob is the
+// encryption of a layer in the compression the rest of the type names.
+const encryptedSuffix = "+encrypted"
+
+// checkEncryptedLayer refuses to change the compression of layer i when it is encrypted:
+// that needs the plaintext, and imgcopy never decrypts (skopeo silently keeps such a layer as
+// it is, which breaks the promise that --dest-compress-format leaves every layer in its
+// format). Asking for the compression the layer has inside its encryption is no change.
+//
+// A forced Docker schema2 manifest, which has no encrypted layer type, is refused here too,
+// before any blob is copied, rather than when the manifest is converted at the end.
+func checkEncryptedLayer(i int, mediaType, compress string, decompress bool, force string) error {
+	if !strings.HasSuffix(mediaType, encryptedSuffix) {
+		return nil
+	}
+	if force == manifest.DockerV2Schema2MediaType {
+		return errors.Wrapf(types.ErrUsage, "layer %d is encrypted (%s), which a Docker schema2 manifest cannot describe: "+
+			"write an OCI manifest (drop --format v2s2)", i, mediaType)
+	}
+	if compress == "" && !decompress {
+		return nil
+	}
+	inner := manifest.LayerCompression(strings.TrimSuffix(mediaType, encryptedSuffix))
+	want, flag := compress, "--dest-compress-format "+compress
+	if decompress {
+		want, flag = compressionNone, "--dest-decompress"
+	}
+	if inner == want {
+		return nil
+	}
+	return errors.Wrapf(types.ErrUsage, "layer %d is encrypted (%s): its compression cannot be changed without "+
+		"decrypting it, which imgcopy does not do; drop %s to copy it as it is", i, mediaType, flag)
+}
+
 // isOCIType reports whether mediaType is an OCI media type. An uncompressed OCI layer is valid
 // registry content and is kept, so its digest survives; the uncompressed Docker layer type is
 // not part of the registry's schema2 format, so a destination wanting compression gets gzip.
@@ -344,6 +437,9 @@ type instancePlanInput struct {
 	Platforms         int // len(Options.Platforms)
 	DestAcceptsIndex  bool
 	DestPrefersSingle bool
+	// EditsImages: a manifest type or layer compression is asked for (ForceManifestMIMEType,
+	// DestinationCompression, DestinationDecompress), which only copied images can get.
+	EditsImages bool
 }
 
 // planInstances decides how to copy a multi-platform index.
@@ -355,6 +451,13 @@ func planInstances(in instancePlanInput) (instanceMode, error) {
 		}
 		if in.Platforms > 0 {
 			return 0, errors.New("copying only the index: platforms cannot be selected")
+		}
+		if in.EditsImages {
+			// skopeo ignores a compression here and converts only the index's own type, which
+			// leaves an index whose images are not in the asked format.
+			return 0, errors.Wrap(types.ErrUsage, "copying only the index: its images are not copied, so a manifest format "+
+				"(--format) or layer compression (--dest-compress-format, --dest-decompress) cannot be applied to them; "+
+				"copy all platforms, or drop those options")
 		}
 		return instancesIndexOnly, nil
 	case in.Platforms > 0 && (in.Mode == MultiArchSystem || !in.DestAcceptsIndex):

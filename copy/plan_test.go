@@ -228,6 +228,7 @@ func TestPlanInstances(t *testing.T) {
 		{"index only", instancePlanInput{Mode: MultiArchIndexOnly, DestAcceptsIndex: true}, instancesIndexOnly, ""},
 		{"index only without index support", instancePlanInput{Mode: MultiArchIndexOnly}, 0, "cannot store"},
 		{"index only with platforms", instancePlanInput{Mode: MultiArchIndexOnly, Platforms: 1, DestAcceptsIndex: true}, 0, "platforms cannot be selected"},
+		{"index only with a format or compression", instancePlanInput{Mode: MultiArchIndexOnly, DestAcceptsIndex: true, EditsImages: true}, 0, "its images are not copied, so a manifest format"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -128,7 +128,10 @@ func (c *copier) planSingle(manBlob []byte, mimeType string, instance *digest.Di
 		return nil, err
 	}
 	noZstd := zstdImpossible(c.opts.ForceManifestMIMEType, c.destProps.SupportedManifestMIMETypes)
-	for _, l := range m.LayerInfos() {
+	for i, l := range m.LayerInfos() {
+		if err := checkEncryptedLayer(i, l.MediaType, c.opts.DestinationCompression, c.opts.DestinationDecompress, c.opts.ForceManifestMIMEType); err != nil {
+			return nil, err
+		}
 		p := planLayer(layerPlanInput{
 			MediaType: l.MediaType, Compression: sourceLayerCompression(l.MediaType),
 			Foreign: manifest.IsForeignLayer(l.MediaType), DestAcceptsForeign: c.destProps.AcceptsForeignLayerURLs,
@@ -137,6 +140,9 @@ func (c *copier) planSingle(manBlob []byte, mimeType string, instance *digest.Di
 			Compress:       c.opts.DestinationCompression, Decompress: c.opts.DestinationDecompress,
 			NoZstd: noZstd,
 		})
+		if p.changes() && !in.LayersChange {
+			in.LayerChange = describeLayerChange(i, p)
+		}
 		in.LayersChange = in.LayersChange || p.changes()
 		in.NeedsOCI = in.NeedsOCI || (p.changes() && p.To == compressionZstd)
 		sc.plans = append(sc.plans, p)
@@ -267,6 +273,7 @@ type manifestEdits struct {
 func (c *copier) copyConfig(ctx context.Context, sc *singleCopy, layers []blobResult) (*manifestEdits, error) {
 	e := &manifestEdits{}
 	for i, l := range sc.m.LayerInfos() {
+		layers[i].Info.Annotations = writtenLayerAnnotations(l.BlobInfo, layers[i].Info)
 		e.layers = append(e.layers, layers[i].Info)
 		e.layersChanged = e.layersChanged || !sameBlob(l.BlobInfo, layers[i].Info)
 	}

@@ -115,6 +115,32 @@ func TestUpdateIndexConversions(t *testing.T) {
 	}
 }
 
+// TestUpdateIndexArtifactTypeToList: an entry whose artifactType is the image config type (as
+// `crane index append` writes) is an image and converts to a Docker list entry; one with any
+// other artifactType is an artifact, which a list cannot express.
+func TestUpdateIndexArtifactTypeToList(t *testing.T) {
+	t.Parallel()
+	src := mustIndexFromBlob(t, "oci-index.json")
+	inst := src.Instances()
+	for i := range inst {
+		inst[i].MediaType = DockerV2Schema2MediaType
+	}
+	inst[0].ArtifactType = imgspecv1.MediaTypeImageConfig
+	inst[1].ArtifactType = DockerV2Schema2ConfigMediaType
+	out, err := UpdateIndex(src, IndexUpdateOptions{MIMEType: DockerV2ListMediaType, Instances: inst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Instances(); out.MIMEType() != DockerV2ListMediaType || len(got) != 2 || got[0].ArtifactType != "" || got[0].Digest != inst[0].Digest {
+		t.Errorf("converted: %s %+v", out.MIMEType(), got)
+	}
+	inst[1].ArtifactType = "application/vnd.example.sbom+json"
+	_, err = UpdateIndex(src, IndexUpdateOptions{MIMEType: DockerV2ListMediaType, Instances: inst})
+	if !errors.Is(err, ErrConversionLoss) || !strings.Contains(err.Error(), "manifests[1] is an artifact (application/vnd.example.sbom+json)") {
+		t.Errorf("artifact entry: %v", err)
+	}
+}
+
 func TestUpdateIndexSubset(t *testing.T) {
 	t.Parallel()
 	src := mustIndexFromBlob(t, "oci-index.json")

@@ -86,7 +86,7 @@ func toSchema2List(src *OCI1Index, instances []IndexInstance, features map[diges
 // schema2ListEntry converts one instance for a Docker manifest list.
 func schema2ListEntry(i int, inst IndexInstance) (Schema2ManifestDescriptor, error) {
 	switch {
-	case inst.ArtifactType != "":
+	case inst.ArtifactType != "" && !isImageConfigType(inst.ArtifactType):
 		return Schema2ManifestDescriptor{}, errors.Wrapf(ErrConversionLoss,
 			"%s is an artifact (%s), which a Docker manifest list cannot express", instanceName(i), inst.ArtifactType)
 	case IsIndexType(inst.MediaType):
@@ -102,6 +102,13 @@ func schema2ListEntry(i int, inst IndexInstance) (Schema2ManifestDescriptor, err
 		Platform: Schema2PlatformSpec{Architecture: p.Architecture, OS: p.OS, OSVersion: p.OSVersion,
 			OSFeatures: slices.Clone(p.OSFeatures), Variant: p.Variant},
 	}, nil
+}
+
+// isImageConfigType reports whether an index entry's artifactType names an image config:
+// go-containerregistry (`crane index append`) sets it to the config media type of ordinary
+// images, so such an entry is an image, which a Docker list can list (skopeo converts it).
+func isImageConfigType(t string) bool {
+	return t == imgspecv1.MediaTypeImageConfig || t == DockerV2Schema2ConfigMediaType
 }
 
 // toOCI1Index builds an OCI index, keeping the index-level fields of an OCI source.

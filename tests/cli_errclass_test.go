@@ -126,6 +126,10 @@ func TestCLIErrorClasses(t *testing.T) {
 			code: 2, want: []string{"docker", "imgcopy --help"}},
 		{name: "bad option value the library rejects", args: []string{"--dest-compress-format", "gzip", "--dest-compress-level", "12", "oci:examples/hello:latest", dir()},
 			code: 2, class: "usage", want: []string{"level 12 out of range"}},
+		{name: "zstd level out of range", args: []string{"--dest-compress-format", "zstd", "--dest-compress-level", "23", "oci:examples/hello:latest", dir()},
+			code: 2, class: "usage", want: []string{"zstd compression level 23 out of range (1 to 22)"}},
+		{name: "level without a format checked as gzip", args: []string{"--dest-compress-level", "99", "oci:examples/hello:latest", dir()},
+			code: 2, class: "usage", want: []string{"gzip compression level 99 out of range (-2 to 9)"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,6 +58,10 @@ func copyCommand(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if f := c.String("archive-compress"); f != "" && !isArchiveTransport(destRef.Transport().Name()) {
+		return usageErrorf("--archive-compress %s: the %s transport writes no archive (only docker-archive and oci-archive do); "+
+			"for compressed layers use --dest-compress-format", f, destRef.Transport().Name())
+	}
 	opts.BlobInfoCache = e.openCache()
 	opts.Progress = out.event
 
@@ -74,6 +78,10 @@ func copyCommand(c *cli.Context, e *env) error {
 	}
 	return nil
 }
+
+// isArchiveTransport reports whether a transport writes one archive file that
+// --archive-compress can compress as a whole.
+func isArchiveTransport(name string) bool { return name == "docker-archive" || name == "oci-archive" }
 
 // overridePlatform makes --override-os/--override-arch/--override-variant, given without
 // --all, --multi-arch or --platform, copy only that platform's image of a multi-platform

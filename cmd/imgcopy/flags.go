@@ -65,7 +65,7 @@ func copyFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "preserve-digests", Usage: "fail instead of changing any digest"},
 		&cli.StringFlag{Name: "dest-compress-format", Usage: "store every layer compressed with `FORMAT` (gzip or zstd), recompressing layers the destination has in another format"},
 		&cli.BoolFlag{Name: "force-compress-format", Usage: "as in skopeo: enforce --dest-compress-format (imgcopy always does)"},
-		&cli.IntFlag{Name: "dest-compress-level", Usage: "compression `LEVEL`", DefaultText: "the format's default"},
+		&cli.IntFlag{Name: "dest-compress-level", Usage: "compression `LEVEL`: -2 to 9 for gzip, 1 to 22 for zstd", DefaultText: "the format's default"},
 		&cli.BoolFlag{Name: "dest-decompress", Usage: "store layers uncompressed"},
 		&cli.BoolFlag{Name: "include-non-distributable", Usage: "copy foreign (non-distributable) layers from their URLs and store them as ordinary layers (default: keep them as references)"},
 		&cli.StringSliceFlag{Name: "additional-tag", Usage: "also tag a docker-archive destination as `NAME:TAG` (repeatable)"},

@@ -72,7 +72,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	h := &harness{}
-	l, err := types.NewTransportList(fakeTransport{"dir"}, fakeTransport{"oci"}, fakeTransport{"docker"})
+	l, err := types.NewTransportList(fakeTransport{"dir"}, fakeTransport{"oci"}, fakeTransport{"docker"}, fakeTransport{"oci-archive"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestCopyFlagsMapToOptions(t *testing.T) {
 				}
 			}
 		}},
-		{name: "archive compression", args: []string{"--archive-compress", "zstd", "dir:/a", "oci:/b"}, check: func(t *testing.T, o *copier.Options) {
+		{name: "archive compression", args: []string{"--archive-compress", "zstd", "dir:/a", "oci-archive:/b"}, check: func(t *testing.T, o *copier.Options) {
 			if o.DestinationCtx.ArchiveCompression != "zstd" || o.SourceCtx.ArchiveCompression != "" {
 				t.Errorf("got dest %q, src %q", o.DestinationCtx.ArchiveCompression, o.SourceCtx.ArchiveCompression)
 			}
@@ -248,6 +248,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad compression", []string{"--dest-compress-format", "xz", "dir:/a", "dir:/b"}, "want gzip or zstd"},
 		{"forced compression without a format", []string{"--force-compress-format", "dir:/a", "dir:/b"}, "needs --dest-compress-format"},
 		{"decompress and compress", []string{"--dest-decompress", "--dest-compress-format", "gzip", "dir:/a", "dir:/b"}, "cannot be combined"},
+		{"archive compression of a layout", []string{"--archive-compress", "gzip", "dir:/a", "oci:/b"}, "--archive-compress gzip: the oci transport writes no archive"},
 		{"bad progress", []string{"--progress", "fancy", "dir:/a", "dir:/b"}, "want auto, bars, plain or json"},
 		{"creds without password on a pipe", []string{"--src-creds", "alice", "dir:/a", "dir:/b"}, "--src-creds has no password"},
 		{"creds and no-creds", []string{"--src-creds", "a:b", "--src-no-creds", "dir:/a", "dir:/b"}, "cannot be used together"},

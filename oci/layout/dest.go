@@ -304,7 +304,7 @@ func (d *destination) PutManifest(ctx context.Context, body []byte, mimeType str
 		d.top = &imgspecv1.Descriptor{MediaType: mimeType, Digest: dg, Size: int64(len(body))}
 		d.topBody = body
 		if isDockerType(mimeType) && firstDockerWarning(d.ref.path) {
-			logrus.WithField("mediaType", mimeType).Warnf("storing a Docker-typed manifest in the OCI layout %s unchanged; some OCI-only tools (umoci, older skopeo) cannot use it, convert with --format oci if they must", d.ref.path)
+			logrus.WithField("mediaType", mimeType).Warnf("storing a Docker-typed manifest in the OCI layout %s; some OCI-only tools (umoci, older skopeo) cannot use it, --format oci writes an OCI one if they must", d.ref.path)
 		}
 	}
 	return nil
