@@ -326,3 +326,67 @@ func TestCertDirSearchOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestUnusableCertDir checks that a certificate directory that cannot be used is the user's
+// mistake to fix (ClassUsage, exit code 2), named in the error: a --cert-dir that does not
+// exist (a typo would otherwise surface as the registry's "unknown authority"), or one that is
+// a file.
+func TestUnusableCertDir(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	file := filepath.Join(root, "ca.crt")
+	writeFiles(t, root, map[string][]byte{"ca.crt": []byte("x")})
+	cases := []struct {
+		name    string
+		dir     string
+		wantErr error
+	}{
+		{"missing", filepath.Join(root, "no-such-dir"), os.ErrNotExist},
+		{"a file", file, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ForHost(&types.SystemContext{CertDir: tc.dir}, "reg.example:5000")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), tc.dir) {
+				t.Fatalf("want a usage error naming %s, got %v (class %v)", tc.dir, err, types.Classify(err))
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("want %v, got %v", tc.wantErr, err)
+			}
+		})
+	}
+}
+
+// TestCertDirSkipsUnreadableRoot checks that a certs.d root this user may not read (tests run
+// as root, so statDir pretends) is skipped, as containers/image does, rather than failing every
+// registry access; other errors stay errors. It changes package variables: not parallel.
+func TestCertDirSkipsUnreadableRoot(t *testing.T) {
+	p := newPKI(t)
+	root := t.TempDir()
+	oldC, oldD, oldStat := containersCertsDir, dockerCertsDir, statDir
+	t.Cleanup(func() { containersCertsDir, dockerCertsDir, statDir = oldC, oldD, oldStat })
+	containersCertsDir = filepath.Join(root, "etc-containers")
+	dockerCertsDir = filepath.Join(root, "etc-docker")
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(root, "xdg"))
+	host := "reg.example:5000"
+	writeFiles(t, filepath.Join(dockerCertsDir, host), map[string][]byte{"ca.crt": p.caPEM})
+	var denied error
+	statDir = func(name string) (os.FileInfo, error) {
+		if strings.HasPrefix(name, containersCertsDir) {
+			return nil, &os.PathError{Op: "stat", Path: name, Err: denied}
+		}
+		return os.Stat(name)
+	}
+	denied = os.ErrPermission
+	if d, err := certDir(nil, host); err != nil || d != filepath.Join(dockerCertsDir, host) {
+		t.Fatalf("certDir = %q, %v; want the docker dir after the unreadable one", d, err)
+	}
+	denied = errors.New("input/output error")
+	if _, err := certDir(nil, host); types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), containersCertsDir) {
+		t.Fatalf("want a usage error naming %s, got %v", containersCertsDir, err)
+	}
+}
