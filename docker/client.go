@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -116,11 +117,26 @@ func isLoopback(host string) bool {
 
 // statusError turns an unexpected response into a registryError (closing its body).
 func (c *client) statusError(resp *http.Response, kind objectKind) error {
+	if resp.StatusCode == http.StatusProxyAuthRequired {
+		// Only a proxy answers 407: here one that HTTP_PROXY names for plain HTTP.
+		drain(resp)
+		return &proxyRefusedError{proxy: c.proxyOf(resp.Request), target: c.host, status: resp.Status, code: resp.StatusCode}
+	}
 	err := newRegistryError(resp, c.name(), kind, c.pullOnly)
 	if re, ok := err.(*registryError); ok && writeScopeRefused(resp) && c.auth.hasCredentials() {
 		re.denyWrite()
 	}
 	return err
+}
+
+// proxyOf names (without credentials) the proxy req went through, "" when unknown.
+func (c *client) proxyOf(req *http.Request) string {
+	if tr := c.endpoint.transport; req != nil && tr.Proxy != nil {
+		if u, err := tr.Proxy(req); err == nil && u != nil {
+			return redact.URL(u)
+		}
+	}
+	return ""
 }
 
 // name renders HOST/REPO (HOST without a repository) for messages.
@@ -479,10 +495,20 @@ func (c *client) pingEither(ctx context.Context, httpsBase *url.URL) (*url.URL, 
 		return httpsBase, ch, nil
 	}
 	p := <-plain
-	if p.err != nil {
-		return nil, nil, err // the HTTPS error: the one a registry that should speak HTTPS gave
+	switch {
+	case p.err == nil:
+		return plainBase, p.ch, nil
+	case speaksPlainHTTP(err):
+		return nil, nil, p.err // the server answered in plain HTTP: what went wrong there matters
 	}
-	return plainBase, p.ch, nil
+	return nil, nil, err // the HTTPS error: the one a registry that should speak HTTPS gave
+}
+
+// speaksPlainHTTP reports whether err, the failure of an HTTPS request, shows that the server
+// answered in plain HTTP.
+func speaksPlainHTTP(err error) bool {
+	var recordHeader tls.RecordHeaderError
+	return errors.As(err, &recordHeader) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // pingOnce sends GET /v2/ and returns the authentication challenge of a 401 (nil for a 200);
