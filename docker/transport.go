@@ -29,6 +29,9 @@ func (dockerTransport) ParseReference(ref string) (types.ImageReference, error) 
 	}
 	named, err := distref.ParseNormalizedNamed(rest)
 	if err != nil {
+		if host, _, _ := strings.Cut(rest, "/"); unbracketedIPv6(host) {
+			return nil, types.UsageError{Err: errors.Wrapf(err, "parsing docker reference %q (write an IPv6 address in brackets, as in docker://[::1]:5000/repo:tag)", rest)}
+		}
 		return nil, types.UsageError{Err: errors.Wrapf(err, "parsing docker reference %q", rest)}
 	}
 	if err := refuseHostOnly(rest, named); err != nil {
