@@ -106,7 +106,7 @@ func insecureOK(sys *types.SystemContext, host string) bool {
 func isLoopback(host string) bool {
 	h, _, err := net.SplitHostPort(host)
 	if err != nil {
-		h = host
+		h = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]") // "[::1]": IPv6 without a port
 	}
 	if h == "localhost" {
 		return true
