@@ -28,6 +28,7 @@ func TestParseReference(t *testing.T) {
 		{in: "//redis:7", wantString: "//redis:7", registry: "docker.io", api: "registry-1.docker.io", repo: "library/redis", tag: "7"},
 		{in: "//[::1]:5000/a/b:v1", wantString: "//[::1]:5000/a/b:v1", registry: "[::1]:5000", api: "[::1]:5000", repo: "a/b", tag: "v1"},
 		{in: "//::1:5000/a/b:v1", wantErr: "write an IPv6 address in brackets"},
+		{in: "//[::1]:5000", wantErr: `"[::1]:5000" names no repository: for a repository on the registry [::1]:5000 write docker://[::1]:5000/REPOSITORY[:TAG]`},
 		{in: "busybox", wantErr: `does not start with "//"`},
 		{in: "//127.0.0.1:5000", wantErr: `"127.0.0.1:5000" names no repository: read as an image it would be docker.io/library/127.0.0.1:5000 on Docker Hub; for a repository on the registry 127.0.0.1:5000 write docker://127.0.0.1:5000/REPOSITORY[:TAG]`},
 		{in: "//localhost", wantErr: "names no repository"},
