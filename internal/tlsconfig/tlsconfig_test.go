@@ -83,7 +83,7 @@ func newPKI(t *testing.T) *pki {
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}, ca, &sk.PublicKey, caKey)
@@ -388,5 +388,39 @@ func TestCertDirSkipsUnreadableRoot(t *testing.T) {
 	denied = errors.New("input/output error")
 	if _, err := certDir(nil, host); types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), containersCertsDir) {
 		t.Fatalf("want a usage error naming %s, got %v", containersCertsDir, err)
+	}
+}
+
+// TestCertDirOfIPv6Registry checks that an IPv6 registry's certs.d directory is named as the
+// reference writes the registry, brackets included ("[::1]:5000"), as containers/image names
+// it, with a CA and a client certificate pair. It changes package variables: not parallel.
+func TestCertDirOfIPv6Registry(t *testing.T) {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	p := newPKI(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.serverCert}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.caPool}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	host := hostOf(t, srv)
+	if !strings.HasPrefix(host, "[::1]:") {
+		t.Fatalf("server host %q", host)
+	}
+	root := t.TempDir()
+	oldC := containersCertsDir
+	t.Cleanup(func() { containersCertsDir = oldC })
+	containersCertsDir = root
+	writeFiles(t, filepath.Join(root, host), map[string][]byte{"ca.crt": p.caPEM, "client.cert": p.clientPEM, "client.key": p.clientKeyPEM})
+	cfg, err := ForHost(nil, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := get(cfg, srv.URL); err != nil {
+		t.Fatalf("handshake with %s using certs.d/%s: %v", srv.URL, host, err)
 	}
 }
