@@ -370,7 +370,28 @@ func sanitizeError(err error) error {
 	if errors.Is(ue.Err, errTooManyRedirects) {
 		return errors.Wrap(errTooManyRedirects, strings.TrimSuffix(msg, ": "+ue.Err.Error()))
 	}
-	return &transportError{msg: msg, err: ue.Err}
+	return &transportError{msg: msg, err: ue.Err, certRefused: clientCertRefused(ue.Err)}
+}
+
+// clientCertAlerts are the TLS alerts a server sends when it refuses the client certificate,
+// or its absence: bad_certificate, unsupported_certificate, certificate_revoked,
+// certificate_expired, certificate_unknown, unknown_ca, certificate_required (RFC 8446 §6.2).
+var clientCertAlerts = []tls.AlertError{42, 43, 44, 45, 46, 48, 116}
+
+// clientCertRefused reports whether err is a TLS alert of clientCertAlerts from the server.
+// crypto/tls reports a received alert as a *net.OpError "remote error" around an unexported
+// type whose text is that of the tls.AlertError of the same code.
+func clientCertRefused(err error) bool {
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) || opErr.Op != "remote error" || opErr.Err == nil {
+		return false
+	}
+	for _, a := range clientCertAlerts {
+		if opErr.Err.Error() == a.Error() {
+			return true
+		}
+	}
+	return false
 }
 
 // transportError is a request that got no response, or a body that broke off (connection,
@@ -380,6 +401,9 @@ func sanitizeError(err error) error {
 type transportError struct {
 	msg string
 	err error
+	// certRefused is set when the registry ended the TLS handshake refusing the client
+	// certificate (or its absence): asking again cannot help.
+	certRefused bool
 }
 
 func (e *transportError) Error() string { return e.msg }
@@ -387,8 +411,11 @@ func (e *transportError) Error() string { return e.msg }
 // Unwrap returns the cause.
 func (e *transportError) Unwrap() error { return e.err }
 
-// Is makes errors.Is(err, types.ErrNetwork) true.
-func (e *transportError) Is(target error) bool { return target == types.ErrNetwork }
+// Is makes errors.Is(err, types.ErrNetwork) true, and errors.Is(err,
+// types.ErrClientCertRefused) for a refused client certificate.
+func (e *transportError) Is(target error) bool {
+	return target == types.ErrNetwork || (e.certRefused && target == types.ErrClientCertRefused)
+}
 
 func cloneURL(u *url.URL) *url.URL {
 	c := *u

@@ -67,7 +67,7 @@ func hint(err error) string {
 		return "the registry's certificate has expired or is not valid yet: have it renewed (or check this machine's clock); --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false) skips the check"
 	case errors.As(err, &unknownAuthority), errors.As(err, &verifyErr), errors.As(err, &invalidCert):
 		return "TLS verification failed: put the registry's CA (a *.crt file) in a --src-cert-dir/--dest-cert-dir (--cert-dir for the other commands) or in /etc/containers/certs.d/HOST:PORT/, or pass --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false)"
-	case clientCertRefused(err):
+	case errors.Is(err, types.ErrClientCertRefused):
 		return "the registry wants a client certificate it accepts: put it and its key (NAME.cert, NAME.key) in a --src-cert-dir/--dest-cert-dir (--cert-dir for the other commands) or in /etc/containers/certs.d/HOST:PORT/"
 	case errors.Is(err, types.ErrProxyRefused):
 		return "check the proxy settings (HTTPS_PROXY, HTTP_PROXY): a registry the proxy must not carry goes in NO_PROXY"
@@ -85,27 +85,6 @@ func hint(err error) string {
 		return "the registry does not take this OCI type (older Quay and ECR refuse OCI indexes and artifacts): --format v2s2 converts images to Docker types; artifacts and referrers have no Docker form"
 	}
 	return ""
-}
-
-// clientCertAlerts are the TLS alerts a server sends when it refuses the client certificate,
-// or its absence: bad_certificate, unsupported_certificate, certificate_revoked,
-// certificate_expired, certificate_unknown, unknown_ca, certificate_required (RFC 8446 §6.2).
-var clientCertAlerts = []tls.AlertError{42, 43, 44, 45, 46, 48, 116}
-
-// clientCertRefused reports whether err is the registry's TLS alert refusing our client
-// certificate. crypto/tls reports a received alert as a *net.OpError "remote error" around an
-// unexported type whose text is that of the tls.AlertError of the same code.
-func clientCertRefused(err error) bool {
-	var opErr *net.OpError
-	if !errors.As(err, &opErr) || opErr.Op != "remote error" || opErr.Err == nil {
-		return false
-	}
-	for _, a := range clientCertAlerts {
-		if opErr.Err.Error() == a.Error() {
-			return true
-		}
-	}
-	return false
 }
 
 // commonHint returns the hint that every one of errs gets, or "": a failure of several images

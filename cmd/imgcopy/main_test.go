@@ -300,7 +300,7 @@ func TestCopyErrorsAreOneActionableLine(t *testing.T) {
 			code: 7, want: []string{"not valid for the name used", "tls-verify=false"}, wantNone: "registry's CA"},
 		{name: "expired certificate", err: errors.Wrap(&tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}, "pinging registry h:5000"),
 			code: 7, want: []string{"expired", "renewed"}, wantNone: "registry's CA"},
-		{name: "client certificate refused", err: errors.Wrap(&net.OpError{Op: "remote error", Err: tls.AlertError(116)}, "pinging registry h:5000"),
+		{name: "client certificate refused", err: errors.Wrap(errors.Wrap(types.ErrClientCertRefused, "Get https://h:5000/v2/: remote error: tls: certificate required"), "pinging registry h:5000"),
 			code: 7, want: []string{"certificate required", "client certificate", "NAME.cert, NAME.key", "certs.d/HOST:PORT/"}},
 		{name: "proxy refused", err: errors.Wrap(errors.Wrap(types.ErrProxyRefused, "proxy http://p:3128 refused to connect to h:5000: 403 Forbidden"), "pinging registry h:5000"),
 			code: 7, want: []string{"proxy http://p:3128", "NO_PROXY"}},
