@@ -73,6 +73,8 @@ func hint(err error) string {
 		return "check the proxy settings (HTTPS_PROXY, HTTP_PROXY): a registry the proxy must not carry goes in NO_PROXY"
 	case errors.As(err, &recordHeader), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return "the registry does not speak TLS: pass --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false for the other commands) to use plain HTTP"
+	case errors.As(err, &opErr) && opErr.Op == "proxyconnect":
+		return "the proxy could not be reached: check HTTPS_PROXY/HTTP_PROXY, or put the registry in NO_PROXY if it is to be reached directly"
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return "check the registry's host and port, and that it is reachable from here"
 	case errors.Is(err, syscall.ENOSPC):

@@ -304,6 +304,8 @@ func TestCopyErrorsAreOneActionableLine(t *testing.T) {
 			code: 7, want: []string{"certificate required", "client certificate", "NAME.cert, NAME.key", "certs.d/HOST:PORT/"}},
 		{name: "proxy refused", err: errors.Wrap(errors.Wrap(types.ErrProxyRefused, "proxy http://p:3128 refused to connect to h:5000: 403 Forbidden"), "pinging registry h:5000"),
 			code: 7, want: []string{"proxy http://p:3128", "NO_PROXY"}},
+		{name: "proxy unreachable", err: errors.Wrap(&net.OpError{Op: "proxyconnect", Net: "tcp", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}, "pinging registry h:5000"),
+			code: 7, want: []string{"proxyconnect", "proxy could not be reached", "NO_PROXY"}, wantNone: "registry's host and port"},
 		{name: "connection refused", err: errors.Wrap(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, "pinging registry h:1"),
 			code: 7, want: []string{"connection refused", "reachable"}},
 		{name: "missing file", err: errors.Wrap(&fs.PathError{Op: "open", Path: "/x.tar", Err: fs.ErrNotExist}, "opening docker archive"),
