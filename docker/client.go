@@ -129,6 +129,19 @@ func (c *client) statusError(resp *http.Response, kind objectKind) error {
 	return err
 }
 
+// viaProxy adds to err, a request that got no answer, the proxy it went through: a proxy that
+// hangs up on a CONNECT request gave only "unexpected EOF". A refusal names it already.
+func (c *client) viaProxy(err error, req *http.Request) error {
+	var te *transportError
+	if !errors.As(err, &te) || errors.Is(err, types.ErrProxyRefused) {
+		return err
+	}
+	if p := c.proxyOf(req); p != "" {
+		te.msg += " (through proxy " + p + ")"
+	}
+	return err
+}
+
 // proxyOf names (without credentials) the proxy req went through, "" when unknown.
 func (c *client) proxyOf(req *http.Request) string {
 	if tr := c.endpoint.transport; req != nil && tr.Proxy != nil {
@@ -343,7 +356,7 @@ func (c *client) sendLogged(req *http.Request) (*http.Response, error) {
 	}
 	f := logrus.Fields{"method": req.Method, "url": redact.URL(req.URL)}
 	if err != nil {
-		err = sanitizeError(err)
+		err = c.viaProxy(sanitizeError(err), req)
 		f["error"] = err
 		logrus.WithFields(f).Debug("registry request failed")
 		return nil, err

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -87,5 +88,40 @@ func TestProxyRefusalNamesTheProxy(t *testing.T) {
 				t.Errorf("the proxy was asked %d times, want once: a refusal is not retried", n)
 			}
 		})
+	}
+}
+
+// TestFailureThroughProxyNamesIt checks that a request that gets no answer through a proxy says
+// which proxy it went through (without its credentials): one that hangs up on the CONNECT
+// request left only "unexpected EOF".
+func TestFailureThroughProxyNamesIt(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 4096)) // the CONNECT request
+			c.Close()
+		}
+	}()
+	sys := &types.SystemContext{NoCreds: true, InsecureSkipTLSVerify: types.OptionalBoolFalse}
+	host := "hangup-proxy-test.invalid:5000" // never reached or resolved: the proxy hangs up first
+	ep, err := sharedEndpoint(sys, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep.transport.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: l.Addr().String(), User: url.UserPassword("puser", "proxy-secret")})
+	retries := 0
+	sys.RetryTimes = &retries
+	_, err = mustParse(t, "//"+host+"/a/b:v1").(types.ManifestDigester).ManifestDigest(testContext(t), sys)
+	if types.Classify(err) != types.ClassNetwork || !strings.Contains(err.Error(), "(through proxy http://"+l.Addr().String()+")") || strings.Contains(err.Error(), "proxy-secret") {
+		t.Fatalf("got %v (class %v), want a network failure naming the proxy without its password", err, types.Classify(err))
 	}
 }
