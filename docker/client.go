@@ -3,6 +3,7 @@ package docker
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -105,7 +106,7 @@ func insecureOK(sys *types.SystemContext, host string) bool {
 func isLoopback(host string) bool {
 	h, _, err := net.SplitHostPort(host)
 	if err != nil {
-		h = host
+		h = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]") // "[::1]": IPv6 without a port
 	}
 	if h == "localhost" {
 		return true
@@ -116,11 +117,39 @@ func isLoopback(host string) bool {
 
 // statusError turns an unexpected response into a registryError (closing its body).
 func (c *client) statusError(resp *http.Response, kind objectKind) error {
+	if resp.StatusCode == http.StatusProxyAuthRequired {
+		// Only a proxy answers 407: here one that HTTP_PROXY names for plain HTTP.
+		drain(resp)
+		return &proxyRefusedError{proxy: c.proxyOf(resp.Request), target: c.host, status: resp.Status, code: resp.StatusCode}
+	}
 	err := newRegistryError(resp, c.name(), kind, c.pullOnly)
 	if re, ok := err.(*registryError); ok && writeScopeRefused(resp) && c.auth.hasCredentials() {
 		re.denyWrite()
 	}
 	return err
+}
+
+// viaProxy adds to err, a request that got no answer, the proxy it went through: a proxy that
+// hangs up on a CONNECT request gave only "unexpected EOF". A refusal names it already.
+func (c *client) viaProxy(err error, req *http.Request) error {
+	var te *transportError
+	if !errors.As(err, &te) || errors.Is(err, types.ErrProxyRefused) {
+		return err
+	}
+	if p := c.proxyOf(req); p != "" {
+		te.msg += " (through proxy " + p + ")"
+	}
+	return err
+}
+
+// proxyOf names (without credentials) the proxy req went through, "" when unknown.
+func (c *client) proxyOf(req *http.Request) string {
+	if tr := c.endpoint.transport; req != nil && tr.Proxy != nil {
+		if u, err := tr.Proxy(req); err == nil && u != nil {
+			return redact.URL(u)
+		}
+	}
+	return ""
 }
 
 // name renders HOST/REPO (HOST without a repository) for messages.
@@ -327,7 +356,7 @@ func (c *client) sendLogged(req *http.Request) (*http.Response, error) {
 	}
 	f := logrus.Fields{"method": req.Method, "url": redact.URL(req.URL)}
 	if err != nil {
-		err = sanitizeError(err)
+		err = c.viaProxy(sanitizeError(err), req)
 		f["error"] = err
 		logrus.WithFields(f).Debug("registry request failed")
 		return nil, err
@@ -354,7 +383,28 @@ func sanitizeError(err error) error {
 	if errors.Is(ue.Err, errTooManyRedirects) {
 		return errors.Wrap(errTooManyRedirects, strings.TrimSuffix(msg, ": "+ue.Err.Error()))
 	}
-	return &transportError{msg: msg, err: ue.Err}
+	return &transportError{msg: msg, err: ue.Err, certRefused: clientCertRefused(ue.Err)}
+}
+
+// clientCertAlerts are the TLS alerts a server sends when it refuses the client certificate,
+// or its absence: bad_certificate, unsupported_certificate, certificate_revoked,
+// certificate_expired, certificate_unknown, unknown_ca, certificate_required (RFC 8446 §6.2).
+var clientCertAlerts = []tls.AlertError{42, 43, 44, 45, 46, 48, 116}
+
+// clientCertRefused reports whether err is a TLS alert of clientCertAlerts from the server.
+// crypto/tls reports a received alert as a *net.OpError "remote error" around an unexported
+// type whose text is that of the tls.AlertError of the same code.
+func clientCertRefused(err error) bool {
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) || opErr.Op != "remote error" || opErr.Err == nil {
+		return false
+	}
+	for _, a := range clientCertAlerts {
+		if opErr.Err.Error() == a.Error() {
+			return true
+		}
+	}
+	return false
 }
 
 // transportError is a request that got no response, or a body that broke off (connection,
@@ -364,6 +414,9 @@ func sanitizeError(err error) error {
 type transportError struct {
 	msg string
 	err error
+	// certRefused is set when the registry ended the TLS handshake refusing the client
+	// certificate (or its absence): asking again cannot help.
+	certRefused bool
 }
 
 func (e *transportError) Error() string { return e.msg }
@@ -371,8 +424,11 @@ func (e *transportError) Error() string { return e.msg }
 // Unwrap returns the cause.
 func (e *transportError) Unwrap() error { return e.err }
 
-// Is makes errors.Is(err, types.ErrNetwork) true.
-func (e *transportError) Is(target error) bool { return target == types.ErrNetwork }
+// Is makes errors.Is(err, types.ErrNetwork) true, and errors.Is(err,
+// types.ErrClientCertRefused) for a refused client certificate.
+func (e *transportError) Is(target error) bool {
+	return target == types.ErrNetwork || (e.certRefused && target == types.ErrClientCertRefused)
+}
 
 func cloneURL(u *url.URL) *url.URL {
 	c := *u
@@ -479,10 +535,20 @@ func (c *client) pingEither(ctx context.Context, httpsBase *url.URL) (*url.URL, 
 		return httpsBase, ch, nil
 	}
 	p := <-plain
-	if p.err != nil {
-		return nil, nil, err // the HTTPS error: the one a registry that should speak HTTPS gave
+	switch {
+	case p.err == nil:
+		return plainBase, p.ch, nil
+	case speaksPlainHTTP(err):
+		return nil, nil, p.err // the server answered in plain HTTP: what went wrong there matters
 	}
-	return plainBase, p.ch, nil
+	return nil, nil, err // the HTTPS error: the one a registry that should speak HTTPS gave
+}
+
+// speaksPlainHTTP reports whether err, the failure of an HTTPS request, shows that the server
+// answered in plain HTTP.
+func speaksPlainHTTP(err error) bool {
+	var recordHeader tls.RecordHeaderError
+	return errors.As(err, &recordHeader) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // pingOnce sends GET /v2/ and returns the authentication challenge of a 401 (nil for a 200);

@@ -163,8 +163,8 @@ func TestCheckContentRange(t *testing.T) {
 func TestIsLoopback(t *testing.T) {
 	t.Parallel()
 	for host, want := range map[string]bool{
-		"localhost:5000": true, "127.0.0.1:5000": true, "127.1.2.3": true, "[::1]:5000": true,
-		"registry-1.docker.io": false, "10.0.0.1:5000": false, "localhost.example.com": false,
+		"localhost:5000": true, "127.0.0.1:5000": true, "127.1.2.3": true, "[::1]:5000": true, "[::1]": true,
+		"registry-1.docker.io": false, "10.0.0.1:5000": false, "localhost.example.com": false, "[::2]": false,
 	} {
 		if got := isLoopback(host); got != want {
 			t.Errorf("isLoopback(%q) = %v", host, got)

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/pkg/errors"
@@ -15,8 +16,8 @@ import (
 // login` does before it stores them: GET /v2/, answering the registry's Basic or Bearer
 // challenge, must end in 200. Refused credentials are types.ErrUnauthorized.
 func CheckAuth(ctx context.Context, sys *types.SystemContext, registry string) error {
-	if registry == "" || strings.ContainsAny(registry, "/ @") {
-		return types.UsageError{Err: errors.Errorf("%q is not a registry host (HOST[:PORT])", registry)}
+	if err := checkRegistryHost(registry); err != nil {
+		return err
 	}
 	host := registry
 	if registry == dockerHubDomain || registry == "index.docker.io" {
@@ -35,4 +36,25 @@ func CheckAuth(ctx context.Context, sys *types.SystemContext, registry string) e
 		return nil
 	}
 	return errors.Wrapf(c.statusError(resp, kindOther), "checking the credentials for %s", registry)
+}
+
+// checkRegistryHost returns a types.UsageError unless registry is HOST[:PORT], an IPv6
+// address in brackets ("[::1]:5000"): "::1:5000" was sent on to be pinged and failed as a
+// network error (exit code 7).
+func checkRegistryHost(registry string) error {
+	if registry != "" && !strings.ContainsAny(registry, "/ @") {
+		if u, err := url.Parse("https://" + registry); err == nil && u.Host == registry {
+			return nil
+		}
+	}
+	if unbracketedIPv6(registry) {
+		return types.UsageError{Err: errors.Errorf("%q is not a registry host: write an IPv6 address in brackets, as in [::1]:5000", registry)}
+	}
+	return types.UsageError{Err: errors.Errorf("%q is not a registry host (HOST[:PORT])", registry)}
+}
+
+// unbracketedIPv6 reports whether host, a registry as written by the user, looks like an IPv6
+// address without the brackets that must enclose it ("::1:5000", "fe80::1").
+func unbracketedIPv6(host string) bool {
+	return !strings.HasPrefix(host, "[") && strings.Count(host, ":") >= 2
 }

@@ -46,11 +46,24 @@ func TestCheckAuth(t *testing.T) {
 	}
 }
 
+// TestCheckAuthRejectsNonHosts checks that what is not HOST[:PORT] is a usage error before
+// any request; an IPv6 address without brackets ("::1:5000") was pinged and failed as a
+// network error (exit code 7) with a URL parser's message.
 func TestCheckAuthRejectsNonHosts(t *testing.T) {
 	t.Parallel()
-	for _, bad := range []string{"", "host/repo", "user@host"} {
-		if err := CheckAuth(testContext(t), nil, bad); err == nil || !strings.Contains(err.Error(), "not a registry host") {
-			t.Errorf("%q: %v", bad, err)
+	cases := []struct{ host, want string }{
+		{"", "not a registry host"},
+		{"host/repo", "not a registry host"},
+		{"user@host", "not a registry host"},
+		{"::1:5000", "write an IPv6 address in brackets"},
+		{"::1", "write an IPv6 address in brackets"},
+		{"[::1", "not a registry host"},
+		{"host:port", "not a registry host"},
+	}
+	for _, tc := range cases {
+		err := CheckAuth(testContext(t), nil, tc.host)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || types.Classify(err) != types.ClassUsage {
+			t.Errorf("%q: %v, want a usage error saying %q", tc.host, err, tc.want)
 		}
 	}
 }

@@ -129,6 +129,13 @@ func retryableError(ctx context.Context, err error) bool {
 	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		return false
 	}
+	if errors.Is(err, types.ErrClientCertRefused) {
+		return false
+	}
+	var proxyRefused *proxyRefusedError
+	if errors.As(err, &proxyRefused) {
+		return proxyRefused.retryable()
+	}
 	var te *transportError
 	var ne net.Error
 	return errors.As(err, &te) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||

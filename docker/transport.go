@@ -29,6 +29,14 @@ func (dockerTransport) ParseReference(ref string) (types.ImageReference, error) 
 	}
 	named, err := distref.ParseNormalizedNamed(rest)
 	if err != nil {
+		host, _, hasPath := strings.Cut(rest, "/")
+		if h := strings.SplitN(host, "@", 2)[0]; !hasPath && strings.HasPrefix(h, "[") {
+			// An IPv6 registry alone, which the grammar cannot even read as a Docker Hub image.
+			return nil, types.UsageError{Err: errors.Errorf("%q names no repository: for a repository on the registry %s write docker://%s/REPOSITORY[:TAG]", rest, h, h)}
+		}
+		if unbracketedIPv6(host) {
+			return nil, types.UsageError{Err: errors.Wrapf(err, "parsing docker reference %q (write an IPv6 address in brackets, as in docker://[::1]:5000/repo:tag)", rest)}
+		}
 		return nil, types.UsageError{Err: errors.Wrapf(err, "parsing docker reference %q", rest)}
 	}
 	if err := refuseHostOnly(rest, named); err != nil {

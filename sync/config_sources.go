@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -134,12 +135,33 @@ func syntaxError(file string, data []byte, err error) error {
 	num, msg, ok2 := strings.Cut(rest, ": ")
 	line, aerr := strconv.Atoi(num)
 	if !ok || !ok2 || aerr != nil {
+		line, msg = 0, strings.TrimPrefix(err.Error(), "yaml: ")
+	}
+	if l := unquotedIPv6Key(data); l > 0 {
+		// YAML reads "[::1]:5000:" as the start of a list, and says only that it is lost.
+		return &ConfigError{File: file, Line: l, Msg: msg + " (an IPv6 registry key must be quoted: '[::1]:5000':)"}
+	}
+	if line == 0 {
 		return &ConfigError{File: file, Msg: err.Error()}
 	}
 	if lines := bytes.Split(data, []byte("\n")); line >= 1 && line <= len(lines) && bytes.ContainsRune(lines[line-1], '\t') {
 		msg += " (a tab: YAML indents with spaces only)"
 	}
 	return &ConfigError{File: file, Line: line, Msg: msg}
+}
+
+// ipv6Key is a registry key written with an IPv6 address, unquoted: "[::1]:5000:".
+var ipv6Key = regexp.MustCompile(`^\[[0-9A-Fa-f:.]*\](:[0-9]+)?:\s*$`)
+
+// unquotedIPv6Key returns the 1-based line of the first unquoted IPv6 registry key in data, 0
+// when there is none.
+func unquotedIPv6Key(data []byte) int {
+	for i, l := range bytes.Split(data, []byte("\n")) {
+		if ipv6Key.Match(bytes.TrimRight(l, "\r")) {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // access holds the settings of a registry or repository entry that apply to its sources.

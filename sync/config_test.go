@@ -216,6 +216,7 @@ func TestReadConfigRejects(t *testing.T) {
 		{"duplicate key", "q.io:\n  images: {a: []}\n  images: {b: []}\n", `3: registry q.io: "images" is repeated (first at line 2)`},
 		{"two documents", "q.io:\n  images: {a: []}\n---\nr.io: {}\n", "more than one YAML document"},
 		{"syntax", "q.io:\n  images: [\n", "2: did not find expected node content"},
+		{"unquoted IPv6 registry", "q.io:\n  images: {a: []}\n[::1]:5000:\n  images: {a: []}\n", "3: did not find expected key (an IPv6 registry key must be quoted: '[::1]:5000':)"},
 		{"tab indentation", "q.io:\n\timages:\n\t\ta: []\n", "2: found character that cannot start any token (a tab: YAML indents with spaces only)"},
 		{"too large", "q.io:\n  images:\n" + strings.Repeat("    app: []\n", 400000), "larger than 4 MiB"},
 		{"only anchors", ".defaults: {tls-verify: false}\n", "1: no registries"},

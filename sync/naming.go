@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"hash/fnv"
+	"net"
 	"path"
 	"regexp"
 	"strconv"
@@ -147,7 +148,7 @@ func (n naming) destinationName(src *sourceName) (string, error) {
 	case n.scoped && src.registry != "" && n.portColon:
 		repo = src.registry + "/" + src.path
 	case n.scoped && src.registry != "":
-		repo = strings.ReplaceAll(src.registry, ":", "_") + "/" + src.path
+		repo = scopedRegistry(src.registry) + "/" + src.path
 	case n.scoped:
 		repo = src.path
 	default:
@@ -160,6 +161,28 @@ func (n naming) destinationName(src *sourceName) (string, error) {
 		return repo + "@" + src.digest.String(), nil
 	}
 	return "", errors.Errorf("image %s has neither tag nor digest", repo)
+}
+
+// scopedRegistry returns registry ("quay.io", "localhost:5000", "[::1]:5000") as the first
+// element of a repository path: a port's colon becomes "_", and an IPv6 address is written
+// out in full with "-" between its groups ("[::1]:5000" → "0-0-0-0-0-0-0-1_5000"), since a
+// path element must start and end with a letter or digit and cannot hold "[", ":" or "___".
+func scopedRegistry(registry string) string {
+	host, port := registry, ""
+	if h, p, err := net.SplitHostPort(registry); err == nil {
+		host, port = h, p
+	}
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.To4() == nil {
+		groups := make([]string, 8)
+		for i := range groups {
+			groups[i] = strconv.FormatUint(uint64(ip[2*i])<<8|uint64(ip[2*i+1]), 16)
+		}
+		host = strings.Join(groups, "-")
+	}
+	if port != "" {
+		return host + "_" + port
+	}
+	return host
 }
 
 // Shard is this process's share of a sync split between Count processes (--shard

@@ -29,6 +29,8 @@ func TestDestinationName(t *testing.T) {
 		{"scoped keeps registry and path", "quay.io/team/app:1", naming{scoped: true}, "quay.io/team/app:1"},
 		{"scoped docker hub", "docker.io/library/busybox:1", naming{scoped: true}, "docker.io/library/busybox:1"},
 		{"scoped port", "localhost:5000/app:1", naming{scoped: true}, "localhost_5000/app:1"},
+		{"scoped IPv6 with port", "[::1]:5000/app:1", naming{scoped: true}, "0-0-0-0-0-0-0-1_5000/app:1"},
+		{"scoped IPv6 without port", "[2001:DB8::]/app:1", naming{scoped: true}, "2001-db8-0-0-0-0-0-0/app:1"},
 		{"scoped port into dir: keeps the colon, as skopeo", "localhost:5000/app:1", naming{scoped: true, portColon: true}, "localhost:5000/app:1"},
 		{"suffix", "quay.io/team/app:1", naming{suffix: "-mirror"}, "app:1-mirror"},
 		{"digest alone", "quay.io/team/app@" + dg, naming{suffix: "-x"}, "app@" + dg},

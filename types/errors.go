@@ -51,6 +51,12 @@ var (
 	// registry that still answered 502, 503 or 504 (down, or a gateway that cannot reach it)
 	// after every retry.
 	ErrNetwork = errors.New("network failure")
+	// ErrProxyRefused is returned (wrapped, naming the proxy without its credentials) when the
+	// HTTP proxy from HTTPS_PROXY/HTTP_PROXY refuses to connect to a registry.
+	ErrProxyRefused = errors.New("refused by the proxy")
+	// ErrClientCertRefused is matched by a TLS handshake the registry ended with an alert about
+	// the client certificate: it wants one, or does not accept the one sent.
+	ErrClientCertRefused = errors.New("client certificate refused by the registry")
 
 	// ErrUsage marks a mistake by the caller: a malformed reference, a bad option value, an
 	// invalid config file. Wrap it, or return a UsageError, so Classify gives ClassUsage.
@@ -128,6 +134,8 @@ var sentinelClasses = []struct {
 	{ErrBlobNotFound, ClassNotFound},
 	{ErrRepositoryNotFound, ClassNotFound},
 	{fs.ErrNotExist, ClassNotFound},
+	{ErrProxyRefused, ClassNetwork},
+	{ErrClientCertRefused, ClassNetwork},
 	{ErrNetwork, ClassNetwork},
 	{context.DeadlineExceeded, ClassNetwork},
 	{ErrInvalidManifest, ClassOther},

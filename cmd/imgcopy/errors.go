@@ -61,10 +61,20 @@ func hint(err error) string {
 		return "the registry throttles requests: wait before trying again, log in (anonymous pulls often get lower limits) or raise --retry-times/--retry-delay"
 	case errors.Is(err, types.ErrSignatureInvalid):
 		return "the manifest was changed after it was signed: do not trust this source"
-	case errors.As(err, &unknownAuthority), errors.As(err, &verifyErr), errors.As(err, &invalidCert), errors.As(err, &hostname):
-		return "TLS verification failed: put the registry's CA in a --src-cert-dir/--dest-cert-dir (--cert-dir for the other commands) or /etc/containers/certs.d/HOST/, or pass --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false)"
+	case errors.As(err, &hostname):
+		return "the registry's certificate is not valid for the name used: use a name it lists, or have it reissued for this one; --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false) skips the check"
+	case errors.As(err, &invalidCert) && invalidCert.Reason == x509.Expired:
+		return "the registry's certificate has expired or is not valid yet: have it renewed (or check this machine's clock); --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false) skips the check"
+	case errors.As(err, &unknownAuthority), errors.As(err, &verifyErr), errors.As(err, &invalidCert):
+		return "TLS verification failed: put the registry's CA (a *.crt file) in a --src-cert-dir/--dest-cert-dir (--cert-dir for the other commands) or in /etc/containers/certs.d/HOST:PORT/, or pass --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false)"
+	case errors.Is(err, types.ErrClientCertRefused):
+		return "the registry wants a client certificate it accepts: put it and its key (NAME.cert, NAME.key) in a --src-cert-dir/--dest-cert-dir (--cert-dir for the other commands) or in /etc/containers/certs.d/HOST:PORT/"
+	case errors.Is(err, types.ErrProxyRefused):
+		return "check the proxy settings (HTTPS_PROXY, HTTP_PROXY): a registry the proxy must not carry goes in NO_PROXY"
 	case errors.As(err, &recordHeader), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return "the registry does not speak TLS: pass --src-tls-verify=false/--dest-tls-verify=false (--tls-verify=false for the other commands) to use plain HTTP"
+	case errors.As(err, &opErr) && opErr.Op == "proxyconnect":
+		return "the proxy could not be reached: check HTTPS_PROXY/HTTP_PROXY, or put the registry in NO_PROXY if it is to be reached directly"
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return "check the registry's host and port, and that it is reachable from here"
 	case errors.Is(err, syscall.ENOSPC):

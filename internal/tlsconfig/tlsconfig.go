@@ -34,6 +34,9 @@ const maxCertFileSize = 1 << 20
 var (
 	containersCertsDir = "/etc/containers/certs.d"
 	dockerCertsDir     = "/etc/docker/certs.d"
+	// statDir is os.Stat; tests replace it to see a directory they may not read (they run as
+	// root, whom permissions do not stop).
+	statDir = os.Stat
 )
 
 // ForHost builds the TLS config for host ("host:port"): system roots plus the *.crt CAs and
@@ -47,8 +50,11 @@ func ForHost(sys *types.SystemContext, host string) (*tls.Config, error) {
 		cfg.InsecureSkipVerify = true // explicitly requested with --tls-verify=false
 	}
 	dir, err := certDir(sys, host)
-	if err != nil || dir == "" {
-		return cfg, err
+	if err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return cfg, nil
 	}
 	logrus.WithFields(logrus.Fields{"registry": host, "dir": dir}).Debug("loading certs.d directory")
 	if err := loadDir(cfg, dir); err != nil {
@@ -57,9 +63,32 @@ func ForHost(sys *types.SystemContext, host string) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// dirError marks err, a certificate directory that cannot be used, as the caller's to fix
+// (types.ClassUsage, exit code 2), keeping its cause for errors.Is/As.
+func dirError(err error, format string, args ...any) error {
+	return &certDirError{err: errors.Wrapf(err, format, args...)}
+}
+
+// certDirError is a certificate directory or file that cannot be read. It is not a mistake on
+// the command line (types.ErrUsage), but, like a broken auth file, the user's to fix.
+type certDirError struct{ err error }
+
+func (e *certDirError) Error() string { return e.err.Error() }
+
+// Unwrap returns the cause.
+func (e *certDirError) Unwrap() error { return e.err }
+
+// ErrorClass implements types.ClassedError: ClassUsage.
+func (e *certDirError) ErrorClass() types.ErrorClass { return types.ClassUsage }
+
 // certDir returns the directory to load for host, "" when there is none.
 func certDir(sys *types.SystemContext, host string) (string, error) {
 	if sys != nil && sys.CertDir != "" {
+		// A directory the user named that is not there is a typo or a missing mount: going on
+		// without it would blame the registry's certificate instead (skopeo goes on).
+		if _, err := os.Stat(sys.CertDir); err != nil {
+			return "", dirError(err, "using certificate directory %s", sys.CertDir)
+		}
 		return sys.CertDir, nil
 	}
 	if host == "" || strings.ContainsAny(host, `/\`) || host == "." || host == ".." {
@@ -72,14 +101,19 @@ func certDir(sys *types.SystemContext, host string) (string, error) {
 	}
 	candidates = append(candidates, filepath.Join(dockerCertsDir, host))
 	for _, d := range candidates {
-		st, err := os.Stat(d)
+		st, err := statDir(d)
 		switch {
 		case err == nil && st.IsDir():
 			return d, nil
 		case err == nil, errors.Is(err, os.ErrNotExist):
 			continue
+		case errors.Is(err, os.ErrPermission):
+			// A certs.d root this user may not read (/etc/docker is often 0700) holds nothing
+			// for them; failing would stop every registry access. containers/image skips it too.
+			logrus.WithFields(logrus.Fields{"registry": host, "dir": d}).WithError(err).Debug("certs.d directory not accessible; skipping it")
+			continue
 		default:
-			return "", errors.Wrapf(err, "checking certs.d directory %s", d)
+			return "", dirError(err, "checking certs.d directory %s", d)
 		}
 	}
 	return "", nil
@@ -98,14 +132,11 @@ func userCertsDir() string {
 	return filepath.Join(base, "containers", "certs.d")
 }
 
-// loadDir adds the CAs and client certificates found in dir to cfg. A missing dir is empty.
+// loadDir adds the CAs and client certificates found in dir to cfg.
 func loadDir(cfg *tls.Config, dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return errors.Wrapf(err, "reading certs.d directory %s", dir)
+		return dirError(err, "reading certs.d directory %s", dir)
 	}
 	names := map[string]bool{}
 	for _, e := range entries {
@@ -189,12 +220,12 @@ func sortedWithSuffix(names map[string]bool, suffix string) []string {
 func readCapped(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, errors.Wrapf(err, "opening %s", path)
+		return nil, dirError(err, "opening %s", path)
 	}
 	defer f.Close()
 	b, err := iolimits.ReadAtMost(f, maxCertFileSize)
 	if err != nil {
-		return nil, errors.Wrapf(err, "reading %s", path)
+		return nil, dirError(err, "reading %s", path)
 	}
 	return b, nil
 }

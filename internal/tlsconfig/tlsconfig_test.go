@@ -83,7 +83,7 @@ func newPKI(t *testing.T) *pki {
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}, ca, &sk.PublicKey, caKey)
@@ -324,5 +324,103 @@ func TestCertDirSearchOrder(t *testing.T) {
 				t.Fatalf("handshake error %v, want ok=%v", err, tc.wantOK)
 			}
 		})
+	}
+}
+
+// TestUnusableCertDir checks that a certificate directory that cannot be used is the user's
+// mistake to fix (ClassUsage, exit code 2), named in the error: a --cert-dir that does not
+// exist (a typo would otherwise surface as the registry's "unknown authority"), or one that is
+// a file.
+func TestUnusableCertDir(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	file := filepath.Join(root, "ca.crt")
+	writeFiles(t, root, map[string][]byte{"ca.crt": []byte("x")})
+	cases := []struct {
+		name    string
+		dir     string
+		wantErr error
+	}{
+		{"missing", filepath.Join(root, "no-such-dir"), os.ErrNotExist},
+		{"a file", file, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ForHost(&types.SystemContext{CertDir: tc.dir}, "reg.example:5000")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), tc.dir) {
+				t.Fatalf("want a usage error naming %s, got %v (class %v)", tc.dir, err, types.Classify(err))
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("want %v, got %v", tc.wantErr, err)
+			}
+		})
+	}
+}
+
+// TestCertDirSkipsUnreadableRoot checks that a certs.d root this user may not read (tests run
+// as root, so statDir pretends) is skipped, as containers/image does, rather than failing every
+// registry access; other errors stay errors. It changes package variables: not parallel.
+func TestCertDirSkipsUnreadableRoot(t *testing.T) {
+	p := newPKI(t)
+	root := t.TempDir()
+	oldC, oldD, oldStat := containersCertsDir, dockerCertsDir, statDir
+	t.Cleanup(func() { containersCertsDir, dockerCertsDir, statDir = oldC, oldD, oldStat })
+	containersCertsDir = filepath.Join(root, "etc-containers")
+	dockerCertsDir = filepath.Join(root, "etc-docker")
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(root, "xdg"))
+	host := "reg.example:5000"
+	writeFiles(t, filepath.Join(dockerCertsDir, host), map[string][]byte{"ca.crt": p.caPEM})
+	var denied error
+	statDir = func(name string) (os.FileInfo, error) {
+		if strings.HasPrefix(name, containersCertsDir) {
+			return nil, &os.PathError{Op: "stat", Path: name, Err: denied}
+		}
+		return os.Stat(name)
+	}
+	denied = os.ErrPermission
+	if d, err := certDir(nil, host); err != nil || d != filepath.Join(dockerCertsDir, host) {
+		t.Fatalf("certDir = %q, %v; want the docker dir after the unreadable one", d, err)
+	}
+	denied = errors.New("input/output error")
+	if _, err := certDir(nil, host); types.Classify(err) != types.ClassUsage || !strings.Contains(err.Error(), containersCertsDir) {
+		t.Fatalf("want a usage error naming %s, got %v", containersCertsDir, err)
+	}
+}
+
+// TestCertDirOfIPv6Registry checks that an IPv6 registry's certs.d directory is named as the
+// reference writes the registry, brackets included ("[::1]:5000"), as containers/image names
+// it, with a CA and a client certificate pair. It changes package variables: not parallel.
+func TestCertDirOfIPv6Registry(t *testing.T) {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	p := newPKI(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.serverCert}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.caPool}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	host := hostOf(t, srv)
+	if !strings.HasPrefix(host, "[::1]:") {
+		t.Fatalf("server host %q", host)
+	}
+	root := t.TempDir()
+	oldC := containersCertsDir
+	t.Cleanup(func() { containersCertsDir = oldC })
+	containersCertsDir = root
+	writeFiles(t, filepath.Join(root, host), map[string][]byte{"ca.crt": p.caPEM, "client.cert": p.clientPEM, "client.key": p.clientKeyPEM})
+	cfg, err := ForHost(nil, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := get(cfg, srv.URL); err != nil {
+		t.Fatalf("handshake with %s using certs.d/%s: %v", srv.URL, host, err)
 	}
 }
