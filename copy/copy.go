@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
@@ -41,7 +42,8 @@ type Options struct {
 	// SourceCtx and DestinationCtx are passed to the transports; they may be nil.
 	SourceCtx, DestinationCtx *types.SystemContext
 	// ForceManifestMIMEType converts to this manifest type ("" keeps the source's type when
-	// possible): manifest.DockerV2Schema2MediaType or imgspecv1.MediaTypeImageManifest.
+	// possible): manifest.DockerV2Schema2MediaType or imgspecv1.MediaTypeImageManifest (any
+	// other value is a usage error, types.ErrUsage).
 	ForceManifestMIMEType string
 	// MultiArch says what to copy from a multi-platform index.
 	MultiArch MultiArch
@@ -334,6 +336,10 @@ func validateOptions(o *Options) error {
 	case "", compressionGzip, compressionZstd:
 	default:
 		return errors.Errorf("unknown destination compression %q (want gzip or zstd)", o.DestinationCompression)
+	}
+	if f := o.ForceManifestMIMEType; f != "" && !isConversionTarget(f) {
+		return errors.Errorf("forcing manifest type %s: only %s and %s can be written by conversion",
+			f, manifest.DockerV2Schema2MediaType, imgspecv1.MediaTypeImageManifest)
 	}
 	if o.DestinationCompression != "" && o.DestinationDecompress {
 		return errors.New("destination compression and decompression are both requested")

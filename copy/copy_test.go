@@ -728,8 +728,12 @@ func TestCopyInvalidOptions(t *testing.T) {
 	dest := newFakeRef("dest", newMemStore())
 	for _, o := range []*Options{{DestinationCompression: "lz4"}, {DestinationCompression: "gzip", DestinationDecompress: true}, {DestinationCompression: "gzip", DestinationCompressionLevel: ptr(12)},
 		{DestinationCompressionLevel: ptr(99)}, {DestinationCompression: "zstd", DestinationCompressionLevel: ptr(23)},
-		{DestinationCompression: "zstd", DestinationCompressionLevel: ptr(0)}} {
-		if _, err := Image(context.Background(), dest, src, o); types.Classify(err) != types.ClassUsage {
+		{DestinationCompression: "zstd", DestinationCompressionLevel: ptr(0)},
+		// Only the two single-image types can be written by conversion; an embedder's typo is
+		// a usage error, found before either end is opened.
+		{ForceManifestMIMEType: "text/plain"}, {ForceManifestMIMEType: "v2s2"}, {ForceManifestMIMEType: imgspecv1.MediaTypeImageIndex},
+		{ForceManifestMIMEType: manifest.DockerV2Schema1SignedMediaType}} {
+		if _, err := Image(context.Background(), dest, src, o); types.Classify(err) != types.ClassUsage || !errors.Is(err, types.ErrUsage) {
 			t.Errorf("options %+v: error %v, want a usage error", o, err)
 		}
 	}
