@@ -54,6 +54,8 @@ type File struct {
 	compression string
 	id          fileid.ID
 	close       func() error
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // ReadAt implements io.ReaderAt; it is safe for concurrent use.
@@ -70,8 +72,13 @@ func (f *File) Compression() string { return f.compression }
 // zero ID when the file cannot be identified or was modified a moment ago.
 func (f *File) ID() fileid.ID { return f.id }
 
-// Close releases the file (and, eventually, its spool).
-func (f *File) Close() error { return f.close() }
+// Close releases the file (and, eventually, its spool). Only the first call does anything
+// (the sources of both archive transports close their File, and a caller may close a source
+// twice, e.g. once explicitly and once deferred); the others return its result.
+func (f *File) Close() error {
+	f.closeOnce.Do(func() { f.closeErr = f.close() })
+	return f.closeErr
+}
 
 // Sniff returns the compression of a file from its first bytes: Gzip, Zstd or "".
 func Sniff(b []byte) string {

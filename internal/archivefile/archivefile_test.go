@@ -214,3 +214,27 @@ func TestPipeOpenedTwice(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseTwice: a File may be closed more than once (an embedder's explicit Close of an
+// archive source followed by a deferred one); only the first closes anything.
+func TestCloseTwice(t *testing.T) {
+	data := bytes.Repeat([]byte("tar content "), 1000)
+	for _, compression := range []string{"", Gzip} {
+		t.Run("compression="+compression, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "a.tar")
+			if err := os.WriteFile(path, compress(t, compression, data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Open(path, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+		})
+	}
+}
