@@ -98,7 +98,8 @@ type GetBlobOptions struct {
 //
 // GetBlob returns a stream and its size (-1 when unknown); the caller closes the stream.
 // A source does not need to verify what it serves: the copy engine checks every blob's
-// digest and size as it streams. A missing blob is reported as ErrBlobNotFound (wrapped),
+// digest and size as it streams (a program that reads blobs itself wraps the stream with
+// integrity.VerifiedBlob). A missing blob is reported as ErrBlobNotFound (wrapped),
 // a missing image or instance as ErrManifestNotFound (wrapped).
 type ImageSource interface {
 	Reference() ImageReference
