@@ -69,7 +69,7 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 	}()
 	// crane repeats a config that several images share; identical copies are harmless.
 	if r.index, err = tarindex.Shared(r.file, r.file.Size(), r.file.ID()); err != nil {
-		return nil, errors.Wrapf(err, "reading docker archive %s", path)
+		return nil, errors.Wrapf(tarindex.Malformed(err, ErrInvalidArchive), "reading docker archive %s", path)
 	}
 	r.meta, err = r.readItems()
 	if errors.Is(err, fs.ErrNotExist) {

@@ -44,7 +44,7 @@ func openArchive(path, tempDir string) (*openedArchive, error) {
 	ix, err := tarindex.Shared(f, f.Size(), f.ID())
 	if err != nil {
 		f.Close()
-		return nil, errors.Wrapf(err, "indexing archive %s", path)
+		return nil, errors.Wrapf(tarindex.Malformed(err, types.ErrInvalidLayout), "indexing archive %s", path)
 	}
 	return &openedArchive{f: f, ix: ix}, nil
 }
