@@ -94,7 +94,8 @@ type Options struct {
 	// caller that runs many copies and flushes once after them, as sync does.
 	DeferCacheFlush bool
 	// Progress receives events; it may be nil. It is called from several goroutines and
-	// must return quickly.
+	// must return quickly, and never after Image returned (so it may send on a channel the
+	// caller closes then).
 	Progress func(ProgressEvent)
 	// ReportWriter, when set, receives plain progress lines like skopeo's ("Copying blob …").
 	ReportWriter io.Writer
