@@ -70,8 +70,10 @@ type Index struct {
 	limit   int // most entries Build accepts
 }
 
+// countingReader tracks the offset of the archive's reader. It seeks, so that tar.Reader
+// skips the members' content instead of reading it: indexing reads only the headers.
 type countingReader struct {
-	r io.Reader
+	r *io.SectionReader
 	n int64
 }
 
@@ -79,6 +81,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+func (c *countingReader) Seek(offset int64, whence int) (int64, error) {
+	pos, err := c.r.Seek(offset, whence)
+	if err == nil {
+		c.n = pos
+	}
+	return pos, err
 }
 
 // Clean normalizes a member name or returns ErrUnsafePath.
