@@ -399,8 +399,13 @@ func TestFailedBlobIsRolledBack(t *testing.T) {
 	l := img.Layers[1]
 	wrong := bytes.Clone(l.Data)
 	wrong[len(wrong)-1] ^= 1
-	if _, err := dest.PutBlob(context.Background(), bytes.NewReader(wrong), types.BlobInfo{Digest: l.Digest, Size: int64(len(l.Data))}, types.PutBlobOptions{}); !errors.Is(err, types.ErrDigestMismatch) {
+	_, err := dest.PutBlob(context.Background(), bytes.NewReader(wrong), types.BlobInfo{Digest: l.Digest, Size: int64(len(l.Data))}, types.PutBlobOptions{})
+	if !errors.Is(err, types.ErrDigestMismatch) {
 		t.Fatalf("want ErrDigestMismatch, got %v", err)
+	}
+	// copy.Image adds "writing to docker-archive:..."; the destination must not say it again.
+	if strings.Contains(err.Error(), "writing to") {
+		t.Errorf("error %q repeats copy's wrap", err)
 	}
 	other := digest.FromString("other")
 	if _, err := dest.PutBlob(context.Background(), strings.NewReader("x"), types.BlobInfo{Digest: other, Size: -1}, types.PutBlobOptions{}); !errors.Is(err, types.ErrDigestMismatch) {
