@@ -48,7 +48,8 @@ type Options struct {
 	// MultiArch says what to copy from a multi-platform index.
 	MultiArch MultiArch
 	// Platforms, when non-empty, copies only the instances for these platforms; the written
-	// index then lists only them (and its digest changes).
+	// index then lists only them (and its digest changes). Each needs an OS and an
+	// architecture (a usage error otherwise).
 	Platforms []types.Platform
 	// SkipMissingPlatforms, with several Platforms, leaves out those an index has no image for
 	// instead of failing the copy, which then fails (types.ErrManifestNotFound) only when the
@@ -337,6 +338,15 @@ func validateOptions(o *Options) error {
 	case "", compressionGzip, compressionZstd:
 	default:
 		return errors.Errorf("unknown destination compression %q (want gzip or zstd)", o.DestinationCompression)
+	}
+	if o.MultiArch < MultiArchDefault || o.MultiArch > MultiArchIndexOnly {
+		return errors.Errorf("unknown MultiArch value %d", o.MultiArch)
+	}
+	for _, p := range o.Platforms {
+		// Such a platform matches no image: ParsePlatform refuses it on a command line.
+		if p.OS == "" || p.Architecture == "" {
+			return errors.Errorf("platform %q needs an OS and an architecture", manifest.FormatPlatform(p))
+		}
 	}
 	if f := o.ForceManifestMIMEType; f != "" && !isConversionTarget(f) {
 		return errors.Errorf("forcing manifest type %s: only %s and %s can be written by conversion",
