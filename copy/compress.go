@@ -73,7 +73,16 @@ type pooledWriter struct {
 
 func (p pooledWriter) Close() error {
 	err := p.WriteCloser.Close()
-	if err == nil && p.pool != nil {
+	if err != nil {
+		// After a write error (the reader of the pipe went away: a failed or cancelled upload)
+		// pgzip's Close returns at once and leaves the goroutine that writes its blocks
+		// waiting forever, holding the writer's buffers; Reset ends it.
+		if zw, ok := p.WriteCloser.(*pgzip.Writer); ok {
+			zw.Reset(io.Discard)
+		}
+		return err
+	}
+	if p.pool != nil {
 		p.pool.Put(p.WriteCloser)
 	}
 	return err

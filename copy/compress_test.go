@@ -34,3 +34,30 @@ func TestCompressPipeReusesWriters(t *testing.T) {
 		}
 	}
 }
+
+// TestCompressPipeStopLeavesNoGoroutines stops compressions whose reader went away mid-stream
+// (a destination that failed or was cancelled while uploading a layer it had compressed) and
+// checks that no compressor goroutine is left: pgzip's Close returns at once after a write
+// error, leaving the goroutine that writes its blocks waiting, with the writer's buffers,
+// for the rest of the process.
+func TestCompressPipeStopLeavesNoGoroutines(t *testing.T) {
+	payload := benchPayload()[:4<<20]
+	for _, tc := range []struct {
+		alg      string
+		parallel bool
+	}{{compressionGzip, true}, {compressionGzip, false}, {compressionZstd, false}} {
+		for i := range 3 { // the second and third writers come from the pool
+			r, stop, err := compressPipe(bytes.NewReader(payload), tc.alg, nil, tc.parallel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(r, make([]byte, 4<<10)); err != nil {
+				t.Fatalf("%s parallel=%v stream %d: %v", tc.alg, tc.parallel, i, err)
+			}
+			stop()
+		}
+		if stacks := waitForNoGoroutines("klauspost/"); stacks != "" {
+			t.Errorf("%s parallel=%v: compressor goroutines left after stop:\n%s", tc.alg, tc.parallel, stacks)
+		}
+	}
+}

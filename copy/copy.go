@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
@@ -41,12 +42,14 @@ type Options struct {
 	// SourceCtx and DestinationCtx are passed to the transports; they may be nil.
 	SourceCtx, DestinationCtx *types.SystemContext
 	// ForceManifestMIMEType converts to this manifest type ("" keeps the source's type when
-	// possible): manifest.DockerV2Schema2MediaType or imgspecv1.MediaTypeImageManifest.
+	// possible): manifest.DockerV2Schema2MediaType or imgspecv1.MediaTypeImageManifest (any
+	// other value is a usage error, types.ErrUsage).
 	ForceManifestMIMEType string
 	// MultiArch says what to copy from a multi-platform index.
 	MultiArch MultiArch
 	// Platforms, when non-empty, copies only the instances for these platforms; the written
-	// index then lists only them (and its digest changes).
+	// index then lists only them (and its digest changes). Each needs an OS and an
+	// architecture (a usage error otherwise).
 	Platforms []types.Platform
 	// SkipMissingPlatforms, with several Platforms, leaves out those an index has no image for
 	// instead of failing the copy, which then fails (types.ErrManifestNotFound) only when the
@@ -92,7 +95,8 @@ type Options struct {
 	// caller that runs many copies and flushes once after them, as sync does.
 	DeferCacheFlush bool
 	// Progress receives events; it may be nil. It is called from several goroutines and
-	// must return quickly.
+	// must return quickly, and never after Image returned (so it may send on a channel the
+	// caller closes then).
 	Progress func(ProgressEvent)
 	// ReportWriter, when set, receives plain progress lines like skopeo's ("Copying blob …").
 	ReportWriter io.Writer
@@ -334,6 +338,19 @@ func validateOptions(o *Options) error {
 	case "", compressionGzip, compressionZstd:
 	default:
 		return errors.Errorf("unknown destination compression %q (want gzip or zstd)", o.DestinationCompression)
+	}
+	if o.MultiArch < MultiArchDefault || o.MultiArch > MultiArchIndexOnly {
+		return errors.Errorf("unknown MultiArch value %d", o.MultiArch)
+	}
+	for _, p := range o.Platforms {
+		// Such a platform matches no image: ParsePlatform refuses it on a command line.
+		if p.OS == "" || p.Architecture == "" {
+			return errors.Errorf("platform %q needs an OS and an architecture", manifest.FormatPlatform(p))
+		}
+	}
+	if f := o.ForceManifestMIMEType; f != "" && !isConversionTarget(f) {
+		return errors.Errorf("forcing manifest type %s: only %s and %s can be written by conversion",
+			f, manifest.DockerV2Schema2MediaType, imgspecv1.MediaTypeImageManifest)
 	}
 	if o.DestinationCompression != "" && o.DestinationDecompress {
 		return errors.New("destination compression and decompression are both requested")

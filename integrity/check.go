@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/verify"
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -181,7 +182,8 @@ func (c *checker) blob(ctx context.Context, src types.ImageSource, name string, 
 	if err != nil {
 		return c.fail(ctx, name, info.Digest, errors.Wrapf(err, "%s %s of manifest %s", what, info.Digest, parent))
 	}
-	n, err := drain(vr)
+	// A local source does not watch ctx while it streams: stop between reads.
+	n, err := drain(ctxio.Reader(ctx, vr))
 	if err != nil {
 		return c.fail(ctx, name, info.Digest, errors.Wrapf(err, "%s %s of manifest %s", what, info.Digest, parent))
 	}

@@ -10,9 +10,12 @@
 // class (types.Classify) is types.ClassVerification; an error that kept the check from
 // running (the store does not exist, access was refused) comes back as it is.
 //
+// VerifiedBlob checks a single blob stream, for programs that read blobs from a
+// types.ImageSource themselves instead of copying them with copy.Image.
+//
 // # Stability
 //
-// Check, Options, Report, Problem and Error are stable; Options and Report may gain fields.
+// Check, VerifiedBlob, Options, Report, Problem and Error are stable; Options and Report may gain fields.
 // The order of Report.Problems follows the order the check found them in, which depends on
 // the concurrency of the check and is not stable.
 package integrity

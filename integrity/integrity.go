@@ -68,6 +68,7 @@ type Error struct {
 
 var _ types.ClassedError = (*Error)(nil)
 
+// Error implements error.
 func (e *Error) Error() string {
 	if len(e.Problems) == 1 {
 		return "verification failed: " + e.Problems[0].String()

@@ -155,9 +155,71 @@ func TestCheckStopsOnCancel(t *testing.T) {
 	cancel()
 	_, err := Check(ctx, memRef{img}, nil, Options{})
 	var ierr *Error
-	if errors.As(err, &ierr) {
-		t.Fatalf("cancelled check reported problems: %v", err)
+	if errors.As(err, &ierr) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled check: %v, want context.Canceled and no problems", err)
 	}
+}
+
+// TestCheckStopsMidBlob: a check cancelled while it reads a blob stops reading it, even from
+// a source that does not watch the context itself (a local file), and returns the
+// context's error instead of finishing the check.
+func TestCheckStopsMidBlob(t *testing.T) {
+	img, _, layer := newImage(t)
+	big := bytes.Repeat([]byte("layer bytes "), 1<<18) // several of the check's reads
+	img.blobs[digest.FromBytes(big)] = big
+	delete(img.blobs, layer.Digest)
+	var m imgspecv1.Manifest
+	for d, b := range img.manifests {
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		m.Layers = []imgspecv1.Descriptor{descriptor(imgspecv1.MediaTypeImageLayer, big)}
+		delete(img.manifests, d)
+		nb := mustJSON(t, m)
+		img.manifests[digest.FromBytes(nb)] = nb
+		img.top = mustJSON(t, imgspecv1.Index{Versioned: imgspecs.Versioned{SchemaVersion: 2}, MediaType: imgspecv1.MediaTypeImageIndex,
+			Manifests: []imgspecv1.Descriptor{descriptor(imgspecv1.MediaTypeImageManifest, nb)}})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep, err := Check(ctx, cancellingRef{memRef{img}, digest.FromBytes(big), cancel}, nil, Options{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("check cancelled mid-blob: %+v, %v; want context.Canceled", rep, err)
+	}
+}
+
+// cancellingRef serves blob as a stream that cancels the check at its first read.
+type cancellingRef struct {
+	memRef
+	blob   digest.Digest
+	cancel func()
+}
+
+func (r cancellingRef) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
+	return cancellingSource{memSource{r.memRef}, r}, nil
+}
+
+type cancellingSource struct {
+	memSource
+	r cancellingRef
+}
+
+func (s cancellingSource) GetBlob(ctx context.Context, info types.BlobInfo, opts types.GetBlobOptions) (io.ReadCloser, int64, error) {
+	rc, n, err := s.memSource.GetBlob(ctx, info, opts)
+	if err == nil && info.Digest == s.r.blob {
+		rc = io.NopCloser(&cancelOnRead{r: rc, cancel: s.r.cancel})
+	}
+	return rc, n, err
+}
+
+type cancelOnRead struct {
+	r      io.Reader
+	cancel func()
+}
+
+func (c *cancelOnRead) Read(p []byte) (int, error) {
+	c.cancel()
+	return c.r.Read(p)
 }
 
 // memRelated holds what travels with a memImage: referrers by subject and tagged manifests.

@@ -38,6 +38,7 @@ type ConfigError struct {
 	Msg  string
 }
 
+// Error implements error.
 func (e *ConfigError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)

@@ -55,7 +55,8 @@ type Options struct {
 	// RequestsPerRegistry bounds the requests awaiting an answer from one registry, over all
 	// images; 0 means no bound.
 	RequestsPerRegistry int
-	// Progress receives events from Run (from several goroutines; it must return quickly).
+	// Progress receives events from Run (from several goroutines; it must return quickly),
+	// never after Run returned.
 	Progress func(Event)
 }
 

@@ -130,6 +130,7 @@ type FailedError struct {
 // error. The report (Report.Images) has them all.
 const maxFailureLines = 20
 
+// Error implements error.
 func (e *FailedError) Error() string {
 	var b strings.Builder
 	b.WriteString(plural(len(e.Failures), "image") + " failed:")

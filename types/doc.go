@@ -65,6 +65,17 @@
 // exit code; a transport classifies an error the sentinels do not cover by implementing
 // ClassedError.
 //
+// # Logging
+//
+// The library packages log only through the package-level functions of
+// github.com/sirupsen/logrus, that is logrus's standard logger: Debug for protocol detail
+// and decisions, Warn when they carry on in a degraded way (a cache file that cannot be used,
+// a refused mount). They never set its level, formatter or output, never log at Info or
+// Error (a failure is returned instead) and never write to standard output themselves; a
+// credential helper they run writes its own messages to standard error. A program that logs
+// otherwise sets logrus's level and output, or adds a hook, once at start. Warnings about
+// what a copy left out are also in copy.Result.LeftOut.
+//
 // # Stability
 //
 // Everything exported here is stable, in the sense every package of the module uses: it is

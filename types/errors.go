@@ -169,6 +169,7 @@ type UsageError struct{ Err error }
 
 var _ ClassedError = UsageError{}
 
+// Error implements error.
 func (e UsageError) Error() string { return e.Err.Error() }
 
 // Unwrap returns Err.
@@ -225,6 +226,7 @@ type ManifestTypeRejectedError struct {
 	Err      error
 }
 
+// Error implements error.
 func (e ManifestTypeRejectedError) Error() string {
 	return fmt.Sprintf("manifest type %s rejected: %v", e.MIMEType, e.Err)
 }
@@ -246,6 +248,7 @@ type WrongFormatError struct {
 	Writing bool   // the path was named as a destination
 }
 
+// Error implements error.
 func (e *WrongFormatError) Error() string {
 	if e.Writing {
 		return fmt.Sprintf("%v: it holds %s: write to it with %s", e.Err, e.Holds, e.Use)
@@ -268,6 +271,7 @@ type DigestMismatchError struct {
 	ActualSize   int64
 }
 
+// Error implements error.
 func (e DigestMismatchError) Error() string {
 	if e.ExpectedSize >= 0 && e.ExpectedSize != e.ActualSize {
 		return fmt.Sprintf("digest mismatch: expected %s (%d bytes), got %s (%d bytes)",

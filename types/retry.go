@@ -10,6 +10,7 @@ type StreamRetryError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *StreamRetryError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the failure.

@@ -98,7 +98,8 @@ type GetBlobOptions struct {
 //
 // GetBlob returns a stream and its size (-1 when unknown); the caller closes the stream.
 // A source does not need to verify what it serves: the copy engine checks every blob's
-// digest and size as it streams. A missing blob is reported as ErrBlobNotFound (wrapped),
+// digest and size as it streams (a program that reads blobs itself wraps the stream with
+// integrity.VerifiedBlob). A missing blob is reported as ErrBlobNotFound (wrapped),
 // a missing image or instance as ErrManifestNotFound (wrapped).
 type ImageSource interface {
 	Reference() ImageReference
@@ -243,7 +244,8 @@ type CommitOptions struct {
 // ImageDestination writes one image (and, for an index, its instances). The call order is
 // described in the package documentation.
 //
-// PutBlob reads r to EOF. info.Size may be -1 (unknown) and info.Digest may be empty; the
+// PutBlob reads r to EOF, and not after it returned (net/http may read a request body after
+// the response arrived: stop that, as the docker transport does). info.Size may be -1 (unknown) and info.Digest may be empty; the
 // destination hashes what it writes and, when a digest was given, checks it (and the size,
 // when known) before the blob becomes visible, returning ErrDigestMismatch (wrapped) on a
 // mismatch. A PutBlob that fails for any reason, including a failing stream or a cancelled

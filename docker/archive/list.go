@@ -21,7 +21,7 @@ var (
 // for a reference with a name or @N, that image. Digest is known when the archive keeps the
 // image's manifest (as imgcopy and Docker 25+ write it) and "" otherwise.
 func (r *reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]types.ListedImage, error) {
-	rd, err := tarfile.NewReader(r.path, sys)
+	rd, err := tarfile.NewReader(ctx, r.path, sys)
 	if err != nil {
 		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
 	}

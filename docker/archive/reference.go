@@ -71,7 +71,7 @@ func (r *reference) DockerReference() dref.Named {
 
 // NewImageSource implements types.ImageReference.
 func (r *reference) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
-	rd, err := tarfile.NewReader(r.path, sys)
+	rd, err := tarfile.NewReader(ctx, r.path, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (r *reference) NewImageDestination(ctx context.Context, sys *types.SystemCo
 	if err != nil {
 		return nil, err
 	}
-	w, err := tarfile.NewWriter(r.path, opts)
+	w, err := tarfile.NewWriter(ctx, r.path, opts)
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}
@@ -119,7 +119,7 @@ var _ types.TagLister = (*reference)(nil)
 // ListTags implements types.TagLister: every RepoTag in the archive's manifest.json, in
 // archive order, each once.
 func (r *reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
-	rd, err := tarfile.NewReader(r.path, sys)
+	rd, err := tarfile.NewReader(ctx, r.path, sys)
 	if err != nil {
 		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
 	}

@@ -80,7 +80,7 @@ func (s storeReference) NewStoreWriter(ctx context.Context, sys *types.SystemCon
 	if err != nil {
 		return nil, err
 	}
-	w, err := tarfile.NewWriter(s.path, opts)
+	w, err := tarfile.NewWriter(ctx, s.path, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func TestPutManifestRefusesArtifacts(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w, err := NewWriter(filepath.Join(t.TempDir(), "x.tar"), WriterOptions{})
+			w, err := NewWriter(context.Background(), filepath.Join(t.TempDir(), "x.tar"), WriterOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +84,7 @@ func TestCommitNeverListsAnAttestation(t *testing.T) {
 		}})
 
 	path := filepath.Join(t.TempDir(), "out.tar")
-	w, err := NewWriter(path, WriterOptions{})
+	w, err := NewWriter(context.Background(), path, WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

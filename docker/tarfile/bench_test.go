@@ -82,7 +82,7 @@ func BenchmarkLargeLayerMemory(b *testing.B) {
 
 func writeBig(b *testing.B, path string, config, m []byte, layer digest.Digest, size int64) {
 	ctx := context.Background()
-	w, err := NewWriter(path, WriterOptions{})
+	w, err := NewWriter(context.Background(), path, WriterOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -109,13 +109,10 @@ func (d *destination) KeepsPartialBlob(info types.BlobInfo) (bool, io.ReadCloser
 	return d.w.KeepsPartialBlob(info)
 }
 
-// PutBlob implements types.ImageDestination.
+// PutBlob implements types.ImageDestination. Its errors do not name the archive: copy.Image
+// says "writing to" it already.
 func (d *destination) PutBlob(ctx context.Context, r io.Reader, info types.BlobInfo, opts types.PutBlobOptions) (types.BlobInfo, error) {
-	got, err := d.w.PutBlob(ctx, r, info, opts)
-	if err != nil {
-		return types.BlobInfo{}, errors.Wrapf(err, "writing to %s", types.ImageName(d.ref))
-	}
-	return got, nil
+	return d.w.PutBlob(ctx, r, info, opts)
 }
 
 // PutManifest implements types.ImageDestination. Instance manifests are stored as blobs at

@@ -37,7 +37,7 @@ func putBlobs(t *testing.T, dest types.ImageDestination, img conformance.Image) 
 // writeImage writes img as the only image of a new archive at path.
 func writeImage(t *testing.T, path string, sys *types.SystemContext, img conformance.Image, names []dref.NamedTagged, opts types.CommitOptions) {
 	t.Helper()
-	w, err := NewWriter(path, WriterOptions{Classic: sys != nil && sys.DockerArchiveClassic})
+	w, err := NewWriter(context.Background(), path, WriterOptions{Classic: sys != nil && sys.DockerArchiveClassic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestWriteClassicLayout(t *testing.T) {
 	img := buildImage(t, conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType, Uncompressed: true, Layers: 3})
 	path := filepath.Join(t.TempDir(), "out.tar")
 	sys := &types.SystemContext{DockerArchiveClassic: true}
-	w, err := NewWriter(path, WriterOptions{Classic: true})
+	w, err := NewWriter(context.Background(), path, WriterOptions{Classic: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestWriteMultiArch(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "out.tar")
 	sys := &types.SystemContext{OSChoice: "linux", ArchitectureChoice: "arm64"}
-	w, err := NewWriter(path, WriterOptions{})
+	w, err := NewWriter(context.Background(), path, WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestFailedWriteLeavesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "out.tar")
-			w, err := NewWriter(path, WriterOptions{})
+			w, err := NewWriter(context.Background(), path, WriterOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -383,7 +383,7 @@ func newTestArchive(t *testing.T) (conformance.Image, string, *Writer, types.Ima
 	t.Helper()
 	img := buildImage(t, conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType})
 	path := filepath.Join(t.TempDir(), "out.tar")
-	w, err := NewWriter(path, WriterOptions{})
+	w, err := NewWriter(context.Background(), path, WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,8 +399,13 @@ func TestFailedBlobIsRolledBack(t *testing.T) {
 	l := img.Layers[1]
 	wrong := bytes.Clone(l.Data)
 	wrong[len(wrong)-1] ^= 1
-	if _, err := dest.PutBlob(context.Background(), bytes.NewReader(wrong), types.BlobInfo{Digest: l.Digest, Size: int64(len(l.Data))}, types.PutBlobOptions{}); !errors.Is(err, types.ErrDigestMismatch) {
+	_, err := dest.PutBlob(context.Background(), bytes.NewReader(wrong), types.BlobInfo{Digest: l.Digest, Size: int64(len(l.Data))}, types.PutBlobOptions{})
+	if !errors.Is(err, types.ErrDigestMismatch) {
 		t.Fatalf("want ErrDigestMismatch, got %v", err)
+	}
+	// copy.Image adds "writing to docker-archive:..."; the destination must not say it again.
+	if strings.Contains(err.Error(), "writing to") {
+		t.Errorf("error %q repeats copy's wrap", err)
 	}
 	other := digest.FromString("other")
 	if _, err := dest.PutBlob(context.Background(), strings.NewReader("x"), types.BlobInfo{Digest: other, Size: -1}, types.PutBlobOptions{}); !errors.Is(err, types.ErrDigestMismatch) {
@@ -447,7 +452,7 @@ func TestPutManifestRejectsTypes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			w, err := NewWriter(filepath.Join(t.TempDir(), "x.tar"), WriterOptions{Classic: tc.classic})
+			w, err := NewWriter(context.Background(), filepath.Join(t.TempDir(), "x.tar"), WriterOptions{Classic: tc.classic})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -481,7 +486,7 @@ func (c stubCache) UncompressedDigest(d digest.Digest) digest.Digest {
 func TestClassicReusesUncompressedLayer(t *testing.T) {
 	plain := buildImage(t, conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType, Uncompressed: true, Layers: 1})
 	gz := buildImage(t, conformance.ImageOptions{MIMEType: manifest.DockerV2Schema2MediaType, Layers: 1})
-	w, err := NewWriter(filepath.Join(t.TempDir(), "x.tar"), WriterOptions{Classic: true})
+	w, err := NewWriter(context.Background(), filepath.Join(t.TempDir(), "x.tar"), WriterOptions{Classic: true})
 	if err != nil {
 		t.Fatal(err)
 	}

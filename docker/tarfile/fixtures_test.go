@@ -248,7 +248,7 @@ func tagged(t testing.TB, s string) dref.NamedTagged {
 // openSource opens image (by name, or @index when index >= 0) of the archive at path.
 func openSource(t testing.TB, path string, sys *types.SystemContext, name string, index int) (types.ImageSource, error) {
 	t.Helper()
-	r, err := NewReader(path, sys)
+	r, err := NewReader(context.Background(), path, sys)
 	if err != nil {
 		return nil, err
 	}

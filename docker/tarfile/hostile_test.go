@@ -60,6 +60,7 @@ func TestHostileArchives(t *testing.T) {
 		archive []byte
 		wantErr error  // errors.Is
 		wantMsg string // substring
+		also    error  // errors.Is too, when set: what a caller tests a damaged archive with
 	}{
 		{name: "dot-dot member", archive: buildTar(t, append(good, member{name: "../evil", data: []byte("x")})),
 			wantErr: tarindex.ErrUnsafePath, wantMsg: `"../evil"`},
@@ -103,11 +104,13 @@ func TestHostileArchives(t *testing.T) {
 		{name: "invalid RepoTag", archive: buildTar(t, replaceMember(good, member{name: "manifest.json", data: []byte(`[{"Config":"` + cfgName + `","RepoTags":["UPPER:case"],"Layers":[]}]`)})),
 			wantErr: ErrInvalidArchive, wantMsg: "invalid RepoTag"},
 		{name: "truncated in a member", archive: goodTar[:len(goodTar)/2],
-			wantErr: io.ErrUnexpectedEOF},
+			wantErr: io.ErrUnexpectedEOF, also: ErrInvalidArchive},
 		{name: "truncated in a header", archive: goodTar[:1024+100],
-			wantErr: io.ErrUnexpectedEOF},
+			wantErr: io.ErrUnexpectedEOF, also: ErrInvalidArchive},
+		{name: "garbage", archive: bytes.Repeat([]byte("garbage!"), 256),
+			wantErr: ErrInvalidArchive, wantMsg: "invalid tar header"},
 		{name: "not a tar", archive: []byte("hello, this is not an archive at all"),
-			wantErr: io.ErrUnexpectedEOF},
+			wantErr: io.ErrUnexpectedEOF, also: ErrInvalidArchive},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +122,9 @@ func TestHostileArchives(t *testing.T) {
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("want %v, got %v", tc.wantErr, err)
+			}
+			if tc.also != nil && !errors.Is(err, tc.also) {
+				t.Errorf("want %v too, got %v", tc.also, err)
 			}
 			if !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Errorf("error %q does not contain %q", err, tc.wantMsg)

@@ -1,6 +1,8 @@
 package tarfile
 
 import (
+	"context"
+
 	"io"
 	"io/fs"
 	"strconv"
@@ -44,13 +46,13 @@ type layerFacts struct {
 }
 
 // NewReader opens and indexes the archive at path. sys may be nil; sys.BigFilesTemporaryDir
-// is used for a spooled copy.
-func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
+// is used for a spooled copy, whose making (a compressed archive) stops when ctx is done.
+func NewReader(ctx context.Context, path string, sys *types.SystemContext) (*Reader, error) {
 	tempDir := ""
 	if sys != nil {
 		tempDir = sys.BigFilesTemporaryDir
 	}
-	f, err := archivefile.Open(path, tempDir)
+	f, err := archivefile.Open(ctx, path, tempDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errors.Wrapf(types.ErrManifestNotFound, "opening docker archive %s: %v", path, err)
@@ -69,7 +71,7 @@ func NewReader(path string, sys *types.SystemContext) (*Reader, error) {
 	}()
 	// crane repeats a config that several images share; identical copies are harmless.
 	if r.index, err = tarindex.Shared(r.file, r.file.Size(), r.file.ID()); err != nil {
-		return nil, errors.Wrapf(err, "reading docker archive %s", path)
+		return nil, errors.Wrapf(tarindex.Malformed(err, ErrInvalidArchive), "reading docker archive %s", path)
 	}
 	r.meta, err = r.readItems()
 	if errors.Is(err, fs.ErrNotExist) {

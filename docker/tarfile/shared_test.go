@@ -1,6 +1,8 @@
 package tarfile
 
 import (
+	"context"
+
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,7 +83,7 @@ func TestListingReadsMetadataOnce(t *testing.T) {
 	writeOld(t, path, buildTar(t, ms), time.Now().Add(-time.Hour), false)
 	manifests, indexes := manifestReads.Load(), indexReads.Load()
 
-	r, err := NewReader(path, nil)
+	r, err := NewReader(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +181,7 @@ func TestChooseByName(t *testing.T) {
 		{name: img.diffIDs[0].Encoded() + ".tar", data: img.layers[0]},
 		{name: "manifest.json", data: mustJSON(t, items)},
 	}))
-	r, err := NewReader(path, nil)
+	r, err := NewReader(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

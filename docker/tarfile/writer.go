@@ -59,14 +59,14 @@ type WriterOptions struct {
 
 // NewWriter starts writing an archive that Commit will store at path. A file at path that is
 // not a readable docker archive (other than an empty one) is refused rather than replaced.
-func NewWriter(path string, opts WriterOptions) (*Writer, error) {
+func NewWriter(ctx context.Context, path string, opts WriterOptions) (*Writer, error) {
 	dst, err := tarstore.ResolveDestination(path)
 	if err != nil {
 		return nil, errors.Wrap(err, "creating docker archive")
 	}
 	var prev *Reader
 	if !dst.Stream { // a pipe or a device holds no archive to keep images of
-		if prev, err = openCurrent(dst.Path, opts.TempDir); err != nil {
+		if prev, err = openCurrent(ctx, dst.Path, opts.TempDir); err != nil {
 			return nil, err
 		}
 	}

@@ -270,7 +270,7 @@ func (w *Writer) Commit(ctx context.Context) error {
 		if w.store.Streamed() {
 			return w.finish()
 		}
-		cur, err := openCurrent(w.Path(), w.tempDir) // it may have changed since we started
+		cur, err := openCurrent(ctx, w.Path(), w.tempDir) // it may have changed since we started
 		if err != nil {
 			return err
 		}

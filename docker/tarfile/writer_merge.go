@@ -188,7 +188,7 @@ func (w *Writer) keepBlob(ctx context.Context, s *source, info types.BlobInfo, i
 }
 
 // openCurrent opens the archive at path, nil when there is none (or an empty file).
-func openCurrent(path, tempDir string) (*Reader, error) {
+func openCurrent(ctx context.Context, path, tempDir string) (*Reader, error) {
 	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 		if err != nil && !os.IsNotExist(err) {
 			return nil, errors.Wrapf(err, "opening docker archive %s", path)
@@ -197,7 +197,7 @@ func openCurrent(path, tempDir string) (*Reader, error) {
 	} else if st.IsDir() {
 		return nil, pathformat.DirectoryNotArchive("docker-archive", path, true)
 	}
-	r, err := NewReader(path, &types.SystemContext{BigFilesTemporaryDir: tempDir})
+	r, err := NewReader(ctx, path, &types.SystemContext{BigFilesTemporaryDir: tempDir})
 	if err != nil {
 		return nil, errors.Wrapf(err, "refusing to replace %s, which is not a readable docker archive", path)
 	}

@@ -15,6 +15,7 @@ package archivefile
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/ctxio"
 	"github.com/imgcopy/imgcopy/internal/fileid"
 	"github.com/imgcopy/imgcopy/internal/staging"
 	"github.com/imgcopy/imgcopy/types"
@@ -54,6 +56,8 @@ type File struct {
 	compression string
 	id          fileid.ID
 	close       func() error
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // ReadAt implements io.ReaderAt; it is safe for concurrent use.
@@ -70,8 +74,13 @@ func (f *File) Compression() string { return f.compression }
 // zero ID when the file cannot be identified or was modified a moment ago.
 func (f *File) ID() fileid.ID { return f.id }
 
-// Close releases the file (and, eventually, its spool).
-func (f *File) Close() error { return f.close() }
+// Close releases the file (and, eventually, its spool). Only the first call does anything
+// (the sources of both archive transports close their File, and a caller may close a source
+// twice, e.g. once explicitly and once deferred); the others return its result.
+func (f *File) Close() error {
+	f.closeOnce.Do(func() { f.closeErr = f.close() })
+	return f.closeErr
+}
 
 // Sniff returns the compression of a file from its first bytes: Gzip, Zstd or "".
 func Sniff(b []byte) string {
@@ -106,8 +115,10 @@ func Decompress(r io.Reader, compression string) (io.ReadCloser, error) {
 var ErrDirectory = errors.New("is a directory, not a tar file")
 
 // Open opens the archive at path. tempDir is where a spool goes ("" means os.TempDir()).
-// A missing file is fs.ErrNotExist (wrapped), a directory ErrDirectory.
-func Open(path, tempDir string) (*File, error) {
+// A missing file is fs.ErrNotExist (wrapped), a directory ErrDirectory. Spooling stops when
+// ctx is done (a 10 GiB .tar.gz takes minutes); an open that waits for the spool another
+// open is making waits for it to end, and spools the file itself if that open was cancelled.
+func Open(ctx context.Context, path, tempDir string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -130,7 +141,7 @@ func Open(path, tempDir string) (*File, error) {
 		return shared(key.Node(), func() (*File, error) {
 			br := bufio.NewReaderSize(f, 64<<10)
 			magic, _ := br.Peek(4)
-			sp, err := spool(br, Sniff(magic), path, tempDir)
+			sp, err := spool(ctx, br, Sniff(magic), path, tempDir)
 			if err == nil {
 				sp.id = fileid.New() // the next spool of the pipe holds what was written since
 			}
@@ -144,8 +155,8 @@ func Open(path, tempDir string) (*File, error) {
 		return &File{ra: f, size: st.Size(), id: fileid.Stable(st), close: f.Close}, nil
 	}
 	defer f.Close()
-	h, err := shared(key, func() (*File, error) {
-		return spool(io.NewSectionReader(f, 0, st.Size()), compression, path, tempDir)
+	h, err := sharedFile(ctx, key, func() (*File, error) {
+		return spool(ctx, io.NewSectionReader(f, 0, st.Size()), compression, path, tempDir)
 	})
 	if err == nil {
 		h.id = fileid.Stable(st) // decompressing the same file gives the same tar
@@ -153,12 +164,12 @@ func Open(path, tempDir string) (*File, error) {
 	return h, err
 }
 
-// spool decompresses (or copies) r into an unlinked temporary file.
-func spool(r io.Reader, compression, path, tempDir string) (*File, error) {
+// spool decompresses (or copies) r into an unlinked temporary file, until ctx is done.
+func spool(ctx context.Context, r io.Reader, compression, path, tempDir string) (*File, error) {
 	if tempDir == "" {
 		tempDir = os.TempDir()
 	}
-	src, err := Decompress(r, compression)
+	src, err := Decompress(ctxio.Reader(ctx, r), compression)
 	if err != nil {
 		return nil, errors.Wrapf(err, "decompressing %s", path)
 	}
@@ -237,6 +248,17 @@ func shared(key fileid.ID, makeSpool func() (*File, error)) (*File, error) {
 		once.Do(func() { release(key, e) })
 		return nil
 	}}, nil
+}
+
+// sharedFile is shared for a regular file, which can be read again: when the open that was
+// making the spool for this one too was cancelled, this one makes it, unless ctx is done too.
+func sharedFile(ctx context.Context, key fileid.ID, makeSpool func() (*File, error)) (*File, error) {
+	for {
+		h, err := shared(key, makeSpool)
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return h, err
+		}
+	}
 }
 
 // release drops one user of a spool; the last one arms the timer that closes it.

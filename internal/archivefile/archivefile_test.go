@@ -2,6 +2,7 @@ package archivefile
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pkg/errors"
+
+	"github.com/imgcopy/imgcopy/internal/fileid"
 )
 
 func compress(t *testing.T, compression string, data []byte) []byte {
@@ -80,11 +84,11 @@ func TestOpenDetectsCompressionByContent(t *testing.T) {
 			if err := os.WriteFile(path, compress(t, compression, data), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			a, err := Open(path, tmp)
+			a, err := Open(context.Background(), path, tmp)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := Open(path, tmp)
+			b, err := Open(context.Background(), path, tmp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +128,7 @@ func TestSpoolLingersThenCloses(t *testing.T) {
 	if err := os.WriteFile(path, compress(t, Gzip, []byte("x")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Open(path, tmp)
+	f, err := Open(context.Background(), path, tmp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +136,7 @@ func TestSpoolLingersThenCloses(t *testing.T) {
 	if fds := spoolFDs(t, tmp); len(fds) != 1 {
 		t.Fatalf("spool closed with its last user: %v", fds)
 	}
-	g, err := Open(path, tmp) // within the linger: the same spool
+	g, err := Open(context.Background(), path, tmp) // within the linger: the same spool
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,13 +159,13 @@ func TestCorruptCompressedFile(t *testing.T) {
 	if err := os.WriteFile(path, gz[:len(gz)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(path, tmp); err == nil || !strings.Contains(err.Error(), path) {
+	if _, err := Open(context.Background(), path, tmp); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("want an error naming %s, got %v", path, err)
 	}
 	if fds := spoolFDs(t, tmp); len(fds) != 0 {
 		t.Errorf("spool left open: %v", fds)
 	}
-	if _, err := Open(path, tmp); err == nil { // a failed spool is not cached
+	if _, err := Open(context.Background(), path, tmp); err == nil { // a failed spool is not cached
 		t.Fatal("second open of a broken file succeeded")
 	}
 }
@@ -202,7 +206,7 @@ func TestPipeOpenedTwice(t *testing.T) {
 			path := "/proc/self/fd/" + strconv.Itoa(int(r.Fd()))
 			tmp := t.TempDir()
 			for i := range 2 {
-				f, err := Open(path, tmp)
+				f, err := Open(context.Background(), path, tmp)
 				if err != nil {
 					t.Fatalf("open %d: %v", i, err)
 				}
@@ -212,5 +216,117 @@ func TestPipeOpenedTwice(t *testing.T) {
 				f.Close()
 			}
 		})
+	}
+}
+
+// TestCloseTwice: a File may be closed more than once (an embedder's explicit Close of an
+// archive source followed by a deferred one); only the first closes anything.
+func TestCloseTwice(t *testing.T) {
+	data := bytes.Repeat([]byte("tar content "), 1000)
+	for _, compression := range []string{"", Gzip} {
+		t.Run("compression="+compression, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "a.tar")
+			if err := os.WriteFile(path, compress(t, compression, data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Open(context.Background(), path, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+		})
+	}
+}
+
+// cancelAfter cancels a context once n bytes were read through it.
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		c.cancel()
+	}
+	k, err := c.r.Read(p)
+	c.n -= k
+	return k, err
+}
+
+// TestSpoolStopsWhenCancelled: decompressing a big compressed archive into its spool stops
+// when the open's context is done (a copy from a 10 GiB .tar.gz must not run on for minutes
+// after it was cancelled), leaves no spool, and is not cached: the next open spools again.
+func TestSpoolStopsWhenCancelled(t *testing.T) {
+	data := bytes.Repeat([]byte("tar content "), 1<<18) // 3 MiB: many reads
+	gz := compress(t, Gzip, data)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tmp := t.TempDir()
+	_, err := spool(ctx, &cancelAfter{r: bytes.NewReader(gz), n: 4 << 10, cancel: cancel}, Gzip, "big.tar.gz", tmp)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("spool cancelled after 4 KiB: %v, want context.Canceled", err)
+	}
+	if fds := spoolFDs(t, tmp); len(fds) != 0 {
+		t.Errorf("spool left open: %v", fds)
+	}
+
+	path := filepath.Join(t.TempDir(), "big.tar.gz")
+	if err := os.WriteFile(path, gz, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	if _, err := Open(done, path, tmp); !errors.Is(err, context.Canceled) {
+		t.Fatalf("open with a cancelled context: %v, want context.Canceled", err)
+	}
+	f, err := Open(context.Background(), path, tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !bytes.Equal(readAll(t, f), data) {
+		t.Error("the open after a cancelled one read other content")
+	}
+}
+
+// TestSpoolCancelledForAWaiter: an open waiting for the spool another open of the same file
+// is making does not fail when that open is cancelled: it makes the spool itself.
+func TestSpoolCancelledForAWaiter(t *testing.T) {
+	key := fileid.New()
+	users := func() int {
+		spools.Lock()
+		defer spools.Unlock()
+		if e := spools.m[key]; e != nil {
+			return e.users
+		}
+		return -1
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := shared(key, func() (*File, error) {
+			for i := 0; users() < 1 && i < 1e6; i++ { // until the second open waits
+				runtime.Gosched()
+			}
+			return nil, errors.Wrap(context.Canceled, "decompressing")
+		})
+		first <- err
+	}()
+	for i := 0; users() != 0 && i < 1e6; i++ { // until the first open makes the spool
+		runtime.Gosched()
+	}
+	want := &File{ra: bytes.NewReader(nil), close: func() error { return nil }}
+	got, err := sharedFile(context.Background(), key, func() (*File, error) { return want, nil })
+	if err != nil || got.ra != want.ra {
+		t.Fatalf("waiting open: %v, %v; want the spool it made after the first was cancelled", got, err)
+	}
+	got.Close()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled open: %v", err)
 	}
 }

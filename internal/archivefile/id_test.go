@@ -2,6 +2,7 @@ package archivefile
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,7 +37,7 @@ func TestIDFollowsTheContent(t *testing.T) {
 				}
 			}
 			id := func() fileid.ID {
-				f, err := Open(path, tmp)
+				f, err := Open(context.Background(), path, tmp)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -80,12 +81,12 @@ func TestPipeSpoolID(t *testing.T) {
 	}()
 	path := "/proc/self/fd/" + strconv.Itoa(int(r.Fd()))
 	tmp := t.TempDir()
-	a, err := Open(path, tmp)
+	a, err := Open(context.Background(), path, tmp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := Open(path, tmp)
+	b, err := Open(context.Background(), path, tmp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,25 @@ var ErrDuplicateEntry = types.ErrDuplicateEntry
 
 const maxLinkHops = 16
 
+// Malformed returns err, when it says that the file is not a complete tar archive (an
+// invalid header, a header or member cut short), as an error that also matches sentinel
+// with errors.Is (the transport's: types.ErrInvalidArchive, types.ErrInvalidLayout), so
+// that a caller can tell a damaged or wrong file from one that could not be read. Other
+// errors, and nil, come back unchanged.
+func Malformed(err, sentinel error) error {
+	if err == nil || !(errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return err
+	}
+	return malformedError{err: err, sentinel: sentinel}
+}
+
+// malformedError is err, which also matches sentinel.
+type malformedError struct{ err, sentinel error }
+
+func (e malformedError) Error() string        { return e.err.Error() + ": " + e.sentinel.Error() }
+func (e malformedError) Unwrap() error        { return e.err }
+func (e malformedError) Is(target error) bool { return target == e.sentinel }
+
 // maxEntries bounds the members an index holds (a few hundred bytes of memory each), so that a
 // hostile archive of millions of empty members cannot exhaust memory. Real bundles hold a
 // few per blob: a million covers hundreds of thousands of layers.
@@ -51,8 +70,10 @@ type Index struct {
 	limit   int // most entries Build accepts
 }
 
+// countingReader tracks the offset of the archive's reader. It seeks, so that tar.Reader
+// skips the members' content instead of reading it: indexing reads only the headers.
 type countingReader struct {
-	r io.Reader
+	r *io.SectionReader
 	n int64
 }
 
@@ -60,6 +81,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+func (c *countingReader) Seek(offset int64, whence int) (int64, error) {
+	pos, err := c.r.Seek(offset, whence)
+	if err == nil {
+		c.n = pos
+	}
+	return pos, err
 }
 
 // Clean normalizes a member name or returns ErrUnsafePath.

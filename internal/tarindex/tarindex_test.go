@@ -189,3 +189,38 @@ func TestBuildBoundsMembers(t *testing.T) {
 		t.Fatalf("three members, limit 2: got %v, want ErrTooLarge", err)
 	}
 }
+
+// countingReaderAt counts the bytes read through it.
+type countingReaderAt struct {
+	ra io.ReaderAt
+	n  int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.ra.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestBuildReadsOnlyHeaders: indexing skips the members' content instead of reading it, so
+// that opening a docker-archive or oci-archive of many GiB reads a few KiB of headers (and
+// cannot be held up for seconds, uncancellable, before the copy starts).
+func TestBuildReadsOnlyHeaders(t *testing.T) {
+	big := strings.Repeat("x", 4<<20)
+	data := buildTar(t, []member{{name: "a.tar", content: big}, {name: "manifest.json", content: "[]"}, {name: "b.tar", content: big}})
+	ra := &countingReaderAt{ra: bytes.NewReader(data)}
+	ix, err := Build(ra, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.Lookup("b.tar"); err != nil {
+		t.Fatal(err)
+	}
+	if ra.n > 64<<10 {
+		t.Errorf("indexing a %d-byte archive of 3 members read %d bytes", len(data), ra.n)
+	}
+	// A member cut short is still found at its last byte.
+	if _, err := Build(bytes.NewReader(data[:len(data)-1024-1]), int64(len(data)-1024-1)); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated archive: %v, want io.ErrUnexpectedEOF", err)
+	}
+}

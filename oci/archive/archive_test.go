@@ -329,12 +329,17 @@ func TestHostileArchives(t *testing.T) {
 		members []tar.Header
 		is      error
 		message string
+		raw     []byte // the file's content instead of a tar of members
 	}{
-		{"parent directory", []tar.Header{{Name: "../evil", Typeflag: tar.TypeReg}}, tarindex.ErrUnsafePath, `"../evil"`},
-		{"absolute path", []tar.Header{{Name: "/etc/passwd", Typeflag: tar.TypeReg}}, tarindex.ErrUnsafePath, `"/etc/passwd"`},
-		{"symlink escaping", []tar.Header{{Name: "index.json", Typeflag: tar.TypeSymlink, Linkname: "../../etc/passwd"}}, tarindex.ErrUnsafePath, "points outside"},
-		{"duplicate member", []tar.Header{{Name: "index.json", Typeflag: tar.TypeReg}, {Name: "./index.json", Typeflag: tar.TypeSymlink, Linkname: "oci-layout"}}, tarindex.ErrDuplicateEntry, "index.json"},
-		{"no oci-layout", []tar.Header{{Name: "index.json", Typeflag: tar.TypeReg}}, layout.ErrInvalidLayout, "missing oci-layout"},
+		{"parent directory", []tar.Header{{Name: "../evil", Typeflag: tar.TypeReg}}, tarindex.ErrUnsafePath, `"../evil"`, nil},
+		{"absolute path", []tar.Header{{Name: "/etc/passwd", Typeflag: tar.TypeReg}}, tarindex.ErrUnsafePath, `"/etc/passwd"`, nil},
+		{"symlink escaping", []tar.Header{{Name: "index.json", Typeflag: tar.TypeSymlink, Linkname: "../../etc/passwd"}}, tarindex.ErrUnsafePath, "points outside", nil},
+		{"duplicate member", []tar.Header{{Name: "index.json", Typeflag: tar.TypeReg}, {Name: "./index.json", Typeflag: tar.TypeSymlink, Linkname: "oci-layout"}}, tarindex.ErrDuplicateEntry, "index.json", nil},
+		{"no oci-layout", []tar.Header{{Name: "index.json", Typeflag: tar.TypeReg}}, layout.ErrInvalidLayout, "missing oci-layout", nil},
+		// Not a tar at all, or one cut short: damage an embedder tells apart from a file that
+		// could not be read.
+		{"garbage", nil, layout.ErrInvalidLayout, "invalid tar header", bytes.Repeat([]byte("garbage!"), 256)},
+		{"truncated", nil, layout.ErrInvalidLayout, "truncated", truncatedTar(t)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bad.tar")
@@ -344,6 +349,10 @@ func TestHostileArchives(t *testing.T) {
 				tw.WriteHeader(&h)
 			}
 			tw.Close()
+			if tc.raw != nil {
+				buf.Reset()
+				buf.Write(tc.raw)
+			}
 			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -360,6 +369,18 @@ func TestHostileArchives(t *testing.T) {
 			}
 		})
 	}
+}
+
+// truncatedTar returns a tar whose only member is cut short.
+func truncatedTar(t *testing.T) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "oci-layout", Typeflag: tar.TypeReg, Size: 4096}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(make([]byte, 4096))
+	tw.Close()
+	return buf.Bytes()[:1024]
 }
 
 func TestOverwriteNonArchiveRefused(t *testing.T) {

@@ -32,11 +32,11 @@ type destination struct {
 	related []layout.Related // manifests to name or record as referrers at Commit (referrers.go)
 }
 
-func newImageDestination(r reference, sys *types.SystemContext) (*destination, error) {
+func newImageDestination(ctx context.Context, r reference, sys *types.SystemContext) (*destination, error) {
 	if r.session != nil {
 		return &destination{ref: r, s: r.session}, nil
 	}
-	s, err := newSession(r.path, sys)
+	s, err := newSession(ctx, r.path, sys)
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening %s for writing", types.ImageName(r))
 	}

@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"context"
+
 	"bytes"
 	"encoding/json"
 	"os"
@@ -65,7 +67,7 @@ func TestKeepsDockerManifest(t *testing.T) {
 
 			checkReadable(t, mustRef(t, path, "other"), b)
 			checkReadable(t, mustRef(t, path, "app:1"), a)
-			cur, err := openArchive(path, "")
+			cur, err := openArchive(context.Background(), path, "")
 			if err != nil {
 				t.Fatal(err)
 			}

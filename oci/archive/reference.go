@@ -42,7 +42,7 @@ func (r reference) DockerReference() dockerref.Named {
 
 // NewImageSource implements types.ImageReference.
 func (r reference) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
-	return newImageSource(r, sys)
+	return newImageSource(ctx, r, sys)
 }
 
 // NewImageDestination implements types.ImageReference.
@@ -50,5 +50,5 @@ func (r reference) NewImageDestination(ctx context.Context, sys *types.SystemCon
 	if r.digest != "" {
 		return nil, errors.Errorf("writing to %s: a digest reference can only be read; use PATH:NAME", types.ImageName(r))
 	}
-	return newImageDestination(r, sys)
+	return newImageDestination(ctx, r, sys)
 }

@@ -43,7 +43,7 @@ type sessionImage struct {
 	name string
 }
 
-func newSession(path string, sys *types.SystemContext) (*session, error) {
+func newSession(ctx context.Context, path string, sys *types.SystemContext) (*session, error) {
 	compression, err := archiveCompression(path, sys)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func newSession(path string, sys *types.SystemContext) (*session, error) {
 	}
 	s := &session{path: dst.Path, tempDir: tempDir(sys), reused: map[digest.Digest]bool{}}
 	if !dst.Stream { // a pipe or a device holds no archive to keep images of
-		if s.old, err = openExisting(dst.Path, s.tempDir); err != nil {
+		if s.old, err = openExisting(ctx, dst.Path, s.tempDir); err != nil {
 			return nil, err
 		}
 	}
@@ -76,7 +76,7 @@ func newSession(path string, sys *types.SystemContext) (*session, error) {
 
 // openExisting opens the archive at path when there is one; an empty file counts as none.
 // Anything else that is not an OCI archive is refused rather than overwritten.
-func openExisting(path, tempDir string) (*openedArchive, error) {
+func openExisting(ctx context.Context, path, tempDir string) (*openedArchive, error) {
 	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
 		if err != nil && !os.IsNotExist(err) {
 			return nil, err
@@ -85,7 +85,7 @@ func openExisting(path, tempDir string) (*openedArchive, error) {
 	} else if fi.IsDir() {
 		return nil, pathformat.DirectoryNotArchive("oci-archive", path, true)
 	}
-	a, err := openArchive(path, tempDir)
+	a, err := openArchive(ctx, path, tempDir)
 	if err != nil {
 		return nil, errors.Wrapf(err, "refusing to replace %s, which is not a readable OCI archive", path)
 	}
@@ -137,7 +137,7 @@ func (s *session) add(desc imgspecv1.Descriptor, name string, related []layout.R
 // commit makes the images visible: see finish.
 func (s *session) commit(ctx context.Context) error {
 	s.closeOld()
-	return s.store.Commit(ctx, s.finish)
+	return s.store.Commit(ctx, func() error { return s.finish(ctx) })
 }
 
 // abort abandons the session; it is a no-op after commit.
@@ -161,7 +161,7 @@ func (s *session) closeOld() {
 // index of the archive now at PATH (which may have changed since the session started), copies
 // in the blobs that the kept images and the new ones need from that archive, and writes
 // index.json.
-func (s *session) finish() error {
+func (s *session) finish(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.images) == 0 {
@@ -170,7 +170,7 @@ func (s *session) finish() error {
 	var cur *openedArchive
 	var err error
 	if !s.store.Streamed() {
-		if cur, err = openExisting(s.path, s.tempDir); err != nil {
+		if cur, err = openExisting(ctx, s.path, s.tempDir); err != nil {
 			return err
 		}
 	}

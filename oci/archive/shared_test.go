@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"context"
+
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,7 +29,7 @@ func backdate(t *testing.T, path string) {
 // memberID returns the fileid.ID the archive's file system gives a member.
 func memberID(t *testing.T, path, member string) fileid.ID {
 	t.Helper()
-	a, err := openArchive(path, "")
+	a, err := openArchive(context.Background(), path, "")
 	if err != nil {
 		t.Fatal(err)
 	}

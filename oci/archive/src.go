@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"context"
+
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/oci/layout"
@@ -8,8 +10,8 @@ import (
 )
 
 // newImageSource indexes the archive and reads the layout inside it in place.
-func newImageSource(r reference, sys *types.SystemContext) (types.ImageSource, error) {
-	a, err := openArchive(r.path, tempDir(sys))
+func newImageSource(ctx context.Context, r reference, sys *types.SystemContext) (types.ImageSource, error) {
+	a, err := openArchive(ctx, r.path, tempDir(sys))
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening %s", types.ImageName(r))
 	}

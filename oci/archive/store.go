@@ -42,7 +42,7 @@ func archiveCompression(path string, sys *types.SystemContext) (string, error) {
 // ListImages implements types.ImageLister: every entry of the archive's index.json, in index
 // order, or the one image a name or digest selects.
 func (r reference) ListImages(ctx context.Context, sys *types.SystemContext) ([]types.ListedImage, error) {
-	a, err := openArchive(r.path, tempDir(sys))
+	a, err := openArchive(ctx, r.path, tempDir(sys))
 	if err != nil {
 		return nil, errors.Wrapf(err, "listing images in %s", types.ImageName(r))
 	}
@@ -64,7 +64,7 @@ func (r reference) ManifestDigest(ctx context.Context, sys *types.SystemContext)
 // ListTags implements types.TagLister: the names in the archive's index.json (see
 // layout.IndexNames).
 func (r reference) ListTags(ctx context.Context, sys *types.SystemContext) ([]string, error) {
-	a, err := openArchive(r.path, tempDir(sys))
+	a, err := openArchive(ctx, r.path, tempDir(sys))
 	if err != nil {
 		return nil, errors.Wrapf(err, "listing tags in %s", types.ImageName(r))
 	}
@@ -113,7 +113,7 @@ func imageInStore(path, name string) (reference, error) {
 // NewStoreWriter implements types.StoreWriterOpener: the images written through the
 // writer's references go into one new archive, made visible by its Commit.
 func (s storeReference) NewStoreWriter(ctx context.Context, sys *types.SystemContext) (types.StoreWriter, error) {
-	sess, err := newSession(s.path, sys)
+	sess, err := newSession(ctx, s.path, sys)
 	if err != nil {
 		return nil, errors.Wrapf(err, "opening oci-archive:%s for writing", s.path)
 	}

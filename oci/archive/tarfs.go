@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"context"
+
 	"io"
 	"io/fs"
 	"path"
@@ -29,8 +31,8 @@ func (a *openedArchive) fsys() tarFS { return tarFS{ix: a.ix, id: a.f.ID()} }
 // openArchive opens and indexes the tar at path, decompressing a compressed one into a spool
 // in tempDir ("" for the default; see internal/archivefile). A missing file is
 // types.ErrManifestNotFound.
-func openArchive(path, tempDir string) (*openedArchive, error) {
-	f, err := archivefile.Open(path, tempDir)
+func openArchive(ctx context.Context, path, tempDir string) (*openedArchive, error) {
+	f, err := archivefile.Open(ctx, path, tempDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errors.Wrapf(types.ErrManifestNotFound, "archive %s does not exist", path)
@@ -44,7 +46,7 @@ func openArchive(path, tempDir string) (*openedArchive, error) {
 	ix, err := tarindex.Shared(f, f.Size(), f.ID())
 	if err != nil {
 		f.Close()
-		return nil, errors.Wrapf(err, "indexing archive %s", path)
+		return nil, errors.Wrapf(tarindex.Malformed(err, types.ErrInvalidLayout), "indexing archive %s", path)
 	}
 	return &openedArchive{f: f, ix: ix}, nil
 }
