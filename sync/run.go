@@ -23,7 +23,7 @@ import (
 // destination image complete or untouched, and the next run copies what is missing.
 func (p *Plan) Run(ctx context.Context) (*Report, error) {
 	start := time.Now()
-	r := &runner{p: p, results: make([]Result, len(p.Items)), total: len(p.Items), turns: map[string]chan struct{}{}}
+	r := &runner{p: p, results: make([]Result, len(p.Items)), total: len(p.Items), turns: map[string]chan struct{}{}, landed: map[string]bool{}}
 	r.budget = copier.NewBudget(p.transfers())
 	if opener, ok := p.store.(types.StoreWriterOpener); ok {
 		w, err := opener.NewStoreWriter(ctx, p.opts.Copy.DestinationCtx)
@@ -78,8 +78,9 @@ type runner struct {
 	bytesCopied int64
 	stopped     string // why no further image starts, "" while going on
 	// turns holds, per destination repository and source manifest, the copy in progress (see
-	// takeTurn); closed when it ends.
-	turns map[string]chan struct{}
+	// takeTurn); closed when it ends. landed holds those of them copied successfully.
+	turns  map[string]chan struct{}
+	landed map[string]bool
 }
 
 // reportPlanned reports the items that need no work now: up to date, skipped, failed at
@@ -168,7 +169,7 @@ func (r *runner) copyItem(ctx context.Context, it *Item) Result {
 		res.Reason = notStarted(r.stopReason())
 		return res
 	}
-	defer release()
+	defer func() { release(res.Action == ActionCopied || res.Action == ActionUpToDate) }()
 	dest, err := r.destination(it)
 	if err != nil {
 		res.Action = ActionFailed
@@ -213,22 +214,35 @@ func (r *runner) copyItem(ctx context.Context, it *Item) Result {
 // same destination repository (two tags of one image). Side by side, both copies would push
 // the same manifests at once, which CNCF distribution 2.x may refuse ("blob unknown": it
 // rewrites a manifest's link in the repository on every push); one after the other, the
-// second finds the image there and writes only its tag. It returns false when ctx ends first.
-func (r *runner) takeTurn(ctx context.Context, it *Item) (release func(), ok bool) {
+// second finds the image there and writes only its tag. In a local store (a layout, an
+// archive, a dir: tree) only the first copy goes alone, so that the others find its blobs:
+// once one has succeeded, the others only write their names, which the store takes side by
+// side (a layout writes them into index.json together: 3,000 tags of one image took one
+// index.json write each, one after the other). It returns false when ctx ends first; release
+// takes whether the copy succeeded.
+func (r *runner) takeTurn(ctx context.Context, it *Item) (release func(ok bool), _ bool) {
 	if it.SourceDigest == "" {
-		return func() {}, true
+		return func(bool) {}, true
 	}
 	key := repository(it.Name) + "@" + it.SourceDigest.String()
+	_, localStore := r.p.store.(types.ImageLister) // registries list no store
 	for {
 		r.mu.Lock()
+		if localStore && r.landed[key] {
+			r.mu.Unlock()
+			return func(bool) {}, true
+		}
 		busy, taken := r.turns[key]
 		if !taken {
 			mine := make(chan struct{})
 			r.turns[key] = mine
 			r.mu.Unlock()
-			return func() {
+			return func(ok bool) {
 				r.mu.Lock()
 				delete(r.turns, key)
+				if ok {
+					r.landed[key] = true
+				}
 				r.mu.Unlock()
 				close(mine)
 			}, true

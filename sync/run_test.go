@@ -10,6 +10,7 @@ import (
 
 	"github.com/imgcopy/imgcopy/blobinfocache/memory"
 	copier "github.com/imgcopy/imgcopy/copy"
+	"github.com/imgcopy/imgcopy/internal/testregistry"
 	syncer "github.com/imgcopy/imgcopy/sync"
 	"github.com/imgcopy/imgcopy/transports/alltransports"
 	"github.com/imgcopy/imgcopy/types"
@@ -68,6 +69,92 @@ func TestRunCopiesTagsOfOneImageInTurn(t *testing.T) {
 	}
 	if c := rep.Counts[syncer.ActionCopied]; c != 2 || starts != 2 {
 		t.Errorf("%d copied after %d starts, want 2: %+v", c, starts, rep.Images)
+	}
+}
+
+// TestRunTagsOfOneImageAfterTheFirst syncs one image stored under three tags, three images at
+// a time: the first copy goes alone in every store (the others are held back, to find its
+// blobs); then, into a layout, the other two write their names side by side, while into a
+// registry they still take turns (CNCF distribution 2.x may refuse concurrent pushes of one
+// manifest).
+func TestRunTagsOfOneImageAfterTheFirst(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		destination func(t *testing.T, tmp string) string
+		sideBySide  bool
+	}{
+		{"layout", func(t *testing.T, tmp string) string { return "oci:" + filepath.Join(tmp, "dst") }, true},
+		{"registry", func(t *testing.T, tmp string) string {
+			return "docker://" + testregistry.Start(t, testregistry.Options{}).Host + "/mirror"
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			tmp := t.TempDir()
+			src := helloLayout(t, filepath.Join(tmp, "src"), "app:1", "app:2", "app:3")
+			opts := syncer.Options{
+				Transports: alltransports.List(), Sources: []syncer.Source{{Name: src}},
+				Destination: tc.destination(t, tmp), ImageParallel: 3,
+			}
+			opts.Copy.DestinationCtx = &types.SystemContext{InsecureSkipTLSVerify: types.OptionalBoolTrue}
+			// The first copy holds on until both others wait for their turn; the second
+			// until the third starts too (side by side) or waits for its turn once more.
+			var mu gosync.Mutex
+			starts, waits, sideBySide := 0, 0, false
+			othersWait, thirdStarted, waitedAgain := make(chan struct{}), make(chan struct{}), make(chan struct{})
+			opts.Progress = func(ev syncer.Event) {
+				if ev.Kind != syncer.EventImageStarted {
+					return
+				}
+				mu.Lock()
+				starts++
+				n := starts
+				mu.Unlock()
+				switch n {
+				case 1:
+					<-othersWait
+				case 2:
+					select {
+					case <-thirdStarted:
+						mu.Lock()
+						sideBySide = true
+						mu.Unlock()
+					case <-waitedAgain:
+					}
+				case 3:
+					close(thirdStarted)
+				}
+			}
+			p, err := syncer.NewPlan(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.SetOnTurnWait(func(*syncer.Item) {
+				mu.Lock()
+				waits++
+				n := waits
+				mu.Unlock()
+				switch n {
+				case 2:
+					close(othersWait)
+				case 3:
+					close(waitedAgain)
+				}
+			})
+			rep, err := p.Run(ctx)
+			if err != nil || rep.Err() != nil {
+				t.Fatalf("run: %v, %v", err, rep.Err())
+			}
+			if c := rep.Counts[syncer.ActionCopied]; c != 3 {
+				t.Errorf("%d copied, want 3: %+v", c, rep.Images)
+			}
+			if sideBySide != tc.sideBySide {
+				t.Errorf("the later tags copied side by side: %v, want %v (%d turn waits)", sideBySide, tc.sideBySide, waits)
+			}
+		})
 	}
 }
 

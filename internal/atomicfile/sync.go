@@ -81,6 +81,9 @@ func (s *Syncer) WriteFile(path string, data []byte, perm os.FileMode) error {
 	return writeFile(path, data, perm, !s.off)
 }
 
+// Durable reports whether s makes what it writes durable (false: --fsync=false).
+func (s *Syncer) Durable() bool { return !s.off }
+
 // SyncDir is SyncDir, or nothing when s syncs nothing.
 func (s *Syncer) SyncDir(path string) error {
 	if s.off {

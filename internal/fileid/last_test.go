@@ -20,8 +20,43 @@ func TestLast(t *testing.T) {
 		t.Error("kept by ID: wrong answers")
 	}
 	l.Put("f", ID{}, []byte("y"), &b)
-	if l.Get(ID{}, []byte("y")) != &b || l.Get(ID{}, []byte("z")) != nil || l.Get(ID{}, nil) != nil || l.Get(id, nil) != nil || l.Holds(&a) {
-		t.Error("kept by bytes, in place of the file's older value: wrong answers")
+	if l.Get(ID{}, []byte("y")) != &b || l.Get(ID{}, []byte("z")) != nil || l.Get(ID{}, nil) != nil || l.Get(id, nil) != &a {
+		t.Error("kept by bytes, next to the file's older value: wrong answers")
+	}
+}
+
+// TestLastKeepsRecentVersionsOfAFile: a file's newest values, perFile of them, are kept (a
+// reader that read the file before a writer replaced it asks for an older one), the one put
+// first gives way even when it was used last, and putting a kept version again does not make
+// it take another place.
+func TestLastKeepsRecentVersionsOfAFile(t *testing.T) {
+	t.Parallel()
+	var l Last[int]
+	vals := make([]int, perFile+1)
+	bytesOf := func(i int) []byte { return []byte(fmt.Sprint("version ", i)) }
+	other := -1
+	l.Put("other", ID{}, []byte("other"), &other)
+	for i := range perFile {
+		l.Put("f", ID{}, bytesOf(i), &vals[i])
+	}
+	for i := range perFile {
+		if l.Get(ID{}, bytesOf(i)) != &vals[i] {
+			t.Fatalf("version %d of the file not kept", i)
+		}
+	}
+	l.Put("f", ID{}, bytesOf(1), &vals[1]) // a reader that parsed version 1 too
+	if l.Get(ID{}, bytesOf(0)) != &vals[0] {
+		t.Error("version 0 given up for a version already kept")
+	}
+	_ = l.Get(ID{}, bytesOf(0)) // version 0 used last, but put first
+	l.Put("f", ID{}, bytesOf(perFile), &vals[perFile])
+	for i := 1; i <= perFile; i++ {
+		if l.Get(ID{}, bytesOf(i)) != &vals[i] {
+			t.Errorf("version %d given up", i)
+		}
+	}
+	if l.Get(ID{}, bytesOf(0)) != nil || l.Get(ID{}, []byte("other")) != &other {
+		t.Error("the oldest version kept, or the other file's value given up")
 	}
 }
 

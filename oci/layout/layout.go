@@ -1,11 +1,14 @@
 package layout
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
@@ -156,6 +159,9 @@ func readIndexShared(fsys fs.FS, where string) (*imgspecv1.Index, error) {
 			return idx, nil
 		}
 	}
+	if idx := readKeptIndex(fsys); idx != nil {
+		return idx, nil
+	}
 	b, id, err := readIndexBytes(fsys, where)
 	if err != nil {
 		return nil, err
@@ -169,6 +175,55 @@ func readIndexShared(fsys fs.FS, where string) (*imgspecv1.Index, error) {
 	}
 	lastIndex.Put(where, id, b, idx)
 	return idx, nil
+}
+
+// compareBuffers holds the buffers readKeptIndex reads index.json into.
+var compareBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// readKeptIndex returns the index kept (lastIndex) that index.json holds the bytes of, or nil:
+// it compares the file with the kept bytes piece by piece as it reads it, instead of reading
+// it whole into memory. A sync into a layout reads its index.json, rewritten a moment before,
+// twice for every image (to open the destination and to look for the manifest): whole, that
+// was a new buffer of the index's size each time, half the CPU time of a sync of 3,000 tags
+// of one image spent allocating and collecting them.
+func readKeptIndex(fsys fs.FS) *imgspecv1.Index {
+	f, err := fsys.Open(IndexFile)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	kept := lastIndex.Contents(fi.Size())
+	if len(kept) == 0 {
+		return nil
+	}
+	indexReads.Add(1)
+	bp := compareBuffers.Get().(*[]byte)
+	defer compareBuffers.Put(bp)
+	var off int64
+	for len(kept) > 0 {
+		n, err := f.Read(*bp)
+		got := (*bp)[:n]
+		kept = slices.DeleteFunc(kept, func(b []byte) bool {
+			return int64(len(b)) < off+int64(n) || !bytes.Equal(b[off:off+int64(n)], got)
+		})
+		off += int64(n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil
+		}
+	}
+	for _, b := range kept {
+		if int64(len(b)) == off {
+			return lastIndex.Get(fileid.ID{}, b)
+		}
+	}
+	return nil
 }
 
 // indexParses counts the calls of ParseIndex, for tests.

@@ -460,6 +460,37 @@ func TestCommitFailsWhenReusedBlobVanished(t *testing.T) {
 	}
 }
 
+// TestManifestPresentIsNotWrittenAgain: a manifest the layout holds (another tag of the image)
+// is not staged again, and when it is gone by the commit (a concurrent DeleteImage), the
+// commit fails and names nothing.
+func TestManifestPresentIsNotWrittenAgain(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "layout")
+	a := testImage(t, imgspecv1.MediaTypeImageManifest, "amd64")
+	mustWrite(t, mustRef(t, dir, "a"), a)
+	dest, err := mustRef(t, dir, "b").NewImageDestination(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	if err := dest.PutManifest(context.Background(), a.Manifest, a.MIMEType, nil); err != nil {
+		t.Fatal(err)
+	}
+	if staged := dest.(*destination).staged; len(staged) != 0 {
+		t.Errorf("manifest the layout holds staged again: %v", staged)
+	}
+	if err := mustRef(t, dir, "a").(types.ImageDeleter).DeleteImage(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	err = dest.Commit(context.Background(), types.CommitOptions{})
+	if !errors.Is(err, types.ErrBlobNotFound) {
+		t.Fatalf("Commit after the manifest was deleted: %v, want ErrBlobNotFound", err)
+	}
+	if n := len(readIndexForTest(t, dir).Manifests); n != 0 {
+		t.Errorf("failed commit left %d entries", n)
+	}
+}
+
 // TestPutManifestInstanceMismatch refuses an instance manifest stored under a wrong digest.
 func TestPutManifestInstanceMismatch(t *testing.T) {
 	t.Parallel()

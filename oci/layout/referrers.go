@@ -314,16 +314,19 @@ func (d *destination) PutRelatedManifest(ctx context.Context, body []byte, mimeT
 	return nil
 }
 
-// commitRelated checks that every related manifest is complete and records them in idx,
-// storing new referrers indexes; the caller holds the layout lock and d.mu.
-func (d *destination) commitRelated(idx *imgspecv1.Index) (*imgspecv1.Index, error) {
+// relatedToCommit returns the related manifests to record at Commit: those written with
+// PutRelatedManifest, and the image itself when it refers to a subject.
+func (d *destination) relatedToCommit() []Related {
 	related := d.related
 	if top, ok, err := RelatedOf(d.topBody, d.top.MediaType, ""); err == nil && ok {
-		related = append(slices.Clone(related), top) // the image itself refers to a subject
+		related = append(slices.Clone(related), top)
 	}
-	if len(related) == 0 {
-		return idx, nil
-	}
+	return related
+}
+
+// commitRelated checks that every related manifest is complete and records them in idx,
+// storing new referrers indexes; the caller holds the layout lock and d.mu.
+func (d *destination) commitRelated(idx *imgspecv1.Index, related []Related) (*imgspecv1.Index, error) {
 	for _, r := range related {
 		if err := d.checkComplete(r.Desc); err != nil {
 			return nil, err
@@ -349,5 +352,5 @@ func (d *destination) commitRelated(idx *imgspecv1.Index) (*imgspecv1.Index, err
 	if len(dirs) == 0 {
 		return idx, nil
 	}
-	return idx, d.syncBlobDirs(dirs, false)
+	return idx, syncBlobDirs(d.syncer, d.ref.path, dirs, false)
 }
