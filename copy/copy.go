@@ -106,7 +106,7 @@ type Options struct {
 	Referrers bool
 	// ReferrersTypes, when not empty, limits Referrers to artifacts whose artifactType, read
 	// from the artifact's own manifest, is one of these; what refers to an artifact left out
-	// is left out too.
+	// is left out too. Without Referrers it is a usage error (it would select nothing).
 	ReferrersTypes []string
 	// DigestTags also copies the tags named after the digest of each manifest written
 	// unchanged, "<alg>-<hex>.*" (cosign's sha256-<hex>.sig, .att and .sbom), byte for byte.
@@ -338,6 +338,10 @@ func validateOptions(o *Options) error {
 	case "", compressionGzip, compressionZstd:
 	default:
 		return errors.Errorf("unknown destination compression %q (want gzip or zstd)", o.DestinationCompression)
+	}
+	if len(o.ReferrersTypes) > 0 && !o.Referrers {
+		// As the CLI's --referrers-type without --referrers: the caller expects referrers.
+		return errors.New("ReferrersTypes limits Referrers, which is off")
 	}
 	if o.MultiArch < MultiArchDefault || o.MultiArch > MultiArchIndexOnly {
 		return errors.Errorf("unknown MultiArch value %d", o.MultiArch)

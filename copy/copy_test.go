@@ -734,7 +734,9 @@ func TestCopyInvalidOptions(t *testing.T) {
 		{ForceManifestMIMEType: "text/plain"}, {ForceManifestMIMEType: "v2s2"}, {ForceManifestMIMEType: imgspecv1.MediaTypeImageIndex},
 		{ForceManifestMIMEType: manifest.DockerV2Schema1SignedMediaType},
 		// A MultiArch outside its constants, and a platform no image can have.
-		{MultiArch: MultiArch(42)}, {MultiArch: -1}, {Platforms: []types.Platform{{}}}, {Platforms: []types.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux"}}}} {
+		{MultiArch: MultiArch(42)}, {MultiArch: -1},
+		// Artifact types to copy, without asking for referrers.
+		{ReferrersTypes: []string{"application/vnd.dev.cosign.artifact.sig.v1+json"}}, {Platforms: []types.Platform{{}}}, {Platforms: []types.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux"}}}} {
 		if _, err := Image(context.Background(), dest, src, o); types.Classify(err) != types.ClassUsage || !errors.Is(err, types.ErrUsage) {
 			t.Errorf("options %+v: error %v, want a usage error", o, err)
 		}
