@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/pkg/errors"
 	"github.com/urfave/cli/v2"
@@ -213,8 +214,12 @@ func loginCommand(c *cli.Context, e *env) error {
 	if err := checkArgs(c, 1, "REGISTRY"); err != nil {
 		return err
 	}
+	registry, err := registryArg(c.Args().First()) // before asking for a password
+	if err != nil {
+		return err
+	}
 	if c.Bool("get-login") {
-		return getLogin(c, e)
+		return getLogin(c, e, registry)
 	}
 	auth := types.DockerAuthConfig{Username: c.String("username"), Password: c.String("password")}
 	if c.Bool("password-stdin") {
@@ -248,7 +253,6 @@ func loginCommand(c *cli.Context, e *env) error {
 		}
 		auth.Password = p
 	}
-	registry := c.Args().First()
 	check := &types.SystemContext{DockerAuthConfig: &auth, CertDir: c.String("cert-dir")}
 	if c.IsSet("tls-verify") {
 		check.InsecureSkipTLSVerify = types.NewOptionalBool(!c.Bool("tls-verify"))
@@ -265,8 +269,7 @@ func loginCommand(c *cli.Context, e *env) error {
 }
 
 // getLogin prints the user name stored for the registry, as skopeo login --get-login.
-func getLogin(c *cli.Context, e *env) error {
-	registry := c.Args().First()
+func getLogin(c *cli.Context, e *env, registry string) error {
 	auth, err := credentials.Lookup(c.Context, &types.SystemContext{AuthFilePath: c.String("authfile")}, registry, "")
 	if err != nil {
 		return err
@@ -313,12 +316,35 @@ func logoutCommand(c *cli.Context, e *env) error {
 	if err := checkArgs(c, 1, "REGISTRY"); err != nil {
 		return err
 	}
-	path, err := credentials.Logout(&types.SystemContext{AuthFilePath: c.String("authfile")}, c.Args().First())
+	registry, err := registryArg(c.Args().First())
 	if err != nil {
 		return err
 	}
-	printf(e.stdout, "Removed login credentials for %s from %s\n", c.Args().First(), path)
+	path, err := credentials.Logout(&types.SystemContext{AuthFilePath: c.String("authfile")}, registry)
+	if err != nil {
+		return err
+	}
+	printf(e.stdout, "Removed login credentials for %s from %s\n", registry, path)
 	return nil
+}
+
+// registryArg returns the REGISTRY argument of login and logout as HOST[:PORT]. A URL, as
+// docker login takes it and skopeo login strips it (https://registry.example.com,
+// https://index.docker.io/v1/), stands for its host; a URL with another path (a repository)
+// is refused, as auth files here hold credentials per registry.
+func registryArg(arg string) (string, error) {
+	rest, ok := strings.CutPrefix(arg, "https://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(arg, "http://"); !ok {
+			return arg, nil
+		}
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	switch strings.TrimSuffix(path, "/") {
+	case "", "v1", "v2":
+		return host, nil
+	}
+	return "", usageErrorf("%s: give the registry alone (HOST[:PORT], or its URL without a path), not a repository", arg)
 }
 
 func versionCmd(e *env) *cli.Command {

@@ -617,3 +617,31 @@ func TestLoginRefusedStoresNothing(t *testing.T) {
 		t.Fatalf("TLS flags not passed to the check: %+v", a)
 	}
 }
+
+// TestLoginURL: login and logout take a registry written as a URL, as docker login and skopeo
+// login do (https://HOST, https://index.docker.io/v1/), and store or remove it under its host;
+// a URL naming a repository is a usage error, found before any password is asked for.
+func TestLoginURL(t *testing.T) {
+	authfile := filepath.Join(t.TempDir(), "auth.json")
+	h := newHarness(t)
+	h.env.stdin = strings.NewReader("pa55word\n")
+	if code := h.run("login", "--username", "alice", "--password-stdin", "--authfile", authfile, "https://127.0.0.1:5000/v2/"); code != exitOK {
+		t.Fatalf("login exit %d: %s", code, h.stderr.String())
+	}
+	b, err := os.ReadFile(authfile)
+	if err != nil || !strings.Contains(string(b), `"127.0.0.1:5000"`) || strings.Contains(string(b), "https") {
+		t.Fatalf("auth file %q, %v", b, err)
+	}
+	h = newHarness(t)
+	if code := h.run("login", "--get-login", "--authfile", authfile, "http://127.0.0.1:5000"); code != exitOK || h.stdout.String() != "alice\n" {
+		t.Errorf("get-login exit %d, stdout %q: %s", code, h.stdout.String(), h.stderr.String())
+	}
+	h = newHarness(t)
+	if code := h.run("logout", "--authfile", authfile, "https://127.0.0.1:5000"); code != exitOK || !strings.Contains(h.stdout.String(), "for 127.0.0.1:5000 from") {
+		t.Fatalf("logout exit %d, stdout %q: %s", code, h.stdout.String(), h.stderr.String())
+	}
+	h = newHarness(t) // stdin is no terminal: a password prompt would fail differently
+	if code := h.run("login", "--authfile", authfile, "https://quay.io/team/app"); code != exitUsage || !strings.Contains(h.stderr.String(), "not a repository") {
+		t.Errorf("a repository URL: exit %d: %s", code, h.stderr.String())
+	}
+}
