@@ -139,12 +139,13 @@ func (f *Fetcher) client(host string) (*http.Client, error) {
 		return nil, err
 	}
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: dialTimeout}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   dialTimeout,
-		ResponseHeaderTimeout: responseHeaderTimeout,
-		IdleConnTimeout:       idleConnTimeout,
+		Proxy:                  http.ProxyFromEnvironment,
+		OnProxyConnectResponse: proxyConnectResponse,
+		DialContext:            (&net.Dialer{Timeout: dialTimeout}).DialContext,
+		TLSClientConfig:        tlsCfg,
+		TLSHandshakeTimeout:    dialTimeout,
+		ResponseHeaderTimeout:  responseHeaderTimeout,
+		IdleConnTimeout:        idleConnTimeout,
 	}
 	c := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) >= maxRedirects {
@@ -154,6 +155,16 @@ func (f *Fetcher) client(host string) (*http.Client, error) {
 	}}
 	f.clients[host] = c
 	return c, nil
+}
+
+// proxyConnectResponse names the proxy (without its credentials) that refuses to open a tunnel
+// to a foreign layer's host, as the registry transport does: net/http reports only the status
+// text ("Forbidden"), which reads as the layer server's answer.
+func proxyConnectResponse(_ context.Context, proxy *url.URL, req *http.Request, resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	return errors.Wrapf(types.ErrProxyRefused, "proxy %s refused to connect to %s (%s)", redact.URL(proxy), req.Host, resp.Status)
 }
 
 // sanitizeError strips the URL a *url.Error carries (it may hold a token) down to redact's form.

@@ -6,10 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
+	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -42,5 +45,40 @@ func TestFetcherReusesConnections(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 3 downloads from one host, want 1", n)
+	}
+}
+
+// TestProxyRefusalNamesTheProxy: a proxy (HTTPS_PROXY) that refuses to open a tunnel to a
+// foreign layer's host is named, without its credentials, as a refusal by the proxy
+// (types.ErrProxyRefused); it read "Forbidden", as if the layer's server had answered.
+func TestProxyRefusalNamesTheProxy(t *testing.T) {
+	t.Parallel()
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden) // every CONNECT
+	}))
+	t.Cleanup(proxy.Close)
+	proxyURL, err := url.Parse(proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyURL.User = url.UserPassword("puser", "proxy-secret")
+	f := New(nil)
+	c, err := f.client("layers.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Transport.(*http.Transport).Proxy = http.ProxyURL(proxyURL) // what HTTPS_PROXY would give
+	info := types.BlobInfo{Digest: digest.FromString("layer"), Size: 5, URLs: []string{"https://layers.example.com/layer"}}
+	_, _, err = f.Fetch(context.Background(), info)
+	if !errors.Is(err, types.ErrProxyRefused) || types.Classify(err) != types.ClassNetwork {
+		t.Fatalf("error %v (class %v), want a refusal by the proxy", err, types.Classify(err))
+	}
+	for _, want := range []string{proxyURL.Host, "layers.example.com", "403 Forbidden"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "proxy-secret") {
+		t.Errorf("error %q shows the proxy's password", err)
 	}
 }
