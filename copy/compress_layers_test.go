@@ -1,13 +1,16 @@
 package copy
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/manifest"
 	"github.com/imgcopy/imgcopy/types"
@@ -145,5 +148,42 @@ func TestCopyPreserveDigestsNamesTheLayer(t *testing.T) {
 	err := expectFailure(t, dest, src, &Options{DestinationCompression: "zstd", PreserveDigests: true})
 	if want := "preserving digests: layer 1 would be recompressed from gzip to zstd, so its digest and the manifest's would change"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+// TestCopySchema2RefusesOCIOnlyFieldsFirst: an OCI manifest with a subject or an artifactType
+// copied where only Docker schema2 may be written (--format v2s2) is refused before any blob
+// is written; the conversion, after the blobs, failed with every layer uploaded already.
+func TestCopySchema2RefusesOCIOnlyFieldsFirst(t *testing.T) {
+	for _, tc := range []struct{ name, field, want string }{
+		{"subject", "subject", "subject"},
+		{"artifactType", "artifactType", "artifactType"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newMemStore()
+			img := putImage(t, s, imgspecv1.MediaTypeImageManifest, "amd64", []testLayer{makeLayer(t, 1, 8<<10, "gzip")}, nil)
+			var m map[string]any
+			if err := json.Unmarshal(img.manifest, &m); err != nil {
+				t.Fatal(err)
+			}
+			if tc.field == "subject" {
+				m["subject"] = map[string]any{"mediaType": imgspecv1.MediaTypeImageManifest, "digest": digest.FromString("other"), "size": 5}
+			} else {
+				m["artifactType"] = "application/vnd.example.thing"
+			}
+			b := mustJSON(t, m)
+			s.addInstance(b, imgspecv1.MediaTypeImageManifest)
+			s.setTop(b, imgspecv1.MediaTypeImageManifest)
+			dest := newFakeRef("dest", newMemStore())
+			var puts atomic.Int32
+			dest.dest.onPut = func(types.BlobInfo) { puts.Add(1) }
+			_, err := Image(context.Background(), dest, newFakeRef("src", s), &Options{ForceManifestMIMEType: manifest.DockerV2Schema2MediaType})
+			if !errors.Is(err, types.ErrConversionLoss) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want a conversion loss naming the %s", err, tc.want)
+			}
+			if n := puts.Load(); n != 0 {
+				t.Errorf("%d blobs written before the refusal", n)
+			}
+		})
 	}
 }
