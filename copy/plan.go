@@ -1,7 +1,6 @@
 package copy
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -330,29 +329,15 @@ func writtenLayerAnnotations(src, written types.BlobInfo) map[string]string {
 	return out
 }
 
-// checkSchema2Expressible fails, before any blob is copied, when every manifest type the copy
-// may write is Docker schema2 (--format v2s2, or a destination that stores nothing else) and
-// the OCI source manifest has fields schema2 has no place for: the conversion, which comes
-// after the blobs, would fail then, with every blob already uploaded.
-func checkSchema2Expressible(blob []byte, srcType string, candidates []string) error {
-	if srcType != imgspecv1.MediaTypeImageManifest || len(candidates) == 0 ||
-		slices.ContainsFunc(candidates, func(t string) bool { return t != manifest.DockerV2Schema2MediaType }) {
+// checkSchema2Only fails, before any blob is copied, when every manifest type the copy may
+// write is Docker schema2 (--format v2s2, or a destination that stores nothing else) and the
+// source manifest m has fields schema2 has no place for: the conversion, which comes after the
+// blobs, would fail then, with every blob already uploaded.
+func checkSchema2Only(m manifest.Manifest, candidates []string) error {
+	if len(candidates) == 0 || slices.ContainsFunc(candidates, func(t string) bool { return t != manifest.DockerV2Schema2MediaType }) {
 		return nil
 	}
-	var f struct {
-		ArtifactType string                `json:"artifactType"`
-		Subject      *imgspecv1.Descriptor `json:"subject"`
-	}
-	if json.Unmarshal(blob, &f) != nil {
-		return nil // parsed already; the conversion says what is wrong
-	}
-	switch {
-	case f.ArtifactType != "":
-		return errors.Wrapf(types.ErrConversionLoss, "the manifest's artifactType %q cannot be expressed in the Docker schema2 manifest this copy must write", f.ArtifactType)
-	case f.Subject != nil:
-		return errors.Wrapf(types.ErrConversionLoss, "the manifest's subject %s (it refers to another image) cannot be expressed in the Docker schema2 manifest this copy must write", f.Subject.Digest)
-	}
-	return nil
+	return manifest.Schema2Expressible(m)
 }
 
 // encryptedSuffix ends the media type of an encrypted layer (ocicrypt): the blob is the

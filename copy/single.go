@@ -150,7 +150,7 @@ func (c *copier) planSingle(manBlob []byte, mimeType string, instance *digest.Di
 	if sc.mplan, err = planManifest(in); err != nil {
 		return nil, err
 	}
-	if err := checkSchema2Expressible(manBlob, m.MIMEType(), sc.mplan.Candidates); err != nil {
+	if err := checkSchema2Only(m, sc.mplan.Candidates); err != nil {
 		return nil, err
 	}
 	sc.convert1 = manifest.IsSchema1Type(m.MIMEType()) && (!sc.mplan.KeepOriginal || len(sc.mplan.Candidates) > 1)

@@ -16,6 +16,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/proxyerr"
 	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -120,7 +121,7 @@ func (c *client) statusError(resp *http.Response, kind objectKind) error {
 	if resp.StatusCode == http.StatusProxyAuthRequired {
 		// Only a proxy answers 407: here one that HTTP_PROXY names for plain HTTP.
 		drain(resp)
-		return &proxyRefusedError{proxy: c.proxyOf(resp.Request), target: c.host, status: resp.Status, code: resp.StatusCode}
+		return &proxyerr.Refused{Proxy: c.proxyOf(resp.Request), Target: c.host, Status: resp.Status, Code: resp.StatusCode}
 	}
 	err := newRegistryError(resp, c.name(), kind, c.pullOnly)
 	if re, ok := err.(*registryError); ok && writeScopeRefused(resp) && c.auth.hasCredentials() {

@@ -1,8 +1,6 @@
 package docker
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -10,7 +8,7 @@ import (
 
 	"github.com/pkg/errors"
 
-	"github.com/imgcopy/imgcopy/internal/redact"
+	"github.com/imgcopy/imgcopy/internal/proxyerr"
 	"github.com/imgcopy/imgcopy/internal/tlsconfig"
 	"github.com/imgcopy/imgcopy/types"
 )
@@ -79,7 +77,7 @@ func sharedEndpoint(sys *types.SystemContext, host string) (*endpoint, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
-	tr.OnProxyConnectResponse = proxyConnectResponse
+	tr.OnProxyConnectResponse = proxyerr.OnConnectResponse
 	if tr.DialContext != nil {
 		tr.DialContext = bulkDialer(tr.DialContext)
 	}
@@ -107,45 +105,3 @@ func (a *authenticator) setChallenge(c challenge) {
 	defer a.mu.Unlock()
 	a.challenge = &c
 }
-
-// proxyConnectResponse turns a proxy's refusal to open a tunnel to a registry (HTTPS_PROXY)
-// into a proxyRefusedError: net/http reports only the status text ("Forbidden"), which reads as
-// the registry's answer.
-func proxyConnectResponse(_ context.Context, proxy *url.URL, req *http.Request, resp *http.Response) error {
-	if resp.StatusCode == http.StatusOK {
-		return nil
-	}
-	return &proxyRefusedError{proxy: redact.URL(proxy), target: req.Host, status: resp.Status, code: resp.StatusCode}
-}
-
-// proxyRefusedError is a proxy's answer other than 200 to a CONNECT request, or its 407 to a
-// plain-HTTP request. It matches types.ErrProxyRefused; proxy is its URL without credentials
-// ("" when unknown).
-type proxyRefusedError struct {
-	proxy, target, status string
-	code                  int
-}
-
-func (e *proxyRefusedError) Error() string {
-	msg := fmt.Sprintf("%s refused to connect to %s: %s", e.proxyName(), e.target, e.status)
-	if e.code == http.StatusProxyAuthRequired {
-		msg += " (the proxy wants credentials: put them in its URL, http://USER:PASSWORD@HOST:PORT, or check the ones there)"
-	}
-	return msg
-}
-
-func (e *proxyRefusedError) proxyName() string {
-	if e.proxy == "" {
-		return "a proxy"
-	}
-	return "proxy " + e.proxy
-}
-
-// Is makes errors.Is(err, types.ErrProxyRefused) and errors.Is(err, types.ErrNetwork) true.
-func (e *proxyRefusedError) Is(target error) bool {
-	return target == types.ErrProxyRefused || target == types.ErrNetwork
-}
-
-// retryable reports whether asking again may help: a proxy's 5xx (its upstream failed), not a
-// refusal (403, 407).
-func (e *proxyRefusedError) retryable() bool { return e.code >= 500 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/imgcopy/imgcopy/internal/ctxio"
+	"github.com/imgcopy/imgcopy/internal/proxyerr"
 	"github.com/imgcopy/imgcopy/types"
 )
 
@@ -132,9 +133,9 @@ func retryableError(ctx context.Context, err error) bool {
 	if errors.Is(err, types.ErrClientCertRefused) {
 		return false
 	}
-	var proxyRefused *proxyRefusedError
+	var proxyRefused *proxyerr.Refused
 	if errors.As(err, &proxyRefused) {
-		return proxyRefused.retryable()
+		return proxyRefused.Retryable()
 	}
 	var te *transportError
 	var ne net.Error

@@ -83,6 +83,13 @@ func isSchema2ConfigType(mt, source string) bool {
 		source == DockerV2Schema2MediaType
 }
 
+// Schema2Expressible returns an error wrapping ErrConversionLoss when m has OCI fields a
+// Docker schema2 manifest has no place for (artifactType, subject), as converting m to schema2
+// would: a caller can refuse such a conversion before copying anything.
+func Schema2Expressible(m Manifest) error {
+	return imageFrom(m).checkSchema2Expressible()
+}
+
 // checkSchema2Expressible fails for OCI features schema2 has no field for.
 func (img *image) checkSchema2Expressible() error {
 	if img.artifactType != "" {

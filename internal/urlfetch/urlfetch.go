@@ -16,6 +16,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/sirupsen/logrus"
 
+	"github.com/imgcopy/imgcopy/internal/proxyerr"
 	"github.com/imgcopy/imgcopy/internal/redact"
 	"github.com/imgcopy/imgcopy/internal/tlsconfig"
 	"github.com/imgcopy/imgcopy/types"
@@ -140,7 +141,7 @@ func (f *Fetcher) client(host string) (*http.Client, error) {
 	}
 	tr := &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
-		OnProxyConnectResponse: proxyConnectResponse,
+		OnProxyConnectResponse: proxyerr.OnConnectResponse, // names a proxy refusing the tunnel
 		DialContext:            (&net.Dialer{Timeout: dialTimeout}).DialContext,
 		TLSClientConfig:        tlsCfg,
 		TLSHandshakeTimeout:    dialTimeout,
@@ -155,16 +156,6 @@ func (f *Fetcher) client(host string) (*http.Client, error) {
 	}}
 	f.clients[host] = c
 	return c, nil
-}
-
-// proxyConnectResponse names the proxy (without its credentials) that refuses to open a tunnel
-// to a foreign layer's host, as the registry transport does: net/http reports only the status
-// text ("Forbidden"), which reads as the layer server's answer.
-func proxyConnectResponse(_ context.Context, proxy *url.URL, req *http.Request, resp *http.Response) error {
-	if resp.StatusCode == http.StatusOK {
-		return nil
-	}
-	return errors.Wrapf(types.ErrProxyRefused, "proxy %s refused to connect to %s (%s)", redact.URL(proxy), req.Host, resp.Status)
 }
 
 // sanitizeError strips the URL a *url.Error carries (it may hold a token) down to redact's form.
